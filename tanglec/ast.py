@@ -1,0 +1,271 @@
+"""AST of a .tangle spec: plain dataclasses, every node carrying the source span it came from."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+
+@dataclass(frozen=True)
+class Span:
+    """A region of a source file; lines and columns are 1-based, end_col exclusive."""
+
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+    def to_json(self) -> dict:
+        return {"file": self.file, "line": self.line, "col": self.col,
+                "end_line": self.end_line, "end_col": self.end_col}
+
+
+@dataclass(frozen=True)
+class Name:
+    """An identifier as written, with where it was written (so diagnostics can point at it)."""
+
+    text: str
+    span: Span
+
+    def __str__(self) -> str:
+        return self.text
+
+
+# ---- field types ---------------------------------------------------------------
+
+@dataclass
+class IntType:
+    lo: int
+    hi: int
+    span: Span
+
+    def describe(self) -> str:
+        return f"int {self.lo}..{self.hi}"
+
+
+@dataclass
+class FloatType:
+    lo: float | None
+    hi: float | None
+    span: Span
+
+    def describe(self) -> str:
+        return "float" if self.lo is None else f"float {self.lo}..{self.hi}"
+
+
+@dataclass
+class CategoryType:
+    values: list[Name]
+    span: Span
+
+    def describe(self) -> str:
+        return "category " + " | ".join(v.text for v in self.values)
+
+
+@dataclass
+class VectorType:
+    size: int
+    span: Span
+
+    def describe(self) -> str:
+        return f"vector({self.size})"
+
+
+FieldType = Union[IntType, FloatType, CategoryType, VectorType]
+
+
+# ---- expressions ---------------------------------------------------------------
+
+@dataclass
+class Number:
+    value: float | int
+    span: Span
+
+
+@dataclass
+class Ref:
+    name: Name
+    span: Span
+
+
+@dataclass
+class BinOp:
+    op: str  # + - * / // % ** == != < <= > >= and or
+    left: "Expr"
+    right: "Expr"
+    span: Span
+
+
+@dataclass
+class UnaryOp:
+    op: str  # - not
+    operand: "Expr"
+    span: Span
+
+
+@dataclass
+class Call:
+    func: Name  # min max abs
+    args: list["Expr"]
+    span: Span
+
+
+@dataclass
+class IfElse:
+    cond: "Expr"
+    then: "Expr"
+    otherwise: "Expr"
+    span: Span
+
+
+@dataclass
+class MatchCase:
+    value: Name | None  # None for the wildcard `_`
+    expr: "Expr"
+    span: Span
+
+
+@dataclass
+class Match:
+    selector: Name
+    cases: list[MatchCase]
+    span: Span
+
+
+Expr = Union[Number, Ref, BinOp, UnaryOp, Call, IfElse, Match]
+
+
+# ---- statements ----------------------------------------------------------------
+
+@dataclass
+class InputDecl:
+    name: Name
+    type: FieldType
+    span: Span
+
+
+@dataclass
+class SelectDecl:
+    name: Name
+    values: list[Name]
+    span: Span
+
+
+@dataclass
+class Codec:
+    kind: Name  # bits onehot scalar latent vector
+    size: int | None
+    span: Span
+
+    def __str__(self) -> str:
+        return self.kind.text if self.size is None else f"{self.kind.text}({self.size})"
+
+
+@dataclass
+class Layer:
+    """`dense 64 relu`, `dropout 0.1`, `norm`, or a block such as `residual(dense 12 relu, dense 12)`."""
+
+    kind: Name
+    args: list[float | int | Name]
+    children: list["Layer"]
+    span: Span
+    is_block: bool = False
+
+    def __str__(self) -> str:
+        if self.is_block:
+            return f"{self.kind.text}(" + ", ".join(str(c) for c in self.children) + ")"
+        return " ".join([self.kind.text, *(str(a) for a in self.args)])
+
+
+@dataclass
+class ModuleDecl:
+    name: Name
+    input: Codec
+    output: Codec
+    layers: list[Layer]
+    span: Span
+
+
+@dataclass
+class FanOut:
+    """One stage of a route: a single module, or several that all receive the previous output."""
+
+    modules: list[Name]
+    span: Span
+
+
+@dataclass
+class Branch:
+    value: Name   # the selector value that picks this branch
+    module: Name  # the module run for it (same name as the value unless written `value: module`)
+    span: Span
+
+
+@dataclass
+class Mux:
+    branches: list[Branch]
+    selector: Name
+    strategy: Name | None
+    span: Span
+
+
+Stage = Union[FanOut, Mux]
+
+
+@dataclass
+class RouteDecl:
+    source: Name
+    stages: list[Stage]
+    span: Span
+
+
+@dataclass
+class TargetDecl:
+    name: Name
+    type: FieldType | None
+    expr: Expr | None  # None: the target is a column of the data file
+    span: Span
+
+
+@dataclass
+class DecodeDecl:
+    modules: list[Name]
+    target: Name
+    span: Span
+
+
+@dataclass
+class Setting:
+    key: Name
+    value: float | int | str | Name | tuple[Name, float]
+    span: Span
+
+
+@dataclass
+class DataDecl:
+    source: str  # enumerate | sample | file
+    arg: int | str | None
+    settings: list[Setting]
+    span: Span
+
+
+@dataclass
+class TrainDecl:
+    settings: list[Setting]
+    span: Span
+
+
+Statement = Union[InputDecl, SelectDecl, ModuleDecl, RouteDecl, TargetDecl, DecodeDecl, DataDecl, TrainDecl]
+
+
+@dataclass
+class Spec:
+    path: str
+    source: str
+    statements: list[Statement] = field(default_factory=list)
+
+    def of(self, kind: type) -> list:
+        return [s for s in self.statements if isinstance(s, kind)]

@@ -1,0 +1,660 @@
+"""Semantic checks: every problem in a spec, each a positioned Diagnostic; never stops at the first.
+
+`check(spec)` returns a Checked bundle (graph, resolved settings, example data when it could be
+built, and all diagnostics). Checking never imports TensorFlow, and on small enumerated specs not even
+numpy (see `target_values`).
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import ast, expr
+from .diagnostics import ERROR, WARNING, Diagnostic, Related, TangleError, did_you_mean, sort_key
+from .graph import CODECS, DATA_CODECS, SIZED_CODECS, TangleGraph, build, codec_width
+
+LAYER_KINDS = {"dense", "dropout", "norm", "residual"}
+ACTIVATIONS = {"relu", "gelu", "tanh", "sigmoid", "elu", "selu", "swish", "softplus", "linear", "leaky_relu"}
+OPTIMIZERS = {"adam", "sgd", "rmsprop", "adamw"}
+MUX_STRATEGIES = {"where", "partition", "gather", "auto"}
+TRAIN_KEYS = {"steps", "batch", "lr", "seed", "until", "weight", "mux", "eval_every", "optimizer"} | OPTIMIZERS
+DATA_KEYS = {"seed", "eval"}
+MAX_ENUMERATION = 1_000_000
+MAX_MODULES = 1000
+MAX_PARAMETERS = 50_000_000
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 300
+    batch: int = 64
+    optimizer: str = "adam"
+    lr: float = 0.01
+    seed: int = 0
+    until_exact: bool = False
+    weights: dict[str, float] = field(default_factory=dict)
+    mux: str = "where"
+    eval_every: int = 10
+
+
+@dataclass
+class DataConfig:
+    source: str = "enumerate"  # enumerate | sample | file
+    count: int | None = None
+    path: Path | None = None
+    seed: int = 0
+    eval_fraction: float = 0.0
+    span: ast.Span | None = None
+
+
+@dataclass
+class Checked:
+    spec: ast.Spec
+    graph: TangleGraph
+    train: TrainConfig
+    data: DataConfig
+    diagnostics: list[Diagnostic]
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.is_error]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def expr_scope(self) -> expr.Scope:
+        g = self.graph
+        numeric = {n for n, d in g.inputs.items() if isinstance(d.type, (ast.IntType, ast.FloatType))}
+        categorical = {n: [v.text for v in d.values] for n, d in g.selectors.items()}
+        categorical.update({n: [v.text for v in d.type.values] for n, d in g.inputs.items()
+                            if isinstance(d.type, ast.CategoryType)})
+        return expr.Scope(numeric, categorical)
+
+
+def check(spec: ast.Spec) -> Checked:
+    graph = build(spec)
+    ctx = _Checker(spec, graph)
+    ctx.run()
+    diags = sorted(ctx.diags, key=sort_key)
+    return Checked(spec, graph, ctx.train, ctx.data, diags)
+
+
+def check_or_raise(spec: ast.Spec) -> Checked:
+    checked = check(spec)
+    if checked.errors:
+        raise TangleError(checked.diagnostics)
+    return checked
+
+
+class _Checker:
+    def __init__(self, spec: ast.Spec, graph: TangleGraph):
+        self.spec = spec
+        self.g = graph
+        self.diags: list[Diagnostic] = []
+        self.train = TrainConfig()
+        self.data = DataConfig()
+
+    def error(self, code, message, span, hints=(), related=()):
+        self.diags.append(Diagnostic(code, message, span, ERROR, list(hints), list(related)))
+
+    def warn(self, code, message, span, hints=(), related=()):
+        self.diags.append(Diagnostic(code, message, span, WARNING, list(hints), list(related)))
+
+    def run(self) -> None:
+        self.check_names()
+        for decl in self.g.inputs.values():
+            self.check_field_type(decl.type)
+        for decl in self.spec.of(ast.SelectDecl):
+            self.check_selector(decl)
+        for decl in self.g.modules.values():
+            self.check_module(decl)
+        for route in self.spec.of(ast.RouteDecl):
+            self.check_route(route)
+        self.check_cycles()
+        acyclic = self.g.g.find_cycle() is None
+        self.check_decoders()
+        if acyclic:
+            self.check_reachability()
+        self.check_settings()
+        self.check_targets()
+        self.check_limits()
+
+    # -- names -----------------------------------------------------------------------
+    def check_names(self) -> None:
+        seen: dict[str, ast.Name] = {}
+        kinds = ((ast.InputDecl, "input"), (ast.SelectDecl, "selector"), (ast.ModuleDecl, "module"),
+                 (ast.TargetDecl, "target"))
+        for st in self.spec.statements:
+            for cls, what in kinds:
+                if isinstance(st, cls):
+                    name = st.name
+                    if name.text in seen:
+                        first = seen[name.text]
+                        self.error("E102", f"'{name.text}' is already declared", name.span,
+                                   hints=["names of inputs, selectors, modules and targets share one namespace"],
+                                   related=[Related(first.span, "first declared here")])
+                    else:
+                        seen[name.text] = name
+        for sel in self.spec.of(ast.SelectDecl):
+            self._unique_values(sel.values, f"selector {sel.name.text}")
+
+    def _unique_values(self, values: list[ast.Name], what: str) -> None:
+        first: dict[str, ast.Name] = {}
+        for v in values:
+            if v.text in first:
+                self.error("E102", f"value '{v.text}' appears twice in {what}", v.span,
+                           related=[Related(first[v.text].span, "first written here")])
+            first.setdefault(v.text, v)
+
+    def check_field_type(self, t: ast.FieldType) -> None:
+        if isinstance(t, ast.IntType) and t.lo > t.hi:
+            self.error("E116", f"empty range {t.lo}..{t.hi}", t.span, hints=[f"write {t.hi}..{t.lo}"])
+        elif isinstance(t, ast.FloatType) and t.lo is not None and not t.lo < t.hi:
+            self.error("E116", f"empty range {t.lo}..{t.hi}", t.span)
+        elif isinstance(t, ast.CategoryType):
+            self._unique_values(t.values, "category")
+        elif isinstance(t, ast.VectorType) and t.size < 1:
+            self.error("E116", "a vector needs at least 1 element", t.span)
+
+    def check_selector(self, decl: ast.SelectDecl) -> None:
+        used = any(m.selector.text == decl.name.text for m in self.g.muxes.values())
+        in_expr = any(decl.name.text in expr.referenced_names(t.expr)
+                      for t in self.spec.of(ast.TargetDecl) if t.expr is not None)
+        if not used and not in_expr:
+            self.warn("W201", f"selector '{decl.name.text}' chooses no multiplexer", decl.name.span,
+                      hints=["use it in a route: `[a | b] by " + decl.name.text + "`"])
+
+    # -- modules ---------------------------------------------------------------------
+    def check_codec(self, codec: ast.Codec) -> bool:
+        kind = codec.kind.text
+        if kind not in CODECS:
+            self.error("E114", f"unknown codec '{kind}'", codec.kind.span,
+                       hints=did_you_mean(kind, CODECS) + ["codecs: bits(n), onehot(n), scalar, latent(n), vector(n)"])
+            return False
+        if kind in SIZED_CODECS and codec.size is None:
+            self.error("E114", f"{kind} needs a size, e.g. {kind}(8)", codec.span)
+            return False
+        if kind == "scalar" and codec.size is not None:
+            self.error("E114", "scalar takes no size", codec.span, hints=["use vector(n) for several values"])
+            return False
+        if codec.size is not None and codec.size < 1:
+            self.error("E114", f"{kind} size must be at least 1", codec.span)
+            return False
+        if kind == "bits" and codec.size > 62:
+            self.error("E114", "bits(n) supports at most 62 bits", codec.span)
+            return False
+        return True
+
+    def check_module(self, m: ast.ModuleDecl) -> None:
+        ok_in = self.check_codec(m.input)
+        ok_out = self.check_codec(m.output)
+        width = codec_width(m.input) if ok_in else None
+        width = self.check_layers(m.layers, width)
+        if ok_out and width is not None and width != codec_width(m.output):
+            last = m.layers[-1].span if m.layers else m.span
+            self.error("E111", f"module '{m.name.text}' ends with width {width} but its output "
+                               f"{m.output} needs {codec_width(m.output)}", last,
+                       hints=[f"end the layer stack with `dense {codec_width(m.output)}`"],
+                       related=[Related(m.output.span, "output interface declared here")])
+
+    def check_layers(self, layers: list[ast.Layer], width: int | None) -> int | None:
+        for layer in layers:
+            width = self.check_layer(layer, width)
+        return width
+
+    def check_layer(self, layer: ast.Layer, width: int | None) -> int | None:
+        kind = layer.kind.text
+        if kind not in LAYER_KINDS:
+            self.error("E113", f"unknown layer '{kind}'", layer.kind.span,
+                       hints=did_you_mean(kind, LAYER_KINDS) + ["layers: dense N [activation], dropout P, norm, "
+                                                                "residual(...)"])
+            return None
+        if kind == "residual":
+            if not layer.is_block:
+                self.error("E111", "residual wraps layers: residual(dense 32 relu, dense 32)", layer.span)
+                return width
+            inner = self.check_layers(layer.children, width)
+            if inner is not None and width is not None and inner != width:
+                self.error("E111", f"residual block maps width {width} to {inner}; its output is added to its "
+                                   f"input, so both must match", layer.span,
+                           hints=[f"end the block with `dense {width}`"])
+            return width
+        if layer.is_block:
+            self.error("E111", f"'{kind}' is not a block; only residual(...) takes layers", layer.span)
+            return width
+        args = layer.args
+        if kind == "dense":
+            if not args or not isinstance(args[0], int) or args[0] < 1:
+                self.error("E111", "dense needs a positive number of units: `dense 64 relu`", layer.span)
+                return None
+            if len(args) > 2:
+                self.error("E111", "dense takes units and an optional activation", layer.span)
+            if len(args) == 2:
+                act = args[1]
+                if not isinstance(act, ast.Name) or act.text not in ACTIVATIONS:
+                    text = act.text if isinstance(act, ast.Name) else str(act)
+                    span = act.span if isinstance(act, ast.Name) else layer.span
+                    self.error("E111", f"unknown activation '{text}'", span,
+                               hints=did_you_mean(text, ACTIVATIONS) + [", ".join(sorted(ACTIVATIONS))])
+            if args[0] > 100_000:
+                self.error("E111", f"dense {args[0]} is wider than the 100000-unit limit", layer.span)
+                return None
+            return args[0]
+        if kind == "dropout":
+            if len(args) != 1 or isinstance(args[0], ast.Name) or not 0 <= args[0] < 1:
+                self.error("E111", "dropout takes one rate in [0, 1): `dropout 0.1`", layer.span)
+            return width
+        if kind == "norm" and args:
+            self.error("E111", "norm takes no arguments", layer.span)
+        return width
+
+    # -- routes ----------------------------------------------------------------------
+    def producer_codec(self, node: str) -> ast.Codec | None:
+        kind = self.g.kind(node)
+        if kind == "module":
+            return self.g.modules[node].output
+        if kind == "mux":
+            outs = [self.g.modules[b.module.text].output for b in self.g.muxes[node].branches
+                    if b.module.text in self.g.modules]
+            return outs[0] if outs else None
+        return None
+
+    def check_route(self, route: ast.RouteDecl) -> None:
+        src = route.source.text
+        producers: list[tuple[str, ast.Span]] = []
+        if src not in self.g.inputs and src not in self.g.modules:
+            self.error("E101", f"unknown input or module '{src}'", route.source.span,
+                       hints=did_you_mean(src, list(self.g.inputs) + list(self.g.modules)))
+        else:
+            producers = [(src, route.source.span)]
+        for i, stage in enumerate(route.stages):
+            if isinstance(stage, ast.FanOut):
+                if len(stage.modules) > 1 and i != len(route.stages) - 1:
+                    self.error("E123", "a fan-out must end the route", stage.span,
+                               hints=["continue from one of its modules in another `route` statement"])
+                consumers = []
+                for m in stage.modules:
+                    if self.known_module(m):
+                        consumers.append((m.text, m.span))
+                        self.check_edges(producers, m)
+                producers = consumers
+            else:
+                producers = self.check_mux(stage, producers)
+
+    def known_module(self, name: ast.Name) -> bool:
+        if name.text in self.g.modules:
+            return True
+        what = "an input, not a module" if name.text in self.g.inputs else None
+        self.error("E101", f"unknown module '{name.text}'" + (f" ('{name.text}' is {what})" if what else ""),
+                   name.span, hints=did_you_mean(name.text, self.g.modules))
+        return False
+
+    def check_mux(self, stage: ast.Mux, producers):
+        sel = stage.selector.text
+        mid = next(k for k, v in self.g.muxes.items() if v.span == stage.span and v.selector == stage.selector)
+        if len(stage.branches) < 2:
+            self.error("E105", f"a multiplexer needs at least two branches, this one has {len(stage.branches)}",
+                       stage.span, hints=["route straight to the module without [ ] instead"])
+        if stage.strategy is not None and stage.strategy.text not in MUX_STRATEGIES:
+            self.error("E122", f"unknown multiplexer strategy '{stage.strategy.text}'", stage.strategy.span,
+                       hints=did_you_mean(stage.strategy.text, MUX_STRATEGIES) + [", ".join(sorted(MUX_STRATEGIES))])
+        for b in stage.branches:
+            if self.known_module(b.module):
+                self.check_edges(producers, b.module)
+        if sel not in self.g.selectors:
+            self.error("E101", f"unknown selector '{sel}'", stage.selector.span,
+                       hints=did_you_mean(sel, self.g.selectors))
+        else:
+            decl = self.g.selectors[sel]
+            values = [v.text for v in decl.values]
+            written = [b.value.text for b in stage.branches]
+            for b in stage.branches:
+                if b.value.text not in values:
+                    self.error("E106", f"'{b.value.text}' is not a value of selector '{sel}'", b.value.span,
+                               hints=did_you_mean(b.value.text, values) + [f"{sel} is one of: {', '.join(values)}"],
+                               related=[Related(decl.span, f"{sel} declared here")])
+            missing = [v for v in values if v not in written]
+            if missing:
+                self.error("E106", f"no branch for {', '.join(missing)} of selector '{sel}'", stage.span,
+                           hints=[f"add a branch `{missing[0]}: some_module`"],
+                           related=[Related(decl.span, f"{sel} declared here")])
+            self._unique_values([b.value for b in stage.branches], "this multiplexer")
+        outs = [(b, self.g.modules[b.module.text].output) for b in stage.branches if b.module.text in self.g.modules]
+        for b, codec in outs[1:]:
+            if not _same_codec(codec, outs[0][1]):
+                self.error("E104", f"branches of one multiplexer must share an output interface: "
+                                   f"'{b.module.text}' gives {codec}, '{outs[0][0].module.text}' gives {outs[0][1]}",
+                           b.span, related=[Related(self.g.modules[b.module.text].output.span, "declared here")])
+        return [(mid, stage.span)]
+
+    def check_edges(self, producers, consumer: ast.Name) -> None:
+        target = self.g.modules[consumer.text]
+        for node, _ in producers:
+            if self.g.kind(node) == "input":
+                self.check_input_codec(self.g.inputs[node], target, consumer.span)
+                continue
+            out = self.producer_codec(node)
+            if out is None or not self._codec_known(out) or not self._codec_known(target.input):
+                continue
+            if not _same_codec(out, target.input):
+                label = node if self.g.kind(node) == "module" else f"the multiplexer by {node.split(':')[1]}"
+                self.error("E104", f"interface mismatch: {label} gives {out} but '{consumer.text}' takes "
+                                   f"{target.input}", consumer.span,
+                           related=[Related(out.span, f"{label} output declared here"),
+                                    Related(target.input.span, f"'{consumer.text}' input declared here")])
+
+    def _codec_known(self, c: ast.Codec) -> bool:
+        return c.kind.text in CODECS
+
+    def check_input_codec(self, field_decl: ast.InputDecl, module: ast.ModuleDecl, at: ast.Span) -> None:
+        codec, t, name = module.input, field_decl.type, field_decl.name.text
+        kind = codec.kind.text
+        if kind not in CODECS or (kind in SIZED_CODECS and codec.size is None):
+            return
+        problem = None
+        if kind == "latent":
+            problem = f"'{module.name.text}' takes a latent, but '{name}' is data; give it a data codec"
+        elif kind == "bits":
+            if not isinstance(t, ast.IntType) or t.lo < 0 or t.hi >= 2 ** codec.size:
+                problem = f"{codec} holds ints 0..{2 ** codec.size - 1}, but '{name}' is {t.describe()}"
+        elif kind == "onehot":
+            if isinstance(t, ast.CategoryType):
+                if len(t.values) > codec.size:
+                    problem = f"{codec} has {codec.size} slots, but '{name}' has {len(t.values)} categories"
+            elif not isinstance(t, ast.IntType) or t.lo < 0 or t.hi >= codec.size:
+                problem = f"{codec} holds ints 0..{codec.size - 1}, but '{name}' is {t.describe()}"
+        elif kind == "scalar":
+            if not isinstance(t, (ast.IntType, ast.FloatType)):
+                problem = f"scalar needs a numeric field, but '{name}' is {t.describe()}"
+        elif kind == "vector":
+            if not isinstance(t, ast.VectorType) or t.size != codec.size:
+                problem = f"{codec} needs a vector({codec.size}) field, but '{name}' is {t.describe()}"
+        if problem:
+            self.error("E117", f"interface mismatch: {problem}", at,
+                       related=[Related(codec.span, "input interface declared here"),
+                                Related(field_decl.span, f"'{name}' declared here")])
+
+    def check_cycles(self) -> None:
+        cycle = self.g.g.find_cycle()
+        if cycle is None:
+            return
+        u, v = cycle[-1][0], cycle[-1][1]
+        path = " -> ".join([e[0] for e in cycle] + [cycle[0][0]])
+        self.error("E103", f"cycle in the module graph: {_pretty(path)}", self.g.g.edges[u, v]["span"],
+                   hints=["a tangle is a DAG: route each module's output forward only"])
+
+    def check_reachability(self) -> None:
+        reachable = set()
+        for n in self.g.inputs:
+            reachable |= self.g.g.descendants(n) | {n}
+        for name, m in self.g.modules.items():
+            if name not in reachable:
+                self.error("E107", f"no route reaches module '{name}'", m.name.span,
+                           hints=[f"add it to a route, e.g. `route <input> -> {name}`, or remove it"])
+
+    # -- decoders and targets --------------------------------------------------------
+    def check_decoders(self) -> None:
+        decoded = {}
+        for d in self.spec.of(ast.DecodeDecl):
+            for m in d.modules:
+                if m.text in decoded:
+                    self.error("E102", f"'{m.text}' is decoded twice", m.span,
+                               related=[Related(decoded[m.text], "first decoded here")])
+                    continue
+                decoded[m.text] = m.span
+                if not self.known_module(m):
+                    continue
+                out = self.g.modules[m.text].output
+                if out.kind.text not in DATA_CODECS:
+                    self.error("E118", f"'{m.text}' outputs {out}, which can't be decoded; decoders output "
+                                       f"bits(n), onehot(n), scalar or vector(n)", m.span,
+                               related=[Related(out.span, "output declared here")])
+            if d.target.text not in self.g.targets:
+                self.error("E101", f"unknown target '{d.target.text}'", d.target.span,
+                           hints=did_you_mean(d.target.text, self.g.targets))
+        for name, m in self.g.modules.items():
+            if m.output.kind.text in DATA_CODECS and name not in self.g.decoders:
+                self.error("E108", f"decoder '{name}' has no target", m.name.span,
+                           hints=[f"add `decode {name} as <target>`"])
+        if not self.g.decoders and not self.diags:
+            self.error("E126", "nothing to train: no decoder", ast.Span(self.spec.path, 1, 1, 1, 2),
+                       hints=["declare a module with a data output and `decode it as <target>`"])
+
+    def check_settings(self) -> None:
+        for t in self.spec.of(ast.TrainDecl):
+            for s in t.settings:
+                self.train_setting(s)
+        datas = self.spec.of(ast.DataDecl)
+        for extra in datas[1:]:
+            self.error("E102", "only one `data` statement is allowed", extra.span,
+                       related=[Related(datas[0].span, "first data statement")])
+        if datas:
+            d = datas[0]
+            self.data.source, self.data.span = d.source, d.span
+            if d.source == "sample":
+                if d.arg < 1:
+                    self.error("E119", "sample needs at least 1 example", d.span)
+                self.data.count = d.arg
+            elif d.source == "file":
+                self.data.path = (Path(self.spec.path).parent / d.arg) if self.spec.path else Path(d.arg)
+                if not self.data.path.is_file():
+                    self.error("E119", f"data file not found: {d.arg}", d.span,
+                               hints=[f"paths are relative to the spec's folder: looked for {self.data.path}"])
+            for s in d.settings:
+                self.data_setting(s)
+
+    def _number(self, s: ast.Setting, lo: float, hi: float | None, integer: bool) -> float | None:
+        v = s.value
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and (not integer or isinstance(v, int))
+        if ok and v >= lo and (hi is None or v <= hi):
+            return v
+        rng = f"{lo}.." + (f"{hi}" if hi is not None else "")
+        self.error("E115", f"{s.key.text} takes {'an integer' if integer else 'a number'} in {rng}", s.span)
+        return None
+
+    def train_setting(self, s: ast.Setting) -> None:
+        key, t = s.key.text, self.train
+        if key not in TRAIN_KEYS:
+            self.error("E115", f"unknown training setting '{key}'", s.key.span,
+                       hints=did_you_mean(key, TRAIN_KEYS) + ["settings: " + ", ".join(sorted(TRAIN_KEYS))])
+        elif key in ("steps", "batch", "eval_every"):
+            v = self._number(s, 1, 10_000_000, True)
+            if v is not None:
+                setattr(t, key, v)
+        elif key == "seed":
+            v = self._number(s, 0, 2**31 - 1, True)
+            if v is not None:
+                t.seed = v
+        elif key in OPTIMIZERS or key == "lr":
+            v = self._number(s, 1e-9, 10, False)
+            if v is not None:
+                t.lr = v
+            if key != "lr":
+                t.optimizer = key
+        elif key == "optimizer":
+            if not isinstance(s.value, ast.Name) or s.value.text not in OPTIMIZERS:
+                self.error("E115", "optimizer is one of " + ", ".join(sorted(OPTIMIZERS)), s.span)
+            else:
+                t.optimizer = s.value.text
+        elif key == "until":
+            if not isinstance(s.value, ast.Name) or s.value.text != "exact":
+                self.error("E115", "`until exact` is the only stopping rule", s.span)
+            else:
+                t.until_exact = True
+        elif key == "mux":
+            if not isinstance(s.value, ast.Name) or s.value.text not in MUX_STRATEGIES:
+                self.error("E122", "mux is one of " + ", ".join(sorted(MUX_STRATEGIES)), s.span)
+            else:
+                t.mux = s.value.text
+        elif key == "weight":
+            if not isinstance(s.value, tuple):
+                self.error("E115", "weight is written `weight decoder:1.5`", s.span)
+                return
+            name, w = s.value
+            if name.text not in self.g.decoders:
+                self.error("E101", f"unknown decoder '{name.text}'", name.span,
+                           hints=did_you_mean(name.text, self.g.decoders))
+            elif not isinstance(w, (int, float)) or w < 0:
+                self.error("E115", "a loss weight is a number >= 0", s.span)
+            else:
+                t.weights[name.text] = float(w)
+
+    def data_setting(self, s: ast.Setting) -> None:
+        key = s.key.text
+        if key not in DATA_KEYS:
+            self.error("E115", f"unknown data setting '{key}'", s.key.span,
+                       hints=did_you_mean(key, DATA_KEYS) + ["settings: seed N, eval FRACTION"])
+        elif key == "seed":
+            v = self._number(s, 0, 2**31 - 1, True)
+            if v is not None:
+                self.data.seed = v
+        elif key == "eval":
+            v = self._number(s, 0, 0.9, False)
+            if v is not None:
+                self.data.eval_fraction = float(v)
+
+    def check_targets(self) -> None:
+        checked = Checked(self.spec, self.g, self.train, self.data, [])
+        scope = checked.expr_scope()
+        bad_expr = set()
+        for name, t in self.g.targets.items():
+            if t.type is not None:
+                self.check_field_type(t.type)
+            if t.expr is None:
+                if self.data.source != "file":
+                    self.error("E124", f"target '{name}' comes from data, but the data is not a file", t.span,
+                               hints=['read a file: `data file "rows.csv"`, or give an expression'])
+                continue
+            found = expr.check(t.expr, scope)
+            self.diags += found
+            if found:
+                bad_expr.add(name)
+        for name, t in self.g.targets.items():
+            if name not in self.g.decoders.values():
+                self.warn("W203", f"target '{name}' is decoded by no module", t.name.span)
+        if any(d.is_error for d in self.diags):
+            return  # data needs a sound spec
+        values = self.target_values(checked)
+        if values is not None:
+            self.check_target_ranges(values)
+
+    def target_values(self, checked: Checked) -> dict[str, list] | None:
+        """Each target's values over the data: row by row in plain Python for a small enumerated
+        domain (no numpy import, so `check` stays fast), else through the numpy data pipeline."""
+        domain = _small_domain(self.g)
+        if self.data.source == "enumerate" and domain is not None:
+            names, grids = domain
+            rows = [dict(zip(names, combo)) for combo in itertools.product(*grids)]
+            out, scope = {}, checked.expr_scope()
+            for name, t in self.g.targets.items():
+                try:
+                    out[name] = expr.evaluate_rows(t.expr, rows, scope)
+                except expr.ExprError as err:
+                    self.diags.append(err.diagnostic)
+            return out
+        from .data import DataError, build_examples
+
+        try:
+            examples = build_examples(checked)
+        except DataError as err:
+            self.diags += err.diagnostics
+            return None
+        return {k: [None if v != v else v for v in arr.tolist()] for k, arr in examples.targets.items()
+                if arr.ndim == 1}
+
+    def check_target_ranges(self, values: dict[str, list]) -> None:
+        for decoder, target in self.g.decoders.items():
+            if decoder not in self.g.modules or target not in values:
+                continue
+            codec = self.g.modules[decoder].output
+            t = self.g.targets[target]
+            problem = _range_problem(codec, [v for v in values[target] if v is not None])
+            if problem:
+                where = t.expr.span if t.expr is not None else t.span
+                self.error("E112", f"target '{target}' {problem} for decoder '{decoder}' ({codec})", where,
+                           related=[Related(codec.span, f"'{decoder}' output declared here")])
+
+    def check_limits(self) -> None:
+        if len(self.g.modules) > MAX_MODULES:
+            self.error("E127", f"{len(self.g.modules)} modules exceed the limit of {MAX_MODULES}",
+                       ast.Span(self.spec.path, 1, 1, 1, 2))
+        total = sum(estimate_parameters(m) for m in self.g.modules.values())
+        if total > MAX_PARAMETERS:
+            self.error("E127", f"about {total:,} parameters exceed the limit of {MAX_PARAMETERS:,}",
+                       ast.Span(self.spec.path, 1, 1, 1, 2), hints=["use narrower dense layers"])
+
+
+SMALL_DOMAIN = 20_000
+
+
+def _small_domain(g: TangleGraph) -> tuple[list[str], list[list[int]]] | None:
+    """Names and value lists of every input and selector, if all are finite and few in product."""
+    names, grids, size = [], [], 1
+    for name, decl in g.inputs.items():
+        t = decl.type
+        if isinstance(t, ast.IntType):
+            grid = list(range(t.lo, t.hi + 1))
+        elif isinstance(t, ast.CategoryType):
+            grid = list(range(len(t.values)))
+        else:
+            return None
+        names.append(name)
+        grids.append(grid)
+        size *= len(grid)
+    for name, decl in g.selectors.items():
+        names.append(name)
+        grids.append(list(range(len(decl.values))))
+        size *= len(decl.values)
+    return (names, grids) if size <= SMALL_DOMAIN else None
+
+
+def _range_problem(codec: ast.Codec, values: list) -> str | None:
+    kind = codec.kind.text
+    if not values or kind in ("scalar", "vector"):
+        return None
+    if any(float(v) != int(v) for v in values):
+        return "has non-integer values"
+    lo, hi = int(min(values)), int(max(values))
+    top = 2 ** codec.size - 1 if kind == "bits" else codec.size - 1
+    if lo < 0 or hi > top:
+        return f"ranges over {lo}..{hi}, outside 0..{top}"
+    return None
+
+
+def estimate_parameters(m: ast.ModuleDecl) -> int:
+    """Weights a module will have, computed from the spec alone (before TensorFlow builds anything)."""
+    width = codec_width(m.input) or 0
+    total = 0
+    for layer in _flatten(m.layers):
+        if layer.kind.text == "dense" and layer.args and isinstance(layer.args[0], int):
+            units = layer.args[0]
+            total += width * units + units
+            width = units
+        elif layer.kind.text == "norm":
+            total += 2 * width
+    return total
+
+
+def _flatten(layers: list[ast.Layer]):
+    for layer in layers:
+        if layer.is_block:
+            yield from _flatten(layer.children)
+        else:
+            yield layer
+
+
+def _same_codec(a: ast.Codec, b: ast.Codec) -> bool:
+    return a.kind.text == b.kind.text and codec_width(a) == codec_width(b)
+
+
+def _pretty(path: str) -> str:
+    return " ".join(f"[mux by {p.split(':')[1]}]" if p.startswith("mux:") else p for p in path.split(" "))
+
+
+def load(path: str | Path) -> Checked:
+    """Parse and check a spec file; raise TangleError when it has errors."""
+    from .parser import parse_file
+
+    return check_or_raise(parse_file(path))

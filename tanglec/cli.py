@@ -1,0 +1,276 @@
+"""The `tanglec` command line. TensorFlow is imported only by commands that build or run a model.
+
+Exit codes: 0 ok, 1 problems found in a spec/data/run, 2 usage error, 3 internal error.
+Every command takes --json: one JSON object on stdout; human text otherwise (diagnostics on stderr).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .diagnostics import TangleError, render_all
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def _quiet_tensorflow() -> None:
+    """Import TensorFlow now, without the C++ start-up chatter it writes straight to fd 2."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def emit(as_json: bool, payload: dict, human: str | None = None) -> None:
+    if as_json:
+        click.echo(json.dumps(payload, indent=2, default=str))
+    elif human:
+        click.echo(human)
+
+
+def fail(as_json: bool, err: TangleError) -> None:
+    """Report every diagnostic and exit 1 (errors) — warnings alone never fail a command."""
+    if as_json:
+        click.echo(json.dumps({"ok": False, "diagnostics": [d.to_json() for d in err.diagnostics]}, indent=2))
+    else:
+        click.echo(render_all(err.diagnostics), err=True)
+    sys.exit(EXIT_PROBLEMS)
+
+
+def warnings_to_stderr(as_json: bool, diagnostics) -> None:
+    if diagnostics and not as_json:
+        click.echo(render_all(diagnostics), err=True)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+spec_argument = click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+run_argument = click.argument("run", type=click.Path(path_type=Path))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tanglec")
+def cli() -> None:
+    """tanglec — compile .tangle specs into tangled Keras networks, train them, query every route."""
+
+
+@cli.command()
+@spec_argument
+@json_option
+def check(spec: Path, as_json: bool) -> None:
+    """Parse and check a spec (no TensorFlow): every problem, positioned."""
+    from .checks import check as run_checks
+    from .parser import parse_file
+
+    try:
+        checked = run_checks(parse_file(spec))
+    except TangleError as err:
+        fail(as_json, err)
+    if checked.errors:
+        fail(as_json, TangleError(checked.diagnostics))
+    warnings_to_stderr(as_json, checked.diagnostics)
+    g = checked.graph
+    summary = {"ok": True, "file": str(spec), "inputs": list(g.inputs), "selectors": list(g.selectors),
+               "modules": list(g.modules), "decoders": dict(g.decoders), "routes": g.route_count(),
+               "diagnostics": [d.to_json() for d in checked.diagnostics]}
+    emit(as_json, summary, f"{spec}: ok — {len(g.modules)} modules, {g.route_count()} routes, "
+                           f"{len(g.decoders)} decoders")
+
+
+@cli.command()
+@spec_argument
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@json_option
+def graph(spec: Path, fmt: str, as_json: bool) -> None:
+    """Show the module graph and its routes."""
+    from .checks import load
+    from .graph import describe
+
+    try:
+        checked = load(spec)
+    except TangleError as err:
+        fail(as_json, err)
+    g = checked.graph
+    if as_json or fmt == "json":
+        nodes = [{"id": n, **{k: v for k, v in d.items() if k != "span"}} for n, d in g.g.nodes(data=True)]
+        edges = [{"from": u, "to": v, **{k: x for k, x in d.items() if k != "span"}} for u, v, d in g.g.edges(data=True)]
+        click.echo(json.dumps({"nodes": nodes, "edges": edges, "routes": [r.to_json() for r in g.routes()]},
+                              indent=2))
+    else:
+        click.echo(describe(g))
+
+
+def _route_table(report: dict) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"exact {report['exact']}/{report['cases']} = {report['accuracy']:.1%}")
+    table.add_column("route")
+    table.add_column("selection")
+    table.add_column("cases", justify="right")
+    table.add_column("exact", justify="right")
+    for r in report["routes"]:
+        acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.0%}"
+        table.add_row(r["name"], ", ".join(f"{k}={v}" for k, v in r["selection"].items()), str(r["cases"]), acc)
+    console = Console(width=100, record=True, file=open(os.devnull, "w"))
+    console.print(table)
+    return console.export_text()
+
+
+@cli.command(name="compile")
+@spec_argument
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), default=None,
+              help="Run directory to write (default: runs/<spec name>).")
+@click.option("--seed", type=int, default=None, help="Override the spec's seed.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Override the spec's step count.")
+@click.option("--mux", type=click.Choice(["where", "partition", "gather", "auto"]), default=None,
+              help="Multiplexer strategy for every multiplexer without its own.")
+@json_option
+def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, mux: str | None,
+             as_json: bool) -> None:
+    """Check, build, train and evaluate a spec; write the run directory."""
+    from .checks import load
+    from .data import DataError, build_examples
+
+    try:
+        checked = load(spec)
+        examples = build_examples(checked)
+    except (TangleError, DataError) as err:
+        fail(as_json, err)
+    warnings_to_stderr(as_json, checked.diagnostics)
+    out = out or Path("runs") / spec.stem
+    _quiet_tensorflow()
+    from .run import write_run
+    from .train import rich_progress, train
+
+    cfg = checked.train
+    total = steps or cfg.steps
+    update, bar = rich_progress(total)
+    with bar:
+        result = train(checked, examples, steps=steps, seed=seed, mux=mux, on_progress=update)
+    metrics = {"steps_run": result.steps_run, "seconds": result.seconds, "stopped_early": result.stopped_early,
+               "seed": cfg.seed if seed is None else seed, "history": result.history}
+    write_run(out, checked, result.model, result.report, metrics)
+    report = result.report
+    payload = {"ok": True, "run": str(out), "steps_run": result.steps_run, "accuracy": report["accuracy"],
+               "cases": report["cases"], "exact": report["exact"], "stopped_early": result.stopped_early,
+               "seconds": round(result.seconds, 3), "routes": report["routes"]}
+    emit(as_json, payload, _route_table(report) + f"\n{result.steps_run} steps in {result.seconds:.1f}s; "
+                                                 f"run written to {out}")
+
+
+@cli.command(name="eval")
+@run_argument
+@json_option
+def eval_(run: Path, as_json: bool) -> None:
+    """Accuracy of every route of a trained run."""
+    from .data import build_examples
+
+    try:
+        checked, _ = _load_run_checked(run)
+        examples = build_examples(checked)
+    except TangleError as err:
+        fail(as_json, err)
+    _quiet_tensorflow()
+    from .query import route_report
+    from .run import load_model
+    from .train import predict_raw
+
+    try:
+        model = load_model(run, checked)
+    except TangleError as err:
+        fail(as_json, err)
+    ev = examples.take(examples.eval_index)
+    report = route_report(checked, ev, predict_raw(model, checked, ev.columns))
+    emit(as_json, {"ok": True, "run": str(run), **report}, _route_table(report))
+
+
+def _load_run_checked(run: Path):
+    from .run import load_checked
+
+    return load_checked(run)
+
+
+def _assignments(fields: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for f in fields:
+        if "=" not in f:
+            raise click.UsageError(f"expected NAME=VALUE, got {f!r}")
+        k, v = f.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+@cli.command()
+@run_argument
+@click.argument("fields", nargs=-1)
+@json_option
+def query(run: Path, fields: tuple[str, ...], as_json: bool) -> None:
+    """Ask a trained run: every decoder's answer and confidence, e.g. `x=7 encoding=binary op=times2`."""
+    from .query import answers, parse_fields, route_for
+
+    assignments = _assignments(fields)
+    try:
+        checked, _ = _load_run_checked(run)
+        columns = parse_fields(checked, assignments)
+    except TangleError as err:
+        fail(as_json, err)
+    _quiet_tensorflow()
+    from .run import load_model
+    from .train import predict_raw
+
+    try:
+        model = load_model(run, checked)
+    except TangleError as err:
+        fail(as_json, err)
+    result = answers(checked, columns, predict_raw(model, checked, columns))
+    route = route_for(checked, columns)
+    lines = [f"route {route.name}"]
+    for a in result:
+        conf = "" if a.confidence is None else f"  (confidence {a.confidence:.3f})"
+        exp = "" if a.expected is None else f"  expected {a.expected} {'✓' if a.value == a.expected else '✗'}"
+        lines.append(f"  {a.decoder:<14} {a.target} = {a.value}{conf}{exp}")
+    emit(as_json, {"ok": True, "route": route.to_json(), "answers": [a.to_json() for a in result]},
+         "\n".join(lines))
+
+
+def main() -> None:
+    """Entry point: map every failure to an exit code; a bug prints a short report, not a raw traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.UsageError as err:
+        err.show()
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(EXIT_USAGE)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as err:  # an internal error: say so, keep the details in a file, exit 3
+        log = Path(os.environ.get("TMPDIR", "/tmp")) / "tanglec-crash.log"
+        log.write_text(traceback.format_exc())
+        click.echo(f"internal error: {type(err).__name__}: {err}\n(details in {log}; please report it)", err=True)
+        sys.exit(EXIT_INTERNAL)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""What a codec means for data, in numpy: training targets, decoding of outputs, confidence, exactness.
+
+The model itself outputs raw scores (logits for bits/onehot, values for scalar/vector); the loss and
+the decoding below are both fixed by the decoder's output codec, so they always agree.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import ast
+
+
+def bits_of(values: np.ndarray, size: int) -> np.ndarray:
+    """Ints -> bits, most significant first (so 6 in bits(4) is 0110)."""
+    shifts = np.arange(size - 1, -1, -1, dtype=np.int64)
+    return ((values.astype(np.int64)[:, None] >> shifts) & 1).astype(np.float32)
+
+
+def target_array(codec: ast.Codec, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(training target, per-example weight); rows whose target is undefined (NaN) get weight 0."""
+    live = ~np.isnan(values.astype(np.float64)) if values.ndim == 1 else np.ones(len(values), bool)
+    clean = np.where(live, values, 0) if values.ndim == 1 else values
+    kind = codec.kind.text
+    if kind == "bits":
+        return bits_of(clean.astype(np.int64), codec.size), live.astype(np.float32)
+    if kind == "onehot":
+        return clean.astype(np.int32), live.astype(np.float32)
+    if kind == "scalar":
+        return clean.astype(np.float32).reshape(-1, 1), live.astype(np.float32)
+    return clean.astype(np.float32), live.astype(np.float32)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    z = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def decode(codec: ast.Codec, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Model output -> (decoded values, confidence in [0, 1] or None where the codec has none)."""
+    kind = codec.kind.text
+    if kind == "bits":
+        p = _sigmoid(raw)
+        bits = (p >= 0.5).astype(np.int64)
+        weights = 2 ** np.arange(codec.size - 1, -1, -1, dtype=np.int64)
+        confidence = np.prod(np.where(bits == 1, p, 1 - p), axis=-1)
+        return bits @ weights, confidence
+    if kind == "onehot":
+        p = _softmax(raw)
+        return p.argmax(axis=-1), p.max(axis=-1)
+    if kind == "scalar":
+        return raw.reshape(-1), None
+    return raw, None
+
+
+def exact(codec: ast.Codec, decoded: np.ndarray, target: np.ndarray, tolerance: float = 0.5) -> np.ndarray:
+    """Per-example exact match; scalars and vectors count as exact within `tolerance` (rounding)."""
+    kind = codec.kind.text
+    if kind in ("bits", "onehot"):
+        return decoded == target.astype(np.int64)
+    if kind == "scalar":
+        return np.abs(decoded - target.reshape(-1)) <= tolerance
+    return np.all(np.abs(decoded - target) <= tolerance, axis=-1)

@@ -1,0 +1,163 @@
+"""Checked spec -> Keras functional model (imports TensorFlow; load this module lazily).
+
+Inputs are the raw fields and selectors keyed by their spec names; codecs are applied inside the
+model by serializable layers, so a saved model takes exactly what a person would type. Each module
+is its own sub-model named after the spec (weights load by name), and each multiplexer is a
+`Multiplexer` layer whose strategy is a compiler choice.
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from . import ast
+from .checks import Checked
+from .graph import codec_width
+from .mux import Multiplexer, choose_strategy
+
+
+@keras.saving.register_keras_serializable(package="tanglec")
+class Encode(keras.layers.Layer):
+    """A raw field -> the float features a module's input codec asks for."""
+
+    def __init__(self, codec: str, size: int = 1, lo: float = 0.0, hi: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.codec, self.size, self.lo, self.hi = codec, int(size), float(lo), float(hi)
+
+    def call(self, x):
+        if self.codec == "bits":
+            shifts = tf.range(self.size - 1, -1, -1, dtype=tf.int32)
+            xi = tf.cast(x, tf.int32)[:, None]
+            return tf.cast(tf.bitwise.bitwise_and(tf.bitwise.right_shift(xi, shifts), 1), tf.float32)
+        if self.codec == "onehot":
+            return tf.one_hot(tf.cast(x, tf.int32), self.size, dtype=tf.float32)
+        if self.codec == "scalar":
+            span = self.hi - self.lo if self.hi != self.lo else 1.0
+            return tf.reshape((tf.cast(x, tf.float32) - self.lo) / span, (-1, 1))
+        return tf.cast(x, tf.float32)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.size)
+
+    def get_config(self):
+        return {**super().get_config(), "codec": self.codec, "size": self.size, "lo": self.lo, "hi": self.hi}
+
+
+def field_input(name: str, t: ast.FieldType):
+    if isinstance(t, ast.VectorType):
+        return keras.Input(shape=(t.size,), dtype="float32", name=name)
+    dtype = "float32" if isinstance(t, ast.FloatType) else "int32"
+    return keras.Input(shape=(), dtype=dtype, name=name)
+
+
+def _encoder(field: ast.InputDecl, codec: ast.Codec, name: str) -> Encode:
+    t = field.type
+    lo, hi = 0.0, 1.0
+    if isinstance(t, (ast.IntType, ast.FloatType)) and t.lo is not None:
+        lo, hi = float(t.lo), float(t.hi)
+    return Encode(codec.kind.text, codec_width(codec), lo, hi, name=name)
+
+
+def module_model(decl: ast.ModuleDecl, seed: int) -> keras.Model:
+    """One module as a small functional model; layer names are stable so weights load by name."""
+    inp = keras.Input(shape=(codec_width(decl.input),), name=f"{decl.name.text}_in")
+    counter = iter(range(10_000))
+
+    def stack(x, layers):
+        for layer in layers:
+            kind = layer.kind.text
+            idx = next(counter)
+            init = keras.initializers.GlorotUniform(seed=seed * 7919 + idx)
+            if kind == "dense":
+                act = layer.args[1].text if len(layer.args) > 1 else None
+                x = keras.layers.Dense(layer.args[0], activation=None if act == "linear" else act,
+                                       kernel_initializer=init, name=f"dense_{idx}")(x)
+            elif kind == "dropout":
+                x = keras.layers.Dropout(float(layer.args[0]), seed=seed + idx, name=f"dropout_{idx}")(x)
+            elif kind == "norm":
+                x = keras.layers.LayerNormalization(name=f"norm_{idx}")(x)
+            elif kind == "residual":
+                x = keras.layers.Add(name=f"residual_{idx}")([x, stack(x, layer.children)])
+        return x
+
+    return keras.Model(inp, stack(inp, decl.layers), name=decl.name.text)
+
+
+def build_model(checked: Checked, mux: str | None = None, batch_size: int | None = None,
+                seed: int | None = None) -> keras.Model:
+    """The whole tangle as one functional model: dict of raw inputs -> dict of decoder outputs."""
+    g = checked.graph
+    seed = checked.train.seed if seed is None else seed
+    strategy_default = mux or checked.train.mux
+    inputs = {n: field_input(n, d.type) for n, d in g.inputs.items()}
+    inputs.update({n: keras.Input(shape=(), dtype="int32", name=n) for n in g.mux_selectors()})
+    modules = {name: module_model(decl, seed + i) for i, (name, decl) in enumerate(g.modules.items())}
+    tensors: dict[str, object] = {}
+    encoders: dict[tuple[str, str], Encode] = {}
+
+    def feed(producer: str, consumer: str):
+        """The tensor `consumer` reads from `producer` (an input field is encoded by the consumer's codec)."""
+        if g.kind(producer) == "input":
+            codec = g.modules[consumer].input
+            key = (producer, str(codec))
+            if key not in encoders:
+                label = f"encode_{producer}_{codec.kind.text}{codec.size or ''}"
+                encoders[key] = _encoder(g.inputs[producer], codec, label)
+            return encoders[key](inputs[producer])
+        return tensors[producer]
+
+    for node in g.topological():
+        kind = g.kind(node)
+        if kind == "input":
+            tensors[node] = inputs[node]
+        elif kind == "mux":
+            mux_node = g.muxes[node]
+            values = [v.text for v in g.selectors[mux_node.selector.text].values]
+            branch_modules = [mux_node.module_for(v) for v in values]
+            branch_inputs = []
+            for m in branch_modules:
+                producer = next(p for p in g.predecessors(m) if _feeds_branch(g, p, m, node))
+                branch_inputs.append(feed(producer, m))
+            strategy = mux_node.strategy.text if mux_node.strategy else strategy_default
+            if strategy == "auto":
+                flops = float(np.mean([_flops(g.modules[m]) for m in branch_modules]))
+                strategy = choose_strategy(len(branch_modules), batch_size or checked.train.batch, flops)
+            layer = Multiplexer([modules[m] for m in branch_modules], strategy=strategy,
+                                name=f"mux_{mux_node.selector.text}_{node.rsplit(':', 1)[1]}")
+            tensors[node] = layer([inputs[mux_node.selector.text], *branch_inputs])
+        elif _needed_standalone(g, node):
+            preds = g.predecessors(node)
+            producer = next((p for p in preds if not g.g.edges[p, node].get("mux")), preds[0])
+            tensors[node] = modules[node](feed(producer, node))
+    outputs = {d: tensors[d] for d in g.decoders if d in tensors}
+    return keras.Model(inputs=inputs, outputs=outputs, name="tangle")
+
+
+def _feeds_branch(g, producer: str, module: str, mux_id: str) -> bool:
+    return g.g.edges[producer, module].get("mux") == mux_id
+
+
+def _needed_standalone(g, module: str) -> bool:
+    """A module runs on its own (outside a multiplexer) when it is fed or read directly."""
+    fed_directly = any(not g.g.edges[p, module].get("mux") for p in g.predecessors(module))
+    read_directly = any(g.kind(s) != "mux" for s in g.g.successors(module)) or module in g.decoders
+    return fed_directly or read_directly
+
+
+def _flops(decl: ast.ModuleDecl) -> float:
+    from .checks import estimate_parameters
+
+    return 2.0 * estimate_parameters(decl)
+
+
+def encode_inputs(checked: Checked, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Raw example columns -> the arrays the model's inputs take."""
+    g = checked.graph
+    out = {}
+    for n, d in g.inputs.items():
+        dtype = np.float32 if isinstance(d.type, (ast.FloatType, ast.VectorType)) else np.int32
+        out[n] = columns[n].astype(dtype)
+    for n in g.mux_selectors():
+        out[n] = columns[n].astype(np.int32)
+    return out

@@ -1,0 +1,299 @@
+"""Example tables for a checked spec: enumerated, sampled, or read (and validated) from CSV/JSONL.
+
+Columns hold raw values: ints, floats, vectors, and the *index* of a category or selector value.
+Targets are evaluated here with numpy; a target undefined for a row is NaN and masks that row's loss.
+"""
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import ast, expr, expr_numpy
+from .diagnostics import Diagnostic, TangleError
+
+MAX_ENUMERATION = 1_000_000
+MAX_REPORTED = 10
+
+
+class DataError(TangleError):
+    """Problems with the data: positioned in the data file (file:row:column) or in the spec."""
+
+
+@dataclass
+class Examples:
+    columns: dict[str, np.ndarray]
+    targets: dict[str, np.ndarray]
+    eval_index: np.ndarray  # rows used for evaluation
+    train_index: np.ndarray  # rows used for training
+
+    @property
+    def n(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    def take(self, index: np.ndarray) -> "Examples":
+        cols = {k: v[index] for k, v in self.columns.items()}
+        tg = {k: v[index] for k, v in self.targets.items()}
+        all_rows = np.arange(len(index))
+        return Examples(cols, tg, all_rows, all_rows)
+
+
+def field_domain(t: ast.FieldType) -> list | None:
+    if isinstance(t, ast.IntType):
+        return list(range(t.lo, t.hi + 1))
+    if isinstance(t, ast.CategoryType):
+        return list(range(len(t.values)))
+    return None
+
+
+def build_examples(checked) -> Examples:
+    g, cfg = checked.graph, checked.data
+    if cfg.source == "file":
+        columns, data_targets = read_file(checked)
+    elif cfg.source == "sample":
+        columns, data_targets = _sample(g, cfg.count, cfg.seed), {}
+    else:
+        columns, data_targets = _enumerate(checked), {}
+    targets = dict(data_targets)
+    scope = checked.expr_scope()
+    problems = []
+    for name, t in g.targets.items():
+        if t.expr is None:
+            continue
+        try:
+            targets[name] = expr_numpy.evaluate(t.expr, columns, scope)
+        except expr.ExprError as err:
+            problems.append(err.diagnostic)
+    if problems:
+        raise DataError(problems)
+    n = len(next(iter(columns.values()))) if columns else 0
+    rows = np.arange(n)
+    if cfg.eval_fraction > 0 and n > 1:
+        shuffled = np.random.default_rng(cfg.seed).permutation(n)
+        k = max(1, int(round(n * cfg.eval_fraction)))
+        return Examples(columns, targets, np.sort(shuffled[:k]), np.sort(shuffled[k:]))
+    return Examples(columns, targets, rows, rows)
+
+
+def _enumerate(checked) -> dict[str, np.ndarray]:
+    g = checked.graph
+    names, domains = [], []
+    for name, decl in g.inputs.items():
+        domain = field_domain(decl.type)
+        if domain is None:
+            raise DataError([Diagnostic("E125", f"can't enumerate '{name}' ({decl.type.describe()})", decl.type.span,
+                                        hints=["use `data sample 1000` or `data file \"rows.csv\"`"])])
+        names.append(name)
+        domains.append(domain)
+    for name, decl in g.selectors.items():
+        names.append(name)
+        domains.append(list(range(len(decl.values))))
+    size = math.prod(len(d) for d in domains)
+    if size > MAX_ENUMERATION:
+        span = checked.data.span or ast.Span(checked.spec.path, 1, 1, 1, 2)
+        raise DataError([Diagnostic("E125", f"enumerating every combination gives {size:,} examples "
+                                            f"(limit {MAX_ENUMERATION:,})", span,
+                                    hints=["use `data sample N` instead"])])
+    grid = np.array(list(itertools.product(*domains)), dtype=np.int64).reshape(size, len(domains))
+    return {name: grid[:, i].copy() for i, name in enumerate(names)}
+
+
+def _sample(g, count: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    columns = {}
+    for name, decl in g.inputs.items():
+        t = decl.type
+        if isinstance(t, ast.IntType):
+            columns[name] = rng.integers(t.lo, t.hi + 1, size=count, dtype=np.int64)
+        elif isinstance(t, ast.FloatType):
+            lo, hi = (0.0, 1.0) if t.lo is None else (t.lo, t.hi)
+            columns[name] = rng.uniform(lo, hi, size=count)
+        elif isinstance(t, ast.CategoryType):
+            columns[name] = rng.integers(0, len(t.values), size=count, dtype=np.int64)
+        else:
+            columns[name] = rng.standard_normal((count, t.size)).astype(np.float32)
+    for name, decl in g.selectors.items():
+        columns[name] = rng.integers(0, len(decl.values), size=count, dtype=np.int64)
+    return columns
+
+
+# ---- files ---------------------------------------------------------------------------
+
+class _RowProblems:
+    """Collects bad cells as file:row:column diagnostics; keeps the first few and counts the rest."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.items: list[Diagnostic] = []
+        self.count = 0
+
+    def add(self, row: int, col: int, message: str, hints=()) -> None:
+        self.count += 1
+        if len(self.items) < MAX_REPORTED:
+            self.items.append(Diagnostic("E119", message, ast.Span(self.path, row, col, row, col + 1),
+                                         hints=list(hints)))
+
+    def raise_if_any(self) -> None:
+        if self.count:
+            extra = self.count - len(self.items)
+            if extra:
+                self.items[-1].hints.append(f"{extra} more problem{'s' * (extra != 1)} not shown "
+                                            f"({self.count} in all)")
+            raise DataError(self.items)
+
+
+def wanted_columns(checked) -> dict[str, ast.FieldType | str]:
+    """Column name -> its type (inputs, data targets) or 'selector'."""
+    g = checked.graph
+    cols: dict[str, ast.FieldType | str] = {n: d.type for n, d in g.inputs.items()}
+    cols.update({n: "selector" for n in g.selectors})
+    cols.update({n: t.type for n, t in g.targets.items() if t.expr is None and t.type is not None})
+    return cols
+
+
+def read_file(checked) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    path: Path = checked.data.path
+    wanted = wanted_columns(checked)
+    rows = _read_jsonl(path, wanted) if path.suffix.lower() in (".jsonl", ".ndjson") else _read_csv(path, wanted)
+    return _columns_from_rows(checked, rows, str(path))
+
+
+def _read_csv(path: Path, wanted) -> list[tuple[int, dict[str, tuple[str, int]]]]:
+    """Rows as (line, {column: (text, char column)})."""
+    problems = _RowProblems(str(path))
+    out = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        lines = fh.read().splitlines()
+    if not lines:
+        raise DataError([Diagnostic("E119", "the data file is empty", ast.Span(str(path), 1, 1, 1, 2))])
+    header = next(csv.reader([lines[0]]))
+    missing = [c for c in wanted if c not in header]
+    if missing:
+        raise DataError([Diagnostic("E119", f"missing column{'s' * (len(missing) > 1)}: {', '.join(missing)}",
+                                    ast.Span(str(path), 1, 1, 1, len(lines[0]) + 1),
+                                    hints=[f"the header has: {', '.join(header)}"])])
+    for lineno, text in enumerate(lines[1:], start=2):
+        if not text.strip():
+            continue
+        cells = next(csv.reader([text]))
+        starts = _cell_starts(text)
+        if len(cells) != len(header):
+            problems.add(lineno, 1, f"{len(cells)} fields, the header has {len(header)}")
+            continue
+        out.append((lineno, {h: (cells[i], starts[i] if i < len(starts) else 1) for i, h in enumerate(header)}))
+    problems.raise_if_any()
+    return out
+
+
+def _cell_starts(text: str) -> list[int]:
+    starts, quoted = [1], False
+    for i, ch in enumerate(text):
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "," and not quoted:
+            starts.append(i + 2)
+    return starts
+
+
+def _read_jsonl(path: Path, wanted) -> list[tuple[int, dict[str, tuple[object, int]]]]:
+    problems = _RowProblems(str(path))
+    out = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, text in enumerate(fh, start=1):
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as err:
+                problems.add(lineno, err.colno, f"not JSON: {err.msg}")
+                continue
+            if not isinstance(obj, dict):
+                problems.add(lineno, 1, "each line must be a JSON object")
+                continue
+            cells = {}
+            for key in wanted:
+                if key not in obj:
+                    problems.add(lineno, 1, f"missing field '{key}'")
+                    continue
+                col = text.find(f'"{key}"') + 1 or 1
+                cells[key] = (obj[key], col)
+            out.append((lineno, cells))
+    problems.raise_if_any()
+    return out
+
+
+def _columns_from_rows(checked, rows, path: str):
+    wanted = wanted_columns(checked)
+    g = checked.graph
+    problems = _RowProblems(path)
+    values: dict[str, list] = {k: [] for k in wanted}
+    for lineno, cells in rows:
+        for name, t in wanted.items():
+            if name not in cells:
+                values[name].append(None)
+                continue
+            raw, col = cells[name]
+            try:
+                values[name].append(_convert(raw, t if t != "selector" else g.selectors[name]))
+            except ValueError as err:
+                problems.add(lineno, col, f"{name}: {err}")
+                values[name].append(None)
+    problems.raise_if_any()
+    if not rows:
+        raise DataError([Diagnostic("E119", "the data file has no rows", ast.Span(path, 1, 1, 1, 2))])
+    inputs, targets = {}, {}
+    for name, t in wanted.items():
+        col = values[name]
+        if isinstance(t, ast.VectorType):
+            arr = np.asarray(col, dtype=np.float32).reshape(len(col), t.size)
+        elif isinstance(t, ast.FloatType):
+            arr = np.asarray(col, dtype=np.float64)
+        else:
+            arr = np.asarray(col, dtype=np.int64)
+        (targets if name in g.targets else inputs)[name] = arr
+    return inputs, targets
+
+
+def _convert(raw, t):
+    """A cell's value for a declared type; ValueError with a reason a person can act on."""
+    if isinstance(t, ast.SelectDecl) or isinstance(t, ast.CategoryType):
+        names = [v.text for v in t.values]
+        text = str(raw).strip()
+        if text not in names:
+            raise ValueError(f"'{text}' is not one of {', '.join(names)}")
+        return names.index(text)
+    if isinstance(t, ast.IntType):
+        text = str(raw).strip()
+        if isinstance(raw, bool) or not text.lstrip("+-").isdigit():
+            raise ValueError(f"'{text}' is not an integer")
+        v = int(text)
+        if not t.lo <= v <= t.hi:
+            raise ValueError(f"{v} is outside {t.lo}..{t.hi}")
+        return v
+    if isinstance(t, ast.FloatType):
+        try:
+            v = float(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"'{raw}' is not a number") from None
+        if not math.isfinite(v):
+            raise ValueError(f"{raw} is not a finite number")
+        if t.lo is not None and not t.lo <= v <= t.hi:
+            raise ValueError(f"{v} is outside {t.lo}..{t.hi}")
+        return v
+    if isinstance(t, ast.VectorType):
+        items = raw if isinstance(raw, list) else str(raw).split()
+        if len(items) != t.size:
+            raise ValueError(f"{len(items)} values, expected {t.size}")
+        try:
+            vec = [float(x) for x in items]
+        except (TypeError, ValueError):
+            raise ValueError("a vector holds numbers only") from None
+        if not all(math.isfinite(x) for x in vec):
+            raise ValueError("a vector holds finite numbers only")
+        return vec
+    raise ValueError(f"unsupported type {t}")

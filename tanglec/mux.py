@@ -1,0 +1,215 @@
+"""The multiplexer layer: per example, run exactly one of N branch sub-models.
+
+A tangled network composes small modules per example: the example's selector
+(an int) decides which module runs. :class:`Multiplexer` is that routing step
+as a Keras layer, with three interchangeable execution strategies that compute
+the same function and the same gradients (up to float rounding):
+
+``where``
+    Every branch runs on the whole batch and ``tf.where`` keeps, per row, the
+    output of the selected branch. Uses the "double where" guard against the
+    NaN-gradient leak of ``tf.where`` (TensorFlow issues #38349, #118674):
+    each branch is fed zeros on the rows it does not own and its output is
+    masked with ``tf.where`` (never multiplied by a mask), so an unselected
+    branch that would produce inf/NaN on a row it does not own cannot poison
+    the gradients (0 * inf). Cost: N x the work of one branch.
+``partition``
+    ``tf.dynamic_partition`` splits the rows by index, each branch runs on its
+    own rows only, ``tf.dynamic_stitch`` puts the outputs back in order.
+``gather``
+    Per branch, ``tf.where(index == k)`` gives its row ids, ``tf.gather``
+    takes the rows, the branch runs on them, and one ``tf.scatter_nd`` puts
+    all outputs back. Only ops with XLA kernels (no dynamic_partition/stitch).
+
+:func:`choose_strategy` is the cost model behind ``strategy="auto"`` in the
+compiler; it was calibrated with ``bench/mux_sweep.py`` (numbers in its
+docstring).
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+STRATEGIES = ("where", "partition", "gather")
+
+__all__ = ["STRATEGIES", "Multiplexer", "choose_strategy"]
+
+
+@keras.saving.register_keras_serializable(package="tanglec")
+class Multiplexer(keras.layers.Layer):
+    """Per example, run exactly one of N branch sub-models, chosen by an int index.
+
+    ``call([index, x_0, ..., x_{N-1}])``:
+
+    * ``index``: int tensor ``[batch]`` (``[batch, 1]`` is accepted and
+      flattened; int64 is cast to int32) with values in ``0..N-1``.
+      Out-of-range values are an error for ``partition``; ``where`` and
+      ``gather`` yield a zero row for them.
+    * ``x_k``: float ``[batch, d_k]``, the input of branch k (the ``d_k`` may
+      differ per branch). Passing the *same* tensor to several slots is
+      detected and the routing work is shared.
+    * returns ``[batch, d_out]``, row i = ``branches[index[i]](x_{index[i]})[i]``.
+      All branches must map to the same ``d_out`` and dtype.
+
+    Branches are ordinary Keras layers/models. They are tracked as sublayers
+    (their weights are in ``trainable_weights``) but may also be used
+    elsewhere in the enclosing model; weights are shared, not copied.
+
+    Note: with ``where`` a branch also sees zero rows (the rows it does not
+    own), so batch-statistics layers inside a branch (BatchNormalization)
+    should use ``partition`` or ``gather``. The guard needs each branch to be
+    finite, with finite derivatives, at a zero input (true for dense stacks).
+    """
+
+    def __init__(self, branches, strategy: str = "where", **kwargs):
+        super().__init__(**kwargs)
+        branches = list(branches)
+        if not branches:
+            raise ValueError("Multiplexer needs at least one branch")
+        if strategy not in STRATEGIES:
+            raise ValueError(
+                f"unknown multiplexer strategy {strategy!r}; expected one of {STRATEGIES}"
+            )
+        for b in branches:
+            if not isinstance(b, keras.layers.Layer):
+                raise TypeError(f"branch {b!r} is not a keras Layer")
+        self.branches = branches  # a tracked list: branch weights are ours too
+        self.strategy = strategy
+
+    @property
+    def n_branches(self) -> int:
+        return len(self.branches)
+
+    # ------------------------------------------------------------------ shapes
+    def _check_arity(self, seq):
+        if len(seq) != self.n_branches + 1:
+            raise ValueError(
+                f"Multiplexer with {self.n_branches} branches expects "
+                f"[index, x_0, ..., x_{self.n_branches - 1}] "
+                f"({self.n_branches + 1} inputs), got {len(seq)}"
+            )
+
+    def build(self, input_shape):
+        self._check_arity(input_shape)
+        for branch, shape in zip(self.branches, input_shape[1:]):
+            if not branch.built:
+                branch.build(tuple(shape))
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        self._check_arity(input_shape)
+        batch = input_shape[0][0] if len(input_shape[0]) else None
+        out = None
+        for branch, shape in zip(self.branches, input_shape[1:]):
+            s = tuple(branch.compute_output_shape(tuple(shape)))
+            if out is None:
+                out = s
+            elif tuple(out[1:]) != tuple(s[1:]):
+                raise ValueError(
+                    f"Multiplexer branches disagree on the output shape: {out} vs {s}"
+                )
+        return (batch,) + tuple(out[1:])
+
+    # -------------------------------------------------------------------- call
+    def call(self, inputs, training=None):
+        inputs = list(inputs)
+        self._check_arity(inputs)
+        index = tf.reshape(tf.cast(inputs[0], tf.int32), [-1])
+        xs = inputs[1:]
+        if self.strategy == "where":
+            y = self._call_where(index, xs, training)
+        elif self.strategy == "partition":
+            y = self._call_partition(index, xs, training)
+        else:
+            y = self._call_gather(index, xs, training)
+        return y
+
+    def _run(self, k, x, training):
+        return self.branches[k](x, training=training)
+
+    @staticmethod
+    def _dedupe(xs):
+        """slot -> position of the first slot holding the very same tensor."""
+        first = []
+        for i, x in enumerate(xs):
+            j = next((j for j in range(i) if xs[j] is x), i)
+            first.append(j)
+        return first
+
+    def _call_where(self, index, xs, training):
+        out = None
+        for k, x in enumerate(xs):
+            own = tf.equal(index, k)[:, None]
+            # first where: the branch sees zeros on rows it does not own, so it
+            # cannot produce inf/NaN there (and neither can its gradient)
+            safe_x = tf.where(own, x, tf.zeros_like(x))
+            y = self._run(k, safe_x, training)
+            # second where: select (never multiply) -> the gradient into y is
+            # exactly 0 on foreign rows
+            out = tf.where(own, y, tf.zeros_like(y) if out is None else out)
+        return out
+
+    def _call_partition(self, index, xs, training):
+        n = self.n_branches
+        batch = tf.shape(index)[0]
+        row_parts = tf.dynamic_partition(tf.range(batch), index, n)
+        first = self._dedupe(xs)
+        parts = {}
+        outs = []
+        for k, x in enumerate(xs):
+            j = first[k]
+            if j not in parts:
+                parts[j] = tf.dynamic_partition(x, index, n)
+            outs.append(self._run(k, parts[j][k], training))
+        return tf.dynamic_stitch(row_parts, outs)
+
+    def _call_gather(self, index, xs, training):
+        batch = tf.shape(index)[0]
+        ids, outs = [], []
+        for k, x in enumerate(xs):
+            rows = tf.where(tf.equal(index, k))  # [n_k, 1] int64
+            y = self._run(k, tf.gather_nd(x, rows), training)
+            ids.append(rows)
+            outs.append(y)
+        y = tf.concat(outs, axis=0)
+        shape = tf.concat([tf.cast([batch], tf.int64), tf.shape(y, out_type=tf.int64)[1:]], 0)
+        return tf.scatter_nd(tf.concat(ids, axis=0), y, shape)
+
+    # ----------------------------------------------------------- serialization
+    def get_config(self):
+        config = super().get_config()
+        if _in_object_sharing_scope():
+            # Saving (`model.save`): Keras re-serializes whatever we return and
+            # tracks shared objects by identity, but only for the dicts it
+            # produces itself. Handing it the branch objects lets a branch that
+            # is also used elsewhere in the model (or in another Multiplexer)
+            # get a `shared_object_id`, so loading restores one shared object
+            # instead of two copies. The resulting JSON is the same.
+            branches = list(self.branches)
+        else:
+            branches = [keras.saving.serialize_keras_object(b) for b in self.branches]
+        config.update({"branches": branches, "strategy": self.strategy})
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        branches = [keras.saving.deserialize_keras_object(b) for b in config.pop("branches")]
+        return cls(branches=branches, **config)
+
+
+def _in_object_sharing_scope() -> bool:
+    try:
+        from keras.src.backend.common import global_state
+    except ImportError:  # pragma: no cover - a future Keras moved it
+        return False
+    return global_state.get_global_attribute("shared_objects/id_to_config_map") is not None
+
+
+def choose_strategy(
+    n_branches: int, batch_size: int, branch_flops: float, device: str = "CPU"
+) -> str:
+    """The ``auto`` choice: returns one of STRATEGIES. (calibrated below)"""
+    if n_branches <= 1:
+        return "where"
+    return "gather"

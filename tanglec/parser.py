@@ -1,0 +1,376 @@
+"""Source text -> AST. The Lark grammar lives in grammar/tangle.lark (LALR, positions propagated).
+
+Syntax errors do not stop at the first: when the whole file fails to parse, each statement (a run of
+lines starting at a statement keyword) is parsed on its own, so one pass reports every broken
+statement and still yields the good ones.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from . import ast
+from .diagnostics import SOURCES, Diagnostic, TangleError, did_you_mean
+
+STATEMENT_KEYWORDS = ("input", "select", "module", "route", "target", "decode", "data", "train")
+_STATEMENT_START = re.compile(r"^[ \t]*(?:%s)\b" % "|".join(STATEMENT_KEYWORDS), re.M)
+MAX_SOURCE_BYTES = 2_000_000
+MAX_NESTING = 64
+
+_TERMINAL_WORDS = {
+    "NAME": "a name", "INT": "an integer", "SIGNED_INT": "an integer", "NUMBER": "a number",
+    "SIGNED_NUMBER": "a number", "STRING": 'a "string"', "COMPARE": "a comparison",
+    "ADD_OP": "'+' or '-'", "MUL_OP": "'*', '/', '//' or '%'", "WILDCARD": "'_'", "$END": "end of file",
+}
+
+
+def grammar_path() -> Path:
+    """grammar/ at the repo root in a checkout; packaged as tanglec/grammar/ in a wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "grammar" / "tangle.lark", here / "grammar" / "tangle.lark"):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError("tangle.lark not found next to the tanglec package")
+
+
+@lru_cache(maxsize=1)
+def _lark() -> Lark:
+    return Lark(grammar_path().read_text(), parser="lalr", propagate_positions=True,
+                maybe_placeholders=False, cache=True)
+
+
+def _describe_terminal(name: str) -> str:
+    if name in _TERMINAL_WORDS:
+        return _TERMINAL_WORDS[name]
+    try:
+        pattern = _lark().get_terminal(name).pattern
+    except KeyError:
+        return name
+    return f"'{pattern.value}'" if pattern.type == "str" else name
+
+
+class _ToAst(Transformer):
+    """Lark tree -> ast dataclasses; `line_offset` places a statement parsed alone at its real line."""
+
+    def __init__(self, file: str, line_offset: int = 0):
+        super().__init__(visit_tokens=False)
+        self.file = file
+        self.line_offset = line_offset
+
+    # -- positions
+    def span(self, meta) -> ast.Span:
+        return ast.Span(self.file, meta.line + self.line_offset, meta.column,
+                        meta.end_line + self.line_offset, meta.end_column)
+
+    def name(self, tok: Token) -> ast.Name:
+        return ast.Name(str(tok), self.span(tok))
+
+    def names(self, children) -> list[ast.Name]:
+        return [self.name(c) for c in children if isinstance(c, Token) and c.type == "NAME"]
+
+    # -- statements
+    @v_args(meta=True)
+    def start(self, meta, children):
+        return children
+
+    @v_args(meta=True)
+    def input_decl(self, meta, c):
+        return ast.InputDecl(self.name(c[0]), c[1], self.span(meta))
+
+    @v_args(meta=True)
+    def select_decl(self, meta, c):
+        return ast.SelectDecl(self.name(c[0]), self.names(c[1:]), self.span(meta))
+
+    @v_args(meta=True)
+    def int_type(self, meta, c):
+        return ast.IntType(c[0], c[1], self.span(meta))
+
+    @v_args(meta=True)
+    def float_type(self, meta, c):
+        lo, hi = (c[0], c[1]) if c else (None, None)
+        return ast.FloatType(lo, hi, self.span(meta))
+
+    @v_args(meta=True)
+    def category_type(self, meta, c):
+        return ast.CategoryType(self.names(c), self.span(meta))
+
+    @v_args(meta=True)
+    def vector_type(self, meta, c):
+        return ast.VectorType(int(c[0]), self.span(meta))
+
+    def signed_int(self, c):
+        return int(c[0])
+
+    def signed_number(self, c):
+        return _number(str(c[0]))
+
+    @v_args(meta=True)
+    def number(self, meta, c):
+        return ast.Number(_number(str(c[0])), self.span(meta))
+
+    @v_args(meta=True)
+    def module_decl(self, meta, c):
+        return ast.ModuleDecl(self.name(c[0]), c[1], c[2], list(c[3:]), self.span(meta))
+
+    @v_args(meta=True)
+    def codec(self, meta, c):
+        return ast.Codec(self.name(c[0]), int(c[1]) if len(c) > 1 else None, self.span(meta))
+
+    @v_args(meta=True)
+    def layer(self, meta, c):
+        args = [self.name(a) if isinstance(a, Token) else a for a in c[1:]]
+        return ast.Layer(self.name(c[0]), args, [], self.span(meta))
+
+    @v_args(meta=True)
+    def block(self, meta, c):
+        return ast.Layer(self.name(c[0]), [], list(c[1:]), self.span(meta), is_block=True)
+
+    @v_args(meta=True)
+    def route_decl(self, meta, c):
+        return ast.RouteDecl(self.name(c[0]), list(c[1:]), self.span(meta))
+
+    @v_args(meta=True)
+    def fanout(self, meta, c):
+        return ast.FanOut(self.names(c), self.span(meta))
+
+    @v_args(meta=True)
+    def mux(self, meta, c):
+        branches = [x for x in c if isinstance(x, ast.Branch)]
+        rest = [x for x in c if not isinstance(x, ast.Branch)]
+        selector = self.name(rest[0])
+        strategy = rest[1] if len(rest) > 1 else None
+        return ast.Mux(branches, selector, strategy, self.span(meta))
+
+    @v_args(meta=True)
+    def mux_strategy(self, meta, c):
+        return self.name(c[0])
+
+    @v_args(meta=True)
+    def branch(self, meta, c):
+        value = self.name(c[0])
+        module = self.name(c[1]) if len(c) > 1 else value
+        return ast.Branch(value, module, self.span(meta))
+
+    @v_args(meta=True)
+    def target_expr(self, meta, c):
+        type_ = c[1] if len(c) == 3 else None
+        return ast.TargetDecl(self.name(c[0]), type_, c[-1], self.span(meta))
+
+    @v_args(meta=True)
+    def target_data(self, meta, c):
+        return ast.TargetDecl(self.name(c[0]), c[1], None, self.span(meta))
+
+    @v_args(meta=True)
+    def decode_decl(self, meta, c):
+        names = self.names(c)
+        return ast.DecodeDecl(names[:-1], names[-1], self.span(meta))
+
+    @v_args(meta=True)
+    def data_decl(self, meta, c):
+        source, arg = c[0]
+        return ast.DataDecl(source, arg, list(c[1:]), self.span(meta))
+
+    def enumerate_source(self, c):
+        return ("enumerate", None)
+
+    def sample_source(self, c):
+        return ("sample", int(c[0]))
+
+    def file_source(self, c):
+        return ("file", str(c[0])[1:-1])
+
+    @v_args(meta=True)
+    def train_decl(self, meta, c):
+        return ast.TrainDecl(list(c), self.span(meta))
+
+    @v_args(meta=True)
+    def setting(self, meta, c):
+        value = c[1]
+        if isinstance(value, Token):
+            value = str(value)[1:-1] if value.type == "STRING" else self.name(value)
+        return ast.Setting(self.name(c[0]), value, self.span(meta))
+
+    def keyed_value(self, c):
+        return (self.name(c[0]), c[1])
+
+    # -- expressions
+    @v_args(meta=True)
+    def if_expr(self, meta, c):
+        return ast.IfElse(c[0], c[1], c[2], self.span(meta))
+
+    @v_args(meta=True)
+    def or_op(self, meta, c):
+        return ast.BinOp("or", c[0], c[1], self.span(meta))
+
+    @v_args(meta=True)
+    def and_op(self, meta, c):
+        return ast.BinOp("and", c[0], c[1], self.span(meta))
+
+    @v_args(meta=True)
+    def not_op(self, meta, c):
+        return ast.UnaryOp("not", c[0], self.span(meta))
+
+    @v_args(meta=True)
+    def compare(self, meta, c):
+        return ast.BinOp(str(c[1]), c[0], c[2], self.span(meta))
+
+    @v_args(meta=True)
+    def arith(self, meta, c):
+        return ast.BinOp(str(c[1]), c[0], c[2], self.span(meta))
+
+    @v_args(meta=True)
+    def neg(self, meta, c):
+        return ast.UnaryOp("-", c[0], self.span(meta))
+
+    @v_args(meta=True)
+    def power(self, meta, c):
+        return ast.BinOp("**", c[0], c[1], self.span(meta))
+
+    @v_args(meta=True)
+    def ref(self, meta, c):
+        return ast.Ref(self.name(c[0]), self.span(meta))
+
+    @v_args(meta=True)
+    def call(self, meta, c):
+        return ast.Call(self.name(c[0]), list(c[1:]), self.span(meta))
+
+    @v_args(meta=True)
+    def match(self, meta, c):
+        return ast.Match(self.name(c[0]), list(c[1:]), self.span(meta))
+
+    @v_args(meta=True)
+    def case(self, meta, c):
+        value = None if c[0].type == "WILDCARD" else self.name(c[0])
+        return ast.MatchCase(value, c[1], self.span(meta))
+
+
+def _number(text: str) -> int | float:
+    return float(text) if any(ch in text for ch in ".eE") else int(text)
+
+
+def _syntax_diagnostic(err: UnexpectedInput, file: str, line_offset: int, source_lines: list[str]) -> Diagnostic:
+    line = (err.line if err.line and err.line > 0 else len(source_lines) or 1) + line_offset
+    col = err.column if err.column and err.column > 0 else 1
+    if isinstance(err, UnexpectedToken) and err.token.type == "$END" or isinstance(err, UnexpectedEOF):
+        last = len(source_lines) + line_offset
+        last_line = source_lines[-1] if source_lines else ""
+        span = ast.Span(file, max(last, 1), len(last_line) + 1, max(last, 1), len(last_line) + 2)
+        expected = sorted({_describe_terminal(t) for t in err.expected})
+        return Diagnostic("E002", "unexpected end of input", span,
+                          hints=[f"expected {', '.join(expected)}"] if expected else [])
+    if isinstance(err, UnexpectedToken):
+        tok = err.token
+        width = max(len(str(tok)), 1)
+        span = ast.Span(file, line, col, line, col + width)
+        expected = sorted({_describe_terminal(t) for t in err.expected})
+        hints = [f"expected {_join_or(expected)}"] if expected else []
+        if tok.type == "NAME":
+            keywords = [e.strip("'") for e in expected if e.startswith("'") and e[1:-1].isalpha()]
+            hints = did_you_mean(str(tok), keywords) + hints
+        return Diagnostic("E001", f"unexpected {_describe_token(tok)}", span, hints=hints)
+    assert isinstance(err, UnexpectedCharacters)
+    char = err.char if hasattr(err, "char") else "?"
+    span = ast.Span(file, line, col, line, col + 1)
+    allowed = sorted({_describe_terminal(t) for t in (err.allowed or ())})
+    hints = [f"expected {_join_or(allowed)}"] if allowed else []
+    return Diagnostic("E003", f"unexpected character {char!r}", span, hints=hints)
+
+
+def _describe_token(tok: Token) -> str:
+    if tok.type == "NAME":
+        return f"name '{tok}'"
+    if tok.type in _TERMINAL_WORDS:
+        return f"{_TERMINAL_WORDS[tok.type]} '{tok}'"
+    return f"'{tok}'"
+
+
+def _join_or(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    if len(items) > 8:
+        return ", ".join(items[:8]) + ", …"
+    return ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def _nesting_problem(source: str, file: str) -> Diagnostic | None:
+    """Reject nesting deeper than MAX_NESTING before parsing, so no stage can recurse too deep."""
+    depth = 0
+    line, col = 1, 0
+    for ch in source:
+        col += 1
+        if ch == "\n":
+            line, col = line + 1, 0
+        elif ch in "([{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return Diagnostic("E004", f"nesting deeper than {MAX_NESTING} levels",
+                                  ast.Span(file, line, col, line, col + 1),
+                                  hints=["split the expression with a named target or flatten it"])
+        elif ch in ")]}":
+            depth = max(depth - 1, 0)
+    return None
+
+
+def parse(source: str, file: str = "<spec>") -> ast.Spec:
+    """Parse a whole spec; raise TangleError with every syntax diagnostic found."""
+    SOURCES.add(file, source)
+    if len(source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
+        raise TangleError([Diagnostic("E005", f"spec larger than {MAX_SOURCE_BYTES // 1_000_000} MB",
+                                      ast.Span(file, 1, 1, 1, 2))])
+    deep = _nesting_problem(source, file)
+    if deep:
+        raise TangleError([deep])
+    try:
+        tree = _lark().parse(source)
+        return ast.Spec(file, source, _transform(tree, file, 0))
+    except UnexpectedInput:
+        pass
+    _, diagnostics = _parse_statement_by_statement(source, file)
+    raise TangleError(diagnostics)
+
+
+def parse_partial(source: str, file: str = "<spec>") -> tuple[ast.Spec, list[Diagnostic]]:
+    """Like parse, but keep the statements that did parse (for the TUI and the formatter's checks)."""
+    try:
+        return parse(source, file), []
+    except TangleError as err:
+        statements, _ = _parse_statement_by_statement(source, file)
+        return ast.Spec(file, source, statements), err.diagnostics
+
+
+def _parse_statement_by_statement(source: str, file: str) -> tuple[list, list[Diagnostic]]:
+    starts = [m.start() for m in _STATEMENT_START.finditer(source)]
+    if not starts or starts[0] != 0:
+        starts.insert(0, 0)
+    statements, diagnostics = [], []
+    for begin, end in zip(starts, starts[1:] + [len(source)]):
+        chunk = source[begin:end]
+        if all(not line.strip() or line.lstrip().startswith("#") for line in chunk.splitlines()):
+            continue
+        offset = source.count("\n", 0, begin)
+        try:
+            statements += _transform(_lark().parse(chunk), file, offset)
+        except UnexpectedInput as err:
+            diagnostics.append(_syntax_diagnostic(err, file, offset, chunk.splitlines()))
+    return statements, diagnostics
+
+
+def _transform(tree: Tree, file: str, line_offset: int) -> list:
+    try:
+        return _ToAst(file, line_offset).transform(tree)
+    except VisitError as err:  # a transformer bug, not a user error: let the CLI report it as internal
+        raise err.orig_exc from err
+
+
+def parse_file(path: str | Path) -> ast.Spec:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise TangleError([Diagnostic("E006", f"not UTF-8 text: {err.reason} at byte {err.start}",
+                                      ast.Span(str(path), 1, 1, 1, 2))]) from None
+    return parse(text, str(path))

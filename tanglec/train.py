@@ -1,0 +1,199 @@
+"""Training: Keras `fit` on a tf.data pipeline, evaluation of every route as it goes (imports TensorFlow).
+
+Every decoder is trained on every example whose route reaches it and whose target is defined (a
+per-output sample weight masks the rest); the per-decoder losses are summed with the spec's weights,
+as in the seed essay. `fit` runs `eval_every` steps per epoch with `steps_per_execution`, so there is
+no per-step Python work; between epochs every route is evaluated and `until exact` stops training.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from . import codecs
+from .checks import Checked
+from .codegen import build_model, encode_inputs
+from .data import Examples
+from .query import all_exact, route_report
+
+
+@dataclass
+class Progress:
+    """What a training observer sees after each evaluation (CLI progress bar, TUI, tests)."""
+
+    step: int
+    total_steps: int
+    losses: dict[str, float]
+    report: dict
+    steps_per_second: float
+    elapsed: float
+
+
+@dataclass
+class TrainResult:
+    model: keras.Model
+    steps_run: int
+    report: dict
+    history: list[dict] = field(default_factory=list)
+    stopped_early: bool = False
+    interrupted: bool = False
+    seconds: float = 0.0
+
+
+def set_determinism(seed: int) -> None:
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def predict_raw(model: keras.Model, checked: Checked, columns: dict[str, np.ndarray],
+                batch: int = 4096) -> dict[str, np.ndarray]:
+    """Raw decoder outputs for every row (direct calls: cheaper than `predict` for small tables)."""
+    x = encode_inputs(checked, columns)
+    n = len(next(iter(x.values())))
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, n, batch):
+        chunk = {k: tf.constant(v[start:start + batch]) for k, v in x.items()}
+        out = model(chunk, training=False)
+        for k, v in out.items():
+            parts.setdefault(k, []).append(np.asarray(v))
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def training_arrays(checked: Checked, examples: Examples, rows: np.ndarray):
+    """(inputs, targets, sample weights) dicts for the given rows, keyed by spec names."""
+    g = checked.graph
+    x = encode_inputs(checked, {k: v[rows] for k, v in examples.columns.items()})
+    y, w = {}, {}
+    reach = _reach_mask(checked, examples, rows)
+    for d, target in g.decoders.items():
+        t, live = codecs.target_array(g.modules[d].output, examples.targets[target][rows])
+        y[d], w[d] = t, live * reach[d]
+    return x, y, w
+
+
+def _reach_mask(checked: Checked, examples: Examples, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Per decoder, 1.0 for the rows whose route reaches it."""
+    g = checked.graph
+    out = {d: np.zeros(len(rows), np.float32) for d in g.decoders}
+    for route in g.routes():
+        mask = np.ones(len(rows), dtype=bool)
+        for sel, value in route.selection.items():
+            mask &= examples.columns[sel][rows] == [v.text for v in g.selectors[sel].values].index(value)
+        for d in route.decoders:
+            out[d][mask] = 1.0
+    return out
+
+
+def losses_for(checked: Checked) -> dict:
+    g = checked.graph
+    out = {}
+    for d in g.decoders:
+        kind = g.modules[d].output.kind.text
+        if kind == "bits":
+            out[d] = keras.losses.BinaryCrossentropy(from_logits=True)
+        elif kind == "onehot":
+            out[d] = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        else:
+            out[d] = keras.losses.MeanSquaredError()
+    return out
+
+
+def make_optimizer(name: str, lr: float) -> keras.optimizers.Optimizer:
+    return {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop,
+            "adamw": keras.optimizers.AdamW}[name](learning_rate=lr)
+
+
+def compile_model(model: keras.Model, checked: Checked, lr: float | None = None) -> None:
+    cfg = checked.train
+    model.compile(optimizer=make_optimizer(cfg.optimizer, lr or cfg.lr), loss=losses_for(checked),
+                  loss_weights={d: cfg.weights.get(d, 1.0) for d in checked.graph.decoders},
+                  steps_per_execution=cfg.eval_every, jit_compile=False)
+
+
+def dataset(x, y, w, batch: int, seed: int) -> tf.data.Dataset:
+    n = len(next(iter(x.values())))
+    ds = tf.data.Dataset.from_tensor_slices((x, y, w))
+    ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).repeat()
+    return ds.batch(batch, drop_remainder=False).prefetch(tf.data.AUTOTUNE)
+
+
+class _Observer(keras.callbacks.Callback):
+    """After each `eval_every` steps: evaluate every route, report, stop when exact (if asked)."""
+
+    def __init__(self, checked, examples, total_steps, on_progress, should_stop):
+        super().__init__()
+        self.checked, self.examples = checked, examples
+        self.eval_columns = {k: v[examples.eval_index] for k, v in examples.columns.items()}
+        self.eval_examples = examples.take(examples.eval_index)
+        self.total_steps = total_steps
+        self.on_progress = on_progress
+        self.should_stop = should_stop
+        self.history: list[dict] = []
+        self.report: dict | None = None
+        self.steps_run = 0
+        self.stopped_early = False
+        self.interrupted = False
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        cfg = self.checked.train
+        self.steps_run = (epoch + 1) * cfg.eval_every
+        outputs = predict_raw(self.model, self.checked, self.eval_columns)
+        self.report = route_report(self.checked, self.eval_examples, outputs)
+        losses = {k[:-5]: float(v) for k, v in (logs or {}).items() if k.endswith("_loss") and k[:-5] in outputs}
+        losses["total"] = float((logs or {}).get("loss", np.nan))
+        elapsed = time.perf_counter() - self.started
+        self.history.append({"step": self.steps_run, "losses": losses, "accuracy": self.report["accuracy"]})
+        if self.on_progress:
+            self.on_progress(Progress(self.steps_run, self.total_steps, losses, self.report,
+                                      self.steps_run / elapsed if elapsed else 0.0, elapsed))
+        if cfg.until_exact and all_exact(self.report):
+            self.stopped_early = True
+            self.model.stop_training = True
+        if self.should_stop and self.should_stop():
+            self.interrupted = True
+            self.model.stop_training = True
+
+
+def train(checked: Checked, examples: Examples, *, steps: int | None = None, seed: int | None = None,
+          mux: str | None = None, on_progress: Callable[[Progress], None] | None = None,
+          should_stop: Callable[[], bool] | None = None, model: keras.Model | None = None) -> TrainResult:
+    cfg = checked.train
+    seed = cfg.seed if seed is None else seed
+    steps = cfg.steps if steps is None else steps
+    set_determinism(seed)
+    if model is None:
+        model = build_model(checked, mux=mux, seed=seed)
+    compile_model(model, checked)
+    x, y, w = training_arrays(checked, examples, examples.train_index)
+    epochs = max(1, -(-steps // cfg.eval_every))
+    observer = _Observer(checked, examples, epochs * cfg.eval_every, on_progress, should_stop)
+    started = time.perf_counter()
+    model.fit(dataset(x, y, w, cfg.batch, seed), steps_per_epoch=cfg.eval_every, epochs=epochs,
+              callbacks=[observer], verbose=0, shuffle=False)
+    return TrainResult(model, observer.steps_run, observer.report, observer.history, observer.stopped_early,
+                       observer.interrupted, time.perf_counter() - started)
+
+
+def rich_progress(total_steps: int, stream=None):
+    """A rich progress bar on stderr (only when it is a terminal); returns (callback, context manager)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
+
+    console = Console(file=stream or sys.stderr)
+    bar = Bar(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
+              TimeRemainingColumn(), console=console, disable=not console.is_terminal, transient=False)
+    task = bar.add_task("train", total=total_steps, status="")
+
+    def update(p: Progress) -> None:
+        acc = p.report["accuracy"]
+        status = f"loss {p.losses.get('total', float('nan')):.4f}  exact {acc:.0%}  {p.steps_per_second:.0f} steps/s"
+        bar.update(task, completed=p.step, total=p.total_steps, status=status)
+
+    return update, bar
