@@ -55,6 +55,7 @@ class Checked:
     train: TrainConfig
     data: DataConfig
     diagnostics: list[Diagnostic]
+    target_order: list[str] = field(default_factory=list)  # expression targets, dependencies first
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -70,6 +71,7 @@ class Checked:
         categorical = {n: [v.text for v in d.values] for n, d in g.selectors.items()}
         categorical.update({n: [v.text for v in d.type.values] for n, d in g.inputs.items()
                             if isinstance(d.type, ast.CategoryType)})
+        numeric |= set(g.targets)  # a target may build on another
         return expr.Scope(numeric, categorical)
 
 
@@ -78,7 +80,7 @@ def check(spec: ast.Spec) -> Checked:
     ctx = _Checker(spec, graph)
     ctx.run()
     diags = sorted(ctx.diags, key=sort_key)
-    return Checked(spec, graph, ctx.train, ctx.data, diags)
+    return Checked(spec, graph, ctx.train, ctx.data, diags, ctx.target_order)
 
 
 def check_or_raise(spec: ast.Spec) -> Checked:
@@ -95,6 +97,8 @@ class _Checker:
         self.diags: list[Diagnostic] = []
         self.train = TrainConfig()
         self.data = DataConfig()
+        self.target_order: list[str] = []
+        self.misspelled: set[str] = set()  # modules suggested for an unknown name: not also "unreachable"
 
     def error(self, code, message, span, hints=(), related=()):
         self.diags.append(Diagnostic(code, message, span, ERROR, list(hints), list(related)))
@@ -287,8 +291,10 @@ class _Checker:
         if name.text in self.g.modules:
             return True
         what = "an input, not a module" if name.text in self.g.inputs else None
+        hints = did_you_mean(name.text, self.g.modules)
+        self.misspelled |= {m for m in self.g.modules if hints and f"'{m}'" in hints[0]}
         self.error("E101", f"unknown module '{name.text}'" + (f" ('{name.text}' is {what})" if what else ""),
-                   name.span, hints=did_you_mean(name.text, self.g.modules))
+                   name.span, hints=hints)
         return False
 
     def check_mux(self, stage: ast.Mux, producers):
@@ -303,7 +309,10 @@ class _Checker:
         for b in stage.branches:
             if self.known_module(b.module):
                 self.check_edges(producers, b.module)
-        if sel not in self.g.selectors:
+        misspelled_branch = any(b.value is b.module and b.module.text not in self.g.modules for b in stage.branches)
+        if misspelled_branch:
+            pass  # `[binry | decimal]`: the unknown module is reported; its value mismatch would be noise
+        elif sel not in self.g.selectors:
             self.error("E101", f"unknown selector '{sel}'", stage.selector.span,
                        hints=did_you_mean(sel, self.g.selectors))
         else:
@@ -390,7 +399,7 @@ class _Checker:
         for n in self.g.inputs:
             reachable |= self.g.g.descendants(n) | {n}
         for name, m in self.g.modules.items():
-            if name not in reachable:
+            if name not in reachable and name not in self.misspelled:
                 self.error("E107", f"no route reaches module '{name}'", m.name.span,
                            hints=[f"add it to a route, e.g. `route <input> -> {name}`, or remove it"])
 
@@ -531,6 +540,8 @@ class _Checker:
             self.diags += found
             if found:
                 bad_expr.add(name)
+        self.order_targets()
+        checked.target_order = self.target_order
         for name, t in self.g.targets.items():
             if name not in self.g.decoders.values():
                 self.warn("W203", f"target '{name}' is decoded by no module", t.name.span)
@@ -548,11 +559,14 @@ class _Checker:
             names, grids = domain
             rows = [dict(zip(names, combo)) for combo in itertools.product(*grids)]
             out, scope = {}, checked.expr_scope()
-            for name, t in self.g.targets.items():
+            for name in self.target_order:
                 try:
-                    out[name] = expr.evaluate_rows(t.expr, rows, scope)
+                    out[name] = expr.evaluate_rows(self.g.targets[name].expr, rows, scope)
                 except expr.ExprError as err:
                     self.diags.append(err.diagnostic)
+                    return None
+                for row, value in zip(rows, out[name]):
+                    row[name] = value
             return out
         from .data import DataError, build_examples
 
@@ -563,6 +577,23 @@ class _Checker:
             return None
         return {k: [None if v != v else v for v in arr.tolist()] for k, arr in examples.targets.items()
                 if arr.ndim == 1}
+
+    def order_targets(self) -> None:
+        """Expression targets in dependency order (a target may use another); a cycle is an error."""
+        exprs = {n: t for n, t in self.g.targets.items() if t.expr is not None}
+        deps = {n: expr.referenced_names(t.expr) & set(self.g.targets) for n, t in exprs.items()}
+        done: set[str] = {n for n in self.g.targets if n not in exprs}
+        while len(done) < len(self.g.targets):
+            ready = [n for n in exprs if n not in done and deps[n] <= done]
+            if not ready:
+                stuck = [n for n in exprs if n not in done]
+                self.error("E103", "targets depend on each other in a cycle: " + ", ".join(stuck),
+                           self.g.targets[stuck[0]].name.span,
+                           related=[Related(self.g.targets[n].name.span, f"'{n}' declared here") for n in stuck[1:]])
+                return
+            for n in ready:
+                done.add(n)
+                self.target_order.append(n)
 
     def check_target_ranges(self, values: dict[str, list]) -> None:
         for decoder, target in self.g.decoders.items():

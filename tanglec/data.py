@@ -59,18 +59,7 @@ def build_examples(checked) -> Examples:
         columns, data_targets = _sample(g, cfg.count, cfg.seed), {}
     else:
         columns, data_targets = _enumerate(checked), {}
-    targets = dict(data_targets)
-    scope = checked.expr_scope()
-    problems = []
-    for name, t in g.targets.items():
-        if t.expr is None:
-            continue
-        try:
-            targets[name] = expr_numpy.evaluate(t.expr, columns, scope)
-        except expr.ExprError as err:
-            problems.append(err.diagnostic)
-    if problems:
-        raise DataError(problems)
+    targets = evaluate_targets(checked, columns, data_targets)
     n = len(next(iter(columns.values()))) if columns else 0
     rows = np.arange(n)
     if cfg.eval_fraction > 0 and n > 1:
@@ -78,6 +67,19 @@ def build_examples(checked) -> Examples:
         k = max(1, int(round(n * cfg.eval_fraction)))
         return Examples(columns, targets, np.sort(shuffled[:k]), np.sort(shuffled[k:]))
     return Examples(columns, targets, rows, rows)
+
+
+def evaluate_targets(checked, columns: dict[str, np.ndarray],
+                     data_targets: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Every target's column: read from the data, or computed in dependency order (DataError on failure)."""
+    targets = dict(data_targets or {})
+    scope = checked.expr_scope()
+    for name in checked.target_order:
+        try:
+            targets[name] = expr_numpy.evaluate(checked.graph.targets[name].expr, {**columns, **targets}, scope)
+        except expr.ExprError as err:
+            raise DataError([err.diagnostic]) from None
+    return targets
 
 
 def _enumerate(checked) -> dict[str, np.ndarray]:

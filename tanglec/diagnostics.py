@@ -67,7 +67,8 @@ class SourceCache:
         self._texts: dict[str, list[str]] = {}
 
     def add(self, file: str, text: str) -> None:
-        self._texts[file] = text.splitlines()
+        # lines end at "\n" only, as the parser counts them (str.splitlines also splits at \r, \f, \u2028...)
+        self._texts[file] = [line.rstrip("\r") for line in text.split("\n")]
 
     def line(self, file: str, number: int) -> str | None:
         lines = self._texts.get(file)

@@ -34,7 +34,7 @@ class _Evaluator:
             return self.columns[node.name.text][rows]
         if isinstance(node, ast.UnaryOp):
             value = self.run(node.operand, rows)
-            return np.logical_not(value) if node.op == "not" else np.negative(value)
+            return np.logical_not(value) if node.op == "not" else np.negative(_no_bool(value))
         if isinstance(node, ast.IfElse):
             cond = self.run(node.cond, rows).astype(bool)
             return _merge([(cond, self.run(node.then, rows[cond])),
@@ -77,6 +77,7 @@ class _Evaluator:
                    ">": np.greater, ">=": np.greater_equal}
         if op in compare:
             return compare[op](a, b)
+        a, b = _no_bool(a), _no_bool(b)  # as in Python, True + True == 2 (numpy: `or`, and `-` refused)
         if op in ("/", "//", "%") and (b == 0).any():
             raise ExprError(self._failure(node.right, "division by zero", b == 0, rows))
         integer = _is_int(a) and _is_int(b)
@@ -120,6 +121,10 @@ def _merge(parts: list[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:
     for mask, values in parts:
         out[mask] = values
     return out
+
+
+def _no_bool(x: np.ndarray) -> np.ndarray:
+    return x.astype(np.int64) if np.asarray(x).dtype == bool else x
 
 
 def _is_int(x) -> bool:

@@ -164,16 +164,14 @@ class Multiplexer(keras.layers.Layer):
         return tf.dynamic_stitch(row_parts, outs)
 
     def _call_gather(self, index, xs, training):
-        batch = tf.shape(index)[0]
-        ids, outs = [], []
+        batch = tf.shape(index, out_type=tf.int64)[:1]
+        first = self._dedupe(xs)
+        rows, outs = [], []
         for k, x in enumerate(xs):
-            rows = tf.where(tf.equal(index, k))  # [n_k, 1] int64
-            y = self._run(k, tf.gather_nd(x, rows), training)
-            ids.append(rows)
-            outs.append(y)
-        y = tf.concat(outs, axis=0)
-        shape = tf.concat([tf.cast([batch], tf.int64), tf.shape(y, out_type=tf.int64)[1:]], 0)
-        return tf.scatter_nd(tf.concat(ids, axis=0), y, shape)
+            r = tf.where(tf.equal(index, k))  # [n_k, 1] int64: the rows branch k owns
+            rows.append(r)
+            outs.append(self._run(k, tf.gather_nd(xs[first[k]], r), training))
+        return _scatter_rows(rows, outs, batch)
 
     # ----------------------------------------------------------- serialization
     def get_config(self):
@@ -196,6 +194,30 @@ class Multiplexer(keras.layers.Layer):
         config = dict(config)
         branches = [keras.saving.deserialize_keras_object(b) for b in config.pop("branches")]
         return cls(branches=branches, **config)
+
+
+def _scatter_rows(rows, outs, batch):
+    """``out[rows[k][j]] = outs[k][j]``: one ``scatter_nd`` of all branch outputs.
+
+    The rows of the branches are disjoint and cover the batch, so a single
+    scatter of the concatenated outputs rebuilds the batch. The gradient is
+    written by hand as one ``gather_nd`` per branch: the automatic gradient
+    of ``tf.concat`` is a ``SplitV`` with data-dependent sizes, which XLA
+    refuses (it needs them to be compile-time constants).
+    """
+    rows_all = tf.concat(rows, axis=0)
+
+    @tf.custom_gradient
+    def combine(*ys):
+        y = tf.concat(ys, axis=0)
+        shape = tf.concat([batch, tf.shape(y, out_type=tf.int64)[1:]], axis=0)
+
+        def grad(dy):
+            return tuple(tf.gather_nd(dy, r) for r in rows)
+
+        return tf.scatter_nd(rows_all, y, shape), grad
+
+    return combine(*outs)
 
 
 def _in_object_sharing_scope() -> bool:

@@ -10,16 +10,19 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, Tree, v_args
+from lark import Lark, Token, Tree, v_args
+from lark.visitors import Transformer_NonRecursive
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import ast
 from .diagnostics import SOURCES, Diagnostic, TangleError, did_you_mean
+from .expr import INT_LIMIT, _children
 
 STATEMENT_KEYWORDS = ("input", "select", "module", "route", "target", "decode", "data", "train")
 _STATEMENT_START = re.compile(r"^[ \t]*(?:%s)\b" % "|".join(STATEMENT_KEYWORDS), re.M)
 MAX_SOURCE_BYTES = 2_000_000
 MAX_NESTING = 64
+MAX_EXPR_DEPTH = 200  # operators nested in one expression (`1+1+...` nests one per `+`)
 
 _TERMINAL_WORDS = {
     "NAME": "a name", "INT": "an integer", "SIGNED_INT": "an integer", "NUMBER": "a number",
@@ -53,13 +56,32 @@ def _describe_terminal(name: str) -> str:
     return f"'{pattern.value}'" if pattern.type == "str" else name
 
 
-class _ToAst(Transformer):
-    """Lark tree -> ast dataclasses; `line_offset` places a statement parsed alone at its real line."""
+class _ToAst(Transformer_NonRecursive):
+    """Lark tree -> ast dataclasses; `line_offset` places a statement parsed alone at its real line.
+    Non-recursive, so a huge flat expression (`1+1+...+1`) can't overflow the Python stack; number
+    literals out of range become E007 diagnostics in `problems`."""
 
     def __init__(self, file: str, line_offset: int = 0):
         super().__init__(visit_tokens=False)
         self.file = file
         self.line_offset = line_offset
+        self.problems: list[Diagnostic] = []
+
+    def literal(self, tok: Token, integer: bool = False) -> int | float:
+        """A number token's value; 0 and an E007 diagnostic when it is too large to compute with."""
+        text = str(tok)
+        digits = len(text.lstrip("+-").split(".")[0].split("e")[0].split("E")[0])
+        value = None
+        if digits <= 30:
+            value = int(text) if integer else _number(text)
+        if value is None or abs(value) >= INT_LIMIT and isinstance(value, int) or value != value \
+                or abs(value) == float("inf"):
+            shown = text if len(text) <= 24 else text[:20] + "…"
+            self.problems.append(Diagnostic("E007", f"number {shown} is too large", self.span(tok),
+                                            hints=[f"integers must lie within ±2**53 ({INT_LIMIT:,}); "
+                                                   f"floats must be finite"]))
+            return 0
+        return value
 
     # -- positions
     def span(self, meta) -> ast.Span:
@@ -100,17 +122,17 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def vector_type(self, meta, c):
-        return ast.VectorType(int(c[0]), self.span(meta))
+        return ast.VectorType(self.literal(c[0], integer=True), self.span(meta))
 
     def signed_int(self, c):
-        return int(c[0])
+        return self.literal(c[0], integer=True)
 
     def signed_number(self, c):
-        return _number(str(c[0]))
+        return self.literal(c[0])
 
     @v_args(meta=True)
     def number(self, meta, c):
-        return ast.Number(_number(str(c[0])), self.span(meta))
+        return ast.Number(self.literal(c[0]), self.span(meta))
 
     @v_args(meta=True)
     def module_decl(self, meta, c):
@@ -118,7 +140,7 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def codec(self, meta, c):
-        return ast.Codec(self.name(c[0]), int(c[1]) if len(c) > 1 else None, self.span(meta))
+        return ast.Codec(self.name(c[0]), self.literal(c[1], integer=True) if len(c) > 1 else None, self.span(meta))
 
     @v_args(meta=True)
     def layer(self, meta, c):
@@ -178,7 +200,7 @@ class _ToAst(Transformer):
         return ("enumerate", None)
 
     def sample_source(self, c):
-        return ("sample", int(c[0]))
+        return ("sample", self.literal(c[0], integer=True))
 
     def file_source(self, c):
         return ("file", str(c[0])[1:-1])
@@ -256,6 +278,8 @@ def _syntax_diagnostic(err: UnexpectedInput, file: str, line_offset: int, source
     line = (err.line if err.line and err.line > 0 else len(source_lines) or 1) + line_offset
     col = err.column if err.column and err.column > 0 else 1
     if isinstance(err, UnexpectedToken) and err.token.type == "$END" or isinstance(err, UnexpectedEOF):
+        while len(source_lines) > 1 and not source_lines[-1].strip():
+            source_lines = source_lines[:-1]  # point after the last written text, not at trailing blank lines
         last = len(source_lines) + line_offset
         last_line = source_lines[-1] if source_lines else ""
         span = ast.Span(file, max(last, 1), len(last_line) + 1, max(last, 1), len(last_line) + 2)
@@ -300,10 +324,16 @@ def _nesting_problem(source: str, file: str) -> Diagnostic | None:
     """Reject nesting deeper than MAX_NESTING before parsing, so no stage can recurse too deep."""
     depth = 0
     line, col = 1, 0
+    skip_to = None  # inside a comment (until newline) or a string (until '"' or newline)
     for ch in source:
         col += 1
         if ch == "\n":
-            line, col = line + 1, 0
+            line, col, skip_to = line + 1, 0, None
+        elif skip_to is not None:
+            if ch == skip_to:
+                skip_to = None
+        elif ch in "#\"":
+            skip_to = "\n" if ch == "#" else '"'
         elif ch in "([{":
             depth += 1
             if depth > MAX_NESTING:
@@ -326,9 +356,12 @@ def parse(source: str, file: str = "<spec>") -> ast.Spec:
         raise TangleError([deep])
     try:
         tree = _lark().parse(source)
-        return ast.Spec(file, source, _transform(tree, file, 0))
     except UnexpectedInput:
-        pass
+        tree = None
+    if tree is not None:
+        statements, problems = _transform(tree, file, 0)
+        if not problems:
+            return ast.Spec(file, source, statements)
     _, diagnostics = _parse_statement_by_statement(source, file)
     raise TangleError(diagnostics)
 
@@ -347,23 +380,53 @@ def _parse_statement_by_statement(source: str, file: str) -> tuple[list, list[Di
     if not starts or starts[0] != 0:
         starts.insert(0, 0)
     statements, diagnostics = [], []
+    offset, counted = 0, 0  # line offset of `begin`, counted incrementally (linear in the source size)
     for begin, end in zip(starts, starts[1:] + [len(source)]):
         chunk = source[begin:end]
-        if all(not line.strip() or line.lstrip().startswith("#") for line in chunk.splitlines()):
+        offset += source.count("\n", counted, begin)
+        counted = begin
+        if all(not line.strip() or line.lstrip().startswith("#") for line in chunk.split("\n")):
             continue
-        offset = source.count("\n", 0, begin)
         try:
-            statements += _transform(_lark().parse(chunk), file, offset)
+            tree = _lark().parse(chunk)
         except UnexpectedInput as err:
-            diagnostics.append(_syntax_diagnostic(err, file, offset, chunk.splitlines()))
+            diagnostics.append(_syntax_diagnostic(err, file, offset, chunk.split("\n")))
+            continue
+        found, problems = _transform(tree, file, offset)
+        if problems:
+            diagnostics += problems
+        else:
+            statements += found
     return statements, diagnostics
 
 
-def _transform(tree: Tree, file: str, line_offset: int) -> list:
+def _transform(tree: Tree, file: str, line_offset: int) -> tuple[list, list[Diagnostic]]:
+    """Statements, and the problems only visible after parsing (number literals, expression depth)."""
+    builder = _ToAst(file, line_offset)
     try:
-        return _ToAst(file, line_offset).transform(tree)
+        statements = builder.transform(tree)
     except VisitError as err:  # a transformer bug, not a user error: let the CLI report it as internal
         raise err.orig_exc from err
+    return statements, builder.problems + _depth_problems(statements)
+
+
+def _depth_problems(statements: list) -> list[Diagnostic]:
+    """E004 for an expression nested deeper than MAX_EXPR_DEPTH (measured without recursion), so the
+    evaluators and every later pass that walks expressions recursively stay far from the stack limit."""
+    out = []
+    for st in statements:
+        if not isinstance(st, ast.TargetDecl) or st.expr is None:
+            continue
+        deepest, stack = 0, [(st.expr, 1)]
+        while stack and deepest <= MAX_EXPR_DEPTH:
+            node, depth = stack.pop()
+            deepest = max(deepest, depth)
+            stack += [(child, depth + 1) for child in _children(node)]
+        if deepest > MAX_EXPR_DEPTH:
+            out.append(Diagnostic("E004", f"expression nested more than {MAX_EXPR_DEPTH} levels deep",
+                                  st.expr.span, hints=["each operator in a chain like `1 + 1 + ... + 1` "
+                                                       "adds a level; simplify it or split it into targets"]))
+    return out
 
 
 def parse_file(path: str | Path) -> ast.Spec:

@@ -7,7 +7,7 @@ import numpy as np
 
 from . import ast, codecs
 from .checks import Checked
-from .data import Examples, field_domain
+from .data import Examples, evaluate_targets
 from .diagnostics import Diagnostic, TangleError, did_you_mean
 
 
@@ -111,12 +111,13 @@ def field_value(checked: Checked, name: str, text: str):
 
 def answers(checked: Checked, columns: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> list[Answer]:
     """Each reached decoder's decoded answer for row 0, with confidence and the expected target."""
-    from . import expr, expr_numpy
-
     g = checked.graph
     selection = {s: g.selectors[s].values[int(columns[s][0])].text for s in g.mux_selectors()}
     active = g.active_nodes(selection)
-    scope = checked.expr_scope()
+    try:
+        expected_values = evaluate_targets(checked, columns)
+    except TangleError:
+        expected_values = {}
     result = []
     for d, target in g.decoders.items():
         if d not in outputs or d not in active:
@@ -124,13 +125,9 @@ def answers(checked: Checked, columns: dict[str, np.ndarray], outputs: dict[str,
         codec = g.modules[d].output
         value, conf = codecs.decode(codec, outputs[d][:1])
         expected = None
-        t = g.targets.get(target)
-        if t is not None and t.expr is not None:
-            try:
-                ev = expr_numpy.evaluate(t.expr, columns, scope)[0]
-                expected = None if np.isnan(float(ev)) else _plain(ev)
-            except expr.ExprError:
-                expected = None
+        if target in expected_values:
+            ev = expected_values[target][0]
+            expected = None if np.isnan(float(ev)) else _plain(ev)
         result.append(Answer(d, target, _plain(value[0]), None if conf is None else float(conf[0]), expected))
     return result
 

@@ -1,0 +1,293 @@
+#!/usr/bin/env python3
+"""Sweep the Multiplexer strategies: training-step rate relative to one plain branch.
+
+For every cell (K branches, batch size B) the script builds, in one process:
+
+* ``one``      -- a single branch MLP on the whole batch: the same FLOPs, no routing;
+* ``where`` / ``partition`` / ``gather`` -- ``Multiplexer`` over K branch MLPs, every
+  example routed to a uniformly random branch (all slots get the same input ``x``);
+* ``gather+xla`` -- ``gather`` with the train step compiled by XLA (``jit_compile=True``);
+* ``noroute``  -- a reference, not a strategy: the K branches each run on a fixed,
+  contiguous B/K slice of the batch. Same FLOPs and same K-fold parameters as the
+  multiplexed models but no routing ops at all, so it is the ceiling any routing
+  strategy can reach (what is left between ``one`` and ``noroute`` is the price of
+  having K separate weight sets, not of routing);
+* ``auto`` -- ``choose_strategy(K, B, flops)``'s pick (the same layer as that
+  strategy, so its rate is that strategy's measured rate).
+
+Branch = MLP ``Dense(W, relu) -> Dense(W)`` on ``[B, W]`` inputs, W = 256.
+Rate = steps/s of a compiled train step (``tf.function`` running ``n`` steps of
+forward + MSE + gradient + optimizer update in a ``tf.range`` loop, like
+``steps_per_execution``); compilation and two warm-up calls are excluded. Each
+configuration is timed in several round-robin rounds and the best round is kept,
+which makes the numbers robust to other processes sharing the CPU.
+
+    python bench/mux_sweep.py --quick --json runs/mux_quick.json
+    python bench/mux_sweep.py --json runs/mux_full.json          # ~10-15 min on 2 cores
+
+Prints the JSON on stdout (and writes it to ``--json``), then a markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tanglec.mux import STRATEGIES, Multiplexer, choose_strategy  # noqa: E402
+
+FULL_K = (2, 4, 8, 16, 32)
+FULL_B = (32, 256, 4096)
+QUICK_K = (2, 8, 32)
+QUICK_B = (32, 256)
+
+
+class StaticSlices(keras.layers.Layer):
+    """Reference without routing: branch k runs on rows [k*B/K, (k+1)*B/K)."""
+
+    def __init__(self, branches, **kwargs):
+        super().__init__(**kwargs)
+        self.branches = list(branches)
+
+    def call(self, x):
+        parts = tf.split(x, len(self.branches), axis=0)
+        return tf.concat([b(p) for b, p in zip(self.branches, parts)], axis=0)
+
+    def compute_output_shape(self, input_shape):
+        return self.branches[0].compute_output_shape(input_shape)
+
+
+def branch_mlp(width: int) -> keras.Model:
+    i = keras.Input((width,))
+    h = keras.layers.Dense(width, activation="relu")(i)
+    return keras.Model(i, keras.layers.Dense(width)(h))
+
+
+def branch_flops(width: int) -> float:
+    """Forward FLOPs of one branch for one example (2 per multiply-add)."""
+    return 2.0 * (width * width + width * width)
+
+
+def build(kind: str, k: int, width: int) -> keras.Model:
+    x = keras.Input((width,), name="x")
+    sel = keras.Input((), dtype="int32", name="sel")
+    if kind == "one":
+        y = branch_mlp(width)(x)
+    elif kind == "noroute":
+        y = StaticSlices([branch_mlp(width) for _ in range(k)])(x)
+    else:
+        strategy = kind.split("+")[0]
+        y = Multiplexer([branch_mlp(width) for _ in range(k)], strategy=strategy)([sel] + [x] * k)
+    return keras.Model({"x": x, "sel": sel}, y)
+
+
+def make_runner(model: keras.Model, data, optimizer: str, jit: bool):
+    x, sel, target = data
+    opt = keras.optimizers.SGD(1e-3) if optimizer == "sgd" else keras.optimizers.Adam(1e-4)
+    variables = model.trainable_variables
+    opt.build(variables)
+
+    @tf.function(jit_compile=jit)
+    def run(n):
+        loss = tf.constant(0.0)
+        for _ in tf.range(n):
+            with tf.GradientTape() as tape:
+                pred = model({"x": x, "sel": sel}, training=True)
+                loss = tf.reduce_mean(tf.square(pred - target))
+            opt.apply(tape.gradient(loss, variables), variables)
+        return loss
+
+    return run
+
+
+class Timer:
+    """Times one configuration; `measure()` adds one round, `rate` is the best round."""
+
+    def __init__(self, run, target_s: float, max_steps: int):
+        self.run = run
+        self.best = 0.0
+        t = time.perf_counter()
+        run(tf.constant(1)).numpy()  # trace + compile
+        self.compile_s = time.perf_counter() - t
+        t = time.perf_counter()
+        run(tf.constant(1)).numpy()  # warm-up
+        one = time.perf_counter() - t
+        self.n = int(max(1, min(max_steps, target_s / max(one, 1e-6))))
+
+    def measure(self):
+        t = time.perf_counter()
+        self.run(tf.constant(self.n)).numpy()
+        self.best = max(self.best, self.n / (time.perf_counter() - t))
+
+
+def bench_cell(k, batch, width, kinds, optimizer, rounds, target_s, max_steps, seed=0):
+    rng = np.random.default_rng(seed)
+    data = (
+        tf.constant(rng.standard_normal((batch, width)).astype("float32")),
+        tf.constant(rng.integers(0, k, batch).astype("int32")),
+        tf.constant(rng.standard_normal((batch, width)).astype("float32")),
+    )
+    timers, errors = {}, {}
+    for kind in kinds:
+        try:
+            model = build(kind, k, width)
+            timers[kind] = Timer(
+                make_runner(model, data, optimizer, jit=kind.endswith("+xla")), target_s, max_steps
+            )
+        except Exception as err:  # e.g. XLA refusing a graph: report, keep going
+            errors[kind] = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
+    for _ in range(rounds):
+        for timer in timers.values():
+            timer.measure()
+    rates = {kind: t.best for kind, t in timers.items()}
+    one = rates["one"]
+    ratio = {kind: r / one for kind, r in rates.items() if kind != "one"}
+    flops = branch_flops(width)
+    auto = choose_strategy(k, batch, flops)
+    strat = {s: ratio[s] for s in STRATEGIES if s in ratio}
+    best = max(strat, key=strat.get) if strat else None
+    cell = {
+        "K": k,
+        "batch": batch,
+        "width": width,
+        "branch_flops": flops,
+        "steps_per_s": {kind: round(r, 2) for kind, r in rates.items()},
+        "ratio_to_one": {kind: round(r, 4) for kind, r in ratio.items()},
+        "compile_s": {kind: round(t.compile_s, 2) for kind, t in timers.items()},
+        "steps_per_round": {kind: t.n for kind, t in timers.items()},
+        "best": best,
+        "auto": auto,
+    }
+    if best is not None and auto in strat:
+        cell["auto_ratio"] = round(strat[auto], 4)
+        cell["auto_within_10pct"] = bool(strat[auto] >= 0.9 * strat[best])
+    if "noroute" in ratio and best is not None:
+        cell["best_vs_noroute"] = round(strat[best] / ratio["noroute"], 4)
+    if errors:
+        cell["errors"] = errors
+    return cell
+
+
+def markdown(cells, show_xla: bool) -> str:
+    cols = ["K", "batch", "one steps/s", "where", "partition", "gather"]
+    if show_xla:
+        cols.append("gather+xla")
+    cols += ["auto (pick)", "best", "auto ≤10% off", "noroute ceiling"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for c in cells:
+        r = c["ratio_to_one"]
+
+        def f(kind):
+            if kind in r:
+                v = f"{r[kind]:.3f}"
+                return f"**{v}**" if kind == c["best"] else v
+            return "err" if kind in c.get("errors", {}) else "–"
+
+        row = [str(c["K"]), str(c["batch"]), f"{c['steps_per_s']['one']:.0f}"]
+        row += [f(s) for s in STRATEGIES]
+        if show_xla:
+            row.append(f("gather+xla"))
+        row += [
+            f"{c.get('auto_ratio', float('nan')):.3f} ({c['auto']})",
+            str(c["best"]),
+            {True: "yes", False: "NO"}.get(c.get("auto_within_10pct"), "–"),
+            f("noroute"),
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="K in {2,8,32}, batch in {32,256}, short timings")
+    ap.add_argument("--json", type=Path, help="also write the JSON here")
+    ap.add_argument("--width", type=int, default=256)
+    ap.add_argument("--k", type=int, nargs="*", help="override the K values")
+    ap.add_argument("--batch", type=int, nargs="*", help="override the batch sizes")
+    ap.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    ap.add_argument("--rounds", type=int, help="timing rounds per configuration (best kept)")
+    ap.add_argument("--target-seconds", type=float, help="wall time of one timing round")
+    ap.add_argument(
+        "--xla-max-batch", type=int, default=256,
+        help="time gather+xla only for batch <= this (it is slow on CPU); -1 disables it",
+    )
+    ap.add_argument("--no-noroute", action="store_true", help="skip the no-routing reference")
+    args = ap.parse_args(argv)
+
+    ks = tuple(args.k or (QUICK_K if args.quick else FULL_K))
+    bs = tuple(args.batch or (QUICK_B if args.quick else FULL_B))
+    rounds = args.rounds or (2 if args.quick else 3)
+    target = args.target_seconds or (0.12 if args.quick else 0.3)
+    max_steps = 100 if args.quick else 300
+
+    keras.utils.set_random_seed(0)
+    started = time.time()
+    cells = []
+    for batch in bs:
+        for k in ks:
+            kinds = ["one", *STRATEGIES]
+            if 0 <= batch <= args.xla_max_batch:
+                kinds.append("gather+xla")
+            if not args.no_noroute and batch % k == 0:
+                kinds.append("noroute")
+            t0 = time.time()
+            cell = bench_cell(k, batch, args.width, kinds, args.optimizer, rounds, target, max_steps)
+            cell["seconds"] = round(time.time() - t0, 1)
+            cells.append(cell)
+            print(
+                f"# K={k:<3} B={batch:<5} best={cell['best']:<9} auto={cell['auto']:<9} "
+                + " ".join(f"{kk}={v:.3f}" for kk, v in cell["ratio_to_one"].items())
+                + f"  ({cell['seconds']}s)",
+                file=sys.stderr,
+                flush=True,
+            )
+            keras.backend.clear_session()
+
+    report = {
+        "benchmark": "tanglec.mux training-step rate / one-branch rate",
+        "mode": "quick" if args.quick else "full",
+        "optimizer": args.optimizer,
+        "width": args.width,
+        "rounds": rounds,
+        "target_seconds_per_round": target,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "loadavg_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        },
+        "seconds": round(time.time() - started, 1),
+        "cells": cells,
+    }
+    text = json.dumps(report, indent=2)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n")
+    print(text)
+    print()
+    print(markdown(cells, show_xla=any("gather+xla" in c["ratio_to_one"] for c in cells)))
+    key = next((c for c in cells if c["K"] == 32 and c["batch"] == 256), None)
+    if key is not None:
+        best = key["ratio_to_one"][key["best"]]
+        print()
+        print(
+            f"key cell K=32 B=256 W={args.width}: best={key['best']} {best:.3f}x of one branch "
+            f"({'meets' if best >= 0.5 else 'below'} the 0.5x goal); "
+            f"no-routing ceiling {key['ratio_to_one'].get('noroute', float('nan')):.3f}x"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

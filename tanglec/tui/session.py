@@ -1,0 +1,189 @@
+"""What the explorer works on, without any UI: the target (a spec or a run directory), its checked spec and
+diagnostics, the run directory training writes, and the pause/stop controls a training worker obeys.
+
+Nothing here imports TensorFlow or Textual, so it loads in the first-paint budget and is easy to test.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..ast import Span
+from ..checks import Checked, check
+from ..diagnostics import Diagnostic, TangleError, sort_key
+from ..parser import parse_partial
+
+
+@dataclass
+class Session:
+    target: Path                 # what the user opened
+    is_run: bool                 # a run directory (else a .tangle file)
+    source: str                  # the spec text shown in the Spec view
+    source_file: str             # the file name diagnostics' spans use for that text
+    checked: Checked | None      # None when nothing could be checked (a broken run directory)
+    diagnostics: list[Diagnostic]
+    run_dir: Path                # where training writes (and where a trained model is looked for)
+    run_state: str = "none"      # none | current | other | invalid
+    run_note: str = ""
+    report: dict | None = None   # routes.json of the run when it matches this spec
+    data_problems: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.all_diagnostics if d.is_error]
+
+    @property
+    def all_diagnostics(self) -> list[Diagnostic]:
+        return self.diagnostics + self.data_problems
+
+    @property
+    def ok(self) -> bool:
+        """The spec checks: the graph is complete and a model can be built, trained and queried."""
+        return self.checked is not None and not any(d.is_error for d in self.diagnostics)
+
+    @property
+    def can_train(self) -> bool:
+        return self.ok and not self.data_problems
+
+    @property
+    def name(self) -> str:
+        return self.target.name or str(self.target)
+
+    @property
+    def has_trained_run(self) -> bool:
+        return self.run_state == "current"
+
+
+def display_path(path: Path) -> str:
+    """A path relative to the working directory when it is under it (shorter, and stable in tests)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def open_target(target: Path, run_dir: Path | None = None) -> Session:
+    """Load a spec file or a run directory; never raises for problems in them (they become diagnostics)."""
+    target = Path(target)
+    if target.is_dir():
+        return _open_run(target, run_dir)
+    return _open_spec(target, run_dir)
+
+
+def _open_spec(path: Path, run_dir: Path | None) -> Session:
+    run_dir = Path(run_dir) if run_dir else Path("runs") / path.stem
+    try:
+        source = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        diag = Diagnostic("E006", f"not UTF-8 text: {err.reason} at byte {err.start}", Span(str(path), 1, 1, 1, 2))
+        return Session(path, False, "", str(path), None, [diag], run_dir)
+    except OSError as err:
+        diag = Diagnostic("E006", f"can't read the spec: {err.strerror or err}", Span(str(path), 1, 1, 1, 2))
+        return Session(path, False, "", str(path), None, [diag], run_dir)
+    spec, syntax = parse_partial(source, str(path))
+    checked = check(spec)
+    # Like `tanglec check`: with syntax errors, report only those (checks of a partial spec cascade).
+    diagnostics = syntax if syntax else list(checked.diagnostics)
+    if syntax:
+        diagnostics = diagnostics + [d for d in checked.diagnostics if not d.is_error]
+    session = Session(path, False, source, str(path), checked, sorted(diagnostics, key=sort_key), run_dir)
+    _inspect_run(session)
+    return session
+
+
+def _open_run(run_dir: Path, out: Path | None) -> Session:
+    from ..run import SPEC, load_checked, load_json, REPORT
+
+    try:
+        checked, manifest = load_checked(run_dir)
+    except TangleError as err:
+        text = ""
+        try:
+            text = (run_dir / SPEC).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            pass
+        return Session(run_dir, True, text, str(run_dir / SPEC), None, sorted(err.diagnostics, key=sort_key),
+                       Path(out) if out else run_dir, "invalid", "the run directory is damaged")
+    session = Session(run_dir, True, checked.spec.source, checked.spec.path, checked, list(checked.diagnostics),
+                      Path(out) if out else run_dir)
+    if session.run_dir.resolve() == run_dir.resolve():
+        session.run_state, session.run_note = "current", "trained run"
+        try:
+            session.report = load_json(run_dir, REPORT)
+        except (OSError, ValueError):
+            session.report = None
+    else:
+        _inspect_run(session)
+    return session
+
+
+def _inspect_run(session: Session) -> None:
+    """Is there a trained run of exactly this spec in the run directory?"""
+    from ..run import REPORT, SPEC, load_json, read_manifest
+
+    run_dir = session.run_dir
+    if not run_dir.exists():
+        session.run_state, session.run_note = "none", "not trained yet"
+        return
+    try:
+        read_manifest(run_dir)
+        same = (run_dir / SPEC).read_text(encoding="utf-8") == session.source
+    except (TangleError, OSError, UnicodeDecodeError) as err:
+        message = err.diagnostics[0].message if isinstance(err, TangleError) else str(err)
+        session.run_state, session.run_note = "invalid", f"not a usable run ({message}); training replaces it"
+        return
+    if not same:
+        session.run_state, session.run_note = "other", "holds another version of this spec; training replaces it"
+        return
+    session.run_state, session.run_note = "current", "trained run"
+    try:
+        session.report = load_json(run_dir, REPORT)
+    except (OSError, ValueError):
+        session.report = None
+
+
+class TrainControl:
+    """Pause, resume and stop for a training worker thread (the UI thread flips them; the worker obeys).
+
+    Training checks in between evaluation chunks (`eval_every` steps): a pause takes effect there and a
+    stop ends `fit` there. `wait_if_paused` returns the seconds spent paused, so rates can exclude them.
+    """
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self.paused_seconds = 0.0
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()
+
+    def should_stop(self) -> bool:
+        return self._stop.is_set()
+
+    def wait_if_paused(self) -> float:
+        import time
+
+        if self._running.is_set():
+            return 0.0
+        started = time.perf_counter()
+        self._running.wait()
+        waited = time.perf_counter() - started
+        self.paused_seconds += waited
+        return waited
