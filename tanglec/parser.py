@@ -274,7 +274,31 @@ def _number(text: str) -> int | float:
     return float(text) if any(ch in text for ch in ".eE") else int(text)
 
 
+_FIRST_WORD = re.compile(r"^([ \t]*)([A-Za-z][A-Za-z0-9_]*)")
+
+
+def _misspelled_statement(err: UnexpectedInput, file: str, line_offset: int,
+                          source_lines: list[str]) -> Diagnostic | None:
+    """`rout x -> ...` parses as part of the statement above and fails later; name the real culprit."""
+    line = getattr(err, "line", None)
+    if not line or line < 1 or line > len(source_lines):
+        return None
+    m = _FIRST_WORD.match(source_lines[line - 1])
+    if not m or m.group(2) in STATEMENT_KEYWORDS:
+        return None
+    hints = did_you_mean(m.group(2), STATEMENT_KEYWORDS)
+    if not hints:
+        return None
+    col = len(m.group(1)) + 1
+    span = ast.Span(file, line + line_offset, col, line + line_offset, col + len(m.group(2)))
+    return Diagnostic("E001", f"unknown statement '{m.group(2)}'", span,
+                      hints=hints + ["statements: " + ", ".join(STATEMENT_KEYWORDS)])
+
+
 def _syntax_diagnostic(err: UnexpectedInput, file: str, line_offset: int, source_lines: list[str]) -> Diagnostic:
+    misspelled = _misspelled_statement(err, file, line_offset, source_lines)
+    if misspelled:
+        return misspelled
     line = (err.line if err.line and err.line > 0 else len(source_lines) or 1) + line_offset
     col = err.column if err.column and err.column > 0 else 1
     if isinstance(err, UnexpectedToken) and err.token.type == "$END" or isinstance(err, UnexpectedEOF):

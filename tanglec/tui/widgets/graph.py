@@ -1,0 +1,555 @@
+"""The module graph, laid out left to right (inputs → encoders → multiplexers → operations → decoders).
+
+`GraphLayout` is a small layered layout (no TensorFlow, no networkx): longest-path layers with the
+decoders pulled into the last column, a dummy point per layer an edge skips, barycenter ordering, and
+orthogonal edges drawn with box characters (one vertical track per connected bundle in each gap).
+`GraphView` renders it, moves a cursor through the nodes and lights up one route.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.style import Style
+from rich.text import Text
+from textual.binding import Binding
+from textual.events import Click
+from textual.geometry import Region, Size
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Static
+
+from ...checks import estimate_parameters
+from ...graph import TangleGraph
+from ..messages import NodeHighlighted
+
+L, R, U, D = 1, 2, 4, 8
+LINES = {L: "─", R: "─", L | R: "─", U: "│", D: "│", U | D: "│", R | D: "╭", L | D: "╮", R | U: "╰",
+         L | U: "╯", L | R | D: "┬", L | R | U: "┴", U | D | R: "├", U | D | L: "┤", L | R | U | D: "┼"}
+# corners tl, tr, bl, br, horizontal, vertical, exit port on the right border
+BORDERS = {
+    "input": ("╭", "╮", "╰", "╯", "─", "│", "├"),
+    "module": ("┌", "┐", "└", "┘", "─", "│", "├"),
+    "decoder": ("┏", "┓", "┗", "┛", "━", "┃", "┠"),
+    "mux": ("╔", "╗", "╚", "╝", "═", "║", "╟"),
+}
+BOX_HEIGHT = 3
+
+
+@dataclass
+class Item:
+    id: str
+    kind: str  # input | module | decoder | mux | dummy
+    label: str
+    layer: int
+    x: int = 0
+    y: int = 0
+    w: int = 1
+    h: int = BOX_HEIGHT
+
+    @property
+    def mid(self) -> int:
+        return self.y + self.h // 2
+
+    @property
+    def is_dummy(self) -> bool:
+        return self.kind == "dummy"
+
+    def contains(self, x: int, y: int) -> bool:
+        return self.x <= x < self.x + self.w and self.y <= y < self.y + self.h
+
+
+def node_kind(tg: TangleGraph, node: str) -> str:
+    kind = tg.kind(node)
+    if kind == "module" and node in tg.decoders:
+        return "decoder"
+    return kind
+
+
+def node_label(tg: TangleGraph, node: str) -> str:
+    if tg.kind(node) == "mux":
+        return f"by {tg.muxes[node].selector.text}"
+    return node
+
+
+class GraphLayout:
+    """Positions for every node and the cells of every edge (character grid coordinates)."""
+
+    def __init__(self, tg: TangleGraph) -> None:
+        self.tg = tg
+        self.items: dict[str, Item] = {}
+        self.layers: list[list[str]] = []
+        self.chains: dict[tuple[str, str], list[str]] = {}
+        self.cells: dict[tuple[int, int], list] = {}  # (x, y) -> [bits, set of edges]
+        self.arrows: dict[tuple[int, int], set] = {}
+        self.ports: dict[tuple[int, int], set] = {}
+        self.width = self.height = 0
+        if len(tg.g):
+            self._layer()
+            self._order()
+            self._place()
+            self._route_edges()
+
+    # -- layering --------------------------------------------------------------------
+    def _forward_edges(self) -> list[tuple[str, str]]:
+        """Every edge except the back edges of a cycle (a spec with a cycle still gets a picture)."""
+        g = self.tg.g
+        try:
+            order = g.topological_sort()
+            return [(u, v) for u in order for v in g.successors(u)]
+        except ValueError:
+            pass
+        state: dict[str, int] = {}
+        edges = []
+        for root in g:
+            if root in state:
+                continue
+            stack = [(root, iter(g.successors(root)))]
+            state[root] = 1
+            while stack:
+                node, it = stack[-1]
+                nxt = next(it, None)
+                if nxt is None:
+                    state[node] = 2
+                    stack.pop()
+                    continue
+                if state.get(nxt) == 1:
+                    continue  # back edge: leave it out
+                edges.append((node, nxt))
+                if nxt not in state:
+                    state[nxt] = 1
+                    stack.append((nxt, iter(g.successors(nxt))))
+        return edges
+
+    def _layer(self) -> None:
+        tg, g = self.tg, self.tg.g
+        edges = self._forward_edges()
+        preds: dict[str, list[str]] = {n: [] for n in g}
+        succs: dict[str, list[str]] = {n: [] for n in g}
+        for u, v in edges:
+            preds[v].append(u)
+            succs[u].append(v)
+        has_inputs = any(tg.kind(n) == "input" for n in g)
+        layer: dict[str, int] = {}
+        pending = list(g)
+        for _ in range(len(pending) + 1):  # longest path, in as many relaxations as it takes
+            changed = False
+            for n in pending:
+                base = 0 if tg.kind(n) == "input" or not has_inputs else 1
+                value = max([layer.get(p, 0) + 1 for p in preds[n]] + [base])
+                if layer.get(n) != value:
+                    layer[n], changed = value, True
+            if not changed:
+                break
+        last = max(layer.values())
+        for d in tg.decoders:  # decoders line up in the last column
+            if d in layer and not succs[d]:
+                layer[d] = last
+        self.layers = [[] for _ in range(last + 1)]
+        for n in g:
+            self.items[n] = Item(n, node_kind(tg, n), node_label(tg, n), layer[n])
+        for n in g:  # insertion order: declaration order within a layer
+            self.layers[layer[n]].append(n)
+        for u, v in edges:
+            chain = [u]
+            for k in range(layer[u] + 1, layer[v]):
+                dummy = f"\0{u}\0{v}\0{k}"
+                self.items[dummy] = Item(dummy, "dummy", "", k, h=1)
+                self.layers[k].append(dummy)
+                chain.append(dummy)
+            chain.append(v)
+            self.chains[(u, v)] = chain
+
+    def _links(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        up: dict[str, list[str]] = {n: [] for n in self.items}
+        down: dict[str, list[str]] = {n: [] for n in self.items}
+        for chain in self.chains.values():
+            for a, b in zip(chain, chain[1:]):
+                down[a].append(b)
+                up[b].append(a)
+        return up, down
+
+    def _order(self) -> None:
+        up, down = self._links()
+        for _ in range(2):
+            for k in range(1, len(self.layers)):
+                self._sort_layer(k, up, k - 1)
+            for k in range(len(self.layers) - 2, -1, -1):
+                self._sort_layer(k, down, k + 1)
+
+    def _sort_layer(self, k: int, neighbours: dict[str, list[str]], other: int) -> None:
+        pos = {n: i for i, n in enumerate(self.layers[other])}
+        current = {n: i for i, n in enumerate(self.layers[k])}
+
+        def key(n: str) -> tuple[float, int]:
+            near = [pos[m] for m in neighbours[n] if m in pos]
+            return (sum(near) / len(near) if near else current[n], current[n])
+
+        self.layers[k].sort(key=key)
+
+    # -- placement -------------------------------------------------------------------
+    def _place(self) -> None:
+        up, down = self._links()
+        for item in self.items.values():
+            if not item.is_dummy:
+                item.w = len(item.label) + 4
+        col_w = [max([self.items[n].w for n in layer] + [1]) for layer in self.layers]
+        for k, layer in enumerate(self.layers):
+            self._stack(layer, self._centre(layer, up) if k else None)
+        if len(self.layers) > 1:  # sources (inputs) centre on what they feed
+            self._stack(self.layers[0], self._centre(self.layers[0], down))
+        top = min(i.y for i in self.items.values())
+        for item in self.items.values():
+            item.y -= top
+        gaps = [self._tracks(k) for k in range(len(self.layers) - 1)]
+        x = 1
+        self.col_x, self.col_w, self.gap_x, self.gap_tracks = [], col_w, [], gaps
+        for k, layer in enumerate(self.layers):
+            self.col_x.append(x)
+            for n in layer:
+                item = self.items[n]
+                if item.is_dummy:
+                    item.x, item.w = x, col_w[k]
+                else:
+                    item.x = x + (col_w[k] - item.w) // 2
+            x += col_w[k]
+            if k < len(gaps):
+                self.gap_x.append(x)
+                x += 2 * max(len(set(gaps[k].values())), 1) + 3
+        self.width = x + 1
+        self.height = max(i.y + i.h for i in self.items.values())
+
+    def _centre(self, layer: list[str], neighbours: dict[str, list[str]]) -> float | None:
+        mids = [self.items[m].mid for n in layer for m in neighbours[n]]
+        return sum(mids) / len(mids) if mids else None
+
+    def _stack(self, layer: list[str], centre: float | None) -> None:
+        heights = [self.items[n].h for n in layer]
+        total = sum(heights) + max(len(layer) - 1, 0)
+        y = 0 if centre is None else round(centre - (total - 1) / 2)
+        for n in layer:
+            self.items[n].y = y
+            y += self.items[n].h + 1
+
+    def _tracks(self, k: int) -> dict[str, int]:
+        """Connected bundles of the segments between layer k and k+1: each gets one vertical track."""
+        parent: dict[str, str] = {}
+
+        def find(a: str) -> str:
+            while parent.setdefault(a, a) != a:
+                a = parent[a]
+            return a
+
+        segs = self._segments(k)
+        for a, b, _ in segs:
+            parent[find(a)] = find(b)
+        roots: dict[str, int] = {}
+        out = {}
+        ordered = sorted({a for a, _, _ in segs}, key=lambda n: self.layers[k].index(n))
+        for a in ordered:
+            out[a] = roots.setdefault(find(a), len(roots))
+        for _, b, _ in segs:
+            out[b] = roots.setdefault(find(b), len(roots))
+        return out
+
+    def _segments(self, k: int) -> list[tuple[str, str, tuple[str, str]]]:
+        segs = []
+        for edge, chain in self.chains.items():
+            for a, b in zip(chain, chain[1:]):
+                if self.items[a].layer == k:
+                    segs.append((a, b, edge))
+        return segs
+
+    # -- edges -----------------------------------------------------------------------
+    def _mark(self, x: int, y: int, bits: int, edge) -> None:
+        cell = self.cells.setdefault((x, y), [0, set()])
+        cell[0] |= bits
+        cell[1].add(edge)
+
+    def _hline(self, x1: int, x2: int, y: int, edge) -> None:
+        for x in range(min(x1, x2), max(x1, x2) + 1):
+            bits = (L if x > min(x1, x2) else 0) | (R if x < max(x1, x2) else 0)
+            self._mark(x, y, bits, edge)
+
+    def _vline(self, x: int, y1: int, y2: int, edge) -> None:
+        for y in range(min(y1, y2), max(y1, y2) + 1):
+            bits = (U if y > min(y1, y2) else 0) | (D if y < max(y1, y2) else 0)
+            self._mark(x, y, bits, edge)
+
+    def _route_edges(self) -> None:
+        for k in range(len(self.layers) - 1):
+            tracks = self.gap_tracks[k]
+            for a, b, edge in self._segments(k):
+                src, dst = self.items[a], self.items[b]
+                tx = self.gap_x[k] + 1 + 2 * tracks[a]
+                sx = src.x + src.w
+                sy, ty = src.mid, dst.mid
+                ex = dst.x - 1 if dst.is_dummy else dst.x - 2
+                self._hline(sx, tx, sy, edge)
+                self._mark(sx, sy, L, edge)  # joins the box's port or the dummy's line
+                self._vline(tx, sy, ty, edge)
+                self._hline(tx, ex, ty, edge)
+                self._mark(ex, ty, R, edge)
+                if dst.is_dummy:
+                    self._mark(ex, ty, R, edge)
+                else:
+                    self.arrows.setdefault((dst.x - 1, ty), set()).add(edge)
+                if not src.is_dummy:
+                    self.ports.setdefault((src.x + src.w - 1, sy), set()).add(edge)
+        for item in self.items.values():
+            if item.is_dummy:
+                edge = next(e for e, c in self.chains.items() if item.id in c)
+                self._hline(item.x - 1, item.x + item.w, item.y, edge)
+
+    def item_at(self, x: int, y: int) -> Item | None:
+        for item in self.items.values():
+            if not item.is_dummy and item.contains(x, y):
+                return item
+        return None
+
+    def nodes_by_layer(self) -> list[list[str]]:
+        return [[n for n in layer if not self.items[n].is_dummy] for layer in self.layers]
+
+
+def lit_edges(tg: TangleGraph, selection: dict[str, str] | None) -> tuple[set[str], set[tuple[str, str]]]:
+    """The nodes and edges a route (a selector value for each multiplexer) runs through."""
+    if selection is None:
+        return set(), set()
+    active = tg.active_nodes(selection)
+    edges = set()
+    for u, v, data in tg.g.edges(data=True):
+        if u not in active or v not in active:
+            continue
+        mux = data.get("mux")
+        if mux is not None and selection.get(tg.muxes[mux].selector.text, data.get("value")) != data.get("value"):
+            continue
+        edges.add((u, v))
+    return active, edges
+
+
+class GraphView(Widget, can_focus=True):
+    """The laid-out graph; arrows (or hjkl, or a click) move through the nodes."""
+
+    COMPONENT_CLASSES = {"graph--edge", "graph--lit", "graph--faded", "graph--cursor", "graph--input",
+                         "graph--module", "graph--decoder", "graph--mux", "graph--cursor-blur"}
+    BINDINGS = [
+        Binding("up,k", "move(0, -1)", "Up", show=False),
+        Binding("down,j", "move(0, 1)", "Down", show=False),
+        Binding("left,h", "move(-1, 0)", "Left", show=False),
+        Binding("right,l", "move(1, 0)", "Right", show=False),
+        Binding("escape", "unlight", "Clear route", show=False),
+    ]
+
+    cursor: reactive[str | None] = reactive(None)
+    lit: reactive[dict | None] = reactive(None, always_update=True)
+
+    def __init__(self, tg: TangleGraph, *, cursor: bool = True, id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.tg = tg
+        self.layout_ = GraphLayout(tg)
+        self.show_cursor = cursor
+        self.can_focus = cursor
+        first = next((n for layer in self.layout_.nodes_by_layer() for n in layer), None)
+        self.set_reactive(GraphView.cursor, first if cursor else None)
+
+    def get_content_width(self, container: Size, viewport: Size) -> int:
+        return max(self.layout_.width, 1)
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return max(self.layout_.height, 1)
+
+    def on_mount(self) -> None:
+        if self.cursor is not None:
+            self.post_message(NodeHighlighted(self.cursor))
+
+    # -- interaction -----------------------------------------------------------------
+    def action_move(self, dx: int, dy: int) -> None:
+        layers = self.layout_.nodes_by_layer()
+        if self.cursor is None:
+            return
+        col = next(i for i, layer in enumerate(layers) if self.cursor in layer)
+        if dy:
+            layer = layers[col]
+            i = layer.index(self.cursor) + dy
+            if 0 <= i < len(layer):
+                self.cursor = layer[i]
+            return
+        k = col + dx
+        while 0 <= k < len(layers) and not layers[k]:
+            k += dx
+        if 0 <= k < len(layers):
+            mid = self.layout_.items[self.cursor].mid
+            self.cursor = min(layers[k], key=lambda n: abs(self.layout_.items[n].mid - mid))
+
+    def action_unlight(self) -> None:
+        from ..messages import LightRoute
+
+        self.post_message(LightRoute(None, "graph"))
+
+    def on_click(self, event: Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None or not self.show_cursor:
+            return
+        item = self.layout_.item_at(offset.x, offset.y)
+        if item is not None:
+            self.cursor = item.id
+            self.focus()
+
+    def watch_cursor(self, node: str | None) -> None:
+        self.refresh()
+        if node is None or not self.is_mounted:
+            return
+        item = self.layout_.items[node]
+        parent = self.parent
+        if parent is not None and hasattr(parent, "scroll_to_region"):
+            vr = self.virtual_region
+            parent.scroll_to_region(Region(vr.x + item.x - 1, vr.y + item.y, item.w + 2, item.h), animate=False)
+        self.post_message(NodeHighlighted(node))
+
+    def select(self, node: str) -> None:
+        if node in self.layout_.items:
+            self.cursor = node
+
+    # -- drawing ---------------------------------------------------------------------
+    def render(self) -> Text:
+        lay = self.layout_
+        if not lay.items:
+            return Text("(no modules yet)", style="italic")
+        width, height = lay.width, lay.height
+        chars = [[" "] * width for _ in range(height)]
+        styles: list[list[Style | None]] = [[None] * width for _ in range(height)]
+        active, edges = lit_edges(self.tg, self.lit)
+        st = {c: self.get_component_rich_style(c) for c in self.COMPONENT_CLASSES}
+        dim_unlit = bool(active)
+
+        def put(x: int, y: int, ch: str, style: Style) -> None:
+            if 0 <= y < height and 0 <= x < width:
+                chars[y][x] = ch
+                styles[y][x] = style
+
+        def edge_style(owners) -> Style:
+            if owners & edges:
+                return st["graph--lit"]
+            return st["graph--faded"] if dim_unlit else st["graph--edge"]
+
+        for (x, y), (bits, owners) in lay.cells.items():
+            put(x, y, LINES.get(bits, "─"), edge_style(owners))
+        for (x, y), owners in lay.arrows.items():
+            put(x, y, "▶", edge_style(owners))
+        focused = self.has_focus
+        for item in lay.items.values():
+            if item.is_dummy:
+                continue
+            tl, tr, bl, br, hz, vt, port = BORDERS[item.kind]
+            base = st[f"graph--{item.kind}"]
+            if dim_unlit:
+                base = base + (st["graph--lit"] if item.id in active else st["graph--faded"])
+            x0, y0, w = item.x, item.y, item.w
+            put(x0, y0, tl + hz * (w - 2) + tr, base)
+            for i, ch in enumerate(tl + hz * (w - 2) + tr):
+                put(x0 + i, y0, ch, base)
+            for i, ch in enumerate(bl + hz * (w - 2) + br):
+                put(x0 + i, y0 + 2, ch, base)
+            put(x0, y0 + 1, vt, base)
+            put(x0 + w - 1, y0 + 1, port if (x0 + w - 1, y0 + 1) in lay.ports else vt, base)
+            label = item.label.center(w - 2)
+            label_style = base
+            if self.show_cursor and item.id == self.cursor:
+                label_style = base + st["graph--cursor" if focused else "graph--cursor-blur"]
+            for i, ch in enumerate(label):
+                put(x0 + 1 + i, y0 + 1, ch, label_style)
+        text = Text(no_wrap=True, overflow="crop", end="")
+        for y in range(height):
+            run_style, run = styles[y][0], []
+            for x in range(width):
+                if styles[y][x] != run_style:
+                    text.append("".join(run), run_style or "")
+                    run_style, run = styles[y][x], []
+                run.append(chars[y][x])
+            text.append("".join(run), run_style or "")
+            if y < height - 1:
+                text.append("\n")
+        return text
+
+    def watch_lit(self, _: dict | None) -> None:
+        self.refresh()
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
+
+
+LEGEND = "╭╮ input   ┌┐ module   ┏┓ decoder   ╔╗ multiplexer (by its selector)"
+
+
+def roles(tg: TangleGraph, node: str) -> list[str]:
+    out = []
+    fed = tg.encoded_field(node)
+    if fed:
+        out.append(f"encoder of {fed}")
+    if node in tg.decoders:
+        out.append(f"decoder of target {tg.decoders[node]}")
+    for mux in tg.muxes.values():
+        for b in mux.branches:
+            if b.module.text == node:
+                out.append(f"branch '{b.value.text}' of the multiplexer by {mux.selector.text}")
+    if not out:
+        out.append("operation")
+    return out
+
+
+def describe_node(tg: TangleGraph, node: str | None, model=None) -> Text:
+    """What the details panel shows for one node: interface, layers, parameters, frozen or not, routes."""
+    text = Text()
+    if node is None or node not in tg.g:
+        return Text("Move through the graph with the arrow keys.", style="italic")
+    kind = tg.kind(node)
+
+    def row(label: str, value: str | Text) -> None:
+        text.append(f"{label:<11}", style="bold")
+        text.append(value if isinstance(value, Text) else str(value))
+        text.append("\n")
+
+    routes = tg.routes()
+    if kind == "input":
+        decl = tg.inputs[node]
+        text.append(f"{node}", style="bold underline")
+        text.append("  input field\n")
+        row("type", decl.type.describe())
+        readers = [s for s in tg.g.successors(node)]
+        row("read by", ", ".join(readers) or "nothing")
+    elif kind == "mux":
+        mux = tg.muxes[node]
+        text.append(f"multiplexer by {mux.selector.text}", style="bold underline")
+        text.append("\n")
+        for b in mux.branches:
+            row(f"  {b.value.text}", f"→ {b.module.text}")
+        row("strategy", mux.strategy.text if mux.strategy else "train default")
+        row("feeds", ", ".join(tg.g.successors(node)) or "nothing")
+    else:
+        m = tg.modules[node]
+        text.append(node, style="bold underline")
+        text.append("  " + "; ".join(roles(tg, node)) + "\n")
+        row("interface", f"{m.input} → {m.output}")
+        for i, layer in enumerate(m.layers):
+            row("layers" if i == 0 else "", str(layer))
+        params = estimate_parameters(m)
+        frozen = "no (trainable; nothing in the spec freezes it)"
+        if model is not None:
+            try:
+                sub = model.get_layer(node)
+                params = sub.count_params()
+                frozen = "yes" if not sub.trainable else "no (trainable)"
+            except Exception:  # noqa: BLE001 — a model from another spec version: keep the estimate
+                pass
+        row("parameters", f"{params:,}" + ("" if model is not None else " (from the spec)"))
+        row("frozen", frozen)
+        through = [r for r in routes if node in r.modules]
+        row("routes", f"{len(through)} of {len(routes)}")
+    return text
+
+
+class NodeDetails(Static):
+    """Details of the node under the graph's cursor."""
