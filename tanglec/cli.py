@@ -47,13 +47,33 @@ def fail(as_json: bool, err: TangleError) -> None:
     if as_json:
         click.echo(json.dumps({"ok": False, "diagnostics": [d.to_json() for d in err.diagnostics]}, indent=2))
     else:
-        click.echo(render_all(err.diagnostics), err=True)
+        echo_diagnostics(err.diagnostics)
     sys.exit(EXIT_PROBLEMS)
 
 
 def warnings_to_stderr(as_json: bool, diagnostics) -> None:
     if diagnostics and not as_json:
-        click.echo(render_all(diagnostics), err=True)
+        echo_diagnostics(diagnostics)
+
+
+def _color_stderr() -> bool:
+    """Colour diagnostics only on a terminal (NO_COLOR turns it off, FORCE_COLOR on)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def echo_diagnostics(diagnostics) -> None:
+    """Diagnostics on stderr; on a terminal the quoted source is highlighted (pygments, imported only then)."""
+    text = render_all(diagnostics)
+    if _color_stderr():
+        from .highlight import colorize_diagnostics
+
+        click.echo(colorize_diagnostics(text), err=True, color=True)
+    else:
+        click.echo(text, err=True)
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
@@ -92,9 +112,13 @@ def check(spec: Path, as_json: bool) -> None:
 
 @cli.command()
 @spec_argument
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "dot", "mermaid", "svg", "png"]),
+              default="text", show_default=True,
+              help="text/json: tanglec's own; dot/mermaid: graph source; svg/png: drawn by Graphviz `dot`.")
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file instead of stdout (needed for png on a terminal).")
 @json_option
-def graph(spec: Path, fmt: str, as_json: bool) -> None:
+def graph(spec: Path, fmt: str, out: Path | None, as_json: bool) -> None:
     """Show the module graph and its routes."""
     from .checks import load
     from .graph import describe
@@ -104,13 +128,51 @@ def graph(spec: Path, fmt: str, as_json: bool) -> None:
     except TangleError as err:
         fail(as_json, err)
     g = checked.graph
+    if fmt in ("dot", "mermaid", "svg", "png") or out is not None:
+        _graph_output(g, fmt, out, as_json)
+        return
     if as_json or fmt == "json":
-        nodes = [{"id": n, **{k: v for k, v in d.items() if k != "span"}} for n, d in g.g.nodes(data=True)]
-        edges = [{"from": u, "to": v, **{k: x for k, x in d.items() if k != "span"}} for u, v, d in g.g.edges(data=True)]
-        click.echo(json.dumps({"nodes": nodes, "edges": edges, "routes": [r.to_json() for r in g.routes()]},
-                              indent=2))
+        click.echo(_graph_json(g))
     else:
         click.echo(describe(g))
+
+
+def _graph_json(g) -> str:
+    nodes = [{"id": n, **{k: v for k, v in d.items() if k != "span"}} for n, d in g.g.nodes(data=True)]
+    edges = [{"from": u, "to": v, **{k: x for k, x in d.items() if k != "span"}} for u, v, d in g.g.edges(data=True)]
+    return json.dumps({"nodes": nodes, "edges": edges, "routes": [r.to_json() for r in g.routes()]}, indent=2)
+
+
+def _graph_output(g, fmt: str, out: Path | None, as_json: bool) -> None:
+    """dot/mermaid text, svg/png images (Graphviz), or any format written to a file with -o."""
+    from . import graph_formats
+    from .diagnostics import Diagnostic
+    from .graph import describe
+
+    if fmt in graph_formats.IMAGE_FORMATS:
+        if fmt == "png" and out is None and (as_json or sys.stdout.isatty()):
+            raise click.UsageError("a PNG is binary: write it to a file with -o FILE (or pipe stdout)")
+        try:
+            data: bytes = graph_formats.render(g, fmt)
+        except (graph_formats.GraphvizMissing, graph_formats.GraphvizFailed) as err:
+            fail(as_json, TangleError([Diagnostic("E150", str(err), None)]))
+    else:
+        text = {"text": describe, "json": _graph_json, "dot": graph_formats.to_dot,
+                "mermaid": graph_formats.to_mermaid}[fmt](g)
+        data = (text if text.endswith("\n") else text + "\n").encode("utf-8")
+    if out is not None:
+        from .fmt import write_atomic
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(out, data)
+        emit(as_json, {"ok": True, "format": fmt, "output": str(out), "bytes": len(data)}, f"wrote {out}")
+    elif as_json:
+        emit(True, {"ok": True, "format": fmt, "text": data.decode("utf-8")})
+    elif fmt == "png":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        click.echo(data.decode("utf-8"), nl=False)
 
 
 def _route_table(report: dict) -> str:
@@ -245,6 +307,19 @@ def query(run: Path, fields: tuple[str, ...], as_json: bool) -> None:
         lines.append(f"  {a.decoder:<14} {a.target} = {a.value}{conf}{exp}")
     emit(as_json, {"ok": True, "route": route.to_json(), "answers": [a.to_json() for a in result]},
          "\n".join(lines))
+
+
+@cli.command()
+@click.argument("target", type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), default=None,
+              help="Run directory training writes (default: runs/<spec name>, or TARGET when it is a run).")
+def explore(target: Path, out: Path | None) -> None:
+    """Open the terminal UI on a spec or a run: graph, training, queries, problems (needs a terminal)."""
+    from .tui import run_explore  # Textual loads only for this command
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise click.UsageError("explore needs an interactive terminal (stdin and stdout must be a tty)")
+    sys.exit(run_explore(target, out))
 
 
 def main() -> None:

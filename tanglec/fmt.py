@@ -401,18 +401,22 @@ def format_file(path: Path, write: bool = False) -> FileResult:
     return result
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace a file's text in one step (a temporary sibling renamed over it), keeping its mode."""
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Replace a file in one step (a temporary sibling renamed over it), keeping its mode."""
+    path = Path(path)
+    data = content.encode("utf-8") if isinstance(content, str) else content
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         try:
             os.chmod(tmp, path.stat().st_mode & 0o7777)
-        except OSError:
-            pass
+        except OSError:  # a new file: the usual mode for the umask
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -163,7 +163,9 @@ class _Observer(keras.callbacks.Callback):
 
 def train(checked: Checked, examples: Examples, *, steps: int | None = None, seed: int | None = None,
           mux: str | None = None, on_progress: Callable[[Progress], None] | None = None,
-          should_stop: Callable[[], bool] | None = None, model: keras.Model | None = None) -> TrainResult:
+          should_stop: Callable[[], bool] | None = None, model: keras.Model | None = None,
+          tensorboard: str | None = None) -> TrainResult:
+    """Train jointly; `tensorboard` is a log directory for per-decoder losses and per-route accuracy."""
     cfg = checked.train
     seed = cfg.seed if seed is None else seed
     steps = cfg.steps if steps is None else steps
@@ -173,12 +175,49 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
     compile_model(model, checked)
     x, y, w = training_arrays(checked, examples, examples.train_index)
     epochs = max(1, -(-steps // cfg.eval_every))
+    close_board = None
+    if tensorboard:
+        on_progress, close_board = tensorboard_hook(tensorboard, on_progress)
     observer = _Observer(checked, examples, epochs * cfg.eval_every, on_progress, should_stop)
     started = time.perf_counter()
-    model.fit(dataset(x, y, w, cfg.batch, seed), steps_per_epoch=cfg.eval_every, epochs=epochs,
-              callbacks=[observer], verbose=0, shuffle=False)
+    try:
+        model.fit(dataset(x, y, w, cfg.batch, seed), steps_per_epoch=cfg.eval_every, epochs=epochs,
+                  callbacks=[observer], verbose=0, shuffle=False)
+    finally:
+        if close_board:
+            close_board()
     return TrainResult(model, observer.steps_run, observer.report, observer.history, observer.stopped_early,
                        observer.interrupted, time.perf_counter() - started)
+
+
+def tensorboard_hook(logdir: str, on_progress: Callable[[Progress], None] | None = None):
+    """Wrap a progress hook so every evaluation also writes TensorBoard scalars to `logdir`:
+    `loss/<decoder>`, `loss/total`, `accuracy/all` and `accuracy/route/<selector=value,...>`.
+    Written with tf.summary.write and the scalars plugin's metadata, so the tensorboard package is
+    needed only to view them. Returns (hook, close)."""
+    from tensorflow.core.framework import summary_pb2
+
+    meta = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")).SerializeToString()
+    writer = tf.summary.create_file_writer(str(logdir))
+
+    def scalar(tag: str, value) -> None:
+        if value is not None:
+            tf.summary.write(tag, tf.constant(float(value), tf.float32), metadata=meta)
+
+    def hook(p: Progress) -> None:
+        with writer.as_default(step=p.step):
+            for name, value in p.losses.items():
+                scalar(f"loss/{name}", value)
+            scalar("accuracy/all", p.report.get("accuracy"))
+            for r in p.report.get("routes", []):
+                sel = ",".join(f"{k}={v}" for k, v in r["selection"].items()) or "direct"
+                scalar(f"accuracy/route/{sel}", r["accuracy"])
+        writer.flush()
+        if on_progress:
+            on_progress(p)
+
+    return hook, writer.close
 
 
 def rich_progress(total_steps: int, stream=None):

@@ -445,7 +445,6 @@ class GraphView(Widget, can_focus=True):
             if dim_unlit:
                 base = base + (st["graph--lit"] if item.id in active else st["graph--faded"])
             x0, y0, w = item.x, item.y, item.w
-            put(x0, y0, tl + hz * (w - 2) + tr, base)
             for i, ch in enumerate(tl + hz * (w - 2) + tr):
                 put(x0 + i, y0, ch, base)
             for i, ch in enumerate(bl + hz * (w - 2) + br):

@@ -1,0 +1,587 @@
+#!/usr/bin/env python3
+"""Fuzz the front end: the parser and the checks must answer every input with diagnostics, never a crash.
+
+    .venv/bin/python bench/fuzz.py                  # 10,000+ cases (the acceptance run)
+    .venv/bin/python bench/fuzz.py --cases 2000 --seed 7 --json
+
+Three families of cases, each run through the library directly (`parse_partial`, `parse`, `check`,
+`render_all`, every diagnostic's `to_json`), not through the CLI, so a bug can't hide behind the CLI's
+"internal error" exit:
+
+* **mutation**: the valid specs of `specs/` plus a few that use every feature, mutated 1-4 times:
+  tokens deleted, duplicated, swapped, inserted or replaced; characters deleted, inserted or flipped;
+  random unicode; truncation; lines deleted/duplicated/swapped; numbers blown up; a fragment
+  repeated up to 4,000 times or wrapped in up to 100 brackets; and, for some cases, byte-level
+  mutations of the UTF-8 file read through `parse_file`.
+* **grammar**: Hypothesis `from_lark` over `grammar/tangle.lark` (every sentence of the grammar is a
+  candidate), with names drawn mostly from a small pool so references resolve and the semantic
+  checks run deep.
+* **expression**: random target expressions (every operator, calls, `match`, `if`, zeros, huge and
+  fractional numbers) in a spec whose data is enumerated (row evaluator) or sampled (numpy).
+
+A case fails on any exception other than TangleError, on a diagnostic without a position or
+positioned outside its file (lines are counted at "\\n", as the parser does: 1 <= line <= lines,
+1 <= col <= len(line) + 2, end not before start), or on a malformed code. Cases are seeded, so a
+failure is reproducible: the report prints the seed and the case number, and `--show N` prints case N.
+
+Result of the acceptance run (2 cores): see `docs/errors.md` ("Fuzzing").
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tanglec import ast  # noqa: E402
+from tanglec.checks import check  # noqa: E402
+from tanglec.diagnostics import Diagnostic, TangleError, render_all  # noqa: E402
+from tanglec.parser import parse, parse_file, parse_partial  # noqa: E402
+
+# ---- the corpus: valid specs that mutations start from ----------------------------------------
+
+EVERYTHING = """\
+# Every kind of statement, layer, codec, setting and expression the language has.
+input a: int 0..7
+input colour: category red | green | blue
+select op: add | sub | pick
+select view: bin | dec
+
+module enc_bits : bits(3)   -> latent(8) = dense 16 relu, norm, dense 8
+module enc_hot  : onehot(8) -> latent(8) = dense 16 tanh, dropout 0.1, dense 8
+module add      : latent(8) -> latent(8) = residual(dense 8 relu, dense 8)
+module sub      : latent(8) -> latent(8) = dense 8 gelu
+module pick     : latent(8) -> latent(8) = dense 8 linear
+module out_bits : latent(8) -> bits(4)   = dense 4
+module out_val  : latent(8) -> scalar    = dense 1
+
+route a -> [bin: enc_bits | dec: enc_hot] by view using partition -> [add | sub | pick] by op using where -> out_bits, out_val
+
+target r = match op { add: min(a + 1, 15), sub: abs(a - 3), _: if a > 3 and not (a == 5) then a // 2 else a % 3 }
+target v: float = a * 0.5 + 1 - -2 ** 2 / 4
+decode out_bits as r
+decode out_val as v
+
+data enumerate seed 3 eval 0.2
+train steps 100 batch 16 lr 0.01 seed 1 weight out_val:0.5 mux auto eval_every 5 optimizer adam
+"""
+
+SAMPLED = """\
+input f: float -1..1
+input g: float
+input n: int -3..3
+select mode: lo | hi
+
+module fenc : scalar    -> latent(4) = dense 4 tanh
+module lo   : latent(4) -> latent(4) = dense 4
+module hi   : latent(4) -> latent(4) = dense 4 sigmoid
+module fout : latent(4) -> scalar    = dense 1
+module nout : latent(4) -> onehot(7) = dense 7
+
+route f -> fenc -> [lo | hi] by mode using gather -> fout, nout
+
+target t: float = match mode { lo: f ** 2, hi: if f > 0 then f / 2 else -f }
+target m = max(n, 0 - n, 0) + (n >= 0)
+decode fout as t
+decode nout as m
+
+data sample 200 seed 2
+train sgd 0.1 steps 50 batch 32
+"""
+
+JSONL = """\
+input n: int 0..3
+input tag: category p | q
+input v: vector(2)
+select s: u | w
+
+module e  : onehot(4) -> latent(4) = dense 4
+module u  : latent(4) -> latent(4) = dense 4
+module w  : latent(4) -> latent(4) = dense 4
+module d  : latent(4) -> onehot(4) = dense 4
+
+route n -> e -> [u | w] by s -> d
+
+target k: int 0..3 from data
+decode d as k
+
+data file "rows.jsonl" eval 0.5
+train adamw 0.001 steps 20 rmsprop 0.01
+"""
+
+DATA_FILES = {
+    "rows.jsonl": "".join(json.dumps({"n": i % 4, "tag": "pq"[i % 2], "v": [i, -i], "s": "uw"[i % 2], "k": (i * 3) % 4})
+                          + "\n" for i in range(16)),
+    "rows.csv": "n,s,k\n" + "".join(f"{i % 4},{'uw'[i % 2]},{(i + 1) % 4}\n" for i in range(16)),
+}
+
+
+def corpus() -> dict[str, str]:
+    specs = {p.name: p.read_text() for p in sorted((ROOT / "specs").glob("*.tangle"))}
+    specs.update({"everything.tangle": EVERYTHING, "sampled.tangle": SAMPLED, "jsonl.tangle": JSONL})
+    return specs
+
+
+def make_workdir() -> Path:
+    """A folder with the data files the corpus names, so `data file` statements resolve."""
+    work = Path(tempfile.mkdtemp(prefix="tanglec-fuzz-"))
+    for name, text in DATA_FILES.items():
+        (work / name).write_text(text)
+    if (ROOT / "specs" / "data").is_dir():
+        shutil.copytree(ROOT / "specs" / "data", work / "data")
+    return work
+
+
+# ---- running one case ----------------------------------------------------------------------
+
+class CaseTimeout(BaseException):
+    """Raised by the bench's alarm when a case runs too long (a BaseException, so nothing swallows it)."""
+
+
+@dataclass
+class Outcome:
+    problems: list[str] = field(default_factory=list)
+    diagnostics: int = 0
+    parsed: bool = False
+    seconds: float = 0.0
+
+
+def _line_lengths(text: str) -> list[int]:
+    return [len(line) for line in text.split("\n")]
+
+
+def _span_problem(span: ast.Span, where: str, lines_of: dict[str, list[int] | None]) -> str | None:
+    if span is None:
+        return f"{where}: no position"
+    if span.file not in lines_of:
+        try:
+            lines_of[span.file] = _line_lengths(Path(span.file).read_text(encoding="utf-8", errors="replace"))
+        except OSError:
+            lines_of[span.file] = None
+    lengths = lines_of[span.file]
+    if not (isinstance(span.line, int) and isinstance(span.col, int) and span.line >= 1 and span.col >= 1):
+        return f"{where}: bad position {span.line}:{span.col}"
+    if (span.end_line, span.end_col) < (span.line, span.col):
+        return f"{where}: span ends before it starts ({span.line}:{span.col}-{span.end_line}:{span.end_col})"
+    if lengths is not None:
+        if span.line > len(lengths):
+            return f"{where}: line {span.line} is past the end of {span.file} ({len(lengths)} lines)"
+        if span.col > lengths[span.line - 1] + 2:
+            return f"{where}: column {span.col} is past the end of line {span.line} ({lengths[span.line - 1]} chars)"
+    return None
+
+
+def validate(diagnostics: list, file: str, text: str) -> list[str]:
+    problems = []
+    lines_of: dict[str, list[int] | None] = {file: _line_lengths(text)}
+    for d in diagnostics:
+        if not isinstance(d, Diagnostic):
+            problems.append(f"not a Diagnostic: {d!r}")
+            continue
+        tag = f"{d.code} {d.message[:60]!r}"
+        if not re.fullmatch(r"[EW]\d{3}", d.code or ""):
+            problems.append(f"{tag}: malformed code")
+        if d.severity not in ("error", "warning") or (d.severity == "warning") != d.code.startswith("W"):
+            problems.append(f"{tag}: severity {d.severity} does not match its code")
+        for where, span in [(tag, d.span)] + [(f"{tag} related", r.span) for r in d.related]:
+            p = _span_problem(span, where, lines_of)
+            if p:
+                problems.append(p)
+        json.dumps(d.to_json())
+    render_all(diagnostics)
+    return problems
+
+
+def run_case(text: str, file: str, via_file: bytes | None = None) -> Outcome:
+    """Everything the front end does with a spec; exceptions other than TangleError are failures."""
+    out = Outcome()
+    started = time.perf_counter()
+    try:
+        if via_file is not None:
+            Path(file).write_bytes(via_file)
+            try:
+                spec = parse_file(file)
+                diags = []
+            except TangleError as err:
+                diags = err.diagnostics
+                spec = None
+            try:
+                text = via_file.decode("utf-8")
+            except UnicodeDecodeError:
+                out.problems += validate(diags, file, via_file.decode("utf-8", "replace"))
+                out.diagnostics = len(diags)
+                return out
+            if spec is None:
+                spec, diags = parse_partial(text, file)
+        else:
+            spec, diags = parse_partial(text, file)
+            try:
+                parse(text, file)
+                if diags:
+                    out.problems.append("parse() accepted what parse_partial() reported problems in")
+            except TangleError as err:
+                if not err.diagnostics:
+                    out.problems.append("TangleError without diagnostics")
+        out.parsed = not diags
+        checked = check(spec)
+        diags = diags + checked.diagnostics
+        out.diagnostics = len(diags)
+        out.problems += validate(diags, file, text)
+    except CaseTimeout:
+        out.problems.append("timeout")
+    except TangleError as err:  # check() itself may raise for data problems in some paths: fine if positioned
+        out.problems += validate(err.diagnostics, file, text)
+    except BaseException as err:  # noqa: BLE001 - the whole point: any other exception is a failure
+        if isinstance(err, KeyboardInterrupt):
+            raise
+        out.problems.append("traceback: " + "".join(traceback.format_exception(err)[-6:]))
+    out.seconds = time.perf_counter() - started
+    return out
+
+
+# ---- mutations -------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"\s+|[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|->|\.\.|\*\*|//|==|!=|<=|>="
+                    r'|"[^"\n]*"|#[^\n]*|.', re.S)
+KEYWORDS = ["input", "select", "module", "route", "target", "decode", "data", "train", "int", "float",
+            "category", "vector", "by", "using", "from", "as", "enumerate", "sample", "file", "if", "then",
+            "else", "or", "and", "not", "match", "exact", "until", "dense", "dropout", "norm", "residual",
+            "relu", "bits", "onehot", "scalar", "latent", "steps", "seed", "batch", "weight", "eval", "mux"]
+SYMBOLS = [":", "|", "->", "=", ",", "(", ")", "[", "]", "{", "}", "..", "**", "//", "%", "+", "-", "*", "/",
+           "==", "!=", "<", ">=", "_", '"x"', '"rows.csv"', '"rows.jsonl"', '"../x"', '""', "#", "\n", " ", "."]
+NUMBERS = ["0", "1", "-1", "2", "7", "62", "63", "64", "100001", "0.5", "1e9", "1e308", "1e999", "-0", "00",
+           "9" * 17, "9" * 40, "9" * 5000, "9007199254740992", "1" + "0" * 30, "2.5e-400", "3.", ".5", "+4"]
+UNICODE = ["é", "\u2028", "\u2029", "\x00", "\ufeff", "\u200b", "😀", "٣", "１", "\u0301", "\r", "\x0c", "\x0b",
+           "\t", "\x85", "\u202e", "ß", "ǅ", "\U0010ffff", "\x1c", "\u3000", "Ⅻ", "²"]
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
+
+def _random_char(rng: random.Random) -> str:
+    roll = rng.random()
+    if roll < 0.4:
+        return rng.choice(UNICODE)
+    if roll < 0.7:
+        return chr(rng.randrange(0x20, 0x7f))
+    while True:
+        c = rng.randrange(0x110000)
+        if not 0xD800 <= c <= 0xDFFF:  # a file can't hold a lone surrogate (parse_file reports E006)
+            return chr(c)
+
+
+def _vocab(rng: random.Random, words: list[str]) -> str:
+    pool = rng.choice([KEYWORDS, SYMBOLS, NUMBERS, words])
+    return rng.choice(pool) if pool else "x"
+
+
+def mutate(text: str, rng: random.Random) -> str:
+    """One random mutation of `text` (token, character, line, number, repetition or truncation)."""
+    toks = _tokens(text)
+    solid = [i for i, t in enumerate(toks) if not t.isspace()]
+    words = [t for t in toks if t[:1].isalpha()]
+    op = rng.randrange(16)
+    if not solid:
+        op = 5
+    if op == 0:  # delete a token
+        del toks[rng.choice(solid)]
+    elif op == 1:  # duplicate a token
+        i = rng.choice(solid)
+        toks.insert(i, toks[i] + rng.choice(["", " "]))
+    elif op == 2:  # swap two tokens
+        i, j = rng.choice(solid), rng.choice(solid)
+        toks[i], toks[j] = toks[j], toks[i]
+    elif op == 3:  # insert a token
+        toks.insert(rng.randrange(len(toks) + 1), rng.choice(["", " "]) + _vocab(rng, words) + rng.choice(["", " "]))
+    elif op == 4:  # replace a token
+        toks[rng.choice(solid)] = _vocab(rng, words)
+    elif op == 5:  # insert characters
+        pos = rng.randrange(len(text) + 1)
+        return text[:pos] + "".join(_random_char(rng) for _ in range(rng.randint(1, 4))) + text[pos:]
+    elif op == 6:  # delete characters
+        pos = rng.randrange(len(text) + 1)
+        return text[:pos] + text[pos + rng.randint(1, 8):]
+    elif op == 7:  # replace one character
+        if text:
+            pos = rng.randrange(len(text))
+            return text[:pos] + _random_char(rng) + text[pos + 1:]
+    elif op == 8:  # truncate
+        return text[:rng.randrange(len(text) + 1)]
+    elif op in (9, 10):  # line operations
+        lines = text.split("\n")
+        i, j = rng.randrange(len(lines)), rng.randrange(len(lines))
+        kind = rng.randrange(4)
+        if kind == 0:
+            del lines[i]
+        elif kind == 1:
+            lines.insert(j, lines[i])
+        elif kind == 2:
+            lines[i], lines[j] = lines[j], lines[i]
+        else:
+            lines.insert(j, lines.pop(i))
+        return "\n".join(lines)
+    elif op == 11:  # blow up a number
+        nums = [i for i in solid if toks[i][:1].isdigit()]
+        if nums:
+            toks[rng.choice(nums)] = rng.choice(NUMBERS)
+    elif op == 12:  # repeat a fragment many times (long flat statements, deep expression chains)
+        i = rng.choice(solid)
+        frag = "".join(toks[i:i + rng.randint(1, 4)])
+        toks.insert(i, frag * rng.choice([2, 10, 300, 1500, 4000]))
+    elif op == 13:  # wrap a fragment in many brackets
+        i = rng.choice(solid)
+        j = min(len(toks), i + rng.randint(1, 6))
+        opener = rng.choice("([{")
+        closer = {"(": ")", "[": "]", "{": "}"}[opener]
+        k = rng.choice([1, 3, 63, 64, 65, 100])
+        toks[i:j] = [opener * k, *toks[i:j], closer * k]
+    elif op == 14:  # misspell a keyword or name
+        i = rng.choice([i for i in solid if toks[i][:1].isalpha()] or solid)
+        w = toks[i]
+        if len(w) > 1:
+            k = rng.randrange(len(w))
+            w = rng.choice([w[:k] + w[k + 1:], w[:k] + w[k] + w[k:], w[:k] + "x" + w[k + 1:]])
+        toks[i] = w
+    else:  # splice a statement from another place in the same file
+        lines = [l for l in text.split("\n") if l.strip()]
+        if lines:
+            pos = rng.randrange(len(toks) + 1)
+            toks.insert(pos, rng.choice(["\n", " "]) + rng.choice(lines) + "\n")
+    return "".join(toks)
+
+
+def mutate_bytes(data: bytes, rng: random.Random) -> bytes:
+    b = bytearray(data)
+    for _ in range(rng.randint(1, 4)):
+        pos = rng.randrange(len(b) + 1)
+        kind = rng.randrange(3)
+        if kind == 0 and b:
+            b[min(pos, len(b) - 1)] = rng.randrange(256)
+        elif kind == 1:
+            b[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 3)))
+        else:
+            del b[pos:pos + rng.randint(1, 3)]
+    return bytes(b)
+
+
+def mutation_case(rng: random.Random, specs: dict[str, str]) -> tuple[str, bytes | None]:
+    text = specs[rng.choice(sorted(specs))]
+    if rng.random() < 0.05:
+        return text, mutate_bytes(text.encode("utf-8"), rng)
+    for _ in range(rng.choice([1, 1, 1, 2, 2, 3, 4])):
+        text = mutate(text, rng)
+    return text, None
+
+
+# ---- random expressions ------------------------------------------------------------------------
+
+EXPR_ENUMERATED = """\
+input x: int -5..5
+input c: category red | green | blue
+select sel: a | b
+module enc : onehot(11) -> latent(4) = dense 4
+module ma  : latent(4) -> latent(4) = dense 4
+module mb  : latent(4) -> latent(4) = dense 4
+module out : latent(4) -> scalar = dense 1
+route x -> enc -> [a: ma | b: mb] by sel -> out
+target base = x * 2
+target y: float = {expr}
+decode out as y
+data enumerate
+"""
+EXPR_SAMPLED = EXPR_ENUMERATED.replace("input x: int -5..5", "input x: int -5..5\ninput f: float -3..3") \
+    .replace("data enumerate", "data sample 64 seed 5")
+
+_LEAVES = ["x", "x", "0", "1", "2", "-1", "3", "0.5", "0", "1e300", "9007199254740991", "62", "base", "nope", "c"]
+_BINOPS = ["+", "-", "*", "/", "//", "%", "**", "==", "!=", "<", "<=", ">", ">=", "and", "or"]
+
+
+def random_expr(rng: random.Random, depth: int = 0, names: list[str] | None = None) -> str:
+    leaves = _LEAVES + (names or [])
+    if depth > rng.choice([2, 3, 4, 5]) or rng.random() < 0.2:
+        return rng.choice(leaves)
+    kind = rng.randrange(8)
+    sub = lambda: random_expr(rng, depth + 1, names)  # noqa: E731
+    if kind <= 2:
+        return f"{sub()} {rng.choice(_BINOPS)} {sub()}"
+    if kind == 3:
+        return f"({sub()})"
+    if kind == 4:
+        return rng.choice(["-", "not ", "- -"]) + sub()
+    if kind == 5:
+        fn = rng.choice(["min", "max", "abs", "abs", "sqrt"])
+        return f"{fn}({', '.join(sub() for _ in range(rng.choice([1, 2, 3])))})"
+    if kind == 6:
+        return f"if {sub()} then {sub()} else {sub()}"
+    cases = rng.sample(["a: ", "b: ", "_: ", "c: "], rng.randint(1, 3))
+    return f"match {rng.choice(['sel', 'sel', 'c', 'x'])} {{ " + ", ".join(c + sub() for c in cases) + " }"
+
+
+def expression_case(rng: random.Random) -> str:
+    sampled = rng.random() < 0.4
+    template = EXPR_SAMPLED if sampled else EXPR_ENUMERATED
+    return template.replace("{expr}", random_expr(rng, names=["f"] if sampled else []))
+
+
+# ---- grammar-generated cases (Hypothesis) ------------------------------------------------------
+
+NAME_POOL = ["x", "y", "a", "op", "encoding", "binary", "decimal", "plus1", "times2", "bits", "onehot", "latent",
+             "scalar", "vector", "dense", "relu", "dropout", "norm", "residual", "steps", "batch", "seed", "until",
+             "exact", "weight", "mux", "where", "auto", "lr", "eval", "adam", "to_binary", "enc", "m", "t"]
+
+
+def grammar_strategy():
+    """Sentences of grammar/tangle.lark, tokens separated by spaces, names mostly from NAME_POOL."""
+    from hypothesis import strategies as st
+    from hypothesis.extra.lark import from_lark
+
+    from lark import Lark
+
+    from tanglec.parser import grammar_path
+
+    lark = Lark(grammar_path().read_text(), parser="lalr")  # not the cached parser: it lacks .grammar
+    spaced = lambda s: s.map(lambda v: f" {v} ")  # noqa: E731
+    small_int = st.one_of(st.integers(0, 16), st.integers(0, 2**70), st.sampled_from([0, 1, 62, 63, 100001]))
+    number = st.one_of(small_int.map(str), st.floats(allow_nan=False, allow_infinity=False).map(repr)
+                       .filter(lambda s: re.fullmatch(r"[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?", s) is not None),
+                       st.sampled_from(["0.5", "1e999", "2.5"]))
+    explicit = {
+        "NAME": spaced(st.one_of(st.sampled_from(NAME_POOL), st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,8}", fullmatch=True))),
+        "INT": spaced(small_int.map(str)),
+        "SIGNED_INT": spaced(st.tuples(st.sampled_from(["", "-", "+"]), small_int).map(lambda t: f"{t[0]}{t[1]}")),
+        "NUMBER": spaced(number),
+        "SIGNED_NUMBER": spaced(st.tuples(st.sampled_from(["", "-"]), number).map("".join)),
+        "STRING": spaced(st.sampled_from(['"rows.csv"', '"rows.jsonl"', '"missing.csv"', '""', '"data/gates.csv"'])),
+        "COMMENT": st.just("# comment\n"),
+    }
+    for t in lark.terminals:
+        if t.name not in explicit and t.pattern.type == "str":
+            explicit[t.name] = st.just(f" {t.pattern.value} ")
+    return from_lark(lark, start="start", explicit=explicit)
+
+
+# ---- driver ----------------------------------------------------------------------------------
+
+@dataclass
+class Report:
+    cases: int = 0
+    failures: list[dict] = field(default_factory=list)
+    parsed: int = 0
+    diagnostics: int = 0
+    seconds: float = 0.0
+    slowest: tuple[float, str] = (0.0, "")
+    by_family: dict[str, int] = field(default_factory=dict)
+
+    def add(self, family: str, label: str, text: str, out: Outcome) -> None:
+        self.cases += 1
+        self.by_family[family] = self.by_family.get(family, 0) + 1
+        self.parsed += out.parsed
+        self.diagnostics += out.diagnostics
+        if out.seconds > self.slowest[0]:
+            self.slowest = (out.seconds, label)
+        if out.problems:
+            self.failures.append({"case": label, "problems": out.problems, "text": text[:2000]})
+
+    def to_json(self) -> dict:
+        return {"cases": self.cases, "by_family": self.by_family, "failures": len(self.failures),
+                "tracebacks": sum(any(p.startswith("traceback") for p in f["problems"]) for f in self.failures),
+                "parsed_cleanly": self.parsed, "diagnostics": self.diagnostics, "seconds": round(self.seconds, 1),
+                "slowest_case": {"seconds": round(self.slowest[0], 3), "case": self.slowest[1]}}
+
+
+def _with_alarm(seconds: float | None, fn):
+    if not seconds or not hasattr(signal, "setitimer"):
+        return fn()
+
+    def on_alarm(signum, frame):
+        raise CaseTimeout()
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return fn()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def run_mutations(report: Report, count: int, seed: int, work: Path, timeout: float | None = None,
+                  family: str = "mutation") -> None:
+    specs = corpus()
+    file = str(work / "fuzz.tangle")
+    for i in range(count):
+        rng = random.Random(f"{seed}:{family}:{i}")
+        if family == "expression":
+            text, raw = expression_case(rng), None
+        else:
+            text, raw = mutation_case(rng, specs)
+        out = _with_alarm(timeout, lambda: run_case(text, file, raw))
+        report.add(family, f"{family} seed={seed} case={i}", text if raw is None else repr(raw[:2000]), out)
+
+
+def run_grammar(report: Report, count: int, work: Path, timeout: float | None = None) -> None:
+    from hypothesis import HealthCheck, Phase, given, settings
+
+    file = str(work / "grammar.tangle")
+
+    @settings(max_examples=count, deadline=None, database=None, derandomize=True,
+              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(grammar_strategy())
+    def one(text):
+        out = _with_alarm(timeout, lambda: run_case(text, file))
+        report.add("grammar", f"grammar case {report.by_family.get('grammar', 0)}", text, out)
+
+    one()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cases", type=int, default=10_000, help="total cases (default 10,000)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--timeout", type=float, default=20.0, help="seconds before a case counts as hung")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--show", type=int, default=None, help="print mutation case N of --seed and exit")
+    args = ap.parse_args(argv)
+    work = make_workdir()
+    try:
+        if args.show is not None:
+            print(mutation_case(random.Random(f"{args.seed}:mutation:{args.show}"), corpus())[0])
+            return 0
+        report = Report()
+        started = time.perf_counter()
+        n_grammar = args.cases // 5
+        n_expr = args.cases // 10
+        run_mutations(report, args.cases - n_grammar - n_expr, args.seed, work, args.timeout)
+        run_mutations(report, n_expr, args.seed, work, args.timeout, family="expression")
+        run_grammar(report, n_grammar, work, args.timeout)
+        report.seconds = time.perf_counter() - started
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    summary = report.to_json()
+    if args.json:
+        print(json.dumps({**summary, "failure_details": report.failures[:20]}, indent=2))
+    else:
+        for f in report.failures[:10]:
+            print(f"--- {f['case']}\n" + "\n".join(f["problems"]) + f"\n{f['text'][:600]}\n")
+        print(f"{summary['cases']} cases ({', '.join(f'{k} {v}' for k, v in summary['by_family'].items())}) in "
+              f"{summary['seconds']}s: {summary['failures']} failing, {summary['tracebacks']} tracebacks; "
+              f"{summary['parsed_cleanly']} parsed cleanly, {summary['diagnostics']} diagnostics; slowest "
+              f"{summary['slowest_case']['seconds']}s ({summary['slowest_case']['case']})")
+    return 1 if report.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Syntax highlighting for .tangle: a Pygments lexer, and its uses in the CLI and the TUI.
+
+`TangleLexer` is registered with Pygments under the alias `tangle` (entry point
+`pygments.lexers` in pyproject.toml), so once tanglec is installed `pygmentize -l tangle`,
+`pygments.lexers.get_lexer_by_name("tangle")`, rich's `Syntax(code, "tangle")` and Sphinx/MkDocs
+code blocks tagged `tangle` all use it.
+
+The word lists below mirror the compiler's (checks.LAYER_KINDS, ACTIVATIONS, graph.CODECS, ...)
+without importing it, so Pygments can load this module alone; tests/test_highlight.py keeps them
+in step.
+"""
+from __future__ import annotations
+
+import re
+
+from pygments.lexer import RegexLexer, words
+from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation, String, Text, Whitespace
+
+STATEMENTS = ("input", "select", "module", "route", "target", "decode", "data", "train")
+KEYWORDS = ("by", "using", "as", "from", "enumerate", "sample", "file", "if", "then", "else", "match",
+            "and", "or", "not")
+FIELD_TYPES = ("int", "float", "category", "vector")
+CODECS = ("bits", "onehot", "scalar", "latent", "vector")
+LAYERS = ("dense", "dropout", "norm", "residual")
+ACTIVATIONS = ("relu", "gelu", "tanh", "sigmoid", "elu", "selu", "swish", "softplus", "linear", "leaky_relu")
+SETTINGS = ("steps", "batch", "lr", "seed", "until", "weight", "mux", "eval_every", "optimizer", "eval",
+            "adam", "sgd", "rmsprop", "adamw", "exact", "where", "partition", "gather", "auto")
+FUNCTIONS = ("min", "max", "abs")
+
+_NAME_END = r"(?![A-Za-z0-9_])"
+
+
+class TangleLexer(RegexLexer):
+    """Pygments lexer for tanglec's .tangle spec language."""
+
+    name = "Tangle"
+    aliases = ["tangle"]
+    filenames = ["*.tangle"]
+    mimetypes = ["text/x-tangle"]
+    url = "https://example.invalid/tanglec/docs/language.md"
+
+    tokens = {
+        "root": [
+            (r"[ \t\r\n\f]+", Whitespace),
+            (r"#[^\n]*", Comment.Single),
+            (r'"[^"\n]*"', String.Double),
+            (words(STATEMENTS, prefix=r"(?<![A-Za-z0-9_])", suffix=_NAME_END), Keyword.Declaration),
+            (words(KEYWORDS, prefix=r"(?<![A-Za-z0-9_])", suffix=_NAME_END), Keyword),
+            # `vector` is both a field type and a codec: it is coloured as a codec
+            (words(("int", "float", "category"), prefix=r"(?<![A-Za-z0-9_])", suffix=_NAME_END), Keyword.Type),
+            (words(CODECS, prefix=r"(?<![A-Za-z0-9_])", suffix=_NAME_END), Name.Builtin),
+            (words(LAYERS, prefix=r"(?<![A-Za-z0-9_])", suffix=_NAME_END), Name.Function),
+            (words(ACTIVATIONS, prefix=r"(?<![A-Za-z0-9_])", suffix=_NAME_END), Name.Constant),
+            (words(SETTINGS, prefix=r"(?<![A-Za-z0-9_])", suffix=_NAME_END), Name.Attribute),
+            (words(FUNCTIONS, prefix=r"(?<![A-Za-z0-9_])", suffix=r"(?=\s*\()"), Name.Builtin),
+            (r"_(?![A-Za-z0-9_])", Keyword.Pseudo),  # the wildcard case of a match
+            (r"[A-Za-z][A-Za-z0-9_]*", Name),
+            (r"[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]+|[0-9]+\.[0-9]+", Number.Float),
+            (r"[0-9]+", Number.Integer),
+            (r"->|\.\.|\*\*|//|==|!=|<=|>=|[<>=+\-*/%]", Operator),
+            (r"[\[\](){},:|]", Punctuation),
+            (r".", Text),
+        ],
+    }
+
+
+# ---- uses -------------------------------------------------------------------------------------------
+
+_EXCERPT = re.compile(r"^(\s*\d+ \| )(.*)$")
+_CARET = re.compile(r"^(\s*\| )(\s*)(\^+)(.*)$")
+_HEADER = re.compile(r"^(.*?: )?(error|warning)(\[[A-Z]\d+\])(: .*)$")
+_HINT = re.compile(r"^(\s*)(hint|note)(:)(.*)$")
+
+_RED, _YELLOW, _CYAN, _BOLD, _DIM, _RESET = "\x1b[31m", "\x1b[33m", "\x1b[36m", "\x1b[1m", "\x1b[2m", "\x1b[0m"
+
+
+def highlight_line(code: str) -> str:
+    """One line of .tangle source with ANSI colours (16-colour terminal palette)."""
+    from pygments import highlight
+    from pygments.formatters import TerminalFormatter
+
+    return highlight(code, TangleLexer(), TerminalFormatter()).rstrip("\n")
+
+
+def colorize_diagnostics(text: str) -> str:
+    """Rendered diagnostics (tanglec.diagnostics.render_all) with colours for a terminal: the
+    quoted source highlighted by TangleLexer, errors red, warnings yellow, carets and hints marked.
+    Removing the ANSI escapes gives back `text` exactly."""
+    out = []
+    severity_colour = _RED
+    for line in text.split("\n"):
+        m = _HEADER.match(line)
+        if m:
+            where, sev, code, rest = m.groups()
+            severity_colour = _RED if sev == "error" else _YELLOW
+            out.append(f"{_BOLD}{where or ''}{severity_colour}{sev}{code}{_RESET}{_BOLD}{rest}{_RESET}")
+            continue
+        m = _EXCERPT.match(line)
+        if m:
+            out.append(f"{_DIM}{m.group(1)}{_RESET}{highlight_line(m.group(2)) if m.group(2) else ''}")
+            continue
+        m = _CARET.match(line)
+        if m:
+            out.append(f"{_DIM}{m.group(1)}{_RESET}{m.group(2)}{_BOLD}{severity_colour}{m.group(3)}{_RESET}"
+                       f"{severity_colour}{m.group(4)}{_RESET}" if m.group(4) else
+                       f"{_DIM}{m.group(1)}{_RESET}{m.group(2)}{_BOLD}{severity_colour}{m.group(3)}{_RESET}")
+            continue
+        m = _HINT.match(line)
+        if m:
+            out.append(f"{m.group(1)}{_BOLD}{_CYAN}{m.group(2)}{m.group(3)}{_RESET}{m.group(4)}")
+            continue
+        out.append(line)
+    return "\n".join(out)
+
+
+def strip_ansi(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def rich_syntax(source: str, **options):
+    """A rich `Syntax` renderable of a spec (the TUI's spec view): `rich_syntax(text, line_numbers=True)`."""
+    from rich.syntax import Syntax
+
+    options.setdefault("theme", "ansi_dark")
+    return Syntax(source, lexer=TangleLexer(), **options)

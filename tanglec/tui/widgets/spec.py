@@ -1,0 +1,180 @@
+"""The Spec view: the source with every diagnostic underlined and explained in place, and a list to jump
+between them (a spec with problems opens here instead of crashing)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from ...diagnostics import Diagnostic
+
+GUTTER = 6  # "  12 │ "
+
+
+def _severity_style(d: Diagnostic) -> str:
+    return "bold red" if d.is_error else "bold yellow"
+
+
+def _where(d: Diagnostic, source_file: str) -> str:
+    if d.span is None:
+        return "—"
+    if d.span.file == source_file:
+        return f"{d.span.line}:{d.span.col}"
+    return f"{Path(d.span.file).name}:{d.span.line}:{d.span.col}"
+
+
+def summary(diags: list[Diagnostic]) -> str:
+    errors = sum(d.is_error for d in diags)
+    warnings = len(diags) - errors
+    if not diags:
+        return "no problems"
+    return f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+
+
+def annotated_source(source: str, source_file: str, diags: list[Diagnostic]) -> tuple[Text, dict[int, int]]:
+    """The numbered source with each diagnostic's span underlined and its explanation under the line.
+
+    Returns the text and, per diagnostic index, the row where its explanation starts (to scroll to it).
+    """
+    lines = source.replace("\t", " ").splitlines() or [""]
+    here = [(i, d) for i, d in enumerate(diags) if d.span is not None and d.span.file == source_file]
+    elsewhere = [(i, d) for i, d in enumerate(diags) if (i, d) not in here]
+    text = Text(no_wrap=True, overflow="crop", end="")
+    rows: dict[int, int] = {}
+    row = 0
+
+    def note(i: int, d: Diagnostic, indent: int, marker: str) -> None:
+        nonlocal row
+        rows.setdefault(i, row)
+        text.append(" " * GUTTER + "│ ", style="dim")
+        text.append(" " * indent + marker, style=_severity_style(d))
+        text.append(f" {d.severity}[{d.code}]: ", style=_severity_style(d))
+        text.append(d.message + "\n")
+        row += 1
+        for rel in d.related:
+            text.append(" " * GUTTER + "│ ", style="dim")
+            text.append(" " * indent + f"note: line {rel.span.line}:{rel.span.col}: {rel.message}\n", style="cyan")
+            row += 1
+        for h in d.hints:
+            text.append(" " * GUTTER + "│ ", style="dim")
+            text.append(" " * indent + "hint: ", style="bold green")
+            text.append(h + "\n")
+            row += 1
+
+    for i, d in elsewhere:
+        where = f"{d.span}" if d.span else "(no position)"
+        text.append(f"{where}\n", style="dim")
+        row += 1
+        note(i, d, 0, "▲")
+    # underline spans: per line, the column ranges to mark with their diagnostic's style
+    marks: dict[int, list[tuple[int, int, str]]] = {}
+    for i, d in here:
+        s = d.span
+        for ln in range(s.line, max(s.end_line, s.line) + 1):
+            if not 1 <= ln <= len(lines):
+                continue
+            start = s.col - 1 if ln == s.line else 0
+            end = (s.end_col - 1) if ln == s.end_line else len(lines[ln - 1])
+            if end <= start:
+                end = start + 1
+            marks.setdefault(ln, []).append((start, end, "underline " + ("red" if d.is_error else "yellow")))
+    starts: dict[int, list[tuple[int, Diagnostic]]] = {}
+    for i, d in here:
+        starts.setdefault(min(max(d.span.line, 1), len(lines)), []).append((i, d))
+    for n, line in enumerate(lines, start=1):
+        bad = n in marks
+        text.append(f"{n:>{GUTTER - 1}} │ ", style="bold red" if bad else "dim")
+        body = Text(line)
+        for start, end, style in marks.get(n, []):
+            body.stylize(style, start, max(end, start + 1))
+        if bad and len(line) < max(e for _, e, _ in marks[n]):  # a span past the end: mark the gap
+            body.append(" " * (max(e for _, e, _ in marks[n]) - len(line)), style="underline red")
+        text.append_text(body)
+        text.append("\n")
+        row += 1
+        for i, d in starts.get(n, []):
+            s = d.span
+            width = (s.end_col - s.col) if s.end_line == s.line and s.end_col > s.col else 1
+            note(i, d, s.col - 1, "^" * max(width, 1))
+    return text, rows
+
+
+class SpecView(Vertical):
+    """Source on the left (scrollable), the list of diagnostics and the selected one's details on the right."""
+
+    def __init__(self, source: str, source_file: str, diags: list[Diagnostic], title: str, **kw) -> None:
+        super().__init__(**kw)
+        self.source = source
+        self.source_file = source_file
+        self.diags = list(diags)
+        self.title = title
+        self.rows: dict[int, int] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="spec-summary")
+        with Horizontal(id="spec-body"):
+            with VerticalScroll(id="spec-scroll") as scroll:
+                scroll.border_title = self.title
+                yield Static(id="spec-source")
+            with Vertical(id="spec-side"):
+                problems = OptionList(id="problem-list")
+                problems.border_title = "problems"
+                yield problems
+                detail = Static(id="problem-detail")
+                detail.border_title = "explanation"
+                yield detail
+
+    def on_mount(self) -> None:
+        self.set_diagnostics(self.diags)
+
+    def set_diagnostics(self, diags: list[Diagnostic]) -> None:
+        self.diags = list(diags)
+        text, self.rows = annotated_source(self.source, self.source_file, self.diags)
+        self.query_one("#spec-source", Static).update(text)
+        head = Text()
+        head.append(summary(self.diags), style="bold red" if any(d.is_error for d in self.diags) else "bold green")
+        if any(d.is_error for d in self.diags):
+            head.append("  — fix the spec and press ctrl+r to reload; Train and Query need a spec without errors")
+        self.query_one("#spec-summary", Static).update(head)
+        options = self.query_one("#problem-list", OptionList)
+        options.clear_options()
+        for i, d in enumerate(self.diags):
+            label = Text()
+            label.append(f"{d.code} ", style=_severity_style(d))
+            label.append(f"{_where(d, self.source_file):>7} ", style="dim")
+            label.append(d.message)
+            options.add_option(Option(label, id=f"diag-{i}"))
+        if not self.diags:
+            options.add_option(Option(Text("nothing to fix", style="italic"), disabled=True))
+        self._explain(0 if self.diags else None)
+
+    def _explain(self, index: int | None) -> None:
+        detail = self.query_one("#problem-detail", Static)
+        if index is None or index >= len(self.diags):
+            detail.update(Text("The spec checks: no errors, no warnings.", style="green"))
+            return
+        d = self.diags[index]
+        text = Text()
+        text.append(f"{d.severity}[{d.code}] ", style=_severity_style(d))
+        text.append(f"at {_where(d, self.source_file)}\n", style="dim")
+        text.append(d.message + "\n")
+        for h in d.hints:
+            text.append("hint: ", style="bold green")
+            text.append(h + "\n")
+        for rel in d.related:
+            text.append(f"note: {rel.span.line}:{rel.span.col} {rel.message}\n", style="cyan")
+        detail.update(text)
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option_list.id != "problem-list" or event.option.id is None:
+            return
+        index = int(event.option.id.split("-")[1])
+        self._explain(index)
+        row = self.rows.get(index)
+        if row is not None:
+            scroll = self.query_one("#spec-scroll", VerticalScroll)
+            scroll.scroll_to(y=max(row - 3, 0), animate=False)

@@ -1,0 +1,364 @@
+"""Tests for tanglec.mux: the Multiplexer layer, its strategies and `choose_strategy`."""
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tanglec.mux import STRATEGIES, Multiplexer, choose_strategy  # noqa: E402
+
+D_OUT = 3
+HIDDEN = 5
+
+
+# ----------------------------------------------------------------- helpers
+def make_branch(d_in: int, rng: np.random.Generator, name: str | None = None):
+    """A small functional branch d_in -> tanh(HIDDEN) -> D_OUT with known weights."""
+    inp = keras.Input((d_in,))
+    h = keras.layers.Dense(HIDDEN, activation="tanh")(inp)
+    out = keras.layers.Dense(D_OUT)(h)
+    model = keras.Model(inp, out, name=name)
+    params = [
+        rng.normal(size=(d_in, HIDDEN)).astype("float32"),
+        rng.normal(size=(HIDDEN,)).astype("float32"),
+        rng.normal(size=(HIDDEN, D_OUT)).astype("float32"),
+        rng.normal(size=(D_OUT,)).astype("float32"),
+    ]
+    model.set_weights(params)
+    return model, params
+
+
+def np_branch(params, x):
+    w1, b1, w2, b2 = params
+    return np.tanh(x @ w1 + b1) @ w2 + b2
+
+
+def np_reference(all_params, index, xs):
+    """Plain per-example loop: row i = branch index[i] applied to x_{index[i]}[i]."""
+    rows = [np_branch(all_params[k], xs[k][i : i + 1])[0] for i, k in enumerate(index)]
+    return np.stack(rows) if rows else np.zeros((0, D_OUT), "float32")
+
+
+# (n branches, index, same_input): index values chosen so that some cases leave
+# a branch empty; same_input passes one tensor to every slot (the dedupe path).
+CASES = {
+    "n2-batch1": (2, [1], False),
+    "n2-batch1-other": (2, [0], True),
+    "n3-empty-branch1": (3, [0, 2, 2, 0, 2, 0, 0], False),
+    "n3-shared-input": (3, [2, 1, 1, 0, 2, 2, 1, 0, 0], True),
+    "n5-random": (5, [4, 0, 3, 3, 1, 4, 2, 0, 4, 1, 3, 0, 2], False),
+    "n5-two-empty": (5, [4, 4, 1, 1, 4, 1, 4], False),
+}
+
+
+def build_case(n, index, same_input, seed=0):
+    rng = np.random.default_rng(seed)
+    dims = [3] * n if same_input else [2 + k for k in range(n)]  # inputs differ per branch
+    branches, params = zip(*(make_branch(d, rng) for d in dims))
+    batch = len(index)
+    if same_input:
+        x = rng.normal(size=(batch, dims[0])).astype("float32")
+        xs = [x] * n
+    else:
+        xs = [rng.normal(size=(batch, d)).astype("float32") for d in dims]
+    return list(branches), list(params), np.asarray(index, "int32"), xs
+
+
+def values_and_grads(mux, index, xs, w_out):
+    """Output, d(sum(y*w_out))/d(branch weights), d/d(inputs); eager."""
+    x_vars = [tf.constant(x) for x in xs]
+    if all(x is xs[0] for x in xs):  # keep "the same tensor in every slot"
+        x_vars = [x_vars[0]] * len(xs)
+    weights = mux.trainable_variables
+    with tf.GradientTape(persistent=True) as tape:
+        for x in x_vars:
+            tape.watch(x)
+        y = mux([tf.constant(index)] + x_vars)
+        loss = tf.reduce_sum(y * w_out)
+    zero = tf.UnconnectedGradients.ZERO
+    gw = tape.gradient(loss, weights, unconnected_gradients=zero)
+    gx = tape.gradient(loss, x_vars, unconnected_gradients=zero)
+    return y.numpy(), [g.numpy() for g in gw], [g.numpy() for g in gx]
+
+
+# ----------------------------------------------------- values and gradients
+@pytest.mark.parametrize("case", list(CASES))
+def test_strategies_match_reference_and_each_other(case):
+    n, index, same = CASES[case]
+    branches, params, index, xs = build_case(n, index, same)
+    ref = np_reference(params, index, xs)
+    w_out = np.random.default_rng(1).normal(size=(len(index), D_OUT)).astype("float32")
+
+    results = {}
+    for strategy in STRATEGIES:
+        mux = Multiplexer(branches, strategy=strategy)  # the same branch objects every time
+        y, gw, gx = values_and_grads(mux, index, xs, w_out)
+        assert y.shape == (len(index), D_OUT)
+        np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5, err_msg=strategy)
+        assert len(gw) == 4 * n  # every branch weight is tracked by the layer
+        results[strategy] = (gw, gx)
+
+    gw0, gx0 = results["where"]
+    for strategy in STRATEGIES[1:]:
+        gw, gx = results[strategy]
+        for a, b in zip(gw0, gw):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=strategy)
+        for a, b in zip(gx0, gx):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=strategy)
+
+    # An empty branch gets exactly zero gradients; a used one does not.
+    used = set(index.tolist())
+    for k in range(n):
+        kernel_grad = gw0[4 * k]
+        if k in used:
+            assert np.abs(kernel_grad).max() > 0
+        else:
+            assert np.all(kernel_grad == 0)
+    # Input gradients vanish on rows a branch does not own (distinct inputs only).
+    if not same:
+        for k in range(n):
+            assert np.all(gx0[k][index != k] == 0)
+
+
+def test_gradient_against_numpy_finite_difference():
+    """Anchor the shared gradient to an independent computation (not just agreement)."""
+    branches, params, index, xs = build_case(3, [0, 2, 2, 0, 1], False, seed=3)
+    w_out = np.random.default_rng(4).normal(size=(5, D_OUT)).astype("float64")
+    p64 = [[p.astype("float64") for p in ps] for ps in params]
+    xs64 = [x.astype("float64") for x in xs]
+
+    def loss(ps):
+        return float(np.sum(np_reference(ps, index, xs64) * w_out))
+
+    # d loss / d b2 of branch 2 (owns rows 1, 2): numeric vs every strategy
+    eps = 1e-6
+    numeric = []
+    for j in range(D_OUT):
+        up = [list(p) for p in p64]
+        up[2][3] = up[2][3].copy()
+        up[2][3][j] += eps
+        dn = [list(p) for p in p64]
+        dn[2][3] = dn[2][3].copy()
+        dn[2][3][j] -= eps
+        numeric.append((loss(up) - loss(dn)) / (2 * eps))
+    for strategy in STRATEGIES:
+        _, gw, _ = values_and_grads(Multiplexer(branches, strategy=strategy), index, xs, w_out.astype("float32"))
+        np.testing.assert_allclose(gw[4 * 2 + 3], numeric, rtol=1e-4, atol=1e-4, err_msg=strategy)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_graph_mode_unknown_batch(strategy):
+    branches, params, index, xs = build_case(3, [1, 0, 1, 1], False)
+    mux = Multiplexer(branches, strategy=strategy)
+    sig = [tf.TensorSpec([None], tf.int32)] + [tf.TensorSpec([None, x.shape[1]], tf.float32) for x in xs]
+
+    @tf.function(input_signature=sig)
+    def f(index, *xs):
+        y = mux([index, *xs])
+        assert y.shape.as_list() == [None, D_OUT]  # static except the batch dim
+        return y
+
+    for idx, rows in ((index, slice(None)), (index[:1], slice(0, 1))):
+        got = f(tf.constant(idx), *[tf.constant(x[rows]) for x in xs]).numpy()
+        want = np_reference(params, idx, [x[rows] for x in xs])
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_index_forms_and_symbolic_shape(strategy):
+    branches, params, index, xs = build_case(3, [2, 0, 1, 2], False)
+    mux = Multiplexer(branches, strategy=strategy)
+    want = np_reference(params, index, xs)
+    for idx in (index[:, None], index.astype("int64")):  # [batch, 1] and int64 are accepted
+        np.testing.assert_allclose(mux([idx, *xs]).numpy(), want, rtol=1e-5, atol=1e-5)
+    sym = mux([keras.Input((), dtype="int32")] + [keras.Input((x.shape[1],)) for x in xs])
+    assert tuple(sym.shape) == (None, D_OUT)
+
+
+def test_constructor_and_call_validation():
+    branches, _, index, xs = build_case(2, [0, 1], False)
+    with pytest.raises(ValueError, match="strategy"):
+        Multiplexer(branches, strategy="scatter")
+    with pytest.raises(ValueError):
+        Multiplexer([])
+    mux = Multiplexer(branches)
+    with pytest.raises(ValueError, match="expects"):
+        mux([index, xs[0]])
+
+
+# -------------------------------------------------------------- where guard
+class Sqrt1p(keras.layers.Layer):
+    """sqrt(1 + x): NaN for x < -1, finite with a finite derivative at 0."""
+
+    def call(self, x):
+        return tf.sqrt(1.0 + x)
+
+
+def poisoned_case(kind):
+    """Branch 1 blows up (inf or NaN, forward and backward) on the rows branch 0 owns."""
+    rng = np.random.default_rng(7)
+    b0, _ = make_branch(3, rng)
+    inp = keras.Input((3,))
+    if kind == "exp":  # huge value -> exp overflows to inf
+        h = keras.layers.Dense(D_OUT, kernel_initializer="ones")(inp)
+        out = keras.layers.Activation("exponential")(h)
+    else:  # sqrt of a negative number -> NaN
+        h = keras.layers.Dense(D_OUT, kernel_initializer="ones")(inp)
+        out = Sqrt1p()(h)
+    b1 = keras.Model(inp, out)
+    index = np.array([0, 1, 0, 1, 0], "int32")
+    x0 = rng.normal(size=(5, 3)).astype("float32")
+    x1 = rng.uniform(0.0, 0.1, size=(5, 3)).astype("float32")
+    x1[index == 0] = 1e4 if kind == "exp" else -1e4  # garbage on rows branch 1 does not own
+    return [b0, b1], index, [x0, x1]
+
+
+def plain_where(branches, index, xs):
+    """The naive tf.where multiplexer the guard protects against."""
+    out = tf.zeros_like(branches[0](xs[0]))
+    for k, (b, x) in enumerate(zip(branches, xs)):
+        out = tf.where(tf.equal(index, k)[:, None], b(x), out)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["exp", "sqrt"])
+def test_where_guard_keeps_gradients_finite(kind):
+    branches, index, xs = poisoned_case(kind)
+    x_t = [tf.constant(x) for x in xs]
+    idx = tf.constant(index)
+    weights = branches[0].trainable_variables + branches[1].trainable_variables
+
+    # 1. the naive version really leaks: finite output, NaN gradients
+    with tf.GradientTape() as tape:
+        tape.watch(x_t)
+        y = plain_where(branches, idx, x_t)
+        loss = tf.reduce_sum(y)
+    assert np.isfinite(y.numpy()).all()
+    g_plain = tape.gradient(loss, weights + x_t)
+    assert any(np.isnan(g.numpy()).any() for g in g_plain)
+
+    # 2. the guarded `where` strategy: finite, and equal to `partition` (which never
+    #    runs a branch on a row it does not own)
+    results = {}
+    for strategy in ("where", "partition"):
+        with tf.GradientTape() as tape:
+            tape.watch(x_t)
+            y = Multiplexer(branches, strategy=strategy)([idx] + x_t)
+            loss = tf.reduce_sum(y)
+        grads = [g.numpy() for g in tape.gradient(loss, weights + x_t)]
+        assert np.isfinite(y.numpy()).all(), strategy
+        for g in grads:
+            assert np.isfinite(g).all(), strategy
+        results[strategy] = (y.numpy(), grads)
+    np.testing.assert_allclose(results["where"][0], results["partition"][0], rtol=1e-5)
+    for a, b in zip(results["where"][1], results["partition"][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # the garbage rows of x_1 get a zero gradient
+    assert np.all(results["where"][1][-1][index == 0] == 0)
+
+
+# ------------------------------------------------- functional model, fit, save
+def sel_model(strategy, seed=0):
+    keras.utils.set_random_seed(seed)
+    x = keras.Input((4,), name="x")
+    sel = keras.Input((), dtype="int32", name="sel")
+    wide = keras.layers.Dense(6, name="widen")(x)  # branch 2 reads a different encoding
+    branches = []
+    for k, d in enumerate((4, 4, 6)):
+        i = keras.Input((d,))
+        h = keras.layers.Dense(16, activation="relu")(i)
+        branches.append(keras.Model(i, keras.layers.Dense(2)(h), name=f"branch{k}"))
+    routed = Multiplexer(branches, strategy=strategy, name="mux")([sel, x, x, wide])
+    # branch0 is also used outside the multiplexer: its weights are shared
+    out = keras.layers.Add()([routed, keras.layers.Dense(2, name="skip")(branches[0](x))])
+    return keras.Model({"x": x, "sel": sel}, out)
+
+
+def sel_data(n=256, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4)).astype("float32")
+    sel = rng.integers(0, 3, size=n).astype("int32")
+    maps = rng.normal(size=(3, 4, 2)).astype("float32")
+    y = np.einsum("ni,nio->no", x, maps[sel])
+    return {"x": x, "sel": sel}, y
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_functional_fit_save_load(strategy, tmp_path):
+    model = sel_model(strategy)
+    assert tuple(model.output.shape) == (None, 2)
+    ids = [id(v) for v in model.trainable_variables]
+    assert len(ids) == len(set(ids))  # the shared branch is counted once
+    model.compile(optimizer=keras.optimizers.Adam(0.02), loss="mse")
+    data, y = sel_data()
+    before = model.evaluate(data, y, batch_size=64, verbose=0)
+    model.fit(data, y, batch_size=32, epochs=3, verbose=0)  # unknown batch dim, graph mode
+    after = model.evaluate(data, y, batch_size=64, verbose=0)
+    assert after < 0.6 * before
+
+    path = tmp_path / f"mux_{strategy}.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(
+        loaded.predict(data, batch_size=64, verbose=0), model.predict(data, batch_size=64, verbose=0)
+    )
+    mux = loaded.get_layer("mux")
+    assert isinstance(mux, Multiplexer) and mux.strategy == strategy
+    assert mux.branches[0] is loaded.get_layer("branch0")  # still one shared object
+    assert len(loaded.trainable_variables) == len(model.trainable_variables)
+    # a batch of one, and a batch where branch 1 is empty
+    one = {"x": data["x"][:1], "sel": data["sel"][:1]}
+    np.testing.assert_allclose(loaded.predict(one, verbose=0), model.predict(one, verbose=0), rtol=1e-6)
+    no1 = {"x": data["x"][:8], "sel": np.array([0, 2] * 4, "int32")}
+    np.testing.assert_allclose(loaded(no1).numpy(), model(no1).numpy(), rtol=1e-6)
+
+
+def test_config_roundtrip_makes_fresh_branches():
+    branches, params, index, xs = build_case(3, [0, 2, 1], False)
+    mux = Multiplexer(branches, strategy="gather", name="m")
+    config = mux.get_config()
+    json.dumps(config)  # plain JSON, branches included
+    assert config["strategy"] == "gather" and len(config["branches"]) == 3
+    clone = Multiplexer.from_config(config)
+    assert clone.strategy == "gather" and clone.name == "m"
+    assert all(a is not b for a, b in zip(clone.branches, branches))
+    for a, b in zip(clone.branches, branches):
+        a.set_weights(b.get_weights())
+    np.testing.assert_allclose(clone([index, *xs]).numpy(), mux([index, *xs]).numpy(), rtol=1e-6)
+
+
+# ----------------------------------------------------------- choose_strategy
+def test_choose_strategy_valid_everywhere():
+    for device in ("CPU", "GPU"):
+        for n in (1, 2, 3, 8, 64):
+            for batch in (1, 32, 4096):
+                for flops in (1e2, 1e5, 1e8):
+                    assert choose_strategy(n, batch, flops, device) in STRATEGIES
+
+
+def test_choose_strategy_rule():
+    # two cheap branches on a small batch: running both everywhere is cheapest
+    assert choose_strategy(2, 32, 2e3) == "where"
+    assert choose_strategy(1, 4096, 1e9) == "where"  # one branch: nothing to route
+    # many / expensive branches: route rows, never run every branch on every row
+    for n, batch in ((8, 256), (32, 256), (32, 4096), (16, 32)):
+        assert choose_strategy(n, batch, 2.6e5) in ("partition", "gather")
+    assert choose_strategy(32, 256, 2.6e5) != "where"
+    # more work per branch can only move the choice away from `where`
+    for n in (2, 4, 8):
+        picks = [choose_strategy(n, 256, f) for f in (1e2, 1e3, 1e4, 1e5, 1e6)]
+        if "where" in picks:
+            assert picks[: picks.index("where") + 1].count("where") == picks.index("where") + 1 or (
+                picks[0] == "where"
+            )
+            first_other = next((i for i, p in enumerate(picks) if p != "where"), len(picks))
+            assert all(p != "where" for p in picks[first_other:])
+    with pytest.raises(ValueError):
+        choose_strategy(0, 32, 1e3)
