@@ -240,7 +240,7 @@ class DecodeDecl:
 @dataclass
 class Setting:
     key: Name
-    value: float | int | str | Name | tuple[Name, float]
+    value: float | int | str | Name | tuple[Name, float] | tuple[Name, Name] | list[Name]
     span: Span
 
 
@@ -258,7 +258,58 @@ class TrainDecl:
     span: Span
 
 
-Statement = Union[InputDecl, SelectDecl, ModuleDecl, RouteDecl, TargetDecl, DecodeDecl, DataDecl, TrainDecl]
+@dataclass
+class PhaseDecl:
+    """One phase of training (`phase tune steps 100 lr 0.001 modules gray`); phases run in order."""
+
+    name: Name
+    settings: list[Setting]
+    span: Span
+
+
+@dataclass
+class AlignDecl:
+    """Modules that should give the same latent for the same value of a field."""
+
+    modules: list[Name]
+    field: Name
+    settings: list[Setting]
+    span: Span
+
+
+@dataclass
+class HoldoutDecl:
+    """Routes through all these modules are never trained on: evaluated as zero-shot composition."""
+
+    modules: list[Name]
+    span: Span
+
+
+@dataclass
+class FreezeDecl:
+    modules: list[Name]
+    span: Span
+
+
+@dataclass
+class UseDecl:
+    """Bring in declarations from another spec (all of them, or only the named modules)."""
+
+    path: str
+    only: list[Name] | None
+    span: Span
+
+
+@dataclass
+class InitDecl:
+    """Start from a trained run: weights load module by module, by name."""
+
+    path: str
+    span: Span
+
+
+Statement = Union[InputDecl, SelectDecl, ModuleDecl, RouteDecl, TargetDecl, DecodeDecl, DataDecl, TrainDecl,
+                  PhaseDecl, AlignDecl, HoldoutDecl, FreezeDecl, UseDecl, InitDecl]
 
 
 @dataclass
@@ -266,6 +317,7 @@ class Spec:
     path: str
     source: str
     statements: list[Statement] = field(default_factory=list)
+    used_files: dict[str, str] = field(default_factory=dict)  # path -> text of every spec brought in by `use`
 
     def of(self, kind: type) -> list:
         return [s for s in self.statements if isinstance(s, kind)]

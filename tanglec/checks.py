@@ -11,18 +11,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ast, expr
+from .composition import Composition, check_alignment_coverage, check_composition, check_data_limits, check_init
 from .diagnostics import ERROR, WARNING, Diagnostic, Related, TangleError, did_you_mean, sort_key
-from .graph import CODECS, DATA_CODECS, SIZED_CODECS, TangleGraph, build, codec_width
+from .graph import CODECS, DATA_CODECS, MAX_ROUTES, SIZED_CODECS, TangleGraph, build, codec_width
 
 LAYER_KINDS = {"dense", "dropout", "norm", "residual"}
 ACTIVATIONS = {"relu", "gelu", "tanh", "sigmoid", "elu", "selu", "swish", "softplus", "linear", "leaky_relu"}
 OPTIMIZERS = {"adam", "sgd", "rmsprop", "adamw"}
 MUX_STRATEGIES = {"where", "partition", "gather", "auto"}
 TRAIN_KEYS = {"steps", "batch", "lr", "seed", "until", "weight", "mux", "eval_every", "optimizer"} | OPTIMIZERS
-DATA_KEYS = {"seed", "eval"}
+DATA_KEYS = {"seed", "eval", "limit", "per_route", "only"}
 MAX_ENUMERATION = 1_000_000
 MAX_MODULES = 1000
 MAX_PARAMETERS = 50_000_000
+MAX_WIDTH = 100_000  # values in one codec or vector field
+MAX_SAMPLE = 1_000_000  # rows of `data sample N`
+MAX_DATA_CELLS = 50_000_000  # rows x values per row of sampled data (memory before anything trains)
 
 
 @dataclass
@@ -46,6 +50,8 @@ class DataConfig:
     seed: int = 0
     eval_fraction: float = 0.0
     span: ast.Span | None = None
+    limit: int | None = None  # at most this many training examples in all (few-shot)
+    per_route: int | None = None  # at most this many training examples per route
 
 
 @dataclass
@@ -56,6 +62,13 @@ class Checked:
     data: DataConfig
     diagnostics: list[Diagnostic]
     target_order: list[str] = field(default_factory=list)  # expression targets, dependencies first
+    composition: Composition = field(default_factory=Composition)
+    init_modules: dict[str, ast.ModuleDecl] = field(default_factory=dict)  # modules the init run provides
+
+    @property
+    def new_modules(self) -> set[str]:
+        """Modules with no weights from the init run (all of them when there is no init)."""
+        return set(self.graph.modules) - set(self.init_modules)
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -75,25 +88,30 @@ class Checked:
         return expr.Scope(numeric, categorical)
 
 
-def check(spec: ast.Spec) -> Checked:
+def check(spec: ast.Spec, init: Path | bool | None = None) -> Checked:
+    """Every problem in the spec; `init` (a run directory) overrides the spec's `init` statement,
+    and init=False ignores it (loading a trained run)."""
     graph = build(spec)
-    ctx = _Checker(spec, graph)
+    ctx = _Checker(spec, graph, init)
     ctx.run()
     diags = sorted(ctx.diags, key=sort_key)
-    return Checked(spec, graph, ctx.train, ctx.data, diags, ctx.target_order)
+    return Checked(spec, graph, ctx.train, ctx.data, diags, ctx.target_order, ctx.composition, ctx.init_modules)
 
 
-def check_or_raise(spec: ast.Spec) -> Checked:
-    checked = check(spec)
+def check_or_raise(spec: ast.Spec, init: Path | None = None) -> Checked:
+    checked = check(spec, init)
     if checked.errors:
         raise TangleError(checked.diagnostics)
     return checked
 
 
 class _Checker:
-    def __init__(self, spec: ast.Spec, graph: TangleGraph):
+    def __init__(self, spec: ast.Spec, graph: TangleGraph, init: Path | None = None):
         self.spec = spec
         self.g = graph
+        self.init_override = init
+        self.composition = Composition()
+        self.init_modules: dict[str, ast.ModuleDecl] = {}
         self.diags: list[Diagnostic] = []
         self.train = TrainConfig()
         self.data = DataConfig()
@@ -122,7 +140,16 @@ class _Checker:
         if acyclic:
             self.check_reachability()
         self.check_settings()
+        check_composition(self)
+        if self.init_override is False:
+            self.composition.init = None
+        elif self.init_override is not None:
+            self.composition.init, self.composition.init_span = Path(self.init_override).resolve(), None
+        if self.composition.init is not None:
+            check_init(self, self.composition.init, self.composition.init_span)
         self.check_targets()
+        if acyclic and not any(d.is_error for d in self.diags):
+            check_alignment_coverage(self)
         self.check_limits()
 
     # -- names -----------------------------------------------------------------------
@@ -161,6 +188,8 @@ class _Checker:
             self._unique_values(t.values, "category")
         elif isinstance(t, ast.VectorType) and t.size < 1:
             self.error("E116", "a vector needs at least 1 element", t.span)
+        elif isinstance(t, ast.VectorType) and t.size > MAX_WIDTH:
+            self.error("E127", f"vector({t.size}) exceeds the limit of {MAX_WIDTH:,} values", t.span)
 
     def check_selector(self, decl: ast.SelectDecl) -> None:
         used = any(m.selector.text == decl.name.text for m in self.g.muxes.values())
@@ -188,6 +217,9 @@ class _Checker:
             return False
         if kind == "bits" and codec.size > 62:
             self.error("E114", "bits(n) supports at most 62 bits", codec.span)
+            return False
+        if codec.size is not None and codec.size > MAX_WIDTH:
+            self.error("E127", f"{codec} exceeds the limit of {MAX_WIDTH:,} values", codec.span)
             return False
         return True
 
@@ -299,7 +331,7 @@ class _Checker:
 
     def check_mux(self, stage: ast.Mux, producers):
         sel = stage.selector.text
-        mid = next(k for k, v in self.g.muxes.items() if v.span == stage.span and v.selector == stage.selector)
+        mid = self._mux_ids()[(stage.span, stage.selector)]
         if len(stage.branches) < 2:
             self.error("E105", f"a multiplexer needs at least two branches, this one has {len(stage.branches)}",
                        stage.span, hints=["route straight to the module without [ ] instead"])
@@ -337,6 +369,14 @@ class _Checker:
                                    f"'{b.module.text}' gives {codec}, '{outs[0][0].module.text}' gives {outs[0][1]}",
                            b.span, related=[Related(self.g.modules[b.module.text].output.span, "declared here")])
         return [(mid, stage.span)]
+
+    def _mux_ids(self) -> dict:
+        """(span, selector) -> multiplexer id, built once: a lookup per stage stays linear in the spec."""
+        if not hasattr(self, "_mux_id_index"):
+            self._mux_id_index = {}
+            for k, v in self.g.muxes.items():
+                self._mux_id_index.setdefault((v.span, v.selector), k)
+        return self._mux_id_index
 
     def check_edges(self, producers, consumer: ast.Name) -> None:
         target = self.g.modules[consumer.text]
@@ -445,6 +485,8 @@ class _Checker:
             if d.source == "sample":
                 if d.arg < 1:
                     self.error("E119", "sample needs at least 1 example", d.span)
+                elif d.arg > MAX_SAMPLE:
+                    self.error("E127", f"a sample of {d.arg:,} examples exceeds the limit of {MAX_SAMPLE:,}", d.span)
                 self.data.count = d.arg
             elif d.source == "file":
                 self.data.path = (Path(self.spec.path).parent / d.arg) if self.spec.path else Path(d.arg)
@@ -512,6 +554,8 @@ class _Checker:
 
     def data_setting(self, s: ast.Setting) -> None:
         key = s.key.text
+        if check_data_limits(self, s):
+            return
         if key not in DATA_KEYS:
             self.error("E115", f"unknown data setting '{key}'", s.key.span,
                        hints=did_you_mean(key, DATA_KEYS) + ["settings: seed N, eval FRACTION"])
@@ -615,6 +659,21 @@ class _Checker:
         if total > MAX_PARAMETERS:
             self.error("E127", f"about {total:,} parameters exceed the limit of {MAX_PARAMETERS:,}",
                        ast.Span(self.spec.path, 1, 1, 1, 2), hints=["use narrower dense layers"])
+        if len(self.g.muxes) > MAX_MODULES:
+            self.error("E127", f"{len(self.g.muxes)} multiplexers exceed the limit of {MAX_MODULES}",
+                       ast.Span(self.spec.path, 1, 1, 1, 2))
+        routes = self.g.route_count()
+        if routes > MAX_ROUTES:
+            self.error("E127", f"{routes:,} routes (one per combination of selector values) exceed the limit "
+                               f"of {MAX_ROUTES:,}", ast.Span(self.spec.path, 1, 1, 1, 2),
+                       hints=["use fewer selectors or fewer values per selector"])
+        if self.data.source == "sample" and self.data.count:
+            widths = sum(d.type.size if isinstance(d.type, ast.VectorType) else 1 for d in self.g.inputs.values())
+            cells = self.data.count * (widths + len(self.g.selectors) + len(self.g.targets))
+            if cells > MAX_DATA_CELLS:
+                self.error("E127", f"the sample holds {cells:,} values, over the limit of {MAX_DATA_CELLS:,}",
+                           self.data.span or ast.Span(self.spec.path, 1, 1, 1, 2),
+                           hints=["sample fewer examples or use narrower vector fields"])
 
 
 SMALL_DOMAIN = 20_000
@@ -626,7 +685,9 @@ def _small_domain(g: TangleGraph) -> tuple[list[str], list[list[int]]] | None:
     for name, decl in g.inputs.items():
         t = decl.type
         if isinstance(t, ast.IntType):
-            grid = list(range(t.lo, t.hi + 1))
+            grid = range(t.lo, t.hi + 1)  # a range, not a list: `int 0..9000000000000` must not fill memory
+            if size * len(grid) > SMALL_DOMAIN:
+                return None
         elif isinstance(t, ast.CategoryType):
             grid = list(range(len(t.values)))
         else:
@@ -684,8 +745,8 @@ def _pretty(path: str) -> str:
     return " ".join(f"[mux by {p.split(':')[1]}]" if p.startswith("mux:") else p for p in path.split(" "))
 
 
-def load(path: str | Path) -> Checked:
+def load(path: str | Path, init: Path | None = None) -> Checked:
     """Parse and check a spec file; raise TangleError when it has errors."""
     from .parser import parse_file
 
-    return check_or_raise(parse_file(path))
+    return check_or_raise(parse_file(path), init)

@@ -200,9 +200,11 @@ def _route_table(report: dict) -> str:
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Override the spec's step count.")
 @click.option("--mux", type=click.Choice(["where", "partition", "gather", "auto"]), default=None,
               help="Multiplexer strategy for every multiplexer without its own.")
+@click.option("--tensorboard", "tensorboard", type=click.Path(file_okay=False, path_type=Path), default=None,
+              metavar="DIR", help="Write TensorBoard scalars (loss per decoder, accuracy per route) to DIR.")
 @json_option
 def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, mux: str | None,
-             as_json: bool) -> None:
+             as_json: bool, tensorboard: Path | None = None) -> None:
     """Check, build, train and evaluate a spec; write the run directory."""
     from .checks import load
     from .data import DataError, build_examples
@@ -222,7 +224,8 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
     total = steps or cfg.steps
     update, bar = rich_progress(total)
     with bar:
-        result = train(checked, examples, steps=steps, seed=seed, mux=mux, on_progress=update)
+        result = train(checked, examples, steps=steps, seed=seed, mux=mux, on_progress=update,
+                       **({"tensorboard": str(tensorboard)} if tensorboard else {}))
     metrics = {"steps_run": result.steps_run, "seconds": result.seconds, "stopped_early": result.stopped_early,
                "seed": cfg.seed if seed is None else seed, "history": result.history}
     write_run(out, checked, result.model, result.report, metrics)
@@ -230,6 +233,8 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
     payload = {"ok": True, "run": str(out), "steps_run": result.steps_run, "accuracy": report["accuracy"],
                "cases": report["cases"], "exact": report["exact"], "stopped_early": result.stopped_early,
                "seconds": round(result.seconds, 3), "routes": report["routes"]}
+    if tensorboard:
+        payload["tensorboard"] = str(tensorboard)
     emit(as_json, payload, _route_table(report) + f"\n{result.steps_run} steps in {result.seconds:.1f}s; "
                                                  f"run written to {out}")
 
@@ -320,6 +325,102 @@ def explore(target: Path, out: Path | None) -> None:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise click.UsageError("explore needs an interactive terminal (stdin and stdout must be a tty)")
     sys.exit(run_explore(target, out))
+
+
+@cli.command(name="fmt")
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(exists=True, allow_dash=True, path_type=Path))
+@click.option("--check", "check_only", is_flag=True, help="Write nothing; exit 1 if any file would change.")
+@click.option("--diff", "show_diff", is_flag=True, help="Write nothing; print a unified diff of the changes.")
+@json_option
+def fmt_(paths: tuple[Path, ...], check_only: bool, show_diff: bool, as_json: bool) -> None:
+    """Format .tangle files in place (directories: every *.tangle below); `-` formats stdin to stdout."""
+    from .fmt import format_file, format_source, spec_files
+
+    if any(str(p) == "-" for p in paths):
+        if len(paths) > 1:
+            raise click.UsageError("`-` (stdin) can't be combined with other paths")
+        source = sys.stdin.read()
+        try:
+            formatted = format_source(source, "<stdin>")
+        except TangleError as err:
+            fail(as_json, err)
+        changed = formatted != source
+        emit(as_json, {"ok": not (check_only and changed), "changed": changed, "text": formatted})
+        if not as_json and not check_only:
+            click.echo(formatted, nl=False)
+        sys.exit(EXIT_PROBLEMS if check_only and changed else EXIT_OK)
+    write = not (check_only or show_diff)
+    results = [format_file(f, write=write) for f in spec_files(paths)]
+    failed = [r for r in results if not r.ok]
+    changed = [r for r in results if r.changed]
+    if as_json:
+        files = [{**r.to_json(), **({"diff": r.diff()} if show_diff else {})} for r in results]
+        emit(True, {"ok": not failed and not (check_only and changed), "files": files,
+                    "changed": [r.path for r in changed], "failed": [r.path for r in failed],
+                    "unchanged": len(results) - len(changed) - len(failed)})
+    else:
+        for r in failed:
+            click.echo(f"error: can't format {r.path}", err=True)
+            echo_diagnostics(r.diagnostics)
+        for r in changed:
+            if show_diff:
+                click.echo(r.diff(), nl=False)
+            elif check_only:
+                click.echo(f"would reformat {r.path}", err=True)
+            else:
+                click.echo(f"reformatted {r.path}", err=True)
+        verb = "reformatted" if write else "would be reformatted"
+        parts = [f"{len(changed)} file{'s' * (len(changed) != 1)} {verb}",
+                 f"{len(results) - len(changed) - len(failed)} unchanged"]
+        if failed:
+            parts.append(f"{len(failed)} with errors")
+        click.echo(", ".join(parts) if results else "no .tangle files found", err=True)
+    sys.exit(EXIT_PROBLEMS if failed or (check_only and changed) else EXIT_OK)
+
+
+@cli.command(name="export")
+@run_argument
+@click.option("--format", "fmt", type=click.Choice(["savedmodel", "keras"]), default="savedmodel",
+              show_default=True, help="A TensorFlow SavedModel directory, or a Keras .keras file.")
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), default=None,
+              help="Where to write (default: RUN_savedmodel/ or RUN.keras next to the run).")
+@click.option("--no-verify", is_flag=True, help="Don't load the export back to compare it with the run.")
+@json_option
+def export_(run: Path, fmt: str, out: Path | None, no_verify: bool, as_json: bool) -> None:
+    """Export a trained run for serving: decoded answers from raw fields (see docs/cli.md)."""
+    try:
+        _load_run_checked(run)  # a damaged run is refused before TensorFlow loads
+    except TangleError as err:
+        fail(as_json, err)
+    _quiet_tensorflow()
+    from .export import export
+
+    try:
+        info = export(run, out, fmt, verify=not no_verify)
+    except TangleError as err:
+        fail(as_json, err)
+    sig = info["signature"]
+    verified = f"checked against the run on {info['verified_rows']} examples" if info["verified_rows"] else "not checked"
+    inputs = ", ".join(f"{k} ({v['dtype']})" for k, v in sig["inputs"].items())
+    human = (f"exported {run} as {fmt} to {info['path']} ({verified})\n"
+             f"  inputs:  {inputs}\n  outputs: {', '.join(sig['outputs'])}")
+    emit(as_json, info, human)
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]), required=False)
+@json_option
+def completion(shell: str | None, as_json: bool) -> None:
+    """Print the shell completion script, e.g. `eval "$(tanglec completion bash)"` in ~/.bashrc."""
+    from click.shell_completion import get_completion_class
+
+    shell = shell or Path(os.environ.get("SHELL") or "bash").name
+    cls = get_completion_class(shell)
+    if cls is None:
+        raise click.UsageError(f"no completion for shell {shell!r}; choose bash, zsh or fish")
+    script = cls(cli, {}, "tanglec", "_TANGLEC_COMPLETE").source()
+    emit(as_json, {"ok": True, "shell": shell, "script": script}, script)
 
 
 def main() -> None:

@@ -44,6 +44,32 @@ class Encode(keras.layers.Layer):
         return {**super().get_config(), "codec": self.codec, "size": self.size, "lo": self.lo, "hi": self.hi}
 
 
+@keras.saving.register_keras_serializable(package="tanglec")
+class Disagreement(keras.layers.Layer):
+    """Aligned latents -> each one's deviation from their mean, concatenated (trained towards 0)."""
+
+    def call(self, latents):
+        stacked = tf.stack(latents, axis=1)
+        deviation = stacked - tf.reduce_mean(stacked, axis=1, keepdims=True)
+        return tf.reshape(deviation, (-1, len(latents) * latents[0].shape[-1]))
+
+    def compute_output_shape(self, input_shapes):
+        return (input_shapes[0][0], len(input_shapes) * input_shapes[0][-1])
+
+
+def module_layers(model: keras.Model) -> dict[str, keras.Model]:
+    """Each module's sub-model by name, wherever it sits (top level or inside a multiplexer)."""
+    found: dict[str, keras.Model] = {}
+    stack = list(model.layers)
+    while stack:
+        layer = stack.pop()
+        if isinstance(layer, Multiplexer):
+            stack += list(layer.branches)
+        elif isinstance(layer, keras.Model):
+            found[layer.name] = layer
+    return found
+
+
 def field_input(name: str, t: ast.FieldType):
     if isinstance(t, ast.VectorType):
         return keras.Input(shape=(t.size,), dtype="float32", name=name)
@@ -131,6 +157,11 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
             producer = next((p for p in preds if not g.g.edges[p, node].get("mux")), preds[0])
             tensors[node] = modules[node](feed(producer, node))
     outputs = {d: tensors[d] for d in g.decoders if d in tensors}
+    for group in checked.composition.aligns:
+        latents = [modules[m](feed(group.field, m)) for m in group.modules]
+        outputs[group.output_name] = Disagreement(name=group.output_name)(latents)
+    for name in checked.composition.frozen:
+        modules[name].trainable = False
     return keras.Model(inputs=inputs, outputs=outputs, name="tangle")
 
 

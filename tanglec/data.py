@@ -9,12 +9,14 @@ import csv
 import itertools
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import ast, expr, expr_numpy
+from .composition import select_training_rows
 from .diagnostics import Diagnostic, TangleError
 
 MAX_ENUMERATION = 1_000_000
@@ -43,11 +45,12 @@ class Examples:
         return Examples(cols, tg, all_rows, all_rows)
 
 
-def field_domain(t: ast.FieldType) -> list | None:
+def field_domain(t: ast.FieldType) -> range | None:
+    """Every value of a finite field, as a range (lazy: `int 0..9000000000000` costs no memory)."""
     if isinstance(t, ast.IntType):
-        return list(range(t.lo, t.hi + 1))
+        return range(t.lo, t.hi + 1)
     if isinstance(t, ast.CategoryType):
-        return list(range(len(t.values)))
+        return range(len(t.values))
     return None
 
 
@@ -62,11 +65,17 @@ def build_examples(checked) -> Examples:
     targets = evaluate_targets(checked, columns, data_targets)
     n = len(next(iter(columns.values()))) if columns else 0
     rows = np.arange(n)
+    eval_rows, train_rows = rows, rows
     if cfg.eval_fraction > 0 and n > 1:
         shuffled = np.random.default_rng(cfg.seed).permutation(n)
         k = max(1, int(round(n * cfg.eval_fraction)))
-        return Examples(columns, targets, np.sort(shuffled[:k]), np.sort(shuffled[k:]))
-    return Examples(columns, targets, rows, rows)
+        eval_rows, train_rows = np.sort(shuffled[:k]), np.sort(shuffled[k:])
+    train_rows = select_training_rows(checked, columns, train_rows)
+    if len(train_rows) == 0:
+        span = cfg.span or ast.Span(checked.spec.path, 1, 1, 1, 2)
+        raise DataError([Diagnostic("E163", "no training examples are left after held-out routes and data "
+                                            "filters", span)])
+    return Examples(columns, targets, eval_rows, train_rows)
 
 
 def evaluate_targets(checked, columns: dict[str, np.ndarray],
@@ -161,19 +170,38 @@ def wanted_columns(checked) -> dict[str, ast.FieldType | str]:
 def read_file(checked) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     path: Path = checked.data.path
     wanted = wanted_columns(checked)
-    rows = _read_jsonl(path, wanted) if path.suffix.lower() in (".jsonl", ".ndjson") else _read_csv(path, wanted)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[:err.start].count(b"\n") + 1
+        raise DataError([Diagnostic("E119", f"the data file is not UTF-8 text ({err.reason} at byte {err.start})",
+                                    ast.Span(str(path), line, 1, line, 2))]) from None
+    except OSError as err:
+        raise DataError([Diagnostic("E119", f"can't read the data file: {err.strerror or err}",
+                                    ast.Span(str(path), 1, 1, 1, 2))]) from None
+    jsonl = path.suffix.lower() in (".jsonl", ".ndjson")
+    rows = _read_jsonl(path, text, wanted) if jsonl else _read_csv(path, text, wanted)
     return _columns_from_rows(checked, rows, str(path))
 
 
-def _read_csv(path: Path, wanted) -> list[tuple[int, dict[str, tuple[str, int]]]]:
+def _lines(text: str) -> list[str]:
+    """Lines as an editor numbers them (\\n, \\r\\n or \\r), not str.splitlines (which also splits at \\f, \\x1c...)."""
+    return re.split(r"\r\n|\r|\n", text)
+
+
+def _read_csv(path: Path, text: str, wanted) -> list[tuple[int, dict[str, tuple[str, int]]]]:
     """Rows as (line, {column: (text, char column)})."""
     problems = _RowProblems(str(path))
     out = []
-    with path.open(newline="", encoding="utf-8") as fh:
-        lines = fh.read().splitlines()
-    if not lines:
+    lines = _lines(text)
+    if not text.strip():
         raise DataError([Diagnostic("E119", "the data file is empty", ast.Span(str(path), 1, 1, 1, 2))])
-    header = next(csv.reader([lines[0]]))
+    header = [h.strip() for h in next(csv.reader([lines[0]]))]
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        raise DataError([Diagnostic("E119", f"column{'s' * (len(twice) > 1)} {', '.join(twice)} appear"
+                                            f"{'s' * (len(twice) == 1)} twice in the header",
+                                    ast.Span(str(path), 1, 1, 1, len(lines[0]) + 1))])
     missing = [c for c in wanted if c not in header]
     if missing:
         raise DataError([Diagnostic("E119", f"missing column{'s' * (len(missing) > 1)}: {', '.join(missing)}",
@@ -202,29 +230,36 @@ def _cell_starts(text: str) -> list[int]:
     return starts
 
 
-def _read_jsonl(path: Path, wanted) -> list[tuple[int, dict[str, tuple[object, int]]]]:
+def _read_jsonl(path: Path, whole: str, wanted) -> list[tuple[int, dict[str, tuple[object, int]]]]:
     problems = _RowProblems(str(path))
     out = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, text in enumerate(fh, start=1):
-            if not text.strip():
+    for lineno, text in enumerate(_lines(whole), start=1):
+        if not text.strip():
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as err:
+            problems.add(lineno, err.colno, f"not JSON: {err.msg}")
+            continue
+        except (ValueError, RecursionError) as err:  # a 5,000-digit number; arrays nested 100,000 deep
+            problems.add(lineno, 1, "not JSON this reader accepts: " + (
+                "nested too deeply" if isinstance(err, RecursionError) else str(err).split(";")[0]))
+            continue
+        if not isinstance(obj, dict):
+            problems.add(lineno, 1, "each line must be a JSON object")
+            continue
+        cells = {}
+        for key in wanted:
+            if key not in obj:
+                problems.add(lineno, 1, f"missing field '{key}'")
                 continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as err:
-                problems.add(lineno, err.colno, f"not JSON: {err.msg}")
+            col = text.find(f'"{key}"') + 1 or 1
+            wrong = _json_type_problem(obj[key], wanted[key])
+            if wrong:
+                problems.add(lineno, col, f"{key}: {wrong}")
                 continue
-            if not isinstance(obj, dict):
-                problems.add(lineno, 1, "each line must be a JSON object")
-                continue
-            cells = {}
-            for key in wanted:
-                if key not in obj:
-                    problems.add(lineno, 1, f"missing field '{key}'")
-                    continue
-                col = text.find(f'"{key}"') + 1 or 1
-                cells[key] = (obj[key], col)
-            out.append((lineno, cells))
+            cells[key] = (obj[key], col)
+        out.append((lineno, cells))
     problems.raise_if_any()
     return out
 
@@ -261,6 +296,32 @@ def _columns_from_rows(checked, rows, path: str):
     return inputs, targets
 
 
+_JSON_KINDS = {bool: "true/false", dict: "an object", list: "an array", str: "a string", int: "an integer",
+               float: "a number", type(None): "null"}
+
+
+def _json_type_problem(raw, t) -> str | None:
+    """A JSON value of the wrong JSON type for its field: ints are integers (3.0 is not), floats are
+    numbers, categories and selectors strings, vectors arrays of numbers; true/false is none of them."""
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    if t == "selector" or isinstance(t, (ast.SelectDecl, ast.CategoryType)):
+        ok, want = isinstance(raw, str), "a string"
+    elif isinstance(t, ast.IntType):
+        ok, want = isinstance(raw, int) and not isinstance(raw, bool), "an integer"
+    elif isinstance(t, ast.FloatType):
+        ok, want = number(raw), "a number"
+    elif isinstance(t, ast.VectorType):
+        ok, want = isinstance(raw, list) and all(number(x) for x in raw), "an array of numbers"
+        if isinstance(raw, list) and not ok:
+            return "expected an array of numbers, got an array holding other values"
+    else:
+        return None
+    if ok:
+        return None
+    shown = f" ({json.dumps(raw)[:40]})" if isinstance(raw, (str, int, float)) and not isinstance(raw, bool) else ""
+    return f"expected {want}, got {_JSON_KINDS.get(type(raw), type(raw).__name__)}{shown}"
+
+
 def _convert(raw, t):
     """A cell's value for a declared type; ValueError with a reason a person can act on."""
     if isinstance(t, ast.SelectDecl) or isinstance(t, ast.CategoryType):
@@ -271,8 +332,10 @@ def _convert(raw, t):
         return names.index(text)
     if isinstance(t, ast.IntType):
         text = str(raw).strip()
-        if isinstance(raw, bool) or not text.lstrip("+-").isdigit():
-            raise ValueError(f"'{text}' is not an integer")
+        if isinstance(raw, bool) or not re.fullmatch(r"[+-]?[0-9]+", text):
+            raise ValueError(f"'{text[:40]}' is not an integer")
+        if len(text) > 30:
+            raise ValueError(f"{text[:20]}… is outside {t.lo}..{t.hi}")
         v = int(text)
         if not t.lo <= v <= t.hi:
             raise ValueError(f"{v} is outside {t.lo}..{t.hi}")
@@ -280,7 +343,7 @@ def _convert(raw, t):
     if isinstance(t, ast.FloatType):
         try:
             v = float(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"'{raw}' is not a number") from None
         if not math.isfinite(v):
             raise ValueError(f"{raw} is not a finite number")
@@ -293,7 +356,7 @@ def _convert(raw, t):
             raise ValueError(f"{len(items)} values, expected {t.size}")
         try:
             vec = [float(x) for x in items]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError("a vector holds numbers only") from None
         if not all(math.isfinite(x) for x in vec):
             raise ValueError("a vector holds finite numbers only")

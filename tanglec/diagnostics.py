@@ -80,6 +80,9 @@ class SourceCache:
 SOURCES = SourceCache()
 
 
+EXCERPT_WIDTH = 120
+
+
 def _excerpt(span: Span, label: str = "") -> list[str]:
     text = SOURCES.line(span.file, span.line)
     if text is None:
@@ -88,8 +91,13 @@ def _excerpt(span: Span, label: str = "") -> list[str]:
     pad = " " * len(gutter)
     end = span.end_col if span.end_line == span.line and span.end_col > span.col else span.col + 1
     end = min(max(end, span.col + 1), max(len(text) + 2, span.col + 1))
-    caret = " " * (span.col - 1) + "^" * (end - span.col)
-    out = [f" {gutter} | {text.expandtabs(1)}", f" {pad} | {caret}" + (f" {label}" if label else "")]
+    shown, lo = text.expandtabs(1), 0
+    if len(shown) > EXCERPT_WIDTH:  # a window around the caret, not a 40,000-character line per diagnostic
+        lo = max(0, min(span.col - 1 - EXCERPT_WIDTH // 3, len(shown) - EXCERPT_WIDTH))
+        shown = ("…" if lo else "") + shown[lo:lo + EXCERPT_WIDTH] + ("…" if lo + EXCERPT_WIDTH < len(shown) else "")
+        lo -= 1 if lo else 0
+    caret = " " * (span.col - 1 - lo) + "^" * min(end - span.col, EXCERPT_WIDTH)
+    out = [f" {gutter} | {shown}", f" {pad} | {caret}" + (f" {label}" if label else "")]
     return out
 
 

@@ -7,6 +7,10 @@ one line with its tokens normalised by a few generic spacing rules. On top of th
 
 * `module` declarations in a block (consecutive lines, no blank line between) are aligned so the
   `:`, `->` and `=` line up;
+* a `{ ... }` block (the cases of a `match`) stays on one line unless it ends with a comma, holds
+  a comment, or its statement is wider than WIDTH columns: then it is "exploded", one item per line, indented, with
+  a trailing comma and the case labels padded so the expressions line up (the trailing comma keeps
+  it exploded on the next run: write one to ask for this layout);
 * a `route` wider than WIDTH columns wraps before each `->` after its first stage;
 * comments stay where they were: a comment after code stays at the end of that line (two spaces
   before `#`), a comment on its own line stays on its own line before the same code; at most one
@@ -14,9 +18,8 @@ one line with its tokens normalised by a few generic spacing rules. On top of th
 
 Spacing rules: one space between tokens, except none before `,` `:` `)` `]` and after `(` `[`,
 none around `..`, none between a name or keyword and the `(` that follows it in the same rule
-(`bits(4)`, `max(a, b)`, `residual(...)`), none after a unary sign, none around the `:` of a
-keyed setting (`weight to_binary:2`); a trailing comma before `}` is dropped. Numbers, names and
-strings are printed exactly as written.
+(`bits(4)`, `max(a, b)`, `residual(...)`), none after a unary sign, none after the `:` of a
+keyed setting (`weight to_binary:2`, `only op:plus1`). Numbers, names and strings are printed exactly as written.
 
 The output is checked before it is returned: it must parse to the same AST (spans aside) as the
 input, or formatting fails with an internal error instead of changing what a spec means. A spec
@@ -87,27 +90,35 @@ class _Tok:
     start: int
     end: int
     pad: int = 0  # spaces after the token (alignment)
-    break_before: bool = False
-    drop: bool = False
+    break_before: str | None = None  # "cont" (continuation line) or "block" (an item of a { } block)
+    indent: bool = False  # an exploded `{`: the lines after it are indented one more level
+    dedent: bool = False  # the `}` closing an exploded block
+    comma: bool = False  # print a `,` after the token (the trailing comma of an exploded block)
     trailing: str | None = None  # a comment after this token on the same line
     leading: list[str] = field(default_factory=list)  # own-line comments just before it (inside a statement)
 
 
-def _flatten(node) -> list[_Tok]:
-    """The leaves of a concrete tree in order, each knowing its parent rule (iterative: trees can be deep)."""
+def _flatten(node) -> tuple[list[_Tok], dict[int, tuple[int, int]]]:
+    """The leaves of a concrete tree in order, each knowing its parent rule, and the token range
+    [start, end) of every subtree by id (iterative: expression trees can be deep)."""
     out: list[_Tok] = []
-    stack: list[tuple[object, str, bool, bool]] = [(node, "", True, False)]
+    ranges: dict[int, tuple[int, int]] = {}
+    stack: list[tuple] = [("enter", node, "", True, False)]
     while stack:
-        item, parent, first, after_token = stack.pop()
+        op, item, parent, first, after_token = stack.pop()
+        if op == "exit":
+            ranges[id(item)] = (parent, len(out))
+            continue
         if isinstance(item, Token):
             out.append(_Tok(str(item), parent, first, after_token and str(item) == "(",
                             item.line, item.end_line, item.start_pos, item.end_pos))
             continue
         rule = str(item.data)
+        stack.append(("exit", item, len(out), False, False))
         children = item.children
         for i in range(len(children) - 1, -1, -1):
-            stack.append((children[i], rule, i == 0, i > 0 and isinstance(children[i - 1], Token)))
-    return out
+            stack.append(("enter", children[i], rule, i == 0, i > 0 and isinstance(children[i - 1], Token)))
+    return out, ranges
 
 
 def _space(a: _Tok, b: _Tok) -> str:
@@ -117,7 +128,7 @@ def _space(a: _Tok, b: _Tok) -> str:
         return ""
     if a.text in ("-", "+") and a.first:  # a unary sign
         return ""
-    if a.text == ":" and a.parent == "keyed_value":
+    if a.text == ":" and a.parent.startswith("keyed"):  # keyed settings: `weight d:2`, `only op:plus1`
         return ""
     return " "
 
@@ -126,35 +137,37 @@ def _flat(tokens: list[_Tok]) -> str:
     """Tokens on one line, without comments or padding (used to measure)."""
     out, prev = [], None
     for t in tokens:
-        if t.drop:
-            continue
         out.append(("" if prev is None else _space(prev, t)) + t.text)
         prev = t
     return "".join(out)
 
 
 def _render(tokens: list[_Tok]) -> list[str]:
-    """One statement as lines: one line unless comments or wrapping break it."""
+    """One statement as lines: one line unless comments, an exploded { } block or wrapping break it."""
     lines: list[str] = []
-    cur, fresh, prev = "", True, None
+    cur: str | None = ""  # the line being built; None when the next token starts a new line
+    depth, prev = 0, None
     for t in tokens:
-        if t.drop:
-            continue
-        if t.leading:
-            if not fresh:
+        if t.dedent:
+            depth -= 1
+        new_line = cur is None or t.leading or (t.break_before is not None and cur.strip() != "")
+        if new_line:
+            kind = t.break_before or "cont"
+            indent = INDENT * (depth + (1 if kind == "cont" else 0))
+            if cur is not None and cur.strip():
                 lines.append(cur.rstrip())
-            lines += [INDENT + c for c in t.leading]
-            cur, fresh = INDENT, True
-        elif t.break_before and not fresh:
-            lines.append(cur.rstrip())
-            cur, fresh = INDENT, True
-        sep = "" if fresh or prev is None else _space(prev, t)
-        cur += sep + t.text + " " * t.pad
-        fresh, prev = False, t
+            lines += [indent + c for c in t.leading]
+            cur = indent
+        else:
+            cur += "" if prev is None else _space(prev, t)
+        cur += t.text + ("," if t.comma else "") + " " * t.pad
+        prev = t
+        if t.indent:
+            depth += 1
         if t.trailing is not None:
             lines.append(cur.rstrip() + "  " + t.trailing)
-            cur, fresh = INDENT, True
-    if not fresh:
+            cur = None
+    if cur is not None and cur.strip():
         lines.append(cur.rstrip())
     return lines
 
@@ -170,6 +183,7 @@ class _Item:
     rule: str | None = None  # statement rule (None: a comment)
     tree: object = None
     tokens: list[_Tok] = field(default_factory=list)
+    ranges: dict = field(default_factory=dict)
     comment: str | None = None
     blank_before: bool = False
 
@@ -177,11 +191,11 @@ class _Item:
 def _items(tree: Tree, comments: list[Token]) -> list[_Item]:
     items: list[_Item] = []
     for st in tree.children:
-        tokens = _flatten(st)
+        tokens, ranges = _flatten(st)
         if not tokens:
             continue
         rule = str(st.data) if isinstance(st, Tree) else str(st.type)
-        items.append(_Item(tokens[0].line, tokens[-1].end_line, rule, st, tokens))
+        items.append(_Item(tokens[0].line, tokens[-1].end_line, rule, st, tokens, ranges))
     all_tokens = [(t, it) for it in items for t in it.tokens]
     starts = [t.start for t, _ in all_tokens]
     loose: list[_Item] = []
@@ -205,21 +219,26 @@ def _items(tree: Tree, comments: list[Token]) -> list[_Item]:
     return merged
 
 
+def _token_range(child, ranges, index: int) -> tuple[int, int]:
+    return ranges[id(child)] if isinstance(child, Tree) else (index, index + 1)
+
+
 def _align_modules(group: list[_Item]) -> None:
     """Pad module names and interfaces so `:`, `->` and `=` line up across the group."""
     parts = []
     for it in group:
         children = it.tree.children
-        name = next((c for c in children if isinstance(c, Token) and c.type == "NAME"), None)
-        codecs = [c for c in children if isinstance(c, Tree) and str(c.data) == "codec"][:2]
+        pos, spans = it.ranges[id(it.tree)][0], []
+        for c in children:
+            spans.append(_token_range(c, it.ranges, pos))
+            pos = spans[-1][1]
+        name = next((i for i, c in enumerate(children) if isinstance(c, Token) and c.type == "NAME"), None)
+        codecs = [i for i, c in enumerate(children) if isinstance(c, Tree) and str(c.data) == "codec"][:2]
         if name is None or len(codecs) != 2:
             continue
-        toks = {id(c): t for c, t in zip(_leaves(it.tree), it.tokens)}
-        name_tok = toks.get(id(name))
-        in_toks = [toks[id(x)] for x in _leaves(codecs[0]) if id(x) in toks]
-        out_toks = [toks[id(x)] for x in _leaves(codecs[1]) if id(x) in toks]
-        if name_tok is None or not in_toks or not out_toks:
-            continue
+        name_tok = it.tokens[spans[name][0]]
+        in_toks = it.tokens[slice(*spans[codecs[0]])]
+        out_toks = it.tokens[slice(*spans[codecs[1]])]
         parts.append((name_tok, in_toks, out_toks))
     if len(parts) < 2:
         return
@@ -232,33 +251,86 @@ def _align_modules(group: list[_Item]) -> None:
         out_toks[-1].pad = w_out - len(_flat(out_toks))
 
 
-def _leaves(node) -> list[Token]:
-    out, stack = [], [node]
+def _brace_blocks(it: _Item) -> list[tuple[int, int, list[tuple[int, int]], bool]]:
+    """Every `{ item, item, ... }` in a statement: (index of `{`, index of `}`, item token ranges,
+    whether a trailing comma was written)."""
+    blocks = []
+    stack = [it.tree]
     while stack:
-        item = stack.pop()
-        if isinstance(item, Token):
-            out.append(item)
-        else:
-            stack.extend(reversed(item.children))
-    return out
+        node = stack.pop()
+        children = node.children
+        stack.extend(c for c in children if isinstance(c, Tree))
+        texts = [str(c) if isinstance(c, Token) else None for c in children]
+        if "{" not in texts or "}" not in texts:
+            continue
+        pos, spans = it.ranges[id(node)][0], []
+        for c in children:
+            spans.append(_token_range(c, it.ranges, pos))
+            pos = spans[-1][1]
+        lo, hi = texts.index("{"), len(texts) - 1 - texts[::-1].index("}")
+        items, current, trailing = [], [], False
+        for k in range(lo + 1, hi):
+            if texts[k] == ",":
+                if current:
+                    items.append((current[0][0], current[-1][1]))
+                current = []
+                trailing = True
+            else:
+                current.append(spans[k])
+                trailing = False
+        if current:
+            items.append((current[0][0], current[-1][1]))
+        if items:
+            blocks.append((spans[lo][0], spans[hi][0], items, trailing))
+    return blocks
 
 
-def _wrap_route(it: _Item) -> None:
-    """A route wider than WIDTH breaks before each `->` after the first stage."""
-    if len(_flat(it.tokens)) <= WIDTH:
-        return
-    arrows = [t for t in it.tokens if t.text == "->" and t.parent == it.rule]
-    for t in arrows[1:]:
-        t.break_before = True
+def _explode(it: _Item, block) -> None:
+    """One item per line between `{` and `}`, indented, with a trailing comma."""
+    lbrace, rbrace, items, trailing = block
+    toks = it.tokens
+    toks[lbrace].indent = True
+    toks[rbrace].break_before, toks[rbrace].dedent = "block", True
+    for a, _ in items:
+        toks[a].break_before = "block"
+    if not trailing:
+        toks[items[-1][1] - 1].comma = True
 
 
-def _drop_trailing_commas(tokens: list[_Tok]) -> None:
-    for a, b in zip(tokens, tokens[1:]):
-        if a.text == "," and b.text == "}":
-            a.drop = True
-            if a.trailing:  # keep a comment that was written after the dropped comma
-                b.trailing = a.trailing if b.trailing is None else a.trailing + " " + b.trailing
-            b.leading[:0] = a.leading
+def _align_labels(it: _Item, block) -> None:
+    """Pad the `label:` of an exploded block's items so the expressions line up (unless an item
+    spans several lines itself)."""
+    _, _, items, _ = block
+    toks = it.tokens
+    labelled = [(toks[a], toks[a + 1]) for a, b in items if b - a > 2 and toks[a + 1].text == ":"]
+    multiline = any(t.indent for a, b in items for t in toks[a:b])
+    if len(labelled) == len(items) > 1 and not multiline:
+        width = max(len(label.text) for label, _ in labelled)
+        for label, colon in labelled:
+            colon.pad = width - len(label.text)
+
+
+def _has_comments(tokens: list[_Tok]) -> bool:
+    return any(t.trailing is not None or t.leading for t in tokens)
+
+
+def _layout(it: _Item) -> None:
+    """A `{ }` block explodes when it ends with a comma, holds a comment, or its statement is wider
+    than WIDTH; a route wider than WIDTH breaks before each `->` after its first stage."""
+    too_wide = len(_flat(it.tokens)) > WIDTH
+    blocks = _brace_blocks(it)
+    exploded = [b for b in blocks
+                if b[3] or too_wide or _has_comments(it.tokens[b[0]:b[1]]) or it.tokens[b[1]].leading]
+    # a block around an exploded block explodes too
+    exploded = [b for b in blocks if any(b[0] <= e[0] and e[1] <= b[1] for e in exploded)]
+    for block in exploded:
+        _explode(it, block)
+    for block in exploded:
+        _align_labels(it, block)
+    if too_wide and it.rule == "route_decl":
+        arrows = [t for t in it.tokens if t.text == "->" and t.parent == it.rule]
+        for t in arrows[1:]:
+            t.break_before = "cont"
 
 
 # ---- the formatter -----------------------------------------------------------------------------
@@ -283,9 +355,7 @@ def format_source(source: str, file: str = "<spec>") -> str:
         if it.rule is None:
             out.append(it.comment)
             continue
-        _drop_trailing_commas(it.tokens)
-        if it.rule == "route_decl":
-            _wrap_route(it)
+        _layout(it)
         out += _render(it.tokens)
     text = "\n".join(out) + "\n" if out else ""
     _verify(original, text, file)

@@ -78,9 +78,11 @@ def to_dot(tg: TangleGraph) -> str:
     lines = ["digraph tangle {", "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=11];',
              '  edge [fontname="Helvetica", fontsize=9];']
     for nid, kind, title, detail in nodes:
-        label = f"{title}\n{detail}" if detail and kind not in ("target",) else title
+        label = f"{title}\n{detail}" if detail and kind != "target" else title
         if kind == "selector":
             label = f"select {title}\n{detail}"
+        elif kind == "target":
+            label = f"target {title}"
         lines.append(f"  {_dot_quote(nid)} [label={_dot_quote(label)}, {_DOT_STYLE[kind]}];")
     for u, v, label, dashed in edges:
         attrs = []
@@ -121,6 +123,8 @@ def to_mermaid(tg: TangleGraph) -> str:
         label = _mermaid_text(title) + (f"<br/>{_mermaid_text(detail)}" if detail and kind != "target" else "")
         if kind == "selector":
             label = f"select {_mermaid_text(title)}<br/>{_mermaid_text(detail)}"
+        elif kind == "target":
+            label = f"target {_mermaid_text(title)}"
         left, right = _MERMAID_SHAPE[kind]
         lines.append(f"  {_mermaid_id(nid)}{left}{label}{right}")
     for u, v, label, dashed in edges:

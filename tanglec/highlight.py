@@ -5,13 +5,16 @@
 `pygments.lexers.get_lexer_by_name("tangle")`, rich's `Syntax(code, "tangle")` and Sphinx/MkDocs
 code blocks tagged `tangle` all use it.
 
-The word lists below mirror the compiler's (checks.LAYER_KINDS, ACTIVATIONS, graph.CODECS, ...)
-without importing it, so Pygments can load this module alone; tests/test_highlight.py keeps them
-in step.
+Keywords come from the grammar file itself (every quoted word of grammar/tangle.lark; a statement
+keyword is the word a `*_decl` rule starts with), so a statement added to the grammar is highlighted
+without touching this file. Codecs, layers, activations and setting names are listed below and, when
+the compiler can be imported, completed from its own tables (checks.TRAIN_KEYS, ...);
+tests/test_highlight.py checks the lexer covers them all.
 """
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from pygments.lexer import RegexLexer, words
 from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation, String, Text, Whitespace
@@ -26,6 +29,46 @@ ACTIVATIONS = ("relu", "gelu", "tanh", "sigmoid", "elu", "selu", "swish", "softp
 SETTINGS = ("steps", "batch", "lr", "seed", "until", "weight", "mux", "eval_every", "optimizer", "eval",
             "adam", "sgd", "rmsprop", "adamw", "exact", "where", "partition", "gather", "auto")
 FUNCTIONS = ("min", "max", "abs")
+
+
+def _grammar_words() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(statement keywords, other keywords) of grammar/tangle.lark (checkout or installed package)."""
+    here = Path(__file__).resolve().parent
+    for path in (here.parent / "grammar" / "tangle.lark", here / "grammar" / "tangle.lark"):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            break
+    else:
+        return (), ()
+    statements = tuple(dict.fromkeys(re.findall(r'^\s*\??\w+_decl\s*:\s*"([a-z][a-z_]*)"', text, re.M)))
+    others = tuple(w for w in dict.fromkeys(re.findall(r'"([a-z][a-z_]*)"', text)) if w not in statements)
+    return statements, others
+
+
+def _compiler_words() -> tuple[str, ...]:
+    """Setting names and choices the compiler knows today (empty if it can't be imported)."""
+    try:
+        from . import checks
+    except Exception:  # pragma: no cover - pygments may load this module on its own
+        return ()
+    names: set[str] = set()
+    for table in ("TRAIN_KEYS", "DATA_KEYS", "OPTIMIZERS", "MUX_STRATEGIES"):
+        names |= set(getattr(checks, table, ()))
+    try:
+        from . import composition
+
+        names |= set(getattr(composition, "PHASE_KEYS", ()))
+    except Exception:  # pragma: no cover
+        pass
+    return tuple(sorted(names))
+
+
+_grammar_statements, _grammar_others = _grammar_words()
+STATEMENTS = tuple(dict.fromkeys(STATEMENTS + _grammar_statements))
+_TYPED = set(FIELD_TYPES + CODECS)
+KEYWORDS = tuple(dict.fromkeys(KEYWORDS + tuple(w for w in _grammar_others if w not in _TYPED)))
+SETTINGS = tuple(dict.fromkeys(SETTINGS + tuple(w for w in _compiler_words()
+                                               if w not in set(STATEMENTS + KEYWORDS + LAYERS + CODECS))))
 
 _NAME_END = r"(?![A-Za-z0-9_])"
 

@@ -137,17 +137,32 @@ class Multiplexer(keras.layers.Layer):
         return first
 
     def _call_where(self, index, xs, training):
-        out = None
+        n = self.n_branches
+        batch = tf.shape(index)[0]
+        own = tf.equal(index[:, None], tf.range(n, dtype=index.dtype))  # [batch, n]
+        first = self._dedupe(xs)
+        safe = {}
+        outs = []
         for k, x in enumerate(xs):
-            own = tf.equal(index, k)[:, None]
-            # first where: the branch sees zeros on rows it does not own, so it
-            # cannot produce inf/NaN there (and neither can its gradient)
-            safe_x = tf.where(own, x, tf.zeros_like(x))
-            y = self._run(k, safe_x, training)
-            # second where: select (never multiply) -> the gradient into y is
-            # exactly 0 on foreign rows
-            out = tf.where(own, y, tf.zeros_like(y) if out is None else out)
-        return out
+            j = first[k]
+            if j not in safe:
+                users = [i for i in range(n) if first[i] == j]
+                if len(users) == 1:
+                    safe[j] = {k: tf.where(own[:, k : k + 1], x, tf.zeros_like(x))}
+                else:
+                    # one select for every branch reading this tensor: [batch, users, d]
+                    mask = tf.gather(own, users, axis=1)[:, :, None]
+                    tiled = tf.where(mask, x[:, None, :], tf.zeros_like(x)[:, None, :])
+                    safe[j] = dict(zip(users, tf.unstack(tiled, num=len(users), axis=1)))
+            # first where: branch k sees zeros on the rows it does not own, so it
+            # does not produce inf/NaN there (nor in its local derivatives)
+            outs.append(self._run(k, safe[j][k], training))
+        # second "where": pick row i of branch index[i] with a gather (a select, never a
+        # multiplication by a mask), so the gradient into a branch's output is exactly
+        # zero on the rows it does not own
+        stacked = tf.stack(outs, axis=0)  # [n, batch, d_out]
+        pick = tf.stack([index, tf.range(batch, dtype=index.dtype)], axis=1)
+        return tf.gather_nd(stacked, pick)
 
     def _call_partition(self, index, xs, training):
         n = self.n_branches

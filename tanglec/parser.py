@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Callable
 from pathlib import Path
 
 from lark import Lark, Token, Tree, v_args
@@ -18,10 +19,12 @@ from . import ast
 from .diagnostics import SOURCES, Diagnostic, TangleError, did_you_mean
 from .expr import INT_LIMIT, _children
 
-STATEMENT_KEYWORDS = ("input", "select", "module", "route", "target", "decode", "data", "train")
+STATEMENT_KEYWORDS = ("input", "select", "module", "route", "target", "decode", "data", "train", "phase",
+                      "align", "holdout", "freeze", "use", "init")
 _STATEMENT_START = re.compile(r"^[ \t]*(?:%s)\b" % "|".join(STATEMENT_KEYWORDS), re.M)
 MAX_SOURCE_BYTES = 2_000_000
 MAX_NESTING = 64
+_BLANK = " \t\r\n\f"  # the grammar's whitespace (str.strip() would also strip \v, \x1c, \u2028... which it rejects)
 MAX_EXPR_DEPTH = 200  # operators nested in one expression (`1+1+...` nests one per `+`)
 
 _TERMINAL_WORDS = {
@@ -219,6 +222,39 @@ class _ToAst(Transformer_NonRecursive):
     def keyed_value(self, c):
         return (self.name(c[0]), c[1])
 
+    def keyed_name(self, c):
+        return (self.name(c[0]), self.name(c[1]))
+
+    def name_list(self, c):
+        return self.names(c)
+
+    @v_args(meta=True)
+    def phase_decl(self, meta, c):
+        return ast.PhaseDecl(self.name(c[0]), list(c[1:]), self.span(meta))
+
+    @v_args(meta=True)
+    def align_decl(self, meta, c):
+        names = [x for x in c if isinstance(x, Token)]
+        settings = [x for x in c if isinstance(x, ast.Setting)]
+        return ast.AlignDecl([self.name(t) for t in names[:-1]], self.name(names[-1]), settings, self.span(meta))
+
+    @v_args(meta=True)
+    def holdout_decl(self, meta, c):
+        return ast.HoldoutDecl(self.names(c), self.span(meta))
+
+    @v_args(meta=True)
+    def freeze_decl(self, meta, c):
+        return ast.FreezeDecl(self.names(c), self.span(meta))
+
+    @v_args(meta=True)
+    def use_decl(self, meta, c):
+        only = self.names(c[1:]) if len(c) > 1 else None
+        return ast.UseDecl(str(c[0])[1:-1], only, self.span(meta))
+
+    @v_args(meta=True)
+    def init_decl(self, meta, c):
+        return ast.InitDecl(str(c[0])[1:-1], self.span(meta))
+
     # -- expressions
     @v_args(meta=True)
     def if_expr(self, meta, c):
@@ -369,8 +405,12 @@ def _nesting_problem(source: str, file: str) -> Diagnostic | None:
     return None
 
 
-def parse(source: str, file: str = "<spec>") -> ast.Spec:
-    """Parse a whole spec; raise TangleError with every syntax diagnostic found."""
+def parse(source: str, file: str = "<spec>", read: Callable[[Path], str] | None = None,
+          _using: tuple[str, ...] = ()) -> ast.Spec:
+    """Parse a whole spec, bringing in `use`d specs; raise TangleError with every syntax diagnostic found.
+
+    `read` supplies the text of used files (default: from disk; a run directory supplies its copies).
+    """
     SOURCES.add(file, source)
     if len(source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
         raise TangleError([Diagnostic("E005", f"spec larger than {MAX_SOURCE_BYTES // 1_000_000} MB",
@@ -379,15 +419,86 @@ def parse(source: str, file: str = "<spec>") -> ast.Spec:
     if deep:
         raise TangleError([deep])
     try:
-        tree = _lark().parse(source)
-    except UnexpectedInput:
-        tree = None
+        tree, failure = _lark().parse(source), None
+    except UnexpectedInput as err:
+        tree, failure = None, err
     if tree is not None:
         statements, problems = _transform(tree, file, 0)
         if not problems:
-            return ast.Spec(file, source, statements)
+            return _resolve_uses(ast.Spec(file, source, statements), read or _read_disk, _using + (file,))
     _, diagnostics = _parse_statement_by_statement(source, file)
+    if not diagnostics and failure is not None:  # never fail without saying where
+        diagnostics = [_syntax_diagnostic(failure, file, 0, source.split("\n"))]
     raise TangleError(diagnostics)
+
+
+# what a `use` brings in: the graph and its targets, never another experiment's data or training
+_PER_EXPERIMENT = (ast.DataDecl, ast.TrainDecl, ast.PhaseDecl, ast.InitDecl, ast.HoldoutDecl, ast.FreezeDecl,
+                   ast.AlignDecl)
+
+
+def _read_disk(path: Path) -> str:
+    return _read_spec_text(path)
+
+
+def _read_spec_text(path: Path) -> str:
+    """A spec file's text: a regular file (not /dev/zero or a FIFO) of at most MAX_SOURCE_BYTES, read
+    without loading more than that; OSError or UnicodeDecodeError otherwise."""
+    if not path.is_file():
+        raise IsADirectoryError(21, "not a regular file") if path.is_dir() else OSError(f"not a regular file: {path}")
+    with path.open("rb") as fh:
+        data = fh.read(MAX_SOURCE_BYTES + 1)
+    if len(data) > MAX_SOURCE_BYTES:
+        raise OSError(f"larger than {MAX_SOURCE_BYTES // 1_000_000} MB")
+    return data.decode("utf-8")
+
+
+def used_path(spec_file: str, use: ast.UseDecl) -> Path:
+    """A used spec's path: relative to the file that uses it."""
+    return (Path(spec_file).parent / use.path).resolve()
+
+
+def _resolve_uses(spec: ast.Spec, read: Callable[[Path], str], using: tuple[str, ...]) -> ast.Spec:
+    problems: list[Diagnostic] = []
+    statements: list = []
+    for st in spec.statements:
+        if not isinstance(st, ast.UseDecl):
+            statements.append(st)
+            continue
+        path = used_path(spec.path, st)
+        key = str(path)
+        if key in using or str(Path(spec.path).resolve()) == key:
+            chain = " -> ".join(Path(u).name for u in using + (key,))
+            problems.append(Diagnostic("E151", f"specs use each other in a cycle: {chain}", st.span))
+            continue
+        try:
+            text = read(path)
+        except (OSError, UnicodeDecodeError) as err:
+            problems.append(Diagnostic("E150", f"can't read used spec {st.path}: "
+                                               f"{getattr(err, 'strerror', None) or err}", st.span,
+                                       hints=[f"paths are relative to the using spec: looked for {path}"]))
+            continue
+        try:
+            used = parse(text, key, read, using + (str(Path(spec.path).resolve()),))
+        except TangleError as err:
+            problems += err.diagnostics
+            continue
+        spec.used_files.update({key: text, **used.used_files})
+        brought = [u for u in used.statements if not isinstance(u, _PER_EXPERIMENT)]
+        if st.only is not None:
+            modules = {u.name.text: u for u in brought if isinstance(u, ast.ModuleDecl)}
+            brought = []
+            for name in st.only:
+                if name.text in modules:
+                    brought.append(modules[name.text])
+                else:
+                    problems.append(Diagnostic("E101", f"{st.path} declares no module '{name.text}'", name.span,
+                                               hints=did_you_mean(name.text, modules)))
+        statements += brought
+    if problems:
+        raise TangleError(problems)
+    spec.statements = statements
+    return spec
 
 
 def parse_partial(source: str, file: str = "<spec>") -> tuple[ast.Spec, list[Diagnostic]]:
@@ -409,7 +520,7 @@ def _parse_statement_by_statement(source: str, file: str) -> tuple[list, list[Di
         chunk = source[begin:end]
         offset += source.count("\n", counted, begin)
         counted = begin
-        if all(not line.strip() or line.lstrip().startswith("#") for line in chunk.split("\n")):
+        if all(not line.strip(_BLANK) or line.lstrip(_BLANK).startswith("#") for line in chunk.split("\n")):
             continue
         try:
             tree = _lark().parse(chunk)
@@ -456,8 +567,12 @@ def _depth_problems(statements: list) -> list[Diagnostic]:
 def parse_file(path: str | Path) -> ast.Spec:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_spec_text(path)
     except UnicodeDecodeError as err:
         raise TangleError([Diagnostic("E006", f"not UTF-8 text: {err.reason} at byte {err.start}",
+                                      ast.Span(str(path), 1, 1, 1, 2))]) from None
+    except OSError as err:
+        code = "E005" if "larger than" in str(err) else "E006"
+        raise TangleError([Diagnostic(code, f"can't read the spec: {getattr(err, 'strerror', None) or err}",
                                       ast.Span(str(path), 1, 1, 1, 2))]) from None
     return parse(text, str(path))

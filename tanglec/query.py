@@ -17,7 +17,7 @@ def route_report(checked: Checked, examples: Examples, outputs: dict[str, np.nda
     `outputs` are the model's raw outputs for `examples` (all rows, in order).
     """
     g = checked.graph
-    decoded = {d: codecs.decode(g.modules[d].output, outputs[d])[0] for d in outputs}
+    decoded = {d: codecs.decode(g.modules[d].output, outputs[d])[0] for d in outputs if d in g.decoders}
     routes = []
     total_cases = total_exact = 0
     for route in g.routes():

@@ -26,6 +26,8 @@ WEIGHTS = "model.weights.h5"
 REPORT = "routes.json"
 METRICS = "metrics.json"
 MANIFEST = "manifest.json"
+USES = "uses.json"  # texts of the specs the compiled spec `use`s, so a run never depends on files outside it
+REQUIRED = {SPEC, WEIGHTS, REPORT, METRICS}
 
 
 def _sha256(path: Path) -> str:
@@ -47,6 +49,10 @@ def write_run(run_dir: Path, checked: Checked, model, report: dict, metrics: dic
     tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", suffix=".tmp", dir=run_dir.parent))
     try:
         (tmp / SPEC).write_text(checked.spec.source, encoding="utf-8")
+        stored = [SPEC, WEIGHTS, REPORT, METRICS]
+        if checked.spec.used_files:
+            (tmp / USES).write_text(json.dumps(checked.spec.used_files, indent=2))
+            stored.append(USES)
         model.save_weights(tmp / WEIGHTS)
         (tmp / REPORT).write_text(json.dumps(report, indent=2))
         (tmp / METRICS).write_text(json.dumps(metrics, indent=2))
@@ -59,7 +65,7 @@ def write_run(run_dir: Path, checked: Checked, model, report: dict, metrics: dic
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
             "spec_path": str(Path(checked.spec.path).resolve()),
-            "files": {name: _sha256(tmp / name) for name in (SPEC, WEIGHTS, REPORT, METRICS)},
+            "files": {name: _sha256(tmp / name) for name in stored},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         for f in tmp.iterdir():
@@ -98,7 +104,7 @@ def read_manifest(run_dir: Path) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise run_error(run_dir, f"not a {FORMAT} run (format {manifest.get('format') if isinstance(manifest, dict) else '?'!r})")
     files = manifest.get("files")
-    if not isinstance(files, dict) or set(files) != {SPEC, WEIGHTS, REPORT, METRICS}:
+    if not isinstance(files, dict) or not REQUIRED <= set(files) or not set(files) <= REQUIRED | {USES}:
         raise run_error(run_dir, "manifest.json does not list the run's files")
     for name, digest in files.items():
         path = run_dir / name
@@ -115,7 +121,15 @@ def load_checked(run_dir: Path) -> tuple[Checked, dict]:
     manifest = read_manifest(run_dir)
     source = (Path(run_dir) / SPEC).read_text(encoding="utf-8")
     spec_path = manifest.get("spec_path") or str(Path(run_dir) / SPEC)
-    return check_or_raise(parse(source, spec_path)), manifest
+    uses = json.loads((Path(run_dir) / USES).read_text()) if USES in manifest["files"] else {}
+
+    def read_stored(path: Path) -> str:
+        if str(path) not in uses:
+            raise OSError(f"{path} was not stored with the run")
+        return uses[str(path)]
+
+    # init=False: a trained run has its weights already; it never needs its init run again
+    return check_or_raise(parse(source, spec_path, read=read_stored), init=False), manifest
 
 
 def load_model(run_dir: Path, checked: Checked):

@@ -18,7 +18,8 @@ import tensorflow as tf
 
 from . import codecs
 from .checks import Checked
-from .codegen import build_model, encode_inputs
+from .codegen import build_model, encode_inputs, module_layers
+from .graph import codec_width
 from .data import Examples
 from .query import all_exact, route_report
 
@@ -44,6 +45,7 @@ class TrainResult:
     stopped_early: bool = False
     interrupted: bool = False
     seconds: float = 0.0
+    loaded: list[str] = field(default_factory=list)  # modules whose weights came from the init run
 
 
 def set_determinism(seed: int) -> None:
@@ -61,7 +63,8 @@ def predict_raw(model: keras.Model, checked: Checked, columns: dict[str, np.ndar
         chunk = {k: tf.constant(v[start:start + batch]) for k, v in x.items()}
         out = model(chunk, training=False)
         for k, v in out.items():
-            parts.setdefault(k, []).append(np.asarray(v))
+            if k in checked.graph.decoders:
+                parts.setdefault(k, []).append(np.asarray(v))
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
@@ -74,6 +77,10 @@ def training_arrays(checked: Checked, examples: Examples, rows: np.ndarray):
     for d, target in g.decoders.items():
         t, live = codecs.target_array(g.modules[d].output, examples.targets[target][rows])
         y[d], w[d] = t, live * reach[d]
+    for a in checked.composition.aligns:
+        width = len(a.modules) * codec_width(g.modules[a.modules[0]].output)
+        y[a.output_name] = np.zeros((len(rows), width), np.float32)
+        w[a.output_name] = np.ones(len(rows), np.float32)
     return x, y, w
 
 
@@ -101,6 +108,8 @@ def losses_for(checked: Checked) -> dict:
             out[d] = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         else:
             out[d] = keras.losses.MeanSquaredError()
+    for a in checked.composition.aligns:  # consistency: aligned latents' deviation from their mean -> 0
+        out[a.output_name] = keras.losses.MeanSquaredError()
     return out
 
 
@@ -109,11 +118,13 @@ def make_optimizer(name: str, lr: float) -> keras.optimizers.Optimizer:
             "adamw": keras.optimizers.AdamW}[name](learning_rate=lr)
 
 
-def compile_model(model: keras.Model, checked: Checked, lr: float | None = None) -> None:
+def compile_model(model: keras.Model, checked: Checked, lr: float | None = None,
+                  optimizer: str | None = None) -> None:
     cfg = checked.train
-    model.compile(optimizer=make_optimizer(cfg.optimizer, lr or cfg.lr), loss=losses_for(checked),
-                  loss_weights={d: cfg.weights.get(d, 1.0) for d in checked.graph.decoders},
-                  steps_per_execution=cfg.eval_every, jit_compile=False)
+    weights = {d: cfg.weights.get(d, 1.0) for d in checked.graph.decoders}
+    weights.update({a.output_name: a.weight for a in checked.composition.aligns})
+    model.compile(optimizer=make_optimizer(optimizer or cfg.optimizer, lr or cfg.lr), loss=losses_for(checked),
+                  loss_weights=weights, steps_per_execution=cfg.eval_every, jit_compile=False)
 
 
 def dataset(x, y, w, batch: int, seed: int) -> tf.data.Dataset:
@@ -140,10 +151,15 @@ class _Observer(keras.callbacks.Callback):
         self.stopped_early = False
         self.interrupted = False
         self.started = time.perf_counter()
+        self.until_exact = checked.train.until_exact
+
+    def begin_phase(self, until_exact: bool) -> None:
+        self.until_exact = until_exact
+        self.stopped_early = False
 
     def on_epoch_end(self, epoch, logs=None):
         cfg = self.checked.train
-        self.steps_run = (epoch + 1) * cfg.eval_every
+        self.steps_run += cfg.eval_every
         outputs = predict_raw(self.model, self.checked, self.eval_columns)
         self.report = route_report(self.checked, self.eval_examples, outputs)
         losses = {k[:-5]: float(v) for k, v in (logs or {}).items() if k.endswith("_loss") and k[:-5] in outputs}
@@ -153,7 +169,7 @@ class _Observer(keras.callbacks.Callback):
         if self.on_progress:
             self.on_progress(Progress(self.steps_run, self.total_steps, losses, self.report,
                                       self.steps_run / elapsed if elapsed else 0.0, elapsed))
-        if cfg.until_exact and all_exact(self.report):
+        if self.until_exact and all_exact(self.report):
             self.stopped_early = True
             self.model.stop_training = True
         if self.should_stop and self.should_stop():
@@ -165,29 +181,106 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
           mux: str | None = None, on_progress: Callable[[Progress], None] | None = None,
           should_stop: Callable[[], bool] | None = None, model: keras.Model | None = None,
           tensorboard: str | None = None) -> TrainResult:
-    """Train jointly; `tensorboard` is a log directory for per-decoder losses and per-route accuracy."""
+    """Train jointly, phase by phase; `tensorboard` is a log directory for losses and per-route accuracy.
+
+    Without `phase` statements there is one phase with the `train` settings. `steps` overrides the
+    step count of every phase. Modules named by `freeze` never train; a phase's `modules` setting
+    limits training to those modules for that phase. Weights from the `init` run are loaded first.
+    """
     cfg = checked.train
     seed = cfg.seed if seed is None else seed
-    steps = cfg.steps if steps is None else steps
     set_determinism(seed)
     if model is None:
         model = build_model(checked, mux=mux, seed=seed)
-    compile_model(model, checked)
+    loaded = load_init(model, checked)
     x, y, w = training_arrays(checked, examples, examples.train_index)
-    epochs = max(1, -(-steps // cfg.eval_every))
+    phases = plan_phases(checked, steps)
+    total = sum(p.steps for p in phases)
     close_board = None
     if tensorboard:
         on_progress, close_board = tensorboard_hook(tensorboard, on_progress)
-    observer = _Observer(checked, examples, epochs * cfg.eval_every, on_progress, should_stop)
+    observer = _Observer(checked, examples, total, on_progress, should_stop)
     started = time.perf_counter()
     try:
-        model.fit(dataset(x, y, w, cfg.batch, seed), steps_per_epoch=cfg.eval_every, epochs=epochs,
-                  callbacks=[observer], verbose=0, shuffle=False)
+        for index, phase in enumerate(phases):
+            set_trainable(model, checked, phase.modules)
+            compile_model(model, checked, lr=phase.lr, optimizer=phase.optimizer)
+            observer.begin_phase(phase.until_exact)
+            epochs = max(1, -(-phase.steps // cfg.eval_every))
+            model.fit(dataset(x, y, w, phase.batch, seed + index), steps_per_epoch=cfg.eval_every, epochs=epochs,
+                      callbacks=[observer], verbose=0, shuffle=False)
+            if observer.interrupted:
+                break
     finally:
         if close_board:
             close_board()
-    return TrainResult(model, observer.steps_run, observer.report, observer.history, observer.stopped_early,
-                       observer.interrupted, time.perf_counter() - started)
+    report = annotate_routes(checked, examples, observer.report)
+    return TrainResult(model, observer.steps_run, report, observer.history, observer.stopped_early,
+                       observer.interrupted, time.perf_counter() - started, loaded)
+
+
+@dataclass
+class Phase:
+    name: str
+    steps: int
+    lr: float
+    optimizer: str
+    modules: list[str] | None
+    until_exact: bool
+    batch: int
+
+
+def plan_phases(checked: Checked, steps_override: int | None = None) -> list[Phase]:
+    cfg = checked.train
+    declared = checked.composition.phases
+    if not declared:
+        return [Phase("train", steps_override or cfg.steps, cfg.lr, cfg.optimizer, None, cfg.until_exact, cfg.batch)]
+    return [Phase(p.name, steps_override or p.steps or cfg.steps, p.lr or cfg.lr, p.optimizer or cfg.optimizer,
+                  p.modules, cfg.until_exact if p.until_exact is None else p.until_exact, p.batch or cfg.batch)
+            for p in declared]
+
+
+def set_trainable(model: keras.Model, checked: Checked, only: list[str] | None) -> None:
+    """Frozen modules never train; in a phase with `modules`, only those do."""
+    frozen = checked.composition.frozen
+    for name, layer in module_layers(model).items():
+        layer.trainable = name not in frozen and (only is None or name in only)
+
+
+def load_init(model: keras.Model, checked: Checked) -> list[str]:
+    """Copy weights module by module, by name, from the init run (checks already matched the shapes)."""
+    init = checked.composition.init
+    if init is None or not checked.init_modules:
+        return []
+    from .run import load_checked, load_model
+
+    old_checked, _ = load_checked(init)
+    source = module_layers(load_model(init, old_checked))
+    target = module_layers(model)
+    for name in checked.init_modules:
+        target[name].set_weights(source[name].get_weights())
+    return sorted(checked.init_modules)
+
+
+def annotate_routes(checked: Checked, examples: Examples, report: dict | None) -> dict | None:
+    """Mark each route trained / held-out / unseen, whether it runs through a new module, and its
+    number of training rows."""
+    if report is None:
+        return None
+    from .composition import route_status
+
+    g = checked.graph
+    train_rows = examples.train_index
+    new = checked.new_modules if checked.composition.init is not None else set()
+    for route, entry in zip(g.routes(), report["routes"]):
+        mask = np.ones(len(train_rows), dtype=bool)
+        for sel, value in route.selection.items():
+            mask &= examples.columns[sel][train_rows] == [v.text for v in g.selectors[sel].values].index(value)
+        count = int(mask.sum())
+        entry["training_rows"] = count
+        entry["status"] = route_status(checked, route, count)
+        entry["new_modules"] = [m for m in route.modules if m in new]
+    return report
 
 
 def tensorboard_hook(logdir: str, on_progress: Callable[[Progress], None] | None = None):

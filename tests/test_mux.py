@@ -84,7 +84,8 @@ def values_and_grads(mux, index, xs, w_out):
     zero = tf.UnconnectedGradients.ZERO
     gw = tape.gradient(loss, weights, unconnected_gradients=zero)
     gx = tape.gradient(loss, x_vars, unconnected_gradients=zero)
-    return y.numpy(), [g.numpy() for g in gw], [g.numpy() for g in gx]
+    dense = lambda gs: [tf.convert_to_tensor(g).numpy() for g in gs]  # noqa: E731
+    return y.numpy(), dense(gw), dense(gx)
 
 
 # ----------------------------------------------------- values and gradients
@@ -251,7 +252,7 @@ def test_where_guard_keeps_gradients_finite(kind):
             tape.watch(x_t)
             y = Multiplexer(branches, strategy=strategy)([idx] + x_t)
             loss = tf.reduce_sum(y)
-        grads = [g.numpy() for g in tape.gradient(loss, weights + x_t)]
+        grads = [tf.convert_to_tensor(g).numpy() for g in tape.gradient(loss, weights + x_t)]
         assert np.isfinite(y.numpy()).all(), strategy
         for g in grads:
             assert np.isfinite(g).all(), strategy

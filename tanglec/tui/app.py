@@ -41,6 +41,10 @@ class ExploreApp(App[int]):
         Binding("2", "show('train')", "Train"),
         Binding("3", "show('query')", "Query"),
         Binding("4", "show('spec')", "Spec"),
+        Binding("s", "train_start", "Start"),
+        Binding("p", "train_pause", "Pause/Resume"),
+        Binding("x", "train_stop", "Stop"),
+        Binding("w", "train_save", "Write stopped"),
         Binding("question_mark,f1", "help", "Help"),
         Binding("ctrl+r", "reload", "Reload"),
         Binding("q", "quit", "Quit"),
@@ -67,6 +71,7 @@ class ExploreApp(App[int]):
         self.query_columns = None
         self.query_seq = 0
         self.answers = None
+        self.answers_seq = 0
         self.lit_selection: dict[str, str] | None = None
         self.first_paint: float | None = None
         self._predict_lock = threading.Lock()
@@ -87,6 +92,20 @@ class ExploreApp(App[int]):
                 yield SpecView(s.source, s.source_file, s.all_diagnostics, s.name, id="spec-view")
         yield Static(id="status")
         yield Footer()
+
+    TRAIN_ACTIONS = {"train_start", "train_pause", "train_stop", "train_save"}
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """Training keys live only in the Train view; `w` only once there is a stopped training to write."""
+        if action not in self.TRAIN_ACTIONS:
+            return True
+        if not self.is_mounted or not self._has("#views") or self.query_one("#views").active != "train":
+            return False
+        if not self.session.ok:
+            return False
+        if action == "train_save":
+            return self.stopped_result is not None
+        return True
 
     def _initial_view(self) -> str:
         return "graph" if self.session.ok else "spec"
@@ -275,20 +294,24 @@ class ExploreApp(App[int]):
     @on(TabbedContent.TabActivated)
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
         pane = event.pane.id if event.pane is not None else None
+        self.refresh_bindings()
         if pane and event.tabbed_content.id == "views":
             self.call_after_refresh(self._focus_view, pane)
 
     def _focus_view(self, view: str) -> None:
+        if self.query_one("#views", TabbedContent).active != view:
+            return  # another view was chosen meanwhile
         focused = self.focused
         pane = self.query_one(f"#{view}", TabPane)
         if focused is not None and pane in focused.ancestors:
             return
-        targets = {"graph": "#graph-view", "train": "#train-start", "query": "#answers", "spec": "#problem-list"}
+        if view == "query" and self._has("#query-panel"):
+            self.query_one("#query-panel").focus_first()
+            return
+        targets = {"graph": "#graph-view", "train": "#train-start", "query": "#query-view", "spec": "#problem-list"}
         found = self.query(targets[view])
         if found:
             found.first().focus()
-        elif view == "query" and self._has("#query-panel"):
-            self.query_one("#query-panel").focus_first()
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -399,7 +422,7 @@ class ExploreApp(App[int]):
         if message.error:
             panel.set_note(Text(f"query failed: {message.error}", style="red"))
             return
-        self.answers = message.answers
+        self.answers, self.answers_seq = message.answers, message.seq
         panel.show_answers(message.answers)
 
     def _update_query_note(self) -> None:
@@ -441,6 +464,7 @@ class ExploreApp(App[int]):
         self.control = TrainControl()
         self.history = []
         self.stopped_result = None
+        self.refresh_bindings()
         panel.query_one("#loss-plot").reset()
         panel.query_one("#route-matrix").show(None)
         panel.set_progress(0, self.session.checked.train.steps)
@@ -543,6 +567,7 @@ class ExploreApp(App[int]):
             return
         result = self.stopped_result
         self.stopped_result = None
+        self.refresh_bindings()
         self._adopt(result, f"stopped training ({result.steps_run} steps), written")
         self.notify(f"Stopped model written to {display_path(self.session.run_dir)}.")
 
@@ -619,6 +644,7 @@ class ExploreApp(App[int]):
         else:
             self._set_train_state("stopped")
             self.stopped_result = result
+            self.refresh_bindings()
             if panel is not None:
                 panel.set_stats(Text.assemble(
                     ("stopped ", "bold yellow"),
@@ -628,7 +654,7 @@ class ExploreApp(App[int]):
     def _adopt(self, result, how: str) -> None:
         """A model just written to the run directory becomes the one queries use."""
         s = self.session
-        s.run_state, s.run_note, s.report = "current", "trained run", result.report
+        s.run_state, s.run_note, s.report = "current", "trained", result.report
         self.model, self.model_origin = result.model, f"run {display_path(s.run_dir)} ({how})"
         self._update_status()
         self._update_query_note()
@@ -644,6 +670,8 @@ class ExploreApp(App[int]):
             note = Text("The data has problems: see Spec (4).", style="red")
         elif s.report and self.train_state == "idle":
             note = Text(f"showing the last run in {display_path(s.run_dir)}", style="dim")
+        elif s.run_state in ("other", "invalid") and self.train_state == "idle":
+            note = Text(f"{display_path(s.run_dir)}: {s.run_note}; training replaces it", style="yellow")
         elif self.train_state == "stopped":
             note = Text(f"{display_path(s.run_dir)} keeps its last good state", style="dim")
         elif self.train_state == "done":

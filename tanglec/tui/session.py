@@ -104,11 +104,11 @@ def _open_run(run_dir: Path, out: Path | None) -> Session:
         except (OSError, UnicodeDecodeError):
             pass
         return Session(run_dir, True, text, str(run_dir / SPEC), None, sorted(err.diagnostics, key=sort_key),
-                       Path(out) if out else run_dir, "invalid", "the run directory is damaged")
+                       Path(out) if out else run_dir, "invalid", "damaged")
     session = Session(run_dir, True, checked.spec.source, checked.spec.path, checked, list(checked.diagnostics),
                       Path(out) if out else run_dir)
     if session.run_dir.resolve() == run_dir.resolve():
-        session.run_state, session.run_note = "current", "trained run"
+        session.run_state, session.run_note = "current", "trained"
         try:
             session.report = load_json(run_dir, REPORT)
         except (OSError, ValueError):
@@ -131,12 +131,12 @@ def _inspect_run(session: Session) -> None:
         same = (run_dir / SPEC).read_text(encoding="utf-8") == session.source
     except (TangleError, OSError, UnicodeDecodeError) as err:
         message = err.diagnostics[0].message if isinstance(err, TangleError) else str(err)
-        session.run_state, session.run_note = "invalid", f"not a usable run ({message}); training replaces it"
+        session.run_state, session.run_note = "invalid", f"unusable ({message})"
         return
     if not same:
-        session.run_state, session.run_note = "other", "holds another version of this spec; training replaces it"
+        session.run_state, session.run_note = "other", "another version of this spec"
         return
-    session.run_state, session.run_note = "current", "trained run"
+    session.run_state, session.run_note = "current", "trained"
     try:
         session.report = load_json(run_dir, REPORT)
     except (OSError, ValueError):

@@ -42,7 +42,7 @@ def show_value(v) -> str:
 class QueryPanel(Vertical):
     """Edit the fields; answers update as they change (the app runs the model in a worker)."""
 
-    BINDINGS = [Binding("escape", "leave", "Leave field", show=False)]
+    BINDINGS = [Binding("escape", "leave", "Leave fields")]
 
     def __init__(self, checked: Checked, **kw) -> None:
         super().__init__(**kw)
@@ -59,17 +59,16 @@ class QueryPanel(Vertical):
                         yield Label(name, classes="field-name")
                         if isinstance(t, ast.CategoryType):
                             yield Select([(v.text, v.text) for v in t.values], allow_blank=False,
-                                         type_to_search=False, id=f"q-{name}", classes="field-input")
+                                         type_to_search=False, id=f"q-{name}", classes="field-input", compact=True)
                         else:
                             yield Input(default_value(t), placeholder=t.describe(), id=f"q-{name}",
-                                        classes="field-input", select_on_focus=True)
+                                        classes="field-input", select_on_focus=True, compact=True)
                     yield Static(t.describe(), classes="field-type")
                 for name, decl in g.selectors.items():
                     with Horizontal(classes="field"):
                         yield Label(name, classes="field-name")
                         yield Select([(v.text, v.text) for v in decl.values], allow_blank=False,
-                                     type_to_search=False, id=f"q-{name}", classes="field-input")
-                    yield Static("selector: " + " | ".join(v.text for v in decl.values), classes="field-type")
+                                     type_to_search=False, id=f"q-{name}", classes="field-input", compact=True)
                 yield Static(id="query-errors")
             with Vertical(id="query-results") as results:
                 results.border_title = "answers"
@@ -101,10 +100,8 @@ class QueryPanel(Vertical):
 
     def set_values(self, values: dict[str, str]) -> None:
         """Fill the form (tests and `--query`-like use); posts one change."""
-        with self.prevent(Input.Changed, Select.Changed):
-            for name, value in values.items():
-                widget = self.query_one(f"#q-{name}")
-                widget.value = value
+        for name, value in values.items():
+            self.query_one(f"#q-{name}").value = value
         self.revalidate()
 
     def on_input_changed(self, event: Input.Changed) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, ScrollableContainer, Vertical
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -35,12 +35,25 @@ def summary(diags: list[Diagnostic]) -> str:
     return f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
 
 
+def _highlighted(source: str, count: int) -> list[Text] | None:
+    """Each source line coloured by the .tangle lexer (tanglec.highlight), or None if that fails."""
+    try:
+        from ...highlight import rich_syntax
+
+        lines = list(rich_syntax(source).highlight(source).split("\n", allow_blank=True))
+    except Exception:  # noqa: BLE001 — colours are a nicety; plain text still shows every problem
+        return None
+    lines = lines[:count]
+    return lines if len(lines) == count else None
+
+
 def annotated_source(source: str, source_file: str, diags: list[Diagnostic]) -> tuple[Text, dict[int, int]]:
     """The numbered source with each diagnostic's span underlined and its explanation under the line.
 
     Returns the text and, per diagnostic index, the row where its explanation starts (to scroll to it).
     """
     lines = source.replace("\t", " ").splitlines() or [""]
+    coloured = _highlighted(source.replace("\t", " "), len(lines))
     here = [(i, d) for i, d in enumerate(diags) if d.span is not None and d.span.file == source_file]
     elsewhere = [(i, d) for i, d in enumerate(diags) if (i, d) not in here]
     text = Text(no_wrap=True, overflow="crop", end="")
@@ -49,27 +62,29 @@ def annotated_source(source: str, source_file: str, diags: list[Diagnostic]) -> 
 
     def note(i: int, d: Diagnostic, indent: int, marker: str) -> None:
         nonlocal row
+
+        def line(*parts: tuple[str, str]) -> None:
+            nonlocal row
+            text.append(" " * GUTTER + "│ ", style="dim")
+            for part, style in parts:
+                text.append(part, style=style)
+            text.append("\n")
+            row += 1
+
         rows.setdefault(i, row)
-        text.append(" " * GUTTER + "│ ", style="dim")
-        text.append(" " * indent + marker, style=_severity_style(d))
-        text.append(f" {d.severity}[{d.code}]: ", style=_severity_style(d))
-        text.append(d.message + "\n")
-        row += 1
+        if marker:
+            line((" " * indent + marker, _severity_style(d)))
+        line((f"{d.severity}[{d.code}]: ", _severity_style(d)), (d.message, ""))
         for rel in d.related:
-            text.append(" " * GUTTER + "│ ", style="dim")
-            text.append(" " * indent + f"note: line {rel.span.line}:{rel.span.col}: {rel.message}\n", style="cyan")
-            row += 1
+            line((f"note: line {rel.span.line}:{rel.span.col}: {rel.message}", "cyan"))
         for h in d.hints:
-            text.append(" " * GUTTER + "│ ", style="dim")
-            text.append(" " * indent + "hint: ", style="bold green")
-            text.append(h + "\n")
-            row += 1
+            line(("hint: ", "bold green"), (h, ""))
 
     for i, d in elsewhere:
         where = f"{d.span}" if d.span else "(no position)"
         text.append(f"{where}\n", style="dim")
         row += 1
-        note(i, d, 0, "▲")
+        note(i, d, 0, "")
     # underline spans: per line, the column ranges to mark with their diagnostic's style
     marks: dict[int, list[tuple[int, int, str]]] = {}
     for i, d in here:
@@ -88,7 +103,7 @@ def annotated_source(source: str, source_file: str, diags: list[Diagnostic]) -> 
     for n, line in enumerate(lines, start=1):
         bad = n in marks
         text.append(f"{n:>{GUTTER - 1}} │ ", style="bold red" if bad else "dim")
-        body = Text(line)
+        body = coloured[n - 1].copy() if coloured else Text(line)
         for start, end, style in marks.get(n, []):
             body.stylize(style, start, max(end, start + 1))
         if bad and len(line) < max(e for _, e, _ in marks[n]):  # a span past the end: mark the gap
@@ -116,11 +131,11 @@ class SpecView(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(id="spec-summary")
-        with Horizontal(id="spec-body"):
-            with VerticalScroll(id="spec-scroll") as scroll:
+        with Vertical(id="spec-body"):
+            with ScrollableContainer(id="spec-scroll") as scroll:
                 scroll.border_title = self.title
                 yield Static(id="spec-source")
-            with Vertical(id="spec-side"):
+            with Horizontal(id="spec-side"):
                 problems = OptionList(id="problem-list")
                 problems.border_title = "problems"
                 yield problems
@@ -129,7 +144,8 @@ class SpecView(Vertical):
                 yield detail
 
     def on_mount(self) -> None:
-        self.set_diagnostics(self.diags)
+        # After the first paint: colouring the source costs ~0.1 s (pygments), the Graph view comes first.
+        self.call_after_refresh(self.set_diagnostics, self.diags)
 
     def set_diagnostics(self, diags: list[Diagnostic]) -> None:
         self.diags = list(diags)
@@ -138,7 +154,7 @@ class SpecView(Vertical):
         head = Text()
         head.append(summary(self.diags), style="bold red" if any(d.is_error for d in self.diags) else "bold green")
         if any(d.is_error for d in self.diags):
-            head.append("  — fix the spec and press ctrl+r to reload; Train and Query need a spec without errors")
+            head.append("  — fix the file, then ctrl+r reloads it")
         self.query_one("#spec-summary", Static).update(head)
         options = self.query_one("#problem-list", OptionList)
         options.clear_options()
@@ -176,5 +192,5 @@ class SpecView(Vertical):
         self._explain(index)
         row = self.rows.get(index)
         if row is not None:
-            scroll = self.query_one("#spec-scroll", VerticalScroll)
+            scroll = self.query_one("#spec-scroll", ScrollableContainer)
             scroll.scroll_to(y=max(row - 3, 0), animate=False)

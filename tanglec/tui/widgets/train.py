@@ -6,7 +6,6 @@ import math
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, ProgressBar, Static
 from textual_plotext import PlotextPlot
@@ -29,7 +28,8 @@ def duration(seconds: float) -> str:
 
 
 class RouteMatrix(DataTable):
-    """Exact-match accuracy per route: rows are the first selector's values, columns the others' combinations."""
+    """Exact-match accuracy per route. With two or more selectors: rows are the first selector's values,
+    columns the combinations of the others. With one (or none): a row per route, a column per decoder."""
 
     def __init__(self, checked: Checked, **kw) -> None:
         super().__init__(cursor_type="none", zebra_stripes=False, **kw)
@@ -38,40 +38,49 @@ class RouteMatrix(DataTable):
         sels = g.mux_selectors()
         self.row_sel = sels[:1]
         self.col_sels = sels[1:]
+        self.by_decoder = len(sels) < 2
         self.row_values = [v.text for v in g.selectors[sels[0]].values] if sels else ["all"]
-        combos = itertools.product(*[[v.text for v in g.selectors[s].values] for s in self.col_sels])
-        self.col_values = [tuple(c) for c in combos]
+        if self.by_decoder:
+            self.col_keys = [*g.decoders, "__all"]
+            self.col_labels = [*g.decoders, "exact"]
+        else:
+            combos = [tuple(c) for c in itertools.product(*[[v.text for v in g.selectors[s].values]
+                                                            for s in self.col_sels])]
+            self.col_keys = ["|".join(c) for c in combos]
+            self.col_labels = ["·".join(c) for c in combos]
 
     def on_mount(self) -> None:
-        corner = " ╲ ".join([self.row_sel[0] if self.row_sel else "routes",
-                             "·".join(self.col_sels) if self.col_sels else "exact"])
+        corner = self.row_sel[0] if self.row_sel else "route"
+        if not self.by_decoder:
+            corner += " ╲ " + "·".join(self.col_sels)
         self.add_column(corner, key="__row")
-        for combo in self.col_values:
-            self.add_column("·".join(combo) if combo else "exact", key="|".join(combo) or "__all")
+        for key, label in zip(self.col_keys, self.col_labels):
+            self.add_column(label, key=key)
         for value in self.row_values:
-            self.add_row(Text(value, style="bold"), *[_pct(None) for _ in self.col_values], key=value)
+            self.add_row(Text(value, style="bold"), *[_pct(None) for _ in self.col_keys], key=value)
 
-    def _cell(self, selection: dict[str, str]) -> tuple[str, str]:
-        row = selection[self.row_sel[0]] if self.row_sel else "all"
-        col = "|".join(selection[s] for s in self.col_sels) or "__all"
-        return row, col
+    def _row(self, selection: dict[str, str]) -> str:
+        return selection[self.row_sel[0]] if self.row_sel else "all"
 
     def show(self, report: dict | None) -> None:
-        if not report:
-            for value in self.row_values:
-                for combo in self.col_values:
-                    self.update_cell(value, "|".join(combo) or "__all", _pct(None))
-            return
-        for r in report.get("routes", []):
+        for value in self.row_values:
+            for key in self.col_keys:
+                self.update_cell(value, key, _pct(None))
+        for r in (report or {}).get("routes", []):
             try:
-                row, col = self._cell(r["selection"])
-                self.update_cell(row, col, _pct(r.get("accuracy")))
-            except Exception:  # noqa: BLE001 — a report of another spec version: ignore that route
+                row = self._row(r["selection"])
+                if self.by_decoder:
+                    for d, acc in (r.get("decoders_accuracy") or {}).items():
+                        self.update_cell(row, d, _pct(acc))
+                    self.update_cell(row, "__all", _pct(r.get("accuracy")))
+                else:
+                    self.update_cell(row, "|".join(r["selection"][s] for s in self.col_sels), _pct(r.get("accuracy")))
+            except Exception:  # noqa: BLE001 — a report of another spec version: skip that route
                 continue
 
-    def cell_text(self, selection: dict[str, str]) -> str:
-        row, col = self._cell(selection)
-        return str(self.get_cell(row, col))
+    def cells(self) -> list[str]:
+        """Every accuracy cell as shown (tests)."""
+        return [str(self.get_cell(v, k)) for v in self.row_values for k in self.col_keys]
 
 
 class LossPlot(PlotextPlot):
@@ -117,13 +126,6 @@ class LossPlot(PlotextPlot):
 class TrainPanel(Vertical):
     """Controls, live statistics, the loss plot and the per-route matrix (the app runs the worker)."""
 
-    BINDINGS = [
-        Binding("s", "app.train_start", "Start"),
-        Binding("p", "app.train_pause", "Pause/Resume"),
-        Binding("x", "app.train_stop", "Stop"),
-        Binding("w", "app.train_save", "Write stopped", show=False),
-    ]
-
     def __init__(self, checked: Checked, run_label: str, **kw) -> None:
         super().__init__(**kw)
         self.checked = checked
@@ -166,8 +168,7 @@ class TrainPanel(Vertical):
         pause.disabled = state not in ("running", "paused", "pausing")
         pause.label = "Resume" if state in ("paused", "pausing") else "Pause"
         stop.disabled = state not in ("waiting", "running", "pausing", "paused")
-        if state in ("idle", "done", "stopped", "failed") and (start.has_focus is False) and \
-                (pause.has_focus or stop.has_focus):
+        if state in ("idle", "done", "stopped", "failed") and (pause.has_focus or stop.has_focus):
             start.focus()
 
     def set_stats(self, text: str | Text) -> None:

@@ -1,0 +1,314 @@
+"""Composition and transfer: alignment, held-out routes, frozen modules, starting from a trained run,
+training phases and few-shot data. Checked here (no TensorFlow); codegen and train act on the result.
+
+Why alignment exists: joint training with summed losses alone does not make untrained routes work —
+the latents of different encoders drift apart, and an operation only works on the part of the latent
+space it was trained on. `align a, b on x` adds a consistency loss that pulls the modules' latents
+together for the same value of x, which is what lets a held-out route or a new module's untrained
+routes compose (see the transfer report, `tanglec transfer`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import ast
+from .diagnostics import Related, did_you_mean
+
+PHASE_KEYS = {"steps", "lr", "optimizer", "modules", "until", "batch", "adam", "sgd", "rmsprop", "adamw"}
+
+
+@dataclass
+class AlignGroup:
+    modules: list[str]
+    field: str
+    weight: float
+    span: ast.Span
+
+    @property
+    def output_name(self) -> str:
+        return "align_" + "_".join(self.modules)
+
+
+@dataclass
+class PhaseConfig:
+    name: str
+    steps: int | None = None
+    lr: float | None = None
+    optimizer: str | None = None
+    modules: list[str] | None = None  # trainable in this phase (None: every module not frozen)
+    until_exact: bool | None = None
+    batch: int | None = None
+
+
+@dataclass
+class Composition:
+    aligns: list[AlignGroup] = field(default_factory=list)
+    holdouts: list[list[str]] = field(default_factory=list)
+    frozen: set[str] = field(default_factory=set)
+    init: Path | None = None
+    init_span: ast.Span | None = None
+    phases: list[PhaseConfig] = field(default_factory=list)
+    only: dict[str, str] = field(default_factory=dict)  # training rows restricted to these selector values
+
+    def is_held_out(self, route) -> bool:
+        return any(_runs_through(route.modules, chain) for chain in self.holdouts)
+
+
+def _runs_through(modules: list[str], chain: list[str]) -> bool:
+    """Whether a route's modules contain the chain's modules in that order."""
+    position = 0
+    for m in modules:
+        if position < len(chain) and m == chain[position]:
+            position += 1
+    return position == len(chain)
+
+
+def is_trained(route, comp: Composition) -> bool:
+    """Whether training data may take this route (static: held-out routes and `only` filters)."""
+    if comp.is_held_out(route):
+        return False
+    return all(route.selection.get(sel, value) == value for sel, value in comp.only.items())
+
+
+def check_composition(checker) -> None:
+    """Fill checker.composition from align/holdout/freeze/init/phase statements, reporting problems."""
+    comp: Composition = checker.composition
+    spec, g = checker.spec, checker.g
+    for decl in spec.of(ast.AlignDecl):
+        _check_align(checker, decl)
+    for decl in spec.of(ast.HoldoutDecl):
+        known = [m for m in decl.modules if checker.known_module(m)]
+        if len(known) != len(decl.modules):
+            continue
+        chain = [m.text for m in decl.modules]
+        if not any(_runs_through(r.modules, chain) for r in g.routes()):
+            checker.error("E161", f"no route runs through {' -> '.join(chain)}", decl.span,
+                          hints=["list modules in route order, e.g. `holdout binary -> times2`"])
+        else:
+            comp.holdouts.append(chain)
+    for decl in spec.of(ast.FreezeDecl):
+        comp.frozen |= {m.text for m in decl.modules if checker.known_module(m)}
+    inits = spec.of(ast.InitDecl)
+    if inits:
+        comp.init = (Path(spec.path).parent / inits[0].path).resolve()
+        comp.init_span = inits[0].span
+        for extra in inits[1:]:
+            checker.error("E102", "only one `init` statement is allowed", extra.span,
+                          related=[Related(inits[0].span, "first init")])
+    for decl in spec.of(ast.PhaseDecl):
+        comp.phases.append(_phase(checker, decl))
+    for name in sorted(comp.frozen):
+        if comp.init is None:
+            span = next(m.span for d in spec.of(ast.FreezeDecl) for m in d.modules if m.text == name)
+            checker.warn("W204", f"'{name}' is frozen but has no initial weights: it keeps its random ones",
+                         span, hints=["start from a trained run: `init \"../runs/arith\"` or --init RUN"])
+
+
+def _check_align(checker, decl: ast.AlignDecl) -> None:
+    g = checker.g
+    if decl.field.text not in g.inputs:
+        checker.error("E101", f"unknown input '{decl.field.text}'", decl.field.span,
+                      hints=did_you_mean(decl.field.text, g.inputs))
+        return
+    modules = [m for m in decl.modules if checker.known_module(m)]
+    if len(modules) != len(decl.modules):
+        return
+    for m in modules:
+        if decl.field.text not in g.predecessors(m.text):
+            checker.error("E160", f"'{m.text}' does not read '{decl.field.text}', so it can't be aligned on it",
+                          m.span, hints=[f"align the modules that `route {decl.field.text} -> ...` feeds"])
+            return
+    outs = [g.modules[m.text].output for m in modules]
+    for m, codec in zip(modules[1:], outs[1:]):
+        if codec.kind.text != outs[0].kind.text or codec.size != outs[0].size:
+            checker.error("E104", f"aligned modules must share an output: '{m.text}' gives {codec}, "
+                                  f"'{modules[0].text}' gives {outs[0]}", m.span)
+            return
+    weight = 1.0
+    for s in decl.settings:
+        if s.key.text != "weight":
+            checker.error("E115", f"unknown align setting '{s.key.text}'", s.key.span,
+                          hints=did_you_mean(s.key.text, ["weight"]) + ["align a, b on x weight 0.5"])
+        elif isinstance(s.value, (int, float)) and s.value >= 0:
+            weight = float(s.value)
+        else:
+            checker.error("E115", "weight is a number >= 0", s.span)
+    checker.composition.aligns.append(AlignGroup([m.text for m in modules], decl.field.text, weight, decl.span))
+
+
+def _phase(checker, decl: ast.PhaseDecl) -> PhaseConfig:
+    from .checks import OPTIMIZERS
+
+    phase = PhaseConfig(decl.name.text)
+    for s in decl.settings:
+        key = s.key.text
+        if key not in PHASE_KEYS:
+            checker.error("E115", f"unknown phase setting '{key}'", s.key.span,
+                          hints=did_you_mean(key, PHASE_KEYS) + ["settings: " + ", ".join(sorted(PHASE_KEYS))])
+        elif key in ("steps", "batch"):
+            v = checker._number(s, 1, 10_000_000, True)
+            if v is not None:
+                setattr(phase, key, v)
+        elif key == "lr" or key in OPTIMIZERS:
+            v = checker._number(s, 1e-9, 10, False)
+            if v is not None:
+                phase.lr = v
+            if key != "lr":
+                phase.optimizer = key
+        elif key == "optimizer":
+            if isinstance(s.value, ast.Name) and s.value.text in OPTIMIZERS:
+                phase.optimizer = s.value.text
+            else:
+                checker.error("E115", "optimizer is one of " + ", ".join(sorted(OPTIMIZERS)), s.span)
+        elif key == "until":
+            if isinstance(s.value, ast.Name) and s.value.text == "exact":
+                phase.until_exact = True
+            else:
+                checker.error("E115", "`until exact` is the only stopping rule", s.span)
+        elif key == "modules":
+            names = s.value if isinstance(s.value, list) else [s.value] if isinstance(s.value, ast.Name) else []
+            if not names:
+                checker.error("E115", "modules takes module names: `modules gray, plus1`", s.span)
+            phase.modules = [n.text for n in names if checker.known_module(n)]
+    return phase
+
+
+def check_data_limits(checker, setting: ast.Setting) -> bool:
+    """Few-shot data settings: `limit N`, `per_route N`, `only selector:value`. False if not one of them."""
+    key = setting.key.text
+    data = checker.data
+    if key in ("limit", "per_route"):
+        v = checker._number(setting, 1, 10_000_000, True)
+        if v is not None:
+            setattr(data, key, v)
+        return True
+    if key == "only":
+        value = setting.value
+        if not (isinstance(value, tuple) and isinstance(value[1], ast.Name)):
+            checker.error("E115", "only is written `only selector:value`", setting.span)
+            return True
+        sel, val = value
+        if sel.text not in checker.g.selectors:
+            checker.error("E101", f"unknown selector '{sel.text}'", sel.span,
+                          hints=did_you_mean(sel.text, checker.g.selectors))
+            return True
+        values = [v.text for v in checker.g.selectors[sel.text].values]
+        if val.text not in values:
+            checker.error("E106", f"'{val.text}' is not a value of selector '{sel.text}'", val.span,
+                          hints=did_you_mean(val.text, values))
+            return True
+        checker.composition.only[sel.text] = val.text
+        return True
+    return False
+
+
+def check_alignment_coverage(checker) -> None:
+    """Warn when an untrained route relies on a latent that nothing ties to the trained ones."""
+    comp: Composition = checker.composition
+    g = checker.g
+    routes = g.routes()
+    trained = [r for r in routes if is_trained(r, comp)]
+    if len(trained) == len(routes) or not trained:
+        return
+    aligned = [set(a.modules) for a in comp.aligns]
+    warned = set()
+    for route in routes:
+        if route in trained:
+            continue
+        for mux in g.muxes.values():
+            chosen = mux.module_for(route.selection.get(mux.selector.text, ""))
+            if chosen is None or chosen not in route.modules or chosen in g.decoders:
+                continue
+            after = route.modules[route.modules.index(chosen) + 1:]
+            unseen = [d for d in after if not any(chosen in r.modules and d in r.modules for r in trained)]
+            if not unseen or (chosen, mux.id) in warned:
+                continue
+            # which siblings did train with what comes next? aligning with one of them bridges the gap
+            siblings = [b.module.text for b in mux.branches if b.module.text != chosen and
+                        any(b.module.text in r.modules and unseen[0] in r.modules for r in trained)]
+            if not siblings or any(chosen in group and group & set(siblings) for group in aligned):
+                continue
+            warned.add((chosen, mux.id))
+            field = g.encoded_field(chosen)
+            checker.warn("W205", f"untrained route {route.name} depends on the latent of '{chosen}', which is "
+                                 f"not aligned with {', '.join(siblings)}", mux.span,
+                         hints=[f"add `align {chosen}, {siblings[0]} on {field}` so {unseen[0]} sees the "
+                                f"latent it was trained on"] if field else
+                         [f"{unseen[0]} never saw '{chosen}'s latent in training"])
+
+
+def select_training_rows(checked, columns: dict, rows):
+    """Training rows after held-out routes, `only` filters and few-shot limits (seeded) are applied."""
+    import random
+
+    import numpy as np
+
+    comp: Composition = checked.composition
+    g = checked.graph
+    keep = np.ones(len(rows), dtype=bool)
+    for sel, value in comp.only.items():
+        keep &= columns[sel][rows] == [v.text for v in g.selectors[sel].values].index(value)
+    for route in g.routes():
+        if comp.is_held_out(route):
+            keep &= ~_rows_of(g, columns, rows, route)
+    rows = rows[keep]
+    cfg = checked.data
+    rng = random.Random(cfg.seed)
+    if cfg.per_route:
+        picked = []
+        for route in g.routes():
+            mine = list(rows[_rows_of(g, columns, rows, route)])
+            rng.shuffle(mine)
+            picked += mine[:cfg.per_route]
+        rows = np.array(sorted(picked), dtype=rows.dtype)
+    if cfg.limit and len(rows) > cfg.limit:
+        rows = np.array(sorted(rng.sample(list(rows), cfg.limit)), dtype=rows.dtype)
+    return rows
+
+
+def _rows_of(g, columns, rows, route):
+    import numpy as np
+
+    mask = np.ones(len(rows), dtype=bool)
+    for sel, value in route.selection.items():
+        mask &= columns[sel][rows] == [v.text for v in g.selectors[sel].values].index(value)
+    return mask
+
+
+def route_status(checked, route, training_rows: int) -> str:
+    """How a route was learned: trained, held-out (declared), or unseen (no training rows)."""
+    comp: Composition = checked.composition
+    if comp.is_held_out(route):
+        return "held-out"
+    if training_rows == 0:
+        return "unseen"
+    return "trained"
+
+
+def check_init(checker, run_dir: Path, span: ast.Span | None) -> None:
+    """Modules of this spec that exist in the run must have the same interface and layers (E162)."""
+    from .diagnostics import TangleError
+    from .run import load_checked
+
+    try:
+        old, _ = load_checked(run_dir)
+    except TangleError as err:
+        for d in err.diagnostics:
+            checker.error("E140", f"init: {d.message}", span, hints=d.hints)
+        return
+    checker.init_modules = {}
+    for name, decl in checker.g.modules.items():
+        prev = old.graph.modules.get(name)
+        if prev is None:
+            continue
+        mine = (str(decl.input), str(decl.output), [str(l) for l in decl.layers])
+        theirs = (str(prev.input), str(prev.output), [str(l) for l in prev.layers])
+        if mine != theirs:
+            checker.error("E162", f"module '{name}' does not match the one in {run_dir.name}: here "
+                                  f"{decl.input} -> {decl.output} = {', '.join(mine[2])}; there {prev.input} -> "
+                                  f"{prev.output} = {', '.join(theirs[2])}", decl.name.span,
+                          related=[Related(prev.name.span, "the run's declaration")],
+                          hints=["rename the module to train it from scratch, or match the run's declaration"])
+        else:
+            checker.init_modules[name] = prev

@@ -1,0 +1,205 @@
+"""Data files (CSV and JSONL): every bad cell is an E119 at file:row:column, the first few are listed
+with a count of the rest, and nothing is silently dropped or converted."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import run_tanglec
+from tanglec.checks import check
+from tanglec.data import MAX_REPORTED, DataError, build_examples
+from tanglec.diagnostics import render_all
+from tanglec.parser import parse
+
+SPEC = """\
+input n: int 0..9
+input f: float -1..1
+input c: category red | blue
+input v: vector(2)
+select s: a | b
+module e  : onehot(10) -> latent(4) = dense 4
+module ma : latent(4)  -> latent(4) = dense 4
+module mb : latent(4)  -> latent(4) = dense 4
+module d  : latent(4)  -> onehot(4) = dense 4
+route n -> e -> [a: ma | b: mb] by s -> d
+target k: int 0..3 from data
+decode d as k
+data file "{file}"
+"""
+HEADER = "n,f,c,v,s,k"
+GOOD_CSV = "1,0.5,red,1 2,a,1"
+GOOD_JSON = {"n": 1, "f": 0.5, "c": "red", "v": [1, 2], "s": "a", "k": 1}
+
+
+def diagnose(tmp_path, name: str, content: str | bytes):
+    data = tmp_path / name
+    (data.write_bytes if isinstance(content, bytes) else data.write_text)(content)
+    spec = tmp_path / "spec.tangle"
+    spec.write_text(SPEC.format(file=name))
+    checked = check(parse(spec.read_text(), str(spec)))
+    return checked, data
+
+
+def errors(tmp_path, name, content):
+    checked, data = diagnose(tmp_path, name, content)
+    return [d for d in checked.diagnostics if d.is_error], data
+
+
+def csv_rows(*rows: str) -> str:
+    return "\n".join([HEADER, GOOD_CSV, *rows]) + "\n"
+
+
+def test_good_files_have_no_problems(tmp_path):
+    checked, _ = diagnose(tmp_path, "rows.csv", csv_rows("2,-1,blue,0.5 -3,b,3"))
+    assert checked.ok, render_all(checked.diagnostics)
+    examples = build_examples(checked)
+    assert examples.n == 2 and examples.targets["k"].tolist() == [1, 3]
+    line = json.dumps(GOOD_JSON)
+    checked, _ = diagnose(tmp_path, "rows.jsonl", f"{line}\n\n{line}\n")
+    assert checked.ok, render_all(checked.diagnostics)
+
+
+CSV_CASES = [
+    # (bad row, the offending cell's text, message fragment)
+    (",0.5,red,1 2,a,1", "", "'' is not an integer"),                      # missing value
+    ("abc,0.5,red,1 2,a,1", "abc", "'abc' is not an integer"),             # wrong type
+    ("2.5,0.5,red,1 2,a,1", "2.5", "'2.5' is not an integer"),
+    ("+-5,0.5,red,1 2,a,1", "+-5", "not an integer"),
+    ("٣,0.5,red,1 2,a,1", "٣", "not an integer"),                          # a digit, but not 0-9
+    ("10,0.5,red,1 2,a,1", "10", "10 is outside 0..9"),                     # out of range
+    ("9" * 5000 + ",0.5,red,1 2,a,1", "9" * 5000, "is outside 0..9"),      # huge, no int() crash
+    ("1,x,red,1 2,a,1", "x", "'x' is not a number"),
+    ("1,2.0,red,1 2,a,1", "2.0", "2.0 is outside -1..1"),
+    ("1,nan,red,1 2,a,1", "nan", "nan is not a finite number"),            # NaN / inf
+    ("1,inf,red,1 2,a,1", "inf", "inf is not a finite number"),
+    ("1,-Infinity,red,1 2,a,1", "-Infinity", "not a finite number"),
+    ("1,0.5,green,1 2,a,1", "green", "'green' is not one of red, blue"),
+    ("1,0.5,red,1 2 3,a,1", "1 2 3", "3 values, expected 2"),              # wrong width
+    ("1,0.5,red,1 nan,a,1", "1 nan", "finite numbers only"),
+    ("1,0.5,red,1 x,a,1", "1 x", "numbers only"),
+    ("1,0.5,red,1 2,c,1", "c", "'c' is not one of a, b"),
+    ("1,0.5,red,1 2,a,5", "5", "5 is outside 0..3"),                        # target out of range
+]
+
+
+@pytest.mark.parametrize("row,cell,fragment", CSV_CASES, ids=[c[2][:30] for c in CSV_CASES])
+def test_csv_bad_cell_is_reported_at_row_and_column(tmp_path, row, cell, fragment):
+    errs, data = errors(tmp_path, "rows.csv", csv_rows(row))
+    assert len(errs) == 1, render_all(errs)
+    d = errs[0]
+    col = (row.index(f",{cell},") + 2) if f",{cell}," in row else (1 if row.startswith(cell) else row.rindex(cell) + 1)
+    assert (d.code, d.span.file, d.span.line, d.span.col) == ("E119", str(data), 3, col), render_all(errs)
+    assert fragment in d.message
+    assert f"{data}:3:{col}: error[E119]" in render_all(errs)
+
+
+def test_csv_wrong_field_count(tmp_path):
+    errs, data = errors(tmp_path, "rows.csv", csv_rows("1,0.5,red", "1,0.5,red,1 2,a,1,extra"))
+    assert [(d.span.line, d.span.col, d.message) for d in errs] == [
+        (3, 1, "3 fields, the header has 6"), (4, 1, "7 fields, the header has 6")]
+
+
+def test_csv_missing_and_duplicate_columns(tmp_path):
+    errs, data = errors(tmp_path, "rows.csv", "n,f,c,v,k\n1,0.5,red,1 2,1\n")
+    assert len(errs) == 1 and errs[0].message == "missing column: s" and errs[0].span.line == 1
+    errs, _ = errors(tmp_path, "rows.csv", "n,f,c,v,s,k,n\n1,0.5,red,1 2,a,1,2\n")
+    assert len(errs) == 1 and "n appears twice" in errs[0].message
+
+
+def test_first_offenders_listed_with_a_count_of_the_rest(tmp_path):
+    bad = [f"{10 + i},0.5,red,1 2,a,1" for i in range(25)]
+    errs, data = errors(tmp_path, "rows.csv", csv_rows(*bad))
+    assert len(errs) == MAX_REPORTED
+    assert [d.span.line for d in errs] == list(range(3, 3 + MAX_REPORTED))
+    assert "15 more problems not shown (25 in all)" in errs[-1].hints
+    assert "(25 in all)" in render_all(errs)
+
+
+def test_nothing_is_silently_dropped(tmp_path):
+    """One bad row among good ones fails the whole file: training never runs on what happened to parse."""
+    checked, data = diagnose(tmp_path, "rows.csv", csv_rows(GOOD_CSV, "1,0.5,red,1 2,a,9", GOOD_CSV))
+    assert not checked.ok
+    with pytest.raises(DataError) as err:
+        build_examples(checked)
+    assert [(d.span.line, d.span.col) for d in err.value.diagnostics] == [(4, len("1,0.5,red,1 2,a,") + 1)]
+
+
+def test_csv_rows_numbered_as_an_editor_shows_them(tmp_path):
+    """CRLF endings, blank lines and a BOM don't shift row numbers; a form feed is not a line break."""
+    text = "\ufeff" + HEADER + "\r\n" + GOOD_CSV + "\r\n\r\n" + "1,0.5,red,1 2,\x0cz,1" + "\r\n"
+    errs, _ = errors(tmp_path, "rows.csv", text)
+    assert [(d.span.line, d.span.col) for d in errs] == [(4, 15)]
+
+
+def test_csv_file_problems(tmp_path):
+    errs, _ = errors(tmp_path, "rows.csv", "")
+    assert [d.message for d in errs] == ["the data file is empty"]
+    errs, _ = errors(tmp_path, "rows.csv", HEADER + "\n")
+    assert [d.message for d in errs] == ["the data file has no rows"]
+    errs, data = errors(tmp_path, "rows.csv", (HEADER + "\n" + GOOD_CSV + "\n1,0.5,r\xe9d").encode("latin-1"))
+    assert len(errs) == 1 and "not UTF-8" in errs[0].message and errs[0].span.line == 3
+    errs, _ = errors(tmp_path, "rows.csv", csv_rows("1\x00,0.5,red,1 2,a,1"))
+    assert len(errs) == 1 and "not an integer" in errs[0].message
+
+
+def jsonl(*rows) -> str:
+    return "\n".join(r if isinstance(r, str) else json.dumps(r) for r in (GOOD_JSON, *rows)) + "\n"
+
+
+JSON_CASES = [
+    ({"n": 1, "f": 0.5, "c": "red", "v": [1, 2], "s": "a"}, None, "missing field 'k'"),
+    ({**GOOD_JSON, "n": "1"}, "n", 'n: expected an integer, got a string ("1")'),
+    ({**GOOD_JSON, "n": 3.0}, "n", "n: expected an integer, got a number (3.0)"),
+    ({**GOOD_JSON, "n": True}, "n", "n: expected an integer, got true/false"),
+    ({**GOOD_JSON, "n": None}, "n", "n: expected an integer, got null"),
+    ({**GOOD_JSON, "n": 12}, "n", "n: 12 is outside 0..9"),
+    ({**GOOD_JSON, "f": True}, "f", "f: expected a number, got true/false"),
+    ({**GOOD_JSON, "f": "0.5"}, "f", "f: expected a number, got a string"),
+    ({**GOOD_JSON, "f": 10 ** 400}, "f", "f: "),
+    ({**GOOD_JSON, "c": 1}, "c", "c: expected a string, got an integer (1)"),
+    ({**GOOD_JSON, "v": "1 2"}, "v", "v: expected an array of numbers, got a string"),
+    ({**GOOD_JSON, "v": [1, "x"]}, "v", "v: expected an array of numbers, got an array holding other values"),
+    ({**GOOD_JSON, "v": [1, True]}, "v", "array holding other values"),
+    ({**GOOD_JSON, "v": [1, 2, 3]}, "v", "v: 3 values, expected 2"),
+    ({**GOOD_JSON, "v": {"a": 1}}, "v", "got an object"),
+    ({**GOOD_JSON, "s": "z"}, "s", "s: 'z' is not one of a, b"),
+    ({**GOOD_JSON, "k": -1}, "k", "k: -1 is outside 0..3"),
+    (json.dumps(GOOD_JSON).replace("0.5", "NaN"), "f", "f: nan is not a finite number"),
+    (json.dumps(GOOD_JSON).replace("0.5", "-Infinity"), "f", "not a finite number"),
+    ('{"n": 1, "f": ', None, "not JSON"),
+    ("[1, 2]", None, "each line must be a JSON object"),
+    ('{"n": ' + "9" * 5000 + "}", None, "not JSON this reader accepts"),
+    ("[" * 100_000, None, "nested too deeply"),
+]
+
+
+@pytest.mark.parametrize("row,field,fragment", JSON_CASES, ids=[c[2][:30] for c in JSON_CASES])
+def test_jsonl_bad_value_is_reported_at_row_and_column(tmp_path, row, field, fragment):
+    errs, data = errors(tmp_path, "rows.jsonl", jsonl(row))
+    assert len(errs) == 1, render_all(errs)
+    d = errs[0]
+    line = row if isinstance(row, str) else json.dumps(row)
+    assert (d.code, d.span.file, d.span.line) == ("E119", str(data), 2)
+    if field is not None:
+        assert d.span.col == line.index(f'"{field}"') + 1
+    assert fragment in d.message, d.message
+
+
+def test_data_errors_leave_no_run_behind(tmp_path):
+    """`tanglec compile` with bad data: exit 1, every offender listed as file:row:col, nothing written."""
+    data = tmp_path / "rows.csv"
+    data.write_text(csv_rows("1,nan,red,1 2,a,1", "11,0.5,red,1 2,a,1"))
+    spec = tmp_path / "spec.tangle"
+    spec.write_text(SPEC.format(file="rows.csv"))
+    run = tmp_path / "run"
+    proc = run_tanglec("compile", str(spec), "-o", str(run))
+    assert proc.returncode == 1, proc.stderr
+    assert f"{data}:3:3: error[E119]: f: nan is not a finite number" in proc.stderr
+    assert f"{data}:4:1: error[E119]: n: 11 is outside 0..9" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.csv", "spec.tangle"]  # no run, no temp dir
+    proc = run_tanglec("compile", str(spec), "-o", str(run), "--json")
+    assert proc.returncode == 1
+    spans = [(d["span"]["line"], d["span"]["col"]) for d in json.loads(proc.stdout)["diagnostics"]]
+    assert spans == [(3, 3), (4, 1)] and not run.exists()

@@ -1,0 +1,232 @@
+"""The front end never crashes: fuzzing (CI's share of bench/fuzz.py) and the limits it relies on.
+
+Every case goes through `parse_partial`, `parse`, `check`, `render_all` and `to_json` directly; any
+exception other than TangleError fails, and so does a diagnostic positioned outside its file.
+`bench/fuzz.py` runs the same families with 10,000+ cases.
+"""
+from __future__ import annotations
+
+import importlib.util
+import random
+import sys
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from conftest import ROOT
+from tanglec.checks import MAX_MODULES, check
+from tanglec.diagnostics import TangleError, render_all
+from tanglec.graph import MAX_ROUTES
+from tanglec.parser import MAX_EXPR_DEPTH, MAX_NESTING, parse, parse_partial
+
+_spec = importlib.util.spec_from_file_location("tanglec_bench_fuzz", ROOT / "bench" / "fuzz.py")
+fuzz = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = fuzz  # dataclasses look their module up while the module runs
+_spec.loader.exec_module(fuzz)
+
+SEED = (ROOT / "specs" / "arith.tangle").read_text()
+MUTATION_CHUNKS, MUTATION_CASES = 4, 100  # 400 mutation cases, + 100 expression + 150 grammar = 650 in CI
+
+
+@pytest.fixture(scope="module")
+def work():
+    import shutil
+
+    path = fuzz.make_workdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _assert_clean(report):
+    assert not report.failures, "\n\n".join(
+        f"{f['case']}:\n" + "\n".join(f["problems"]) + "\n--- spec:\n" + f["text"][:1500] for f in report.failures[:3])
+
+
+def test_corpus_is_valid(work):
+    for name, text in fuzz.corpus().items():
+        checked = check(parse(text, str(work / "fuzz.tangle")))
+        assert checked.ok and not checked.diagnostics, f"{name}:\n{render_all(checked.diagnostics)}"
+
+
+@pytest.mark.parametrize("chunk", range(MUTATION_CHUNKS))
+def test_mutation_fuzz(work, chunk):
+    report = fuzz.Report()
+    fuzz.run_mutations(report, MUTATION_CASES, seed=1000 + chunk, work=work)
+    _assert_clean(report)
+    assert report.cases == MUTATION_CASES
+
+
+def test_expression_fuzz(work):
+    report = fuzz.Report()
+    fuzz.run_mutations(report, 100, seed=7, work=work, family="expression")
+    _assert_clean(report)
+
+
+@settings(max_examples=150, deadline=None, database=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+@given(text=fuzz.grammar_strategy())
+def test_grammar_sentences_parse_and_check_or_yield_diagnostics(text):
+    out = fuzz.run_case(text, "grammar.tangle")
+    assert not out.problems, "\n".join(out.problems) + "\n--- spec:\n" + text
+
+
+def test_validate_catches_out_of_file_positions():
+    """The oracle itself: a span past the end of the file or before column 1 is reported."""
+    from tanglec.ast import Span
+    from tanglec.diagnostics import Diagnostic
+
+    text = "input x: int 0..9\n"
+    assert fuzz.validate([Diagnostic("E001", "m", Span("f", 2, 1, 2, 2))], "f", text) == []
+    assert fuzz.validate([Diagnostic("E001", "m", Span("f", 3, 1, 3, 2))], "f", text)
+    assert fuzz.validate([Diagnostic("E001", "m", Span("f", 1, 0, 1, 2))], "f", text)
+    assert fuzz.validate([Diagnostic("E001", "m", Span("f", 1, 40, 1, 41))], "f", text)
+    assert fuzz.validate([Diagnostic("E001", "m", None)], "f", text)
+
+
+# ---- regressions found by fuzzing, and the limits ---------------------------------------------
+
+def codes(text: str, file: str = "t.tangle") -> list[str]:
+    spec, diags = parse_partial(text, file)
+    return [d.code for d in diags + check(spec).diagnostics]
+
+
+def first(text: str, code: str):
+    spec, diags = parse_partial(text, "t.tangle")
+    found = [d for d in diags + check(spec).diagnostics if d.code == code]
+    assert found, render_all(diags + check(spec).diagnostics)
+    return found[0]
+
+
+TARGET_LINE = SEED.split("\n").index(next(l for l in SEED.split("\n") if l.startswith("target y"))) + 1
+
+
+def with_target(expr: str) -> str:
+    return SEED.replace("(x + 1) % 10", expr)
+
+
+@pytest.mark.parametrize("expr", ["+".join(["1"] * 10_000), "not " * 5000 + "x", "- " * 5000 + "x",
+                                  "2 ** " * 3000 + "2", "if x > 1 then " * 2000 + "1" + " else 0" * 2000],
+                         ids=["sum", "not", "neg", "power", "if"])
+def test_long_flat_expression_is_a_diagnostic_not_a_recursion_error(expr):
+    d = first(with_target(expr), "E004")
+    assert f"nested more than {MAX_EXPR_DEPTH} levels" in d.message and d.span.line == TARGET_LINE
+
+
+def test_expression_just_under_the_depth_limit_checks():
+    assert "E004" not in codes(with_target("+".join(["x"] * (MAX_EXPR_DEPTH - 5))))
+
+
+def test_long_route_chain_and_huge_statement():
+    chain = "-> [plus1 | times2] by op " * 3000
+    started = time.perf_counter()
+    found = codes(SEED.replace("-> to_binary, to_decimal", chain + "-> to_binary, to_decimal"))
+    assert "E127" in found and time.perf_counter() - started < 20  # linear: no quadratic lookups
+    assert "E004" in codes(SEED.replace("(x + 1)", "(" * (MAX_NESTING + 1) + "x" + ")" * (MAX_NESTING + 1)))
+
+
+def test_brackets_in_comments_and_strings_are_not_nesting():
+    assert codes(SEED + "\n# " + "(" * 200 + "\n") == []
+
+
+@pytest.mark.parametrize("where,literal", [("int 0..9", "9" * 5000), ("int 0..9", "9" * 40),
+                                            ("int 0..9", "9007199254740992"), ("(x + 1)", "1e999"),
+                                            ("(x + 1)", "9" * 400), ("dense 12", "9" * 31)])
+def test_number_too_large_is_E007(where, literal):
+    text = SEED.replace(where, where.replace("9" if "9" in where else "1", literal).replace("12", literal), 1)
+    d = first(text, "E007")
+    assert "too large" in d.message and text.split("\n")[d.span.line - 1][d.span.col - 1:].startswith(literal[:20])
+
+
+def test_power_operator_lexes():
+    assert codes(with_target("(x ** 2 + 1) % 10")) == []
+
+
+@pytest.mark.parametrize("expr,what", [("10 // (x - 3)", "division by zero"), ("x % (x - x)", "division by zero"),
+                                       ("x * 9007199254740991", "integer overflow"),
+                                       ("x ** 99", "integer overflow"),
+                                       ("1e300 * 1e300 * x", "not a finite number")])
+@pytest.mark.parametrize("data", ["data enumerate", "data sample 500"])
+def test_expression_failures_are_diagnostics_in_both_evaluators(expr, what, data):
+    text = with_target(expr).replace("data enumerate", data)
+    d = first(text, "E110")
+    assert what in d.message and "first failing example" in d.hints[0]
+
+
+@pytest.mark.parametrize("data", ["data enumerate", "data sample 40"])
+def test_boolean_arithmetic_works_in_both_evaluators(data):
+    text = with_target("(x > 3) - (x > 5) + -(x < 2) + 1").replace("data enumerate", data)
+    assert "E110" not in codes(text) and not [c for c in codes(text) if c.startswith("E") and c != "E112"]
+
+
+LIMIT_CASES = [
+    ("sample", SEED.replace("data enumerate", "data sample 9000000"), "exceeds the limit of 1,000,000"),
+    ("vector", "input v: vector(900000)\nmodule e: vector(900000) -> scalar = dense 1\nroute v -> e\n"
+               "target y = 1\ndecode e as y\ndata sample 10\n", "exceeds the limit of 100,000 values"),
+    ("codec", SEED.replace("latent(12) = dense 32 relu, dense 12", "latent(1000000) = dense 32 relu, dense 12"),
+     "latent(1000000) exceeds the limit"),
+    ("parameters", SEED.replace("dense 64 relu, dense 64 relu, dense 12", "dense 90000 relu, dense 9000 relu, dense 12"),
+     "parameters exceed the limit"),
+    ("routes", "input x: int 0..1\n" + "".join(f"select s{i}: a{i} | b{i}\n" for i in range(13))
+     + "module e: onehot(2) -> latent(2) = dense 2\n"
+     + "".join(f"module a{i}: latent(2) -> latent(2) = dense 2\nmodule b{i}: latent(2) -> latent(2) = dense 2\n"
+               for i in range(13))
+     + "module d: latent(2) -> onehot(2) = dense 2\nroute x -> e " + "".join(f"-> [a{i} | b{i}] by s{i} " for i in range(13))
+     + "-> d\ntarget y = x\ndecode d as y\ndata sample 100\n", f"8,192 routes"),
+    ("modules", "input x: int 0..1\n" + "".join(f"module m{i}: onehot(2) -> onehot(2) = dense 2\n"
+                                                for i in range(MAX_MODULES + 1))
+     + "route x -> " + ", ".join(f"m{i}" for i in range(MAX_MODULES + 1)) + "\ntarget y = x\n"
+     + "".join(f"decode m{i} as y\n" for i in range(MAX_MODULES + 1)), f"{MAX_MODULES + 1} modules exceed"),
+]
+
+
+@pytest.mark.parametrize("name,text,fragment", LIMIT_CASES, ids=[c[0] for c in LIMIT_CASES])
+def test_limits_are_clear_diagnostics_before_anything_is_built(name, text, fragment):
+    started = time.perf_counter()
+    d = first(text, "E127")
+    assert fragment in d.message, d.message
+    assert time.perf_counter() - started < 10
+
+
+def test_route_limit_matches_the_graph():
+    assert MAX_ROUTES == 4096
+
+
+def test_huge_int_range_is_not_materialised():
+    text = SEED.replace("int 0..9", "int 0..9007199254740000")
+    started = time.perf_counter()
+    found = codes(text)
+    assert "E117" in found and time.perf_counter() - started < 5
+    scalar = ("input x: int 0..9007199254740000\nmodule e: scalar -> latent(4) = dense 4\n"
+              "module d: latent(4) -> scalar = dense 1\nroute x -> e -> d\ntarget y = x\ndecode d as y\n")
+    assert "E125" in codes(scalar + "data enumerate\n")
+    assert codes(scalar + "data sample 10\n") == []
+
+
+def test_odd_line_breaks_keep_positions_inside_the_file():
+    """\\r, \\f, \\u2028 are not line breaks to the parser; diagnostics and excerpts agree."""
+    for sep in ["\r", "\x0c", "\u2028", "\x85"]:
+        text = f"input x: int 0..9{sep}module m : bits(4) -> latent(4) = dense 4{sep}route x -> @"
+        spec, diags = parse_partial(text, "t.tangle")
+        assert diags and fuzz.validate(diags + check(spec).diagnostics, "t.tangle", text) == []
+        assert "^" in render_all(diags)
+
+
+def test_long_line_excerpt_is_clipped():
+    text = SEED.replace("target y = ", "target y = " + "x + " * 50 + "zz + " + "x + " * 3000, 1)
+    rendered = render_all([first(text, "E004")] + [first(text.replace("x + " * 3000, "x + " * 40), "E109")])
+    assert max(len(line) for line in rendered.splitlines()) < 200
+
+
+def test_random_unicode_and_bytes_never_crash(work):
+    rng = random.Random(5)
+    for i in range(60):
+        raw = bytes(rng.randrange(256) for _ in range(rng.randint(0, 200)))
+        out = fuzz.run_case("", str(work / f"bytes{i}.tangle"), raw)
+        assert not out.problems, out.problems
+    for i in range(60):
+        text = "".join(fuzz._random_char(rng) for _ in range(rng.randint(0, 100)))
+        out = fuzz.run_case(text, str(work / "u.tangle"))
+        assert not out.problems, out.problems
+    with pytest.raises(TangleError):
+        parse("\x00")

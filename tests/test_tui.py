@@ -1,0 +1,366 @@
+"""Pilot tests of `tanglec explore` (Textual's App.run_test): every view, by keyboard (and a click).
+
+The slow tests share one run of specs/arith.tangle compiled exactly as `tanglec compile` does (the
+click command, in-process), made once per test session even under pytest-xdist (a file lock).
+"""
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import ARITH, SPECS, run_tanglec
+from tanglec.checks import load
+from tanglec.tui.app import ExploreApp
+from tanglec.tui.widgets.help import HelpScreen
+
+SIZE = (110, 34)
+ALL_SPECS = sorted(SPECS.glob("*.tangle"))
+
+BAD_SPEC = """\
+input x: int 0..9
+select op: plus1 | times2
+module enc   : onehot(10) -> latent(8) = dense 16 relu, dense 8
+module plus1 : latent(8) -> latent(8) = dense 8
+module dec   : latent(8) -> onehot(10) = dense 10
+route x -> enc -> [plus1 | times3] by op -> dec
+target y = match op { plus1: (x + 1) % 10, times2: (x * 2) % 10 }
+decode dec as y
+"""
+
+
+def screen_text(app) -> str:
+    """What the terminal shows, as plain text."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+async def wait_for(pilot, condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{screen_text(pilot.app)}")
+        await pilot.pause(0.1)
+
+
+def run(coro) -> None:
+    asyncio.run(coro)
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    """Work in an empty directory, so `runs/<spec>` never finds someone's trained run."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def arith_run(tmp_path_factory) -> Path:
+    """specs/arith.tangle compiled by `tanglec compile` (in-process), shared by the xdist workers."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    out = shared / "tui-arith-run"
+    with open(shared / "tui-arith-run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not (out / "manifest.json").exists():
+                from tanglec.cli import cli
+
+                result = CliRunner().invoke(cli, ["compile", str(ARITH), "-o", str(out), "--json"])
+                assert result.exit_code == 0, result.output
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return out
+
+
+# -- Graph ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda p: p.stem)
+def test_graph_lists_every_module_and_describes_each(spec, in_tmp):
+    checked = load(spec)
+    g = checked.graph
+
+    async def body():
+        app = ExploreApp(spec, load_tensorflow=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            assert app.query_one("#views").active == "graph"
+            view = app.query_one("#graph-view")
+            assert app.focused is view
+            drawn = view.render().plain
+            for name in [*g.inputs, *g.modules]:
+                assert name in drawn, name
+            for mux in g.muxes.values():
+                assert f"by {mux.selector.text}" in drawn
+            assert app.query_one("#route-list").option_count == len(g.routes())
+            # every node can be reached from the first with the arrow keys alone
+            seen = set()
+            n = len(g.g)
+            for _ in range(len(view.layout_.layers)):
+                await pilot.press(*["up"] * n)
+                for _ in range(n):
+                    seen.add(view.cursor)
+                    await pilot.press("down")
+                await pilot.press("right")
+            assert seen >= set(g.modules) | set(g.inputs)
+            for module in g.modules:
+                view.select(module)
+                await pilot.pause()
+                details = screen_text(app)
+                assert "parameters" in details and "frozen" in details and "interface" in details, module
+
+    run(body())
+
+
+def test_graph_details_by_keyboard_and_click_and_route_lighting(in_tmp):
+    async def body():
+        app = ExploreApp(ARITH, load_tensorflow=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            view = app.query_one("#graph-view")
+            assert view.cursor == "x"
+            await pilot.press("right")
+            assert view.cursor == "binary"
+            text = screen_text(app)
+            assert "bits(4) → latent(12)" in text
+            assert "dense 64 relu" in text
+            assert f"{64 * 4 + 64 + 64 * 64 + 64 + 64 * 12 + 12:,}" in text  # parameters, from the spec
+            assert "frozen" in text
+            await pilot.press("down")
+            assert view.cursor == "decimal"
+            item = view.layout_.items["times2"]
+            await pilot.click("#graph-view", offset=(item.x + 2, item.y + 1))
+            assert view.cursor == "times2"
+            # the route list lights a route up in the graph
+            await pilot.press("tab")
+            assert app.focused.id == "route-list"
+            await pilot.press("down")
+            await pilot.pause()
+            assert view.lit == {"encoding": "binary", "op": "times2"}
+            await pilot.press("shift+tab", "escape")
+            await pilot.pause()
+            assert view.lit is None
+
+    run(body())
+
+
+# -- Spec problems -------------------------------------------------------------------------
+
+def test_spec_with_problems_opens_the_spec_view_and_reloads(in_tmp):
+    spec = in_tmp / "bad.tangle"
+    spec.write_text(BAD_SPEC)
+
+    async def body():
+        app = ExploreApp(spec, load_tensorflow=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause(0.2)
+            assert app.query_one("#views").active == "spec"
+            text = screen_text(app)
+            assert "1 error" in text
+            assert "E101" in text and "unknown module 'times3'" in text
+            source_line = next(line for line in text.splitlines() if "route x -> enc" in line)
+            caret_line = text.splitlines()[text.splitlines().index(source_line) + 1]
+            col = source_line.index("times3")
+            assert caret_line[col:col + 6] == "^^^^^^"  # underlined in place
+            # Train and Query explain instead of crashing
+            await pilot.press("2")
+            assert "training needs a spec that checks" in screen_text(app)
+            await pilot.press("3")
+            assert "queries need a spec that checks" in screen_text(app)
+            await pilot.press("1")
+            assert "times3" not in app.query_one("#graph-view").render().plain
+            # fix the file, reload: the spec checks and the views work
+            spec.write_text(BAD_SPEC.replace("times3", "times2").replace(
+                "module dec", "module times2: latent(8) -> latent(8) = dense 8\nmodule dec"))
+            await pilot.press("ctrl+r")
+            await pilot.pause(0.2)
+            assert app.session.ok
+            await pilot.press("2")
+            assert app.query_one("#train-start")
+
+    run(body())
+
+
+def test_syntax_errors_are_shown_with_every_position(in_tmp):
+    spec = in_tmp / "syntax.tangle"
+    spec.write_text("input x: int 0..9\nmodule m : bits(4) -> bits(4) = dense 8 relu,, dense 4\n"
+                    "route x -> m ->\ndecode m as y\n")
+
+    async def body():
+        app = ExploreApp(spec, load_tensorflow=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause(0.2)
+            text = screen_text(app)
+            assert app.query_one("#views").active == "spec"
+            assert "E001" in text and "E002" in text
+            assert "hint:" in text
+            await pilot.press("down")
+            await pilot.pause()
+            assert "error[E002]" in screen_text(app)
+
+    run(body())
+
+
+# -- Query form, keys, help ---------------------------------------------------------------
+
+def test_bad_query_value_shows_an_error_not_a_crash(in_tmp):
+    async def body():
+        app = ExploreApp(ARITH, load_tensorflow=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await pilot.press("3")
+            await pilot.pause()
+            field = app.query_one("#q-x")
+            assert app.focused is field
+            await pilot.press("1", "2")
+            await pilot.pause()
+            assert field.value == "12"
+            assert "x: 12 is outside 0..9" in screen_text(app)
+            assert field.has_class("bad")
+            assert app.query_columns is None
+            await pilot.press("backspace", "backspace", "a", "b", "c")
+            await pilot.pause()
+            assert "x: 'abc' is not an integer" in screen_text(app)
+            await pilot.press("backspace", "backspace", "backspace", "7")
+            await pilot.pause()
+            assert "is not an integer" not in screen_text(app)
+            assert not field.has_class("bad")
+            assert int(app.query_columns["x"][0]) == 7
+            assert app.lit_selection == {"encoding": "binary", "op": "plus1"}
+            assert "No trained model" in screen_text(app) or "TensorFlow" in screen_text(app)
+
+    run(body())
+
+
+def test_views_help_and_quit_by_keyboard(in_tmp):
+    async def body():
+        app = ExploreApp(ARITH, load_tensorflow=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            tabs = app.query_one("#views")
+            for key, view in (("2", "train"), ("3", "query"), ("escape", "query"), ("4", "spec"), ("1", "graph")):
+                await pilot.press(key)
+                await pilot.pause()
+                assert tabs.active == view, key
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert isinstance(app.screen, HelpScreen)
+            assert "pause / resume" in screen_text(app)
+            await pilot.press("escape")
+            assert not isinstance(app.screen, HelpScreen)
+            await pilot.press("q")
+            await pilot.pause()
+        assert app.return_code == 0
+
+    run(body())
+
+
+# -- Train (TensorFlow) --------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_training_from_the_ui_reaches_compile_accuracy_and_stops_safely(in_tmp, arith_run):
+    run_dir = in_tmp / "runs" / "arith"
+    compiled = json.loads((arith_run / "routes.json").read_text())
+
+    async def body():
+        app = ExploreApp(ARITH, run_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("2")
+            await pilot.pause()
+            await pilot.press("s")
+            await wait_for(pilot, lambda: app.train_state in ("done", "stopped", "failed"), 120, "training")
+            assert app.train_state == "done", screen_text(app)
+            totals = [h["losses"]["total"] for h in app.history]
+            assert len(totals) >= 2 and totals[-1] < totals[0] / 4, totals
+            matrix = app.query_one("#route-matrix")
+            assert matrix.cells() == ["100%"] * 4
+            assert "100%" in screen_text(app) and "done" in screen_text(app)
+            # the run directory is what `tanglec compile` writes, with the same accuracy
+            report = json.loads((run_dir / "routes.json").read_text())
+            assert [(r["name"], r["exact"]) for r in report["routes"]] == \
+                   [(r["name"], r["exact"]) for r in compiled["routes"]]
+            assert report["accuracy"] == compiled["accuracy"] == 1.0
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+            assert set(metrics) == set(json.loads((arith_run / "metrics.json").read_text()))
+            assert app.model is not None
+
+            # train again, pause at the first evaluation, stop: the last good run stays as it was
+            files = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+            await pilot.press("s", "p")
+            await wait_for(pilot, lambda: app.train_state == "paused", 60, "the pause")
+            step = app.history[-1]["step"]
+            await pilot.pause(0.5)
+            assert app.history[-1]["step"] == step  # nothing runs while paused
+            await pilot.press("x")
+            await wait_for(pilot, lambda: app.train_state == "stopped", 60, "the stop")
+            assert "run directory is unchanged" in screen_text(app)
+            assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == files
+            from tanglec.run import read_manifest
+
+            read_manifest(run_dir)
+            # `w` writes the stopped model when asked to
+            await pilot.press("w")
+            await wait_for(pilot, lambda: app.stopped_result is None, 30, "writing the stopped model")
+            assert json.loads((run_dir / "metrics.json").read_text())["interrupted"] is True
+            read_manifest(run_dir)
+
+    run(body())
+
+
+# -- Query (TensorFlow) --------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_query_on_a_trained_run_matches_tanglec_query(arith_run, in_tmp):
+    from tanglec.query import answers, parse_fields
+    from tanglec.run import load_checked, load_model
+    from tanglec.train import predict_raw
+
+    async def body():
+        app = ExploreApp(arith_run)  # `tanglec explore RUN_DIR`
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.model is not None, 90, "the run's model")
+            await pilot.press("3")
+            await pilot.pause()
+            assert app.focused.id == "q-x"
+            await pilot.press("7", "tab", "tab", "enter", "down", "enter")  # x=7, op: plus1 -> times2
+            await wait_for(pilot, lambda: app.answers is not None and app.answers_seq == app.query_seq
+                           and int(app.query_columns["op"][0]) == 1, 30, "answers")
+            text = screen_text(app)
+            assert "route binary → times2" in text
+            table = app.query_one("#answers")
+            rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+            cli = run_tanglec("query", str(arith_run), "x=7", "encoding=binary", "op=times2", "--json")
+            assert cli.returncode == 0, cli.stderr
+            expected = json.loads(cli.stdout)
+            assert [[a["decoder"], a["target"], str(a["value"]), f"{a['confidence']:.3f}", str(a["expected"]), "✓"]
+                    for a in expected["answers"]] == rows
+            assert expected["route"]["selection"] == app.lit_selection == app.query_one("#query-graph").lit
+            assert app.query_one("#graph-view").lit == app.lit_selection  # lit in the Graph view too
+
+            # several more inputs: the same answers as `tanglec query`'s code path on a fresh model
+            checked, _ = load_checked(arith_run)
+            model = load_model(arith_run, checked)
+            panel = app.query_one("#query-panel")
+            for x, enc, op in [(0, "decimal", "plus1"), (9, "binary", "plus1"), (5, "decimal", "times2"),
+                               (3, "binary", "times2")]:
+                fields = {"x": str(x), "encoding": enc, "op": op}
+                panel.set_values(fields)
+                await wait_for(pilot, lambda: app.answers is not None and app.answers_seq == app.query_seq,
+                               30, f"answers for {fields}")
+                columns = parse_fields(checked, fields)
+                want = answers(checked, columns, predict_raw(model, checked, columns))
+                got = app.answers
+                assert [(a.decoder, a.value, a.expected) for a in got] == \
+                       [(a.decoder, a.value, a.expected) for a in want]
+                assert all(abs(a.confidence - b.confidence) < 1e-6 for a, b in zip(got, want))
+                truth = (x + 1) % 10 if op == "plus1" else (x * 2) % 10
+                assert all(a.value == truth == a.expected for a in got)
+                assert app.lit_selection == {"encoding": enc, "op": op}
+                assert str(truth) in screen_text(app)
+
+    run(body())
