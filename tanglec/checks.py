@@ -204,7 +204,8 @@ class _Checker:
         kind = codec.kind.text
         if kind not in CODECS:
             self.error("E114", f"unknown codec '{kind}'", codec.kind.span,
-                       hints=did_you_mean(kind, CODECS) + ["codecs: bits(n), onehot(n), scalar, latent(n), vector(n)"])
+                       hints=did_you_mean(kind, CODECS) + ["codecs: bits(n), gray(n), onehot(n), scalar, latent(n), "
+                                                           "vector(n)"])
             return False
         if kind in SIZED_CODECS and codec.size is None:
             self.error("E114", f"{kind} needs a size, e.g. {kind}(8)", codec.span)
@@ -215,8 +216,8 @@ class _Checker:
         if codec.size is not None and codec.size < 1:
             self.error("E114", f"{kind} size must be at least 1", codec.span)
             return False
-        if kind == "bits" and codec.size > 62:
-            self.error("E114", "bits(n) supports at most 62 bits", codec.span)
+        if kind in ("bits", "gray") and codec.size > 62:
+            self.error("E114", f"{kind}(n) supports at most 62 bits", codec.span)
             return False
         if codec.size is not None and codec.size > MAX_WIDTH:
             self.error("E127", f"{codec} exceeds the limit of {MAX_WIDTH:,} values", codec.span)
@@ -405,7 +406,7 @@ class _Checker:
         problem = None
         if kind == "latent":
             problem = f"'{module.name.text}' takes a latent, but '{name}' is data; give it a data codec"
-        elif kind == "bits":
+        elif kind in ("bits", "gray"):
             if not isinstance(t, ast.IntType) or t.lo < 0 or t.hi >= 2 ** codec.size:
                 problem = f"{codec} holds ints 0..{2 ** codec.size - 1}, but '{name}' is {t.describe()}"
         elif kind == "onehot":
@@ -709,7 +710,7 @@ def _range_problem(codec: ast.Codec, values: list) -> str | None:
     if any(float(v) != int(v) for v in values):
         return "has non-integer values"
     lo, hi = int(min(values)), int(max(values))
-    top = 2 ** codec.size - 1 if kind == "bits" else codec.size - 1
+    top = 2 ** codec.size - 1 if kind in ("bits", "gray") else codec.size - 1
     if lo < 0 or hi > top:
         return f"ranges over {lo}..{hi}, outside 0..{top}"
     return None

@@ -155,7 +155,7 @@ def _graph_output(g, fmt: str, out: Path | None, as_json: bool) -> None:
         try:
             data: bytes = graph_formats.render(g, fmt)
         except (graph_formats.GraphvizMissing, graph_formats.GraphvizFailed) as err:
-            fail(as_json, TangleError([Diagnostic("E150", str(err), None)]))
+            fail(as_json, TangleError([Diagnostic("E190", str(err), None)]))
     else:
         text = {"text": describe, "json": _graph_json, "dot": graph_formats.to_dot,
                 "mermaid": graph_formats.to_mermaid}[fmt](g)
@@ -225,7 +225,7 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
     update, bar = rich_progress(total)
     with bar:
         result = train(checked, examples, steps=steps, seed=seed, mux=mux, on_progress=update,
-                       **({"tensorboard": str(tensorboard)} if tensorboard else {}))
+                       tensorboard=str(tensorboard) if tensorboard else None)
     metrics = {"steps_run": result.steps_run, "seconds": result.seconds, "stopped_early": result.stopped_early,
                "seed": cfg.seed if seed is None else seed, "history": result.history}
     write_run(out, checked, result.model, result.report, metrics)
@@ -412,7 +412,14 @@ def export_(run: Path, fmt: str, out: Path | None, no_verify: bool, as_json: boo
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]), required=False)
 @json_option
 def completion(shell: str | None, as_json: bool) -> None:
-    """Print the shell completion script, e.g. `eval "$(tanglec completion bash)"` in ~/.bashrc."""
+    """Print the shell completion script for bash, zsh or fish.
+
+    \b
+    bash: eval "$(tanglec completion bash)"     (in ~/.bashrc)
+    zsh:  eval "$(tanglec completion zsh)"      (in ~/.zshrc)
+    fish: tanglec completion fish > ~/.config/fish/completions/tanglec.fish
+    The shell defaults to the one in $SHELL.
+    """
     from click.shell_completion import get_completion_class
 
     shell = shell or Path(os.environ.get("SHELL") or "bash").name

@@ -16,6 +16,20 @@ def bits_of(values: np.ndarray, size: int) -> np.ndarray:
     return ((values.astype(np.int64)[:, None] >> shifts) & 1).astype(np.float32)
 
 
+def to_gray(values: np.ndarray) -> np.ndarray:
+    v = values.astype(np.int64)
+    return v ^ (v >> 1)
+
+
+def from_gray(values: np.ndarray) -> np.ndarray:
+    out = values.astype(np.int64).copy()
+    shift = out >> 1
+    while np.any(shift):
+        out ^= shift
+        shift >>= 1
+    return out
+
+
 def target_array(codec: ast.Codec, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(training target, per-example weight); rows whose target is undefined (NaN) get weight 0."""
     live = ~np.isnan(values.astype(np.float64)) if values.ndim == 1 else np.ones(len(values), bool)
@@ -23,6 +37,8 @@ def target_array(codec: ast.Codec, values: np.ndarray) -> tuple[np.ndarray, np.n
     kind = codec.kind.text
     if kind == "bits":
         return bits_of(clean.astype(np.int64), codec.size), live.astype(np.float32)
+    if kind == "gray":
+        return bits_of(to_gray(clean), codec.size), live.astype(np.float32)
     if kind == "onehot":
         return clean.astype(np.int32), live.astype(np.float32)
     if kind == "scalar":
@@ -43,12 +59,13 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 def decode(codec: ast.Codec, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Model output -> (decoded values, confidence in [0, 1] or None where the codec has none)."""
     kind = codec.kind.text
-    if kind == "bits":
+    if kind in ("bits", "gray"):
         p = _sigmoid(raw)
         bits = (p >= 0.5).astype(np.int64)
         weights = 2 ** np.arange(codec.size - 1, -1, -1, dtype=np.int64)
         confidence = np.prod(np.where(bits == 1, p, 1 - p), axis=-1)
-        return bits @ weights, confidence
+        value = bits @ weights
+        return (from_gray(value) if kind == "gray" else value), confidence
     if kind == "onehot":
         p = _softmax(raw)
         return p.argmax(axis=-1), p.max(axis=-1)
@@ -60,7 +77,7 @@ def decode(codec: ast.Codec, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | 
 def exact(codec: ast.Codec, decoded: np.ndarray, target: np.ndarray, tolerance: float = 0.5) -> np.ndarray:
     """Per-example exact match; scalars and vectors count as exact within `tolerance` (rounding)."""
     kind = codec.kind.text
-    if kind in ("bits", "onehot"):
+    if kind in ("bits", "gray", "onehot"):
         return decoded == target.astype(np.int64)
     if kind == "scalar":
         return np.abs(decoded - target.reshape(-1)) <= tolerance

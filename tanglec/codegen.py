@@ -26,9 +26,11 @@ class Encode(keras.layers.Layer):
         self.codec, self.size, self.lo, self.hi = codec, int(size), float(lo), float(hi)
 
     def call(self, x):
-        if self.codec == "bits":
+        if self.codec in ("bits", "gray"):
             shifts = tf.range(self.size - 1, -1, -1, dtype=tf.int32)
             xi = tf.cast(x, tf.int32)[:, None]
+            if self.codec == "gray":  # reflected binary code: neighbours differ in one bit
+                xi = tf.bitwise.bitwise_xor(xi, tf.bitwise.right_shift(xi, 1))
             return tf.cast(tf.bitwise.bitwise_and(tf.bitwise.right_shift(xi, shifts), 1), tf.float32)
         if self.codec == "onehot":
             return tf.one_hot(tf.cast(x, tf.int32), self.size, dtype=tf.float32)
@@ -131,7 +133,17 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
                 label = f"encode_{producer}_{codec.kind.text}{codec.size or ''}"
                 encoders[key] = _encoder(g.inputs[producer], codec, label)
             return encoders[key](inputs[producer])
+        if g.kind(producer) == "module" and producer in soft:
+            return soft[producer]
         return tensors[producer]
+
+    # A decoder's output read by another module arrives as its codec's soft form (probabilities for
+    # onehot, per-bit probabilities for bits/gray), i.e. what that codec's encoder would have fed.
+    soft: dict[str, object] = {}
+    for producer in g.modules:
+        kind = g.modules[producer].output.kind.text
+        if kind in ("onehot", "bits", "gray") and any(g.kind(s) == "module" for s in g.g.successors(producer)):
+            soft[producer] = None
 
     for node in g.topological():
         kind = g.kind(node)
@@ -156,6 +168,9 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
             preds = g.predecessors(node)
             producer = next((p for p in preds if not g.g.edges[p, node].get("mux")), preds[0])
             tensors[node] = modules[node](feed(producer, node))
+            if node in soft:
+                activation = "softmax" if g.modules[node].output.kind.text == "onehot" else "sigmoid"
+                soft[node] = keras.layers.Activation(activation, name=f"{node}_{activation}")(tensors[node])
     outputs = {d: tensors[d] for d in g.decoders if d in tensors}
     for group in checked.composition.aligns:
         latents = [modules[m](feed(group.field, m)) for m in group.modules]

@@ -208,7 +208,8 @@ def check_alignment_coverage(checker) -> None:
     comp: Composition = checker.composition
     g = checker.g
     routes = g.routes()
-    trained = [r for r in routes if is_trained(r, comp)]
+    pretrained = set(checker.init_modules)
+    trained = [r for r in routes if is_trained(r, comp) or set(r.modules) <= pretrained]
     if len(trained) == len(routes) or not trained:
         return
     aligned = [set(a.modules) for a in comp.aligns]
@@ -277,13 +278,16 @@ def _rows_of(g, columns, rows, route):
 
 
 def route_status(checked, route, training_rows: int) -> str:
-    """How a route was learned: trained, held-out (declared), or unseen (no training rows)."""
+    """How a route was learned: trained here, pretrained (every module from the init run), held-out
+    (declared), or unseen (no training rows: zero-shot composition)."""
     comp: Composition = checked.composition
     if comp.is_held_out(route):
         return "held-out"
-    if training_rows == 0:
-        return "unseen"
-    return "trained"
+    if training_rows:
+        return "trained"
+    if checked.init_modules and set(route.modules) <= set(checked.init_modules):
+        return "pretrained"
+    return "unseen"
 
 
 def check_init(checker, run_dir: Path, span: ast.Span | None) -> None:

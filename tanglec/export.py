@@ -42,7 +42,7 @@ categories as int indexes, as `tanglec.codegen.encode_inputs` gives them), raw d
 
 Both exports are written to a temporary sibling and renamed into place, and are loaded back and
 compared with the run's own predictions before that rename; a run whose files fail their manifest
-hashes is refused (E140).
+hashes is refused (E140); a problem with the export itself is E191.
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ VERIFY_ROWS = 512
 
 
 def export_error(path: Path, message: str, hints=()) -> TangleError:
-    return TangleError([Diagnostic("E140", message, ast.Span(str(path), 1, 1, 1, 2), hints=list(hints))])
+    return TangleError([Diagnostic("E191", message, ast.Span(str(path), 1, 1, 1, 2), hints=list(hints))])
 
 
 def default_output(run: Path, fmt: str) -> Path:

@@ -12,8 +12,9 @@ one line with its tokens normalised by a few generic spacing rules. On top of th
   a trailing comma and the case labels padded so the expressions line up (the trailing comma keeps
   it exploded on the next run: write one to ask for this layout);
 * a `route` wider than WIDTH columns wraps before each `->` after its first stage;
-* comments stay where they were: a comment after code stays at the end of that line (two spaces
-  before `#`), a comment on its own line stays on its own line before the same code; at most one
+* comments stay where they were: a comment after code stays at the end of that line (the comments
+  of consecutive lines aligned, two spaces after the longest code), a comment on its own line stays
+  on its own line before the same code; at most one
   blank line is kept between statements, none at the start, one newline at the end.
 
 Spacing rules: one space between tokens, except none before `,` `:` `)` `]` and after `(` `[`,
@@ -21,9 +22,11 @@ none around `..`, none between a name or keyword and the `(` that follows it in 
 (`bits(4)`, `max(a, b)`, `residual(...)`), none after a unary sign, none after the `:` of a
 keyed setting (`weight to_binary:2`, `only op:plus1`). Numbers, names and strings are printed exactly as written.
 
-The output is checked before it is returned: it must parse to the same AST (spans aside) as the
-input, or formatting fails with an internal error instead of changing what a spec means. A spec
-with syntax errors is not formatted; its diagnostics are raised as a TangleError.
+The output is checked before it is returned: it must lex and parse to the same tokens as the input
+(so to the same AST) with the same comments in the same order, or formatting fails with an internal
+error (FormatterBug) instead of changing what a spec means. A spec with syntax errors is not
+formatted; its diagnostics are raised as a TangleError. Nothing but syntax is looked at: semantic
+errors and missing `use`d files don't stop formatting.
 """
 from __future__ import annotations
 
@@ -38,12 +41,13 @@ from functools import lru_cache
 from pathlib import Path
 
 from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedInput
 
 from . import ast
 from .diagnostics import TangleError
 from .parser import grammar_path, parse
 
-WIDTH = 100
+WIDTH = 120  # the line length of the Python code in this repo
 INDENT = "    "
 SUFFIX = ".tangle"
 
@@ -142,9 +146,10 @@ def _flat(tokens: list[_Tok]) -> str:
     return "".join(out)
 
 
-def _render(tokens: list[_Tok]) -> list[str]:
-    """One statement as lines: one line unless comments, an exploded { } block or wrapping break it."""
-    lines: list[str] = []
+def _render(tokens: list[_Tok]) -> list[tuple[str, str | None]]:
+    """One statement as (code, trailing comment) lines: one line unless comments, an exploded { }
+    block or wrapping break it."""
+    lines: list[tuple[str, str | None]] = []
     cur: str | None = ""  # the line being built; None when the next token starts a new line
     depth, prev = 0, None
     for t in tokens:
@@ -155,8 +160,8 @@ def _render(tokens: list[_Tok]) -> list[str]:
             kind = t.break_before or "cont"
             indent = INDENT * (depth + (1 if kind == "cont" else 0))
             if cur is not None and cur.strip():
-                lines.append(cur.rstrip())
-            lines += [indent + c for c in t.leading]
+                lines.append((cur.rstrip(), None))
+            lines += [(indent + c, None) for c in t.leading]
             cur = indent
         else:
             cur += "" if prev is None else _space(prev, t)
@@ -165,11 +170,29 @@ def _render(tokens: list[_Tok]) -> list[str]:
         if t.indent:
             depth += 1
         if t.trailing is not None:
-            lines.append(cur.rstrip() + "  " + t.trailing)
+            lines.append((cur.rstrip(), t.trailing))
             cur = None
     if cur is not None and cur.strip():
-        lines.append(cur.rstrip())
+        lines.append((cur.rstrip(), None))
     return lines
+
+
+def _align_comments(lines: list[tuple[str, str | None]]) -> list[str]:
+    """Trailing comments of consecutive lines start in one column, two spaces after the longest code."""
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        j = i
+        while j < len(lines) and lines[j][1] is not None:
+            j += 1
+        if j == i:
+            out.append(lines[i][0])
+            i += 1
+            continue
+        width = max(len(code) for code, _ in lines[i:j])
+        out += [code.ljust(width) + "  " + comment for code, comment in lines[i:j]]
+        i = j
+    return out
 
 
 # ---- statements and comments ---------------------------------------------------------------------
@@ -217,6 +240,17 @@ def _items(tree: Tree, comments: list[Token]) -> list[_Item]:
         it.blank_before = prev_last is not None and it.first_line - prev_last > 1
         prev_last = max(it.last_line, prev_last or 0)
     return merged
+
+
+def _leaves(node) -> list[Token]:
+    out, stack = [], [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Token):
+            out.append(item)
+        else:
+            stack.extend(reversed(item.children))
+    return out
 
 
 def _token_range(child, ranges, index: int) -> tuple[int, int]:
@@ -336,9 +370,11 @@ def _layout(it: _Item) -> None:
 # ---- the formatter -----------------------------------------------------------------------------
 
 def format_source(source: str, file: str = "<spec>") -> str:
-    """The canonical text of a spec; raises TangleError (syntax diagnostics) if it does not parse."""
-    original = parse(source, file)  # every syntax problem, positioned, or nothing
-    tree, comments = _concrete_tree(source)
+    """The canonical text of a spec; raises TangleError (syntax diagnostics) if it does not parse.
+
+    Only syntax matters: a spec with semantic errors, or whose `use`d files are missing, is formatted.
+    """
+    tree, comments = _syntax(source, file)
     items = _items(tree, comments)
     group: list[_Item] = []  # a block of modules: no blank line between them, comment lines allowed
     for it in items:
@@ -348,31 +384,57 @@ def format_source(source: str, file: str = "<spec>") -> str:
         if it.rule == "module_decl":
             group.append(it)
     _align_modules(group)
-    out: list[str] = []
+    lines: list[tuple[str, str | None]] = []
     for it in items:
-        if out and it.blank_before:
-            out.append("")
+        if lines and it.blank_before:
+            lines.append(("", None))
         if it.rule is None:
-            out.append(it.comment)
+            lines.append((it.comment, None))
             continue
         _layout(it)
-        out += _render(it.tokens)
+        lines += _render(it.tokens)
+    out = _align_comments(lines)
     text = "\n".join(out) + "\n" if out else ""
-    _verify(original, text, file)
+    _verify(tree, comments, text, file)
     return text
 
 
-def _verify(original: ast.Spec, text: str, file: str) -> None:
-    try:
-        again = parse(text, file)
-    except TangleError as err:
-        raise FormatterBug(f"formatting {file} produced text that does not parse: {err}") from None
-    finally:
-        from .diagnostics import SOURCES
+def _syntax(source: str, file: str) -> tuple[Tree, list[Token]]:
+    """The concrete tree and comments, or TangleError with the parser's positioned syntax diagnostics."""
+    from .parser import MAX_SOURCE_BYTES
 
-        SOURCES.add(file, original.source)  # diagnostics keep quoting the file as it is on disk
-    if signature(again) != signature(original):
+    problem = None
+    if len(source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
+        problem = "too large"
+    else:
+        try:
+            return _concrete_tree(source)
+        except UnexpectedInput as err:
+            problem = err
+    parse(source, file)  # raises with every syntax error, one per broken statement
+    from .diagnostics import Diagnostic  # (only if the parser disagrees with the formatter's grammar)
+
+    line, col = getattr(problem, "line", 1) or 1, getattr(problem, "column", 1) or 1
+    raise TangleError([Diagnostic("E001", f"syntax error: {problem}".splitlines()[0],
+                                  ast.Span(file, line, col, line, col + 1))])
+
+
+def _token_signature(tree: Tree) -> list[tuple[str, str]]:
+    """Every token's (type, text) — what the parser sees — except a trailing comma before `}`."""
+    tokens = [(t.type, str(t)) for t in _leaves(tree)]
+    return [t for i, t in enumerate(tokens) if not (t[1] == "," and i + 1 < len(tokens) and tokens[i + 1][1] == "}")]
+
+
+def _verify(tree: Tree, comments: list[Token], text: str, file: str) -> None:
+    """The output must lex and parse to the same tokens, with the same comments in the same order."""
+    try:
+        again, again_comments = _concrete_tree(text)
+    except UnexpectedInput as err:
+        raise FormatterBug(f"formatting {file} produced text that does not parse: {err}") from None
+    if _token_signature(again) != _token_signature(tree):
         raise FormatterBug(f"formatting {file} would change its meaning; left unformatted")
+    if [str(c).rstrip() for c in again_comments] != [str(c).rstrip() for c in comments]:
+        raise FormatterBug(f"formatting {file} would lose or reorder comments; left unformatted")
 
 
 def signature(spec: ast.Spec) -> list:

@@ -135,10 +135,10 @@ class Digraph:
         g.add_edges_from(self.edges(data=True))
         return g
 
-DATA_CODECS = {"bits", "onehot", "scalar", "vector"}
+DATA_CODECS = {"bits", "gray", "onehot", "scalar", "vector"}
 LATENT_CODECS = {"latent"}
 CODECS = DATA_CODECS | LATENT_CODECS
-SIZED_CODECS = {"bits", "onehot", "latent", "vector"}
+SIZED_CODECS = {"bits", "gray", "onehot", "latent", "vector"}
 MAX_ROUTES = 4096
 
 

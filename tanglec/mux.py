@@ -137,32 +137,25 @@ class Multiplexer(keras.layers.Layer):
         return first
 
     def _call_where(self, index, xs, training):
-        n = self.n_branches
-        batch = tf.shape(index)[0]
-        own = tf.equal(index[:, None], tf.range(n, dtype=index.dtype))  # [batch, n]
+        # tf.compat.v1.where is the `Select` op: a rank-1 [batch] condition picks whole
+        # rows, without the broadcasting machinery (shape, reduce, reshape ops) that
+        # SelectV2 adds to the forward and gradient graphs.
+        select = tf.compat.v1.where
         first = self._dedupe(xs)
-        safe = {}
-        outs = []
+        zeros = {}
+        out = None
         for k, x in enumerate(xs):
+            own = tf.equal(index, k)  # [batch]
             j = first[k]
-            if j not in safe:
-                users = [i for i in range(n) if first[i] == j]
-                if len(users) == 1:
-                    safe[j] = {k: tf.where(own[:, k : k + 1], x, tf.zeros_like(x))}
-                else:
-                    # one select for every branch reading this tensor: [batch, users, d]
-                    mask = tf.gather(own, users, axis=1)[:, :, None]
-                    tiled = tf.where(mask, x[:, None, :], tf.zeros_like(x)[:, None, :])
-                    safe[j] = dict(zip(users, tf.unstack(tiled, num=len(users), axis=1)))
-            # first where: branch k sees zeros on the rows it does not own, so it
-            # does not produce inf/NaN there (nor in its local derivatives)
-            outs.append(self._run(k, safe[j][k], training))
-        # second "where": pick row i of branch index[i] with a gather (a select, never a
-        # multiplication by a mask), so the gradient into a branch's output is exactly
-        # zero on the rows it does not own
-        stacked = tf.stack(outs, axis=0)  # [n, batch, d_out]
-        pick = tf.stack([index, tf.range(batch, dtype=index.dtype)], axis=1)
-        return tf.gather_nd(stacked, pick)
+            if j not in zeros:
+                zeros[j] = tf.zeros_like(x)
+            # first where: branch k sees zeros on the rows it does not own, so it does
+            # not produce inf/NaN there (nor in its local derivatives)
+            y = self._run(k, select(own, x, zeros[j]), training)
+            # second where: a select (never a multiplication by a mask), so the gradient
+            # into y is exactly 0 on the rows branch k does not own
+            out = select(own, y, tf.zeros_like(y) if out is None else out)
+        return out
 
     def _call_partition(self, index, xs, training):
         n = self.n_branches

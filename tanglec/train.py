@@ -102,7 +102,7 @@ def losses_for(checked: Checked) -> dict:
     out = {}
     for d in g.decoders:
         kind = g.modules[d].output.kind.text
-        if kind == "bits":
+        if kind in ("bits", "gray"):
             out[d] = keras.losses.BinaryCrossentropy(from_logits=True)
         elif kind == "onehot":
             out[d] = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -180,12 +180,13 @@ class _Observer(keras.callbacks.Callback):
 def train(checked: Checked, examples: Examples, *, steps: int | None = None, seed: int | None = None,
           mux: str | None = None, on_progress: Callable[[Progress], None] | None = None,
           should_stop: Callable[[], bool] | None = None, model: keras.Model | None = None,
-          tensorboard: str | None = None) -> TrainResult:
+          tensorboard: str | None = None, checkpoint=None) -> TrainResult:
     """Train jointly, phase by phase; `tensorboard` is a log directory for losses and per-route accuracy.
 
     Without `phase` statements there is one phase with the `train` settings. `steps` overrides the
     step count of every phase. Modules named by `freeze` never train; a phase's `modules` setting
     limits training to those modules for that phase. Weights from the `init` run are loaded first.
+    `checkpoint`: a `tanglec.checkpoint.Checkpointer` (resume; save every N steps and on SIGINT/SIGTERM).
     """
     cfg = checked.train
     seed = cfg.seed if seed is None else seed
@@ -200,6 +201,8 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
     if tensorboard:
         on_progress, close_board = tensorboard_hook(tensorboard, on_progress)
     observer = _Observer(checked, examples, total, on_progress, should_stop)
+    if checkpoint is not None:
+        checkpoint.start(model, observer, checked, (x, y, w), phases, seed=seed, mux=mux)
     started = time.perf_counter()
     try:
         for index, phase in enumerate(phases):
@@ -207,8 +210,13 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
             compile_model(model, checked, lr=phase.lr, optimizer=phase.optimizer)
             observer.begin_phase(phase.until_exact)
             epochs = max(1, -(-phase.steps // cfg.eval_every))
-            model.fit(dataset(x, y, w, phase.batch, seed + index), steps_per_epoch=cfg.eval_every, epochs=epochs,
-                      callbacks=[observer], verbose=0, shuffle=False)
+            data, initial = dataset(x, y, w, phase.batch, seed + index), 0
+            if checkpoint is not None:  # skip what the checkpoint already did; resume inside its phase
+                data, initial = checkpoint.enter_phase(index, data, epochs)
+            if initial < epochs:
+                model.fit(data, steps_per_epoch=cfg.eval_every, epochs=epochs, initial_epoch=initial,
+                          callbacks=[observer] + ([checkpoint] if checkpoint is not None else []),
+                          verbose=0, shuffle=False)
             if observer.interrupted:
                 break
     finally:

@@ -71,8 +71,7 @@ module to_binary : latent(12) -> bits(4)    = dense 4
 module to_decimal: latent(12) -> onehot(10) = dense 10
 route x -> [binary | decimal] by encoding  # pick the encoder
     # then the op
-    -> [plus1 | times2: times2] by op using partition
-    -> to_binary, to_decimal
+    -> [plus1 | times2: times2] by op using partition -> to_binary, to_decimal
 target y = match op {
     plus1:  (x + 1) % 10,
     times2: (x * 2) % 10,
@@ -139,10 +138,10 @@ def test_module_block_alignment_breaks_at_blank_lines():
 
 
 def test_long_route_wraps_before_arrows():
-    stages = " -> ".join(f"[m{i}a | m{i}b] by sel{i}" for i in range(5))
+    stages = " -> ".join(f"[m{i}a | m{i}b] by sel{i}" for i in range(6))
     out = assert_well_formatted(f"route x -> {stages} -> out\n")
     lines = out.splitlines()
-    assert len(lines) == 6 and lines[0] == "route x -> [m0a | m0b] by sel0"
+    assert len(lines) == 7 and lines[0] == "route x -> [m0a | m0b] by sel0"
     assert all(line.startswith("    -> ") for line in lines[1:]) and lines[-1] == "    -> out"
     short = "route x -> a -> b\n"
     assert fmt.format_source("route x\n  -> a\n  -> b", "a") == short
@@ -175,6 +174,11 @@ def test_spacing_rules():
         "route x->a,b": "route x -> a, b",
         "route x -> [p: m1 | q: m2] by s using gather": "route x -> [p: m1 | q: m2] by s using gather",
         "target t = 1.50e+3 + 007": "target t = 1.50e+3 + 007",  # numbers as written
+        "holdout binary->times2": "holdout binary -> times2",
+        "align binary,decimal on x weight 0.5": "align binary, decimal on x weight 0.5",
+        "phase warm modules a,b steps 100 lr 1e-3": "phase warm modules a, b steps 100 lr 1e-3",
+        "freeze a ,b": "freeze a, b",
+        "data enumerate only op : plus1 limit 5 per_route 2": "data enumerate only op:plus1 limit 5 per_route 2",
     }
     for source, want in cases.items():
         assert assert_well_formatted(source) == want + "\n", source
@@ -193,6 +197,13 @@ def test_comments_and_blank_lines():
         "input x: int 0..1\ninput y: int 0..1  # both\n")
 
 
+def test_only_syntax_matters(tmp_path):
+    """Semantic errors and missing `use`d files don't stop formatting (`tanglec check` reports them)."""
+    src = 'use  "missing/lib.tangle"  modules enc,dec\ninit "../runs/none"\ninput x:int 9..0\n'
+    assert fmt.format_source(src, str(tmp_path / "a.tangle")) == (
+        'use "missing/lib.tangle" modules enc, dec\ninit "../runs/none"\ninput x: int 9..0\n')
+
+
 def test_syntax_errors_are_reported_not_formatted():
     with pytest.raises(TangleError) as err:
         fmt.format_source("input x int 0..9\nselect s: a | b\nmodule m: bits(4) -> = dense 4\n", "bad.tangle")
@@ -202,10 +213,10 @@ def test_syntax_errors_are_reported_not_formatted():
 
 def test_meaning_check_guards_against_formatter_bugs(monkeypatch):
     render = fmt._render
-    monkeypatch.setattr(fmt, "_render", lambda tokens: [line.replace("9", "8") for line in render(tokens)])
+    monkeypatch.setattr(fmt, "_render", lambda tokens: [(code.replace("9", "8"), c) for code, c in render(tokens)])
     with pytest.raises(fmt.FormatterBug, match="change its meaning"):
         fmt.format_source("input x: int 0..9\n", "a")
-    monkeypatch.setattr(fmt, "_render", lambda tokens: [" ".join(t.text for t in reversed(tokens))])
+    monkeypatch.setattr(fmt, "_render", lambda tokens: [(" ".join(t.text for t in reversed(tokens)), None)])
     with pytest.raises(fmt.FormatterBug, match="does not parse"):
         fmt.format_source("input x: int 0..9\n", "a")
 
@@ -341,8 +352,6 @@ def test_unknown_statements_are_laid_out_generically(monkeypatch):
     lark = Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False,
                 keep_all_tokens=True, lexer_callbacks={"COMMENT": fmt._comments.append})
     monkeypatch.setattr(fmt, "_lark", lambda: lark)
-    monkeypatch.setattr(fmt, "parse", lambda source, file="<spec>": lark.parse(source))
-    monkeypatch.setattr(fmt, "_verify", lambda original, text, file: None)
     src = ('export   a ,b to "out dir"   with gzip( 9 )  # ship it\n'
            "group g {x,y,}\ngroup h { x , y }\ninput x:int 0..3\n")
     out = fmt.format_source(src, "new.tangle")
@@ -420,3 +429,14 @@ def test_cli_stdin():
     assert r.exit_code == 0 and r.stdout == ""
     r = invoke("fmt", "--check", "-", input="input x:int 0..9\n")
     assert r.exit_code == 1
+
+
+# ---- the docs' examples ------------------------------------------------------------------------------
+
+DOC_BLOCKS = [(doc.name, i, block) for doc in sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
+              for i, block in enumerate(re.findall(r"```tangle\n(.*?)```", doc.read_text(), re.S))]
+
+
+@pytest.mark.parametrize("doc, index, block", DOC_BLOCKS, ids=[f"{d}-{i}" for d, i, _ in DOC_BLOCKS])
+def test_doc_examples_parse_and_are_canonical(doc, index, block):
+    assert fmt.format_source(block, f"{doc} example {index}") == block

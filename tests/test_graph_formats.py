@@ -102,7 +102,7 @@ def test_images_without_graphviz_say_what_to_do(monkeypatch, tmp_path, fmt):
     assert "Traceback" not in r.output + r.stderr and not target.exists()
     r = invoke("graph", ARITH, "--format", fmt, "-o", target, "--json")
     out = json.loads(r.stdout)
-    assert r.exit_code == 1 and out["ok"] is False and out["diagnostics"][0]["code"] == "E150"
+    assert r.exit_code == 1 and out["ok"] is False and out["diagnostics"][0]["code"] == "E190"
 
 
 def test_graphviz_failure_is_reported(monkeypatch, tmp_path):

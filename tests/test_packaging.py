@@ -17,8 +17,6 @@ import pytest
 
 from conftest import ARITH, ROOT
 
-pytestmark = pytest.mark.slow
-
 # what `tanglec check` and `tanglec fmt` import (TensorFlow, numpy, rich are not needed)
 LIGHT_DEPS = ("lark", "click")
 
@@ -48,6 +46,7 @@ def wheel(tmp_path_factory) -> Path:
     return wheels[0]
 
 
+@pytest.mark.slow
 def test_wheel_contents(wheel):
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
@@ -60,6 +59,7 @@ def test_wheel_contents(wheel):
     assert "tangle = tanglec.highlight:TangleLexer" in entry_points
 
 
+@pytest.mark.slow
 def test_wheel_in_a_fresh_venv_checks_a_spec_from_elsewhere(wheel, tmp_path):
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
@@ -100,3 +100,44 @@ def test_wheel_in_a_fresh_venv_checks_a_spec_from_elsewhere(wheel, tmp_path):
     proc = subprocess.run([tanglec, "fmt", "--check", str(ARITH)], capture_output=True, text=True,
                           cwd=elsewhere, env=clean_env, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+# ---- shell completion (click's own, driven by _TANGLEC_COMPLETE) ---------------------------------------
+
+TANGLEC = Path(sys.executable).parent / ("tanglec.exe" if os.name == "nt" else "tanglec")
+
+
+def _complete(env: dict) -> str:
+    proc = subprocess.run([str(TANGLEC)], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                          env={**os.environ, **env})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.skipif(not TANGLEC.exists(), reason="the tanglec console script is not installed")
+def test_shell_completion_scripts_and_answers():
+    script = _complete({"_TANGLEC_COMPLETE": "bash_source"})
+    assert "_tanglec_completion()" in script and "complete -o nosort -F _tanglec_completion tanglec" in script
+    assert "#compdef tanglec" in _complete({"_TANGLEC_COMPLETE": "zsh_source"})
+    assert "complete --no-files --command tanglec" in _complete({"_TANGLEC_COMPLETE": "fish_source"})
+
+    commands = _complete({"_TANGLEC_COMPLETE": "bash_complete", "COMP_WORDS": "tanglec ", "COMP_CWORD": "1"})
+    names = {line.split(",", 1)[1] for line in commands.splitlines()}
+    assert {"check", "compile", "eval", "query", "graph", "fmt", "export", "completion"} <= names
+    formats = _complete({"_TANGLEC_COMPLETE": "bash_complete", "COMP_WORDS": "tanglec graph x.tangle --format ",
+                         "COMP_CWORD": "4"})
+    assert {"dot", "mermaid", "svg", "png"} <= {line.split(",", 1)[1] for line in formats.splitlines()}
+
+
+def test_completion_command_prints_the_same_script():
+    from click.testing import CliRunner
+
+    from tanglec.cli import cli
+
+    for shell, marker in (("bash", "_tanglec_completion()"), ("zsh", "#compdef tanglec"), ("fish", "complete")):
+        r = CliRunner().invoke(cli, ["completion", shell])
+        assert r.exit_code == 0 and marker in r.stdout and "_TANGLEC_COMPLETE" in r.stdout
+    r = CliRunner().invoke(cli, ["completion", "--json"], env={"SHELL": "/usr/bin/zsh"})
+    assert json.loads(r.stdout)["shell"] == "zsh"
+    r = CliRunner().invoke(cli, ["completion", "tcsh"])
+    assert r.exit_code == 2

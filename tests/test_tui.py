@@ -100,10 +100,9 @@ def test_graph_lists_every_module_and_describes_each(spec, in_tmp):
             assert app.query_one("#route-list").option_count == len(g.routes())
             # every node can be reached from the first with the arrow keys alone
             seen = set()
-            n = len(g.g)
-            for _ in range(len(view.layout_.layers)):
-                await pilot.press(*["up"] * n)
-                for _ in range(n):
+            for layer in view.layout_.nodes_by_layer():
+                await pilot.press(*["up"] * len(layer))
+                for _ in layer:
                     seen.add(view.cursor)
                     await pilot.press("down")
                 await pilot.press("right")
@@ -158,7 +157,7 @@ def test_spec_with_problems_opens_the_spec_view_and_reloads(in_tmp):
     async def body():
         app = ExploreApp(spec, load_tensorflow=False)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause(0.2)
+            await wait_for(pilot, lambda: "route x -> enc" in screen_text(app), 10, "the source")
             assert app.query_one("#views").active == "spec"
             text = screen_text(app)
             assert "1 error" in text
@@ -194,7 +193,7 @@ def test_syntax_errors_are_shown_with_every_position(in_tmp):
     async def body():
         app = ExploreApp(spec, load_tensorflow=False)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause(0.2)
+            await wait_for(pilot, lambda: "route x -> m" in screen_text(app), 10, "the source")
             text = screen_text(app)
             assert app.query_one("#views").active == "spec"
             assert "E001" in text and "E002" in text
@@ -349,10 +348,11 @@ def test_query_on_a_trained_run_matches_tanglec_query(arith_run, in_tmp):
             for x, enc, op in [(0, "decimal", "plus1"), (9, "binary", "plus1"), (5, "decimal", "times2"),
                                (3, "binary", "times2")]:
                 fields = {"x": str(x), "encoding": enc, "op": op}
-                panel.set_values(fields)
-                await wait_for(pilot, lambda: app.answers is not None and app.answers_seq == app.query_seq,
-                               30, f"answers for {fields}")
                 columns = parse_fields(checked, fields)
+                wanted_fields = {k: v.tolist() for k, v in columns.items()}
+                panel.set_values(fields)
+                await wait_for(pilot, lambda: app.answered_fields == wanted_fields and app.answers_seq == app.query_seq,
+                               30, f"answers for {fields}")
                 want = answers(checked, columns, predict_raw(model, checked, columns))
                 got = app.answers
                 assert [(a.decoder, a.value, a.expected) for a in got] == \

@@ -72,6 +72,7 @@ class ExploreApp(App[int]):
         self.query_seq = 0
         self.answers = None
         self.answers_seq = 0
+        self.answered_fields: dict | None = None  # the (parsed) fields the shown answers are for
         self.lit_selection: dict[str, str] | None = None
         self.first_paint: float | None = None
         self._predict_lock = threading.Lock()
@@ -413,7 +414,7 @@ class ExploreApp(App[int]):
         except Exception as err:  # noqa: BLE001
             self.post_message(QueryAnswered(seq, None, f"{type(err).__name__}: {err}"))
             return
-        self.post_message(QueryAnswered(seq, result))
+        self.post_message(QueryAnswered(seq, result, columns=columns))
 
     def on_query_answered(self, message: QueryAnswered) -> None:
         if message.seq != self.query_seq or not self._has("#query-panel"):
@@ -423,6 +424,7 @@ class ExploreApp(App[int]):
             panel.set_note(Text(f"query failed: {message.error}", style="red"))
             return
         self.answers, self.answers_seq = message.answers, message.seq
+        self.answered_fields = {k: v.tolist() for k, v in (message.columns or {}).items()}
         panel.show_answers(message.answers)
 
     def _update_query_note(self) -> None:

@@ -70,9 +70,10 @@ class RunSaved(Message):
 class QueryAnswered(Message):
     """Answers for one set of query fields (`seq` orders them: stale answers are dropped)."""
 
-    def __init__(self, seq: int, answers: list | None, error: str | None = None) -> None:
+    def __init__(self, seq: int, answers: list | None, error: str | None = None, columns: dict | None = None) -> None:
         super().__init__()
         self.seq = seq
+        self.columns = columns
         self.answers = answers
         self.error = error
 

@@ -1,0 +1,295 @@
+"""Resumable training: a checkpoint every N steps and on SIGINT/SIGTERM; `compile --resume` continues.
+
+A checkpoint is one file, `checkpoint.npz`, in a folder beside the run directory (`runs/.arith.ckpt/`
+for `runs/arith`), never inside it, so a run directory stays complete-or-absent. It holds everything
+the rest of training depends on:
+
+* every model variable, in `model.variables` order: weights, and the Dropout layers' seed-generator
+  states (Keras keeps its RNG state in variables, so restoring them restores the random stream);
+* every optimizer variable of the current phase (slots and the iteration count);
+* `meta` (JSON): the position (phase, epochs done in it, whether it finished), the step, the training
+  history and last route report, and a fingerprint of everything that must not change between the
+  interrupted and the resumed run: the spec text, the training arrays, seed, step counts, phases,
+  multiplexer strategy, the variables' names and shapes, and the library versions.
+
+The data position is the number of batches consumed in the phase: the resumed run rebuilds the same
+seeded tf.data pipeline and `skip`s them, so with op determinism on, a run killed at any point and
+resumed ends with weights bit-identical to an uninterrupted run (tests/test_resume.py kills a real
+process with SIGKILL to check). Checkpoints are written to a temporary file, fsynced and renamed, so a
+kill while saving leaves the previous checkpoint; they are loaded with `np.load(allow_pickle=False)`:
+nothing is unpickled, and a checkpoint with another fingerprint is refused with E141.
+
+SIGINT/SIGTERM (main thread only) set a flag: the current chunk of `eval_every` steps finishes, a
+checkpoint is saved, training stops and `tanglec compile` exits 130/143 saying how to resume. A second
+signal stops at once without saving (the last periodic checkpoint stays).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sys
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from . import __version__
+from .ast import Span
+from .diagnostics import Diagnostic, TangleError
+
+FORMAT = "tanglec-checkpoint/1"
+FILE = "checkpoint.npz"
+DEFAULT_EVERY = 100
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    """Where the checkpoints of `run_dir` live: a hidden sibling, never inside the run."""
+    run_dir = Path(run_dir)
+    return run_dir.parent / f".{run_dir.name}.ckpt"
+
+
+def checkpoint_error(path: Path, message: str, hints=()) -> TangleError:
+    return TangleError([Diagnostic("E141", message, Span(str(path), 1, 1, 1, 2), hints=list(hints))])
+
+
+@dataclass
+class Position:
+    phase: int  # index of the phase the checkpoint was taken in
+    epochs_done: int  # epochs (chunks of eval_every steps) finished in that phase
+    finished: bool  # the phase is over (its last epoch ran, or `until exact` stopped it)
+
+
+def _digest(*parts) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        if isinstance(p, np.ndarray):
+            h.update(f"{p.dtype.str}{p.shape}".encode())
+            h.update(np.ascontiguousarray(p).tobytes())
+        else:
+            h.update(json.dumps(p, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """Saves and restores training state; use as a context manager around `train(..., checkpoint=)`.
+
+    `every`: steps between checkpoints (rounded up to whole chunks of `eval_every`; 0: only on a
+    signal). `resume`: restore the checkpoint in `directory` if there is one.
+    """
+
+    def __init__(self, directory: Path, *, every: int = DEFAULT_EVERY, resume: bool = False,
+                 handle_signals: bool = True):
+        super().__init__()
+        self.directory = Path(directory)
+        self.every = every
+        self.resume = resume
+        self.handle_signals = handle_signals
+        self.signal_received: int | None = None
+        self.position: Position | None = None  # where the restored checkpoint left off
+        self.resumed_step: int | None = None
+        self.saved_step: int | None = None
+        self.note: str | None = None  # what resuming did, for the CLI to print
+        self._previous: dict[int, object] = {}
+        self._optimizer_values: list[np.ndarray] | None = None
+        self._meta: dict = {}
+        self._meta_restored: dict = {}
+
+    # -- signals ----------------------------------------------------------------------------------
+    def __enter__(self) -> "Checkpointer":
+        if self.handle_signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _on_signal(self, signum, frame) -> None:
+        if self.signal_received is not None:  # a second signal: stop now, keep the last checkpoint
+            signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise SystemExit(128 + signum)
+        self.signal_received = signum
+        print(f"\n{signal.Signals(signum).name}: finishing the current chunk of steps to save a checkpoint "
+              f"(send it again to stop without saving)", file=sys.stderr, flush=True)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.signal_received or signal.SIGINT)
+
+    # -- hooks called by train() ------------------------------------------------------------------
+    def start(self, model: keras.Model, observer, checked, arrays, phases, *, seed: int, mux: str | None) -> None:
+        """Fingerprint this training; when resuming, restore the model, the RNG and the observer."""
+        self.model_ref, self.observer = model, observer
+        self.eval_every = checked.train.eval_every
+        sources = [checked.spec.source, sorted(getattr(checked.spec, "used_files", {}).items())]
+        x, y, w = arrays
+        data = [a for part in (x, y, w) for _, a in sorted(part.items())]
+        self._meta = {
+            "format": FORMAT, "tanglec": __version__, "keras": keras.__version__,
+            "tensorflow": _tf_version(),
+            "spec": _digest(*sources), "data": _digest(*data),
+            "settings": {"seed": seed, "mux": mux, "eval_every": self.eval_every,
+                         "phases": [asdict(p) for p in phases]},
+            "variables": [[v.path, list(v.shape), str(v.dtype)] for v in model.variables],
+        }
+        if self.resume:
+            self._restore(model, observer)
+
+    def enter_phase(self, index: int, data, epochs: int):
+        """(dataset, initial epoch) for phase `index`: skipped if the checkpoint is past it; resumed
+        inside it (optimizer restored, consumed batches skipped) if the checkpoint is in it."""
+        self.phase, self.epochs = index, epochs
+        pos = self.position
+        if pos is None or index > pos.phase:
+            return data, 0
+        if index < pos.phase or pos.finished:
+            if index == pos.phase:
+                self.observer.stopped_early = bool(self._meta_restored.get("stopped_early"))
+            return data, epochs
+        optimizer = self.model_ref.optimizer
+        optimizer.build(self.model_ref.trainable_variables)
+        values = self._optimizer_values or []
+        if len(values) != len(optimizer.variables) or any(
+                tuple(v.shape) != a.shape for v, a in zip(optimizer.variables, values)):
+            raise checkpoint_error(self.directory / FILE, "the checkpoint's optimizer state does not fit this "
+                                                          "phase's optimizer")
+        for v, a in zip(optimizer.variables, values):
+            v.assign(a)
+        return data.skip(pos.epochs_done * self.eval_every), pos.epochs_done
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        obs = self.observer
+        finished = obs.stopped_early or epoch + 1 >= self.epochs
+        due = self.every and (obs.steps_run - (self.saved_step or self.resumed_step or 0)) >= self.every
+        if due or self.signal_received is not None:
+            self.save(Position(self.phase, epoch + 1, finished))
+        if self.signal_received is not None:
+            obs.interrupted = True
+            self.model.stop_training = True
+
+    # -- files ------------------------------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        return self.directory / FILE
+
+    def save(self, position: Position) -> None:
+        """Write the checkpoint atomically: temporary file, fsync, rename, fsync the folder."""
+        model, obs = self.model_ref, self.observer
+        meta = {**self._meta, "position": asdict(position), "step": obs.steps_run, "history": obs.history,
+                "report": obs.report, "stopped_early": obs.stopped_early,
+                "optimizer_variables": len(model.optimizer.variables)}
+        arrays = {f"m{i}": np.asarray(v.numpy()) for i, v in enumerate(model.variables)}
+        arrays.update({f"o{i}": np.asarray(v.numpy()) for i, v in enumerate(model.optimizer.variables)})
+        arrays["meta"] = np.frombuffer(json.dumps(meta, default=_jsonable).encode("utf-8"), dtype=np.uint8)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self.directory / f".{FILE}.{os.getpid()}.tmp"
+        try:
+            with tmp.open("wb") as fh:
+                np.savez(fh, **arrays)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        _fsync_dir(self.directory)
+        self.saved_step = obs.steps_run
+
+    def _restore(self, model: keras.Model, observer) -> None:
+        if not self.path.is_file():
+            self.note = f"no checkpoint at {self.directory}; training from the start"
+            return
+        meta, model_values, optimizer_values = read_checkpoint(self.path)
+        for key in ("format", "spec", "data", "settings", "variables"):
+            if meta.get(key) != self._meta[key]:
+                what = {"format": "a different checkpoint format", "spec": "a different spec",
+                        "data": "different data", "settings": "different settings (seed, steps, mux or phases)",
+                        "variables": "a model with different variables"}[key]
+                raise checkpoint_error(self.path, f"the checkpoint was made with {what}; it can't be resumed",
+                                       hints=["compile without --resume to start over (the checkpoint is then "
+                                              "replaced)", "or resume with the same spec, data and options"])
+        if len(model_values) != len(model.variables):
+            raise checkpoint_error(self.path, "the checkpoint does not hold this model's variables")
+        for v, a in zip(model.variables, model_values):
+            v.assign(a)
+        self._optimizer_values = optimizer_values
+        self._meta_restored = meta
+        pos = meta["position"]
+        self.position = Position(int(pos["phase"]), int(pos["epochs_done"]), bool(pos["finished"]))
+        self.resumed_step = int(meta["step"])
+        observer.steps_run = self.resumed_step
+        observer.history = list(meta.get("history") or [])
+        observer.report = meta.get("report")
+        observer.stopped_early = bool(meta.get("stopped_early"))
+        self.note = f"resuming from the checkpoint at step {self.resumed_step}"
+
+    def discard(self) -> None:
+        """Remove the checkpoints (after the run they lead to has been written)."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def read_checkpoint(path: Path) -> tuple[dict, list[np.ndarray], list[np.ndarray]]:
+    """(meta, model values, optimizer values) of a checkpoint file; E141 if it is damaged or foreign.
+    `allow_pickle=False`: an object array in the file is refused, never unpickled."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(bytes(z["meta"]).decode("utf-8"))
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                raise ValueError(f"not a {FORMAT} file")
+            n_model, n_opt = len(meta["variables"]), int(meta["optimizer_variables"])
+            model_values = [z[f"m{i}"] for i in range(n_model)]
+            optimizer_values = [z[f"o{i}"] for i in range(n_opt)]
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError, UnicodeDecodeError) as err:
+        raise checkpoint_error(path, f"the checkpoint is damaged or not a tanglec checkpoint: {err}",
+                               hints=[f"delete {path.parent} and compile without --resume"]) from None
+    for (name, shape, dtype), a in zip(meta["variables"], model_values):
+        if list(a.shape) != list(shape):
+            raise checkpoint_error(path, f"the checkpoint's {name} has shape {list(a.shape)}, expected {shape}")
+    return meta, model_values, optimizer_values
+
+
+def resume_command(spec: Path, run: Path, seed: int | None, steps: int | None, mux: str | None,
+                   every: int | None) -> str:
+    """The command that continues an interrupted compile (the same options, plus --resume)."""
+    parts = ["tanglec", "compile", str(spec), "-o", str(run)]
+    for flag, value in (("--seed", seed), ("--steps", steps), ("--mux", mux), ("--checkpoint-every", every)):
+        if value is not None:
+            parts += [flag, str(value)]
+    return " ".join(parts + ["--resume"])
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _tf_version() -> str:
+    import tensorflow as tf
+
+    return tf.__version__

@@ -1,0 +1,86 @@
+"""Snapshots (pytest-textual-snapshot) of each view at a fixed terminal size.
+
+Deterministic by construction: TensorFlow is not loaded (no timings, no model outputs), and the
+tests run in an empty directory so no trained `runs/<spec>` is found. Update with --snapshot-update
+after an intended change, and look at the SVGs in __snapshots__/ before committing them.
+"""
+from __future__ import annotations
+
+import pytest
+
+from conftest import ARITH, SPECS
+from tanglec.tui.app import ExploreApp
+
+SIZE = (110, 34)
+
+BAD_SPEC = """\
+input x: int 0..9
+select op: plus1 | times2
+module enc   : onehot(10) -> latent(8) = dense 16 relu, dense 8
+module plus1 : latent(8) -> latent(8) = dense 8
+module dec   : latent(8) -> onehot(10) = dense 10
+route x -> enc -> [plus1 | times3] by op -> dec
+target y = match op { plus1: (x + 1) % 10, times2: (x * 2) % 10 }
+decode dec as y
+"""
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+async def settle(pilot) -> None:
+    """Let deferred work (the Spec view's colouring, the examples thread) finish before the picture."""
+    await pilot.pause(0.2)
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def keys(*presses: str):
+    """A run_before that settles, presses each key with a pause after it, and settles again."""
+
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+        for key in presses:
+            await pilot.press(key)
+            await pilot.pause()
+        await settle(pilot)
+
+    return run_before
+
+
+def arith() -> ExploreApp:
+    return ExploreApp(ARITH, load_tensorflow=False)
+
+
+def test_graph_view(snap_compare):
+    assert snap_compare(arith(), terminal_size=SIZE, run_before=keys("right"))
+
+
+def test_graph_view_with_a_route_lit(snap_compare):
+    app = ExploreApp(SPECS / "clock.tangle", load_tensorflow=False)
+    assert snap_compare(app, terminal_size=SIZE, run_before=keys("tab", "down"))
+
+
+def test_train_view_before_training(snap_compare):
+    assert snap_compare(arith(), terminal_size=SIZE, run_before=keys("2"))
+
+
+def test_query_form_before_tensorflow(snap_compare):
+    assert snap_compare(arith(), terminal_size=SIZE, run_before=keys("3", "7", "tab"))
+
+
+def test_query_form_with_a_bad_value(snap_compare):
+    assert snap_compare(arith(), terminal_size=SIZE, run_before=keys("3", "1", "2"))
+
+
+def test_problems_view_of_a_bad_spec(snap_compare, in_tmp):
+    (in_tmp / "bad.tangle").write_text(BAD_SPEC)
+    app = ExploreApp("bad.tangle", load_tensorflow=False)
+    assert snap_compare(app, terminal_size=SIZE, run_before=keys())
+
+
+def test_help_screen(snap_compare):
+    assert snap_compare(arith(), terminal_size=SIZE, run_before=keys("question_mark"))
