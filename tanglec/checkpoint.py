@@ -139,7 +139,9 @@ class Checkpointer(keras.callbacks.Callback):
             "spec": _digest(*sources), "data": _digest(*data),
             "settings": {"seed": seed, "mux": mux, "eval_every": self.eval_every,
                          "phases": [asdict(p) for p in phases]},
-            "variables": [[v.path, list(v.shape), str(v.dtype)] for v in model.variables],
+            # shapes and dtypes, in order (names carry Keras' per-process counters: seed_generator_4...)
+            "variables": [[list(v.shape), str(v.dtype)] for v in model.variables],
+            "names": [v.path for v in model.variables],
         }
         if self.resume:
             self._restore(model, observer)
@@ -252,9 +254,10 @@ def read_checkpoint(path: Path) -> tuple[dict, list[np.ndarray], list[np.ndarray
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError, UnicodeDecodeError) as err:
         raise checkpoint_error(path, f"the checkpoint is damaged or not a tanglec checkpoint: {err}",
                                hints=[f"delete {path.parent} and compile without --resume"]) from None
-    for (name, shape, dtype), a in zip(meta["variables"], model_values):
-        if list(a.shape) != list(shape):
-            raise checkpoint_error(path, f"the checkpoint's {name} has shape {list(a.shape)}, expected {shape}")
+    for (shape, dtype), name, a in zip(meta["variables"], meta.get("names", []), model_values):
+        if list(a.shape) != list(shape) or a.dtype != np.dtype(dtype):
+            raise checkpoint_error(path, f"the checkpoint's {name} is {a.dtype}{list(a.shape)}, "
+                                         f"its manifest says {dtype}{shape}")
     return meta, model_values, optimizer_values
 
 

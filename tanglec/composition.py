@@ -115,6 +115,8 @@ def _check_align(checker, decl: ast.AlignDecl) -> None:
     if len(modules) != len(decl.modules):
         return
     for m in modules:
+        if m.text in checker.misspelled:
+            return  # its route names it wrongly; that is the error to fix
         if decl.field.text not in g.predecessors(m.text):
             checker.error("E160", f"'{m.text}' does not read '{decl.field.text}', so it can't be aligned on it",
                           m.span, hints=[f"align the modules that `route {decl.field.text} -> ...` feeds"])
@@ -210,9 +212,13 @@ def check_alignment_coverage(checker) -> None:
     routes = g.routes()
     pretrained = set(checker.init_modules)
     trained = [r for r in routes if is_trained(r, comp) or set(r.modules) <= pretrained]
+
+    def seen_together(a: str, b: str) -> bool:
+        return (a in pretrained and b in pretrained) or any(a in r.modules and b in r.modules for r in trained)
+
     if len(trained) == len(routes) or not trained:
         return
-    aligned = [set(a.modules) for a in comp.aligns]
+    aligned = [set(a.modules) for a in comp.aligns] + getattr(checker, "init_aligned", [])
     warned = set()
     for route in routes:
         if route in trained:
@@ -221,13 +227,13 @@ def check_alignment_coverage(checker) -> None:
             chosen = mux.module_for(route.selection.get(mux.selector.text, ""))
             if chosen is None or chosen not in route.modules or chosen in g.decoders:
                 continue
-            after = route.modules[route.modules.index(chosen) + 1:]
-            unseen = [d for d in after if not any(chosen in r.modules and d in r.modules for r in trained)]
+            after = [m for m in g.g.successors(mux.id) if m in route.modules]  # what reads the mux's output
+            unseen = [d for d in after if not seen_together(chosen, d)]
             if not unseen or (chosen, mux.id) in warned:
                 continue
             # which siblings did train with what comes next? aligning with one of them bridges the gap
             siblings = [b.module.text for b in mux.branches if b.module.text != chosen and
-                        any(b.module.text in r.modules and unseen[0] in r.modules for r in trained)]
+                        seen_together(b.module.text, unseen[0])]
             if not siblings or any(chosen in group and group & set(siblings) for group in aligned):
                 continue
             warned.add((chosen, mux.id))
@@ -302,6 +308,7 @@ def check_init(checker, run_dir: Path, span: ast.Span | None) -> None:
             checker.error("E140", f"init: {d.message}", span, hints=d.hints)
         return
     checker.init_modules = {}
+    checker.init_aligned = [set(a.modules) for a in old.composition.aligns]
     for name, decl in checker.g.modules.items():
         prev = old.graph.modules.get(name)
         if prev is None:
