@@ -83,8 +83,9 @@ class Checkpointer(keras.callbacks.Callback):
     """
 
     def __init__(self, directory: Path, *, every: int = DEFAULT_EVERY, resume: bool = False,
-                 handle_signals: bool = True):
+                 handle_signals: bool = True, log=None):
         super().__init__()
+        self.log = log  # called with a line of text when resuming (the CLI prints it)
         self.directory = Path(directory)
         self.every = every
         self.resume = resume
@@ -208,6 +209,8 @@ class Checkpointer(keras.callbacks.Callback):
     def _restore(self, model: keras.Model, observer) -> None:
         if not self.path.is_file():
             self.note = f"no checkpoint at {self.directory}; training from the start"
+            if self.log:
+                self.log(self.note)
             return
         meta, model_values, optimizer_values = read_checkpoint(self.path)
         for key in ("format", "spec", "data", "settings", "variables"):
@@ -232,6 +235,8 @@ class Checkpointer(keras.callbacks.Callback):
         observer.report = meta.get("report")
         observer.stopped_early = bool(meta.get("stopped_early"))
         self.note = f"resuming from the checkpoint at step {self.resumed_step}"
+        if self.log:
+            self.log(self.note)
 
     def discard(self) -> None:
         """Remove the checkpoints (after the run they lead to has been written)."""
@@ -261,14 +266,16 @@ def read_checkpoint(path: Path) -> tuple[dict, list[np.ndarray], list[np.ndarray
     return meta, model_values, optimizer_values
 
 
-def resume_command(spec: Path, run: Path, seed: int | None, steps: int | None, mux: str | None,
-                   every: int | None) -> str:
-    """The command that continues an interrupted compile (the same options, plus --resume)."""
+def resume_command(spec: Path, run: Path, options: dict) -> str:
+    """The command that continues an interrupted compile: the same spec, run and options, plus --resume
+    (the checkpoint's fingerprint must match, so e.g. `--steps` has to be repeated)."""
+    import shlex
+
     parts = ["tanglec", "compile", str(spec), "-o", str(run)]
-    for flag, value in (("--seed", seed), ("--steps", steps), ("--mux", mux), ("--checkpoint-every", every)):
-        if value is not None:
-            parts += [flag, str(value)]
-    return " ".join(parts + ["--resume"])
+    for flag, value in options.items():
+        if value is not None and value is not False:
+            parts += [flag] if value is True else [flag, str(value)]
+    return " ".join(shlex.quote(p) for p in parts) + " --resume"
 
 
 def _fsync_dir(path: Path) -> None:

@@ -184,9 +184,14 @@ def _route_table(report: dict) -> str:
     table.add_column("selection")
     table.add_column("cases", justify="right")
     table.add_column("exact", justify="right")
+    table.add_column("learned")
     for r in report["routes"]:
         acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.0%}"
-        table.add_row(r["name"], ", ".join(f"{k}={v}" for k, v in r["selection"].items()), str(r["cases"]), acc)
+        learned = r.get("status", "")
+        if r.get("new_modules"):
+            learned += f" (new: {', '.join(r['new_modules'])})"
+        table.add_row(r["name"], ", ".join(f"{k}={v}" for k, v in r["selection"].items()), str(r["cases"]), acc,
+                      learned)
     console = Console(width=100, record=True, file=open(os.devnull, "w"))
     console.print(table)
     return console.export_text()
@@ -202,15 +207,21 @@ def _route_table(report: dict) -> str:
               help="Multiplexer strategy for every multiplexer without its own.")
 @click.option("--tensorboard", "tensorboard", type=click.Path(file_okay=False, path_type=Path), default=None,
               metavar="DIR", help="Write TensorBoard scalars (loss per decoder, accuracy per route) to DIR.")
+@click.option("--init", "init", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="RUN",
+              help="Start from a trained run: load its weights module by module, by name.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted compile of this run from its checkpoint.")
+@click.option("--checkpoint-every", "checkpoint_every", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Save a checkpoint every N steps (default 100; 0: only on Ctrl-C/SIGTERM).")
 @json_option
 def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, mux: str | None,
-             as_json: bool, tensorboard: Path | None = None) -> None:
+             as_json: bool, tensorboard: Path | None = None, init: Path | None = None, resume: bool = False,
+             checkpoint_every: int | None = None) -> None:
     """Check, build, train and evaluate a spec; write the run directory."""
     from .checks import load
     from .data import DataError, build_examples
 
     try:
-        checked = load(spec)
+        checked = load(spec, init=init)
         examples = build_examples(checked)
     except (TangleError, DataError) as err:
         fail(as_json, err)
@@ -218,25 +229,44 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
     out = out or Path("runs") / spec.stem
     _quiet_tensorflow()
     from .run import write_run
-    from .train import rich_progress, train
+    from .train import plan_phases, rich_progress, train
 
     cfg = checked.train
-    total = steps or cfg.steps
+    total = sum(p.steps for p in plan_phases(checked, steps))
     update, bar = rich_progress(total)
-    with bar:
-        result = train(checked, examples, steps=steps, seed=seed, mux=mux, on_progress=update,
-                       tensorboard=str(tensorboard) if tensorboard else None)
+    from .checkpoint import DEFAULT_EVERY, Checkpointer, checkpoint_dir, resume_command
+
+    ckpt = Checkpointer(checkpoint_dir(out), every=DEFAULT_EVERY if checkpoint_every is None else checkpoint_every,
+                        resume=resume, log=lambda line: click.echo(line, err=True))
+    with bar, ckpt:  # Ctrl-C/SIGTERM: finish the chunk, save a checkpoint, stop
+        try:
+            result = train(checked, examples, steps=steps, seed=seed, mux=mux, on_progress=update,
+                           tensorboard=str(tensorboard) if tensorboard else None, checkpoint=ckpt)
+        except TangleError as err:
+            fail(as_json, err)
+    if result.interrupted and ckpt.signal_received is not None:
+        command = resume_command(spec, out, {"--seed": seed, "--steps": steps, "--mux": mux, "--init": init,
+                                             "--checkpoint-every": checkpoint_every})
+        emit(as_json, {"ok": False, "interrupted": True, "step": result.steps_run, "checkpoint": str(ckpt.path),
+                       "resume": command})
+        click.echo(f"interrupted at step {result.steps_run}; resume with: {command}", err=True)
+        sys.exit(ckpt.exit_code)
+    comp = checked.composition
+    modules = {"loaded": result.loaded, "new": sorted(checked.new_modules) if comp.init else sorted(checked.graph.modules),
+               "frozen": sorted(comp.frozen)}
     metrics = {"steps_run": result.steps_run, "seconds": result.seconds, "stopped_early": result.stopped_early,
-               "seed": cfg.seed if seed is None else seed, "history": result.history}
+               "seed": cfg.seed if seed is None else seed, "modules": modules, "history": result.history}
     write_run(out, checked, result.model, result.report, metrics)
+    ckpt.discard()  # the run is complete: its checkpoints are no longer needed
     report = result.report
     payload = {"ok": True, "run": str(out), "steps_run": result.steps_run, "accuracy": report["accuracy"],
                "cases": report["cases"], "exact": report["exact"], "stopped_early": result.stopped_early,
-               "seconds": round(result.seconds, 3), "routes": report["routes"]}
+               "seconds": round(result.seconds, 3), "modules": modules, "routes": report["routes"]}
     if tensorboard:
         payload["tensorboard"] = str(tensorboard)
-    emit(as_json, payload, _route_table(report) + f"\n{result.steps_run} steps in {result.seconds:.1f}s; "
-                                                 f"run written to {out}")
+    lines = [f"{key}: {', '.join(names)}" for key, names in modules.items() if names and comp.init]
+    emit(as_json, payload, _route_table(report) + "".join(f"\n{line}" for line in lines) +
+         f"\n{result.steps_run} steps in {result.seconds:.1f}s; run written to {out}")
 
 
 @cli.command(name="eval")
@@ -254,14 +284,17 @@ def eval_(run: Path, as_json: bool) -> None:
     _quiet_tensorflow()
     from .query import route_report
     from .run import load_model
-    from .train import predict_raw
+    from .run import METRICS, load_json
+    from .train import annotate_routes, predict_raw
 
     try:
         model = load_model(run, checked)
     except TangleError as err:
         fail(as_json, err)
+    loaded = load_json(run, METRICS).get("modules", {}).get("loaded", [])
+    checked.init_modules = {m: checked.graph.modules[m] for m in loaded if m in checked.graph.modules}
     ev = examples.take(examples.eval_index)
-    report = route_report(checked, ev, predict_raw(model, checked, ev.columns))
+    report = annotate_routes(checked, examples, route_report(checked, ev, predict_raw(model, checked, ev.columns)))
     emit(as_json, {"ok": True, "run": str(run), **report}, _route_table(report))
 
 

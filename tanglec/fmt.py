@@ -7,20 +7,21 @@ one line with its tokens normalised by a few generic spacing rules. On top of th
 
 * `module` declarations in a block (consecutive lines, no blank line between) are aligned so the
   `:`, `->` and `=` line up;
-* a `{ ... }` block (the cases of a `match`) stays on one line unless it ends with a comma, holds
-  a comment, or its statement is wider than WIDTH columns: then it is "exploded", one item per line, indented, with
-  a trailing comma and the case labels padded so the expressions line up (the trailing comma keeps
-  it exploded on the next run: write one to ask for this layout);
+* a `{ ... }` block (the cases of a `match`) stays on one line unless it ends with a comma, holds a
+  comment, or its line would be wider than WIDTH columns (outer blocks explode first): then it is
+  "exploded", one item per line, indented, with a trailing comma and the case labels padded so the
+  expressions line up (the trailing comma keeps it exploded on the next run: write one to ask for
+  this layout);
 * a `route` wider than WIDTH columns wraps before each `->` after its first stage;
 * comments stay where they were: a comment after code stays at the end of that line (the comments
   of consecutive lines aligned, two spaces after the longest code), a comment on its own line stays
-  on its own line before the same code; at most one
-  blank line is kept between statements, none at the start, one newline at the end.
+  on its own line before the same code; at most one blank line is kept between statements, none at
+  the start, one newline at the end.
 
 Spacing rules: one space between tokens, except none before `,` `:` `)` `]` and after `(` `[`,
 none around `..`, none between a name or keyword and the `(` that follows it in the same rule
-(`bits(4)`, `max(a, b)`, `residual(...)`), none after a unary sign, none after the `:` of a
-keyed setting (`weight to_binary:2`, `only op:plus1`). Numbers, names and strings are printed exactly as written.
+(`bits(4)`, `max(a, b)`, `residual(...)`), none after a unary sign, none after the `:` of a keyed
+setting (`weight to_binary:2`, `only op:plus1`). Numbers, names and strings are printed as written.
 
 The output is checked before it is returned: it must lex and parse to the same tokens as the input
 (so to the same AST) with the same comments in the same order, or formatting fails with an internal
@@ -149,10 +150,16 @@ def _flat(tokens: list[_Tok]) -> str:
 def _render(tokens: list[_Tok]) -> list[tuple[str, str | None]]:
     """One statement as (code, trailing comment) lines: one line unless comments, an exploded { }
     block or wrapping break it."""
-    lines: list[tuple[str, str | None]] = []
+    return [(code, comment) for code, comment, _, _ in _render_lines(tokens)]
+
+
+def _render_lines(tokens: list[_Tok]) -> list[tuple[str, str | None, int, int]]:
+    """(code, trailing comment, index of the line's first token, of its last; -1 for comment lines)."""
+    lines: list[tuple[str, str | None, int, int]] = []
     cur: str | None = ""  # the line being built; None when the next token starts a new line
+    first = 0
     depth, prev = 0, None
-    for t in tokens:
+    for i, t in enumerate(tokens):
         if t.dedent:
             depth -= 1
         new_line = cur is None or t.leading or (t.break_before is not None and cur.strip() != "")
@@ -160,9 +167,9 @@ def _render(tokens: list[_Tok]) -> list[tuple[str, str | None]]:
             kind = t.break_before or "cont"
             indent = INDENT * (depth + (1 if kind == "cont" else 0))
             if cur is not None and cur.strip():
-                lines.append((cur.rstrip(), None))
-            lines += [(indent + c, None) for c in t.leading]
-            cur = indent
+                lines.append((cur.rstrip(), None, first, i - 1))
+            lines += [(indent + c, None, -1, -1) for c in t.leading]
+            cur, first = indent, i
         else:
             cur += "" if prev is None else _space(prev, t)
         cur += t.text + ("," if t.comma else "") + " " * t.pad
@@ -170,10 +177,10 @@ def _render(tokens: list[_Tok]) -> list[tuple[str, str | None]]:
         if t.indent:
             depth += 1
         if t.trailing is not None:
-            lines.append((cur.rstrip(), t.trailing))
+            lines.append((cur.rstrip(), t.trailing, first, i))
             cur = None
     if cur is not None and cur.strip():
-        lines.append((cur.rstrip(), None))
+        lines.append((cur.rstrip(), None, first, len(tokens) - 1))
     return lines
 
 
@@ -338,6 +345,8 @@ def _align_labels(it: _Item, block) -> None:
     toks = it.tokens
     labelled = [(toks[a], toks[a + 1]) for a, b in items if b - a > 2 and toks[a + 1].text == ":"]
     multiline = any(t.indent for a, b in items for t in toks[a:b])
+    for _, colon in labelled:
+        colon.pad = 0
     if len(labelled) == len(items) > 1 and not multiline:
         width = max(len(label.text) for label, _ in labelled)
         for label, colon in labelled:
@@ -349,20 +358,28 @@ def _has_comments(tokens: list[_Tok]) -> bool:
 
 
 def _layout(it: _Item) -> None:
-    """A `{ }` block explodes when it ends with a comma, holds a comment, or its statement is wider
-    than WIDTH; a route wider than WIDTH breaks before each `->` after its first stage."""
-    too_wide = len(_flat(it.tokens)) > WIDTH
+    """A `{ }` block explodes when it ends with a comma or holds a comment, and, outermost first, when
+    a line holding its `{` is wider than WIDTH; a block around an exploded block explodes too. A
+    route wider than WIDTH breaks before each `->` after its first stage."""
     blocks = _brace_blocks(it)
-    exploded = [b for b in blocks
-                if b[3] or too_wide or _has_comments(it.tokens[b[0]:b[1]]) or it.tokens[b[1]].leading]
-    # a block around an exploded block explodes too
-    exploded = [b for b in blocks if any(b[0] <= e[0] and e[1] <= b[1] for e in exploded)]
+    toks = it.tokens
+    must = [b for b in blocks if b[3] or _has_comments(toks[b[0]:b[1]]) or toks[b[1]].leading]
+    exploded = [b for b in blocks if any(b[0] <= m[0] and m[1] <= b[1] for m in must)]
     for block in exploded:
         _explode(it, block)
-    for block in exploded:
-        _align_labels(it, block)
-    if too_wide and it.rule == "route_decl":
-        arrows = [t for t in it.tokens if t.text == "->" and t.parent == it.rule]
+    while True:
+        for block in exploded:
+            _align_labels(it, block)
+        wide = [(a, b) for code, _, a, b in _render_lines(toks) if a >= 0 and len(code) > WIDTH]
+        candidates = [blk for blk in blocks if blk not in exploded and any(a <= blk[0] <= b for a, b in wide)]
+        outer = [c for c in candidates if not any(o is not c and o[0] < c[0] and c[1] < o[1] for o in candidates)]
+        if not outer:
+            break
+        for block in outer:
+            _explode(it, block)
+            exploded.append(block)
+    if it.rule == "route_decl" and len(_flat(toks)) > WIDTH:
+        arrows = [t for t in toks if t.text == "->" and t.parent == it.rule]
         for t in arrows[1:]:
             t.break_before = "cont"
 

@@ -279,7 +279,7 @@ def annotate_routes(checked: Checked, examples: Examples, report: dict | None) -
 
     g = checked.graph
     train_rows = examples.train_index
-    new = checked.new_modules if checked.composition.init is not None else set()
+    new = checked.new_modules if checked.init_modules else set()
     for route, entry in zip(g.routes(), report["routes"]):
         mask = np.ones(len(train_rows), dtype=bool)
         for sel, value in route.selection.items():

@@ -155,6 +155,12 @@ def test_match_blocks_magic_trailing_comma_and_comments():
     with_comment = "target y = match s {\n  # first\n  a: 1, # one\n  _: 2 }"
     assert assert_well_formatted(with_comment) == (
         "target y = match s {\n    # first\n    a: 1,  # one\n    _: 2,\n}\n")
+    wide = ("target rotated = match dir { next: match color { red: 1, green: 2, blue: 0 }, "
+            "prev: match color { red: 2, green: 0, blue: 1 } }")
+    assert len(wide) > fmt.WIDTH
+    assert assert_well_formatted(wide) == (  # the outer block explodes first; the inner ones then fit
+        "target rotated = match dir {\n    next: match color { red: 1, green: 2, blue: 0 },\n"
+        "    prev: match color { red: 2, green: 0, blue: 1 },\n}\n")
     nested = "target y = match s { a: match t { p: 1, q: 2, }, b: 3 }"
     assert assert_well_formatted(nested) == (
         "target y = match s {\n    a: match t {\n        p: 1,\n        q: 2,\n    },\n    b: 3,\n}\n")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import ARITH, SPECS
+from textual.widgets import Input
+
 from tanglec.tui.app import ExploreApp
 
 SIZE = (110, 34)
@@ -43,6 +45,8 @@ def keys(*presses: str):
 
     async def run_before(pilot) -> None:
         await settle(pilot)
+        for field in pilot.app.query(Input):
+            field.cursor_blink = False  # a blinking cursor would make the picture depend on timing
         for key in presses:
             await pilot.press(key)
             await pilot.pause()

@@ -1,0 +1,186 @@
+"""Composition and transfer: use, holdout, freeze, init by name, few-shot data, phases, alignment."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import ARITH, SPECS
+from tanglec.checks import check, load
+from tanglec.data import build_examples
+from tanglec.diagnostics import TangleError
+from tanglec.parser import parse, parse_file
+
+SEED = ARITH.read_text()
+
+
+def diagnostics(path_or_text, file="t.tangle", init=None):
+    try:
+        spec = parse_file(path_or_text) if not isinstance(path_or_text, str) else parse(path_or_text, file)
+        return check(spec, init).diagnostics
+    except TangleError as err:
+        return err.diagnostics
+
+
+# ---- use -----------------------------------------------------------------------------------
+
+def test_use_brings_modules_relative_to_the_using_file(tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "arith.tangle").write_text(SEED)
+    spec = tmp_path / "uses.tangle"
+    spec.write_text('use "lib/arith.tangle" modules decimal, plus1, to_decimal\n'
+                    "input n: int 0..9\nroute n -> decimal -> plus1 -> to_decimal\n"
+                    "target z = (n + 1) % 10\ndecode to_decimal as z\n")
+    checked = load(spec)
+    assert set(checked.graph.modules) == {"decimal", "plus1", "to_decimal"}
+    assert checked.graph.modules["decimal"].span.file == str((lib / "arith.tangle").resolve())
+    assert list(checked.spec.used_files) == [str((lib / "arith.tangle").resolve())]
+
+
+def test_use_cycle_is_a_positioned_error(tmp_path):
+    (tmp_path / "a.tangle").write_text('use "b.tangle"\ninput x: int 0..3\n')
+    (tmp_path / "b.tangle").write_text('# b\nuse "a.tangle"\n')
+    diags = diagnostics(tmp_path / "a.tangle")
+    cycle = next(d for d in diags if d.code == "E151")
+    assert cycle.span.file.endswith("b.tangle") and (cycle.span.line, cycle.span.col) == (2, 1)
+    assert "a.tangle -> b.tangle -> " in cycle.message
+
+
+def test_use_missing_file_and_unknown_module(tmp_path):
+    spec = tmp_path / "s.tangle"
+    spec.write_text('use "nope.tangle"\n')
+    assert [d.code for d in diagnostics(spec)] == ["E150"]
+    (tmp_path / "arith.tangle").write_text(SEED)
+    spec.write_text('use "arith.tangle" modules tmes2\n')
+    diag = diagnostics(spec)[0]
+    assert diag.code == "E101" and diag.hints[0] == "did you mean 'times2'?"
+    assert (diag.span.line, diag.span.col) == (1, 28)
+
+
+def test_name_clash_with_a_used_spec_points_at_both_files(tmp_path):
+    (tmp_path / "arith.tangle").write_text(SEED)
+    spec = tmp_path / "s.tangle"
+    spec.write_text('use "arith.tangle" modules plus1\nmodule plus1: latent(12) -> latent(12) = dense 12\n')
+    clash = next(d for d in diagnostics(spec) if d.code == "E102")
+    assert clash.span.file == str(spec) and clash.span.line == 2
+    assert clash.related[0].span.file.endswith("arith.tangle")
+
+
+# ---- holdout, few-shot data, freeze ----------------------------------------------------------
+
+def test_holdout_removes_training_rows_but_keeps_evaluation(tmp_path):
+    checked = load(SPECS / "arith_holdout.tangle")
+    examples = build_examples(checked)
+    cols = examples.columns
+    held = (cols["encoding"] == 0) & (cols["op"] == 1)  # binary, times2
+    assert held.sum() == 10
+    assert not set(np.flatnonzero(held)) & set(examples.train_index)
+    assert set(np.flatnonzero(held)) <= set(examples.eval_index)
+    assert len(examples.train_index) == 30
+
+
+def test_holdout_of_a_route_that_does_not_exist():
+    text = SEED + "\nholdout times2 -> binary\n"
+    diag = next(d for d in diagnostics(text) if d.code == "E161")
+    assert diag.span.line == text.count("\n")
+
+
+def test_missing_alignment_for_a_held_out_route_is_warned():
+    text = SEED.replace("align binary, decimal on x weight 1", "") + "\nholdout binary -> times2\n"
+    warning = next(d for d in diagnostics(text) if d.code == "W205")
+    assert warning.severity == "warning"
+    assert "align binary, decimal on x" in warning.hints[0]
+    assert not [d for d in diagnostics(SEED + "\nholdout binary -> times2\n") if d.code == "W205"]
+
+
+def test_few_shot_limits_are_seeded():
+    text = SEED.replace("data enumerate", "data enumerate only op:plus1 limit 7 seed 3")
+    checked = check(parse(text, str(ARITH)))
+    first = build_examples(checked).train_index
+    again = build_examples(check(parse(text, str(ARITH)))).train_index
+    assert len(first) == 7 and np.array_equal(first, again)
+    assert (build_examples(checked).columns["op"][first] == 0).all()
+    per_route = check(parse(SEED.replace("data enumerate", "data enumerate per_route 2"), str(ARITH)))
+    rows = build_examples(per_route)
+    assert len(rows.train_index) == 8 and len(rows.eval_index) == 40
+
+
+def test_freeze_without_init_is_a_warning():
+    diags = diagnostics(SEED + "\nfreeze plus1\n")
+    assert [(d.code, d.severity) for d in diags] == [("W204", "warning")]
+
+
+def test_phase_settings_are_checked():
+    text = SEED + "\nphase warm steps 20 lr 0.02 modules binary, decimal\nphase tune stpes 10\n"
+    diags = diagnostics(text)
+    assert [d.code for d in diags] == ["E115"]
+    assert diags[0].hints[0] == "did you mean 'steps'?"
+
+
+# ---- init: by name into a changed graph (trains small models) --------------------------------
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory):
+    from tanglec.run import write_run
+    from tanglec.train import train
+
+    checked = load(ARITH)
+    result = train(checked, build_examples(checked), steps=20)
+    run = tmp_path_factory.mktemp("runs") / "arith"
+    write_run(run, checked, result.model, result.report, {"steps_run": result.steps_run})
+    return run
+
+
+@pytest.mark.slow
+def test_init_mismatch_is_a_positioned_error(base_run):
+    text = SEED.replace("module plus1     : latent(12) -> latent(12) = dense 32 relu, dense 12",
+                        "module plus1     : latent(12) -> latent(12) = dense 16 relu, dense 12")
+    diag = next(d for d in diagnostics(text, str(ARITH), init=base_run) if d.code == "E162")
+    assert (diag.span.line, diag.span.col) == (11, 8)
+    assert "dense 16 relu" in diag.message and "dense 32 relu" in diag.message
+    assert diag.related[0].message == "the run's declaration"
+    missing = diagnostics(SEED, str(ARITH), init=base_run.parent / "nothing")
+    assert any(d.code == "E140" for d in missing)
+
+
+@pytest.mark.slow
+def test_init_loads_weights_by_name_into_a_changed_graph(base_run):
+    from tanglec.codegen import module_layers
+    from tanglec.run import load_checked, load_model
+    from tanglec.train import train
+
+    spec = (SPECS / "transfer_gray.tangle").read_text()
+    checked = check(parse(spec, str(SPECS / "transfer_gray.tangle")), init=base_run)
+    assert checked.ok, [d.message for d in checked.errors]
+    assert sorted(checked.new_modules) == ["gray"]
+    result = train(checked, build_examples(checked), steps=10)
+    assert result.loaded == ["binary", "decimal", "plus1", "times2", "to_binary", "to_decimal"]
+    old = module_layers(load_model(base_run, load_checked(base_run)[0]))
+    new = module_layers(result.model)
+    for name in result.loaded:  # loaded, and frozen: still exactly the run's weights after training
+        for a, b in zip(old[name].get_weights(), new[name].get_weights()):
+            np.testing.assert_array_equal(a, b)
+    statuses = {r["name"]: (r["status"], r["new_modules"]) for r in result.report["routes"]}
+    assert statuses["gray → plus1"] == ("trained", ["gray"])
+    assert statuses["gray → times2"] == ("unseen", ["gray"])
+    assert statuses["binary → plus1"] == ("pretrained", [])
+
+
+@pytest.mark.slow
+def test_phases_run_in_order_and_train_only_their_modules():
+    from tanglec.codegen import build_model, module_layers
+    from tanglec.train import train
+
+    text = SEED.replace(" until exact", "") + "\nphase first steps 20 modules plus1\nphase second steps 10 lr 0.001\n"
+    checked = check(parse(text, str(ARITH)))
+    assert [p.name for p in checked.composition.phases] == ["first", "second"]
+    result = train(checked, build_examples(checked))
+    assert result.steps_run == 30 and [h["step"] for h in result.history] == [10, 20, 30]
+
+    only_plus1 = check(parse(SEED.replace(" until exact", "") + "\nphase one steps 20 modules plus1\n", str(ARITH)))
+    model = build_model(only_plus1)
+    before = {n: [w.copy() for w in layer.get_weights()] for n, layer in module_layers(model).items()}
+    train(only_plus1, build_examples(only_plus1), model=model)
+    after = {n: layer.get_weights() for n, layer in module_layers(model).items()}
+    changed = {n for n in before if any(not np.array_equal(a, b) for a, b in zip(before[n], after[n]))}
+    assert changed == {"plus1"}
