@@ -19,9 +19,9 @@ a name that is not a value of its category/selector, fails the call with Invalid
 It returns, for every decoder ``D`` (a module decoded `as` a target):
 
 * ``D``: the decoded answer, decoded as `tanglec.codecs.decode` does — int64 ``[batch]`` for
-  ``bits(n)`` and ``onehot(n)``, float32 ``[batch]`` for ``scalar``, float32 ``[batch, n]`` for
-  ``vector(n)``;
-* ``D.confidence`` (bits and onehot only): float32 ``[batch]`` in [0, 1];
+  ``bits(n)``, ``gray(n)`` and ``onehot(n)``, float32 ``[batch]`` for ``scalar``, float32
+  ``[batch, n]`` for ``vector(n)``;
+* ``D.confidence`` (bits, gray and onehot only): float32 ``[batch]`` in [0, 1];
 * ``D.active``: bool ``[batch]``, whether the row's route reaches ``D`` (an answer on a route that
   does not reach a decoder means nothing; `tanglec query` leaves such decoders out).
 
@@ -120,7 +120,7 @@ def serving_signature(checked: Checked) -> dict:
     for d, target in g.decoders.items():
         codec = g.modules[d].output
         kind = codec.kind.text
-        if kind in ("bits", "onehot"):
+        if kind in ("bits", "gray", "onehot"):
             outputs[d] = {"dtype": "int64", "shape": [None], "target": target, "codec": str(codec)}
             outputs[f"{d}.confidence"] = {"dtype": "float32", "shape": [None]}
         elif kind == "scalar":
@@ -160,12 +160,16 @@ def decode_tf(codec: ast.Codec, raw):
     import tensorflow as tf
 
     kind = codec.kind.text
-    if kind == "bits":
+    if kind in ("bits", "gray"):
         p = 1.0 / (1.0 + tf.exp(-tf.clip_by_value(raw, -60.0, 60.0)))
         bits = tf.cast(p >= 0.5, tf.int64)
         weights = tf.constant(2 ** np.arange(codec.size - 1, -1, -1, dtype=np.int64))
         confidence = tf.reduce_prod(tf.where(bits == 1, p, 1.0 - p), axis=-1)
-        return tf.reduce_sum(bits * weights, axis=-1), confidence
+        value = tf.reduce_sum(bits * weights, axis=-1)
+        if kind == "gray":  # reflected binary -> binary: the xor of every right shift
+            for shift in (1, 2, 4, 8, 16, 32):
+                value = tf.bitwise.bitwise_xor(value, tf.bitwise.right_shift(value, tf.constant(shift, tf.int64)))
+        return value, confidence
     if kind == "onehot":
         z = raw - tf.reduce_max(raw, axis=-1, keepdims=True)
         e = tf.exp(z)
@@ -355,7 +359,7 @@ def _verify_savedmodel(checked: Checked, model, path: Path, rows) -> int:
     want = predict_raw(model, checked, columns)
     for d in g.decoders:
         value, confidence = codecs.decode(g.modules[d].output, want[d])
-        same = np.array_equal(np.asarray(got[d]), value) if g.modules[d].output.kind.text in ("bits", "onehot") \
+        same = np.array_equal(np.asarray(got[d]), value) if confidence is not None \
             else np.allclose(np.asarray(got[d]), value, rtol=1e-5, atol=1e-5)
         if not same:
             raise export_error(path, f"the exported model's answers for '{d}' differ from the run's")

@@ -23,7 +23,7 @@ STATEMENTS = ("input", "select", "module", "route", "target", "decode", "data", 
 KEYWORDS = ("by", "using", "as", "from", "enumerate", "sample", "file", "if", "then", "else", "match",
             "and", "or", "not")
 FIELD_TYPES = ("int", "float", "category", "vector")
-CODECS = ("bits", "onehot", "scalar", "latent", "vector")
+CODECS = ("bits", "gray", "onehot", "scalar", "latent", "vector")
 LAYERS = ("dense", "dropout", "norm", "residual")
 ACTIVATIONS = ("relu", "gelu", "tanh", "sigmoid", "elu", "selu", "swish", "softplus", "linear", "leaky_relu")
 SETTINGS = ("steps", "batch", "lr", "seed", "until", "weight", "mux", "eval_every", "optimizer", "eval",
@@ -45,29 +45,38 @@ def _grammar_words() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return statements, others
 
 
-def _compiler_words() -> tuple[str, ...]:
-    """Setting names and choices the compiler knows today (empty if it can't be imported)."""
-    try:
-        from . import checks
-    except Exception:  # pragma: no cover - pygments may load this module on its own
-        return ()
-    names: set[str] = set()
-    for table in ("TRAIN_KEYS", "DATA_KEYS", "OPTIMIZERS", "MUX_STRATEGIES"):
-        names |= set(getattr(checks, table, ()))
-    try:
-        from . import composition
+def _compiler_words(*tables: str) -> tuple[str, ...]:
+    """The words in some of the compiler's tables ("checks.TRAIN_KEYS", ...) as it is today; nothing
+    if it can't be imported (the lists above still apply)."""
+    import importlib
 
-        names |= set(getattr(composition, "PHASE_KEYS", ()))
-    except Exception:  # pragma: no cover
-        pass
+    names: set[str] = set()
+    for table in tables:
+        module, attr = table.rsplit(".", 1)
+        try:
+            names |= set(getattr(importlib.import_module(f"{__package__}.{module}"), attr, ()))
+        except Exception:  # pragma: no cover - pygments may load this module on its own
+            pass
     return tuple(sorted(names))
+
+
+def _more(base: tuple[str, ...], *tables: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(base + _compiler_words(*tables)))
+
+
+CODECS = _more(CODECS, "graph.CODECS")
+LAYERS = _more(LAYERS, "checks.LAYER_KINDS")
+ACTIVATIONS = _more(ACTIVATIONS, "checks.ACTIVATIONS")
+FUNCTIONS = _more(FUNCTIONS, "expr.FUNCTIONS")
 
 
 _grammar_statements, _grammar_others = _grammar_words()
 STATEMENTS = tuple(dict.fromkeys(STATEMENTS + _grammar_statements))
 _TYPED = set(FIELD_TYPES + CODECS)
 KEYWORDS = tuple(dict.fromkeys(KEYWORDS + tuple(w for w in _grammar_others if w not in _TYPED)))
-SETTINGS = tuple(dict.fromkeys(SETTINGS + tuple(w for w in _compiler_words()
+_SETTING_TABLES = ("checks.TRAIN_KEYS", "checks.DATA_KEYS", "checks.OPTIMIZERS", "checks.MUX_STRATEGIES",
+                   "composition.PHASE_KEYS")
+SETTINGS = tuple(dict.fromkeys(SETTINGS + tuple(w for w in _compiler_words(*_SETTING_TABLES)
                                                if w not in set(STATEMENTS + KEYWORDS + LAYERS + CODECS))))
 
 _NAME_END = r"(?![A-Za-z0-9_])"

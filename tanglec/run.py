@@ -46,7 +46,8 @@ def write_run(run_dir: Path, checked: Checked, model, report: dict, metrics: dic
     """Write every file into a temporary directory, then swap it in atomically."""
     run_dir = Path(run_dir)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", suffix=".tmp", dir=run_dir.parent))
+    _clean_leftovers(run_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.{os.getpid()}.", suffix=".tmp", dir=run_dir.parent))
     try:
         (tmp / SPEC).write_text(checked.spec.source, encoding="utf-8")
         stored = [SPEC, WEIGHTS, REPORT, METRICS]
@@ -77,8 +78,51 @@ def write_run(run_dir: Path, checked: Checked, model, report: dict, metrics: dic
         raise
 
 
+def _clean_leftovers(run_dir: Path) -> None:
+    """Remove what a killed compile of this run left beside it: temporary directories of processes that
+    are gone, and a previous run moved aside (put back if the run itself is missing)."""
+    for tmp in run_dir.parent.glob(f".{run_dir.name}.*.tmp"):
+        pid = tmp.name[len(run_dir.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+    old = run_dir.with_name(f".{run_dir.name}.old")
+    if old.is_dir():
+        if not run_dir.exists() and (old / MANIFEST).is_file():
+            os.replace(old, run_dir)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
 def _swap_in(tmp: Path, run_dir: Path) -> None:
-    if run_dir.exists():
+    """Put the new run in place: at every instant `run_dir` is the old complete run or the new one."""
+    if run_dir.is_dir() and _exchange(tmp, run_dir):
+        shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the previous run
+        _fsync_dir(run_dir.parent)
+        return
+    if run_dir.exists():  # fallback: a short window where only `.NAME.old` holds the run (restored on next write)
         old = run_dir.with_name(f".{run_dir.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         os.replace(run_dir, old)
@@ -86,6 +130,31 @@ def _swap_in(tmp: Path, run_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, run_dir)
+    _fsync_dir(run_dir.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _major(version: object) -> tuple[int, ...] | None:
+    """The compatibility-relevant part of a version: (major,), or (0, minor) before 1.0."""
+    parts = str(version).split(".")
+    if len(parts) < 2 or not parts[0].isdigit() or not parts[1].isdigit():
+        return None
+    return (int(parts[0]),) if int(parts[0]) else (0, int(parts[1]))
+
+
+MAX_MANIFEST_BYTES = 1_000_000
 
 
 def read_manifest(run_dir: Path) -> dict:
@@ -97,17 +166,31 @@ def read_manifest(run_dir: Path) -> dict:
                         hints=["create one with `tanglec compile SPEC -o DIR`"])
     if not mpath.is_file():
         raise run_error(run_dir, "not a tanglec run: manifest.json is missing")
+    if mpath.is_symlink() or mpath.stat().st_size > MAX_MANIFEST_BYTES:
+        raise run_error(run_dir, "manifest.json is not one tanglec wrote (a link, or too large)")
     try:
-        manifest = json.loads(mpath.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise run_error(run_dir, f"manifest.json is not valid JSON: {err}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise run_error(run_dir, f"not a {FORMAT} run (format {manifest.get('format') if isinstance(manifest, dict) else '?'!r})")
+    ours = _major(__version__)
+    theirs = _major(manifest.get("tanglec"))
+    if theirs is None or theirs > ours:
+        raise run_error(run_dir, f"written by tanglec {str(manifest.get('tanglec'))[:40]}, which this tanglec "
+                                 f"{__version__} can't read", hints=["upgrade tanglec, or recompile the run"])
+    keras_version = manifest.get("keras")
+    if _major(keras_version) is None or _major(keras_version)[0] != 3:
+        raise run_error(run_dir, f"written with Keras {str(keras_version)[:40]}; tanglec loads Keras 3 weights only",
+                        hints=["recompile the run"])
     files = manifest.get("files")
-    if not isinstance(files, dict) or not REQUIRED <= set(files) or not set(files) <= REQUIRED | {USES}:
+    if not isinstance(files, dict) or not REQUIRED <= set(files) or not set(files) <= REQUIRED | {USES} or \
+            not all(isinstance(d, str) and len(d) == 64 for d in files.values()):
         raise run_error(run_dir, "manifest.json does not list the run's files")
     for name, digest in files.items():
         path = run_dir / name
+        if path.is_symlink():
+            raise run_error(run_dir, f"{name} is a link; tanglec writes no links and refuses to follow them")
         if not path.is_file():
             raise run_error(run_dir, f"{name} is missing")
         if _sha256(path) != digest:
@@ -146,3 +229,55 @@ def load_model(run_dir: Path, checked: Checked):
 
 def load_json(run_dir: Path, name: str) -> dict:
     return json.loads((Path(run_dir) / name).read_text())
+
+
+def load_keras_file(path: Path):
+    """Load a `.keras` model file safely: refused (E140) if it holds a Lambda layer or names code outside
+    Keras and tanglec, checked in its config before Keras reads it, then loaded with `safe_mode=True`
+    (which refuses Lambda bytecode too). Nothing is unpickled."""
+    import zipfile
+
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            config = json.loads(zf.read("config.json").decode("utf-8"))
+    except (OSError, KeyError, ValueError, RecursionError, zipfile.BadZipFile, UnicodeDecodeError) as err:
+        raise run_error(path, f"not a .keras model file: {err}") from None
+    problem = _unsafe_config(config)
+    if problem:
+        raise run_error(path, f"refusing {path.name}: {problem}",
+                        hints=["tanglec models have no Lambda layers; rebuild the file with `tanglec export`"])
+    import keras
+
+    from . import codegen, mux  # noqa: F401 - registers tanglec's serializable layers
+
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as err:  # keras raises ValueError/TypeError/... for a damaged or unsafe file
+        raise run_error(path, f"refusing {path.name}: {type(err).__name__}: {str(err)[:300]}") from None
+
+
+_SAFE_MODULES = ("keras", "tanglec", "builtins")
+
+
+def _unsafe_config(config) -> str | None:
+    """A reason to refuse a saved model's config: a Lambda layer, a function, or a class from a
+    module other than Keras or tanglec (what a malicious file would use to run code)."""
+    stack = [config]
+    while stack:  # no recursion: a hostile config may nest deeply
+        node = stack.pop()
+        if isinstance(node, dict):
+            cls = node.get("class_name")
+            if cls in ("Lambda", "function", "__lambda__") or cls == "TFOpLambda":
+                return f"it holds a {cls} layer (arbitrary code)"
+            module = node.get("module")
+            if isinstance(module, str) and module and not module.split(".")[0] in _SAFE_MODULES:
+                return f"it names code from module '{module[:60]}'"
+            registered = node.get("registered_name")
+            if isinstance(registered, str) and ">" in registered and \
+                    registered.split(">")[0] not in ("tanglec", "keras"):
+                return f"it names a custom object '{registered[:60]}'"
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return None

@@ -71,7 +71,7 @@ class Terminal:
 @pytest.mark.slow
 def test_explore_in_a_real_terminal(tmp_path):
     run_dir = tmp_path / "run"
-    command = (f"cd {shlex.quote(str(ROOT))} && env LANG=C.UTF-8 LC_ALL=C.UTF-8 "
+    command = (f"cd {shlex.quote(str(ROOT))} && env -u COLUMNS -u LINES LANG=C.UTF-8 LC_ALL=C.UTF-8 "
                f"{tanglec_command()} explore specs/arith.tangle -o {shlex.quote(str(run_dir))}; "
                f"echo EXITED $?; sleep 30")
     term = Terminal()
