@@ -6,7 +6,9 @@ For every cell (K branches, batch size B) the script builds, in one process:
 * ``one``      -- a single branch MLP on the whole batch: the same FLOPs, no routing;
 * ``where`` / ``partition`` / ``gather`` -- ``Multiplexer`` over K branch MLPs, every
   example routed to a uniformly random branch (all slots get the same input ``x``);
-* ``gather+xla`` -- ``gather`` with the train step compiled by XLA (``jit_compile=True``);
+* ``gather+xla``, ``where+xla`` -- the train step compiled by XLA (``jit_compile=True``),
+  only for batch <= ``--xla-max-batch`` (256); ``one+xla`` is the baseline under XLA
+  (ratios are always relative to the plain, non-XLA ``one``);
 * ``noroute``  -- a reference, not a strategy: the K branches each run on a fixed,
   contiguous B/K slice of the batch. Same FLOPs and same K-fold parameters as the
   multiplexed models but no routing ops at all, so it is the ceiling any routing
@@ -20,7 +22,9 @@ Rate = steps/s of a compiled train step (``tf.function`` running ``n`` steps of
 forward + MSE + gradient + optimizer update in a ``tf.range`` loop, like
 ``steps_per_execution``); compilation and two warm-up calls are excluded. Each
 configuration is timed in several round-robin rounds and the best round is kept,
-which makes the numbers robust to other processes sharing the CPU.
+which makes the numbers robust to other processes sharing the CPU; the process CPU
+time per step is recorded too (``cpu_ratio_to_one``), a cross-check that hardly
+moves when other processes compete for the cores.
 
     python bench/mux_sweep.py --quick --json runs/mux_quick.json
     python bench/mux_sweep.py --json runs/mux_full.json          # ~10-15 min on 2 cores
@@ -230,6 +234,39 @@ def markdown(cells) -> str:
     return "\n".join(lines)
 
 
+def summary(cells) -> str:
+    """Who wins, is auto good enough, does XLA help: one line each."""
+    lines = []
+    wins = {}
+    for c in cells:
+        wins[c["best"]] = wins.get(c["best"], 0) + 1
+    lines.append("best strategy per cell (wall clock): " + ", ".join(f"{k} {v}" for k, v in sorted(wins.items())))
+    judged = [c for c in cells if "auto_within_10pct" in c]
+    ok = sum(c["auto_within_10pct"] for c in judged)
+    ok_cpu = sum(c["auto_within_10pct_cpu"] for c in judged)
+    lines.append(
+        f"auto within 10% of the best: {ok}/{len(judged)} cells by wall clock, "
+        f"{ok_cpu}/{len(judged)} by CPU time per step"
+    )
+    for xla, plain in (("gather+xla", "gather"), ("where+xla", "where"), ("one+xla", None)):
+        pairs = [
+            (c["ratio_to_one"][xla], c["ratio_to_one"][plain] if plain else 1.0, c)
+            for c in cells
+            if xla in c["ratio_to_one"] and (plain is None or plain in c["ratio_to_one"])
+        ]
+        if not pairs:
+            continue
+        faster = sum(x > p for x, p, _ in pairs)
+        speedups = sorted(x / p for x, p, _ in pairs)
+        beats_best = sum(x > c["ratio_to_one"][c["best"]] for x, _, c in pairs)
+        lines.append(
+            f"XLA {xla} vs {plain or 'one'}: faster in {faster}/{len(pairs)} cells, speed-up "
+            f"{speedups[0]:.2f}x..{speedups[-1]:.2f}x (median {speedups[len(speedups) // 2]:.2f}x)"
+            + ("" if plain is None else f"; beats the best non-XLA strategy in {beats_best}/{len(pairs)}")
+        )
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="K in {2,8,32}, batch in {32,256}, short timings")
@@ -301,6 +338,8 @@ def main(argv=None) -> int:
     print(text)
     print()
     print(markdown(cells))
+    print()
+    print(summary(cells))
     key = next((c for c in cells if c["K"] == 32 and c["batch"] == 256), None)
     if key is not None:
         best = key["ratio_to_one"][key["best"]]

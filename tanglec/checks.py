@@ -134,6 +134,7 @@ class _Checker:
             self.check_module(decl)
         for route in self.spec.of(ast.RouteDecl):
             self.check_route(route)
+        self.check_single_producer()
         self.check_cycles()
         acyclic = self.g.g.find_cycle() is None
         self.check_decoders()
@@ -425,6 +426,17 @@ class _Checker:
             self.error("E117", f"interface mismatch: {problem}", at,
                        related=[Related(codec.span, "input interface declared here"),
                                 Related(field_decl.span, f"'{name}' declared here")])
+
+    def check_single_producer(self) -> None:
+        """A module reads exactly one producer; several producers need a multiplexer to choose."""
+        for name in self.g.modules:
+            producers = self.g.predecessors(name)
+            if len(producers) > 1:
+                spans = [self.g.g.edges[p, name]["span"] for p in producers]
+                names = ", ".join("a multiplexer" if p.startswith("mux:") else f"'{p}'" for p in producers)
+                self.error("E128", f"module '{name}' is fed by {names}; a module reads one producer", spans[-1],
+                           related=[Related(spans[0], "first producer here")],
+                           hints=["choose between them per example with a multiplexer: `[a | b] by selector`"])
 
     def check_cycles(self) -> None:
         cycle = self.g.g.find_cycle()

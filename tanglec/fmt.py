@@ -551,8 +551,11 @@ def format_file(path: Path, write: bool = False) -> FileResult:
 
 
 def write_atomic(path: Path, content: str | bytes) -> None:
-    """Replace a file in one step (a temporary sibling renamed over it), keeping its mode."""
+    """Replace a file in one step (a temporary sibling renamed over it), keeping its mode; a symlink
+    stays a symlink (its target is replaced)."""
     path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
     data = content.encode("utf-8") if isinstance(content, str) else content
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -89,7 +89,6 @@ class TangleLexer(RegexLexer):
     aliases = ["tangle"]
     filenames = ["*.tangle"]
     mimetypes = ["text/x-tangle"]
-    url = "https://example.invalid/tanglec/docs/language.md"
 
     tokens = {
         "root": [

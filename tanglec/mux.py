@@ -236,10 +236,84 @@ def _in_object_sharing_scope() -> bool:
     return global_state.get_global_attribute("shared_objects/id_to_config_map") is not None
 
 
+# Cost-model constants; see choose_strategy's docstring for the measurements.
+_CPU_ROUTED = "partition"  # on CPU the best routed strategy in every measured cell (or tied)
+_GPU_WHERE_MAX_WASTED_FLOPS = 1e8  # GPU: NOT calibrated (no GPU was available), an estimate
+
+
 def choose_strategy(
     n_branches: int, batch_size: int, branch_flops: float, device: str = "CPU"
 ) -> str:
-    """The ``auto`` choice: returns one of STRATEGIES. (calibrated below)"""
-    if n_branches <= 1:
+    """The ``auto`` choice: returns one of STRATEGIES.
+
+    ``branch_flops`` is the forward cost of one branch for *one* example
+    (2 x multiply-adds; a Dense(a -> b) layer is 2ab). ``device`` is ``"CPU"``
+    or ``"GPU"`` (``"/device:GPU:0"`` style names are accepted).
+
+    Cost model. Per training step, with n branches, batch B, f = branch_flops::
+
+        where      ~ n * (o_branch + o_where) + 3 * n * B * f * c    (every branch, every row)
+        partition  ~ n * (o_branch + o_part) + o_route + 3 * B * f * c
+        gather     ~ n * (o_branch + o_gather) + o_route' + 3 * B * f * c
+
+    plus a term common to all three (and to a model without routing) that
+    grows with the n-fold parameter count: reading every branch's weights,
+    writing their gradients and updating them. ``where`` saves routing
+    operations but wastes ``(n - 1) * B * f`` FLOPs per forward pass; it can
+    only win when its per-branch overhead ``o_where`` is smaller than
+    ``o_part`` and the wasted work is negligible.
+
+    Calibration on CPU (``bench/mux_sweep.py`` and micro-benchmarks of the same
+    train step; 2-core AMD EPYC VM, TF 2.21, graph mode, no XLA, SGD; branch =
+    Dense(W, relu) -> Dense(W); ratio = steps/s relative to one plain branch
+    on the same batch; best of several rounds):
+
+    ========  =====  =====  =====  =========  ======  ===================
+    W         B      n      where  partition  gather  no-routing ceiling
+    ========  =====  =====  =====  =========  ======  ===================
+    4         8      2      0.55   0.57       0.50    (per step: 54 / 51 / 59 us, one branch 29 us)
+    4         8      4      0.28   0.38       0.29
+    16        32     2      0.53   0.57       0.49
+    16        32     4      0.28   0.28       0.22
+    32        32     2      0.51   0.63       0.55
+    256       32     2      0.55   0.68       0.57    0.76
+    256       256    8      0.14   0.49       0.47    0.49
+    256       256    32     0.03   0.22-0.25  0.19    0.22-0.24 (K-fold weights, not routing, limit it)
+    256       4096   8      0.11   0.85       0.85    0.90
+    256       4096   32     0.03   0.69       0.63    0.69
+    ========  =====  =====  =====  =========  ======  ===================
+
+    ``where`` never beat ``partition`` for n >= 2: even at W=4, B=8 (no
+    compute to speak of) it is ~5-15 % slower, because its per-branch select
+    ops cost as much as partition's whole routing, and from W=32 on its
+    wasted FLOPs dominate. ``gather`` is equal or slower than ``partition``
+    everywhere (its per-branch Where/GatherNd cost more than one
+    DynamicPartition; CPU-time cross-check: partition 7.9 ms vs gather
+    7.9 ms at W=256 B=256 n=8, 58 vs 63 ms at B=4096 n=32). So on CPU:
+
+    * n == 1: ``where`` (nothing to route; the branch runs once);
+    * n >= 2: ``partition``, whatever B and f.
+
+    GPU (not calibrated: no GPU was available): routing needs a device->host
+    sync for the data-dependent shapes, so ``where`` is preferred while the
+    wasted work ``(n - 1) * B * f`` is at most 1e8 FLOPs (tens of
+    microseconds on a current GPU), else ``gather`` (it only uses ops with
+    GPU and XLA kernels).
+
+    XLA (``jit_compile=True``) is a separate decision for the compiler: on CPU
+    it makes tiny models 2-4x faster (e.g. W=4, B=8, n=2: where+XLA 14 us,
+    partition+XLA 3-16 us vs 51 us without) but the data-dependent shapes are
+    padded to the whole batch, so at W=256, B=256, n=32 gather+XLA runs at
+    0.01x. Keras already disables XLA on CPU-only machines (``jit_compile="auto"``).
+    """
+    if n_branches < 1:
+        raise ValueError(f"n_branches must be >= 1, got {n_branches}")
+    if batch_size < 0 or branch_flops < 0:
+        raise ValueError("batch_size and branch_flops must be >= 0")
+    if n_branches == 1:
         return "where"
-    return "gather"
+    kind = device.upper().replace("/DEVICE:", "").split(":")[0].strip("/")
+    if kind == "GPU":
+        wasted = (n_branches - 1) * batch_size * branch_flops
+        return "where" if wasted <= _GPU_WHERE_MAX_WASTED_FLOPS else "gather"
+    return _CPU_ROUTED

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -82,8 +83,8 @@ def _clean_leftovers(run_dir: Path) -> None:
     """Remove what a killed compile of this run left beside it: temporary directories of processes that
     are gone, and a previous run moved aside (put back if the run itself is missing)."""
     for tmp in run_dir.parent.glob(f".{run_dir.name}.*.tmp"):
-        pid = tmp.name[len(run_dir.name) + 2:].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        mine = re.fullmatch(r"(\d+)\.[^.]+\.tmp", tmp.name[len(run_dir.name) + 2:])  # .NAME.PID.XXXX.tmp
+        if mine and not _alive(int(mine.group(1))):
             shutil.rmtree(tmp, ignore_errors=True)
     old = run_dir.with_name(f".{run_dir.name}.old")
     if old.is_dir():
@@ -219,11 +220,18 @@ def load_model(run_dir: Path, checked: Checked):
     """Rebuild the model from the spec and load the weights (no pickles, no Lambda)."""
     from .codegen import build_model
 
+    import warnings
+
     model = build_model(checked)
     try:
-        model.load_weights(Path(run_dir) / WEIGHTS)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.load_weights(Path(run_dir) / WEIGHTS)
     except Exception as err:  # h5py/keras raise several types for a damaged or foreign file
         raise run_error(Path(run_dir), f"weights do not fit this spec's model: {err}") from None
+    skipped = [w for w in caught if issubclass(w.category, UserWarning) and "saving" in str(w.filename)]
+    if skipped:  # Keras loads what matches and warns about the rest: a partial load is refused, not used
+        raise run_error(Path(run_dir), f"weights do not fit this spec's model: {str(skipped[0].message)[:200]}")
     return model
 
 

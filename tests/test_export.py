@@ -18,7 +18,8 @@ from click.testing import CliRunner
 from conftest import ARITH
 from tanglec.cli import cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow,  # Keras's own numpy-2 deprecation noise, not ours:
+              pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")]
 
 EXAMPLES = list(itertools.product(range(10), ["binary", "decimal"], ["plus1", "times2"]))
 
@@ -29,20 +30,34 @@ def invoke(*args):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    base = tmp_path_factory.mktemp("export")
-    run, board = base / "runs" / "arith", base / "board"
-    r = invoke("compile", ARITH, "-o", run, "--tensorboard", board, "--json")
-    assert r.exit_code == 0, r.output
-    out = json.loads(r.stdout)
+    """(run, tensorboard dir, compile's JSON). Trained once even under pytest-xdist: the first worker
+    trains into the session's shared temporary folder, the others wait for it and reuse the run."""
+    shared = tmp_path_factory.getbasetemp().parent / "tanglec_export_run"
+    shared.mkdir(exist_ok=True)
+    run, board, done = shared / "runs" / "arith", shared / "board", shared / "compile.json"
+    with open(shared / ".lock", "w") as lock:
+        try:
+            import fcntl
+
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except ImportError:  # not POSIX: each worker may train (still correct, just slower)
+            pass
+        if not done.exists():
+            shutil.rmtree(run, ignore_errors=True)
+            shutil.rmtree(board, ignore_errors=True)
+            r = invoke("compile", ARITH, "-o", run, "--tensorboard", board, "--json")
+            assert r.exit_code == 0, r.output
+            done.write_text(r.stdout)
+    out = json.loads(done.read_text())
     assert out["tensorboard"] == str(board)
-    return base, run, board, out
+    return run, board, out
 
 
 def test_tensorboard_scalars(trained):
     import tensorflow as tf
     from tensorflow.core.util import event_pb2
 
-    _, _, board, out = trained
+    _, board, out = trained
     files = list(board.glob("events.out.tfevents.*"))
     assert files, "no event file written"
     scalars: dict[str, list[tuple[int, float]]] = {}
@@ -100,8 +115,9 @@ FRESH = textwrap.dedent("""
 """)
 
 
-def test_savedmodel_round_trip_in_a_fresh_process(trained):
-    base, run, _, _ = trained
+def test_savedmodel_round_trip_in_a_fresh_process(trained, tmp_path):
+    run, _, _ = trained
+    base = tmp_path
     target = base / "exports" / "arith_savedmodel"
     r = invoke("export", run, "--format", "savedmodel", "-o", target, "--json")
     assert r.exit_code == 0, r.output
@@ -144,14 +160,15 @@ def test_savedmodel_round_trip_in_a_fresh_process(trained):
     assert r.exit_code == 0 and json.loads(r.stdout)["verified_rows"] == 0 and (target / "saved_model.pb").exists()
 
 
-def test_keras_export_loads_with_safe_mode(trained):
+def test_keras_export_loads_with_safe_mode(trained, tmp_path):
     import keras
 
     import tanglec.codegen  # noqa: F401  registers tanglec>Encode and tanglec>Multiplexer
     from tanglec.run import load_checked, load_model
     from tanglec.train import predict_raw
 
-    base, run, _, _ = trained
+    run, _, _ = trained
+    base = tmp_path
     target = base / "exports" / "arith.keras"
     r = invoke("export", run, "--format", "keras", "-o", target, "--json")
     assert r.exit_code == 0, r.output
@@ -170,8 +187,9 @@ def test_keras_export_loads_with_safe_mode(trained):
     assert not (base / "exports" / "arith.h5").exists()
 
 
-def test_damaged_run_is_refused(trained):
-    base, run, _, _ = trained
+def test_damaged_run_is_refused(trained, tmp_path):
+    run, _, _ = trained
+    base = tmp_path
     damaged = base / "damaged"
     shutil.copytree(run, damaged)
     with (damaged / "routes.json").open("a") as fh:
@@ -184,3 +202,29 @@ def test_damaged_run_is_refused(trained):
     assert "routes.json" in out["diagnostics"][0]["message"] and not target.exists()
     r = invoke("export", base / "no_such_run")
     assert r.exit_code == 1 and "E140" in r.stderr
+
+
+@pytest.mark.parametrize("codec", ["bits(5)", "gray(5)", "gray(12)", "onehot(7)", "scalar", "vector(3)"])
+def test_tf_decoding_matches_codecs_decode(codec):
+    """The SavedModel decodes with TensorFlow ops: same answers as tanglec.codecs.decode, bit for bit."""
+    import tensorflow as tf
+
+    from tanglec import ast, codecs
+    from tanglec.export import decode_tf
+
+    kind, _, size = codec.partition("(")
+    span = ast.Span("t", 1, 1, 1, 2)
+    c = ast.Codec(ast.Name(kind, span), int(size[:-1]) if size else None, span)
+    width = {"scalar": 1}.get(kind, c.size)
+    rng = np.random.default_rng(0)
+    raw = rng.normal(0, 4, (500, width)).astype(np.float32)
+    raw[:20] = rng.choice(np.float32([0.0, -0.0, 1e-8, -1e-8, 80.0, -80.0]), (20, width))  # the edges
+    want_value, want_conf = codecs.decode(c, raw)
+    got_value, got_conf = decode_tf(c, tf.constant(raw))
+    if want_conf is None:
+        assert got_conf is None
+        np.testing.assert_array_equal(np.asarray(got_value), want_value)
+    else:
+        assert np.asarray(got_value).dtype == np.int64
+        np.testing.assert_array_equal(np.asarray(got_value), want_value)
+        np.testing.assert_allclose(np.asarray(got_conf), want_conf, rtol=1e-6, atol=1e-7)

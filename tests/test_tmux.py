@@ -102,7 +102,11 @@ def test_explore_in_a_real_terminal(tmp_path):
         # Query view: x=7, encoding=binary, op=times2 -> 4 on both decoders
         term.keys("3")
         term.wait_for(r"fields", 10, "the Query view")
-        term.keys("7", "Tab", "Tab", "Enter", "Down", "Enter")
+        term.keys("7", "Tab", "Tab")
+        term.wait_for(r"x\s+7\b", 10, "x=7 in the form")
+        term.keys("Enter")
+        term.wait_for(r"Dismiss menu", 10, "the op choices to open")
+        term.keys("Down", "Enter")
         screen = term.wait_for(r"to_decimal\s+y\s+4\s", 30, "the answers for x=7 times2")
         assert re.search(r"to_binary\s+y\s+4\s", screen)
         assert "binary → times2" in screen

@@ -24,7 +24,7 @@ from textual.widgets.option_list import Option
 
 from .messages import (ExamplesReady, LightRoute, ModelLoaded, NodeHighlighted, QueryAnswered, QueryFieldsChanged,
                        RunSaved, TensorFlowReady, TrainDone, TrainProgress)
-from .session import Session, TrainControl, display_path, open_target
+from .session import Session, TrainControl, display_path, open_target, short_path
 from .widgets.graph import LEGEND, GraphView, NodeDetails, describe_node
 from .widgets.help import HelpScreen
 from .widgets.spec import SpecView, summary
@@ -60,6 +60,7 @@ class ExploreApp(App[int]):
         self.examples = None
         self.model = None
         self.model_origin = ""
+        self.model_how = ""
         self.tf_state = "not loaded"
         self.tf_ready = threading.Event()
         self.tf_error: str | None = None
@@ -191,16 +192,16 @@ class ExploreApp(App[int]):
 
     def _update_status(self) -> None:
         s = self.session
-        text = Text()
+        text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f" {s.name} ", style="bold")
-        text.append("│ run ", style="dim")
-        text.append(display_path(s.run_dir))
-        text.append(f": {s.run_note} ", style="dim")
         text.append("│ TensorFlow ", style="dim")
         text.append(self.tf_state, style="yellow" if self.tf_state.startswith("loading") else "")
-        if self.model_origin:
-            text.append(" │ model: ", style="dim")
-            text.append(self.model_origin)
+        text.append(" │ run ", style="dim")
+        text.append(short_path(s.run_dir))
+        text.append(f": {s.run_note}", style="dim")
+        if self.model is not None:
+            text.append(" │ model ", style="dim")
+            text.append(self.model_how)
         self.query_one("#status", Static).update(text)
 
     # -- background work -------------------------------------------------------------
@@ -243,7 +244,7 @@ class ExploreApp(App[int]):
         from ..run import load_model
 
         s = self.session
-        origin = f"run {display_path(s.run_dir)}"
+        origin = f"run {short_path(s.run_dir)}"
         try:
             model = load_model(s.run_dir, s.checked)
         except TangleError as err:
@@ -281,6 +282,7 @@ class ExploreApp(App[int]):
             self.notify(f"Could not load the run's model: {message.error}", severity="error", timeout=8)
         else:
             self.model, self.model_origin = message.model, message.origin
+            self.model_how = "loaded"
         self._update_status()
         self._update_query_note()
         self._refresh_details()
@@ -657,7 +659,8 @@ class ExploreApp(App[int]):
         """A model just written to the run directory becomes the one queries use."""
         s = self.session
         s.run_state, s.run_note, s.report = "current", "trained", result.report
-        self.model, self.model_origin = result.model, f"run {display_path(s.run_dir)} ({how})"
+        self.model, self.model_origin = result.model, f"run {short_path(s.run_dir)} ({how})"
+        self.model_how = how
         self._update_status()
         self._update_query_note()
         self._refresh_details()

@@ -63,6 +63,16 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
+def short_path(path: Path, width: int = 32) -> str:
+    """display_path, with the middle cut out when it is long (status lines)."""
+    text = display_path(path)
+    if len(text) <= width:
+        return text
+    parts = Path(text).parts
+    tail = str(Path(*parts[-2:])) if len(parts) > 1 else text
+    return "…/" + tail if len(tail) < width else "…" + text[-(width - 1):]
+
+
 def open_target(target: Path, run_dir: Path | None = None) -> Session:
     """Load a spec file or a run directory; never raises for problems in them (they become diagnostics)."""
     target = Path(target)
