@@ -76,7 +76,7 @@ CASES = [
     ("unknown-layer", mutate("dense 32 relu, dense 12", "dense 32 relu, dens 12"), "E113", "dens 12", 1),
     ("unknown-codec", mutate("bits(4)    -> latent(12)", "bitz(4)    -> latent(12)"), "E114", "bitz", 1),
     ("bad-setting", mutate("batch 64", "bacth 64"), "E115", "bacth", 1),
-    ("two-producers", SEED + "\nroute x -> binary -> to_decimal\n", "E128", "to_decimal\n", 3),
+    ("two-producers", SEED + "\nroute x -> binary -> to_decimal\n", "E128", "to_decimal\n", 2),
     ("field-codec", mutate("input x: int 0..9", "input x: int 0..19"), "E117", "binary | decimal] by", 1),
 ]
 

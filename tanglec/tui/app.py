@@ -19,6 +19,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, ScrollableContainer
+from textual.lazy import Lazy
 from textual.widgets import Footer, Header, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
@@ -36,6 +37,7 @@ class ExploreApp(App[int]):
     CSS_PATH = "tanglec.tcss"
     TITLE = "tanglec explore"
     ENABLE_COMMAND_PALETTE = False
+    AUTO_FOCUS = None  # the initial view focuses its own main widget (see _focus_view)
     BINDINGS = [
         Binding("1", "show('graph')", "Graph"),
         Binding("2", "show('train')", "Train"),
@@ -91,7 +93,8 @@ class ExploreApp(App[int]):
             with TabPane("Query 3", id="query"):
                 yield from self._compose_query()
             with TabPane(f"Spec 4{' ⚠' if s.all_diagnostics else ''}", id="spec"):
-                yield SpecView(s.source, s.source_file, s.all_diagnostics, s.name, id="spec-view")
+                spec = SpecView(s.source, s.source_file, s.all_diagnostics, s.name, id="spec-view")
+                yield spec if self._initial_view() == "spec" else Lazy(spec)
         yield Static(id="status")
         yield Footer()
 
@@ -146,7 +149,7 @@ class ExploreApp(App[int]):
             return
         from .widgets.train import TrainPanel
 
-        yield TrainPanel(s.checked, display_path(s.run_dir), id="train-panel")
+        yield Lazy(TrainPanel(s.checked, display_path(s.run_dir), id="train-panel"))
 
     def _compose_query(self) -> ComposeResult:
         s = self.session
@@ -155,17 +158,29 @@ class ExploreApp(App[int]):
             return
         from .widgets.query import QueryPanel
 
-        yield QueryPanel(s.checked, id="query-panel")
+        yield Lazy(QueryPanel(s.checked, id="query-panel"))
 
     # -- start-up --------------------------------------------------------------------
     def on_mount(self) -> None:
         self._update_titles()
         self._update_status()
-        if self.session.report and self._has("#route-matrix"):
-            self.query_one("#route-matrix").show(self.session.report)
-        self._update_train_note()
-        self._update_query_note()
+        self.call_after_refresh(self._focus_view, self._initial_view())
         self.call_after_refresh(self._after_first_paint)
+
+    def panel_mounted(self, panel) -> None:
+        """A lazily mounted view (Train, Query, Spec) is in place: bring it up to date."""
+        if panel.id == "train-panel":
+            panel.set_state(self.train_state)
+            if self.session.report:
+                panel.query_one("#route-matrix").show(self.session.report)
+            self._update_train_note()
+        elif panel.id == "query-panel":
+            self._update_query_note()
+        elif panel.id == "spec-view":
+            panel.set_diagnostics(self.session.all_diagnostics)
+        view = {"train-panel": "train", "query-panel": "query", "spec-view": "spec"}.get(panel.id)
+        if view and self.query_one("#views", TabbedContent).active == view:
+            self._focus_view(view)
 
     def _after_first_paint(self) -> None:
         self.first_paint = time.perf_counter() - self._started
@@ -338,10 +353,6 @@ class ExploreApp(App[int]):
     def on_mount_again(self) -> None:
         self._update_titles()
         self._update_status()
-        if self.session.report and self._has("#route-matrix"):
-            self.query_one("#route-matrix").show(self.session.report)
-        self._update_train_note()
-        self._update_query_note()
         if self.session.ok:
             self.build_examples()
             if self.tf_ready.is_set() and not self.tf_error and self.session.has_trained_run:
@@ -387,6 +398,8 @@ class ExploreApp(App[int]):
     def on_query_fields_changed(self, message: QueryFieldsChanged) -> None:
         from ..query import route_for
 
+        if not self._has("#query-panel"):
+            return  # shutting down
         panel = self.query_one("#query-panel")
         self.query_columns = message.columns
         if message.columns is None:
@@ -492,7 +505,8 @@ class ExploreApp(App[int]):
         if self.train_state in ("running", "waiting"):
             self.control.pause()
             self._set_train_state("pausing")
-            self._panel().set_stats(Text("pausing at the next evaluation…", style="yellow"))
+            if self._panel() is not None:
+                self._panel().set_stats(Text("pausing at the next evaluation…", style="yellow"))
         elif self.train_state in ("paused", "pausing"):
             self.control.resume()
             self._set_train_state("running")
@@ -503,7 +517,8 @@ class ExploreApp(App[int]):
             return
         self.control.stop()
         self._set_train_state("stopping")
-        self._panel().set_stats(Text("stopping at the next evaluation…", style="yellow"))
+        if self._panel() is not None:
+            self._panel().set_stats(Text("stopping at the next evaluation…", style="yellow"))
 
     def action_train_save(self) -> None:
         if self.stopped_result is None:

@@ -11,7 +11,6 @@ from textual.widgets import DataTable, Input, Label, Select, Static
 from ... import ast
 from ...checks import Checked
 from ...diagnostics import TangleError
-from ...query import parse_fields
 from ..messages import QueryFieldsChanged
 from .graph import GraphView
 
@@ -85,6 +84,9 @@ class QueryPanel(Vertical):
                            ("confidence", "confidence"), ("expected", "expected"), ("", "ok")):
             table.add_column(label, key=key)
         self.revalidate()
+        hook = getattr(self.app, "panel_mounted", None)
+        if hook:
+            self.call_after_refresh(hook, self)
 
     # -- the form ----------------------------------------------------------------
     def values(self) -> dict[str, str]:
@@ -113,6 +115,8 @@ class QueryPanel(Vertical):
         self.revalidate()
 
     def revalidate(self) -> None:
+        from ...query import parse_fields  # numpy: loaded after the first paint (the panel is lazy)
+
         values = self.values()
         try:
             columns = parse_fields(self.checked, values)

@@ -144,8 +144,10 @@ class SpecView(Vertical):
                 yield detail
 
     def on_mount(self) -> None:
-        # After the first paint: colouring the source costs ~0.1 s (pygments), the Graph view comes first.
-        self.call_after_refresh(self.set_diagnostics, self.diags)
+        # After the first paint: colouring the source costs ~0.1 s (pygments). The app may know of more
+        # problems by now (data checked in the background): it passes the current list.
+        hook = getattr(self.app, "panel_mounted", None)
+        self.call_after_refresh(hook or (lambda _: self.set_diagnostics(self.diags)), self)
 
     def set_diagnostics(self, diags: list[Diagnostic]) -> None:
         self.diags = list(diags)

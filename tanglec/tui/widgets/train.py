@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import itertools
-import math
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, ProgressBar, Static
-from textual_plotext import PlotextPlot
 
 from ...checks import Checked
 
@@ -83,46 +81,6 @@ class RouteMatrix(DataTable):
         return [str(self.get_cell(v, k)) for v in self.row_values for k in self.col_keys]
 
 
-class LossPlot(PlotextPlot):
-    """Training loss per decoder (and the weighted total) against the step, on a log scale."""
-
-    def __init__(self, decoders: list[str], **kw) -> None:
-        super().__init__(**kw)
-        self.decoders = decoders
-        self.steps: list[int] = []
-        self.series: dict[str, list[float]] = {d: [] for d in [*decoders, "total"]}
-
-    def on_mount(self) -> None:
-        self.draw()
-
-    def reset(self) -> None:
-        self.steps = []
-        self.series = {d: [] for d in [*self.decoders, "total"]}
-        self.draw()
-
-    def add(self, step: int, losses: dict[str, float]) -> None:
-        self.steps.append(step)
-        for name in self.series:
-            value = losses.get(name, math.nan)
-            self.series[name].append(value if math.isfinite(value) and value > 0 else math.nan)
-        self.draw()
-
-    def draw(self) -> None:
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
-        plt.title("loss per decoder" + ("" if self.steps else " — not trained yet"))
-        plt.xlabel("step")
-        if self.steps:
-            plt.yscale("log")
-            for name, values in self.series.items():
-                points = [(s, v) for s, v in zip(self.steps, values) if not math.isnan(v)]
-                if points:
-                    plt.plot([p[0] for p in points], [p[1] for p in points], label=name,
-                             marker="braille")
-        self.refresh()
-
-
 class TrainPanel(Vertical):
     """Controls, live statistics, the loss plot and the per-route matrix (the app runs the worker)."""
 
@@ -143,6 +101,8 @@ class TrainPanel(Vertical):
         with Horizontal(id="train-status"):
             yield ProgressBar(total=cfg.steps, show_eta=False, id="train-progress")
             yield Static("idle — press s to start training", id="train-stats")
+        from .plot import LossPlot  # plotext loads here, after the first paint (the panel is lazy)
+
         with Horizontal(id="train-body"):
             plot = LossPlot(list(self.checked.graph.decoders), id="loss-plot")
             yield plot
@@ -150,6 +110,11 @@ class TrainPanel(Vertical):
                 box.border_title = "exact match per route"
                 yield RouteMatrix(self.checked, id="route-matrix")
                 yield Static(id="train-note")
+
+    def on_mount(self) -> None:
+        hook = getattr(self.app, "panel_mounted", None)
+        if hook:
+            self.call_after_refresh(hook, self)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         action = {"train-start": "train_start", "train-pause": "train_pause", "train-stop": "train_stop"}
