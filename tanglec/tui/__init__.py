@@ -64,4 +64,11 @@ def run_explore(target: Path, run_dir: Path | None = None) -> int:
         if term is not None:
             app.error_console = Console(file=term, markup=False, highlight=False)
         app.run()
-    return app.return_code or 0
+    code = app.return_code or 0
+    if app.importing_tensorflow:
+        # Quit during the background import: don't wait seconds for it (nor let interpreter shutdown
+        # race with TensorFlow's initialisation). The terminal is restored, nothing is being written.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

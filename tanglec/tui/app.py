@@ -19,7 +19,6 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, ScrollableContainer
-from textual.lazy import Lazy
 from textual.widgets import Footer, Header, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
@@ -79,6 +78,8 @@ class ExploreApp(App[int]):
         self.lit_selection: dict[str, str] | None = None
         self.first_paint: float | None = None
         self._predict_lock = threading.Lock()
+        self._tf_thread: threading.Thread | None = None
+        self._quitting = False
         self._started = time.perf_counter()
 
     # -- layout ----------------------------------------------------------------------
@@ -93,8 +94,8 @@ class ExploreApp(App[int]):
             with TabPane("Query 3", id="query"):
                 yield from self._compose_query()
             with TabPane(f"Spec 4{' ⚠' if s.all_diagnostics else ''}", id="spec"):
-                spec = SpecView(s.source, s.source_file, s.all_diagnostics, s.name, id="spec-view")
-                yield spec if self._initial_view() == "spec" else Lazy(spec)
+                if self._initial_view() == "spec":
+                    yield self._spec_view()
         yield Static(id="status")
         yield Footer()
 
@@ -147,18 +148,14 @@ class ExploreApp(App[int]):
             yield Static("This spec has errors: training needs a spec that checks. See Spec (4), fix the "
                          "file, then press ctrl+r.", classes="blocked")
             return
-        from .widgets.train import TrainPanel
-
-        yield Lazy(TrainPanel(s.checked, display_path(s.run_dir), id="train-panel"))
+        yield Static("loading…", classes="placeholder")  # the panel mounts after the first paint
 
     def _compose_query(self) -> ComposeResult:
         s = self.session
         if not s.ok:
             yield Static("This spec has errors: queries need a spec that checks. See Spec (4).", classes="blocked")
             return
-        from .widgets.query import QueryPanel
-
-        yield Lazy(QueryPanel(s.checked, id="query-panel"))
+        yield Static("loading…", classes="placeholder")  # the panel mounts after the first paint
 
     # -- start-up --------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -167,8 +164,40 @@ class ExploreApp(App[int]):
         self.call_after_refresh(self._focus_view, self._initial_view())
         self.call_after_refresh(self._after_first_paint)
 
+    def _spec_view(self) -> SpecView:
+        s = self.session
+        return SpecView(s.source, s.source_file, s.all_diagnostics, s.name, id="spec-view")
+
+    async def _mount_views(self) -> None:
+        """Mount the hidden views after the first paint (Train needs plotext, Query numpy): the graph
+        shows sooner. Quitting meanwhile is fine: whatever is not mounted yet is left out."""
+        from textual.css.query import NoMatches
+        from textual.widget import MountError
+
+        s = self.session
+        views = []
+        if not self._has("#spec-view"):
+            views.append(("spec", self._spec_view))
+        if s.ok:
+            from .widgets.query import QueryPanel
+            from .widgets.train import TrainPanel
+
+            views.append(("train", lambda: TrainPanel(s.checked, display_path(s.run_dir), id="train-panel")))
+            views.append(("query", lambda: QueryPanel(s.checked, id="query-panel")))
+        for pane_id, make in views:
+            if self._quitting:
+                return
+            try:
+                pane = self.query_one(f"#{pane_id}", TabPane)
+                await pane.query(".placeholder").remove()
+                await pane.mount(make())
+            except (MountError, NoMatches):
+                if self._quitting:
+                    return
+                raise
+
     def panel_mounted(self, panel) -> None:
-        """A lazily mounted view (Train, Query, Spec) is in place: bring it up to date."""
+        """A view mounted after the first paint (Train, Query, Spec) is in place: bring it up to date."""
         if panel.id == "train-panel":
             panel.set_state(self.train_state)
             if self.session.report:
@@ -185,6 +214,7 @@ class ExploreApp(App[int]):
     def _after_first_paint(self) -> None:
         self.first_paint = time.perf_counter() - self._started
         self.log(f"first paint after {self.first_paint:.3f}s")
+        self.call_later(self._mount_views)
         # Give the writer thread a moment to put the frame on the terminal before the imports take the GIL.
         self.set_timer(0.05, self._start_background)
 
@@ -232,8 +262,31 @@ class ExploreApp(App[int]):
             return
         self.post_message(ExamplesReady(examples, []))
 
-    @work(thread=True, group="tensorflow", exit_on_error=False)
     def import_tensorflow(self) -> None:
+        """Import TensorFlow in a background thread (then load the run's model, if there is one).
+
+        A plain daemon thread, not a Textual thread worker: workers run on asyncio's default executor,
+        which is joined when the app exits, so quitting during the ~5 s import would hang until it
+        finished. `run_explore` ends the process at once if the import is still going on.
+        """
+        if self._tf_thread is not None:
+            return
+        self._tf_thread = threading.Thread(target=self._import_tensorflow, name="tanglec-tensorflow",
+                                           daemon=True)
+        self._tf_thread.start()
+
+    @property
+    def importing_tensorflow(self) -> bool:
+        return self._tf_thread is not None and self._tf_thread.is_alive()
+
+    def _post(self, message) -> None:
+        """post_message from a background thread; the app may be gone already (then drop it)."""
+        try:
+            self.post_message(message)
+        except RuntimeError:  # the event loop has closed
+            pass
+
+    def _import_tensorflow(self) -> None:
         import os
 
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -246,10 +299,10 @@ class ExploreApp(App[int]):
         except Exception as err:  # noqa: BLE001 — shown in the status line, never a crash
             self.tf_error = f"{type(err).__name__}: {err}"
             self.tf_ready.set()
-            self.post_message(TensorFlowReady(time.perf_counter() - started, self.tf_error))
+            self._post(TensorFlowReady(time.perf_counter() - started, self.tf_error))
             return
         self.tf_ready.set()
-        self.post_message(TensorFlowReady(time.perf_counter() - started))
+        self._post(TensorFlowReady(time.perf_counter() - started))
         if self.session.ok and self.session.has_trained_run:
             self._load_run_model()
 
@@ -263,12 +316,12 @@ class ExploreApp(App[int]):
         try:
             model = load_model(s.run_dir, s.checked)
         except TangleError as err:
-            self.post_message(ModelLoaded(None, origin, err.diagnostics[0].message))
+            self._post(ModelLoaded(None, origin, err.diagnostics[0].message))
             return
         except Exception as err:  # noqa: BLE001
-            self.post_message(ModelLoaded(None, origin, f"{type(err).__name__}: {err}"))
+            self._post(ModelLoaded(None, origin, f"{type(err).__name__}: {err}"))
             return
-        self.post_message(ModelLoaded(model, origin))
+        self._post(ModelLoaded(model, origin))
 
     def on_tensor_flow_ready(self, message: TensorFlowReady) -> None:
         self.tf_state = f"failed ({message.error})" if message.error else f"ready ({message.seconds:.1f}s)"
@@ -347,6 +400,7 @@ class ExploreApp(App[int]):
         self.answers = None
         self.lit_selection = None
         await self.recompose()
+        await self._mount_views()
         self.on_mount_again()
         self.notify(f"Reloaded {self.session.name}: {summary(self.session.all_diagnostics)}")
 
@@ -363,6 +417,7 @@ class ExploreApp(App[int]):
         self._load_run_model()
 
     async def action_quit(self) -> None:
+        self._quitting = True
         if self.control is not None and self.train_state in ("waiting", "running", "pausing", "paused"):
             self.control.stop()
         self.exit(0)
