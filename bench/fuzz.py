@@ -5,7 +5,8 @@
     .venv/bin/python bench/fuzz.py --cases 2000 --seed 7 --json
 
 Three families of cases, each run through the library directly (`parse_partial`, `parse`, `check`,
-`render_all`, every diagnostic's `to_json`), not through the CLI, so a bug can't hide behind the CLI's
+`render_all`, every diagnostic's `to_json`, and `onepass.check_text`, which is what `tanglec check`
+runs), not through the CLI, so a bug can't hide behind the CLI's
 "internal error" exit:
 
 * **mutation**: the valid specs of `specs/` plus a few that use every feature, mutated 1-4 times:
@@ -49,6 +50,7 @@ from tanglec import ast  # noqa: E402
 from tanglec.checks import check  # noqa: E402
 from tanglec.diagnostics import Diagnostic, TangleError, render_all  # noqa: E402
 from tanglec.parser import parse, parse_file, parse_partial  # noqa: E402
+from tanglec.onepass import check_text  # noqa: E402
 
 # ---- the corpus: valid specs that mutations start from ----------------------------------------
 
@@ -128,17 +130,32 @@ DATA_FILES = {
 }
 
 
-def corpus() -> dict[str, str]:
-    specs = {p.name: p.read_text() for p in sorted((ROOT / "specs").glob("*.tangle"))}
-    specs.update({"everything.tangle": EVERYTHING, "sampled.tangle": SAMPLED, "jsonl.tangle": JSONL})
+OWN = {"everything.tangle": EVERYTHING, "sampled.tangle": SAMPLED, "jsonl.tangle": JSONL}
+
+
+def corpus(work: Path | None = None) -> dict[str, str]:
+    """The specs mutations start from: the repo's specs that check cleanly on their own (a spec that
+    needs a trained `init` run does not) and the ones above, which use every feature."""
+    specs = {}
+    for p in sorted((ROOT / "specs").glob("*.tangle")):
+        text = p.read_text()
+        try:
+            if work is None or not check(parse(text, str(work / p.name))).errors:
+                specs[p.name] = text
+        except TangleError:
+            pass
+    specs.update(OWN)
     return specs
 
 
 def make_workdir() -> Path:
-    """A folder with the data files the corpus names, so `data file` statements resolve."""
+    """A folder with the repo's specs and the data files the corpus names, so `data file` and `use`
+    statements resolve."""
     work = Path(tempfile.mkdtemp(prefix="tanglec-fuzz-"))
     for name, text in DATA_FILES.items():
         (work / name).write_text(text)
+    for p in (ROOT / "specs").glob("*.tangle"):
+        shutil.copy(p, work / p.name)
     if (ROOT / "specs" / "data").is_dir():
         shutil.copytree(ROOT / "specs" / "data", work / "data")
     return work
@@ -239,6 +256,10 @@ def run_case(text: str, file: str, via_file: bytes | None = None) -> Outcome:
         diags = diags + checked.diagnostics
         out.diagnostics = len(diags)
         out.problems += validate(diags, file, text)
+        one_checked, one_pass = check_text(text, file)  # what `tanglec check` reports
+        out.problems += validate(one_pass, file, text)
+        if out.parsed != (one_checked is not None):
+            out.problems.append("check_text disagrees with parse_partial about syntax errors")
     except CaseTimeout:
         out.problems.append("timeout")
     except TangleError as err:  # check() itself may raise for data problems in some paths: fine if positioned
@@ -520,7 +541,7 @@ def _with_alarm(seconds: float | None, fn):
 
 def run_mutations(report: Report, count: int, seed: int, work: Path, timeout: float | None = None,
                   family: str = "mutation") -> None:
-    specs = corpus()
+    specs = corpus(work)
     file = str(work / "fuzz.tangle")
     for i in range(count):
         rng = random.Random(f"{seed}:{family}:{i}")
@@ -558,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
     work = make_workdir()
     try:
         if args.show is not None:
-            print(mutation_case(random.Random(f"{args.seed}:mutation:{args.show}"), corpus())[0])
+            print(mutation_case(random.Random(f"{args.seed}:mutation:{args.show}"), corpus(work))[0])
             return 0
         report = Report()
         started = time.perf_counter()

@@ -19,8 +19,11 @@ LAYER_KINDS = {"dense", "dropout", "norm", "residual"}
 ACTIVATIONS = {"relu", "gelu", "tanh", "sigmoid", "elu", "selu", "swish", "softplus", "linear", "leaky_relu"}
 OPTIMIZERS = {"adam", "sgd", "rmsprop", "adamw"}
 MUX_STRATEGIES = {"where", "partition", "gather", "auto"}
-TRAIN_KEYS = {"steps", "batch", "lr", "seed", "until", "weight", "mux", "eval_every", "optimizer"} | OPTIMIZERS
-DATA_KEYS = {"seed", "eval", "limit", "per_route", "only"}
+TRAIN_KEYS = {"steps", "batch", "lr", "seed", "until", "weight", "mux", "eval_every", "optimizer",
+              "strategy"} | OPTIMIZERS
+DATA_KEYS = {"seed", "eval", "limit", "per_route", "only", "stream"}
+DISTRIBUTE_STRATEGIES = ("default", "mirrored", "multiworker")  # tanglec.distribute.STRATEGIES (no TF here)
+STREAM_MODES = ("auto", "always", "never")  # tanglec.stream: read a data file in chunks
 MAX_ENUMERATION = 1_000_000
 MAX_MODULES = 5000
 MAX_PARAMETERS = 50_000_000
@@ -40,6 +43,7 @@ class TrainConfig:
     weights: dict[str, float] = field(default_factory=dict)
     mux: str = "where"
     eval_every: int = 10
+    strategy: str = "default"  # tf.distribute strategy (docs/distributed.md); --strategy overrides
 
 
 @dataclass
@@ -52,6 +56,7 @@ class DataConfig:
     span: ast.Span | None = None
     limit: int | None = None  # at most this many training examples in all (few-shot)
     per_route: int | None = None  # at most this many training examples per route
+    stream: str = "auto"  # auto | always | never: read the file in chunks (tanglec.stream)
 
 
 @dataclass
@@ -552,6 +557,11 @@ class _Checker:
                 self.error("E122", "mux is one of " + ", ".join(sorted(MUX_STRATEGIES)), s.span)
             else:
                 t.mux = s.value.text
+        elif key == "strategy":
+            if not isinstance(s.value, ast.Name) or s.value.text not in DISTRIBUTE_STRATEGIES:
+                self.error("E115", "strategy is one of " + ", ".join(DISTRIBUTE_STRATEGIES), s.span)
+            else:
+                t.strategy = s.value.text
         elif key == "weight":
             if not isinstance(s.value, tuple):
                 self.error("E115", "weight is written `weight decoder:1.5`", s.span)
@@ -580,6 +590,13 @@ class _Checker:
             v = self._number(s, 0, 0.9, False)
             if v is not None:
                 self.data.eval_fraction = float(v)
+        elif key == "stream":
+            if not isinstance(s.value, ast.Name) or s.value.text not in STREAM_MODES:
+                self.error("E115", "stream is one of " + ", ".join(STREAM_MODES), s.span)
+            elif self.data.source != "file":
+                self.error("E115", "only a data file is streamed", s.span)
+            else:
+                self.data.stream = s.value.text
 
     def check_targets(self) -> None:
         checked = Checked(self.spec, self.g, self.train, self.data, [])
@@ -632,6 +649,9 @@ class _Checker:
         except DataError as err:
             self.diags += err.diagnostics
             return None
+        summary = getattr(examples, "target_summary", None)  # a streamed file: min, max (a non-integer)
+        if summary is not None:
+            return summary
         return {k: [None if v != v else v for v in arr.tolist()] for k, arr in examples.targets.items()
                 if arr.ndim == 1}
 

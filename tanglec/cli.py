@@ -92,15 +92,11 @@ def cli() -> None:
 @json_option
 def check(spec: Path, as_json: bool) -> None:
     """Parse and check a spec (no TensorFlow): every problem, positioned."""
-    from .checks import check as run_checks
-    from .parser import parse_file
+    from .onepass import check_file
 
-    try:
-        checked = run_checks(parse_file(spec))
-    except TangleError as err:
-        fail(as_json, err)
-    if checked.errors:
-        fail(as_json, TangleError(checked.diagnostics))
+    checked, diagnostics = check_file(spec)  # syntax errors and the other statements' problems together
+    if checked is None or checked.errors:
+        fail(as_json, TangleError(diagnostics))
     warnings_to_stderr(as_json, checked.diagnostics)
     g = checked.graph
     summary = {"ok": True, "file": str(spec), "inputs": list(g.inputs), "selectors": list(g.selectors),
@@ -212,17 +208,38 @@ def _route_table(report: dict) -> str:
 @click.option("--resume", is_flag=True, help="Continue an interrupted compile of this run from its checkpoint.")
 @click.option("--checkpoint-every", "checkpoint_every", type=click.IntRange(min=0), default=None, metavar="N",
               help="Save a checkpoint every N steps (default 100; 0: only on Ctrl-C/SIGTERM).")
+@click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default=None,
+              help="tf.distribute strategy (default: the spec's `train strategy`, else default); "
+                   "multiworker reads TF_CONFIG. See docs/distributed.md.")
+@click.option("--devices", type=click.IntRange(min=1), default=None, metavar="N",
+              help="mirrored: replicate on N devices (the first N GPUs; without GPUs, N logical CPU devices).")
+@click.option("--stream/--no-stream", "stream", default=None,
+              help="Read the data file in chunks (bounded memory) or all at once (default: the spec's "
+                   "`stream` setting; auto streams files over 50 MB).")
+@click.option("--save-weights-npz", "weights_npz", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              hidden=True, help="Also write this process's final weights to an .npz (every worker, for checks).")
 @json_option
 def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, mux: str | None,
              as_json: bool, tensorboard: Path | None = None, init: Path | None = None, resume: bool = False,
-             checkpoint_every: int | None = None) -> None:
+             checkpoint_every: int | None = None, strategy: str | None = None, devices: int | None = None,
+             stream: bool | None = None, weights_npz: Path | None = None) -> None:
     """Check, build, train and evaluate a spec; write the run directory."""
     from .checks import load
     from .data import DataError, build_examples
+    from .distribute import check_strategy
+    from .stream import StreamedExamples
 
+    if stream is not None:  # before the spec is checked: checking reads the data file too
+        from . import stream as streaming
+
+        streaming.FORCED = "always" if stream else "never"
     try:
         checked = load(spec, init=init)
+        if stream is not None:
+            checked.data.stream = "always" if stream else "never"
         examples = build_examples(checked)
+        strategy = strategy or checked.train.strategy
+        chief = check_strategy(strategy, devices)  # multiworker: only the chief writes the run and checkpoints
     except (TangleError, DataError) as err:
         fail(as_json, err)
     warnings_to_stderr(as_json, checked.diagnostics)
@@ -236,17 +253,26 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
     update, bar = rich_progress(total)
     from .checkpoint import DEFAULT_EVERY, Checkpointer, checkpoint_dir, resume_command
 
-    ckpt = Checkpointer(checkpoint_dir(out), every=DEFAULT_EVERY if checkpoint_every is None else checkpoint_every,
-                        resume=resume, log=lambda line: click.echo(line, err=True))
+    every = DEFAULT_EVERY if checkpoint_every is None else checkpoint_every
+    ckpt = Checkpointer(checkpoint_dir(out), every=every if chief else 0, resume=resume, handle_signals=chief,
+                        log=lambda line: click.echo(line, err=True))  # other workers only read it to resume
     with bar, ckpt:  # Ctrl-C/SIGTERM: finish the chunk, save a checkpoint, stop
         try:
             result = train(checked, examples, steps=steps, seed=seed, mux=mux, on_progress=update,
-                           tensorboard=str(tensorboard) if tensorboard else None, checkpoint=ckpt)
+                           tensorboard=str(tensorboard) if tensorboard and chief else None, checkpoint=ckpt,
+                           strategy=strategy, devices=devices)
         except TangleError as err:
             fail(as_json, err)
+    if weights_npz is not None:
+        from .distribute import save_worker_weights
+
+        save_worker_weights(result.model, weights_npz)
     if result.interrupted and ckpt.signal_received is not None:
         command = resume_command(spec, out, {"--seed": seed, "--steps": steps, "--mux": mux, "--init": init,
-                                             "--checkpoint-every": checkpoint_every})
+                                             "--checkpoint-every": checkpoint_every,
+                                             "--strategy": None if strategy == checked.train.strategy else strategy,
+                                             "--devices": devices, "--stream": stream is True,
+                                             "--no-stream": stream is False})
         emit(as_json, {"ok": False, "interrupted": True, "step": result.steps_run, "checkpoint": str(ckpt.path),
                        "resume": command})
         click.echo(f"interrupted at step {result.steps_run}; resume with: {command}", err=True)
@@ -255,18 +281,22 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
     modules = {"loaded": result.loaded, "new": sorted(checked.new_modules) if comp.init else sorted(checked.graph.modules),
                "frozen": sorted(comp.frozen)}
     metrics = {"steps_run": result.steps_run, "seconds": result.seconds, "stopped_early": result.stopped_early,
-               "seed": cfg.seed if seed is None else seed, "modules": modules, "history": result.history}
-    write_run(out, checked, result.model, result.report, metrics)
-    ckpt.discard()  # the run is complete: its checkpoints are no longer needed
+               "seed": cfg.seed if seed is None else seed, "modules": modules, "history": result.history,
+               "strategy": result.distribution, "streamed": isinstance(examples, StreamedExamples)}
+    if chief:
+        write_run(out, checked, result.model, result.report, metrics)
+        ckpt.discard()  # the run is complete: its checkpoints are no longer needed
     report = result.report
-    payload = {"ok": True, "run": str(out), "steps_run": result.steps_run, "accuracy": report["accuracy"],
-               "cases": report["cases"], "exact": report["exact"], "stopped_early": result.stopped_early,
-               "seconds": round(result.seconds, 3), "modules": modules, "routes": report["routes"]}
+    payload = {"ok": True, "run": str(out) if chief else None, "steps_run": result.steps_run,
+               "accuracy": report["accuracy"], "cases": report["cases"], "exact": report["exact"],
+               "stopped_early": result.stopped_early, "seconds": round(result.seconds, 3), "modules": modules,
+               "strategy": result.distribution, "routes": report["routes"]}
     if tensorboard:
         payload["tensorboard"] = str(tensorboard)
     lines = [f"{key}: {', '.join(names)}" for key, names in modules.items() if names and comp.init]
+    where = f"run written to {out}" if chief else "the chief writes the run"
     emit(as_json, payload, _route_table(report) + "".join(f"\n{line}" for line in lines) +
-         f"\n{result.steps_run} steps in {result.seconds:.1f}s; run written to {out}")
+         f"\n{result.steps_run} steps in {result.seconds:.1f}s; {where}")
 
 
 @cli.command(name="eval")
@@ -278,6 +308,8 @@ def eval_(run: Path, as_json: bool) -> None:
 
     try:
         checked, _ = _load_run_checked(run)
+        if _was_streamed(run) and checked.data.source == "file":
+            checked.data.stream = "always"  # the split and evaluation sample the run was trained with
         examples = build_examples(checked)
     except TangleError as err:
         fail(as_json, err)
@@ -296,6 +328,16 @@ def eval_(run: Path, as_json: bool) -> None:
     ev = examples.take(examples.eval_index)
     report = annotate_routes(checked, examples, route_report(checked, ev, predict_raw(model, checked, ev.columns)))
     emit(as_json, {"ok": True, "run": str(run), **report}, _route_table(report))
+
+
+def _was_streamed(run: Path) -> bool:
+    """Whether the run trained on a streamed data file (its metrics say so; tanglec/stream.py)."""
+    from .run import METRICS, load_json
+
+    try:
+        return bool(load_json(run, METRICS).get("streamed"))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _load_run_checked(run: Path):
@@ -462,6 +504,70 @@ def completion(shell: str | None, as_json: bool) -> None:
     script = cls(cli, {}, "tanglec", "_TANGLEC_COMPLETE").source()
     emit(as_json, {"ok": True, "shell": shell, "script": script}, script)
 
+
+@cli.command(name="transfer")
+@click.option("--n", "ns", default="1,2,3,5,10", show_default=True, metavar="LIST",
+              help="Training example counts (the new module's one trained route has 10 examples: 10 = all).")
+@click.option("--seeds", default="5", show_default=True, metavar="SEEDS",
+              help="A count (5 = seeds 0..4) or a list (0,2,4); each is the data and the training seed.")
+@click.option("--scenarios", default="gray,minus1,prime", show_default=True, metavar="LIST",
+              help="New encoder (gray), operation (minus1), decoder (prime).")
+@click.option("--variants", default="a,a_noalign,b,c", show_default=True, metavar="LIST",
+              help="a: frozen + aligned transfer; a_noalign: without alignment; b: from scratch; c: naive nets; "
+                   "b_all (extra): from scratch with examples on every route of the new module.")
+@click.option("--no-holdout", is_flag=True, help="Skip the held-out route of arith_holdout.")
+@click.option("--stop", type=click.Choice(["exact", "fixed"]), default="exact", show_default=True,
+              help="exact: the specs' `until exact`; fixed: the full step budget, never looking at unseen routes.")
+@click.option("--quick", is_flag=True, help="One seed and n=10 only (a smoke test); writes into the workdir.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/transfer"),
+              show_default=True, help="Base runs and the result cache (a rerun resumes where it stopped).")
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSON results (default: bench/results/transfer.json; with --quick WORKDIR/quick.json).")
+@click.option("--png", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The figure (default: docs/figures/transfer.png; with --quick WORKDIR/quick.png).")
+@click.option("--no-plot", is_flag=True, help="No plot in the terminal.")
+@click.option("--cached-only", is_flag=True, help="Train nothing: report the cells the workdir's cache holds.")
+@json_option
+def transfer_(ns: str, seeds: str, scenarios: str, variants: str, no_holdout: bool, stop: str, quick: bool,
+              workdir: Path, out: Path | None, png: Path | None, no_plot: bool, cached_only: bool,
+              as_json: bool) -> None:
+    """The transfer report: accuracy of a new module's routes vs training examples (docs/transfer.md)."""
+    from . import transfer as report
+
+    try:
+        config = report.Config(
+            scenarios=_choices(scenarios, report.SCENARIOS, "--scenarios"),
+            variants=_choices(variants, report.VARIANTS + report.EXTRA_VARIANTS, "--variants"),
+            ns=report.QUICK_N if quick else report.parse_ints(ns, "n"),
+            seeds=report.QUICK_SEEDS if quick else report.parse_ints(seeds, "seeds"),
+            holdout=not no_holdout, stop=stop, workdir=workdir, cached_only=cached_only)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+    out = out or (workdir / "quick.json" if quick else Path("bench/results/transfer.json"))
+    png = png or (workdir / "quick.png" if quick else Path("docs/figures/transfer.png"))
+    if not cached_only:
+        _quiet_tensorflow()
+    try:
+        results = report.run_report(config, log=lambda message: click.echo(message, err=True))
+    except TangleError as err:
+        fail(as_json, err)
+    results["json"], results["png"] = str(out), str(png)
+    report.save(results, out, png)
+    if as_json:
+        emit(True, results)
+        return
+    report.print_tables(results)
+    if not no_plot:
+        click.echo(report.terminal_plot(results))
+    click.echo(f"results written to {out}, figure to {png}")
+
+
+def _choices(text: str, known, option: str) -> tuple[str, ...]:
+    values = tuple(v.strip() for v in text.split(",") if v.strip())
+    unknown = [v for v in values if v not in known]
+    if unknown or not values:
+        raise ValueError(f"{option}: unknown {', '.join(unknown) or 'empty list'}; choose from {', '.join(known)}")
+    return values
 
 def main() -> None:
     """Entry point: map every failure to an exit code; a bug prints a short report, not a raw traceback."""

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import ast, expr, expr_numpy
 from .composition import select_training_rows
-from .diagnostics import Diagnostic, TangleError
+from .diagnostics import SOURCES, Diagnostic, TangleError
 
 MAX_ENUMERATION = 1_000_000
 MAX_REPORTED = 10
@@ -57,6 +57,10 @@ def field_domain(t: ast.FieldType) -> range | None:
 def build_examples(checked) -> Examples:
     g, cfg = checked.graph, checked.data
     if cfg.source == "file":
+        from .stream import should_stream, streamed_examples
+
+        if should_stream(checked):  # a large file: read in chunks, bounded memory (tanglec/stream.py)
+            return streamed_examples(checked)
         columns, data_targets = read_file(checked)
     elif cfg.source == "sample":
         columns, data_targets = _sample(g, cfg.count, cfg.seed), {}
@@ -179,6 +183,7 @@ def read_file(checked) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     except OSError as err:
         raise DataError([Diagnostic("E119", f"can't read the data file: {err.strerror or err}",
                                     ast.Span(str(path), 1, 1, 1, 2))]) from None
+    SOURCES.add(str(path), text)  # so a bad cell's diagnostic quotes its row
     jsonl = path.suffix.lower() in (".jsonl", ".ndjson")
     rows = _read_jsonl(path, text, wanted) if jsonl else _read_csv(path, text, wanted)
     return _columns_from_rows(checked, rows, str(path))
@@ -196,17 +201,7 @@ def _read_csv(path: Path, text: str, wanted) -> list[tuple[int, dict[str, tuple[
     lines = _lines(text)
     if not text.strip():
         raise DataError([Diagnostic("E119", "the data file is empty", ast.Span(str(path), 1, 1, 1, 2))])
-    header = [h.strip() for h in next(csv.reader([lines[0]]))]
-    twice = sorted({h for h in header if header.count(h) > 1})
-    if twice:
-        raise DataError([Diagnostic("E119", f"column{'s' * (len(twice) > 1)} {', '.join(twice)} appear"
-                                            f"{'s' * (len(twice) == 1)} twice in the header",
-                                    ast.Span(str(path), 1, 1, 1, len(lines[0]) + 1))])
-    missing = [c for c in wanted if c not in header]
-    if missing:
-        raise DataError([Diagnostic("E119", f"missing column{'s' * (len(missing) > 1)}: {', '.join(missing)}",
-                                    ast.Span(str(path), 1, 1, 1, len(lines[0]) + 1),
-                                    hints=[f"the header has: {', '.join(header)}"])])
+    header = csv_header(path, lines[0], wanted)
     for lineno, text in enumerate(lines[1:], start=2):
         if not text.strip():
             continue
@@ -218,6 +213,22 @@ def _read_csv(path: Path, text: str, wanted) -> list[tuple[int, dict[str, tuple[
         out.append((lineno, {h: (cells[i], starts[i] if i < len(starts) else 1) for i, h in enumerate(header)}))
     problems.raise_if_any()
     return out
+
+
+def csv_header(path: Path, line: str, wanted) -> list[str]:
+    """The header's column names; E119 for a repeated or a missing column (also used by tanglec.stream)."""
+    header = [h.strip() for h in next(csv.reader([line]))]
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        raise DataError([Diagnostic("E119", f"column{'s' * (len(twice) > 1)} {', '.join(twice)} appear"
+                                            f"{'s' * (len(twice) == 1)} twice in the header",
+                                    ast.Span(str(path), 1, 1, 1, len(line) + 1))])
+    missing = [c for c in wanted if c not in header]
+    if missing:
+        raise DataError([Diagnostic("E119", f"missing column{'s' * (len(missing) > 1)}: {', '.join(missing)}",
+                                    ast.Span(str(path), 1, 1, 1, len(line) + 1),
+                                    hints=[f"the header has: {', '.join(header)}"])])
+    return header
 
 
 def _cell_starts(text: str) -> list[int]:
@@ -236,32 +247,40 @@ def _read_jsonl(path: Path, whole: str, wanted) -> list[tuple[int, dict[str, tup
     for lineno, text in enumerate(_lines(whole), start=1):
         if not text.strip():
             continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as err:
-            problems.add(lineno, err.colno, f"not JSON: {err.msg}")
-            continue
-        except (ValueError, RecursionError) as err:  # a 5,000-digit number; arrays nested 100,000 deep
-            problems.add(lineno, 1, "not JSON this reader accepts: " + (
-                "nested too deeply" if isinstance(err, RecursionError) else str(err).split(";")[0]))
-            continue
-        if not isinstance(obj, dict):
-            problems.add(lineno, 1, "each line must be a JSON object")
-            continue
-        cells = {}
-        for key in wanted:
-            if key not in obj:
-                problems.add(lineno, 1, f"missing field '{key}'")
-                continue
-            col = text.find(f'"{key}"') + 1 or 1
-            wrong = _json_type_problem(obj[key], wanted[key])
-            if wrong:
-                problems.add(lineno, col, f"{key}: {wrong}")
-                continue
-            cells[key] = (obj[key], col)
-        out.append((lineno, cells))
+        cells = jsonl_cells(lineno, text, wanted, problems)
+        if cells is not None:
+            out.append((lineno, cells))
     problems.raise_if_any()
     return out
+
+
+def jsonl_cells(lineno: int, text: str, wanted, problems: _RowProblems) -> dict[str, tuple[object, int]] | None:
+    """One JSONL line's wanted cells as {key: (value, char column)}; None when it is not a JSON object
+    (problems are added; also used by tanglec.stream)."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as err:
+        problems.add(lineno, err.colno, f"not JSON: {err.msg}")
+        return None
+    except (ValueError, RecursionError) as err:  # a 5,000-digit number; arrays nested 100,000 deep
+        problems.add(lineno, 1, "not JSON this reader accepts: " + (
+            "nested too deeply" if isinstance(err, RecursionError) else str(err).split(";")[0]))
+        return None
+    if not isinstance(obj, dict):
+        problems.add(lineno, 1, "each line must be a JSON object")
+        return None
+    cells = {}
+    for key in wanted:
+        if key not in obj:
+            problems.add(lineno, 1, f"missing field '{key}'")
+            continue
+        col = text.find(f'"{key}"') + 1 or 1
+        wrong = _json_type_problem(obj[key], wanted[key])
+        if wrong:
+            problems.add(lineno, col, f"{key}: {wrong}")
+            continue
+        cells[key] = (obj[key], col)
+    return cells
 
 
 def _columns_from_rows(checked, rows, path: str):
@@ -283,6 +302,12 @@ def _columns_from_rows(checked, rows, path: str):
     problems.raise_if_any()
     if not rows:
         raise DataError([Diagnostic("E119", "the data file has no rows", ast.Span(path, 1, 1, 1, 2))])
+    return column_arrays(checked, wanted, values)
+
+
+def column_arrays(checked, wanted, values: dict[str, list]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Converted cell values -> (inputs, data targets) arrays (also used by tanglec.stream, per chunk)."""
+    g = checked.graph
     inputs, targets = {}, {}
     for name, t in wanted.items():
         col = values[name]

@@ -17,9 +17,14 @@ the same function and the same gradients (up to float rounding):
     ``tf.dynamic_partition`` splits the rows by index, each branch runs on its
     own rows only, ``tf.dynamic_stitch`` puts the outputs back in order.
 ``gather``
-    Per branch, ``tf.where(index == k)`` gives its row ids, ``tf.gather``
+    Per branch, ``tf.where(index == k)`` gives its row ids, ``tf.gather_nd``
     takes the rows, the branch runs on them, and one ``tf.scatter_nd`` puts
-    all outputs back. Only ops with XLA kernels (no dynamic_partition/stitch).
+    all outputs back into a ``[batch, d_out]`` tensor. Its gradient is
+    written by hand (one ``gather_nd`` per branch) so that the train step
+    also compiles with XLA (``jit_compile=True``).
+
+All three compile with XLA; on CPU that only pays off for tiny models (see
+:func:`choose_strategy`).
 
 :func:`choose_strategy` is the cost model behind ``strategy="auto"`` in the
 compiler; it was calibrated with ``bench/mux_sweep.py`` (numbers in its
@@ -101,7 +106,7 @@ class Multiplexer(keras.layers.Layer):
         batch = input_shape[0][0] if len(input_shape[0]) else None
         out = None
         for branch, shape in zip(self.branches, input_shape[1:]):
-            s = tuple(branch.compute_output_shape(tuple(shape)))
+            s = _branch_output_shape(branch, tuple(shape))
             if out is None:
                 out = s
             elif tuple(out[1:]) != tuple(s[1:]):
@@ -173,12 +178,11 @@ class Multiplexer(keras.layers.Layer):
 
     def _call_gather(self, index, xs, training):
         batch = tf.shape(index, out_type=tf.int64)[:1]
-        first = self._dedupe(xs)
         rows, outs = [], []
         for k, x in enumerate(xs):
             r = tf.where(tf.equal(index, k))  # [n_k, 1] int64: the rows branch k owns
             rows.append(r)
-            outs.append(self._run(k, tf.gather_nd(xs[first[k]], r), training))
+            outs.append(self._run(k, tf.gather_nd(x, r), training))
         return _scatter_rows(rows, outs, batch)
 
     # ----------------------------------------------------------- serialization
@@ -202,6 +206,13 @@ class Multiplexer(keras.layers.Layer):
         config = dict(config)
         branches = [keras.saving.deserialize_keras_object(b) for b in config.pop("branches")]
         return cls(branches=branches, **config)
+
+
+def _branch_output_shape(branch, shape):
+    try:
+        return tuple(branch.compute_output_shape(shape))
+    except NotImplementedError:  # a custom layer without compute_output_shape: trace it
+        return tuple(branch.compute_output_spec(keras.KerasTensor(shape)).shape)
 
 
 def _scatter_rows(rows, outs, batch):
@@ -263,36 +274,56 @@ def choose_strategy(
     only win when its per-branch overhead ``o_where`` is smaller than
     ``o_part`` and the wasted work is negligible.
 
-    Calibration on CPU (``bench/mux_sweep.py`` and micro-benchmarks of the same
-    train step; 2-core AMD EPYC VM, TF 2.21, graph mode, no XLA, SGD; branch =
-    Dense(W, relu) -> Dense(W); ratio = steps/s relative to one plain branch
-    on the same batch; best of several rounds):
+    Calibration on CPU: 2-core AMD EPYC VM shared with other jobs (load
+    average 5-10 during the runs), TF 2.21 / Keras 3.15, graph mode, SGD.
+    Branch = Dense(W, relu) -> Dense(W) (f = 4 W^2); every example routed to a
+    uniformly random branch. ``bench/mux_sweep.py`` full sweep, W = 256, ratio
+    to the steps/s of one plain branch on the same batch, "wall clock / CPU
+    time" (best of 4 rounds; the CPU-time ratio is the cross-check that other
+    jobs barely disturb; ``noroute`` = the K branches on fixed B/K slices, no
+    routing ops at all, i.e. the ceiling for any strategy)::
 
-    ========  =====  =====  =====  =========  ======  ===================
-    W         B      n      where  partition  gather  no-routing ceiling
-    ========  =====  =====  =====  =========  ======  ===================
-    4         8      2      0.55   0.57       0.50    (per step: 54 / 51 / 59 us, one branch 29 us)
-    4         8      4      0.28   0.38       0.29
-    16        32     2      0.53   0.57       0.49
-    16        32     4      0.28   0.28       0.22
-    32        32     2      0.51   0.63       0.55
-    256       32     2      0.55   0.68       0.57    0.76
-    256       256    8      0.14   0.49       0.47    0.49
-    256       256    32     0.03   0.22-0.25  0.19    0.22-0.24 (K-fold weights, not routing, limit it)
-    256       4096   8      0.11   0.85       0.85    0.90
-    256       4096   32     0.03   0.69       0.63    0.69
-    ========  =====  =====  =====  =========  ======  ===================
+        K     B     where        partition    gather       gather+XLA   noroute
+        2     32    0.52 / 0.49  0.76 / 1.08  1.00 / 1.09  0.84 / 0.96  1.24 / 1.40
+        8     32    0.14 / 0.13  0.29 / 0.41  0.22 / 0.40  0.12 / 0.21  0.16 / 0.30
+        32    32    0.02 / 0.03  0.06 / 0.11  0.07 / 0.11  0.01 / 0.04  0.06 / 0.08
+        2     256   0.36 / 0.50  0.58 / 0.81  0.51 / 0.75  0.29 / 0.48  0.63 / 0.87
+        8     256   0.10 / 0.13  0.36 / 0.42  0.40 / 0.44  0.06 / 0.13  0.29 / 0.39
+        32    256   0.02 / 0.03  0.13 / 0.18  0.12 / 0.18  0.01 / 0.02  0.11 / 0.21
+        2     4096  0.35 / 0.48  0.82 / 0.90  0.71 / 0.87  -            0.92 / 0.97
+        8     4096  0.07 / 0.12  1.12 / 0.82  0.53 / 0.74  -            0.44 / 0.79
+        32    4096  0.02 / 0.03  0.57 / 0.61  0.63 / 0.59  -            0.94 / 0.64
 
-    ``where`` never beat ``partition`` for n >= 2: even at W=4, B=8 (no
-    compute to speak of) it is ~5-15 % slower, because its per-branch select
-    ops cost as much as partition's whole routing, and from W=32 on its
-    wasted FLOPs dominate. ``gather`` is equal or slower than ``partition``
-    everywhere (its per-branch Where/GatherNd cost more than one
-    DynamicPartition; CPU-time cross-check: partition 7.9 ms vs gather
-    7.9 ms at W=256 B=256 n=8, 58 vs 63 ms at B=4096 n=32). So on CPU:
+    By CPU time ``partition`` is best in 12 of the 15 cells of the sweep and
+    within 5 % of ``gather`` in 14 (12 % behind at K=4, B=32); by wall clock
+    the two trade places with the noise (partition 8 cells, gather 7), and no
+    ``gather`` lead survived re-measurement. ``where`` loses
+    everywhere: it costs ~K x one branch. Tiny branches, where compute is
+    nothing and per-op overhead is everything (micro-benchmark of the same
+    train step, microseconds per step, best of 5 rounds)::
+
+        W    B    K    one    where   partition   gather
+        4    1    2    23     42      37          43
+        4    8    2    28     54      51-55       59
+        4    8    4    31     111     81          107
+        8    32   2    30     65      59          71
+        16   32   4    34     123     120         153
+        32   32   2    59     115     94          108
+
+    ``where`` (already reduced to 1 Equal + 2 Select ops per branch) is still
+    0-40 % slower than ``partition`` even at W=4. So on CPU:
 
     * n == 1: ``where`` (nothing to route; the branch runs once);
     * n >= 2: ``partition``, whatever B and f.
+
+    The key cell K=32, B=256, W=256 reaches ~0.2x (0.22-0.33x when the
+    machine was quieter) and is capped by the no-routing ceiling, not by
+    routing: 32 branches are 32x the weights (4.2 M parameters, 17 MB), and
+    every step reads them twice, writes their gradients and updates them,
+    with only 8 rows per branch to amortise that traffic over. Tried and
+    rejected: sorting rows + one gather/split (same speed), per-branch
+    scatter/accumulate (slower at large B), stacked weights + padded batched
+    matmul (0.10-0.14x), fewer/more TF threads (slower), XLA (below).
 
     GPU (not calibrated: no GPU was available): routing needs a device->host
     sync for the data-dependent shapes, so ``where`` is preferred while the
@@ -300,11 +331,13 @@ def choose_strategy(
     microseconds on a current GPU), else ``gather`` (it only uses ops with
     GPU and XLA kernels).
 
-    XLA (``jit_compile=True``) is a separate decision for the compiler: on CPU
-    it makes tiny models 2-4x faster (e.g. W=4, B=8, n=2: where+XLA 14 us,
-    partition+XLA 3-16 us vs 51 us without) but the data-dependent shapes are
-    padded to the whole batch, so at W=256, B=256, n=32 gather+XLA runs at
-    0.01x. Keras already disables XLA on CPU-only machines (``jit_compile="auto"``).
+    XLA (``jit_compile=True``) is the compiler's separate decision. On CPU it
+    makes tiny models 2-4x faster (W=4, B=8, K=2: one 8 us, where 14 us,
+    gather 15 us, partition 16 us, vs 28-59 us without; W=16, B=32, K=2:
+    one 16, where 37, gather 40 us) but data-dependent shapes are padded to
+    the whole batch, so from W=64 or K>=8 it loses (gather+XLA at W=256 is
+    0.1-0.8x of plain gather, 0.01x at K=32, B=256). Keras already turns XLA
+    off on CPU-only machines (``jit_compile="auto"``).
     """
     if n_branches < 1:
         raise ValueError(f"n_branches must be >= 1, got {n_branches}")

@@ -445,7 +445,9 @@ def _read_spec_text(path: Path) -> str:
     """A spec file's text: a regular file (not /dev/zero or a FIFO) of at most MAX_SOURCE_BYTES, read
     without loading more than that; OSError or UnicodeDecodeError otherwise."""
     if not path.is_file():
-        raise IsADirectoryError(21, "not a regular file") if path.is_dir() else OSError(f"not a regular file: {path}")
+        if not path.exists():
+            raise FileNotFoundError(2, "no such file", str(path))
+        raise OSError(f"not a regular file: {path}")  # a directory, /dev/zero, a FIFO...
     with path.open("rb") as fh:
         data = fh.read(MAX_SOURCE_BYTES + 1)
     if len(data) > MAX_SOURCE_BYTES:

@@ -82,11 +82,21 @@ def parse_fields(checked: Checked, assignments: dict[str, str]) -> dict[str, np.
         try:
             columns[name] = np.asarray([field_value(checked, name, assignments[name])])
         except ValueError as err:
+            choices = _choices(checked, name)
             problems.append(Diagnostic("E130", f"{name}: {err}", None,
-                                       hints=[f"{name} is {_describe(checked, name)}"]))
+                                       hints=did_you_mean(assignments[name], choices) +
+                                       [f"{name} is {_describe(checked, name)}"]))
     if problems:
         raise TangleError(problems)
     return columns
+
+
+def _choices(checked: Checked, name: str) -> list[str]:
+    g = checked.graph
+    if name in g.selectors:
+        return [v.text for v in g.selectors[name].values]
+    t = g.inputs[name].type
+    return [v.text for v in t.values] if isinstance(t, ast.CategoryType) else []
 
 
 def _describe(checked: Checked, name: str) -> str:

@@ -21,6 +21,7 @@ from .checks import Checked
 from .codegen import build_model, encode_inputs, module_layers
 from .graph import codec_width
 from .data import Examples
+from .distribute import make_strategy
 from .query import all_exact, route_report
 
 
@@ -46,6 +47,7 @@ class TrainResult:
     interrupted: bool = False
     seconds: float = 0.0
     loaded: list[str] = field(default_factory=list)  # modules whose weights came from the init run
+    distribution: dict | None = None  # the tf.distribute strategy it ran under (distribute.Distribution.to_json)
 
 
 def set_determinism(seed: int) -> None:
@@ -180,21 +182,28 @@ class _Observer(keras.callbacks.Callback):
 def train(checked: Checked, examples: Examples, *, steps: int | None = None, seed: int | None = None,
           mux: str | None = None, on_progress: Callable[[Progress], None] | None = None,
           should_stop: Callable[[], bool] | None = None, model: keras.Model | None = None,
-          tensorboard: str | None = None, checkpoint=None) -> TrainResult:
+          tensorboard: str | None = None, checkpoint=None, strategy: str | None = None,
+          devices: int | None = None) -> TrainResult:
     """Train jointly, phase by phase; `tensorboard` is a log directory for losses and per-route accuracy.
 
     Without `phase` statements there is one phase with the `train` settings. `steps` overrides the
     step count of every phase. Modules named by `freeze` never train; a phase's `modules` setting
     limits training to those modules for that phase. Weights from the `init` run are loaded first.
     `checkpoint`: a `tanglec.checkpoint.Checkpointer` (resume; save every N steps and on SIGINT/SIGTERM).
+    `strategy`/`devices`: tf.distribute strategy (default: the spec's, `default`) and, for `mirrored`, how
+    many devices (docs/distributed.md); a `model` passed in must have been built in its scope.
     """
     cfg = checked.train
     seed = cfg.seed if seed is None else seed
+    dist = make_strategy(strategy or cfg.strategy, devices)  # first: multiworker must start before TF runs
     set_determinism(seed)
     if model is None:
-        model = build_model(checked, mux=mux, seed=seed)
+        with dist.scope():  # variables mirrored on every replica
+            model = build_model(checked, mux=mux, seed=seed)
     loaded = load_init(model, checked)
-    x, y, w = training_arrays(checked, examples, examples.train_index)
+    stream = getattr(examples, "stream", None)  # tanglec.stream: a large data file, read in chunks
+    x, y, w = (training_arrays(checked, examples, examples.train_index) if stream is None
+               else stream.fingerprint_arrays())
     phases = plan_phases(checked, steps)
     total = sum(p.steps for p in phases)
     close_board = None
@@ -207,12 +216,17 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
     try:
         for index, phase in enumerate(phases):
             set_trainable(model, checked, phase.modules)
-            compile_model(model, checked, lr=phase.lr, optimizer=phase.optimizer)
+            with dist.scope():  # the optimizer's variables too
+                compile_model(model, checked, lr=phase.lr, optimizer=phase.optimizer)
+            dist.adapt(model)
             observer.begin_phase(phase.until_exact)
             epochs = max(1, -(-phase.steps // cfg.eval_every))
-            data, initial = dataset(x, y, w, phase.batch, seed + index), 0
+            data = (dataset(x, y, w, phase.batch, seed + index) if stream is None
+                    else stream.dataset(phase.batch, seed + index))
+            data, initial = dist.prepare_dataset(data), 0  # phase.batch is the global batch
             if checkpoint is not None:  # skip what the checkpoint already did; resume inside its phase
-                data, initial = checkpoint.enter_phase(index, data, epochs)
+                with dist.scope():
+                    data, initial = checkpoint.enter_phase(index, data, epochs)
             if initial < epochs:
                 model.fit(data, steps_per_epoch=cfg.eval_every, epochs=epochs, initial_epoch=initial,
                           callbacks=[observer] + ([checkpoint] if checkpoint is not None else []),
@@ -224,7 +238,7 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
             close_board()
     report = annotate_routes(checked, examples, observer.report)
     return TrainResult(model, observer.steps_run, report, observer.history, observer.stopped_early,
-                       observer.interrupted, time.perf_counter() - started, loaded)
+                       observer.interrupted, time.perf_counter() - started, loaded, dist.to_json())
 
 
 @dataclass
@@ -280,11 +294,12 @@ def annotate_routes(checked: Checked, examples: Examples, report: dict | None) -
     g = checked.graph
     train_rows = examples.train_index
     new = checked.new_modules if checked.init_modules else set()
-    for route, entry in zip(g.routes(), report["routes"]):
+    streamed = getattr(examples, "route_rows", None)  # a streamed file: counted over the whole file
+    for index, (route, entry) in enumerate(zip(g.routes(), report["routes"])):
         mask = np.ones(len(train_rows), dtype=bool)
         for sel, value in route.selection.items():
             mask &= examples.columns[sel][train_rows] == [v.text for v in g.selectors[sel].values].index(value)
-        count = int(mask.sum())
+        count = int(mask.sum()) if streamed is None else streamed[index]
         entry["training_rows"] = count
         entry["status"] = route_status(checked, route, count)
         entry["new_modules"] = [m for m in route.modules if m in new]

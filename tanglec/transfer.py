@@ -13,7 +13,10 @@ module for:
                 from random weights) on the same n examples;
 * ``c``         the naive approach: one separate network per route (the route's modules, fresh and
                 unshared), each trained only on its own route's examples — a route without examples
-                gets no network and scores 0.
+                gets no network and scores 0;
+* ``b_all``     (extra, not in the default set) from scratch with examples spread over *every* route of
+                the new module (the `only` filter on the other selector dropped), for n up to all of them:
+                how many examples scratch needs when it does see each route.
 
 and, separately, the held-out route of `specs/arith_holdout.tangle` with and without its align line.
 
@@ -43,11 +46,13 @@ BASE_SPEC = SPECS / "arith.tangle"
 HOLDOUT_SPEC = SPECS / "arith_holdout.tangle"
 
 VARIANTS = ("a", "a_noalign", "b", "c")
+EXTRA_VARIANTS = ("b_all",)
 VARIANT_LABELS = {
     "a": "transfer: frozen + aligned",
     "a_noalign": "transfer: frozen, no alignment",
     "b": "same graph from scratch",
     "c": "naive: one net per route",
+    "b_all": "from scratch, examples on every route",
 }
 DEFAULT_N = (1, 2, 3, 5, 10)
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
@@ -63,12 +68,14 @@ class Scenario:
     spec: Path
     what: str  # "encoder" | "operation" | "decoder"
     module: str  # the new module
+    selector: str | None  # the selector that picks it (None: on every route)
+    n_all: tuple[int, ...]  # n for b_all: up to every example of the new module's routes
 
 
 SCENARIOS = {
-    "gray": Scenario("gray", SPECS / "transfer_gray.tangle", "encoder", "gray"),
-    "minus1": Scenario("minus1", SPECS / "transfer_minus1.tangle", "operation", "minus1"),
-    "prime": Scenario("prime", SPECS / "transfer_prime.tangle", "decoder", "is_prime"),
+    "gray": Scenario("gray", SPECS / "transfer_gray.tangle", "encoder", "gray", "encoding", (10, 20)),
+    "minus1": Scenario("minus1", SPECS / "transfer_minus1.tangle", "operation", "minus1", "op", (10, 20)),
+    "prime": Scenario("prime", SPECS / "transfer_prime.tangle", "decoder", "is_prime", None, (10, 20, 40)),
 }
 
 
@@ -76,9 +83,10 @@ SCENARIOS = {
 
 def spec_variant(text: str, *, n: int | None = None, seed: int | None = None, drop_init: bool = False,
                  drop_freeze: bool = False, drop_align: bool = False, until_exact: bool = True,
-                 steps: int | None = None) -> str:
+                 steps: int | None = None, only_keep: tuple[str, ...] | None = None) -> str:
     """Edit a spec's text: the data line's `limit`/`seed`, the train line's `seed`/`steps`/`until exact`;
-    drop `init`, `freeze` or `align` statements. Comment lines are never touched."""
+    drop `init`, `freeze` or `align` statements; with `only_keep`, drop the data line's `only` filters on
+    other selectors. Comment lines are never touched."""
     out = []
     for line in text.splitlines():
         head = line.lstrip()
@@ -90,6 +98,9 @@ def spec_variant(text: str, *, n: int | None = None, seed: int | None = None, dr
                 line = _set_setting(line, "limit", n)
             if seed is not None:
                 line = _set_setting(line, "seed", seed)
+            if only_keep is not None:
+                line = re.sub(r"\s+only\s+(\w+)\s*:\s*\w+",
+                              lambda m: m.group(0) if m.group(1) in only_keep else "", line)
         elif re.match(r"train\b", head):
             if seed is not None:
                 line = _set_setting(line, "seed", seed)
@@ -135,10 +146,20 @@ class Config:
     stop: str = "exact"  # "exact": the specs' `until exact` (every route evaluated); "fixed": full budget
     workdir: Path = ROOT / "runs" / "transfer"
     scratch_steps: int = SCRATCH_STEPS
+    ns_all: tuple[int, ...] | None = None  # n for b_all (default: each scenario's n_all)
+    cached_only: bool = False  # report what the cache holds; train nothing
     threads: int | None = 1  # TensorFlow threads: these models are tiny, one thread is ~2.5x faster on 2 cores
+
+    def n_for(self, scenario: str, variant: str) -> tuple[int, ...]:
+        if variant == "b_all":
+            return self.ns_all or SCENARIOS[scenario].n_all
+        return self.ns
 
     def to_json(self) -> dict:
         return {"scenarios": list(self.scenarios), "variants": list(self.variants), "n": list(self.ns),
+                "cached_only": self.cached_only,
+                "n_all": {s: list(self.n_for(s, "b_all")) for s in self.scenarios} if "b_all" in self.variants
+                else None,
                 "seeds": list(self.seeds), "holdout": self.holdout, "stop": self.stop,
                 "scratch_steps": self.scratch_steps}
 
@@ -153,16 +174,32 @@ class Engine:
         self.log = log or (lambda message: None)
         self.cache_path = self.workdir / "results.jsonl"
         self.cache: dict[str, dict] = {}
-        if self.cache_path.exists():
-            for line in self.cache_path.read_text().splitlines():
-                try:
-                    item = json.loads(line)
-                    self.cache[item["key"]] = item["result"]
-                except (ValueError, KeyError):
-                    continue
+        self._read = 0  # bytes of the cache file read so far
+        self._reload()
         self.bases: dict[str, dict] = {}
-        if config.threads:
+        if config.threads and not config.cached_only:
             single_threaded(config.threads)
+
+    def _reload(self) -> None:
+        """Read what was appended to the cache file since last time (another process may share it)."""
+        if not self.cache_path.exists():
+            return
+        with self.cache_path.open("rb") as fh:
+            fh.seek(self._read)
+            data = fh.read()
+        complete = data[:data.rfind(b"\n") + 1]
+        self._read += len(complete)
+        for line in complete.decode("utf-8", "replace").splitlines():
+            try:
+                item = json.loads(line)
+                self.cache[item["key"]] = item["result"]
+            except (ValueError, KeyError, TypeError):
+                continue
+
+    def _cached(self, key: str) -> dict | None:
+        if key not in self.cache:
+            self._reload()
+        return self.cache.get(key)
 
     def _remember(self, key: str, result: dict) -> dict:
         self.cache[key] = result
@@ -171,14 +208,17 @@ class Engine:
         return result
 
     # -- base runs --
+    def base_text(self, seed: int, aligned: bool) -> str:
+        return spec_variant(BASE_SPEC.read_text(), seed=seed, drop_align=not aligned,
+                            until_exact=self.config.stop == "exact")
+
     def base(self, seed: int, aligned: bool) -> Path:
         """arith.tangle trained with this seed (with or without its align line), written as a run."""
         from .run import REPORT, SPEC
 
         name = f"base_{'aligned' if aligned else 'plain'}_s{seed}"
         run_dir = self.workdir / name
-        text = spec_variant(BASE_SPEC.read_text(), seed=seed, drop_align=not aligned,
-                            until_exact=self.config.stop == "exact")
+        text = self.base_text(seed, aligned)
         if (run_dir / SPEC).exists() and (run_dir / SPEC).read_text() == text and (run_dir / REPORT).exists():
             report = json.loads((run_dir / REPORT).read_text())
             self.bases.setdefault(name, {"name": name, "seed": seed, "aligned": aligned,
@@ -201,31 +241,48 @@ class Engine:
         _clear()
         return run_dir
 
+    def base_info(self, seed: int, aligned: bool) -> dict | None:
+        """What the base run scored (None if it was never written)."""
+        name = f"base_{'aligned' if aligned else 'plain'}_s{seed}"
+        run_dir = self.workdir / name
+        try:
+            report = json.loads((run_dir / "routes.json").read_text())
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return {"name": name, "seed": seed, "aligned": aligned, "accuracy": report["accuracy"],
+                "steps_run": metrics.get("steps_run"),
+                "spec_matches": (run_dir / "spec.tangle").read_text() == self.base_text(seed, aligned)}
+
     # -- one transfer cell --
-    def transfer(self, scenario: str, variant: str, n: int, seed: int) -> dict:
+    def transfer(self, scenario: str, variant: str, n: int, seed: int) -> dict | None:
+        """One cell (None when `cached_only` and it was never run)."""
         sc = SCENARIOS[scenario]
         source = sc.spec.read_text()
         fixed = self.config.stop == "fixed"
         until = not fixed
+        base = None  # (seed, aligned) of the base run to start from
         if variant == "a":
-            init = self.base(seed, aligned=True)
+            base = (seed, True)
             text = spec_variant(source, n=n, seed=seed, until_exact=until)
             steps = None
         elif variant == "a_noalign":
-            init = self.base(seed, aligned=False)
+            base = (seed, False)
             text = spec_variant(source, n=n, seed=seed, drop_align=True, until_exact=until)
             steps = None
-        elif variant in ("b", "c"):
+        elif variant in ("b", "c", "b_all"):
             init = None
             text = spec_variant(source, n=n, seed=seed, drop_init=True, drop_freeze=True, until_exact=until,
-                                steps=self.config.scratch_steps)
+                                steps=self.config.scratch_steps,
+                                only_keep=((sc.selector,) if sc.selector else ()) if variant == "b_all" else None)
             steps = self.config.scratch_steps
         else:
             raise ValueError(f"unknown variant {variant!r}")
-        base_text = (init / "spec.tangle").read_text() if init else None
+        base_text = self.base_text(*base) if base else None
         key = _hash(CACHE_VERSION, "transfer", scenario, variant, n, seed, text, base_text, steps, self.config.stop)
-        if key in self.cache:
-            return self.cache[key]
+        if self._cached(key) is not None or self.config.cached_only:
+            return self.cache.get(key)
+        init = self.base(*base) if base else None
         checked = check_text(text, sc.spec, init=init)
         assert checked.data.limit == n and checked.train.seed == seed, "spec variant did not take"
         from .data import build_examples
@@ -249,12 +306,12 @@ class Engine:
         return self._remember(key, out)
 
     # -- held-out route of arith_holdout --
-    def holdout(self, seed: int, aligned: bool) -> dict:
+    def holdout(self, seed: int, aligned: bool) -> dict | None:
         text = spec_variant(HOLDOUT_SPEC.read_text(), seed=seed, drop_align=not aligned,
                             until_exact=self.config.stop == "exact")
         key = _hash(CACHE_VERSION, "holdout", seed, aligned, text, self.config.stop)
-        if key in self.cache:
-            return self.cache[key]
+        if self._cached(key) is not None or self.config.cached_only:
+            return self.cache.get(key)
         from .data import build_examples
         from .train import train
 
@@ -441,28 +498,37 @@ def _train_naive(checked, examples, route, train_rows, eval_rows, seed, steps, u
 def run_report(config: Config, log: Callable[[str], None] | None = None) -> dict:
     log = log or (lambda message: None)
     engine = Engine(config, log)
-    cells = [(s, v, n, seed) for s in config.scenarios for v in config.variants for n in config.ns
+    # run order: held-out first, then the variants by priority (a, b, a_noalign, c), so a partial
+    # report (the cache) answers the main questions first
+    order = sorted(config.variants, key=lambda v: ("a", "b", "a_noalign", "c", "b_all").index(v))
+    cells = [(s, v, n, seed) for v in order for s in config.scenarios for n in config.n_for(s, v)
              for seed in config.seeds]
     holdouts = [(seed, aligned) for aligned in (True, False) for seed in config.seeds] if config.holdout else []
     total = len(cells) + len(holdouts)
     started = time.perf_counter()
     runs, held = [], []
-    for i, (s, v, n, seed) in enumerate(cells, 1):
-        r = engine.transfer(s, v, n, seed)
-        runs.append(r)
-        log(f"[{i}/{total}] {s} {v} n={n} seed={seed}: mean {_pct(r['mean'])}, "
-            f"all routes exact: {'yes' if r['all_exact'] else 'no'} ({_elapsed(started)})")
-    for j, (seed, aligned) in enumerate(holdouts, len(cells) + 1):
+    for j, (seed, aligned) in enumerate(holdouts, 1):
         r = engine.holdout(seed, aligned)
+        if r is None:
+            continue
         held.append(r)
         log(f"[{j}/{total}] holdout {'aligned' if aligned else 'no align'} seed={seed}: held-out route "
             f"{_pct(r['accuracy'])} ({_elapsed(started)})")
+    for i, (s, v, n, seed) in enumerate(cells, len(holdouts) + 1):
+        r = engine.transfer(s, v, n, seed)
+        if r is None:
+            continue
+        runs.append(r)
+        log(f"[{i}/{total}] {s} {v} n={n} seed={seed}: mean {_pct(r['mean'])}, "
+            f"all routes exact: {'yes' if r['all_exact'] else 'no'} ({_elapsed(started)})")
     results = {"ok": True, "report": "transfer", "version": CACHE_VERSION,
                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "config": config.to_json(),
                "variants": {v: VARIANT_LABELS[v] for v in config.variants},
                "scenarios": {s: {"spec": str(SCENARIOS[s].spec.relative_to(ROOT)), "new": SCENARIOS[s].what,
                                  "module": SCENARIOS[s].module} for s in config.scenarios},
-               "notes": NOTES, "bases": sorted(engine.bases.values(), key=lambda b: b["name"]),
+               "notes": NOTES,
+               "bases": [b for b in (engine.base_info(seed, aligned) for aligned in (True, False)
+                                     for seed in config.seeds) if b],
                "runs": runs, "holdout": held}
     results["summary"] = summarize(results)
     return results
@@ -507,12 +573,15 @@ def summarize(results: dict) -> dict:
             rows = sorted((t for t in table if t["scenario"] == s and t["variant"] == v), key=lambda t: t["n"])
             minimal[s][v] = {
                 "all_routes": next((t["n"] for t in rows if t["all_exact_seeds"] == t["seeds"]), None),
-                "trained_route": next((t["n"] for t in rows if t["trained_exact_seeds"] == t["seeds"]), None)}
-        a, b = minimal[s].get("a", {}).get("all_routes"), minimal[s].get("b", {}).get("all_routes")
-        ta, tb = minimal[s].get("a", {}).get("trained_route"), minimal[s].get("b", {}).get("trained_route")
-        minimal[s]["ratio_b_over_a"] = (b / a) if a and b else None
-        minimal[s]["ratio_b_over_a_trained_route"] = (tb / ta) if ta and tb else None
-        minimal[s]["max_n"] = max(cfg["n"])
+                "trained_route": next((t["n"] for t in rows if t["trained_exact_seeds"] == t["seeds"]), None),
+                "max_n": max((t["n"] for t in rows), default=None)}
+        m = minimal[s]
+        a, ta = m.get("a", {}).get("all_routes"), m.get("a", {}).get("trained_route")
+        for v in ("b", "b_all"):
+            if v in m:
+                b, tb = m[v]["all_routes"], m[v]["trained_route"]
+                m[f"ratio_{v}_over_a"] = (b / a) if a and b else None
+                m[f"ratio_{v}_over_a_trained_route"] = (tb / ta) if ta and tb else None
     hold = {}
     for aligned in (True, False):
         rs = [h for h in results["holdout"] if h["align"] == aligned]
@@ -535,17 +604,35 @@ def _elapsed(started: float) -> str:
 
 # ---- rendering ----------------------------------------------------------------------------------
 
+def _columns(cfg) -> list[int]:
+    ns = set(cfg["n"])
+    for values in (cfg.get("n_all") or {}).values():
+        ns |= set(values)
+    return sorted(ns)
+
+
+def _ratio_text(m: dict, v: str) -> str:
+    if v not in m or "a" not in m:
+        return "-"
+    ratio, a = m.get(f"ratio_{v}_over_a"), m["a"]["all_routes"]
+    if ratio:
+        return f"{ratio:.1f}×"
+    if a:
+        return f"> {m[v]['max_n']}/{a} (never)"
+    return "-"
+
+
 def tables(results: dict):
     """rich renderables: the transfer table, the minimal-n table, the held-out table."""
     from rich.table import Table
 
     cfg, summary = results["config"], results["summary"]
-    ns = sorted(cfg["n"])
+    ns = _columns(cfg)
     seeds = len(cfg["seeds"])
     cell = {(t["scenario"], t["variant"], t["n"]): t for t in summary["table"]}
     out = []
-    t = Table(title=f"accuracy on the new module's routes: mean over {seeds} seed(s) "
-                    f"(k/{seeds} = seeds with every such route 100%)")
+    t = Table(title=f"exact accuracy on the new module's routes, mean over {seeds} seed(s) "
+                    f"(k/{seeds}: seeds with every such route 100%)")
     t.add_column("scenario")
     t.add_column("variant")
     for n in ns:
@@ -553,28 +640,28 @@ def tables(results: dict):
     t.add_column("min n", justify="right")
     for s in cfg["scenarios"]:
         for v in cfg["variants"]:
-            row = [f"{s} ({SCENARIOS[s].what})", VARIANT_LABELS[v]]
+            row = [f"{s} ({SCENARIOS[s].what})", f"{v}: {VARIANT_LABELS[v]}"]
             for n in ns:
                 c = cell.get((s, v, n))
-                row.append("-" if c is None else f"{_pct(c['mean'])} {c['all_exact_seeds']}/{c['seeds']}")
-            m = summary["minimal_n"][s][v]["all_routes"]
-            row.append(str(m) if m else f"none ≤ {max(ns)}")
+                row.append("" if c is None else f"{_pct(c['mean'])} {c['all_exact_seeds']}/{c['seeds']}")
+            m = summary["minimal_n"][s][v]
+            row.append(_n(m["all_routes"], m["max_n"]))
             t.add_row(*row)
         t.add_section()
     out.append(t)
-    r = Table(title="examples needed for 100% on every route of the new module (all seeds)")
+    r = Table(title=f"examples needed for 100% on every route of the new module, {seeds}/{seeds} seeds")
     r.add_column("scenario")
     for v in cfg["variants"]:
         r.add_column(v, justify="right")
-    r.add_column("b / a", justify="right")
+    for v in ("b", "b_all"):
+        if v in cfg["variants"]:
+            r.add_column(f"{v} / a", justify="right")
     r.add_column("trained route only: a / b", justify="right")
     for s in cfg["scenarios"]:
         m = summary["minimal_n"][s]
-        ratio = m["ratio_b_over_a"]
-        a = m.get("a", {}).get("all_routes")
-        ratio_text = f"{ratio:.1f}×" if ratio else (f"> {max(ns)}/{a}" if a and "b" in m else "-")
-        tr = f"{_n(m.get('a', {}).get('trained_route'))} / {_n(m.get('b', {}).get('trained_route'))}"
-        r.add_row(s, *[_n(m[v]["all_routes"], max(ns)) for v in cfg["variants"]], ratio_text, tr)
+        ratios = [_ratio_text(m, v) for v in ("b", "b_all") if v in cfg["variants"]]
+        tr = " / ".join(_n(m[v]["trained_route"], m[v]["max_n"]) if v in m else "-" for v in ("a", "b"))
+        r.add_row(s, *[_n(m[v]["all_routes"], m[v]["max_n"]) for v in cfg["variants"]], *ratios, tr)
     out.append(r)
     if summary["holdout"]:
         h = Table(title="arith_holdout: accuracy of the held-out route binary → times2")
@@ -592,9 +679,10 @@ def tables(results: dict):
 
 
 def _n(v, limit=None) -> str:
+    """A minimal n: the number, or 'none ≤ LIMIT' (LIMIT: the largest n tried; no n tried: '-')."""
     if v:
         return str(v)
-    return f"none ≤ {limit}" if limit else "none"
+    return f"none ≤ {limit}" if limit else "-"
 
 
 def print_tables(results: dict, file=None, width: int = 140) -> str:
@@ -609,7 +697,8 @@ def print_tables(results: dict, file=None, width: int = 140) -> str:
 def markdown(results: dict) -> str:
     """The same tables as markdown (for docs/transfer.md)."""
     cfg, summary = results["config"], results["summary"]
-    ns = sorted(cfg["n"])
+    ns = _columns(cfg)
+    seeds = len(cfg["seeds"])
     cell = {(t["scenario"], t["variant"], t["n"]): t for t in summary["table"]}
     lines = ["| scenario | variant | " + " | ".join(f"n={n}" for n in ns) + " | min n |",
              "|---|---|" + "---:|" * (len(ns) + 1)]
@@ -618,21 +707,31 @@ def markdown(results: dict) -> str:
             cells = []
             for n in ns:
                 c = cell.get((s, v, n))
-                cells.append("-" if c is None else f"{_pct(c['mean'])} ({c['all_exact_seeds']}/{c['seeds']})")
+                cells.append("" if c is None else f"{_pct(c['mean'])} ({c['all_exact_seeds']}/{c['seeds']})")
+            m = summary["minimal_n"][s][v]
             lines.append(f"| {s} | {v}: {VARIANT_LABELS[v]} | " + " | ".join(cells) + " | "
-                         + _n(summary["minimal_n"][s][v]["all_routes"], max(ns)) + " |")
-    lines += ["", "| scenario | trained route / unseen routes, mean over seeds | " + " | ".join(
-        f"n={n}" for n in ns) + " |", "|---|---|" + "---:|" * len(ns)]
+                         + _n(m["all_routes"], m["max_n"]) + " |")
+    lines += ["", "| scenario | variant: trained route / unseen routes | " + " | ".join(f"n={n}" for n in ns)
+              + " |", "|---|---|" + "---:|" * len(ns)]
     for s in cfg["scenarios"]:
         for v in cfg["variants"]:
             cells = []
             for n in ns:
                 c = cell.get((s, v, n))
-                cells.append("-" if c is None else f"{_pct(c['trained_mean'])} / {_pct(c['unseen_mean'])}")
+                cells.append("" if c is None else f"{_pct(c['trained_mean'])} / {_pct(c['unseen_mean'])}")
             lines.append(f"| {s} | {v} | " + " | ".join(cells) + " |")
+    ratio_cols = [v for v in ("b", "b_all") if v in cfg["variants"]]
+    lines += ["", f"| examples for 100% on every new-module route ({seeds}/{seeds} seeds) | "
+              + " | ".join(cfg["variants"]) + " | " + " | ".join(f"{v} / a" for v in ratio_cols)
+              + " | trained route only: a / b |", "|---|" + "---:|" * (len(cfg["variants"]) + len(ratio_cols) + 1)]
+    for s in cfg["scenarios"]:
+        m = summary["minimal_n"][s]
+        tr = " / ".join(_n(m[v]["trained_route"], m[v]["max_n"]) if v in m else "-" for v in ("a", "b"))
+        lines.append(f"| {s} | " + " | ".join(_n(m[v]["all_routes"], m[v]["max_n"]) for v in cfg["variants"])
+                     + " | " + " | ".join(_ratio_text(m, v) for v in ratio_cols) + f" | {tr} |")
     if summary["holdout"]:
-        lines += ["", "| arith_holdout | " + " | ".join(f"seed {sd}" for sd in cfg["seeds"]) + " | 100% |",
-                  "|---|" + "---:|" * (len(cfg["seeds"]) + 1)]
+        lines += ["", "| arith_holdout, held-out route | " + " | ".join(f"seed {sd}" for sd in cfg["seeds"])
+                  + " | 100% |", "|---|" + "---:|" * (len(cfg["seeds"]) + 1)]
         for key, label in (("align", "with alignment"), ("no_align", "without alignment")):
             if key in summary["holdout"]:
                 hs = summary["holdout"][key]
@@ -641,7 +740,7 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-COLORS = {"a": "tab:green", "a_noalign": "tab:orange", "b": "tab:blue", "c": "tab:red"}
+COLORS = {"a": "tab:green", "a_noalign": "tab:orange", "b": "tab:blue", "c": "tab:red", "b_all": "tab:purple"}
 
 
 def write_png(results: dict, path: Path) -> Path:
@@ -653,23 +752,23 @@ def write_png(results: dict, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     cfg, summary = results["config"], results["summary"]
-    ns = sorted(cfg["n"])
+    ns = _columns(cfg)
     panels = list(cfg["scenarios"]) + (["holdout"] if summary["holdout"] else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
     for ax, s in zip(axes[0], panels):
         if s == "holdout":
-            labels, values, colors = [], [], []
-            for key, label, color in (("align", "aligned", "tab:green"), ("no_align", "no align", "tab:orange")):
+            seeds = list(cfg["seeds"])
+            for k, (key, label, color) in enumerate((("align", "with alignment", "tab:green"),
+                                                     ("no_align", "without alignment", "tab:orange"))):
                 hs = summary["holdout"].get(key)
                 if hs:
-                    for sd in cfg["seeds"]:
-                        labels.append(f"{label}\ns{sd}")
-                        values.append(100 * (hs["per_seed"].get(str(sd)) or 0))
-                        colors.append(color)
-            ax.bar(range(len(values)), values, color=colors)
-            ax.set_xticks(range(len(values)), labels, fontsize=6)
-            ax.set_ylim(0, 105)
-            ax.set_title("arith_holdout: held-out route", fontsize=10)
+                    ax.bar([i + (k - 0.5) * 0.4 for i in range(len(seeds))],
+                           [100 * (hs["per_seed"].get(str(sd)) or 0) for sd in seeds], width=0.4, color=color,
+                           label=f"{label}: {hs['exact_seeds']}/{hs['seeds']} at 100%")
+            ax.set_xticks(range(len(seeds)), [f"seed {sd}" for sd in seeds], fontsize=8)
+            ax.set_ylim(0, 118)
+            ax.legend(fontsize=7, loc="upper right", frameon=False)
+            ax.set_title("arith_holdout: held-out route binary → times2", fontsize=10)
             ax.set_ylabel("exact accuracy (%)")
             continue
         for v in cfg["variants"]:
@@ -688,12 +787,17 @@ def write_png(results: dict, path: Path) -> Path:
         ax.set_xticks(ns, [str(n) for n in ns])
         ax.minorticks_off()
         ax.set_ylim(-3, 105)
-        ax.set_xlabel("training examples n (one route)")
+        ax.set_xlabel("training examples n")
         ax.set_ylabel("exact accuracy on new-module routes (%)")
         ax.set_title(f"new {SCENARIOS[s].what}: {SCENARIOS[s].module}", fontsize=10)
         ax.grid(alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+    legend = {}
+    for ax, s in zip(axes[0], panels):
+        if s != "holdout":
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                legend.setdefault(label, handle)
+    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=max(1, len(legend)), fontsize=8,
+               frameon=False)
     fig.suptitle(f"tanglec transfer — mean over {len(cfg['seeds'])} seed(s), band = min..max, "
                  f"★ = every seed 100% on every route", fontsize=10)
     fig.tight_layout(rect=(0, 0.07, 1, 0.95))
@@ -713,7 +817,7 @@ def terminal_plot(results: dict, width: int = 120, height: int = 18) -> str:
     plt.clf()
     plt.plotsize(width, height)
     plt.subplots(1, len(scenarios))
-    markers = {"a": "a", "a_noalign": "n", "b": "b", "c": "c"}
+    markers = {"a": "a", "a_noalign": "n", "b": "b", "c": "c", "b_all": "B"}
     for i, s in enumerate(scenarios, 1):
         plt.subplot(1, i)
         plt.title(f"new {SCENARIOS[s].what} {SCENARIOS[s].module}")
@@ -721,11 +825,10 @@ def terminal_plot(results: dict, width: int = 120, height: int = 18) -> str:
             rows = sorted((t for t in summary["table"] if t["scenario"] == s and t["variant"] == v),
                           key=lambda t: t["n"])
             if rows:
-                x = [math.log10(t["n"]) for t in rows] if len(rows) > 1 else [t["n"] for t in rows]
+                x = [math.log10(t["n"]) for t in rows]
                 plt.plot(x, [100 * t["mean"] for t in rows], marker=markers[v], label=v)
-        ns = sorted(cfg["n"])
-        if len(ns) > 1:
-            plt.xticks([math.log10(n) for n in ns], [str(n) for n in ns])
+        ns = _columns(cfg)
+        plt.xticks([math.log10(n) for n in ns], [str(n) for n in ns])
         plt.ylim(0, 100)
     text = plt.build()
     plt.clf()

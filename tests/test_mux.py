@@ -354,21 +354,28 @@ def test_choose_strategy_valid_everywhere():
 
 
 def test_choose_strategy_rule():
-    # two cheap branches on a small batch: running both everywhere is cheapest
-    assert choose_strategy(2, 32, 2e3) == "where"
-    assert choose_strategy(1, 4096, 1e9) == "where"  # one branch: nothing to route
-    # many / expensive branches: route rows, never run every branch on every row
-    for n, batch in ((8, 256), (32, 256), (32, 4096), (16, 32)):
-        assert choose_strategy(n, batch, 2.6e5) in ("partition", "gather")
-    assert choose_strategy(32, 256, 2.6e5) != "where"
-    # more work per branch can only move the choice away from `where`
-    for n in (2, 4, 8):
-        picks = [choose_strategy(n, 256, f) for f in (1e2, 1e3, 1e4, 1e5, 1e6)]
-        if "where" in picks:
-            assert picks[: picks.index("where") + 1].count("where") == picks.index("where") + 1 or (
-                picks[0] == "where"
-            )
-            first_other = next((i for i, p in enumerate(picks) if p != "where"), len(picks))
-            assert all(p != "where" for p in picks[first_other:])
-    with pytest.raises(ValueError):
-        choose_strategy(0, 32, 1e3)
+    """The rule documented (with its measurements) in choose_strategy's docstring."""
+    mlp256 = 2 * (256 * 256 + 256 * 256)  # the benchmark's branch
+    # one branch: nothing to route
+    for device in ("CPU", "GPU"):
+        assert choose_strategy(1, 4096, 1e9, device) == "where"
+    # CPU: partition for every n >= 2 (where never won a measured cell, gather never
+    # beat partition), cheap or expensive, small batch or large
+    for n in (2, 3, 8, 32):
+        for batch in (1, 32, 256, 4096):
+            for flops in (64.0, 2e3, mlp256, 1e8):
+                assert choose_strategy(n, batch, flops) == "partition"
+    assert choose_strategy(32, 256, mlp256, "cpu") == "partition"
+    # GPU: two cheap branches on a small batch -> where; many expensive ones -> gather
+    assert choose_strategy(2, 32, 2e3, "GPU") == "where"
+    assert choose_strategy(2, 32, 2e3, "/device:GPU:0") == "where"
+    assert choose_strategy(32, 256, mlp256, "GPU") == "gather"
+    # GPU: more work can only move the choice away from `where`
+    for n in (2, 4, 16):
+        picks = [choose_strategy(n, 256, f, "GPU") for f in (1e1, 1e3, 1e4, 1e5, 1e6, 1e7)]
+        assert picks[0] == "where" and picks[-1] == "gather"
+        flips = [i for i in range(1, len(picks)) if picks[i] != picks[i - 1]]
+        assert len(flips) == 1, picks
+    for bad in ((0, 32, 1e3), (2, -1, 1e3), (2, 32, -5.0)):
+        with pytest.raises(ValueError):
+            choose_strategy(*bad)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import ARITH, SPECS, run_tanglec
+from conftest import ARITH, SPECS
 from tanglec.checks import load
 from tanglec.tui.app import ExploreApp
 from tanglec.tui.widgets.help import HelpScreen
@@ -81,7 +81,7 @@ def arith_run(tmp_path_factory) -> Path:
 # -- Graph ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda p: p.stem)
-def test_graph_lists_every_module_and_describes_each(spec, in_tmp):
+def test_every_spec_shows_graph_train_and_query_views_by_keyboard(spec, in_tmp):
     checked = load(spec)
     g = checked.graph
 
@@ -89,7 +89,8 @@ def test_graph_lists_every_module_and_describes_each(spec, in_tmp):
         app = ExploreApp(spec, load_tensorflow=False)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.pause()
-            assert app.query_one("#views").active == "graph"
+            tabs = app.query_one("#views")
+            assert tabs.active == "graph"
             view = app.query_one("#graph-view")
             assert app.focused is view
             drawn = view.render().plain
@@ -98,22 +99,43 @@ def test_graph_lists_every_module_and_describes_each(spec, in_tmp):
             for mux in g.muxes.values():
                 assert f"by {mux.selector.text}" in drawn
             assert app.query_one("#route-list").option_count == len(g.routes())
-            # every node can be reached from the first with the arrow keys alone
+            await pilot.press("2")
+            await wait_for(pilot, lambda: app.focused is not None and app.focused.id == "train-start", 10,
+                           "the Train view")
+            assert "exact match per route" in screen_text(app)
+            await pilot.press("3")
+            await wait_for(pilot, lambda: app.focused is not None and app.focused.id.startswith("q-"), 10,
+                           "the Query form")
+            for name in [*g.inputs, *g.selectors]:
+                assert app.query_one(f"#q-{name}")
+            await wait_for(pilot, lambda: app.query_columns is not None, 10, "the default fields to check")
+            assert app.lit_selection == app.query_one("#query-graph").lit
+
+    run(body())
+
+
+def test_graph_lists_every_module_and_describes_each_by_keyboard(in_tmp):
+    spec = SPECS / "clock.tangle"  # a 3-way multiplexer
+    g = load(spec).graph
+
+    async def body():
+        app = ExploreApp(spec, load_tensorflow=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            view = app.query_one("#graph-view")
             seen = set()
-            for layer in view.layout_.nodes_by_layer():
+            for layer in view.layout_.nodes_by_layer():  # up to the top of each column, then down it
                 await pilot.press(*["up"] * len(layer))
                 for _ in layer:
                     seen.add(view.cursor)
+                    if view.cursor in g.modules:
+                        details = screen_text(app)
+                        assert view.cursor in details
+                        for word in ("interface", "layers", "parameters", "frozen"):
+                            assert word in details, (view.cursor, word)
                     await pilot.press("down")
                 await pilot.press("right")
-            assert seen >= set(g.modules) | set(g.inputs)
-            for module in g.modules:
-                view.select(module)
-                await pilot.pause()
-                details = screen_text(app)
-                assert "parameters" in details and "frozen" in details and "interface" in details, module
-
-    run(body())
+            assert seen == set(g.inputs) | set(g.modules) | set(g.muxes)
 
 
 def test_graph_details_by_keyboard_and_click_and_route_lighting(in_tmp):
@@ -242,10 +264,11 @@ def test_views_help_and_quit_by_keyboard(in_tmp):
         async with app.run_test(size=SIZE) as pilot:
             await pilot.pause()
             tabs = app.query_one("#views")
-            for key, view in (("2", "train"), ("3", "query"), ("escape", "query"), ("4", "spec"), ("1", "graph")):
+            for key, view in (("4", "spec"), ("1", "graph")):
                 await pilot.press(key)
                 await pilot.pause()
                 assert tabs.active == view, key
+            await wait_for(pilot, lambda: "arith.tangle" in screen_text(app), 5, "the status line")
             await pilot.press("question_mark")
             await pilot.pause()
             assert isinstance(app.screen, HelpScreen)
@@ -333,9 +356,12 @@ def test_query_on_a_trained_run_matches_tanglec_query(arith_run, in_tmp):
             assert "route binary → times2" in text
             table = app.query_one("#answers")
             rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
-            cli = run_tanglec("query", str(arith_run), "x=7", "encoding=binary", "op=times2", "--json")
-            assert cli.returncode == 0, cli.stderr
-            expected = json.loads(cli.stdout)
+            from tanglec.cli import cli  # `tanglec query`, the click command itself, in-process
+
+            result = CliRunner().invoke(cli, ["query", str(arith_run), "x=7", "encoding=binary", "op=times2",
+                                              "--json"])
+            assert result.exit_code == 0, result.output
+            expected = json.loads(result.stdout)
             assert [[a["decoder"], a["target"], str(a["value"]), f"{a['confidence']:.3f}", str(a["expected"]), "✓"]
                     for a in expected["answers"]] == rows
             assert expected["route"]["selection"] == app.lit_selection == app.query_one("#query-graph").lit

@@ -25,12 +25,9 @@ from textual.widgets.option_list import Option
 from .messages import (ExamplesReady, LightRoute, ModelLoaded, NodeHighlighted, QueryAnswered, QueryFieldsChanged,
                        RunSaved, TensorFlowReady, TrainDone, TrainProgress)
 from .session import Session, TrainControl, display_path, open_target, short_path
-from .widgets.graph import LEGEND, GraphView, NodeDetails, describe_node
+from .widgets.graph import LEGEND, GraphView, NodeDetails, describe_node, safe_routes
 from .widgets.help import HelpScreen
 from .widgets.spec import SpecView, summary
-
-VIEWS = ("graph", "train", "query", "spec")
-
 
 class ExploreApp(App[int]):
     CSS_PATH = "tanglec.tcss"
@@ -69,7 +66,6 @@ class ExploreApp(App[int]):
         self.control: TrainControl | None = None
         self.stopped_result = None
         self.history: list[dict] = []     # (step, losses, accuracy) seen by the UI during the last training
-        self.last_report: dict | None = None
         self.query_columns = None
         self.query_seq = 0
         self.answers = None
@@ -123,14 +119,14 @@ class ExploreApp(App[int]):
             return
         with ScrollableContainer(id="graph-box") as box:
             box.border_title = "module graph"
-            yield GraphView(s.checked.graph, id="graph-view")
-        yield Static(LEGEND, id="legend")
+            yield GraphView(s.checked.graph, frozen=s.checked.composition.frozen, id="graph-view")
+        yield Static(LEGEND + ("   [i]┌┐ frozen (italic)[/i]" if s.checked.composition.frozen else ""), id="legend")
         with Horizontal(id="graph-bottom"):
             details = NodeDetails(id="node-details")
             details.border_title = "module"
             yield details
             routes = OptionList(*[Option(self._route_label(r), id=f"route-{i}")
-                                  for i, r in enumerate(s.checked.graph.routes())], id="route-list")
+                                  for i, r in enumerate(safe_routes(s.checked.graph))], id="route-list")
             routes.border_title = "routes (highlight one to light it up)"
             yield routes
 
@@ -343,6 +339,11 @@ class ExploreApp(App[int]):
         if self._has("#spec-view"):
             self.query_one("#spec-view", SpecView).set_diagnostics(s.all_diagnostics)
         self._update_titles()
+        try:
+            self.query_one("#views", TabbedContent).get_tab("spec").label = \
+                f"Spec 4{' ⚠' if s.all_diagnostics else ''}"
+        except Exception:  # noqa: BLE001 — a label is cosmetic
+            pass
 
     def on_model_loaded(self, message: ModelLoaded) -> None:
         if message.error:
@@ -379,8 +380,8 @@ class ExploreApp(App[int]):
         if view == "query" and self._has("#query-panel"):
             self.query_one("#query-panel").focus_first()
             return
-        targets = {"graph": "#graph-view", "train": "#train-start", "query": "#query-view", "spec": "#problem-list"}
-        found = self.query(targets[view])
+        targets = {"graph": "#graph-view", "train": "#train-start", "spec": "#problem-list"}
+        found = self.query(targets.get(view, "#nothing"))
         if found:
             found.first().focus()
 
@@ -394,7 +395,7 @@ class ExploreApp(App[int]):
             return
         self.session = open_target(self.target, self.run_override)
         self.examples = None
-        self.model, self.model_origin = None, ""
+        self.model, self.model_origin, self.model_how = None, "", ""
         self.train_state = "idle"
         self.stopped_result = None
         self.answers = None
@@ -432,12 +433,12 @@ class ExploreApp(App[int]):
         if node is None:
             node = self.query_one("#graph-view", GraphView).cursor
         self.query_one("#node-details", NodeDetails).update(
-            describe_node(self.session.checked.graph, node, self.model))
+            describe_node(self.session.checked.graph, node, self.model, self.session.checked))
 
     @on(OptionList.OptionHighlighted, "#route-list")
     def _route_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         index = int(event.option.id.split("-")[1])
-        route = self.session.checked.graph.routes()[index]
+        route = safe_routes(self.session.checked.graph)[index]
         self._light(dict(route.selection))
 
     def on_light_route(self, message: LightRoute) -> None:
@@ -530,8 +531,13 @@ class ExploreApp(App[int]):
             return
         if self.train_state in ("waiting", "running", "pausing", "paused", "stopping"):
             return
+        if getattr(self.session.checked.train, "strategy", "default") == "multiworker":
+            self.notify("This spec trains with the multiworker strategy: one process per worker, started with "
+                        "`tanglec compile` (docs/distributed.md).", severity="warning", timeout=8)
+            return
         if self.session.data_problems:
-            self.notify("The data has problems: see Spec (4).", severity="error")
+            self.notify("Training can't start: problems found (see Spec, 4); fix them and reload (ctrl+r).",
+                        severity="error")
             return
         self.control = TrainControl()
         self.history = []
@@ -612,16 +618,33 @@ class ExploreApp(App[int]):
             if result.interrupted and not result.stopped_early:
                 self.post_message(TrainDone(result, written=False))
                 return
-            write_run(self.session.run_dir, checked, result.model, result.report, self._metrics(result))
+            write_run(self.session.run_dir, checked, result.model, result.report, self._metrics(result, examples))
+        except TangleError as err:  # e.g. the `init` run can't be loaded: positioned problems, shown in Spec
+            self.post_message(TrainDone(error=err.diagnostics[0].message if err.diagnostics else str(err),
+                                        problems=err.diagnostics))
+            return
         except Exception as err:  # noqa: BLE001 — reported in the Train view; the run dir is intact
             self.post_message(TrainDone(error=f"{type(err).__name__}: {err}"))
             return
         self.post_message(TrainDone(result, written=True))
 
-    def _metrics(self, result) -> dict:
-        cfg = self.session.checked.train
+    def _metrics(self, result, examples=None) -> dict:
+        """metrics.json as `tanglec compile` writes it (tests/test_tui.py compares the keys with a compiled
+        run's, so a field added to compile and not here fails a test)."""
+        checked = self.session.checked
+        comp = checked.composition
+        modules = {"loaded": list(getattr(result, "loaded", []) or []),
+                   "new": sorted(checked.new_modules) if comp.init else sorted(checked.graph.modules),
+                   "frozen": sorted(comp.frozen)}
+        try:
+            from ..stream import StreamedExamples
+
+            streamed = isinstance(examples if examples is not None else self.examples, StreamedExamples)
+        except ImportError:
+            streamed = False
         return {"steps_run": result.steps_run, "seconds": result.seconds, "stopped_early": result.stopped_early,
-                "seed": cfg.seed, "history": result.history}
+                "seed": checked.train.seed, "modules": modules, "history": result.history,
+                "strategy": getattr(result, "distribution", None), "streamed": streamed}
 
     @work(thread=True, group="train", exit_on_error=False)
     def save_stopped(self, result) -> None:
@@ -649,7 +672,6 @@ class ExploreApp(App[int]):
         p = message.progress
         self.last_progress, self.last_rate = p, message.rate
         self.history.append({"step": p.step, "losses": dict(p.losses), "accuracy": p.report["accuracy"]})
-        self.last_report = p.report
         panel = self._panel()
         if panel is None:
             return
@@ -742,7 +764,7 @@ class ExploreApp(App[int]):
             return
         s = self.session
         if s.data_problems:
-            note = Text("The data has problems: see Spec (4).", style="red")
+            note = Text("Problems with the data or the init run: see Spec (4).", style="red")
         elif s.report and self.train_state == "idle":
             note = Text(f"showing the last run in {display_path(s.run_dir)}", style="dim")
         elif s.run_state in ("other", "invalid") and self.train_state == "idle":

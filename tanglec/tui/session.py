@@ -87,10 +87,10 @@ def _open_spec(path: Path, run_dir: Path | None) -> Session:
         source = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         diag = Diagnostic("E006", f"not UTF-8 text: {err.reason} at byte {err.start}", Span(str(path), 1, 1, 1, 2))
-        return Session(path, False, "", str(path), None, [diag], run_dir)
+        return Session(path, False, "", str(path), None, [diag], run_dir, "none", "unused")
     except OSError as err:
         diag = Diagnostic("E006", f"can't read the spec: {err.strerror or err}", Span(str(path), 1, 1, 1, 2))
-        return Session(path, False, "", str(path), None, [diag], run_dir)
+        return Session(path, False, "", str(path), None, [diag], run_dir, "none", "unused")
     spec, syntax = parse_partial(source, str(path))
     checked = check(spec)
     # Like `tanglec check`: with syntax errors, report only those (checks of a partial spec cascade).

@@ -330,7 +330,7 @@ class GraphView(Widget, can_focus=True):
     """The laid-out graph; arrows (or hjkl, or a click) move through the nodes."""
 
     COMPONENT_CLASSES = {"graph--edge", "graph--lit", "graph--faded", "graph--cursor", "graph--input",
-                         "graph--module", "graph--decoder", "graph--mux", "graph--cursor-blur"}
+                         "graph--module", "graph--decoder", "graph--mux", "graph--cursor-blur", "graph--frozen"}
     BINDINGS = [
         Binding("up,k", "move(0, -1)", "Up", show=False),
         Binding("down,j", "move(0, 1)", "Down", show=False),
@@ -342,18 +342,21 @@ class GraphView(Widget, can_focus=True):
     cursor: reactive[str | None] = reactive(None)
     lit: reactive[dict | None] = reactive(None, always_update=True)
 
-    def __init__(self, tg: TangleGraph, *, cursor: bool = True, id: str | None = None,
+    def __init__(self, tg: TangleGraph, *, cursor: bool = True, frozen=(), id: str | None = None,
                  classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.tg = tg
+        self.frozen = set(frozen)
         self.layout_ = GraphLayout(tg)
         self.show_cursor = cursor
         self.can_focus = cursor
         first = next((n for layer in self.layout_.nodes_by_layer() for n in layer), None)
         self.set_reactive(GraphView.cursor, first if cursor else None)
 
+    EMPTY = "(nothing declared yet: no inputs, no modules)"
+
     def get_content_width(self, container: Size, viewport: Size) -> int:
-        return max(self.layout_.width, 1)
+        return self.layout_.width if self.layout_.items else len(self.EMPTY)
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return max(self.layout_.height, 1)
@@ -414,7 +417,7 @@ class GraphView(Widget, can_focus=True):
     def render(self) -> Text:
         lay = self.layout_
         if not lay.items:
-            return Text("(no modules yet)", style="italic")
+            return Text(self.EMPTY, style="italic")
         width, height = lay.width, lay.height
         chars = [[" "] * width for _ in range(height)]
         styles: list[list[Style | None]] = [[None] * width for _ in range(height)]
@@ -442,6 +445,8 @@ class GraphView(Widget, can_focus=True):
                 continue
             tl, tr, bl, br, hz, vt, port = BORDERS[item.kind]
             base = st[f"graph--{item.kind}"]
+            if item.id in self.frozen:
+                base = base + st["graph--frozen"]
             if dim_unlit:
                 base = base + (st["graph--lit"] if item.id in active else st["graph--faded"])
             x0, y0, w = item.x, item.y, item.w
@@ -483,6 +488,14 @@ class GraphView(Widget, can_focus=True):
 LEGEND = "╭╮ input   ┌┐ module   ┏┓ decoder   ╔╗ multiplexer (by its selector)"
 
 
+def safe_routes(tg: TangleGraph) -> list:
+    """The graph's routes, or none when they can't be enumerated (a spec with a cycle: see Spec)."""
+    try:
+        return tg.routes()
+    except (ValueError, KeyError):
+        return []
+
+
 def roles(tg: TangleGraph, node: str) -> list[str]:
     out = []
     fed = tg.encoded_field(node)
@@ -499,8 +512,12 @@ def roles(tg: TangleGraph, node: str) -> list[str]:
     return out
 
 
-def describe_node(tg: TangleGraph, node: str | None, model=None) -> Text:
-    """What the details panel shows for one node: interface, layers, parameters, frozen or not, routes."""
+def describe_node(tg: TangleGraph, node: str | None, model=None, checked=None) -> Text:
+    """What the details panel shows for one node: interface, layers, parameters, frozen or not, routes.
+
+    Frozen comes from the spec (`freeze`; tanglec.composition), which is what training obeys; the
+    parameter count is the model's once one is loaded, else estimated from the spec.
+    """
     text = Text()
     if node is None or node not in tg.g:
         return Text("Move through the graph with the arrow keys.", style="italic")
@@ -511,14 +528,13 @@ def describe_node(tg: TangleGraph, node: str | None, model=None) -> Text:
         text.append(value if isinstance(value, Text) else str(value))
         text.append("\n")
 
-    routes = tg.routes()
+    routes = safe_routes(tg)
     if kind == "input":
         decl = tg.inputs[node]
         text.append(f"{node}", style="bold underline")
         text.append("  input field\n")
         row("type", decl.type.describe())
-        readers = [s for s in tg.g.successors(node)]
-        row("read by", ", ".join(readers) or "nothing")
+        row("read by", ", ".join(tg.g.successors(node)) or "nothing")
     elif kind == "mux":
         mux = tg.muxes[node]
         text.append(f"multiplexer by {mux.selector.text}", style="bold underline")
@@ -534,17 +550,19 @@ def describe_node(tg: TangleGraph, node: str | None, model=None) -> Text:
         row("interface", f"{m.input} → {m.output}")
         for i, layer in enumerate(m.layers):
             row("layers" if i == 0 else "", str(layer))
-        params = estimate_parameters(m)
-        frozen = "no (trainable; nothing in the spec freezes it)"
+        params, source = estimate_parameters(m), " (from the spec)"
         if model is not None:
             try:
-                sub = model.get_layer(node)
-                params = sub.count_params()
-                frozen = "yes" if not sub.trainable else "no (trainable)"
-            except Exception:  # noqa: BLE001 — a model from another spec version: keep the estimate
+                params, source = model.get_layer(node).count_params(), ""
+            except Exception:  # noqa: BLE001 — a model of another spec version: keep the estimate
                 pass
-        row("parameters", f"{params:,}" + ("" if model is not None else " (from the spec)"))
-        row("frozen", frozen)
+        row("parameters", f"{params:,}{source}")
+        composition = getattr(checked, "composition", None)
+        frozen = node in getattr(composition, "frozen", set())
+        row("frozen", Text("yes (freeze): never trains", style="bold cyan") if frozen else "no: trains")
+        init = getattr(composition, "init", None)
+        if init is not None and node in (getattr(checked, "init_modules", None) or {}):
+            row("weights", f"loaded from {init.name}")
         through = [r for r in routes if node in r.modules]
         row("routes", f"{len(through)} of {len(routes)}")
     return text

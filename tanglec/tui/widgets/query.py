@@ -76,7 +76,7 @@ class QueryPanel(Vertical):
                 yield Static(id="query-note")
         with VerticalScroll(id="query-graph-box") as box:
             box.border_title = "route of this query"
-            yield GraphView(g, cursor=False, id="query-graph")
+            yield GraphView(g, cursor=False, frozen=self.checked.composition.frozen, id="query-graph")
 
     def on_mount(self) -> None:
         table = self.query_one("#answers", DataTable)

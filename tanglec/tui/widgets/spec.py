@@ -10,7 +10,7 @@ from textual.containers import Horizontal, ScrollableContainer, Vertical
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from ...diagnostics import Diagnostic
+from ...diagnostics import SOURCES, Diagnostic
 
 GUTTER = 6  # "  12 │ "
 
@@ -80,11 +80,21 @@ def annotated_source(source: str, source_file: str, diags: list[Diagnostic]) -> 
         for h in d.hints:
             line(("hint: ", "bold green"), (h, ""))
 
-    for i, d in elsewhere:
-        where = f"{d.span}" if d.span else "(no position)"
-        text.append(f"{where}\n", style="dim")
+    for i, d in elsewhere:  # problems in another file (a data file, a `use`d spec) or without a position
+        if d.span is None:
+            text.append("(no position)\n", style="dim")
+            row += 1
+            note(i, d, 0, "")
+            continue
+        text.append(f"{d.span}\n", style="bold")
         row += 1
-        note(i, d, 0, "")
+        quoted = SOURCES.line(d.span.file, d.span.line)
+        if quoted is not None:
+            text.append(" " * GUTTER + "│ ", style="dim")
+            text.append(quoted.replace("\t", " ") + "\n")
+            row += 1
+        width = d.span.end_col - d.span.col if d.span.end_line == d.span.line and d.span.end_col > d.span.col else 1
+        note(i, d, d.span.col - 1, "^" * width if quoted is not None else "")
     # underline spans: per line, the column ranges to mark with their diagnostic's style
     marks: dict[int, list[tuple[int, int, str]]] = {}
     for i, d in here:

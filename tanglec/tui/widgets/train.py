@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 
+from rich.markup import escape
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -96,8 +97,13 @@ class TrainPanel(Vertical):
             yield Button("Pause", id="train-pause", variant="warning", disabled=True)
             yield Button("Stop", id="train-stop", variant="error", disabled=True)
             until = " · until exact" if cfg.until_exact else ""
-            yield Static(f"writes [b]{self.run_label}[/b]\n{cfg.steps} steps · batch {cfg.batch} · "
-                         f"{cfg.optimizer} {cfg.lr:g} · seed {cfg.seed}{until}", id="train-config")
+            comp = getattr(self.checked, "composition", None)
+            phases = [p.name for p in getattr(comp, "phases", [])]
+            extra = f" · phases {', '.join(phases)}" if phases else ""
+            frozen = sorted(getattr(comp, "frozen", ()))
+            extra += f" · {len(frozen)} frozen" if frozen else ""
+            yield Static(f"writes [b]{escape(self.run_label)}[/b]\n{cfg.steps} steps · batch {cfg.batch} · "
+                         f"{cfg.optimizer} {cfg.lr:g} · seed {cfg.seed}{until}{extra}", id="train-config")
         with Horizontal(id="train-status"):
             yield ProgressBar(total=cfg.steps, show_eta=False, id="train-progress")
             yield Static("idle — press s to start training", id="train-stats")

@@ -1,0 +1,134 @@
+"""Benchmark (a): tanglec's training step rate on the seed spec against a hand-written TensorFlow loop.
+
+The baseline is what a person writes from the essay: the same modules (same layer sizes), `tf.where`
+multiplexers, summed losses, Adam, a `@tf.function` train step called once per step from Python over
+a tf.data iterator. tanglec trains the model it compiles from specs/arith.tangle with Keras `fit`
+and `steps_per_execution`. Both run in this process, on the same data and batch size, after a
+warm-up; the ratio of the two rates is what we report (absolute rates depend on the machine's load).
+
+    python bench/train_rate.py [--steps 2000] [--json PATH]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tanglec.checks import load  # noqa: E402
+from tanglec.codegen import build_model  # noqa: E402
+from tanglec.data import build_examples  # noqa: E402
+from tanglec.train import compile_model, dataset, training_arrays  # noqa: E402
+
+BATCH = 64
+
+
+def mlp(sizes: list[tuple[int, str | None]], name: str) -> keras.Sequential:
+    return keras.Sequential([keras.layers.Dense(u, activation=a) for u, a in sizes], name=name)
+
+
+class HandWritten:
+    """The seed essay's network, written directly in TensorFlow."""
+
+    def __init__(self) -> None:
+        self.binary = mlp([(64, "relu"), (64, "relu"), (12, None)], "binary")
+        self.decimal = mlp([(64, "relu"), (64, "relu"), (12, None)], "decimal")
+        self.plus1 = mlp([(32, "relu"), (12, None)], "plus1")
+        self.times2 = mlp([(32, "relu"), (12, None)], "times2")
+        self.to_binary = mlp([(64, "relu"), (4, None)], "to_binary")
+        self.to_decimal = mlp([(64, "relu"), (10, None)], "to_decimal")
+        self.optimizer = keras.optimizers.Adam(0.01)
+        self.bce = keras.losses.BinaryCrossentropy(from_logits=True)
+        self.sce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def forward(self, x, use_binary, use_plus1):
+        bits = tf.cast(tf.bitwise.bitwise_and(tf.bitwise.right_shift(x[:, None], tf.range(3, -1, -1)), 1), tf.float32)
+        onehot = tf.one_hot(x, 10)
+        latent = tf.where(use_binary[:, None], self.binary(bits), self.decimal(onehot))
+        latent = tf.where(use_plus1[:, None], self.plus1(latent), self.times2(latent))
+        return self.to_binary(latent), self.to_decimal(latent)
+
+    @tf.function
+    def train_step(self, x, use_binary, use_plus1, y_bits, y_digit):
+        with tf.GradientTape() as tape:
+            out_bits, out_digit = self.forward(x, use_binary, use_plus1)
+            loss = self.bce(y_bits, out_bits) + self.sce(y_digit, out_digit)
+        variables = [v for m in (self.binary, self.decimal, self.plus1, self.times2, self.to_binary,
+                                 self.to_decimal) for v in m.trainable_variables]
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+
+def baseline_rate(steps: int) -> float:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 10, 4096).astype(np.int32)
+    use_binary = rng.integers(0, 2, 4096).astype(bool)
+    use_plus1 = rng.integers(0, 2, 4096).astype(bool)
+    y = np.where(use_plus1, (x + 1) % 10, (x * 2) % 10).astype(np.int32)
+    y_bits = ((y[:, None] >> np.arange(3, -1, -1)) & 1).astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((x, use_binary, use_plus1, y_bits, y)).shuffle(4096).repeat()
+    it = iter(ds.batch(BATCH).prefetch(tf.data.AUTOTUNE))
+    net = HandWritten()
+    for _ in range(50):
+        net.train_step(*next(it))
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = net.train_step(*next(it))
+    float(loss)
+    return steps / (time.perf_counter() - start)
+
+
+def tanglec_rate(steps: int, steps_per_execution: int | None = None) -> float:
+    checked = load(ROOT / "specs" / "arith.tangle")
+    examples = build_examples(checked)
+    if steps_per_execution:
+        checked.train.eval_every = steps_per_execution
+    model = build_model(checked)
+    compile_model(model, checked)
+    x, y, w = training_arrays(checked, examples, examples.train_index)
+    ds = dataset(x, y, w, BATCH, 0)
+    per = checked.train.eval_every
+    model.fit(ds, steps_per_epoch=per * 5, epochs=1, verbose=0)  # warm-up: trace and compile
+    start = time.perf_counter()
+    model.fit(ds, steps_per_epoch=(steps // per) * per, epochs=1, verbose=0)
+    return (steps // per) * per / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    rates = {
+        "hand_written_loop": baseline_rate(args.steps),
+        "tanglec_fit_spe10": tanglec_rate(args.steps),
+        "tanglec_fit_spe1": tanglec_rate(args.steps, 1),
+        "tanglec_fit_spe50": tanglec_rate(args.steps, 50),
+    }
+    base = rates["hand_written_loop"]
+    result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, TensorFlow {tf.__version__}",
+              "batch": BATCH, "steps": args.steps,
+              "rates_steps_per_s": {k: round(v, 1) for k, v in rates.items()},
+              "ratio_vs_hand_written": {k: round(v / base, 2) for k, v in rates.items()}}
+    print(json.dumps(result, indent=2))
+    print("\n| training loop | steps/s | × hand-written |\n|---|---:|---:|")
+    for k, v in rates.items():
+        print(f"| {k} | {v:.0f} | {v / base:.2f} |")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,567 @@
+"""Data files read in chunks: a CSV/JSONL file larger than memory trains with bounded memory.
+
+`data.build_examples` hands a file here when it is streamed: `data file "rows.csv" stream always`, or
+`stream auto` (the default) and the file is larger than `STREAM_BYTES` (50 MB;
+`TANGLEC_STREAM_BYTES` overrides). Nothing in this module imports TensorFlow except `Stream.dataset`,
+so `tanglec check` stays TF-free.
+
+One pass over the file (`scan`) validates every row with the in-memory reader's rules and messages
+(E119 at file:row:column: a row's shape first, then its cells, the first `MAX_REPORTED` of each and a
+count of the rest), evaluates the targets chunk by chunk (their range for E112), counts the training
+rows of every selector combination, keeps a bounded evaluation sample and hashes the file (the
+checkpoint fingerprint). Memory: one chunk of `CHUNK_ROWS` rows plus the sample, whatever the size
+of the file.
+
+Rows are split and sampled by a seeded hash of their row number (splitmix64 of `data seed` and the
+row index), not by a permutation of all rows (which needs memory proportional to the file):
+
+* evaluation rows: those whose hash is below `eval FRACTION` (all rows when the fraction is 0, or when
+  no row falls below it in a tiny file); training rows: the others, less held-out routes and `only`
+  filters, exactly as in memory;
+* the evaluation sample: the (at most) `EVAL_SAMPLE` evaluation rows with the smallest hashes, a
+  uniform random sample; progress, `until exact` and the final report are computed on it;
+* few-shot settings (`limit`, `per_route`) pick the training rows with the smallest hashes (a second
+  salt), per route and then overall, in a second pass; those few rows then train from memory.
+
+So the split is the same *kind* of random split as in memory, not the same rows.
+
+Training (`Stream.dataset`) reads the file again, chunk by chunk, in a Python generator behind
+`tf.data.Dataset.from_generator`: each chunk is encoded with `train.training_arrays` (the same
+targets and per-decoder sample weights as in memory), its rows permuted (seeded by epoch and chunk),
+then `unbatch -> shuffle(SHUFFLE_ROWS) -> batch`. Deterministic for a seed, so a checkpoint resumes by
+skipping batches as with in-memory data.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import itertools
+import os
+import types
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from . import ast
+from .composition import select_training_rows
+from .data import (DataError, Examples, _cell_starts, _convert, _RowProblems, column_arrays, csv_header,
+                   evaluate_targets, jsonl_cells, wanted_columns)
+from .diagnostics import Diagnostic
+
+STREAM_BYTES = 50 * 2**20  # `stream auto` streams files larger than this
+CHUNK_ROWS = 50_000  # rows parsed, converted and encoded at a time
+EVAL_SAMPLE = 10_000  # evaluation rows kept in memory (progress, until exact, the report)
+SHUFFLE_ROWS = 16_384  # rows in tf.data's shuffle buffer (on top of the permutation within a chunk)
+_SPLIT_SALT, _FEWSHOT_SALT = 0, 0x5F3759DF
+
+
+def stream_threshold() -> int:
+    raw = os.environ.get("TANGLEC_STREAM_BYTES")
+    if raw:
+        try:
+            return max(0, int(raw))
+        except ValueError:
+            pass
+    return STREAM_BYTES
+
+
+FORCED: str | None = None  # `tanglec compile --stream/--no-stream`: "always"/"never" before the spec is checked
+
+
+def should_stream(checked) -> bool:
+    """Whether the spec's data file is read in chunks (`stream always`, or `auto` and a large file)."""
+    cfg = checked.data
+    if cfg.source != "file" or cfg.path is None:
+        return False
+    mode = FORCED or getattr(cfg, "stream", "auto")
+    if mode in ("always", "never"):
+        return mode == "always"
+    try:
+        return Path(cfg.path).stat().st_size > stream_threshold()
+    except OSError:
+        return False  # the in-memory reader reports it
+
+
+# ---- reading ------------------------------------------------------------------------------------
+
+def uniform(seed: int, rows: np.ndarray, salt: int = _SPLIT_SALT) -> np.ndarray:
+    """A uniform number in [0, 1) per row index: splitmix64 of (seed, salt, row), vectorised."""
+    x = rows.astype(np.uint64) + np.uint64(((int(seed) << 32) ^ salt) & 0xFFFFFFFFFFFFFFFF)
+    z = x + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * (1.0 / 2**53)
+
+
+@dataclass
+class Chunk:
+    start: int  # file-wide index of its first data row
+    lines: list[int]  # line number of each row
+    inputs: dict[str, np.ndarray]  # inputs and selectors, as data.read_file returns them
+    data_targets: dict[str, np.ndarray]
+
+    @property
+    def n(self) -> int:
+        return len(self.lines)
+
+    @property
+    def rows(self) -> np.ndarray:
+        return np.arange(self.start, self.start + self.n, dtype=np.int64)
+
+
+class _SparseLines:
+    """The lines of a streamed file that diagnostics quote (SOURCES holds whole files otherwise)."""
+
+    def __init__(self, lines: dict[int, str]):
+        self.lines = lines
+
+    def __len__(self) -> int:
+        return max(self.lines, default=0)
+
+    def __getitem__(self, index: int) -> str:
+        return self.lines.get(index + 1, "")
+
+
+class Reader:
+    """Rows of a CSV/JSONL file, chunk by chunk, validated like `data.read_file`.
+
+    `strict`: raise at the first problem (the training pass: the file changed since it was scanned);
+    otherwise keep reading to report every problem (first `MAX_REPORTED`, then a count), yielding no
+    more chunks once there is one, and raise at the end (`chunks()` is exhausted)."""
+
+    def __init__(self, checked, chunk_rows: int = CHUNK_ROWS, strict: bool = False, digest: bool = False):
+        self.checked = checked
+        self.path = Path(checked.data.path)
+        self.wanted = wanted_columns(checked)
+        g = checked.graph
+        self.types = {n: (g.selectors[n] if t == "selector" else t) for n, t in self.wanted.items()}
+        self.jsonl = self.path.suffix.lower() in (".jsonl", ".ndjson")
+        self.chunk_rows = chunk_rows
+        self.strict = strict
+        self.shape = _RowProblems(str(self.path))  # a row's shape: field count, not JSON, missing fields
+        self.cells = _RowProblems(str(self.path))  # a cell's value
+        self.quoted: dict[int, str] = {}
+        self.hash = hashlib.sha256() if digest else None
+        self.rows = 0
+
+    # lines as data._lines numbers them (\r\n, \r or \n), decoded one at a time
+    def _lines(self):
+        number, physical, offset = 0, 0, 0
+        try:
+            fh = self.path.open("rb")
+        except OSError as err:
+            raise DataError([Diagnostic("E119", f"can't read the data file: {err.strerror or err}",
+                                        ast.Span(str(self.path), 1, 1, 1, 2))]) from None
+        with fh:
+            for raw in fh:
+                if self.hash is not None:
+                    self.hash.update(raw)
+                physical += 1
+                body = raw[:-1] if raw.endswith(b"\n") else raw
+                try:
+                    text = body.decode("utf-8-sig" if offset == 0 else "utf-8")
+                except UnicodeDecodeError as err:
+                    raise DataError([Diagnostic(
+                        "E119", f"the data file is not UTF-8 text ({err.reason} at byte {offset + err.start})",
+                        ast.Span(str(self.path), physical, 1, physical, 2))]) from None
+                offset += len(raw)
+                if text.endswith("\r"):
+                    text = text[:-1]
+                for part in text.split("\r") if "\r" in text else (text,):
+                    number += 1
+                    yield number, part
+
+    def _add(self, problems: _RowProblems, lineno: int, col: int, message: str, text: str) -> None:
+        before = len(problems.items)
+        problems.add(lineno, col, message)
+        if len(problems.items) > before:
+            self.quoted[lineno] = text
+        if self.strict:
+            self.raise_problems()
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.shape.count or self.cells.count)
+
+    def raise_problems(self) -> None:
+        if not self.failed:
+            return
+        try:
+            from .diagnostics import SOURCES  # quote the bad rows (when the diagnostics module can)
+
+            SOURCES._texts[str(self.path)] = _SparseLines(dict(self.quoted))
+        except (ImportError, AttributeError):
+            pass
+        self.shape.raise_if_any()
+        self.cells.raise_if_any()
+
+    def chunks(self):
+        lines = self._lines()
+        header = None
+        if not self.jsonl:
+            first = next(lines, None)
+            if first is None or (not first[1].strip() and not any(t.strip() for _, t in lines)):
+                raise DataError([Diagnostic("E119", "the data file is empty", ast.Span(str(self.path), 1, 1, 1, 2))])
+            header = csv_header(self.path, first[1], self.wanted)
+        start, numbers = 0, []
+        values: dict[str, list] = {k: [] for k in self.wanted}
+        for lineno, text in lines:
+            if not text.strip():
+                continue
+            cells = self._cells(lineno, text, header)
+            if cells is None:
+                continue
+            self.rows += 1
+            for name, t in self.types.items():
+                if name not in cells:
+                    values[name].append(None)
+                    continue
+                raw, col = cells[name]
+                try:
+                    values[name].append(_convert(raw, t))
+                except ValueError as err:
+                    self._add(self.cells, lineno, col, f"{name}: {err}", text)
+                    values[name].append(None)
+            numbers.append(lineno)
+            if len(numbers) >= self.chunk_rows:
+                if not self.failed:
+                    yield self._chunk(start, numbers, values)
+                start += len(numbers)
+                numbers, values = [], {k: [] for k in self.wanted}
+        if numbers and not self.failed:
+            yield self._chunk(start, numbers, values)
+        self.raise_problems()
+        if self.rows == 0:
+            raise DataError([Diagnostic("E119", "the data file has no rows", ast.Span(str(self.path), 1, 1, 1, 2))])
+
+    def _cells(self, lineno: int, text: str, header):
+        if self.jsonl:
+            shown, count = len(self.shape.items), self.shape.count
+            cells = jsonl_cells(lineno, text, self.wanted, self.shape)
+            if len(self.shape.items) > shown:
+                self.quoted[lineno] = text
+            if self.strict and self.shape.count > count:
+                self.raise_problems()
+            return cells
+        cells = next(csv.reader([text]))
+        if len(cells) != len(header):
+            self._add(self.shape, lineno, 1, f"{len(cells)} fields, the header has {len(header)}", text)
+            return None
+        starts = _cell_starts(text)
+        return {h: (cells[i], starts[i] if i < len(starts) else 1) for i, h in enumerate(header)}
+
+    def _chunk(self, start: int, numbers: list[int], values: dict[str, list]) -> Chunk:
+        inputs, targets = column_arrays(self.checked, self.wanted, values)
+        return Chunk(start, numbers, inputs, targets)
+
+
+# ---- one pass: validate, summarise, sample ------------------------------------------------------
+
+class BottomK:
+    """The k rows with the smallest keys seen so far (a uniform sample when the keys are uniform)."""
+
+    def __init__(self, k: int):
+        self.k = k
+        self.keys = np.zeros(0)
+        self.rows = np.zeros(0, np.int64)
+        self.columns: dict[str, np.ndarray] | None = None
+        self.targets: dict[str, np.ndarray] | None = None
+
+    def add(self, keys, rows, columns, targets, mask=None) -> None:
+        if mask is not None:
+            keys, rows = keys[mask], rows[mask]
+            columns = {k: v[mask] for k, v in columns.items()}
+            targets = {k: v[mask] for k, v in targets.items()}
+        if self.k <= 0 or not len(keys):
+            return
+        if self.columns is None:
+            self.columns = {k: v[:0] for k, v in columns.items()}
+            self.targets = {k: v[:0] for k, v in targets.items()}
+        all_keys = np.concatenate([self.keys, keys])
+        all_rows = np.concatenate([self.rows, rows])
+        cols = {k: np.concatenate([self.columns[k], v]) for k, v in columns.items()}
+        tgts = {k: np.concatenate([self.targets[k], v]) for k, v in targets.items()}
+        if len(all_keys) > self.k:
+            keep = np.argpartition(all_keys, self.k - 1)[:self.k]
+            all_keys, all_rows = all_keys[keep], all_rows[keep]
+            cols = {k: v[keep] for k, v in cols.items()}
+            tgts = {k: v[keep] for k, v in tgts.items()}
+        self.keys, self.rows, self.columns, self.targets = all_keys, all_rows, cols, tgts
+
+    def sorted(self):
+        """(rows, columns, targets, keys) in file order."""
+        order = np.argsort(self.rows, kind="stable")
+        if self.columns is None:
+            return self.rows, {}, {}, self.keys
+        return (self.rows[order], {k: v[order] for k, v in self.columns.items()},
+                {k: v[order] for k, v in self.targets.items()}, self.keys[order])
+
+
+@dataclass
+class Scan:
+    """What one pass over the file learned (depends on the spec and the data settings, not on
+    held-out routes or filters, which are applied to `combos`)."""
+
+    path: str
+    rows: int
+    digest: str
+    eval_all: bool  # no row fell in the evaluation fraction (or it is 0): every row evaluates and trains
+    sample_rows: np.ndarray  # the evaluation sample, in file order
+    sample_columns: dict[str, np.ndarray]
+    sample_targets: dict[str, np.ndarray]
+    combos: dict[tuple, int]  # training rows (before held-out routes and filters) per selector combination
+    combos_all: dict[tuple, int]  # every row per selector combination
+    target_summary: dict[str, list] = field(default_factory=dict)  # per 1-D target: [min, max(, a non-integer)]
+
+
+def _is_eval(checked, keys: np.ndarray) -> np.ndarray:
+    return keys < checked.data.eval_fraction
+
+
+def _combo_counts(selectors: list[str], columns: dict[str, np.ndarray], mask: np.ndarray, into: dict) -> None:
+    if not selectors:
+        into[()] = into.get((), 0) + int(mask.sum())
+        return
+    stacked = np.stack([columns[s][mask] for s in selectors], axis=1)
+    if not len(stacked):
+        return
+    combos, counts = np.unique(stacked, axis=0, return_counts=True)
+    for combo, count in zip(map(tuple, combos.tolist()), counts.tolist()):
+        into[combo] = into.get(combo, 0) + count
+
+
+def _summarise(summary: dict[str, list], targets: dict[str, np.ndarray]) -> None:
+    for name, arr in targets.items():
+        if arr.ndim != 1:
+            continue
+        values = arr.astype(np.float64)
+        values = values[~np.isnan(values)]
+        entry = summary.setdefault(name, [])
+        if not len(values):
+            continue
+        lo, hi = float(values.min()), float(values.max())
+        if entry:
+            entry[0], entry[1] = min(entry[0], lo), max(entry[1], hi)
+        else:
+            entry += [lo, hi]
+        if len(entry) == 2:
+            frac = values[values != np.floor(values)]
+            if len(frac):
+                entry.append(float(frac[0]))
+
+
+_CACHE: dict = {}
+
+
+def scan(checked, sample: int | None = None) -> Scan:
+    """One pass over the data file (cached for the same spec, file and settings: `compile` checks
+    the spec, then builds its examples)."""
+    sample = EVAL_SAMPLE if sample is None else sample
+    path = Path(checked.data.path)
+    try:
+        st = path.stat()
+        key = (checked.spec.source, str(path.resolve()), st.st_size, st.st_mtime_ns, checked.data.seed,
+               checked.data.eval_fraction, sample)
+    except OSError:
+        key = None
+    if key is not None and _CACHE.get("key") == key:
+        return _CACHE["scan"]
+    result = _scan(checked, sample)
+    _CACHE.clear()
+    if key is not None:
+        _CACHE.update(key=key, scan=result)
+    return result
+
+
+def _scan(checked, sample: int) -> Scan:
+    cfg, g = checked.data, checked.graph
+    selectors = list(g.selectors)
+    reader = Reader(checked, digest=True)
+    keep = BottomK(sample)
+    combos: dict[tuple, int] = {}
+    combos_all: dict[tuple, int] = {}
+    summary: dict[str, list] = {}
+    for chunk in reader.chunks():
+        targets = evaluate_targets(checked, chunk.inputs, chunk.data_targets)
+        keys = uniform(cfg.seed, chunk.rows)
+        keep.add(keys, chunk.rows, chunk.inputs, targets)
+        every = np.ones(chunk.n, dtype=bool)
+        _combo_counts(selectors, chunk.inputs, every, combos_all)
+        if cfg.eval_fraction > 0:
+            _combo_counts(selectors, chunk.inputs, ~_is_eval(checked, keys), combos)
+        _summarise(summary, targets)
+    rows, columns, targets, keys = keep.sorted()
+    eval_all = cfg.eval_fraction <= 0 or reader.rows <= 1
+    if not eval_all:
+        mask = _is_eval(checked, keys)
+        if mask.any():
+            rows, keys = rows[mask], keys[mask]
+            columns = {k: v[mask] for k, v in columns.items()}
+            targets = {k: v[mask] for k, v in targets.items()}
+        else:
+            eval_all = True  # a tiny file where no row fell below the fraction: evaluate on every row
+    return Scan(str(checked.data.path), reader.rows, reader.hash.hexdigest(), eval_all, rows, columns, targets,
+                dict(combos_all) if eval_all else combos, combos_all, summary)
+
+
+# ---- examples -------------------------------------------------------------------------------------
+
+@dataclass
+class StreamedExamples(Examples):
+    """Examples of a streamed file: `columns`/`targets` hold the evaluation sample only (eval_index
+    covers it); training reads the file through `stream` (None: few-shot rows, held in memory, are
+    `train_index`). `route_rows`: training rows per route (graph.routes() order) in the whole file."""
+
+    stream: "Stream | None" = None
+    route_rows: list[int] | None = None
+    target_summary: dict[str, list] | None = None
+    file_rows: int = 0
+
+
+def _without_fewshot(checked):
+    """`checked` as select_training_rows sees it, with held-out routes and `only` filters but no
+    few-shot limits (those are applied to the whole file, not per chunk)."""
+    return types.SimpleNamespace(composition=checked.composition, graph=checked.graph,
+                                 data=replace(checked.data, limit=None, per_route=None))
+
+
+def _route_counts(checked, combos: dict[tuple, int]) -> tuple[list[int], int]:
+    """(training rows per route, training rows in all) after held-out routes and `only` filters,
+    from the counts per selector combination."""
+    g = checked.graph
+    selectors = list(g.selectors)
+    items = list(combos.items())
+    if not items:
+        return [0 for _ in g.routes()], 0
+    columns = {s: np.array([c[i] for c, _ in items], dtype=np.int64) for i, s in enumerate(selectors)}
+    weights = np.array([n for _, n in items], dtype=np.int64)
+    kept = select_training_rows(_without_fewshot(checked), columns, np.arange(len(items)))
+    live = np.zeros(len(items), dtype=bool)
+    live[kept] = True
+    out = []
+    for route in g.routes():
+        mask = live.copy()
+        for sel, value in route.selection.items():
+            mask &= columns[sel] == [v.text for v in g.selectors[sel].values].index(value)
+        out.append(int(weights[mask].sum()))
+    return out, int(weights[live].sum())
+
+
+def _training_rows(checked, chunk: Chunk, targets, eval_all: bool) -> np.ndarray:
+    """Chunk-local indices of the rows that train (not evaluation rows; held-out routes and `only`
+    filters applied as in memory)."""
+    local = np.arange(chunk.n)
+    if not eval_all:
+        local = local[~_is_eval(checked, uniform(checked.data.seed, chunk.rows))]
+    return select_training_rows(_without_fewshot(checked), chunk.inputs, local)
+
+
+def streamed_examples(checked) -> StreamedExamples:
+    result = scan(checked)
+    routes, total = _route_counts(checked, result.combos)
+    cfg = checked.data
+    if total == 0:
+        raise _no_training_rows(checked)
+    n = len(result.sample_rows)
+    if cfg.limit or cfg.per_route:
+        return _fewshot_examples(checked, result)
+    return StreamedExamples(result.sample_columns, result.sample_targets, np.arange(n), np.zeros(0, np.int64),
+                            stream=Stream(checked, result), route_rows=routes, target_summary=result.target_summary,
+                            file_rows=result.rows)
+
+
+def _no_training_rows(checked) -> DataError:
+    span = checked.data.span or ast.Span(checked.spec.path, 1, 1, 1, 2)
+    return DataError([Diagnostic("E163", "no training examples are left after held-out routes and data filters",
+                                 span)])
+
+
+def _fewshot_examples(checked, result: Scan) -> StreamedExamples:
+    """`limit`/`per_route`: a second pass keeps the selected training rows (the smallest hashes, per
+    route then overall); they train from memory beside the evaluation sample."""
+    cfg, g = checked.data, checked.graph
+    routes = list(g.routes())
+    names = {sel: [v.text for v in g.selectors[sel].values] for sel in g.selectors}
+    per_route = [BottomK(cfg.per_route) for _ in routes] if cfg.per_route else None
+    overall = BottomK(cfg.limit) if cfg.limit and not cfg.per_route else None
+    for chunk in Reader(checked, strict=True).chunks():
+        targets = evaluate_targets(checked, chunk.inputs, chunk.data_targets)
+        local = _training_rows(checked, chunk, targets, result.eval_all)
+        mask = np.zeros(chunk.n, dtype=bool)
+        mask[local] = True
+        keys = uniform(cfg.seed, chunk.rows, _FEWSHOT_SALT)
+        if per_route is not None:
+            for route, store in zip(routes, per_route):
+                mine = mask.copy()
+                for sel, value in route.selection.items():
+                    mine &= chunk.inputs[sel] == names[sel].index(value)
+                store.add(keys, chunk.rows, chunk.inputs, targets, mine)
+        else:
+            overall.add(keys, chunk.rows, chunk.inputs, targets, mask)
+    if per_route is not None:  # a row may be in several routes' picks: keep it once, then apply the limit
+        overall = BottomK(cfg.limit or sum(s.k for s in per_route))
+        seen: set[int] = set()
+        for store in per_route:
+            rows, cols, tgts, keys = store.sorted()
+            fresh = np.array([r not in seen for r in rows.tolist()], dtype=bool)
+            seen.update(rows.tolist())
+            if cols:
+                overall.add(keys, rows, cols, tgts, fresh)
+    rows, cols, tgts, _ = overall.sorted()
+    n_eval, n_train = len(result.sample_rows), len(rows)
+    if not cols:
+        raise _no_training_rows(checked)
+    columns = {k: np.concatenate([result.sample_columns[k], cols[k]]) for k in cols}
+    targets = {k: np.concatenate([result.sample_targets[k], tgts[k]]) for k in tgts}
+    return StreamedExamples(columns, targets, np.arange(n_eval), np.arange(n_eval, n_eval + n_train),
+                            stream=None, route_rows=None, target_summary=result.target_summary,
+                            file_rows=result.rows)
+
+
+# ---- training -------------------------------------------------------------------------------------
+
+class Stream:
+    """The training rows of a streamed file, as a tf.data pipeline."""
+
+    def __init__(self, checked, result: Scan):
+        self.checked = checked
+        self.scan = result
+
+    def fingerprint_arrays(self):
+        """What a checkpoint fingerprints instead of the training arrays: the file's hash and size."""
+        digest = np.frombuffer(bytes.fromhex(self.scan.digest), dtype=np.uint8)
+        return {"data_file_sha256": digest, "data_file_rows": np.array([self.scan.rows], np.int64)}, {}, {}
+
+    def chunks(self, seed: int, epoch: int):
+        """Encoded (x, y, w) per chunk, rows permuted (seeded by epoch and chunk)."""
+        from .train import training_arrays
+
+        for chunk in Reader(self.checked, strict=True).chunks():
+            targets = evaluate_targets(self.checked, chunk.inputs, chunk.data_targets)
+            rows = _training_rows(self.checked, chunk, targets, self.scan.eval_all)
+            if not len(rows):
+                continue
+            rows = np.random.default_rng([seed, epoch, chunk.start]).permutation(rows)
+            yield training_arrays(self.checked, Examples(chunk.inputs, targets, rows, rows), rows)
+
+    def dataset(self, batch: int, seed: int):
+        import tensorflow as tf
+
+        from .train import training_arrays
+
+        probe = Examples(self.scan.sample_columns, self.scan.sample_targets, np.arange(1), np.arange(1))
+        x, y, w = training_arrays(self.checked, probe, np.arange(1))
+
+        def spec(arrays):
+            return {k: tf.TensorSpec((None,) + a.shape[1:], tf.as_dtype(a.dtype)) for k, a in arrays.items()}
+
+        epochs = itertools.count()
+
+        def generate():
+            yield from self.chunks(seed, next(epochs))
+
+        ds = tf.data.Dataset.from_generator(generate, output_signature=(spec(x), spec(y), spec(w)))
+        ds = ds.repeat().unbatch().shuffle(SHUFFLE_ROWS, seed=seed, reshuffle_each_iteration=True)
+        return ds.batch(batch, drop_remainder=False).prefetch(2)
