@@ -167,9 +167,11 @@ EXAMPLES = [
     Example("E141", "checkpoint can't be resumed", "`tanglec compile --resume` found a checkpoint that is "
             "damaged, not tanglec's, or made with a different spec, data or options (e.g. another --steps). "
             "Nothing is written; the checkpoint is kept.", produce="E141"),
-    Example("E150", "used spec unreadable", "A `use` names a file that can't be read.",
+    Example("E150", "used spec unreadable", "A `use` names a file that can't be read (missing, not a regular "
+            "file, over 2 MB, not UTF-8), or one parse would read more than {MAX_USES} used specs.",
             'use "shared.tangle"\n' + MINIMAL),
-    Example("E151", "`use` cycle", "Specs that use each other (or themselves).", 'use "spec.tangle"\n' + MINIMAL),
+    Example("E151", "`use` cycle or chain too deep", "Specs that use each other (or themselves), or `use` "
+            "chains more than {MAX_USE_DEPTH} specs deep.", 'use "spec.tangle"\n' + MINIMAL),
     Example("E160", "align on a field the module doesn't read", "`align a, b on x`: each module must read x.",
             seed("decode to_binary, to_decimal as y", "decode to_binary, to_decimal as y\nalign plus1, times2 on x"),
             show=["align plus1, times2 on x"]),
@@ -368,7 +370,14 @@ the source uses is listed here and that every example still yields its code.
 
 Robustness: a fuzzer (`bench/fuzz.py`: mutated specs, grammar-generated specs, random expressions)
 checks that any input gets diagnostics positioned inside the file and never a traceback; the
-limits below (E004, E005, E007, E127) bound what a spec can make tanglec do before any model exists.
+limits below (E004, E005, E007, E127, E150, E151) bound what a spec can make tanglec do before any
+model exists.
+
+Interrupted compiles: `tanglec compile` saves a checkpoint every 100 steps (`--checkpoint-every N`)
+beside the run (`runs/.arith.ckpt/` for `runs/arith`) and on Ctrl-C or SIGTERM, after finishing the
+current chunk of steps; it then exits 130/143 and prints the command that continues, the same one
+with `--resume`. A resumed run ends bit-identical to an uninterrupted one; a run directory is
+written atomically (complete or absent, the previous run intact until the new one replaces it).
 """
 
 
@@ -390,7 +399,10 @@ def limits() -> dict:
     from tanglec import checks
     from tanglec.graph import MAX_ROUTES
 
-    return {k: getattr(checks, k) for k in dir(checks) if k.startswith("MAX_")} | {"MAX_ROUTES": MAX_ROUTES}
+    from tanglec import parser
+
+    found = {k: getattr(m, k) for m in (checks, parser) for k in dir(m) if k.startswith("MAX_")}
+    return found | {"MAX_ROUTES": MAX_ROUTES}
 
 
 def codes_in_source() -> set[str]:

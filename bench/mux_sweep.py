@@ -7,7 +7,8 @@ For every cell (K branches, batch size B) the script builds, in one process:
 * ``where`` / ``partition`` / ``gather`` -- ``Multiplexer`` over K branch MLPs, every
   example routed to a uniformly random branch (all slots get the same input ``x``);
 * ``gather+xla``, ``where+xla`` -- the train step compiled by XLA (``jit_compile=True``),
-  only for batch <= ``--xla-max-batch`` (256); ``one+xla`` is the baseline under XLA
+  only for batch <= ``--xla-max-batch`` (256) and K <= ``--xla-max-k`` (8 with ``--quick``,
+  else 32: compiling them is slow); ``one+xla`` is the baseline under XLA
   (ratios are always relative to the plain, non-XLA ``one``);
 * ``noroute``  -- a reference, not a strategy: the K branches each run on a fixed,
   contiguous B/K slice of the batch. Same FLOPs and same K-fold parameters as the
@@ -26,10 +27,12 @@ which makes the numbers robust to other processes sharing the CPU; the process C
 time per step is recorded too (``cpu_ratio_to_one``), a cross-check that hardly
 moves when other processes compete for the cores.
 
-    python bench/mux_sweep.py --quick --json runs/mux_quick.json
-    python bench/mux_sweep.py --json runs/mux_full.json          # ~10-15 min on 2 cores
+    python bench/mux_sweep.py --quick --json runs/mux_quick.json   # ~1.5-3 min on 2 cores
+    python bench/mux_sweep.py --json runs/mux_full.json            # ~13 min with other load
 
-Prints the JSON on stdout (and writes it to ``--json``), then a markdown table.
+Prints the JSON on stdout (and writes it to ``--json``), then two markdown tables
+(wall-clock ratios, and the CPU-time cross-check) and a summary: best strategy per
+cell, whether ``auto`` is within 10 % of the best, and whether XLA helps.
 """
 from __future__ import annotations
 

@@ -119,8 +119,11 @@ class Checkpointer(keras.callbacks.Callback):
                 raise KeyboardInterrupt
             raise SystemExit(128 + signum)
         self.signal_received = signum
-        print(f"\n{signal.Signals(signum).name}: finishing the current chunk of steps to save a checkpoint "
-              f"(send it again to stop without saving)", file=sys.stderr, flush=True)
+        try:  # (a signal can arrive while stderr is being written: never fail over the message)
+            print(f"\n{signal.Signals(signum).name}: finishing the current chunk of steps to save a checkpoint "
+                  f"(send it again to stop without saving)", file=sys.stderr, flush=True)
+        except (RuntimeError, OSError, ValueError):
+            pass
 
     @property
     def exit_code(self) -> int:

@@ -263,6 +263,13 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
                            strategy=strategy, devices=devices)
         except TangleError as err:
             fail(as_json, err)
+        except Exception as err:  # noqa: BLE001 - a multiworker peer that stopped is E170, anything else a bug
+            from .distribute import peer_failure
+
+            problem = peer_failure(err, strategy, ckpt.directory)
+            if problem is None:
+                raise
+            fail(as_json, problem)
     if weights_npz is not None:
         from .distribute import save_worker_weights
 

@@ -211,6 +211,7 @@ def make_strategy(name: str | None = None, devices: int | None = None) -> Distri
         except (RuntimeError, ValueError) as err:
             raise distribution_error(f"can't start the multiworker strategy: {err}",
                                      hints=["start it before anything else runs TensorFlow in this process"]) from None
+        _restore_python_signal_handlers()
         return Distribution(name, strategy, list(strategy.extended.worker_devices), cluster)
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
@@ -223,6 +224,22 @@ def make_strategy(name: str | None = None, devices: int | None = None) -> Distri
         split_cpu(n)
         names = [f"/cpu:{i}" for i in range(n)]
     return Distribution(name, tf.distribute.MirroredStrategy(devices=names), names)
+
+
+def _restore_python_signal_handlers() -> None:
+    """Starting the multiworker strategy installs TensorFlow's C-level SIGTERM handler (a preemption
+    notice for its own failure handling), which swallows the signal: SIGTERM did nothing at all. Put
+    back Python's handlers, so Ctrl-C/SIGTERM behave as without a strategy (the chief saves a
+    checkpoint and stops; a worker without handlers stops at once)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if handler is not None:
+            signal.signal(sig, handler)
 
 
 def _patch_multiworker(model, strategy) -> None:
@@ -262,6 +279,29 @@ def _patch_multiworker(model, strategy) -> None:
         model._maybe_symbolic_build = types.MethodType(maybe_symbolic_build, model)
     model.train_step = train_step
     model._tanglec_multiworker = True
+
+
+_PEER_ERRORS = ("UnavailableError", "AbortedError", "CancelledError", "DeadlineExceededError")
+
+
+def peer_failure(err: BaseException, strategy: str | None, checkpoints=None) -> TangleError | None:
+    """A multiworker run whose peer stopped (TensorFlow aborts the collective ops) as E170; None for
+    any other error."""
+    if strategy != "multiworker" or type(err).__name__ not in _PEER_ERRORS:
+        return None
+    import re
+
+    text = str(err)
+    lost = sorted(set(re.findall(r"^\s*(/job:[^\s:]+/replica:\d+/task:\d+)\s*$", text, re.M)))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if "unhealthy" in text and lost:
+        reason = f"{', '.join(lost)} stopped sending heartbeats"
+    else:
+        reason = next((line for line in lines if "abort" in line.lower() or "unavailable" in line.lower()),
+                      lines[0] if lines else type(err).__name__)
+    where = f" (the chief's last checkpoint is in {checkpoints})" if checkpoints else ""
+    return distribution_error(f"the cluster lost a worker: {reason[:300]}",
+                              hints=[f"start every worker again with the same command and --resume{where}"])
 
 
 def save_worker_weights(model, path) -> None:

@@ -460,9 +460,28 @@ def used_path(spec_file: str, use: ast.UseDecl) -> Path:
     return (Path(spec_file).parent / use.path).resolve()
 
 
+MAX_USE_DEPTH = 16  # `use` chains (each level recurses through parse)
+MAX_USES = 256  # `use`s one parse resolves, counted each time (a diamond of uses can't blow up)
+MAX_USED_STATEMENTS = 50_000  # statements `use`s may bring in (a diamond copies them once per path)
+
+
+class _CountingReader:
+    """The `read` of one top-level parse: it resolves at most MAX_USES `use`s and parses each used spec
+    once however often it is used (`use "a.tangle" modules x` and `... modules y`; diamonds)."""
+
+    def __init__(self, read: Callable[[Path], str]):
+        self.read, self.count = read, 0  # count: `use`s resolved, each time (a diamond of uses can't blow up)
+        self.parsed: dict[str, tuple[str, ast.Spec | None]] = {}  # key -> (text, spec or None if it failed)
+
+    def __call__(self, path: Path) -> str:
+        return self.read(path)
+
+
 def _resolve_uses(spec: ast.Spec, read: Callable[[Path], str], using: tuple[str, ...]) -> ast.Spec:
     problems: list[Diagnostic] = []
     statements: list = []
+    if not isinstance(read, _CountingReader):
+        read = _CountingReader(read)
     for st in spec.statements:
         if not isinstance(st, ast.UseDecl):
             statements.append(st)
@@ -473,18 +492,33 @@ def _resolve_uses(spec: ast.Spec, read: Callable[[Path], str], using: tuple[str,
             chain = " -> ".join(Path(u).name for u in using + (key,))
             problems.append(Diagnostic("E151", f"specs use each other in a cycle: {chain}", st.span))
             continue
-        try:
-            text = read(path)
-        except (OSError, UnicodeDecodeError) as err:
-            problems.append(Diagnostic("E150", f"can't read used spec {st.path}: "
-                                               f"{getattr(err, 'strerror', None) or err}", st.span,
-                                       hints=[f"paths are relative to the using spec: looked for {path}"]))
+        if len(set(using)) > MAX_USE_DEPTH:
+            problems.append(Diagnostic("E151", f"`use` chains nest more than {MAX_USE_DEPTH} specs deep", st.span))
             continue
-        try:
-            used = parse(text, key, read, using + (str(Path(spec.path).resolve()),))
-        except TangleError as err:
-            problems += err.diagnostics
+        read.count += 1
+        if read.count > MAX_USES:
+            problems.append(Diagnostic("E150", f"can't read used spec {st.path}: more than {MAX_USES} `use`s in all "
+                                               f"(each use counts, through every spec that uses it)", st.span))
             continue
+        if key in read.parsed:  # used before in this parse: its problems, if any, are reported once
+            text, used = read.parsed[key]
+            if used is None:
+                continue
+        else:
+            try:
+                text = read(path)
+            except (OSError, UnicodeDecodeError) as err:
+                problems.append(Diagnostic("E150", f"can't read used spec {st.path}: "
+                                                   f"{getattr(err, 'strerror', None) or err}", st.span,
+                                           hints=[f"paths are relative to the using spec: looked for {path}"]))
+                continue
+            try:
+                used = parse(text, key, read, using + (str(Path(spec.path).resolve()),))
+            except TangleError as err:
+                read.parsed[key] = (text, None)
+                problems += err.diagnostics
+                continue
+            read.parsed[key] = (text, used)
         spec.used_files.update({key: text, **used.used_files})
         brought = [u for u in used.statements if not isinstance(u, _PER_EXPERIMENT)]
         if st.only is not None:
@@ -496,6 +530,10 @@ def _resolve_uses(spec: ast.Spec, read: Callable[[Path], str], using: tuple[str,
                 else:
                     problems.append(Diagnostic("E101", f"{st.path} declares no module '{name.text}'", name.span,
                                                hints=did_you_mean(name.text, modules)))
+        if len(statements) + len(brought) > MAX_USED_STATEMENTS:
+            problems.append(Diagnostic("E150", f"can't use {st.path}: the specs it uses bring in more than "
+                                               f"{MAX_USED_STATEMENTS:,} statements", st.span))
+            break
         statements += brought
     if problems:
         raise TangleError(problems)

@@ -111,6 +111,63 @@ class Chunk:
         return np.arange(self.start, self.start + self.n, dtype=np.int64)
 
 
+def _column(text: str, index: int) -> int:
+    """The character column where cell `index` of a CSV line starts (as data._read_csv reports it)."""
+    starts = _cell_starts(text)
+    return starts[index] if index < len(starts) else 1
+
+
+def _fast_converter(t):
+    """A quick conversion for valid cells of type `t`; anything it does not accept outright raises, and
+    `data._convert` (the reference, with the messages) decides instead."""
+    if isinstance(t, (ast.SelectDecl, ast.CategoryType)):
+        index = {v.text: i for i, v in enumerate(t.values)}
+        return lambda raw: index[raw.strip()]
+    if isinstance(t, ast.IntType):
+        lo, hi = t.lo, t.hi
+
+        def convert_int(raw):
+            if type(raw) is not int:
+                raw = raw.strip()
+                if not (raw.isascii() and raw.isdigit() and len(raw) <= 30):
+                    raise ValueError
+                raw = int(raw)
+            if lo <= raw <= hi:
+                return raw
+            raise ValueError
+
+        return convert_int
+    if isinstance(t, ast.FloatType):
+        lo, hi = t.lo, t.hi
+
+        def convert_float(raw):
+            v = float(raw)
+            if v - v != 0 or (lo is not None and not lo <= v <= hi):  # inf or nan, or out of range
+                raise ValueError
+            return v
+
+        return convert_float
+    if isinstance(t, ast.VectorType):
+        size = t.size
+
+        def convert_vector(raw):
+            items = raw.split() if type(raw) is str else raw
+            if len(items) != size:
+                raise ValueError
+            vec = [float(x) for x in items]
+            total = sum(vec)
+            if total - total != 0:  # some value is inf or nan (or the sum overflowed: the reference decides)
+                raise ValueError
+            return vec
+
+        return convert_vector
+
+    def reference(raw):
+        raise ValueError
+
+    return reference
+
+
 class _SparseLines:
     """The lines of a streamed file that diagnostics quote (SOURCES holds whole files otherwise)."""
 
@@ -131,14 +188,14 @@ class Reader:
     otherwise keep reading to report every problem (first `MAX_REPORTED`, then a count), yielding no
     more chunks once there is one, and raise at the end (`chunks()` is exhausted)."""
 
-    def __init__(self, checked, chunk_rows: int = CHUNK_ROWS, strict: bool = False, digest: bool = False):
+    def __init__(self, checked, chunk_rows: int | None = None, strict: bool = False, digest: bool = False):
         self.checked = checked
         self.path = Path(checked.data.path)
         self.wanted = wanted_columns(checked)
         g = checked.graph
         self.types = {n: (g.selectors[n] if t == "selector" else t) for n, t in self.wanted.items()}
         self.jsonl = self.path.suffix.lower() in (".jsonl", ".ndjson")
-        self.chunk_rows = chunk_rows
+        self.chunk_rows = chunk_rows or CHUNK_ROWS
         self.strict = strict
         self.shape = _RowProblems(str(self.path))  # a row's shape: field count, not JSON, missing fields
         self.cells = _RowProblems(str(self.path))  # a cell's value
@@ -205,25 +262,41 @@ class Reader:
             if first is None or (not first[1].strip() and not any(t.strip() for _, t in lines)):
                 raise DataError([Diagnostic("E119", "the data file is empty", ast.Span(str(self.path), 1, 1, 1, 2))])
             header = csv_header(self.path, first[1], self.wanted)
+        columns = [(name, header.index(name) if header else -1, _fast_converter(t), t)
+                   for name, t in self.types.items()]
         start, numbers = 0, []
         values: dict[str, list] = {k: [] for k in self.wanted}
         for lineno, text in lines:
             if not text.strip():
                 continue
-            cells = self._cells(lineno, text, header)
-            if cells is None:
-                continue
-            self.rows += 1
-            for name, t in self.types.items():
-                if name not in cells:
-                    values[name].append(None)
+            if self.jsonl:
+                cells = self._jsonl_cells(lineno, text)
+                if cells is None:
                     continue
-                raw, col = cells[name]
+            else:  # a line without quotes splits at commas exactly as the csv module reads it
+                row = text.split(",") if '"' not in text else next(csv.reader([text]))
+                if len(row) != len(header):
+                    self._add(self.shape, lineno, 1, f"{len(row)} fields, the header has {len(header)}", text)
+                    continue
+            self.rows += 1
+            for name, index, fast, t in columns:
+                if self.jsonl:
+                    if name not in cells:
+                        values[name].append(None)
+                        continue
+                    raw = cells[name][0]
+                else:
+                    raw = row[index]
                 try:
-                    values[name].append(_convert(raw, t))
-                except ValueError as err:
-                    self._add(self.cells, lineno, col, f"{name}: {err}", text)
-                    values[name].append(None)
+                    value = fast(raw)
+                except Exception:  # noqa: BLE001 - the reference conversion decides, with its message
+                    try:
+                        value = _convert(raw, t)
+                    except ValueError as err:
+                        col = cells[name][1] if self.jsonl else _column(text, index)
+                        self._add(self.cells, lineno, col, f"{name}: {err}", text)
+                        value = None
+                values[name].append(value)
             numbers.append(lineno)
             if len(numbers) >= self.chunk_rows:
                 if not self.failed:
@@ -236,21 +309,14 @@ class Reader:
         if self.rows == 0:
             raise DataError([Diagnostic("E119", "the data file has no rows", ast.Span(str(self.path), 1, 1, 1, 2))])
 
-    def _cells(self, lineno: int, text: str, header):
-        if self.jsonl:
-            shown, count = len(self.shape.items), self.shape.count
-            cells = jsonl_cells(lineno, text, self.wanted, self.shape)
-            if len(self.shape.items) > shown:
-                self.quoted[lineno] = text
-            if self.strict and self.shape.count > count:
-                self.raise_problems()
-            return cells
-        cells = next(csv.reader([text]))
-        if len(cells) != len(header):
-            self._add(self.shape, lineno, 1, f"{len(cells)} fields, the header has {len(header)}", text)
-            return None
-        starts = _cell_starts(text)
-        return {h: (cells[i], starts[i] if i < len(starts) else 1) for i, h in enumerate(header)}
+    def _jsonl_cells(self, lineno: int, text: str):
+        shown, count = len(self.shape.items), self.shape.count
+        cells = jsonl_cells(lineno, text, self.wanted, self.shape)
+        if len(self.shape.items) > shown:
+            self.quoted[lineno] = text
+        if self.strict and self.shape.count > count:
+            self.raise_problems()
+        return cells
 
     def _chunk(self, start: int, numbers: list[int], values: dict[str, list]) -> Chunk:
         inputs, targets = column_arrays(self.checked, self.wanted, values)

@@ -176,7 +176,6 @@ class Engine:
         self.cache: dict[str, dict] = {}
         self._read = 0  # bytes of the cache file read so far
         self._reload()
-        self.bases: dict[str, dict] = {}
         if config.threads and not config.cached_only:
             single_threaded(config.threads)
 
@@ -212,17 +211,18 @@ class Engine:
         return spec_variant(BASE_SPEC.read_text(), seed=seed, drop_align=not aligned,
                             until_exact=self.config.stop == "exact")
 
+    def base_name(self, seed: int, aligned: bool) -> str:
+        suffix = "_fixed" if self.config.stop == "fixed" else ""
+        return f"base_{'aligned' if aligned else 'plain'}_s{seed}{suffix}"
+
     def base(self, seed: int, aligned: bool) -> Path:
         """arith.tangle trained with this seed (with or without its align line), written as a run."""
         from .run import REPORT, SPEC
 
-        name = f"base_{'aligned' if aligned else 'plain'}_s{seed}"
+        name = self.base_name(seed, aligned)
         run_dir = self.workdir / name
         text = self.base_text(seed, aligned)
         if (run_dir / SPEC).exists() and (run_dir / SPEC).read_text() == text and (run_dir / REPORT).exists():
-            report = json.loads((run_dir / REPORT).read_text())
-            self.bases.setdefault(name, {"name": name, "seed": seed, "aligned": aligned,
-                                         "accuracy": report["accuracy"], "cached": True})
             return run_dir
         from .data import build_examples
         from .run import write_run
@@ -230,20 +230,17 @@ class Engine:
 
         checked = check_text(text, BASE_SPEC)
         examples = build_examples(checked)
-        started = time.perf_counter()
         result = train(checked, examples, seed=seed)
         metrics = {"steps_run": result.steps_run, "seconds": result.seconds,
                    "stopped_early": result.stopped_early, "seed": seed, "history": result.history}
         write_run(run_dir, checked, result.model, result.report, metrics)
-        self.bases[name] = {"name": name, "seed": seed, "aligned": aligned, "accuracy": result.report["accuracy"],
-                            "steps_run": result.steps_run, "seconds": round(time.perf_counter() - started, 2)}
         self.log(f"base {name}: exact {result.report['accuracy']:.0%} in {result.steps_run} steps")
         _clear()
         return run_dir
 
     def base_info(self, seed: int, aligned: bool) -> dict | None:
         """What the base run scored (None if it was never written)."""
-        name = f"base_{'aligned' if aligned else 'plain'}_s{seed}"
+        name = self.base_name(seed, aligned)
         run_dir = self.workdir / name
         try:
             report = json.loads((run_dir / "routes.json").read_text())
@@ -259,8 +256,7 @@ class Engine:
         """One cell (None when `cached_only` and it was never run)."""
         sc = SCENARIOS[scenario]
         source = sc.spec.read_text()
-        fixed = self.config.stop == "fixed"
-        until = not fixed
+        until = self.config.stop == "exact"
         base = None  # (seed, aligned) of the base run to start from
         if variant == "a":
             base = (seed, True)
@@ -271,7 +267,6 @@ class Engine:
             text = spec_variant(source, n=n, seed=seed, drop_align=True, until_exact=until)
             steps = None
         elif variant in ("b", "c", "b_all"):
-            init = None
             text = spec_variant(source, n=n, seed=seed, drop_init=True, drop_freeze=True, until_exact=until,
                                 steps=self.config.scratch_steps,
                                 only_keep=((sc.selector,) if sc.selector else ()) if variant == "b_all" else None)

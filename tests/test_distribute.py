@@ -17,7 +17,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,6 +73,22 @@ def test_bad_tf_config_is_e170(environ, message):
     assert d.code == "E170" and message in d.message, d.message
 
 
+def test_a_lost_worker_is_e170():
+    from tanglec.distribute import peer_failure
+
+    class UnavailableError(Exception):  # tf.errors.UnavailableError, as raised when a peer is gone
+        pass
+
+    err = UnavailableError("Graph execution error:\n\nCollective ops is aborted by: Error reported from "
+                           "/job:worker/task:1: The following tasks are unhealthy (stopped sending heartbeats):\n"
+                           "/job:worker/replica:0/task:1\nThe tasks have crashed.")
+    d = peer_failure(err, "multiworker", "runs/.arith.ckpt").diagnostics[0]
+    assert d.code == "E170" and d.message == ("the cluster lost a worker: /job:worker/replica:0/task:1 stopped "
+                                              "sending heartbeats")
+    assert "--resume (the chief's last checkpoint is in runs/.arith.ckpt)" in d.hints[0]
+    assert peer_failure(err, "mirrored") is None and peer_failure(ValueError("x"), "multiworker") is None
+
+
 def test_strategy_spec_setting(write_spec):
     from tanglec.checks import check
     from tanglec.parser import parse_file
@@ -128,7 +143,8 @@ MIRRORED_SCRIPT = textwrap.dedent('''
     checked, _ = load_checked(out / "run")
     examples = build_examples(checked)
     model = load_model(out / "run", checked)  # the weights a mirrored run wrote load without a strategy
-    results["reloaded_accuracy"] = route_report(checked, examples, predict_raw(model, checked, examples.columns))["accuracy"]
+    report = route_report(checked, examples, predict_raw(model, checked, examples.columns))
+    results["reloaded_accuracy"] = report["accuracy"]
 
     # 2. every multiplexer strategy trains under mirrored (`where` was the compile above)
     from tanglec.checks import load

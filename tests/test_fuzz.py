@@ -108,7 +108,7 @@ def with_target(expr: str) -> str:
     return SEED.replace("(x + 1) % 10", expr)
 
 
-@pytest.mark.parametrize("expr", ["+".join(["1"] * 10_000), "not " * 5000 + "x", "- " * 5000 + "x",
+@pytest.mark.parametrize("expr", ["+".join(["1"] * 10_000), "not " * 3000 + "x", "- " * 3000 + "x",
                                   "2 ** " * 3000 + "2", "if x > 1 then " * 2000 + "1" + " else 0" * 2000],
                          ids=["sum", "not", "neg", "power", "if"])
 def test_long_flat_expression_is_a_diagnostic_not_a_recursion_error(expr):
@@ -279,3 +279,32 @@ def test_check_reports_syntax_and_semantic_problems_in_one_pass(tmp_path):
     proc = run_tanglec("check", str(spec), "--json")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert {d["code"] for d in json.loads(proc.stdout)["diagnostics"]} >= {"E001", "E111"}
+
+
+def test_use_chains_and_diamonds_are_bounded(tmp_path):
+    """`use` recurses through parse: a 40-deep chain is E151; a diamond (every spec using the next
+    three) stops at 50,000 brought statements with E150; a spec used 257 times, at 256 uses."""
+    from tanglec.parser import MAX_USE_DEPTH, MAX_USED_STATEMENTS, MAX_USES, parse_file
+
+    module = "module m{i} : onehot(4) -> onehot(4) = dense 4\n"
+    for i in range(40):
+        (tmp_path / f"c{i}.tangle").write_text((f'use "c{i + 1}.tangle"\n' if i < 39 else "") + module.format(i=i))
+    with pytest.raises(TangleError) as err:
+        parse_file(tmp_path / "c0.tangle")
+    assert [d.code for d in err.value.diagnostics] == ["E151"]
+    assert f"nest more than {MAX_USE_DEPTH} specs deep" in err.value.diagnostics[0].message
+    for i in range(15):  # each spec uses the next three: 3**14 paths to the last one
+        for side in "abc":
+            uses = "".join(f'use "{s}{i + 1}.tangle"\n' for s in "abc") if i < 14 else module.format(i=side)
+            (tmp_path / f"{side}{i}.tangle").write_text(uses)
+    started = time.perf_counter()
+    with pytest.raises(TangleError) as err:
+        parse_file(tmp_path / "a0.tangle")
+    assert time.perf_counter() - started < 10
+    assert {d.code for d in err.value.diagnostics} == {"E150"}
+    assert f"more than {MAX_USED_STATEMENTS:,} statements" in err.value.diagnostics[0].message
+    # one spec used again and again: parsed once, each use counted
+    (tmp_path / "many.tangle").write_text('use "c39.tangle" modules m39\n' * (MAX_USES + 1))
+    with pytest.raises(TangleError) as err:
+        parse_file(tmp_path / "many.tangle")
+    assert f"more than {MAX_USES} `use`s in all" in err.value.diagnostics[-1].message

@@ -280,8 +280,10 @@ def sel_model(strategy, seed=0):
         h = keras.layers.Dense(16, activation="relu")(i)
         branches.append(keras.Model(i, keras.layers.Dense(2)(h), name=f"branch{k}"))
     routed = Multiplexer(branches, strategy=strategy, name="mux")([sel, x, x, wide])
-    # branch0 is also used outside the multiplexer: its weights are shared
-    out = keras.layers.Add()([routed, keras.layers.Dense(2, name="skip")(branches[0](x))])
+    # branch0 is used again outside (and after) the multiplexer, with shared weights;
+    # "after" makes Keras serialize the multiplexer's copy first, the harder case
+    again = branches[0](keras.layers.Dense(4, name="back")(routed))
+    out = keras.layers.Add()([routed, again])
     return keras.Model({"x": x, "sel": sel}, out)
 
 

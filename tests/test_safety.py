@@ -63,10 +63,8 @@ def test_no_eval_exec_pickle_or_lambda_in_tanglec():
                     problems.append(f"{where}: imports {names}")
             if isinstance(node, pyast.Attribute) and node.attr == "Lambda":
                 problems.append(f"{where}: Lambda")
-            if isinstance(node, pyast.keyword) and node.arg in ("safe_mode", "allow_pickle") and \
-                    isinstance(node.value, pyast.Constant) and node.value.value is False and node.arg == "safe_mode" or \
-                    isinstance(node, pyast.keyword) and node.arg == "allow_pickle" and \
-                    isinstance(node.value, pyast.Constant) and node.value.value is True:
+            if isinstance(node, pyast.keyword) and isinstance(node.value, pyast.Constant) and \
+                    (node.arg, node.value.value) in (("safe_mode", False), ("allow_pickle", True)):
                 problems.append(f"{where}: {node.arg}={node.value.value}")
     assert not problems, problems
 

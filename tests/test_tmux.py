@@ -7,6 +7,7 @@ Skips where tmux is missing (CI installs it). Uses its own tmux server, always k
 """
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -66,6 +67,8 @@ class Terminal:
 
     def kill(self) -> None:
         self.tmux("kill-server", check=False)
+        socket = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}" / self.socket
+        socket.unlink(missing_ok=True)
 
 
 @pytest.mark.slow
@@ -78,34 +81,36 @@ def test_explore_in_a_real_terminal(tmp_path):
     try:
         started = time.monotonic()
         term.start(command)
-        screen = term.wait_for(r"(?s)by encoding.*to_decimal.*Quit", 20, "the graph")
+        screen = term.wait_for(r"(?s)by encoding.*to_decimal.*Quit", 30, "the graph")
         first_paint = time.monotonic() - started
         print(f"\nfirst paint of the graph: {first_paint:.2f}s (tmux start + Python + Textual + spec)")
-        assert first_paint < 5.0, f"first paint took {first_paint:.2f}s"
+        # The graph is up before TensorFlow (a ~5 s import) is: it loads in the background afterwards.
+        assert "TensorFlow ready" not in screen
+        assert first_paint < 10.0, f"first paint took {first_paint:.2f}s"  # loose: CI machines get busy
         for name in ("x", "binary", "decimal", "plus1", "times2", "to_binary", "to_decimal", "by op"):
             assert name in screen
         assert "Graph 1" in screen and "Quit" in screen  # tabs and the footer's bindings
 
         # TensorFlow loads in the background, silently
-        screen = term.wait_for(r"TensorFlow ready", 90, "TensorFlow")
+        screen = term.wait_for(r"TensorFlow ready", 180, "TensorFlow")
         for noise in ("absl", "cudart", "oneDNN", "WARNING", "I0000"):
             assert noise not in screen, f"TensorFlow output on screen: {noise}\n{screen}"
 
         # Train view: start, watch it reach 100%, the run directory written
         term.keys("2")
-        term.wait_for(r"exact match per route", 10, "the Train view")
+        term.wait_for(r"exact match per route", 30, "the Train view")
         term.keys("s")
-        screen = term.wait_for(r"done ", 120, "training to finish")
+        screen = term.wait_for(r"done ", 300, "training to finish")
         assert "100%" in screen
         assert (run_dir / "manifest.json").is_file()
 
         # Query view: x=7, encoding=binary, op=times2 -> 4 on both decoders
         term.keys("3")
-        term.wait_for(r"fields", 10, "the Query view")
+        term.wait_for(r"fields", 30, "the Query view")
         term.keys("7", "Tab", "Tab")
-        term.wait_for(r"x\s+7\b", 10, "x=7 in the form")
+        term.wait_for(r"x\s+7\b", 30, "x=7 in the form")
         term.keys("Enter")
-        term.wait_for(r"Dismiss menu", 10, "the op choices to open")
+        term.wait_for(r"Dismiss menu", 30, "the op choices to open")
         term.keys("Down", "Enter")
         screen = term.wait_for(r"to_decimal\s+y\s+4\s", 30, "the answers for x=7 times2")
         assert re.search(r"to_binary\s+y\s+4\s", screen)
@@ -114,7 +119,7 @@ def test_explore_in_a_real_terminal(tmp_path):
 
         # help, then quit from the keyboard
         term.keys("Escape", "?")
-        term.wait_for(r"pause / resume", 10, "the help screen")
+        term.wait_for(r"pause / resume", 30, "the help screen")
         term.keys("Escape", "q")
         term.wait_for(r"EXITED 0", 30, "the app to exit with status 0")
     finally:

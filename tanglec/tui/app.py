@@ -1,8 +1,9 @@
 """`tanglec explore`: a Textual app with four views — Graph, Train, Query, Spec.
 
-Start-up paints the graph from the checked spec first (no TensorFlow), then thread workers build the
-example table and import TensorFlow in the background. Training, queries and model loading run in
-thread workers too; they talk to the UI only through messages (tanglec.tui.messages).
+Start-up paints the graph from the checked spec first (no TensorFlow, no numpy, no plotext); then the
+Train/Query/Spec views mount, a thread worker builds the example table and a background thread imports
+TensorFlow (and loads the run's model). Training and queries run in thread workers; background code
+talks to the UI only through messages (tanglec.tui.messages), never touching widgets.
 
 Training from the UI is `tanglec compile`'s training: same `train()` call, same seed and steps, and the
 finished run is written with the same atomic `write_run`. A training stopped mid-way does not touch
@@ -589,7 +590,17 @@ class ExploreApp(App[int]):
 
     @work(thread=True, group="train", exit_on_error=False)
     def run_training(self, control: TrainControl) -> None:
-        self.tf_ready.wait()
+        """(worker thread) Train; always ends with one TrainDone, whatever happens."""
+        try:
+            self._run_training(control)
+        except Exception as err:  # noqa: BLE001 — a bug must not leave the UI "running" forever
+            self.post_message(TrainDone(error=f"{type(err).__name__}: {err}"))
+
+    def _run_training(self, control: TrainControl) -> None:
+        while not self.tf_ready.wait(0.1):  # a stop (or quitting) while TensorFlow loads ends the wait
+            if control.stop_requested:
+                self.post_message(TrainDone())
+                return
         if self.tf_error:
             self.post_message(TrainDone(error=f"TensorFlow failed to load: {self.tf_error}"))
             return
@@ -608,9 +619,16 @@ class ExploreApp(App[int]):
             self.post_message(TrainDone(error="the data has problems", problems=err.diagnostics))
             return
 
+        last = {"step": 0, "busy": 0.0, "rate": 0.0}
+
         def progress(p) -> None:
+            # steps/s over the last evaluation interval (the first one includes tracing the graph), with
+            # time spent paused left out, smoothed a little: what the ETA should be based on
             busy = max(p.elapsed - control.paused_seconds, 1e-9)
-            self.post_message(TrainProgress(p, p.step / busy))
+            interval = (p.step - last["step"]) / max(busy - last["busy"], 1e-9)
+            last["rate"] = interval if not last["rate"] else 0.5 * last["rate"] + 0.5 * interval
+            last["step"], last["busy"] = p.step, busy
+            self.post_message(TrainProgress(p, last["rate"]))
             control.wait_if_paused()
 
         try:

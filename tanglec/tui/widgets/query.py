@@ -115,7 +115,7 @@ class QueryPanel(Vertical):
         self.revalidate()
 
     def revalidate(self) -> None:
-        from ...query import parse_fields  # numpy: loaded after the first paint (the panel is lazy)
+        from ...query import parse_fields  # numpy: loaded after the first paint (the panel mounts then)
 
         values = self.values()
         try:

@@ -107,7 +107,7 @@ class TrainPanel(Vertical):
         with Horizontal(id="train-status"):
             yield ProgressBar(total=cfg.steps, show_eta=False, id="train-progress")
             yield Static("idle — press s to start training", id="train-stats")
-        from .plot import LossPlot  # plotext loads here, after the first paint (the panel is lazy)
+        from .plot import LossPlot  # plotext loads here, after the first paint (the panel mounts then)
 
         with Horizontal(id="train-body"):
             plot = LossPlot(list(self.checked.graph.decoders), id="loss-plot")

@@ -1,0 +1,257 @@
+"""Data files streamed in chunks (tanglec/stream.py): the same validation and messages as in memory,
+a seeded split and a bounded evaluation sample, the same training rows and encodings, bounded memory,
+and a TF-free `check`. The 1,000,000-row measurement is bench/stream_memory.py (docs/distributed.md).
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, SPECS
+from tanglec import data, stream
+from tanglec.checks import check
+from tanglec.data import DataError
+from tanglec.parser import parse_file
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("tanglec_bench_stream_memory", ROOT / "bench" / "stream_memory.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+BENCH = _bench()
+GATES = (SPECS / "gates.tangle").read_text()
+
+
+def gates_spec(folder: Path, rows: str | bytes | None = None, name: str = "rows.csv", extra: str = "",
+               data_line: str | None = None) -> Path:
+    """specs/gates.tangle reading `name` in `folder` (written from `rows` when given)."""
+    if rows is not None:
+        (folder / name).write_bytes(rows if isinstance(rows, bytes) else rows.encode())
+    line = data_line or f'data file "{name}" eval 0.25 seed 1'
+    text = GATES.replace('data file "data/gates.csv" eval 0.25 seed 1', line)
+    spec = folder / "gates.tangle"
+    spec.write_text(text + extra)
+    return spec
+
+
+def checked_for(spec: Path, stream_mode: str | None = None):
+    checked = check(parse_file(spec))  # diagnostics are collected, not raised: the readers are compared below
+    if stream_mode:
+        checked.data.stream = stream_mode
+    return checked
+
+
+def diagnostics(fn) -> list[tuple]:
+    with pytest.raises(DataError) as err:
+        fn()
+    return [(d.code, d.message, (d.span.file, d.span.line, d.span.col) if d.span else None, tuple(d.hints))
+            for d in err.value.diagnostics]
+
+
+GOOD = "pair,gate,out\n" + "".join(f"0 0 0 0 0 {i % 2},{g},0\n" for i in range(12) for g in ("and", "or"))
+BAD_MANY = "pair,gate,out\n" + "".join(f"0 0 0 0 0 1,nand{i},0\n" for i in range(14))
+
+CSV_CASES = {
+    "bad selector": GOOD + "0 0 0 0 0 1,nand,0\n",
+    "bad vector and int": GOOD + "0 0 1,and,0\n" + "0 0 0 0 0 1,and,x\n" + GOOD.split("\n", 1)[1],
+    "out of range": GOOD + "0 0 0 0 0 1,and,9\n",
+    "field count": GOOD + "0 0 0 0 0 1,and\n" + "0 0 0 0 0 1,nand,0\n",
+    "many problems": BAD_MANY,
+    "missing column": "pair,gate\n0 0 0 0 0 1,and\n",
+    "column twice": "pair,gate,out,gate\n0 0 0 0 0 1,and,0,and\n",
+    "empty": "\n  \n",
+    "header only": "pair,gate,out\n\n",
+    "crlf": GOOD.replace("\n", "\r\n") + "0 0 0 0 0 1,nor,0\r\n",
+    "cr": GOOD.replace("\n", "\r") + "0 0 0 0 0 1,nor,0\r",
+    "quoted": 'pair,gate,out\n"0 0 0 0 0 1","and",0\n"0 0 0 0 0 1","or,",0\n',
+    "not utf-8": GOOD.encode() + b"0 0 0 0 0 1,\xff\xfe,0\n",
+}
+
+
+@pytest.mark.parametrize("case", list(CSV_CASES))
+def test_streamed_csv_validation_matches_in_memory(tmp_path, case):
+    """Same codes, messages, file:row:column and hints, whether the file is read whole or in chunks
+    of 4 rows (problems on both sides of chunk boundaries)."""
+    checked = checked_for(gates_spec(tmp_path, CSV_CASES[case]))
+    whole = diagnostics(lambda: data.read_file(checked))
+    streamed = diagnostics(lambda: list(stream.Reader(checked, chunk_rows=4).chunks()))
+    assert streamed == whole
+    if case == "many problems":
+        assert len(streamed) == data.MAX_REPORTED and "4 more problems not shown (14 in all)" in streamed[-1][3]
+
+
+JSONL_GOOD = "".join(json.dumps({"pair": [0, 0, 0, 0, 0, i % 2], "gate": g, "out": 0}) + "\n"
+                     for i in range(5) for g in ("and", "xor"))
+JSONL_CASES = {
+    "not json": JSONL_GOOD + '{"pair": [0,0,0,0,0,1], "gate": "and", "out": 0\n',
+    "not an object": JSONL_GOOD + "[1, 2]\n",
+    "missing field": JSONL_GOOD + '{"pair": [0,0,0,0,0,1], "out": 0}\n',
+    "wrong type": JSONL_GOOD + '{"pair": [0,0,0,0,0,1], "gate": "and", "out": 1.5}\n',
+    "bad selector": JSONL_GOOD + '{"pair": [0,0,0,0,0,1], "gate": "nand", "out": 0}\n' + JSONL_GOOD,
+    "vector size": JSONL_GOOD + '{"pair": [0,0,1], "gate": "and", "out": 0}\n',
+}
+
+
+@pytest.mark.parametrize("case", list(JSONL_CASES))
+def test_streamed_jsonl_validation_matches_in_memory(tmp_path, case):
+    checked = checked_for(gates_spec(tmp_path, JSONL_CASES[case], name="rows.jsonl"))
+    whole = diagnostics(lambda: data.read_file(checked))
+    streamed = diagnostics(lambda: list(stream.Reader(checked, chunk_rows=3).chunks()))
+    assert streamed == whole
+
+
+def test_streamed_rows_equal_in_memory_rows(tmp_path):
+    """Chunk by chunk, the converted columns are exactly what the in-memory reader returns."""
+    BENCH.write_rows(tmp_path / "rows.csv", 1000, seed=4)
+    checked = checked_for(gates_spec(tmp_path))
+    inputs, targets = data.read_file(checked)
+    chunks = list(stream.Reader(checked, chunk_rows=128).chunks())
+    assert [c.start for c in chunks] == list(range(0, 1000, 128))
+    for name, col in inputs.items():
+        np.testing.assert_array_equal(np.concatenate([c.inputs[name] for c in chunks]), col)
+    np.testing.assert_array_equal(np.concatenate([c.data_targets["out"] for c in chunks]), targets["out"])
+
+
+def test_check_reports_target_ranges_of_a_streamed_file(tmp_path, monkeypatch):
+    """E112 (a target outside its decoder's codec) is found over the whole file, as in memory."""
+    monkeypatch.setenv("TANGLEC_STREAM_BYTES", "0")  # stream auto: every file is "large"
+    rows = "pair,gate,out\n" + "0 0 0 0 0 1,and,1\n" * 30 + "0 0 0 0 0 1,and,7\n"
+    narrow = GATES.replace("bits(3)    = dense 32 relu, dense 3", "bits(2)    = dense 32 relu, dense 2")
+    assert narrow != GATES
+    (tmp_path / "rows.csv").write_text(rows)
+    spec = tmp_path / "narrow.tangle"
+    spec.write_text(narrow.replace('"data/gates.csv"', '"rows.csv"'))
+    streamed = check(parse_file(spec))
+    monkeypatch.setenv("TANGLEC_STREAM_BYTES", str(10**12))
+    stream._CACHE.clear()
+    whole = check(parse_file(spec))
+    assert [d.message for d in streamed.errors] == [d.message for d in whole.errors]
+    assert any(d.code == "E112" and "ranges over 1..7, outside 0..3" in d.message for d in streamed.errors)
+
+
+def test_split_sample_and_route_counts(tmp_path, monkeypatch):
+    monkeypatch.setattr(stream, "EVAL_SAMPLE", 300)
+    BENCH.write_rows(tmp_path / "rows.csv", 5000, seed=2)
+    checked = checked_for(gates_spec(tmp_path), "always")
+    ex = data.build_examples(checked)
+    assert isinstance(ex, stream.StreamedExamples) and ex.stream is not None and ex.file_rows == 5000
+    assert ex.n == 300 and len(ex.eval_index) == 300 and len(ex.train_index) == 0  # bounded sample
+    keys = stream.uniform(checked.data.seed, np.arange(5000))
+    is_eval = keys < 0.25
+    assert 1100 < is_eval.sum() < 1400
+    scan = stream.scan(checked)
+    assert set(scan.sample_rows.tolist()) <= set(np.flatnonzero(is_eval).tolist())
+    # the sample holds the rows' real values
+    whole_inputs, whole_targets = data.read_file(checked)
+    np.testing.assert_array_equal(ex.columns["gate"], whole_inputs["gate"][scan.sample_rows])
+    np.testing.assert_array_equal(ex.targets["out"], whole_targets["out"][scan.sample_rows])
+    # training rows per route (gate) over the whole file
+    train = ~is_eval
+    assert ex.route_rows == [int((whole_inputs["gate"][train] == k).sum()) for k in range(3)]
+
+
+def test_holdouts_only_and_fewshot_when_streaming(tmp_path):
+    BENCH.write_rows(tmp_path / "rows.csv", 2000, seed=3)
+    spec = gates_spec(tmp_path, extra="holdout reader -> xor\n")
+    ex = data.build_examples(checked_for(spec, "always"))
+    assert ex.route_rows[2] == 0 and ex.route_rows[0] > 0 and ex.route_rows[1] > 0
+    spec = gates_spec(tmp_path, data_line='data file "rows.csv" eval 0.25 seed 1 only gate:or')
+    ex = data.build_examples(checked_for(spec, "always"))
+    assert ex.route_rows[0] == 0 and ex.route_rows[1] > 0 and ex.route_rows[2] == 0
+    spec = gates_spec(tmp_path, data_line='data file "rows.csv" eval 0.25 seed 1 per_route 4 limit 10')
+    ex = data.build_examples(checked_for(spec, "always"))
+    assert ex.stream is None and len(ex.train_index) == 10  # few-shot rows: picked in a pass, held in memory
+    gates = ex.columns["gate"][ex.train_index]
+    assert max(np.bincount(gates, minlength=3)) <= 4
+    spec = gates_spec(tmp_path, extra="holdout reader -> and\nholdout reader -> or\nholdout reader -> xor\n")
+    with pytest.raises(DataError) as err:
+        data.build_examples(checked_for(spec, "always"))
+    assert err.value.diagnostics[0].code == "E163"
+
+
+def test_check_of_a_streamed_file_is_tf_free(tmp_path):
+    BENCH.write_rows(tmp_path / "rows.csv", 3000, seed=5)
+    spec = gates_spec(tmp_path)
+    code = ("import sys; from tanglec.checks import load; from tanglec import stream; c = load(sys.argv[1]); "
+            "assert stream.should_stream(c); assert 'tensorflow' not in sys.modules, 'TF loaded'; print('ok')")
+    r = subprocess.run([sys.executable, "-c", code, str(spec)], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, "TANGLEC_STREAM_BYTES": "1000"}, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_streaming_memory_is_bounded(tmp_path, monkeypatch):
+    """Python-heap peak (tracemalloc) of reading 20,000 rows: chunks of 1,000 vs the whole file."""
+    BENCH.write_rows(tmp_path / "rows.csv", 20_000, seed=6)
+    monkeypatch.setattr(stream, "CHUNK_ROWS", 1000)
+    checked = checked_for(gates_spec(tmp_path), "always")
+    stream._CACHE.clear()
+
+    def peak(fn) -> float:
+        tracemalloc.start()
+        try:
+            fn()
+            return tracemalloc.get_traced_memory()[1] / 2**20
+        finally:
+            tracemalloc.stop()
+
+    streamed = peak(lambda: stream.scan(checked, sample=500))
+    whole = peak(lambda: data.read_file(checked))
+    print(f"peak Python heap, 20,000 rows: streamed {streamed:.1f} MB, in memory {whole:.1f} MB")
+    assert streamed < 3 and whole > 5 * streamed
+
+
+# ---- with TensorFlow ------------------------------------------------------------------------------
+
+def test_streamed_training_rows_and_encoding_match_in_memory(tmp_path):
+    """Every training row of the file reaches tf.data once per epoch, encoded as training_arrays
+    encodes it in memory (targets and per-decoder weights)."""
+    from tanglec.train import training_arrays
+
+    BENCH.write_rows(tmp_path / "rows.csv", 700, seed=7)
+    checked = checked_for(gates_spec(tmp_path), "always")
+    ex = data.build_examples(checked)
+    parts = list(ex.stream.chunks(seed=0, epoch=0))
+    streamed = {k: np.concatenate([p[i][k] for p in parts]) for i in range(3) for k in parts[0][i]}
+    inputs, targets = data.read_file(checked)
+    rows = np.flatnonzero(stream.uniform(checked.data.seed, np.arange(700)) >= 0.25)
+    x, y, w = training_arrays(checked, data.Examples(inputs, targets, rows, rows), rows)
+    whole = {**x, **y, **w}
+    assert set(streamed) == set(whole)
+
+    def table(arrays):
+        cols = [arrays[k].reshape(len(rows), -1).astype(np.float64) for k in sorted(arrays)]
+        t = np.concatenate(cols, axis=1)
+        return t[np.lexsort(t.T[::-1])]
+
+    np.testing.assert_array_equal(table(streamed), table({k: whole[k] for k in streamed}))
+
+
+def test_streamed_training_runs(tmp_path):
+    """train() on a streamed file: tf.data batches from the generator, evaluation on the sample,
+    route counts over the whole file."""
+    from tanglec.train import train
+
+    BENCH.write_rows(tmp_path / "rows.csv", 3000, seed=8)
+    checked = checked_for(gates_spec(tmp_path), "always")
+    ex = data.build_examples(checked)
+    batches = ex.stream.dataset(batch=32, seed=0).take(3)
+    for xb, yb, wb in batches:
+        assert xb["pair"].shape == (32, 6) and yb["to_value"].shape == (32,) and wb["to_bits"].shape == (32,)
+    result = train(checked, ex, steps=40)
+    assert result.steps_run == 40
+    losses = [h["losses"]["total"] for h in result.history]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    assert result.report["cases"] == ex.n
+    assert [r["training_rows"] for r in result.report["routes"]] == ex.route_rows
