@@ -41,7 +41,7 @@ class TrainConfig:
     seed: int = 0
     until_exact: bool = False
     weights: dict[str, float] = field(default_factory=dict)
-    mux: str = "where"
+    mux: str = "auto"  # the cost model in tanglec/mux.py: partition on CPU (measured), where for 1 branch
     eval_every: int = 10
     strategy: str = "default"  # tf.distribute strategy (docs/distributed.md); --strategy overrides
 

@@ -515,7 +515,7 @@ def _route_counts(checked, combos: dict[tuple, int]) -> tuple[list[int], int]:
     return out, int(weights[live].sum())
 
 
-def _training_rows(checked, chunk: Chunk, targets, eval_all: bool) -> np.ndarray:
+def _training_rows(checked, chunk: Chunk, eval_all: bool) -> np.ndarray:
     """Chunk-local indices of the rows that train (not evaluation rows; held-out routes and `only`
     filters applied as in memory)."""
     local = np.arange(chunk.n)
@@ -554,7 +554,7 @@ def _fewshot_examples(checked, result: Scan) -> StreamedExamples:
     overall = BottomK(cfg.limit) if cfg.limit and not cfg.per_route else None
     for chunk in Reader(checked, strict=True).chunks():
         targets = evaluate_targets(checked, chunk.inputs, chunk.data_targets)
-        local = _training_rows(checked, chunk, targets, result.eval_all)
+        local = _training_rows(checked, chunk, result.eval_all)
         mask = np.zeros(chunk.n, dtype=bool)
         mask[local] = True
         keys = uniform(cfg.seed, chunk.rows, _FEWSHOT_SALT)
@@ -606,7 +606,7 @@ class Stream:
 
         for chunk in Reader(self.checked, strict=True).chunks():
             targets = evaluate_targets(self.checked, chunk.inputs, chunk.data_targets)
-            rows = _training_rows(self.checked, chunk, targets, self.scan.eval_all)
+            rows = _training_rows(self.checked, chunk, self.scan.eval_all)
             if not len(rows):
                 continue
             rows = np.random.default_rng([seed, epoch, chunk.start]).permutation(rows)

@@ -48,11 +48,11 @@ HOLDOUT_SPEC = SPECS / "arith_holdout.tangle"
 VARIANTS = ("a", "a_noalign", "b", "c")
 EXTRA_VARIANTS = ("b_all",)
 VARIANT_LABELS = {
-    "a": "transfer: frozen + aligned",
-    "a_noalign": "transfer: frozen, no alignment",
+    "a": "transfer, frozen + aligned",
+    "a_noalign": "transfer, no alignment",
     "b": "same graph from scratch",
-    "c": "naive: one net per route",
-    "b_all": "from scratch, examples on every route",
+    "c": "naive: a net per route",
+    "b_all": "scratch, every route",
 }
 DEFAULT_N = (1, 2, 3, 5, 10)
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)

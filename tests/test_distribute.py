@@ -2,9 +2,9 @@
 
 * TF_CONFIG, the spec setting and the CLI's refusals: no TensorFlow, milliseconds.
 * mirrored, in one fresh process whose CPU is split into 2 logical devices: `tanglec compile
-  --strategy mirrored --devices 2` trains the seed spec to 100% on every route and writes a run that
-  loads; the `partition` and `gather` multiplexers train under mirrored too (`where`, the seed spec's,
-  is the compile above); a checkpoint written under `default` resumes under `mirrored`.
+  --strategy mirrored --devices 2 --mux where` trains the seed spec to 100% on every route and writes
+  a run that loads; a checkpoint written under `default` resumes under
+  `mirrored` to 100% (multiplexers: `partition`); `gather` trains 20 steps under mirrored.
 * multiworker: two worker processes on loopback ports (started, bounded in time and stopped here)
   train the seed spec to 100%; only the chief writes the run; both end with the same weights.
 """
@@ -132,7 +132,7 @@ MIRRORED_SCRIPT = textwrap.dedent('''
     with contextlib.redirect_stdout(buf):
         try:
             cli.main(["compile", sys.argv[1], "-o", str(out / "run"), "--strategy", "mirrored", "--devices", "2",
-                      "--json"], standalone_mode=False)
+                      "--mux", "where", "--json"], standalone_mode=False)
         except SystemExit as exc:
             assert not exc.code, buf.getvalue()
     results["compile"] = json.loads(buf.getvalue())
@@ -146,28 +146,29 @@ MIRRORED_SCRIPT = textwrap.dedent('''
     report = route_report(checked, examples, predict_raw(model, checked, examples.columns))
     results["reloaded_accuracy"] = report["accuracy"]
 
-    # 2. every multiplexer strategy trains under mirrored (`where` was the compile above)
+    # 2. every multiplexer strategy trains under mirrored: `where` was the compile above, `partition`
+    #    is the resumed run below, `gather` here
     from tanglec.checks import load
     checked = load(sys.argv[1])
     examples = build_examples(checked)
     results["mux"] = {}
-    for mux in ("partition", "gather"):
+    for mux in ("gather",):
         r = train(checked, examples, steps=20, mux=mux, strategy="mirrored", devices=2)
         losses = [h["losses"]["total"] for h in r.history]
         results["mux"][mux] = {"steps": r.steps_run, "losses": losses, "accuracy": r.report["accuracy"],
                                "replicas": r.distribution["replicas"]}
 
-    # 3. a checkpoint written under `default` resumes under `mirrored`
+    # 3. a checkpoint written under `default` resumes under `mirrored` (multiplexers: partition)
     from tanglec.checkpoint import Checkpointer
     ckpt_dir = out / "ckpt"
     first = Checkpointer(ckpt_dir, every=10, handle_signals=False)
     stop = {"at": None}
     def progress(p):
         stop["at"] = p.step
-    r1 = train(checked, examples, strategy="default", checkpoint=first, on_progress=progress,
+    r1 = train(checked, examples, strategy="default", mux="partition", checkpoint=first, on_progress=progress,
                should_stop=lambda: (stop["at"] or 0) >= 10)
     second = Checkpointer(ckpt_dir, every=10, resume=True, handle_signals=False)
-    r2 = train(checked, examples, strategy="mirrored", devices=2, checkpoint=second)
+    r2 = train(checked, examples, strategy="mirrored", devices=2, mux="partition", checkpoint=second)
     results["resume"] = {"first_steps": r1.steps_run, "first_interrupted": r1.interrupted,
                          "resumed_step": second.resumed_step, "steps": r2.steps_run,
                          "accuracy": r2.report["accuracy"], "routes": [x["accuracy"] for x in r2.report["routes"]],
@@ -197,6 +198,7 @@ def test_mirrored_on_two_logical_cpus(tmp_path):
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["strategy"]["name"] == "mirrored"
     assert results["reloaded_accuracy"] == 1.0
 
+    assert list(results["mux"]) == ["gather"]  # (where: the compile; partition: the resumed run)
     for mux, r in results["mux"].items():
         assert r["steps"] == 20 and r["replicas"] == 2, (mux, r)
         assert all(np.isfinite(r["losses"])) and r["losses"][-1] < r["losses"][0], (mux, r)

@@ -98,7 +98,7 @@ def test_summary_tables_and_figures(tmp_path):
     text = transfer.print_tables(results, file=open(tmp_path / "tables.txt", "w"))
     assert "100% 2/2" in text and "none ≤ 10" in text and "with alignment" in text
     md = transfer.markdown(results)
-    assert "| gray | a: transfer: frozen + aligned | 40% (0/2) | 100% (2/2) | 10 |" in md
+    assert "| gray | a: transfer, frozen + aligned | 40% (0/2) | 100% (2/2) | 10 |" in md
     assert "| gray | 10 | none ≤ 10 | > 10/10 (never) | 10 / 10 |" in md, md
     png = transfer.write_png(results, tmp_path / "t.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
