@@ -25,7 +25,14 @@ positioned outside its file (lines are counted at "\\n", as the parser does: 1 <
 1 <= col <= len(line) + 2, end not before start), or on a malformed code. Cases are seeded, so a
 failure is reproducible: the report prints the seed and the case number, and `--show N` prints case N.
 
-Result of the acceptance run (2 cores): see `docs/errors.md` ("Fuzzing").
+Acceptance run (`--cases 10000 --seed 0`, a 2-core VM shared with other jobs, load average 5-9):
+10,000 cases (7,000 mutation, 1,000 expression, 2,000 grammar) in 675 s: 0 failing, 0 tracebacks;
+4,035 parsed cleanly, 142,568 diagnostics, all positioned inside their files; slowest case 6.8 s (a
+fragment repeated 4,000 times). Earlier runs found, and the code now handles: recursion on long flat
+expressions, int() on 5,000-digit literals, `**` never lexing, numpy refusing `-` on booleans,
+`int 0..2**50` materialised as a list, samples and vectors sized to exhaust memory, a quadratic
+multiplexer lookup, `\v` and other separators str.strip() treats as blank, routes computed on a
+cyclic graph, and `use` repeated 1,500 times.
 """
 from __future__ import annotations
 
