@@ -516,7 +516,7 @@ def completion(shell: str | None, as_json: bool) -> None:
 @click.option("--n", "ns", default="1,2,3,5,10", show_default=True, metavar="LIST",
               help="Training example counts (the new module's one trained route has 10 examples: 10 = all).")
 @click.option("--seeds", default="5", show_default=True, metavar="SEEDS",
-              help="A count (5 = seeds 0..4) or a list (0,2,4); each is the data and the training seed.")
+              help="A count (5 = seeds 0..4) or a list (0,2,4; one seed: 2,); each is the data and the training seed.")
 @click.option("--scenarios", default="gray,minus1,prime", show_default=True, metavar="LIST",
               help="New encoder (gray), operation (minus1), decoder (prime).")
 @click.option("--variants", default="a,a_noalign,b,c", show_default=True, metavar="LIST",

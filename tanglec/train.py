@@ -223,10 +223,11 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
             epochs = max(1, -(-phase.steps // cfg.eval_every))
             data = (dataset(x, y, w, phase.batch, seed + index) if stream is None
                     else stream.dataset(phase.batch, seed + index))
-            data, initial = dist.prepare_dataset(data), 0  # phase.batch is the global batch
-            if checkpoint is not None:  # skip what the checkpoint already did; resume inside its phase
+            initial = 0
+            if checkpoint is not None:  # skip what the checkpoint already did (before distributing it)
                 with dist.scope():
                     data, initial = checkpoint.enter_phase(index, data, epochs)
+            data = dist.prepare_dataset(data)  # phase.batch is the global batch
             if initial < epochs:
                 model.fit(data, steps_per_epoch=cfg.eval_every, epochs=epochs, initial_epoch=initial,
                           callbacks=[observer] + ([checkpoint] if checkpoint is not None else []),

@@ -612,8 +612,8 @@ def _ratio_text(m: dict, v: str) -> str:
     ratio, a = m.get(f"ratio_{v}_over_a"), m["a"]["all_routes"]
     if ratio:
         return f"{ratio:.1f}×"
-    if a:
-        return f"> {m[v]['max_n']}/{a} (never)"
+    if a and m[v]["max_n"]:
+        return f"∞ (never, n ≤ {m[v]['max_n']})"
     return "-"
 
 
@@ -680,7 +680,7 @@ def _n(v, limit=None) -> str:
     return f"none ≤ {limit}" if limit else "-"
 
 
-def print_tables(results: dict, file=None, width: int = 140) -> str:
+def print_tables(results: dict, file=None, width: int = 170) -> str:
     from rich.console import Console
 
     console = Console(file=file or sys.stdout, width=width, record=True)
@@ -840,13 +840,15 @@ def save(results: dict, json_path: Path | None, png_path: Path | None) -> None:
 
 
 def parse_ints(text: str, what: str) -> tuple[int, ...]:
-    """'0,1,2' or '0-4' or, for seeds, a count '5' (= 0..4)."""
+    """'0,1,2' or '0-4' or, for seeds, a count '5' (= 0..4; one seed: '2,' or '2-2')."""
     text = text.strip()
     if what == "seeds" and re.fullmatch(r"\d+", text):
         return tuple(range(int(text)))
     values = []
     for part in text.split(","):
         part = part.strip()
+        if not part:
+            continue
         if re.fullmatch(r"\d+-\d+", part):
             lo, hi = map(int, part.split("-"))
             values += range(lo, hi + 1)
@@ -854,4 +856,6 @@ def parse_ints(text: str, what: str) -> tuple[int, ...]:
             values.append(int(part))
         else:
             raise ValueError(f"bad {what}: {text!r} (e.g. 1,2,3,5,10)")
+    if not values:
+        raise ValueError(f"no {what} in {text!r}")
     return tuple(dict.fromkeys(values))

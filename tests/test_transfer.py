@@ -51,6 +51,7 @@ def test_parse_ints():
     assert transfer.parse_ints("5", "seeds") == (0, 1, 2, 3, 4)
     assert transfer.parse_ints("1,2,3,5,10", "n") == (1, 2, 3, 5, 10)
     assert transfer.parse_ints("0-2,2", "seeds") == (0, 1, 2)
+    assert transfer.parse_ints("2,", "seeds") == transfer.parse_ints("2-2", "seeds") == (2,)
     with pytest.raises(ValueError):
         transfer.parse_ints("1,x", "n")
 
@@ -99,7 +100,7 @@ def test_summary_tables_and_figures(tmp_path):
     assert "100% 2/2" in text and "none ≤ 10" in text and "with alignment" in text
     md = transfer.markdown(results)
     assert "| gray | a: transfer, frozen + aligned | 40% (0/2) | 100% (2/2) | 10 |" in md
-    assert "| gray | 10 | none ≤ 10 | > 10/10 (never) | 10 / 10 |" in md, md
+    assert "| gray | 10 | none ≤ 10 | ∞ (never, n ≤ 10) | 10 / 10 |" in md, md
     png = transfer.write_png(results, tmp_path / "t.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "new encoder gray" in transfer.terminal_plot(results, width=80, height=12)
