@@ -41,6 +41,7 @@ import numpy as np
 from . import __version__
 from .ast import Span
 from .diagnostics import Diagnostic, TangleError
+from .run import fsync_dir
 
 FORMAT = "tanglec-checkpoint/1"
 FILE = "checkpoint.npz"
@@ -206,7 +207,7 @@ class Checkpointer(keras.callbacks.Callback):
             os.replace(tmp, self.path)
         finally:
             tmp.unlink(missing_ok=True)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         self.saved_step = obs.steps_run
 
     def _restore(self, model: keras.Model, observer) -> None:
@@ -279,19 +280,6 @@ def resume_command(spec: Path, run: Path, options: dict) -> str:
         if value is not None and value is not False:
             parts += [flag] if value is True else [flag, str(value)]
     return " ".join(shlex.quote(p) for p in parts) + " --resume"
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _jsonable(value):

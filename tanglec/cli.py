@@ -320,16 +320,11 @@ def eval_(run: Path, as_json: bool) -> None:
         examples = build_examples(checked)
     except TangleError as err:
         fail(as_json, err)
-    _quiet_tensorflow()
     from .query import route_report
-    from .run import load_model
     from .run import METRICS, load_json
     from .train import annotate_routes, predict_raw
 
-    try:
-        model = load_model(run, checked)
-    except TangleError as err:
-        fail(as_json, err)
+    model = _load_model_or_fail(run, checked, as_json)
     loaded = load_json(run, METRICS).get("modules", {}).get("loaded", [])
     checked.init_modules = {m: checked.graph.modules[m] for m in loaded if m in checked.graph.modules}
     ev = examples.take(examples.eval_index)
@@ -345,6 +340,17 @@ def _was_streamed(run: Path) -> bool:
         return bool(load_json(run, METRICS).get("streamed"))
     except (OSError, ValueError, AttributeError):
         return False
+
+
+def _load_model_or_fail(run: Path, checked, as_json: bool):
+    """The run's Keras model (imports TensorFlow quietly); a damaged run exits 1 with its diagnostic."""
+    _quiet_tensorflow()
+    from .run import load_model
+
+    try:
+        return load_model(run, checked)
+    except TangleError as err:
+        fail(as_json, err)
 
 
 def _load_run_checked(run: Path):
@@ -377,14 +383,9 @@ def query(run: Path, fields: tuple[str, ...], as_json: bool) -> None:
         columns = parse_fields(checked, assignments)
     except TangleError as err:
         fail(as_json, err)
-    _quiet_tensorflow()
-    from .run import load_model
     from .train import predict_raw
 
-    try:
-        model = load_model(run, checked)
-    except TangleError as err:
-        fail(as_json, err)
+    model = _load_model_or_fail(run, checked, as_json)
     result = answers(checked, columns, predict_raw(model, checked, columns))
     route = route_for(checked, columns)
     lines = [f"route {route.name}"]

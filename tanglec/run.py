@@ -121,7 +121,7 @@ def _swap_in(tmp: Path, run_dir: Path) -> None:
     """Put the new run in place: at every instant `run_dir` is the old complete run or the new one."""
     if run_dir.is_dir() and _exchange(tmp, run_dir):
         shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the previous run
-        _fsync_dir(run_dir.parent)
+        fsync_dir(run_dir.parent)
         return
     if run_dir.exists():  # fallback: a short window where only `.NAME.old` holds the run (restored on next write)
         old = run_dir.with_name(f".{run_dir.name}.old")
@@ -131,10 +131,11 @@ def _swap_in(tmp: Path, run_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, run_dir)
-    _fsync_dir(run_dir.parent)
+    fsync_dir(run_dir.parent)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside `path` durable (best effort: some filesystems refuse directory fsync)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
