@@ -44,6 +44,9 @@ class Terminal:
 
     def start(self, command: str) -> None:
         self.tmux("new-session", "-d", "-s", "main", "-x", str(WIDTH), "-y", str(HEIGHT), command)
+        # tmux holds an Escape for 500 ms to see if a sequence follows; a key sent sooner would
+        # arrive as alt+key. A person pauses; the test says so.
+        self.tmux("set-option", "-s", "escape-time", "0")
 
     def screen(self) -> str:
         proc = self.tmux("capture-pane", "-p", "-t", "main", check=False)
@@ -52,7 +55,8 @@ class Terminal:
     def keys(self, *keys: str) -> None:
         for key in keys:
             self.tmux("send-keys", "-t", "main", key)
-            time.sleep(0.15)
+            # Textual, too, reads Escape + a key sent at once as alt+key
+            time.sleep(0.6 if key == "Escape" else 0.15)
 
     def wait_for(self, pattern: str, timeout: float, what: str) -> str:
         deadline = time.monotonic() + timeout
