@@ -29,7 +29,8 @@ import tensorflow as tf  # noqa: E402
 from tanglec.checks import load  # noqa: E402
 from tanglec.codegen import build_model  # noqa: E402
 from tanglec.data import build_examples  # noqa: E402
-from tanglec.train import compile_model, dataset, training_arrays  # noqa: E402
+from tanglec.train import (compile_model, dataset, in_chunks, index_batches, training_arrays,  # noqa: E402
+                           xla_helps)
 
 BATCH = 64
 
@@ -89,8 +90,11 @@ def baseline_rate(steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def tanglec_rate(steps: int, steps_per_execution: int | None = None, mux: str | None = None) -> float:
-    """The seed spec as the essay has it (no alignment term, which the hand-written loop lacks)."""
+def tanglec_rate(steps: int, eval_every: int | None = None, mux: str | None = None,
+                 chunked: bool = True) -> tuple[float, bool]:
+    """(steps/s, XLA on) for the seed spec as the essay has it (no alignment term, which the
+    hand-written loop lacks), trained as `tanglec.train.train` does: chunks of `eval_every` steps
+    per call (`chunked`), or Keras's loop with `steps_per_execution`."""
     from tanglec.checks import check_or_raise
     from tanglec.parser import parse
 
@@ -98,17 +102,19 @@ def tanglec_rate(steps: int, steps_per_execution: int | None = None, mux: str | 
     text = "\n".join(line for line in path.read_text().splitlines() if not line.startswith("align "))
     checked = check_or_raise(parse(text, str(path)))
     examples = build_examples(checked)
-    if steps_per_execution:
-        checked.train.eval_every = steps_per_execution
-    model = build_model(checked, mux=mux)
-    compile_model(model, checked)
-    x, y, w = training_arrays(checked, examples, examples.train_index)
-    ds = dataset(x, y, w, BATCH, 0)
+    if eval_every:
+        checked.train.eval_every = eval_every
     per = checked.train.eval_every
-    model.fit(ds, steps_per_epoch=per * 5, epochs=1, verbose=0)  # warm-up: trace and compile
+    model = build_model(checked, mux=mux)
+    x, y, w = training_arrays(checked, examples, examples.train_index)
+    compile_model(model, checked, chunk_arrays=(x, y, w) if chunked else None)
+    calls_per_chunk = 1 if chunked else per
+    ds = in_chunks(index_batches(len(x["x"]), BATCH, 0), per) if chunked else dataset(x, y, w, BATCH, 0)
+    model.fit(ds, steps_per_epoch=calls_per_chunk * 5, epochs=1, verbose=0)  # warm-up: trace and compile
+    chunks = steps // per
     start = time.perf_counter()
-    model.fit(ds, steps_per_epoch=(steps // per) * per, epochs=1, verbose=0)
-    return (steps // per) * per / (time.perf_counter() - start)
+    model.fit(ds, steps_per_epoch=chunks * calls_per_chunk, epochs=1, verbose=0)
+    return chunks * per / (time.perf_counter() - start), chunked and xla_helps(model)
 
 
 def main() -> None:
@@ -116,22 +122,27 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    rates = {
-        "hand_written_loop": baseline_rate(args.steps),
-        "tanglec (default: auto mux, steps_per_execution 10)": tanglec_rate(args.steps),
-        "tanglec, where mux": tanglec_rate(args.steps, mux="where"),
-        "tanglec, steps_per_execution 1": tanglec_rate(args.steps, 1),
-        "tanglec, steps_per_execution 50": tanglec_rate(args.steps, 50),
+    rates, xla = {"hand_written_loop": baseline_rate(args.steps)}, {}
+    variants = {
+        "tanglec (default: auto mux, chunks of eval_every 10)": {},
+        "tanglec, where mux": {"mux": "where"},
+        "tanglec, chunks of 50": {"eval_every": 50},
+        "tanglec, Keras loop (steps_per_execution 10, no chunks)": {"chunked": False},
+        "tanglec, Keras loop, steps_per_execution 1": {"chunked": False, "eval_every": 1},
     }
+    for name, options in variants.items():
+        rates[name], xla[name] = tanglec_rate(args.steps, **options)
+    rates["hand_written_loop (again, for the noise)"] = baseline_rate(args.steps)
     base = rates["hand_written_loop"]
     result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, TensorFlow {tf.__version__}",
               "batch": BATCH, "steps": args.steps,
               "rates_steps_per_s": {k: round(v, 1) for k, v in rates.items()},
+              "xla": xla,
               "ratio_vs_hand_written": {k: round(v / base, 2) for k, v in rates.items()}}
     print(json.dumps(result, indent=2))
-    print("\n| training loop | steps/s | × hand-written |\n|---|---:|---:|")
+    print("\n| training loop | XLA | steps/s | × hand-written |\n|---|---|---:|---:|")
     for k, v in rates.items():
-        print(f"| {k} | {v:.0f} | {v / base:.2f} |")
+        print(f"| {k} | {'yes' if xla.get(k) else 'no'} | {v:.0f} | {v / base:.2f} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))

@@ -320,6 +320,7 @@ def eval_(run: Path, as_json: bool) -> None:
         examples = build_examples(checked)
     except TangleError as err:
         fail(as_json, err)
+    _quiet_tensorflow()  # before .train imports it, or TensorFlow's C++ start-up chatter reaches stderr
     from .query import route_report
     from .run import METRICS, load_json
     from .train import annotate_routes, predict_raw
@@ -383,6 +384,7 @@ def query(run: Path, fields: tuple[str, ...], as_json: bool) -> None:
         columns = parse_fields(checked, assignments)
     except TangleError as err:
         fail(as_json, err)
+    _quiet_tensorflow()  # before .train imports it, or TensorFlow's C++ start-up chatter reaches stderr
     from .train import predict_raw
 
     model = _load_model_or_fail(run, checked, as_json)

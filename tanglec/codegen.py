@@ -12,9 +12,9 @@ import numpy as np
 import tensorflow as tf
 
 from . import ast
-from .checks import Checked
+from .checks import Checked, estimate_parameters
 from .graph import codec_width
-from .mux import Multiplexer, choose_strategy
+from .mux import XLA_MAX_PARAMETERS, Multiplexer, choose_strategy
 
 
 @keras.saving.register_keras_serializable(package="tanglec")
@@ -121,6 +121,7 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
     inputs = {n: field_input(n, d.type) for n, d in g.inputs.items()}
     inputs.update({n: keras.Input(shape=(), dtype="int32", name=n) for n in g.mux_selectors()})
     modules = {name: module_model(decl, seed + i) for i, (name, decl) in enumerate(g.modules.items())}
+    small = sum(estimate_parameters(decl) for decl in g.modules.values()) <= XLA_MAX_PARAMETERS  # XLA training
     tensors: dict[str, object] = {}
     encoders: dict[tuple[str, str], Encode] = {}
 
@@ -160,7 +161,8 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
             strategy = mux_node.strategy.text if mux_node.strategy else strategy_default
             if strategy == "auto":
                 flops = float(np.mean([_flops(g.modules[m]) for m in branch_modules]))
-                strategy = choose_strategy(len(branch_modules), batch_size or checked.train.batch, flops)
+                strategy = choose_strategy(len(branch_modules), batch_size or checked.train.batch, flops,
+                                           xla=small)
             layer = Multiplexer([modules[m] for m in branch_modules], strategy=strategy,
                                 name=f"mux_{mux_node.selector.text}_{node.rsplit(':', 1)[1]}")
             tensors[node] = layer([inputs[mux_node.selector.text], *branch_inputs])
@@ -192,8 +194,6 @@ def _needed_standalone(g, module: str) -> bool:
 
 
 def _flops(decl: ast.ModuleDecl) -> float:
-    from .checks import estimate_parameters
-
     return 2.0 * estimate_parameters(decl)
 
 

@@ -250,16 +250,35 @@ def _in_object_sharing_scope() -> bool:
 # Cost-model constants; see choose_strategy's docstring for the measurements.
 _CPU_ROUTED = "partition"  # on CPU the best routed strategy in every measured cell (or tied)
 _GPU_WHERE_MAX_WASTED_FLOPS = 1e8  # GPU: NOT calibrated (no GPU was available), an estimate
+_XLA_WHERE_MAX_WASTED_FLOPS = 1e7  # CPU + XLA: ~1 ms of wasted compute at most; seed spec: 1.4e6
+
+# Models up to this many parameters, with only XLA-compilable multiplexers (`XLA_STRATEGIES`),
+# train as one XLA program per chunk of steps (tanglec.train.chunk_train_steps). Per-op overhead
+# is what XLA removes, and it dominates only small models: on the seed spec (11k parameters,
+# 2 cores) ~130 us per step in one XLA loop, ~525 us in the same loop without XLA, ~800 us per
+# step called one at a time (bench/train_rate.py); from width 256 XLA loses (docstring of
+# choose_strategy). partition's data-dependent shapes are left to the graph executor.
+XLA_MAX_PARAMETERS = 200_000
+XLA_STRATEGIES = {"where", "gather"}
 
 
 def choose_strategy(
-    n_branches: int, batch_size: int, branch_flops: float, device: str = "CPU"
+    n_branches: int, batch_size: int, branch_flops: float, device: str = "CPU", xla: bool = False
 ) -> str:
     """The ``auto`` choice: returns one of STRATEGIES.
 
     ``branch_flops`` is the forward cost of one branch for *one* example
     (2 x multiply-adds; a Dense(a -> b) layer is 2ab). ``device`` is ``"CPU"``
-    or ``"GPU"`` (``"/device:GPU:0"`` style names are accepted).
+    or ``"GPU"`` (``"/device:GPU:0"`` style names are accepted). ``xla``: the
+    whole model is small enough (``XLA_MAX_PARAMETERS``) that training runs it
+    as one XLA program (``tanglec.train.chunk_train_steps``).
+
+    Small models under XLA (CPU): ``where`` when its wasted work
+    ``(n - 1) * B * f`` is at most ``_XLA_WHERE_MAX_WASTED_FLOPS``. XLA fuses
+    the branches and the selects into a few kernels, which partition's
+    data-dependent shapes prevent; on the seed spec (2 x 2 branches, 11k
+    parameters, B = 64) a step took ~130 us as where + XLA against ~500 us as
+    partition in the same loop without XLA (bench/train_rate.py).
 
     Cost model. Per training step, with n branches, batch B, f = branch_flops::
 
@@ -346,6 +365,8 @@ def choose_strategy(
     if n_branches == 1:
         return "where"
     kind = device.upper().replace("/DEVICE:", "").split(":")[0].strip("/")
+    if xla and kind == "CPU" and (n_branches - 1) * batch_size * branch_flops <= _XLA_WHERE_MAX_WASTED_FLOPS:
+        return "where"
     if kind == "GPU":
         wasted = (n_branches - 1) * batch_size * branch_flops
         return "where" if wasted <= _GPU_WHERE_MAX_WASTED_FLOPS else "gather"

@@ -21,7 +21,7 @@ from .checks import Checked
 from .codegen import build_model, encode_inputs, module_layers
 from .graph import codec_width
 from .data import Examples
-from .distribute import make_strategy
+from .distribute import DEFAULT, make_strategy
 from .query import all_exact, route_report
 
 
@@ -121,12 +121,69 @@ def make_optimizer(name: str, lr: float) -> keras.optimizers.Optimizer:
 
 
 def compile_model(model: keras.Model, checked: Checked, lr: float | None = None,
-                  optimizer: str | None = None) -> None:
+                  optimizer: str | None = None, chunk_arrays=None) -> None:
+    """Compile for `fit`. With `chunk_arrays` (the (x, y, w) training arrays) one train-function
+    call runs a chunk of `eval_every` steps on a dataset of row indices (`chunk_train_steps`);
+    otherwise Keras loops over `eval_every` steps of (x, y, w) batches with `steps_per_execution`."""
     cfg = checked.train
     weights = {d: cfg.weights.get(d, 1.0) for d in checked.graph.decoders}
     weights.update({a.output_name: a.weight for a in checked.composition.aligns})
+    chunked = chunk_arrays is not None
     model.compile(optimizer=make_optimizer(optimizer or cfg.optimizer, lr or cfg.lr), loss=losses_for(checked),
-                  loss_weights=weights, steps_per_execution=cfg.eval_every, jit_compile=False)
+                  loss_weights=weights, steps_per_execution=1 if chunked else cfg.eval_every, jit_compile=False)
+    if chunked:
+        chunk_train_steps(model, cfg.eval_every, chunk_arrays, xla=xla_helps(model))
+
+
+def xla_helps(model: keras.Model) -> bool:
+    """Whether a chunk of steps runs as one XLA program (mux.XLA_MAX_PARAMETERS explains when)."""
+    from .mux import XLA_MAX_PARAMETERS, XLA_STRATEGIES, Multiplexer
+
+    strategies = {layer.strategy for layer in model._flatten_layers() if isinstance(layer, Multiplexer)}
+    return strategies <= XLA_STRATEGIES and model.count_params() <= XLA_MAX_PARAMETERS
+
+
+def chunk_train_steps(model: keras.Model, steps: int, arrays, xla: bool) -> None:
+    """Make one call of the model's train step run `steps` of Keras's own steps in a tf.while_loop
+    (one XLA program when `xla`). A dataset element is a [steps, batch] block of row indices
+    (`index_batches`); the rows are gathered inside, from the training arrays held as tensors.
+
+    Why: Keras compiles a single step and loops over `steps_per_execution` outside it, paying the
+    launch of every op (and of an XLA program) per step, and a tf.data pipeline that shuffles and
+    batches dicts of tensors costs about as much again; on small models these overheads are most
+    of the step. Keras also turns its own `jit_compile` off under op determinism, which training
+    keeps on; an inner XLA function is not affected. Each inner step is `keras.Model.train_step`
+    unchanged (losses, sample weights, loss trackers, optimizer), so logs and checkpoints are as
+    with plain `fit`.
+    """
+    keras_step = type(model).train_step
+    tensors = tf.nest.map_structure(tf.constant, arrays)
+
+    def run_chunk(indices):
+        def body(i):
+            keras_step(model, tf.nest.map_structure(lambda t: tf.gather(t, indices[i]), tensors))
+            return i + 1
+
+        tf.while_loop(lambda i: i < steps, body, [tf.constant(0)])
+
+    chunk = tf.function(run_chunk, jit_compile=xla)
+
+    def train_step(indices):
+        chunk(indices)
+        return model.get_metrics_result()
+
+    model.train_step = train_step
+
+
+def index_batches(n: int, batch: int, seed: int) -> tf.data.Dataset:
+    """Batches of row indices, shuffled as `dataset` shuffles rows (same seed, same order)."""
+    ds = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True).repeat()
+    return ds.batch(batch, drop_remainder=False)
+
+
+def in_chunks(data: tf.data.Dataset, steps: int) -> tf.data.Dataset:
+    """Batches stacked `steps` at a time: one element per call of a chunked train step."""
+    return data.batch(steps, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
 def dataset(x, y, w, batch: int, seed: int) -> tf.data.Dataset:
@@ -210,6 +267,9 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
     if tensorboard:
         on_progress, close_board = tensorboard_hook(tensorboard, on_progress)
     observer = _Observer(checked, examples, total, on_progress, should_stop)
+    # Chunks of eval_every steps per call (chunk_train_steps) on one device with data in memory;
+    # under tf.distribute each replica must see its own slice of every batch, so Keras loops there.
+    chunked = dist.name == DEFAULT and stream is None
     if checkpoint is not None:
         checkpoint.start(model, observer, checked, (x, y, w), phases, seed=seed, mux=mux)
     started = time.perf_counter()
@@ -217,19 +277,26 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
         for index, phase in enumerate(phases):
             set_trainable(model, checked, phase.modules)
             with dist.scope():  # the optimizer's variables too
-                compile_model(model, checked, lr=phase.lr, optimizer=phase.optimizer)
+                compile_model(model, checked, lr=phase.lr, optimizer=phase.optimizer,
+                              chunk_arrays=(x, y, w) if chunked else None)
             dist.adapt(model)
             observer.begin_phase(phase.until_exact)
             epochs = max(1, -(-phase.steps // cfg.eval_every))
-            data = (dataset(x, y, w, phase.batch, seed + index) if stream is None
-                    else stream.dataset(phase.batch, seed + index))
+            if chunked:
+                data = index_batches(len(next(iter(x.values()))), phase.batch, seed + index)
+            elif stream is None:
+                data = dataset(x, y, w, phase.batch, seed + index)
+            else:
+                data = stream.dataset(phase.batch, seed + index)
             initial = 0
             if checkpoint is not None:  # skip what the checkpoint already did (before distributing it)
                 with dist.scope():
                     data, initial = checkpoint.enter_phase(index, data, epochs)
+            if chunked:
+                data = in_chunks(data, cfg.eval_every)
             data = dist.prepare_dataset(data)  # phase.batch is the global batch
             if initial < epochs:
-                model.fit(data, steps_per_epoch=cfg.eval_every, epochs=epochs, initial_epoch=initial,
+                model.fit(data, steps_per_epoch=1 if chunked else cfg.eval_every, epochs=epochs, initial_epoch=initial,
                           callbacks=[observer] + ([checkpoint] if checkpoint is not None else []),
                           verbose=0, shuffle=False)
             if observer.interrupted:

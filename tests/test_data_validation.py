@@ -203,3 +203,35 @@ def test_data_errors_leave_no_run_behind(tmp_path):
     assert proc.returncode == 1
     spans = [(d["span"]["line"], d["span"]["col"]) for d in json.loads(proc.stdout)["diagnostics"]]
     assert spans == [(3, 3), (4, 1)] and not run.exists()
+
+
+def test_jsonl_offenders_listed_with_a_count_and_compile_writes_nothing(tmp_path):
+    """JSONL, as CSV: out-of-range / NaN / inf / wrong-width values at file:row:column, the first
+    MAX_REPORTED listed with a count of the rest; missing fields and wrong types make `tanglec compile`
+    exit 1 with every offender, no traceback, and nothing written."""
+    bad = [{**GOOD_JSON, "n": 12}, {**GOOD_JSON, "f": float("nan")}, {**GOOD_JSON, "f": float("inf")},
+           {**GOOD_JSON, "v": [1, 2, 3]}, {**GOOD_JSON, "k": 7}, {**GOOD_JSON, "n": -1}] * 2
+    errs, data = errors(tmp_path, "rows.jsonl", jsonl(*bad))
+    messages = ["n: 12 is outside 0..9", "f: nan is not a finite number", "f: inf is not a finite number",
+                "v: 3 values, expected 2", "k: 7 is outside 0..3", "n: -1 is outside 0..9"] * 2
+    key = [m.split(":")[0] for m in messages]
+    assert [(d.code, d.span.file, d.span.line, d.span.col, d.message) for d in errs] == [
+        ("E119", str(data), row, json.dumps(bad[row - 2]).index(f'"{key[row - 2]}"') + 1, messages[row - 2])
+        for row in range(2, 2 + MAX_REPORTED)]
+    assert "2 more problems not shown (12 in all)" in errs[-1].hints
+    assert f"{data}:2:2: error[E119]: n: 12 is outside 0..9" in render_all(errs)
+
+    for p in tmp_path.iterdir():
+        p.unlink()
+    data = tmp_path / "rows.jsonl"
+    missing = {k: v for k, v in GOOD_JSON.items() if k != "k"}
+    wrong = {**GOOD_JSON, "n": "1"}
+    data.write_text(jsonl(missing, wrong))
+    spec = tmp_path / "spec.tangle"
+    spec.write_text(SPEC.format(file="rows.jsonl"))
+    proc = run_tanglec("compile", str(spec), "-o", str(tmp_path / "run"))
+    assert proc.returncode == 1, proc.stderr
+    assert f"{data}:2:1: error[E119]: missing field 'k'" in proc.stderr
+    assert f'{data}:3:2: error[E119]: n: expected an integer, got a string ("1")' in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.jsonl", "spec.tangle"]  # no run, no temp dir

@@ -195,6 +195,60 @@ def test_route_limit_matches_the_graph():
     assert MAX_ROUTES == 4096
 
 
+def test_spec_larger_than_the_limit_is_E005():
+    """The size cap on a spec given as text (check_text, the TUI); a file (parse_file) is the
+    "size" case of the compile test below."""
+    from tanglec.parser import MAX_SOURCE_BYTES
+
+    text = SEED + "# " + "x" * MAX_SOURCE_BYTES + "\n"
+    with pytest.raises(TangleError) as err:
+        parse(text, "t.tangle")
+    [d] = err.value.diagnostics
+    assert (d.code, d.message, d.span.line, d.span.col) == ("E005", "spec larger than 2 MB", 1, 1)
+    assert "E005" not in codes(SEED + "# " + "x" * (MAX_SOURCE_BYTES - len(SEED) - 10) + "\n")  # just under: fine
+
+
+LIMIT_SPECS = {name: text for name, text, _ in LIMIT_CASES}
+REFUSED_SPECS = [  # (id, spec text, the line `tanglec compile` must print)
+    ("size", SEED + "# " + "x" * 2_000_000 + "\n", "1:1: error[E005]: can't read the spec: larger than 2 MB"),
+    ("nesting", SEED.replace("(x + 1)", "(" * 65 + "x" + ")" * 65), "error[E004]: nesting deeper than 64 levels"),
+    ("modules", LIMIT_SPECS["modules"], f"error[E127]: {MAX_MODULES + 1} modules exceed the limit of {MAX_MODULES}"),
+    ("parameters", LIMIT_SPECS["parameters"], "parameters exceed the limit of 50,000,000"),
+    ("division", with_target("10 // (x - 3)"), "error[E110]:"),
+    ("overflow", with_target("x * 9007199254740991"), "error[E110]:"),
+]
+
+
+@pytest.mark.parametrize("name,text,line", REFUSED_SPECS, ids=[c[0] for c in REFUSED_SPECS])
+def test_compile_refuses_a_spec_over_a_limit_or_failing_and_writes_nothing(tmp_path, name, text, line):
+    """`tanglec compile` on a spec over a cap, or whose target divides by zero/overflows: exit 1, the
+    diagnostic, no traceback, and nothing written (no run, no temporary or checkpoint directory) or
+    changed (an earlier run at the output path is left as it was)."""
+    import hashlib
+
+    from conftest import run_tanglec
+
+    spec = tmp_path / "spec.tangle"
+    spec.write_text(text)
+    previous = tmp_path / "run"
+    previous.mkdir()
+    (previous / "manifest.json").write_text('{"format": "tanglec-run/1"}')
+    (previous / "model.weights.h5").write_bytes(b"earlier weights")
+
+    def snapshot():
+        return {str(p.relative_to(tmp_path)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+                for p in sorted(tmp_path.rglob("*"))}
+
+    before = snapshot()
+    proc = run_tanglec("compile", str(spec), "-o", str(previous), timeout=120)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert line in proc.stderr, proc.stderr[-2000:]
+    if name in ("division", "overflow"):
+        assert ("division by zero" if name == "division" else "integer overflow") in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert snapshot() == before
+
+
 def test_huge_int_range_is_not_materialised():
     text = SEED.replace("int 0..9", "int 0..9007199254740000")
     started = time.perf_counter()

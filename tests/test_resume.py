@@ -28,7 +28,10 @@ from conftest import ARITH, ROOT
 
 pytestmark = pytest.mark.slow
 
-STEPS, EVERY = 140, 20  # the spec evaluates (and can checkpoint) every 20 steps
+# The spec evaluates (and can checkpoint) every 100 steps. Training runs ~1-2k steps/s here, so a
+# run long enough to be stopped at a random point, with a margin of 1000 steps before its end.
+STEPS, EVERY = 3000, 100
+MARGIN = 10 * EVERY
 OPTIONS = ["--steps", str(STEPS), "--checkpoint-every", str(EVERY), "--seed", "3"]
 
 
@@ -126,8 +129,8 @@ def kill_trial(spec: Path, out: Path, rng: random.Random, how: signal.Signals):
     folder.mkdir()
     before = previous_run(out) if how == signal.SIGKILL else {}
     proc = start(spec, out)
-    wait_for_checkpoint(proc, out, rng.randrange(EVERY, STEPS - 2 * EVERY, EVERY))
-    time.sleep(rng.uniform(0, 0.15))  # land anywhere in training, not just after a save
+    wait_for_checkpoint(proc, out, rng.randrange(EVERY, STEPS - MARGIN, EVERY))
+    time.sleep(rng.uniform(0, 0.05))  # land anywhere in training, not just after a save
     proc.send_signal(how)
     rc, _, err = finish(proc)
     step = checkpoint_step(out)

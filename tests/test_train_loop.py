@@ -1,0 +1,81 @@
+"""The chunked training loop (tanglec.train.chunk_train_steps): a chunk of steps per call, in one
+XLA program for small models, trains exactly what Keras's own loop trains on the same batches."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import ARITH, SPECS
+from tanglec.checks import check_or_raise, load
+from tanglec.data import build_examples
+from tanglec.parser import parse
+
+pytestmark = pytest.mark.slow
+
+STEPS = 30
+
+
+def weights_after(checked, mux: str, chunked: bool) -> tuple[list[np.ndarray], bool]:
+    """Weights after STEPS steps from the same initial weights and the same batches."""
+    import keras
+
+    from tanglec.codegen import build_model
+    from tanglec.train import (compile_model, dataset, in_chunks, index_batches, set_determinism,
+                               training_arrays, xla_helps)
+
+    set_determinism(0)
+    examples = build_examples(checked)
+    x, y, w = training_arrays(checked, examples, examples.train_index)
+    model = build_model(checked, mux=mux, seed=0)
+    per = checked.train.eval_every
+    if chunked:
+        compile_model(model, checked, chunk_arrays=(x, y, w))
+        data = in_chunks(index_batches(len(x["x"]), checked.train.batch, 0), per)
+        model.fit(data, steps_per_epoch=1, epochs=STEPS // per, verbose=0, shuffle=False)
+    else:
+        compile_model(model, checked)
+        model.fit(dataset(x, y, w, checked.train.batch, 0), steps_per_epoch=per, epochs=STEPS // per,
+                  verbose=0, shuffle=False)
+    assert int(model.optimizer.iterations.numpy()) == STEPS
+    keras.backend.clear_session()
+    return model.get_weights(), chunked and xla_helps(model)
+
+
+@pytest.mark.parametrize("mux", ["where", "partition"])
+def test_chunked_steps_train_what_keras_trains(mux):
+    checked = load(ARITH)
+    reference, _ = weights_after(checked, mux, chunked=False)
+    chunked, xla = weights_after(checked, mux, chunked=True)
+    assert xla == (mux == "where")  # partition's data-dependent shapes stay out of XLA
+    assert len(chunked) == len(reference)
+    for a, b in zip(chunked, reference):  # XLA fuses differently: float rounding, not a different step
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    assert any(not np.allclose(a, b) for a, b in zip(reference, initial_weights(checked, mux)))  # it trained
+
+
+def initial_weights(checked, mux):
+    import keras
+
+    from tanglec.codegen import build_model
+    from tanglec.train import set_determinism
+
+    set_determinism(0)
+    weights = build_model(checked, mux=mux, seed=0).get_weights()
+    keras.backend.clear_session()
+    return weights
+
+
+def test_auto_takes_xla_for_small_models_only():
+    from tanglec.codegen import build_model
+    from tanglec.mux import Multiplexer
+    from tanglec.train import xla_helps
+
+    def strategies_and_xla(checked):
+        model = build_model(checked)
+        return {layer.strategy for layer in model._flatten_layers() if isinstance(layer, Multiplexer)}, \
+            xla_helps(model)
+
+    assert strategies_and_xla(load(ARITH)) == ({"where"}, True)  # 11k parameters
+    wide = ARITH.read_text().replace("dense 64 relu, dense 64 relu", "dense 512 relu, dense 512 relu")
+    assert strategies_and_xla(check_or_raise(parse(wide, str(ARITH)))) == ({"partition"}, False)
+    assert strategies_and_xla(load(SPECS / "clock.tangle"))[1] is True
