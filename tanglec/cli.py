@@ -246,7 +246,7 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
     out = out or Path("runs") / spec.stem
     _quiet_tensorflow()
     from .run import write_run
-    from .train import plan_phases, rich_progress, train
+    from .train import plan_phases, rich_progress, run_metrics, train
 
     cfg = checked.train
     total = sum(p.steps for p in plan_phases(checked, steps))
@@ -285,11 +285,8 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
         click.echo(f"interrupted at step {result.steps_run}; resume with: {command}", err=True)
         sys.exit(ckpt.exit_code)
     comp = checked.composition
-    modules = {"loaded": result.loaded, "new": sorted(checked.new_modules) if comp.init else sorted(checked.graph.modules),
-               "frozen": sorted(comp.frozen)}
-    metrics = {"steps_run": result.steps_run, "seconds": result.seconds, "stopped_early": result.stopped_early,
-               "seed": cfg.seed if seed is None else seed, "modules": modules, "history": result.history,
-               "strategy": result.distribution, "streamed": isinstance(examples, StreamedExamples)}
+    metrics = run_metrics(checked, result, cfg.seed if seed is None else seed, isinstance(examples, StreamedExamples))
+    modules = metrics["modules"]
     if chief:
         write_run(out, checked, result.model, result.report, metrics)
         ckpt.discard()  # the run is complete: its checkpoints are no longer needed
@@ -297,7 +294,7 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
     payload = {"ok": True, "run": str(out) if chief else None, "steps_run": result.steps_run,
                "accuracy": report["accuracy"], "cases": report["cases"], "exact": report["exact"],
                "stopped_early": result.stopped_early, "seconds": round(result.seconds, 3), "modules": modules,
-               "strategy": result.distribution, "routes": report["routes"]}
+               "strategy": result.distribution, "xla": result.xla, "routes": report["routes"]}
     if tensorboard:
         payload["tensorboard"] = str(tensorboard)
     lines = [f"{key}: {', '.join(names)}" for key, names in modules.items() if names and comp.init]

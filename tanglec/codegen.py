@@ -14,7 +14,7 @@ import tensorflow as tf
 from . import ast
 from .checks import Checked, estimate_parameters
 from .graph import codec_width
-from .mux import XLA_MAX_PARAMETERS, Multiplexer, choose_strategy
+from .mux import Multiplexer, choose_strategy
 
 
 @keras.saving.register_keras_serializable(package="tanglec")
@@ -113,15 +113,15 @@ def module_model(decl: ast.ModuleDecl, seed: int) -> keras.Model:
 
 
 def build_model(checked: Checked, mux: str | None = None, batch_size: int | None = None,
-                seed: int | None = None) -> keras.Model:
-    """The whole tangle as one functional model: dict of raw inputs -> dict of decoder outputs."""
+                seed: int | None = None, xla: bool = False) -> keras.Model:
+    """The whole tangle as one functional model: dict of raw inputs -> dict of decoder outputs.
+    `xla`: training will compile it with XLA, which changes what `auto` multiplexers pick."""
     g = checked.graph
     seed = checked.train.seed if seed is None else seed
     strategy_default = mux or checked.train.mux
     inputs = {n: field_input(n, d.type) for n, d in g.inputs.items()}
     inputs.update({n: keras.Input(shape=(), dtype="int32", name=n) for n in g.mux_selectors()})
     modules = {name: module_model(decl, seed + i) for i, (name, decl) in enumerate(g.modules.items())}
-    small = sum(estimate_parameters(decl) for decl in g.modules.values()) <= XLA_MAX_PARAMETERS  # XLA training
     tensors: dict[str, object] = {}
     encoders: dict[tuple[str, str], Encode] = {}
 
@@ -162,7 +162,7 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
             if strategy == "auto":
                 flops = float(np.mean([_flops(g.modules[m]) for m in branch_modules]))
                 strategy = choose_strategy(len(branch_modules), batch_size or checked.train.batch, flops,
-                                           xla=small)
+                                           xla=xla)
             layer = Multiplexer([modules[m] for m in branch_modules], strategy=strategy,
                                 name=f"mux_{mux_node.selector.text}_{node.rsplit(':', 1)[1]}")
             tensors[node] = layer([inputs[mux_node.selector.text], *branch_inputs])

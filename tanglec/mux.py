@@ -252,14 +252,23 @@ _CPU_ROUTED = "partition"  # on CPU the best routed strategy in every measured c
 _GPU_WHERE_MAX_WASTED_FLOPS = 1e8  # GPU: NOT calibrated (no GPU was available), an estimate
 _XLA_WHERE_MAX_WASTED_FLOPS = 1e7  # CPU + XLA: ~1 ms of wasted compute at most; seed spec: 1.4e6
 
-# Models up to this many parameters, with only XLA-compilable multiplexers (`XLA_STRATEGIES`),
-# train as one XLA program per chunk of steps (tanglec.train.chunk_train_steps). Per-op overhead
-# is what XLA removes, and it dominates only small models: on the seed spec (11k parameters,
-# 2 cores) ~130 us per step in one XLA loop, ~525 us in the same loop without XLA, ~800 us per
-# step called one at a time (bench/train_rate.py); from width 256 XLA loses (docstring of
-# choose_strategy). partition's data-dependent shapes are left to the graph executor.
+# XLA (CPU): a small model's chunk of steps runs as one XLA program (tanglec.train.chunk_train_steps)
+# when the run is long enough to earn back the compilation. Per-op overhead is what XLA removes,
+# and it dominates only small models: on the seed spec (11k parameters, 2 cores) a step took
+# ~0.3-0.4 ms as where + XLA against ~0.8 ms as partition without XLA, in the same chunked loop,
+# and compiling cost ~1.3 s more (bench/train_rate.py, and `tanglec compile` of 30 steps: 3.9 s
+# against 2.6 s of training). Break-even: ~3,000 steps. From width 256, XLA loses anyway
+# (choose_strategy's docstring). partition's data-dependent shapes stay in the graph executor.
 XLA_MAX_PARAMETERS = 200_000
+XLA_MIN_STEPS = 3_000
 XLA_STRATEGIES = {"where", "gather"}
+
+
+def xla_pays_off(parameters: int, steps: int, device: str = "CPU") -> bool:
+    """Whether training should compile its chunks with XLA: a small model and a long run."""
+    if "GPU" in device.upper():
+        return False  # not measured here (no GPU); the graph executor is the safe default
+    return parameters <= XLA_MAX_PARAMETERS and steps >= XLA_MIN_STEPS
 
 
 def choose_strategy(
@@ -269,16 +278,17 @@ def choose_strategy(
 
     ``branch_flops`` is the forward cost of one branch for *one* example
     (2 x multiply-adds; a Dense(a -> b) layer is 2ab). ``device`` is ``"CPU"``
-    or ``"GPU"`` (``"/device:GPU:0"`` style names are accepted). ``xla``: the
-    whole model is small enough (``XLA_MAX_PARAMETERS``) that training runs it
-    as one XLA program (``tanglec.train.chunk_train_steps``).
+    or ``"GPU"`` (``"/device:GPU:0"`` style names are accepted). ``xla``: training
+    will run the model as one XLA program (``xla_pays_off``: a small model and a
+    long run; ``tanglec.train.chunk_train_steps``).
 
     Small models under XLA (CPU): ``where`` when its wasted work
     ``(n - 1) * B * f`` is at most ``_XLA_WHERE_MAX_WASTED_FLOPS``. XLA fuses
     the branches and the selects into a few kernels, which partition's
     data-dependent shapes prevent; on the seed spec (2 x 2 branches, 11k
     parameters, B = 64) a step took ~130 us as where + XLA against ~500 us as
-    partition in the same loop without XLA (bench/train_rate.py).
+    partition in the same loop without XLA (bench/train_rate.py); without
+    XLA, partition stays the choice.
 
     Cost model. Per training step, with n branches, batch B, f = branch_flops::
 

@@ -17,11 +17,12 @@ import numpy as np
 import tensorflow as tf
 
 from . import codecs
-from .checks import Checked
+from .checks import Checked, estimate_parameters
 from .codegen import build_model, encode_inputs, module_layers
 from .graph import codec_width
 from .data import Examples
 from .distribute import DEFAULT, make_strategy
+from .mux import xla_pays_off
 from .query import all_exact, route_report
 
 
@@ -48,6 +49,7 @@ class TrainResult:
     seconds: float = 0.0
     loaded: list[str] = field(default_factory=list)  # modules whose weights came from the init run
     distribution: dict | None = None  # the tf.distribute strategy it ran under (distribute.Distribution.to_json)
+    xla: bool = False  # chunks of steps ran as XLA programs (mux.xla_pays_off)
 
 
 def set_determinism(seed: int) -> None:
@@ -121,10 +123,11 @@ def make_optimizer(name: str, lr: float) -> keras.optimizers.Optimizer:
 
 
 def compile_model(model: keras.Model, checked: Checked, lr: float | None = None,
-                  optimizer: str | None = None, chunk_arrays=None) -> None:
+                  optimizer: str | None = None, chunk_arrays=None, xla: bool = False) -> None:
     """Compile for `fit`. With `chunk_arrays` (the (x, y, w) training arrays) one train-function
-    call runs a chunk of `eval_every` steps on a dataset of row indices (`chunk_train_steps`);
-    otherwise Keras loops over `eval_every` steps of (x, y, w) batches with `steps_per_execution`."""
+    call runs a chunk of `eval_every` steps on a dataset of row indices (`chunk_train_steps`), as
+    one XLA program if `xla` and the model allows it; otherwise Keras loops over `eval_every` steps
+    of (x, y, w) batches with `steps_per_execution`."""
     cfg = checked.train
     weights = {d: cfg.weights.get(d, 1.0) for d in checked.graph.decoders}
     weights.update({a.output_name: a.weight for a in checked.composition.aligns})
@@ -132,11 +135,12 @@ def compile_model(model: keras.Model, checked: Checked, lr: float | None = None,
     model.compile(optimizer=make_optimizer(optimizer or cfg.optimizer, lr or cfg.lr), loss=losses_for(checked),
                   loss_weights=weights, steps_per_execution=1 if chunked else cfg.eval_every, jit_compile=False)
     if chunked:
-        chunk_train_steps(model, cfg.eval_every, chunk_arrays, xla=xla_helps(model))
+        chunk_train_steps(model, cfg.eval_every, chunk_arrays, xla=xla and xla_compiles(model))
 
 
-def xla_helps(model: keras.Model) -> bool:
-    """Whether a chunk of steps runs as one XLA program (mux.XLA_MAX_PARAMETERS explains when)."""
+def xla_compiles(model: keras.Model) -> bool:
+    """Whether XLA can compile the model's train step on this machine's terms: small enough
+    (mux.XLA_MAX_PARAMETERS) and only multiplexers with static shapes (mux.XLA_STRATEGIES)."""
     from .mux import XLA_MAX_PARAMETERS, XLA_STRATEGIES, Multiplexer
 
     strategies = {layer.strategy for layer in model._flatten_layers() if isinstance(layer, Multiplexer)}
@@ -254,22 +258,24 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
     seed = cfg.seed if seed is None else seed
     dist = make_strategy(strategy or cfg.strategy, devices)  # first: multiworker must start before TF runs
     set_determinism(seed)
-    if model is None:
-        with dist.scope():  # variables mirrored on every replica
-            model = build_model(checked, mux=mux, seed=seed)
-    loaded = load_init(model, checked)
     stream = getattr(examples, "stream", None)  # tanglec.stream: a large data file, read in chunks
-    x, y, w = (training_arrays(checked, examples, examples.train_index) if stream is None
-               else stream.fingerprint_arrays())
+    # Chunks of eval_every steps per call (chunk_train_steps) on one device with data in memory;
+    # under tf.distribute each replica must see its own slice of every batch, so Keras loops there.
+    chunked = dist.name == DEFAULT and stream is None
     phases = plan_phases(checked, steps)
     total = sum(p.steps for p in phases)
+    parameters = sum(estimate_parameters(m) for m in checked.graph.modules.values())
+    xla = chunked and xla_pays_off(parameters, total)
+    if model is None:
+        with dist.scope():  # variables mirrored on every replica
+            model = build_model(checked, mux=mux, seed=seed, xla=xla)
+    loaded = load_init(model, checked)
+    x, y, w = (training_arrays(checked, examples, examples.train_index) if stream is None
+               else stream.fingerprint_arrays())
     close_board = None
     if tensorboard:
         on_progress, close_board = tensorboard_hook(tensorboard, on_progress)
     observer = _Observer(checked, examples, total, on_progress, should_stop)
-    # Chunks of eval_every steps per call (chunk_train_steps) on one device with data in memory;
-    # under tf.distribute each replica must see its own slice of every batch, so Keras loops there.
-    chunked = dist.name == DEFAULT and stream is None
     if checkpoint is not None:
         checkpoint.start(model, observer, checked, (x, y, w), phases, seed=seed, mux=mux)
     started = time.perf_counter()
@@ -278,7 +284,7 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
             set_trainable(model, checked, phase.modules)
             with dist.scope():  # the optimizer's variables too
                 compile_model(model, checked, lr=phase.lr, optimizer=phase.optimizer,
-                              chunk_arrays=(x, y, w) if chunked else None)
+                              chunk_arrays=(x, y, w) if chunked else None, xla=xla)
             dist.adapt(model)
             observer.begin_phase(phase.until_exact)
             epochs = max(1, -(-phase.steps // cfg.eval_every))
@@ -306,7 +312,19 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
             close_board()
     report = annotate_routes(checked, examples, observer.report)
     return TrainResult(model, observer.steps_run, report, observer.history, observer.stopped_early,
-                       observer.interrupted, time.perf_counter() - started, loaded, dist.to_json())
+                       observer.interrupted, time.perf_counter() - started, loaded, dist.to_json(),
+                       xla=xla and xla_compiles(model))
+
+
+def run_metrics(checked: Checked, result: TrainResult, seed: int, streamed: bool) -> dict:
+    """metrics.json of a run, as `tanglec compile` and `tanglec explore` write it."""
+    comp = checked.composition
+    modules = {"loaded": list(result.loaded),
+               "new": sorted(checked.new_modules) if comp.init else sorted(checked.graph.modules),
+               "frozen": sorted(comp.frozen)}
+    return {"steps_run": result.steps_run, "seconds": result.seconds, "stopped_early": result.stopped_early,
+            "seed": seed, "modules": modules, "history": result.history, "strategy": result.distribution,
+            "xla": result.xla, "streamed": streamed}
 
 
 @dataclass

@@ -21,7 +21,7 @@ def weights_after(checked, mux: str, chunked: bool) -> tuple[list[np.ndarray], b
 
     from tanglec.codegen import build_model
     from tanglec.train import (compile_model, dataset, in_chunks, index_batches, set_determinism,
-                               training_arrays, xla_helps)
+                               training_arrays, xla_compiles)
 
     set_determinism(0)
     examples = build_examples(checked)
@@ -29,7 +29,7 @@ def weights_after(checked, mux: str, chunked: bool) -> tuple[list[np.ndarray], b
     model = build_model(checked, mux=mux, seed=0)
     per = checked.train.eval_every
     if chunked:
-        compile_model(model, checked, chunk_arrays=(x, y, w))
+        compile_model(model, checked, chunk_arrays=(x, y, w), xla=True)
         data = in_chunks(index_batches(len(x["x"]), checked.train.batch, 0), per)
         model.fit(data, steps_per_epoch=1, epochs=STEPS // per, verbose=0, shuffle=False)
     else:
@@ -38,7 +38,7 @@ def weights_after(checked, mux: str, chunked: bool) -> tuple[list[np.ndarray], b
                   verbose=0, shuffle=False)
     assert int(model.optimizer.iterations.numpy()) == STEPS
     keras.backend.clear_session()
-    return model.get_weights(), chunked and xla_helps(model)
+    return model.get_weights(), chunked and xla_compiles(model)
 
 
 @pytest.mark.parametrize("mux", ["where", "partition"])
@@ -65,17 +65,29 @@ def initial_weights(checked, mux):
     return weights
 
 
-def test_auto_takes_xla_for_small_models_only():
+def test_xla_only_for_small_models_on_long_runs():
     from tanglec.codegen import build_model
-    from tanglec.mux import Multiplexer
-    from tanglec.train import xla_helps
+    from tanglec.checks import estimate_parameters
+    from tanglec.mux import XLA_MIN_STEPS, Multiplexer, xla_pays_off
+    from tanglec.train import train
 
-    def strategies_and_xla(checked):
-        model = build_model(checked)
-        return {layer.strategy for layer in model._flatten_layers() if isinstance(layer, Multiplexer)}, \
-            xla_helps(model)
+    def strategies(model):
+        return {layer.strategy for layer in model._flatten_layers() if isinstance(layer, Multiplexer)}
 
-    assert strategies_and_xla(load(ARITH)) == ({"where"}, True)  # 11k parameters
-    wide = ARITH.read_text().replace("dense 64 relu, dense 64 relu", "dense 512 relu, dense 512 relu")
-    assert strategies_and_xla(check_or_raise(parse(wide, str(ARITH)))) == ({"partition"}, False)
-    assert strategies_and_xla(load(SPECS / "clock.tangle"))[1] is True
+    checked = load(ARITH)  # 11k parameters
+    assert strategies(build_model(checked, xla=True)) == {"where"}  # fused by XLA
+    assert strategies(build_model(checked)) == {"partition"}  # the graph executor's best
+    wide = check_or_raise(parse(ARITH.read_text().replace("dense 64 relu, dense 64 relu",
+                                                          "dense 512 relu, dense 512 relu"), str(ARITH)))
+    assert not xla_pays_off(sum(estimate_parameters(m) for m in wide.graph.modules.values()), 10**6)
+    model = build_model(wide, xla=True)  # even so, the wide encoders would waste too much under where
+    assert model.get_layer("mux_encoding_0").strategy == "partition"
+
+    examples = build_examples(checked)
+    short = train(checked, examples, steps=20)  # the demo's budget: compiling would cost more than it saves
+    assert not short.xla and strategies(short.model) == {"partition"}
+    checked.train.until_exact = False
+    long = train(checked, examples, steps=XLA_MIN_STEPS)
+    assert long.xla and strategies(long.model) == {"where"} and long.steps_run == XLA_MIN_STEPS
+    assert long.report["accuracy"] == 1.0
+    assert not train(load(SPECS / "clock.tangle"), build_examples(load(SPECS / "clock.tangle")), steps=10).xla

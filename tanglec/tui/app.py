@@ -647,22 +647,12 @@ class ExploreApp(App[int]):
         self.post_message(TrainDone(result, written=True))
 
     def _metrics(self, result, examples=None) -> dict:
-        """metrics.json as `tanglec compile` writes it (tests/test_tui.py compares the keys with a compiled
-        run's, so a field added to compile and not here fails a test)."""
-        checked = self.session.checked
-        comp = checked.composition
-        modules = {"loaded": list(getattr(result, "loaded", []) or []),
-                   "new": sorted(checked.new_modules) if comp.init else sorted(checked.graph.modules),
-                   "frozen": sorted(comp.frozen)}
-        try:
-            from ..stream import StreamedExamples
+        """metrics.json as `tanglec compile` writes it."""
+        from ..stream import StreamedExamples
+        from ..train import run_metrics
 
-            streamed = isinstance(examples if examples is not None else self.examples, StreamedExamples)
-        except ImportError:
-            streamed = False
-        return {"steps_run": result.steps_run, "seconds": result.seconds, "stopped_early": result.stopped_early,
-                "seed": checked.train.seed, "modules": modules, "history": result.history,
-                "strategy": getattr(result, "distribution", None), "streamed": streamed}
+        streamed = isinstance(examples if examples is not None else self.examples, StreamedExamples)
+        return run_metrics(self.session.checked, result, self.session.checked.train.seed, streamed)
 
     @work(thread=True, group="train", exit_on_error=False)
     def save_stopped(self, result) -> None:

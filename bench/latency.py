@@ -1,0 +1,96 @@
+"""Benchmarks (c) and (d): how long `check` and `compile` take, how `check` grows with the spec, and
+how many steps the seed spec needs to be exact, over 5 seeds.
+
+Every figure is the wall time of the real `tanglec` command in a fresh process (as a user runs
+it), best and median of `--repeat` runs, so other jobs on the machine show up as spread, not as
+a slower best. Specs of 1k-10k lines come from bench/spec_gen.py.
+
+    python bench/latency.py [--repeat 5] [--json bench/results/latency.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from spec_gen import generate  # noqa: E402
+
+TANGLEC = [sys.executable, "-m", "tanglec.cli"]
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def timed(*args: str) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.perf_counter()
+    proc = subprocess.run([*TANGLEC, *args], capture_output=True, text=True, cwd=ROOT, env=ENV)
+    return time.perf_counter() - start, proc
+
+
+def wall(args: list[str], repeat: int) -> dict:
+    times = []
+    for _ in range(repeat):
+        seconds, proc = timed(*args)
+        if proc.returncode != 0:
+            raise SystemExit(f"tanglec {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
+        times.append(seconds)
+    return {"best_s": round(min(times), 3), "median_s": round(statistics.median(times), 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    arith = str(ROOT / "specs" / "arith.tangle")
+    result: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+                    "repeat": args.repeat}
+    result["check_seed_spec"] = wall(["check", arith], args.repeat)
+    result["python_startup"] = wall(["--version"], args.repeat)  # the floor every command pays
+    with tempfile.TemporaryDirectory() as tmp:
+        growth = []
+        for lines in (1000, 2000, 5000, 10000):
+            path = Path(tmp) / f"spec{lines}.tangle"
+            path.write_text(generate(lines))
+            entry = {"lines": len(path.read_text().splitlines()), **wall(["check", str(path)], args.repeat)}
+            growth.append(entry)
+        result["check_growth"] = growth
+        compiles = []
+        for seed in range(5):  # (d) and compile latency: the demo's compile, per seed
+            out = Path(tmp) / f"run{seed}"
+            seconds, proc = timed("compile", arith, "-o", str(out), "--seed", str(seed), "--json")
+            if proc.returncode != 0:
+                raise SystemExit(proc.stderr[-2000:])
+            payload = json.loads(proc.stdout)
+            compiles.append({"seed": seed, "steps_run": payload["steps_run"], "accuracy": payload["accuracy"],
+                             "train_seconds": round(json.loads((out / "metrics.json").read_text())
+                                                    .get("seconds", float("nan")), 2),
+                             "compile_wall_s": round(seconds, 2)})
+        result["compile_seed_spec"] = compiles
+    print(json.dumps(result, indent=2))
+    print("\n| what | best | median |\n|---|---:|---:|")
+    print(f"| `tanglec check specs/arith.tangle` | {result['check_seed_spec']['best_s']:.2f} s "
+          f"| {result['check_seed_spec']['median_s']:.2f} s |")
+    print(f"| `tanglec --version` (Python start-up) | {result['python_startup']['best_s']:.2f} s "
+          f"| {result['python_startup']['median_s']:.2f} s |")
+    for g in growth:
+        print(f"| `check`, {g['lines']:,}-line spec | {g['best_s']:.2f} s | {g['median_s']:.2f} s |")
+    print("\n| seed | steps to 100% | accuracy | training | `tanglec compile` wall |\n|---:|---:|---:|---:|---:|")
+    for c in compiles:
+        print(f"| {c['seed']} | {c['steps_run']} | {c['accuracy']:.0%} | {c['train_seconds']:.2f} s "
+              f"| {c['compile_wall_s']:.1f} s |")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
