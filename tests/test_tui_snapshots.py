@@ -12,19 +12,7 @@ from conftest import ARITH, SPECS
 from textual.widgets import Input
 
 from tanglec.tui.app import ExploreApp
-
-SIZE = (110, 34)
-
-BAD_SPEC = """\
-input x: int 0..9
-select op: plus1 | times2
-module enc   : onehot(10) -> latent(8) = dense 16 relu, dense 8
-module plus1 : latent(8) -> latent(8) = dense 8
-module dec   : latent(8) -> onehot(10) = dense 10
-route x -> enc -> [plus1 | times3] by op -> dec
-target y = match op { plus1: (x + 1) % 10, times2: (x * 2) % 10 }
-decode dec as y
-"""
+from test_tui import BAD_SPEC, SIZE  # the same bad spec and terminal size as the Pilot tests
 
 
 @pytest.fixture(autouse=True)
