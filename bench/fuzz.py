@@ -28,10 +28,11 @@ without a position or positioned outside its file (lines are counted at "\\n", a
 1 <= col <= len(line) + 2, end not before start), or on a malformed code. Cases are seeded, so a
 failure is reproducible: the report prints the seed and the case number, and `--show N` prints case N.
 
-Acceptance run (`--cases 10000 --seed 0`, a 2-core VM shared with other jobs, load average 5-9):
-10,000 cases (7,000 mutation, 1,000 expression, 2,000 grammar) in 675 s: 0 failing, 0 tracebacks;
-4,035 parsed cleanly, 142,568 diagnostics, all positioned inside their files; slowest case 6.8 s (a
-fragment repeated 4,000 times). Earlier runs found, and the code now handles: recursion on long flat
+Acceptance run (`--cases 10000 --seed 0`, a 2-core VM, load average ~1, 2026-12-01, formatter
+checks included): 10,000 cases (7,000 mutation, 1,000 expression, 2,000 grammar) in 144 s: 0
+failing, 0 tracebacks; 3,993 parsed cleanly (and were formatted twice), 137,350 diagnostics, all
+positioned inside their files; slowest case 1.4 s (bench/results/fuzz_10k.json; an earlier run
+under load 5-9 took 675 s). Earlier runs found, and the code now handles: recursion on long flat
 expressions, int() on 5,000-digit literals, `**` never lexing, numpy refusing `-` on booleans,
 `int 0..2**50` materialised as a list, samples and vectors sized to exhaust memory, a quadratic
 multiplexer lookup, `\v` and other separators str.strip() treats as blank, routes computed on a

@@ -323,7 +323,12 @@ def choose_strategy(
         8     4096  0.07 / 0.12  1.12 / 0.82  0.53 / 0.74  -            0.44 / 0.79
         32    4096  0.02 / 0.03  0.57 / 0.61  0.63 / 0.59  -            0.94 / 0.64
 
-    By CPU time ``partition`` is best in 12 of the 15 cells of the sweep and
+    Re-measured on a quiet machine (load average ~1, 2026-12-01, best of 6
+    rounds; table in README.md): ``partition`` best in 14 of 15 cells by wall
+    clock (``gather`` by 1.5 % at K=16, B=4096), ``auto`` within 10 % of the
+    best in 15 of 15; K=32, B=256: 0.34x, at the no-routing ceiling (0.37x).
+
+    Under load, by CPU time ``partition`` is best in 12 of the 15 cells of the sweep and
     within 5 % of ``gather`` in 14 (12 % behind at K=4, B=32); by wall clock
     the two trade places with the noise (partition 8 cells, gather 7), and no
     ``gather`` lead survived re-measurement. ``where`` loses
