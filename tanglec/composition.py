@@ -297,6 +297,17 @@ def route_status(checked, route, training_rows: int) -> str:
     return "unseen"
 
 
+def _train_first_hint(spec: ast.Spec, run_dir: Path) -> list[str] | None:
+    """When the run is missing and a spec beside this one bears its name (runs/arith <- arith.tangle),
+    the command that makes it, with paths as the user would type them from here."""
+    import os
+
+    candidate = Path(spec.path).parent / f"{run_dir.name}.tangle"
+    if not candidate.is_file():
+        return None
+    return [f"train it first: tanglec compile {os.path.relpath(candidate)} -o {os.path.relpath(run_dir)}"]
+
+
 def check_init(checker, run_dir: Path, span: ast.Span | None) -> None:
     """Modules of this spec that exist in the run must have the same interface and layers (E162)."""
     from .diagnostics import TangleError
@@ -306,7 +317,8 @@ def check_init(checker, run_dir: Path, span: ast.Span | None) -> None:
         old, _ = load_checked(run_dir)
     except TangleError as err:
         for d in err.diagnostics:
-            checker.error("E140", f"init: {d.message}", span, hints=d.hints)
+            hints = _train_first_hint(checker.spec, run_dir) if not run_dir.is_dir() else None
+            checker.error("E140", f"init: {d.message}", span, hints=hints or d.hints)
         return
     checker.init_modules = {}
     checker.init_aligned = [set(a.modules) for a in old.composition.aligns]

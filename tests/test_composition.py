@@ -184,3 +184,16 @@ def test_phases_run_in_order_and_train_only_their_modules():
     after = {n: layer.get_weights() for n, layer in module_layers(model).items()}
     changed = {n for n in before if any(not np.array_equal(a, b) for a, b in zip(before[n], after[n]))}
     assert changed == {"plus1"}
+
+
+def test_missing_init_run_says_how_to_make_it(tmp_path, monkeypatch):
+    """The transfer specs before `runs/arith` exists: E140 with the command that trains it."""
+    import shutil
+
+    shutil.copytree(SPECS, tmp_path / "specs")
+    monkeypatch.chdir(tmp_path)
+    diags = check(parse((tmp_path / "specs" / "transfer_gray.tangle").read_text(),
+                        str(tmp_path / "specs" / "transfer_gray.tangle"))).diagnostics
+    missing = next(d for d in diags if d.code == "E140")
+    assert (missing.span.line, missing.span.col) == (8, 1)
+    assert missing.hints == ["train it first: tanglec compile specs/arith.tangle -o runs/arith"]
