@@ -162,7 +162,7 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
             if strategy == "auto":
                 flops = float(np.mean([_flops(g.modules[m]) for m in branch_modules]))
                 strategy = choose_strategy(len(branch_modules), batch_size or checked.train.batch, flops,
-                                           xla=xla)
+                                           device=training_device(), xla=xla)
             layer = Multiplexer([modules[m] for m in branch_modules], strategy=strategy,
                                 name=f"mux_{mux_node.selector.text}_{node.rsplit(':', 1)[1]}")
             tensors[node] = layer([inputs[mux_node.selector.text], *branch_inputs])
@@ -191,6 +191,11 @@ def _needed_standalone(g, module: str) -> bool:
     fed_directly = any(not g.g.edges[p, module].get("mux") for p in g.predecessors(module))
     read_directly = any(g.kind(s) != "mux" for s in g.g.successors(module)) or module in g.decoders
     return fed_directly or read_directly
+
+
+def training_device() -> str:
+    """"GPU" when TensorFlow sees one (Keras then places the model there), else "CPU"."""
+    return "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
 
 
 def _flops(decl: ast.ModuleDecl) -> float:

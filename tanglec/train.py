@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from . import codecs
 from .checks import Checked, estimate_parameters
-from .codegen import build_model, encode_inputs, module_layers
+from .codegen import build_model, encode_inputs, module_layers, training_device
 from .graph import codec_width
 from .data import Examples
 from .distribute import DEFAULT, make_strategy
@@ -265,7 +265,7 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
     phases = plan_phases(checked, steps)
     total = sum(p.steps for p in phases)
     parameters = sum(estimate_parameters(m) for m in checked.graph.modules.values())
-    xla = chunked and xla_pays_off(parameters, total)
+    xla = chunked and xla_pays_off(parameters, total, training_device())
     if model is None:
         with dist.scope():  # variables mirrored on every replica
             model = build_model(checked, mux=mux, seed=seed, xla=xla)
