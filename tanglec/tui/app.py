@@ -740,6 +740,7 @@ class ExploreApp(App[int]):
             acc = result.report["accuracy"]
             how = "reached 100% exact" if result.stopped_early else f"ran {result.steps_run} steps"
             if panel is not None:
+                panel.set_progress(result.steps_run, result.steps_run)  # finished: a full bar, early or not
                 panel.set_stats(Text.assemble(
                     ("done ", "bold green"),
                     f"{how}: step {result.steps_run}, exact {result.report['exact']}/{result.report['cases']}"
