@@ -160,7 +160,8 @@ EXAMPLES = [
             "with a multiplexer.", SEED + "\nroute x -> plus1\n", show=["route x -> plus1"]),
     Example("E130", "bad query field", "`tanglec query`: an unknown field, a missing one, or a bad value.",
             produce="E130"),
-    Example("E140", "run directory problem", "A run that is missing, foreign, from an incompatible tanglec "
+    Example("E140", "run directory problem", "A run that is missing (for `init`: when compile needs its "
+            "weights; `check` only warns, W206), foreign, from an incompatible tanglec "
             "or Keras version, or whose files don't match the hashes in its manifest (tampered or "
             "truncated); weights that don't fit the spec; a `.keras` file holding a Lambda layer or naming "
             "code outside Keras and tanglec. Nothing is loaded, nothing is written.", produce="E140"),
@@ -205,6 +206,9 @@ EXAMPLES = [
             "nothing ties to the ones its next module was trained on; `align` fixes it.",
             seed("align binary, decimal on x weight 1", "holdout binary -> times2"),
             show=["holdout binary -> times2   # instead of `align binary, decimal on x`"]),
+    Example("W206", "init run not there yet", "The `init` run does not exist yet. The spec checks (and its "
+            "graph draws); `tanglec compile` stops with E140 until the run is trained, and the alignment "
+            "coverage (W205) is checked against it then.", SEED + 'init "runs/base"\n', show=['init "runs/base"']),
 ]
 
 

@@ -225,6 +225,7 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
              stream: bool | None = None, weights_npz: Path | None = None) -> None:
     """Check, build, train and evaluate a spec; write the run directory."""
     from .checks import load
+    from .composition import require_init_run
     from .data import DataError, build_examples
     from .distribute import check_strategy
     from .stream import StreamedExamples
@@ -235,6 +236,7 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
         streaming.FORCED = "always" if stream else "never"
     try:
         checked = load(spec, init=init)
+        require_init_run(checked)  # before TensorFlow: training needs the run that `check` only warned of
         if stream is not None:
             checked.data.stream = "always" if stream else "never"
         examples = build_examples(checked)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ast
-from .diagnostics import Related, did_you_mean
+from .diagnostics import Diagnostic, Related, did_you_mean
 
 PHASE_KEYS = {"steps", "lr", "optimizer", "modules", "until", "batch", "adam", "sgd", "rmsprop", "adamw"}
 
@@ -209,6 +209,8 @@ def check_data_limits(checker, setting: ast.Setting) -> bool:
 def check_alignment_coverage(checker) -> None:
     """Warn when an untrained route relies on a latent that nothing ties to the trained ones."""
     comp: Composition = checker.composition
+    if comp.init is not None and not comp.init.is_dir():
+        return  # what the init run trained and aligned is unknown until it exists (W206 says so)
     g = checker.g
     routes = g.routes()
     pretrained = set(checker.init_modules)
@@ -297,28 +299,53 @@ def route_status(checked, route, training_rows: int) -> str:
     return "unseen"
 
 
-def _train_first_hint(spec: ast.Spec, run_dir: Path) -> list[str] | None:
-    """When the run is missing and a spec beside this one bears its name (runs/arith <- arith.tangle),
-    the command that makes it, with paths as the user would type them from here."""
+def _train_first_hints(spec_path: str, run_dir: Path) -> list[str]:
+    """How to make a missing init run: when a spec beside this one bears its name (runs/arith <-
+    arith.tangle), the exact command, with paths as the user would type them from here."""
     import os
 
-    candidate = Path(spec.path).parent / f"{run_dir.name}.tangle"
+    candidate = Path(spec_path).parent / f"{run_dir.name}.tangle"
     if not candidate.is_file():
-        return None
+        return ["create it with `tanglec compile SPEC -o DIR`"]
     return [f"train it first: tanglec compile {os.path.relpath(candidate)} -o {os.path.relpath(run_dir)}"]
 
 
+def missing_init_run(checked) -> Diagnostic | None:
+    """E140 when the `init` run does not exist (yet): `check` passes such a spec with W206, but
+    training needs the weights, so compile and explore's training stop here."""
+    init = checked.composition.init
+    if init is None or init.is_dir():
+        return None
+    return Diagnostic("E140", f"init: no run directory at {init}", checked.composition.init_span,
+                      hints=_train_first_hints(checked.spec.path, init))
+
+
+def require_init_run(checked) -> None:
+    """Raise `missing_init_run`'s E140, if any."""
+    from .diagnostics import TangleError
+
+    problem = missing_init_run(checked)
+    if problem is not None:
+        raise TangleError([problem])
+
+
 def check_init(checker, run_dir: Path, span: ast.Span | None) -> None:
-    """Modules of this spec that exist in the run must have the same interface and layers (E162)."""
+    """Modules of this spec that exist in the run must have the same interface and layers (E162).
+    A run that does not exist yet is only a warning (W206): the spec itself is fine, and checking it
+    (or drawing its graph) must not need a trained run; `missing_init_run` stops training."""
     from .diagnostics import TangleError
     from .run import load_checked
 
+    if not run_dir.is_dir():
+        checker.warn("W206", f"init: no run directory at {run_dir} yet; compile needs it (and alignment "
+                     "is checked against it then)", span,
+                     hints=_train_first_hints(checker.spec.path, run_dir))
+        return
     try:
         old, _ = load_checked(run_dir)
     except TangleError as err:
         for d in err.diagnostics:
-            hints = _train_first_hint(checker.spec, run_dir) if not run_dir.is_dir() else None
-            checker.error("E140", f"init: {d.message}", span, hints=hints or d.hints)
+            checker.error("E140", f"init: {d.message}", span, hints=d.hints)
         return
     checker.init_modules = {}
     checker.init_aligned = [set(a.modules) for a in old.composition.aligns]

@@ -357,10 +357,13 @@ def set_trainable(model: keras.Model, checked: Checked, only: list[str] | None) 
 
 def load_init(model: keras.Model, checked: Checked) -> list[str]:
     """Copy weights module by module, by name, from the init run (checks already matched the shapes)."""
+    from .composition import require_init_run
+    from .run import load_checked, load_model
+
+    require_init_run(checked)  # checked with only a warning while the run did not exist
     init = checked.composition.init
     if init is None or not checked.init_modules:
         return []
-    from .run import load_checked, load_model
 
     old_checked, _ = load_checked(init)
     source = module_layers(load_model(init, old_checked))

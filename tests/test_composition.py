@@ -140,7 +140,7 @@ def test_init_mismatch_is_a_positioned_error(base_run):
     assert "dense 16 relu" in diag.message and "dense 32 relu" in diag.message
     assert diag.related[0].message == "the run's declaration"
     missing = diagnostics(SEED, str(ARITH), init=base_run.parent / "nothing")
-    assert any(d.code == "E140" for d in missing)
+    assert [(d.code, d.severity) for d in missing] == [("W206", "warning")]  # checks; compile will refuse
 
 
 @pytest.mark.slow
@@ -186,14 +186,41 @@ def test_phases_run_in_order_and_train_only_their_modules():
     assert changed == {"plus1"}
 
 
-def test_missing_init_run_says_how_to_make_it(tmp_path, monkeypatch):
-    """The transfer specs before `runs/arith` exists: E140 with the command that trains it."""
+def test_shipped_transfer_specs_check_before_their_init_run_exists(tmp_path, monkeypatch):
+    """A clean checkout has no runs/arith: `check` passes the transfer specs with W206 (and holds
+    back W205, which depends on the run), and compile stops before TensorFlow with E140; both
+    name the command that trains the run, and nothing is written."""
     import shutil
+
+    from conftest import run_tanglec
+    from tanglec.composition import missing_init_run
 
     shutil.copytree(SPECS, tmp_path / "specs")
     monkeypatch.chdir(tmp_path)
-    diags = check(parse((tmp_path / "specs" / "transfer_gray.tangle").read_text(),
-                        str(tmp_path / "specs" / "transfer_gray.tangle"))).diagnostics
-    missing = next(d for d in diags if d.code == "E140")
-    assert (missing.span.line, missing.span.col) == (8, 1)
-    assert missing.hints == ["train it first: tanglec compile specs/arith.tangle -o runs/arith"]
+    hint = "train it first: tanglec compile specs/arith.tangle -o runs/arith"
+    for spec in sorted((tmp_path / "specs").glob("transfer_*.tangle")):
+        checked = check(parse(spec.read_text(), str(spec)))
+        assert [(d.code, d.severity) for d in checked.diagnostics] == [("W206", "warning")], spec.name
+        assert checked.diagnostics[0].hints == [hint] and checked.diagnostics[0].span.col == 1
+        assert missing_init_run(checked).code == "E140"
+        proc = run_tanglec("check", str(spec.relative_to(tmp_path)), cwd=tmp_path)
+        assert proc.returncode == 0 and "warning[W206]" in proc.stderr, proc.stderr
+    proc = run_tanglec("compile", "specs/transfer_gray.tangle", "-o", "runs/gray", cwd=tmp_path)
+    assert proc.returncode == 1 and "error[E140]: init: no run directory at" in proc.stderr
+    assert hint in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_training_without_the_init_run_is_refused(tmp_path):
+    """`train` (what compile and explore call) needs the weights `check` only warned about."""
+    import shutil
+
+    from tanglec.train import train
+
+    shutil.copytree(SPECS, tmp_path / "specs")
+    checked = load(tmp_path / "specs" / "transfer_minus1.tangle")
+    with pytest.raises(TangleError) as err:
+        train(checked, build_examples(checked), steps=10)
+    assert [d.code for d in err.value.diagnostics] == ["E140"]
+    assert err.value.diagnostics[0].span.line == 6

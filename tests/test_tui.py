@@ -6,7 +6,9 @@ click command, in-process), made once per test session even under pytest-xdist (
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
+import os
 import time
 from pathlib import Path
 
@@ -58,16 +60,28 @@ def in_tmp(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def arith_run(trained_specs) -> Path:
-    """specs/arith.tangle compiled by `tanglec compile`, shared by the xdist workers."""
-    return trained_specs / "runs" / "arith"
+def arith_run(tmp_path_factory) -> Path:
+    """specs/arith.tangle compiled by `tanglec compile` (in-process), shared by the xdist workers."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    out = shared / "tui-arith-run"
+    with open(shared / "tui-arith-run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not (out / "manifest.json").exists():
+                from tanglec.cli import cli
+
+                result = CliRunner().invoke(cli, ["compile", str(ARITH), "-o", str(out), "--json"])
+                assert result.exit_code == 0, result.output
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return out
 
 
 # -- Graph ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda p: p.stem)
-def test_every_spec_shows_graph_train_and_query_views_by_keyboard(spec, in_tmp, trained_specs):
-    spec = trained_specs / "specs" / spec.name  # the transfer specs start from a trained runs/arith
+def test_every_spec_shows_graph_train_and_query_views_by_keyboard(spec, in_tmp):
     checked = load(spec)
     g = checked.graph
 
