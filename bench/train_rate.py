@@ -32,9 +32,9 @@ import tensorflow as tf  # noqa: E402
 from tanglec.checks import load  # noqa: E402
 from tanglec.codegen import build_model  # noqa: E402
 from tanglec.data import build_examples  # noqa: E402
-from tanglec.mux import XLA_MIN_STEPS, xla_pays_off  # noqa: E402
+from tanglec.mux import XLA_MIN_STEPS  # noqa: E402
 from tanglec.train import (compile_model, dataset, in_chunks, index_batches, training_arrays,  # noqa: E402
-                           xla_compiles)
+                           xla_compiles, xla_pays_off_for)
 
 BATCH = 64
 
@@ -100,7 +100,7 @@ def tanglec_rate(steps: int, planned: int, eval_every: int | None = None, mux: s
     hand-written loop lacks), trained as `tanglec.train.train` does: chunks of `eval_every` steps
     per call (`chunked`), as XLA programs when a run of `planned` steps earns the compilation back
     (`mux.xla_pays_off`), or Keras's loop with `steps_per_execution`."""
-    from tanglec.checks import check_or_raise, estimate_parameters
+    from tanglec.checks import check_or_raise
     from tanglec.parser import parse
 
     path = ROOT / "specs" / "arith.tangle"
@@ -110,8 +110,7 @@ def tanglec_rate(steps: int, planned: int, eval_every: int | None = None, mux: s
     if eval_every:
         checked.train.eval_every = eval_every
     per = checked.train.eval_every
-    parameters = sum(estimate_parameters(m) for m in checked.graph.modules.values())
-    xla = chunked and xla_pays_off(parameters, planned)
+    xla = chunked and xla_pays_off_for(checked, planned)
     model = build_model(checked, mux=mux, xla=xla)
     x, y, w = training_arrays(checked, examples, examples.train_index)
     compile_model(model, checked, chunk_arrays=(x, y, w) if chunked else None, xla=xla)

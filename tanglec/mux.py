@@ -250,11 +250,11 @@ def _in_object_sharing_scope() -> bool:
 # Cost-model constants; see choose_strategy's docstring for the measurements.
 _CPU_ROUTED = "partition"  # on CPU the best routed strategy in every measured cell (or tied)
 _GPU_WHERE_MAX_WASTED_FLOPS = 1e8  # GPU: NOT calibrated (no GPU was available), an estimate
-_XLA_WHERE_MAX_WASTED_FLOPS = 1e7  # CPU + XLA: ~1 ms of wasted compute at most; seed spec: 1.4e6
+_XLA_WHERE_MAX_WASTED_FLOPS = 1e7  # CPU + XLA: ~1 ms of wasted compute at most; seed spec: 7e5
 
 # XLA (CPU): a small model's chunk of steps runs as one XLA program (tanglec.train.chunk_train_steps)
 # when the run is long enough to earn back the compilation. Per-op overhead is what XLA removes,
-# and it dominates only small models: on the seed spec (11k parameters, 2 cores) a step took
+# and it dominates only small models: on the seed spec (15k parameters, 2 cores) a step took
 # ~0.3-0.4 ms as where + XLA against ~0.8 ms as partition without XLA, in the same chunked loop,
 # and compiling cost ~1.3 s more (bench/train_rate.py, and `tanglec compile` of 30 steps: 3.9 s
 # against 2.6 s of training). Break-even: ~3,000 steps. From width 256, XLA loses anyway
@@ -285,7 +285,7 @@ def choose_strategy(
     Small models under XLA (CPU): ``where`` when its wasted work
     ``(n - 1) * B * f`` is at most ``_XLA_WHERE_MAX_WASTED_FLOPS``. XLA fuses
     the branches and the selects into a few kernels, which partition's
-    data-dependent shapes prevent; on the seed spec (2 x 2 branches, 11k
+    data-dependent shapes prevent; on the seed spec (2 x 2 branches, 15k
     parameters, B = 64) a step took ~130 us as where + XLA against ~500 us as
     partition in the same loop without XLA (bench/train_rate.py); without
     XLA, partition stays the choice.

@@ -138,6 +138,13 @@ def compile_model(model: keras.Model, checked: Checked, lr: float | None = None,
         chunk_train_steps(model, cfg.eval_every, chunk_arrays, xla=xla and xla_compiles(model))
 
 
+def xla_pays_off_for(checked: Checked, steps: int) -> bool:
+    """mux.xla_pays_off for this spec's size, a run of `steps`, on the device training uses. Decided
+    before the model is built: `auto` multiplexers pick differently under XLA."""
+    parameters = sum(estimate_parameters(m) for m in checked.graph.modules.values())
+    return xla_pays_off(parameters, steps, training_device())
+
+
 def xla_compiles(model: keras.Model) -> bool:
     """Whether XLA can compile the model's train step on this machine's terms: small enough
     (mux.XLA_MAX_PARAMETERS) and only multiplexers with static shapes (mux.XLA_STRATEGIES)."""
@@ -264,11 +271,11 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
     chunked = dist.name == DEFAULT and stream is None
     phases = plan_phases(checked, steps)
     total = sum(p.steps for p in phases)
-    parameters = sum(estimate_parameters(m) for m in checked.graph.modules.values())
-    xla = chunked and xla_pays_off(parameters, total, training_device())
+    xla = chunked and xla_pays_off_for(checked, total)
     if model is None:
         with dist.scope():  # variables mirrored on every replica
             model = build_model(checked, mux=mux, seed=seed, xla=xla)
+    xla = xla and xla_compiles(model)  # a model passed in may hold multiplexers XLA can't compile
     loaded = load_init(model, checked)
     x, y, w = (training_arrays(checked, examples, examples.train_index) if stream is None
                else stream.fingerprint_arrays())
@@ -312,8 +319,7 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
             close_board()
     report = annotate_routes(checked, examples, observer.report)
     return TrainResult(model, observer.steps_run, report, observer.history, observer.stopped_early,
-                       observer.interrupted, time.perf_counter() - started, loaded, dist.to_json(),
-                       xla=xla and xla_compiles(model))
+                       observer.interrupted, time.perf_counter() - started, loaded, dist.to_json(), xla=xla)
 
 
 def run_metrics(checked: Checked, result: TrainResult, seed: int, streamed: bool) -> dict:

@@ -74,7 +74,7 @@ def test_xla_only_for_small_models_on_long_runs():
     def strategies(model):
         return {layer.strategy for layer in model._flatten_layers() if isinstance(layer, Multiplexer)}
 
-    checked = load(ARITH)  # 11k parameters
+    checked = load(ARITH)  # 15k parameters
     assert strategies(build_model(checked, xla=True)) == {"where"}  # fused by XLA
     assert strategies(build_model(checked)) == {"partition"}  # the graph executor's best
     wide = check_or_raise(parse(ARITH.read_text().replace("dense 64 relu, dense 64 relu",
