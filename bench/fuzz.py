@@ -14,7 +14,7 @@ runs), not through the CLI, so a bug can't hide behind the CLI's
   random unicode; truncation; lines deleted/duplicated/swapped; numbers blown up; a fragment
   repeated up to 4,000 times or wrapped in up to 100 brackets; and, for some cases, byte-level
   mutations of the UTF-8 file read through `parse_file`.
-* **grammar**: Hypothesis `from_lark` over `grammar/tangle.lark` (every sentence of the grammar is a
+* **grammar**: Hypothesis `from_lark` over `tanglec/tangle.lark` (every sentence of the grammar is a
   candidate), with names drawn mostly from a small pool so references resolve and the semantic
   checks run deep.
 * **expression**: random target expressions (every operator, calls, `match`, `if`, zeros, huge and
@@ -487,15 +487,13 @@ NAME_POOL = ["x", "y", "a", "op", "encoding", "binary", "decimal", "plus1", "tim
 
 
 def grammar_strategy():
-    """Sentences of grammar/tangle.lark, tokens separated by spaces, names mostly from NAME_POOL."""
+    """Sentences of the grammar, tokens separated by spaces, names mostly from NAME_POOL."""
     from hypothesis import strategies as st
     from hypothesis.extra.lark import from_lark
 
-    from lark import Lark
+    from tanglec.parser import open_grammar
 
-    from tanglec.parser import grammar_path
-
-    lark = Lark(grammar_path().read_text(), parser="lalr")  # not the cached parser: it lacks .grammar
+    lark = open_grammar()  # not the cached parser: a parser loaded from Lark's cache lacks .grammar
     spaced = lambda s: s.map(lambda v: f" {v} ")  # noqa: E731
     small_int = st.one_of(st.integers(0, 16), st.integers(0, 2**70), st.sampled_from([0, 1, 62, 63, 100001]))
     number = st.one_of(small_int.map(str), st.floats(allow_nan=False, allow_infinity=False).map(repr)

@@ -46,7 +46,7 @@ from lark.exceptions import UnexpectedInput
 
 from . import ast
 from .diagnostics import TangleError
-from .parser import grammar_path, parse
+from .parser import open_grammar, parse
 
 WIDTH = 120  # the line length of the Python code in this repo
 INDENT = "    "
@@ -68,9 +68,7 @@ _lock = threading.Lock()
 
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
-    return Lark(grammar_path().read_text(), parser="lalr", propagate_positions=True,
-                maybe_placeholders=False, keep_all_tokens=True,
-                lexer_callbacks={"COMMENT": _comments.append})
+    return open_grammar(keep_all_tokens=True, lexer_callbacks={"COMMENT": _comments.append})
 
 
 def _concrete_tree(source: str) -> tuple[Tree, list[Token]]:

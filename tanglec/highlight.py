@@ -5,7 +5,7 @@
 `pygments.lexers.get_lexer_by_name("tangle")`, rich's `Syntax(code, "tangle")` and Sphinx/MkDocs
 code blocks tagged `tangle` all use it.
 
-Keywords come from the grammar file itself (every quoted word of grammar/tangle.lark; a statement
+Keywords come from the grammar itself (every keyword terminal of the parser's Lark grammar; a statement
 keyword is the word a `*_decl` rule starts with), so a statement added to the grammar is highlighted
 without touching this file. Codecs, layers, activations and setting names are listed below and, when
 the compiler can be imported, completed from its own tables (checks.TRAIN_KEYS, ...);
@@ -14,7 +14,6 @@ tests/test_highlight.py checks the lexer covers them all.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from pygments.lexer import RegexLexer, words
 from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation, String, Text, Whitespace
@@ -32,17 +31,19 @@ FUNCTIONS = ("min", "max", "abs")
 
 
 def _grammar_words() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(statement keywords, other keywords) of grammar/tangle.lark (checkout or installed package)."""
-    here = Path(__file__).resolve().parent
-    for path in (here.parent / "grammar" / "tangle.lark", here / "grammar" / "tangle.lark"):
-        if path.is_file():
-            text = path.read_text(encoding="utf-8")
-            break
-    else:
-        return (), ()
-    statements = tuple(dict.fromkeys(re.findall(r'^\s*\??\w+_decl\s*:\s*"([a-z][a-z_]*)"', text, re.M)))
-    others = tuple(w for w in dict.fromkeys(re.findall(r'"([a-z][a-z_]*)"', text)) if w not in statements)
-    return statements, others
+    """(statement keywords, other keywords) of the parser's grammar, in the order its rules use them."""
+    from .parser import lark_parser
+
+    grammar = lark_parser()
+    keywords = {t.name: t.pattern.value for t in grammar.terminals
+                if t.pattern.type == "str" and re.fullmatch(r"[a-z][a-z_]*", t.pattern.value)}
+    statements, others = {}, {}
+    for rule in grammar.rules:
+        for position, symbol in enumerate(rule.expansion):
+            if symbol.name in keywords:
+                starts_statement = position == 0 and rule.origin.name.endswith("_decl")
+                (statements if starts_statement else others)[keywords[symbol.name]] = None
+    return tuple(statements), tuple(w for w in others if w not in statements)
 
 
 def _compiler_words(*tables: str) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""Source text -> AST. The Lark grammar lives in grammar/tangle.lark (LALR, positions propagated).
+"""Source text -> AST. The Lark grammar is tangle.lark next to this module (LALR, positions propagated).
 
 Syntax errors do not stop at the first: when the whole file fails to parse, each statement (a run of
 lines starting at a statement keyword) is parsed on its own, so one pass reports every broken
@@ -34,26 +34,32 @@ _TERMINAL_WORDS = {
 }
 
 
+GRAMMAR_FILE = "tangle.lark"
+
+
 def grammar_path() -> Path:
-    """grammar/ at the repo root in a checkout; packaged as tanglec/grammar/ in a wheel."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "grammar" / "tangle.lark", here / "grammar" / "tangle.lark"):
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError("tangle.lark not found next to the tanglec package")
+    """The grammar file, inside the package (a checkout and an installed wheel alike)."""
+    return Path(__file__).with_name(GRAMMAR_FILE)
+
+
+def open_grammar(**options) -> Lark:
+    """A Lark parser of the grammar: LALR with positions propagated; `options` add to those (the formatter
+    keeps every token and its comments). The one place that reads the grammar file."""
+    return Lark.open(GRAMMAR_FILE, rel_to=__file__, parser="lalr", propagate_positions=True,
+                     maybe_placeholders=False, **options)
 
 
 @lru_cache(maxsize=1)
-def _lark() -> Lark:
-    return Lark(grammar_path().read_text(), parser="lalr", propagate_positions=True,
-                maybe_placeholders=False, cache=True)
+def lark_parser() -> Lark:
+    """The parser every spec goes through (its grammar analysis cached on disk by Lark)."""
+    return open_grammar(cache=True)
 
 
 def _describe_terminal(name: str) -> str:
     if name in _TERMINAL_WORDS:
         return _TERMINAL_WORDS[name]
     try:
-        pattern = _lark().get_terminal(name).pattern
+        pattern = lark_parser().get_terminal(name).pattern
     except KeyError:
         return name
     return f"'{pattern.value}'" if pattern.type == "str" else name
@@ -419,7 +425,7 @@ def parse(source: str, file: str = "<spec>", read: Callable[[Path], str] | None 
     if deep:
         raise TangleError([deep])
     try:
-        tree, failure = _lark().parse(source), None
+        tree, failure = lark_parser().parse(source), None
     except UnexpectedInput as err:
         tree, failure = None, err
     if tree is not None:
@@ -563,7 +569,7 @@ def _parse_statement_by_statement(source: str, file: str) -> tuple[list, list[Di
         if all(not line.strip(_BLANK) or line.lstrip(_BLANK).startswith("#") for line in chunk.split("\n")):
             continue
         try:
-            tree = _lark().parse(chunk)
+            tree = lark_parser().parse(chunk)
         except UnexpectedInput as err:
             diagnostics.append(_syntax_diagnostic(err, file, offset, chunk.split("\n")))
             continue

@@ -55,7 +55,7 @@ def test_word_lists_follow_the_compiler():
     lexer_words = set(highlight.STATEMENTS + highlight.KEYWORDS + highlight.FIELD_TYPES + highlight.CODECS)
     grammar_words = set(re.findall(r'"([a-z][a-z_]*)"', parser.grammar_path().read_text()))
     missing = grammar_words - lexer_words
-    assert not missing, f"keywords of grammar/tangle.lark missing from tanglec/highlight.py: {sorted(missing)}"
+    assert not missing, f"keywords of tanglec/tangle.lark missing from tanglec/highlight.py: {sorted(missing)}"
     assert set(parser.STATEMENT_KEYWORDS) <= set(highlight.STATEMENTS)
     assert graph.CODECS <= set(highlight.CODECS)
     assert checks.LAYER_KINDS <= set(highlight.LAYERS)

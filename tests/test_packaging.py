@@ -38,8 +38,7 @@ def wheel(tmp_path_factory) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, src / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.lark.cache")
-    for name in ("tanglec", "grammar"):
-        shutil.copytree(ROOT / name, src / name, ignore=ignore)
+    shutil.copytree(ROOT / "tanglec", src / "tanglec", ignore=ignore)
     _pip("wheel", str(src), "--no-deps", "--no-build-isolation", "-w", str(base / "dist"), "-q", cwd=base)
     wheels = list((base / "dist").glob("tanglec-*.whl"))
     assert len(wheels) == 1, wheels
@@ -51,8 +50,8 @@ def test_wheel_contents(wheel):
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
         entry_points = next(zf.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "tanglec/grammar/tangle.lark" in names
-    assert (ROOT / "grammar" / "tangle.lark").read_bytes() == zipfile.ZipFile(wheel).read("tanglec/grammar/tangle.lark")
+    assert "tanglec/tangle.lark" in names
+    assert (ROOT / "tanglec" / "tangle.lark").read_bytes() == zipfile.ZipFile(wheel).read("tanglec/tangle.lark")
     assert {"tanglec/cli.py", "tanglec/parser.py", "tanglec/fmt.py", "tanglec/highlight.py"} <= names
     assert not [n for n in names if n.endswith((".pyc", ".lark.cache"))]
     assert "tanglec = tanglec.cli:main" in entry_points
