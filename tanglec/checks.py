@@ -10,6 +10,8 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import networkx as nx
+
 from . import ast, expr
 from .composition import Composition, check_alignment_coverage, check_composition, check_data_limits, check_init
 from .diagnostics import ERROR, WARNING, Diagnostic, Related, TangleError, did_you_mean, sort_key
@@ -141,7 +143,7 @@ class _Checker:
             self.check_route(route)
         self.check_single_producer()
         self.check_cycles()
-        acyclic = self.g.g.find_cycle() is None
+        acyclic = self.g.is_dag()
         self.check_decoders()
         if acyclic:
             self.check_reachability()
@@ -444,18 +446,17 @@ class _Checker:
                            hints=["choose between them per example with a multiplexer: `[a | b] by selector`"])
 
     def check_cycles(self) -> None:
-        cycle = self.g.g.find_cycle()
-        if cycle is None:
+        try:
+            cycle = nx.find_cycle(self.g.g)
+        except nx.NetworkXNoCycle:
             return
-        u, v = cycle[-1][0], cycle[-1][1]
+        u, v = cycle[-1]
         path = " -> ".join([e[0] for e in cycle] + [cycle[0][0]])
         self.error("E103", f"cycle in the module graph: {_pretty(path)}", self.g.g.edges[u, v]["span"],
                    hints=["a tangle is a DAG: route each module's output forward only"])
 
     def check_reachability(self) -> None:
-        reachable = set()
-        for n in self.g.inputs:
-            reachable |= self.g.g.descendants(n) | {n}
+        reachable = set(self.g.inputs).union(*(nx.descendants(self.g.g, n) for n in self.g.inputs))
         for name, m in self.g.modules.items():
             if name not in reachable and name not in self.misspelled:
                 self.error("E107", f"no route reaches module '{name}'", m.name.span,
@@ -658,19 +659,18 @@ class _Checker:
     def order_targets(self) -> None:
         """Expression targets in dependency order (a target may use another); a cycle is an error."""
         exprs = {n: t for n, t in self.g.targets.items() if t.expr is not None}
-        deps = {n: expr.referenced_names(t.expr) & set(self.g.targets) for n, t in exprs.items()}
-        done: set[str] = {n for n in self.g.targets if n not in exprs}
-        while len(done) < len(self.g.targets):
-            ready = [n for n in exprs if n not in done and deps[n] <= done]
-            if not ready:
-                stuck = [n for n in exprs if n not in done]
-                self.error("E103", "targets depend on each other in a cycle: " + ", ".join(stuck),
-                           self.g.targets[stuck[0]].name.span,
-                           related=[Related(self.g.targets[n].name.span, f"'{n}' declared here") for n in stuck[1:]])
-                return
-            for n in ready:
-                done.add(n)
-                self.target_order.append(n)
+        uses = nx.DiGraph()  # used -> user, between expression targets (the others are known values)
+        uses.add_nodes_from(exprs)
+        uses.add_edges_from((used, n) for n, t in exprs.items() for used in expr.referenced_names(t.expr) & set(exprs))
+        declared = list(exprs).index
+        try:
+            for generation in nx.topological_generations(uses):
+                self.target_order += sorted(generation, key=declared)
+        except nx.NetworkXUnfeasible:
+            stuck = [n for n in exprs if n not in self.target_order]
+            self.error("E103", "targets depend on each other in a cycle: " + ", ".join(stuck),
+                       self.g.targets[stuck[0]].name.span,
+                       related=[Related(self.g.targets[n].name.span, f"'{n}' declared here") for n in stuck[1:]])
 
     def check_target_ranges(self, values: dict[str, list]) -> None:
         for decoder, target in self.g.decoders.items():

@@ -77,7 +77,7 @@ def check_composition(checker) -> None:
     spec, g = checker.spec, checker.g
     for decl in spec.of(ast.AlignDecl):
         _check_align(checker, decl)
-    acyclic = g.g.find_cycle() is None  # routes need a DAG (a cycle is reported as E103)
+    acyclic = g.is_dag()  # routes need a DAG (a cycle is reported as E103)
     for decl in spec.of(ast.HoldoutDecl):
         known = [m for m in decl.modules if checker.known_module(m)]
         if len(known) != len(decl.modules) or not acyclic:

@@ -6,7 +6,7 @@ with a dashed edge), and the targets the decoders answer (plain text, dashed edg
 multiplexer's branch is labelled with the selector value that picks it.
 
 SVG and PNG need the `dot` program (Graphviz) on PATH; without it `render` raises GraphvizMissing
-with a message that says how to get it. Nothing here imports networkx or TensorFlow.
+with a message that says how to get it. Nothing here imports TensorFlow.
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ import pytest
 from conftest import ARITH, ROOT
 
 # what `tanglec check` and `tanglec fmt` import (TensorFlow, numpy, rich are not needed)
-LIGHT_DEPS = ("lark", "click")
+LIGHT_DEPS = ("lark", "click", "networkx")
 
 
 def _pip(*args: str, cwd: Path | None = None, timeout: float = 240) -> subprocess.CompletedProcess:

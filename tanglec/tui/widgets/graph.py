@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import networkx as nx
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
@@ -91,58 +92,36 @@ class GraphLayout:
 
     # -- layering --------------------------------------------------------------------
     def _forward_edges(self) -> list[tuple[str, str]]:
-        """Every edge except the back edges of a cycle (a spec with a cycle still gets a picture)."""
+        """Every edge except the back edges of a depth-first search (a spec with a cycle still gets a picture)."""
         g = self.tg.g
-        try:
-            order = g.topological_sort()
-            return [(u, v) for u in order for v in g.successors(u)]
-        except ValueError:
-            pass
-        state: dict[str, int] = {}
+        if self.tg.is_dag():
+            return [(u, v) for u in self.tg.topological() for v in g.successors(u)]
+        on_path: set[str] = set()
         edges = []
-        for root in g:
-            if root in state:
-                continue
-            stack = [(root, iter(g.successors(root)))]
-            state[root] = 1
-            while stack:
-                node, it = stack[-1]
-                nxt = next(it, None)
-                if nxt is None:
-                    state[node] = 2
-                    stack.pop()
-                    continue
-                if state.get(nxt) == 1:
-                    continue  # back edge: leave it out
-                edges.append((node, nxt))
-                if nxt not in state:
-                    state[nxt] = 1
-                    stack.append((nxt, iter(g.successors(nxt))))
+        for u, v, kind in nx.dfs_labeled_edges(g):
+            if kind == "forward":
+                on_path.add(v)
+                if u != v:  # (root, root) opens a search tree
+                    edges.append((u, v))
+            elif kind == "reverse":
+                on_path.discard(v)
+            elif kind == "nontree" and v not in on_path:  # a cross edge; one to the path closes a cycle
+                edges.append((u, v))
         return edges
 
     def _layer(self) -> None:
         tg, g = self.tg, self.tg.g
         edges = self._forward_edges()
-        preds: dict[str, list[str]] = {n: [] for n in g}
-        succs: dict[str, list[str]] = {n: [] for n in g}
-        for u, v in edges:
-            preds[v].append(u)
-            succs[u].append(v)
+        forward = nx.DiGraph(edges)
+        forward.add_nodes_from(g)
         has_inputs = any(tg.kind(n) == "input" for n in g)
         layer: dict[str, int] = {}
-        pending = list(g)
-        for _ in range(len(pending) + 1):  # longest path, in as many relaxations as it takes
-            changed = False
-            for n in pending:
-                base = 0 if tg.kind(n) == "input" or not has_inputs else 1
-                value = max([layer.get(p, 0) + 1 for p in preds[n]] + [base])
-                if layer.get(n) != value:
-                    layer[n], changed = value, True
-            if not changed:
-                break
+        for n in nx.topological_sort(forward):  # a node's layer: the longest path to it
+            base = 0 if tg.kind(n) == "input" or not has_inputs else 1
+            layer[n] = max([layer[p] + 1 for p in forward.predecessors(n)] + [base])
         last = max(layer.values())
         for d in tg.decoders:  # decoders line up in the last column
-            if d in layer and not succs[d]:
+            if d in layer and not forward.out_degree(d):
                 layer[d] = last
         self.layers = [[] for _ in range(last + 1)]
         for n in g:
@@ -490,9 +469,11 @@ LEGEND = "╭╮ input   ┌┐ module   ┏┓ decoder   ╔╗ multiplexer (by
 
 def safe_routes(tg: TangleGraph) -> list:
     """The graph's routes, or none when they can't be enumerated (a spec with a cycle: see Spec)."""
+    if not tg.is_dag():
+        return []
     try:
         return tg.routes()
-    except (ValueError, KeyError):
+    except KeyError:
         return []
 
 
