@@ -6,12 +6,15 @@ edge into a multiplexer's branch module carries `mux` and `value`, so a route â€
 selector â€” is what is reachable from the inputs when each multiplexer follows only its chosen
 branch (`route_view`). Ordering, cycle finding and reachability are networkx's algorithms.
 
-`import networkx` (3.6) costs ~0.1 s on our 2-core machines (`python -X importtime`: 88 ms; best of
-10 cold processes 0.11 s against 0.02 s for an empty interpreter). Nearly all of it is loading its
-~290 modules and wrapping ~1,300 functions for backend dispatch, which `networkx/__init__.py` does
-eagerly; backend discovery through `importlib.metadata.entry_points` is ~2 ms of it, so no setting
-makes the import meaningfully cheaper, and a submodule can't be imported without the package. With
-it, `tanglec check specs/arith.tangle` takes ~0.2 s cold (budget 0.5 s), TensorFlow-free.
+`import networkx` (3.6) costs ~0.1 s here: `python -X importtime` says 82-88 ms; on a quiet machine
+the best of 10 cold processes took 0.11 s against 0.02 s for an empty interpreter. Nearly all of it
+is loading ~290 networkx modules and wrapping ~1,300 functions for backend dispatch, both done
+eagerly by `networkx/__init__.py` (its maintainers declined lazy subpackages, networkx#2900);
+backend discovery through `importlib.metadata.entry_points` is ~2 ms, so no NETWORKX_* setting
+helps, and a submodule can't be imported without the package. `tanglec check specs/arith.tangle`
+uses 0.19 s of CPU with it (0.12 s without; best of 10 cold processes), TensorFlow-free. Without
+networkx its wall time on a quiet machine equalled its CPU time (0.12 s); with it, the best of 10
+stayed under 0.5 s wall even at a load average of 6-8 (0.39-0.47 s).
 """
 from __future__ import annotations
 
