@@ -314,18 +314,23 @@ def _number(raw) -> float | None:
     return float(text) if _DECIMAL.fullmatch(text) else None
 
 
+def _shown(text: str) -> str:
+    """A cell's text in a message: quoted, its line breaks escaped, at most 40 characters."""
+    return repr(text[:40]) + ("…" if len(text) > 40 else "")
+
+
 def _convert(raw, t):
     """A cell's value for a declared type; ValueError with a reason a person can act on."""
     if isinstance(t, ast.SelectDecl) or isinstance(t, ast.CategoryType):
         names = [v.text for v in t.values]
         text = str(raw).strip()
         if text not in names:
-            raise ValueError(f"'{text}' is not one of {', '.join(names)}")
+            raise ValueError(f"{_shown(text)} is not one of {', '.join(names)}")
         return names.index(text)
     if isinstance(t, ast.IntType):
         text = str(raw).strip()
         if isinstance(raw, bool) or not re.fullmatch(r"[+-]?[0-9]+", text):
-            raise ValueError(f"'{text[:40]}' is not an integer")
+            raise ValueError(f"{_shown(text)} is not an integer")
         if len(text) > 30:
             raise ValueError(f"{text[:20]}… is outside {t.lo}..{t.hi}")
         v = int(text)
@@ -335,7 +340,7 @@ def _convert(raw, t):
     if isinstance(t, ast.FloatType):
         v = _number(raw)
         if v is None:
-            raise ValueError(f"'{str(raw)[:40]}' is not a number")
+            raise ValueError(f"{_shown(str(raw))} is not a number")
         if not math.isfinite(v):
             raise ValueError(f"{raw} is not a finite number")
         if t.lo is not None and not t.lo <= v <= t.hi:
