@@ -5,9 +5,8 @@
 `TANGLEC_STREAM_BYTES` overrides). Nothing in this module imports TensorFlow except `Stream.dataset`,
 so `tanglec check` stays TF-free.
 
-One pass over the file (`scan`) validates every row with the in-memory reader's rules and messages
-(E119 at file:row:column: a row's shape first, then its cells, the first `MAX_REPORTED` of each and a
-count of the rest), evaluates the targets chunk by chunk (their range for E112), counts the training
+One pass over the file (`scan`) validates every row with `Reader`, which `data.read_file` also uses
+(E119 at file:row:column, in file order, the first `MAX_REPORTED` and a count of the rest), evaluates the targets chunk by chunk (their range for E112), counts the training
 rows of every selector combination, keeps a bounded evaluation sample and hashes the file (the
 checkpoint fingerprint). Memory: one chunk of `CHUNK_ROWS` rows plus the sample, whatever the size
 of the file.
@@ -169,7 +168,7 @@ def _fast_converter(t):
 
 
 class _SparseLines:
-    """The lines of a streamed file that diagnostics quote (SOURCES holds whole files otherwise)."""
+    """The rows of a data file that diagnostics quote (not the whole file)."""
 
     def __init__(self, lines: dict[int, str]):
         self.lines = lines
