@@ -12,7 +12,6 @@ import os
 import re
 import stat
 import sys
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,30 +199,8 @@ def read_file(checked) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     gets the same problems, positions and messages whichever way it is read."""
     from .stream import Reader
 
-    chunk = next(Reader(checked, chunk_rows=sys.maxsize).chunks())
+    (chunk,) = Reader(checked, chunk_rows=sys.maxsize).chunks()
     return chunk.inputs, chunk.data_targets
-
-
-def csv_header(path: Path, row: int, text: str, cells: list[str], wanted) -> list[str]:
-    """The header's column names; E119 for a repeated or a missing column (in time linear in the header)."""
-    header = [h.strip() for h in cells]
-    span = ast.Span(str(path), row, 1, row, len(text.split("\n")[0]) + 1)
-    counts = Counter(header)
-    twice = sorted(h for h, n in counts.items() if n > 1)
-    if twice:
-        raise DataError([Diagnostic("E119", f"column{'s' * (len(twice) > 1)} {_some(twice)} appear"
-                                            f"{'s' * (len(twice) == 1)} more than once in the header", span)])
-    missing = [c for c in wanted if c not in counts]
-    if missing:
-        raise DataError([Diagnostic("E119", f"missing column{'s' * (len(missing) > 1)}: {', '.join(missing)}",
-                                    span, hints=[f"the header has: {_some(header)}"])])
-    return header
-
-
-def _some(names: list[str], shown: int = 20) -> str:
-    """A list of names for a message: the first `shown`, then how many more."""
-    extra = len(names) - shown
-    return ", ".join(names[:shown]) + (f" and {extra:,} more" if extra > 0 else "")
 
 
 def jsonl_cells(lineno: int, text: str, wanted, problems: _RowProblems) -> dict[str, tuple[object, int]] | None:

@@ -46,7 +46,7 @@ import numpy as np
 
 from . import ast
 from .composition import select_training_rows
-from .data import (DataError, Examples, _convert, _RowProblems, column_arrays, csv_header, data_file_problem,
+from .data import (DataError, Examples, _convert, _RowProblems, column_arrays, data_file_problem,
                    evaluate_targets, jsonl_cells, wanted_columns)
 from .diagnostics import SOURCES, Diagnostic
 
@@ -212,6 +212,31 @@ def _csv_cell_starts(text: str, upto: int | None = None) -> tuple[list[tuple[int
             break
         i += 1
     return starts, None
+
+
+def csv_header(path: Path, row: int, text: str, cells: list[str], wanted) -> list[str]:
+    """The header's column names; E119 for a repeated column (at its second place) or a missing one,
+    found in time linear in the header."""
+    header = [h.strip() for h in cells]
+    seen: set[str] = set()
+    for index, name in enumerate(header):
+        if name in seen:
+            rows, col = _csv_cell_starts(text, index)[0][index]
+            raise DataError([Diagnostic("E119", f"column {name} appears more than once in the header",
+                                        ast.Span(str(path), row + rows, col, row + rows, col + max(1, len(name))))])
+        seen.add(name)
+    missing = [c for c in wanted if c not in seen]
+    if missing:
+        raise DataError([Diagnostic("E119", f"missing column{'s' * (len(missing) > 1)}: {', '.join(missing)}",
+                                    ast.Span(str(path), row, 1, row, len(text.split("\n")[0]) + 1),
+                                    hints=[f"the header has: {_some(header)}"])])
+    return header
+
+
+def _some(names: list[str], shown: int = 20) -> str:
+    """Names for a message: the first `shown`, then how many more."""
+    extra = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {extra:,} more" if extra > 0 else "")
 
 
 def _without_line_break(text: str) -> str:
