@@ -321,9 +321,11 @@ class Reader:
             col = len(raw[:err.start].decode("utf-8", "replace")) + 1
             self._stop(number, col, f"the data file is not UTF-8 text ({err.reason} at byte {offset + err.start})")
 
-    def _too_long(self, number: int, raw: bytes) -> None:
+    def _too_long(self, number: int, raw: bytes | None) -> None:
+        """Refuse a row over the limit: at the character where a line passes it (`raw`: its first
+        bytes), or at the start of a record whose quoted cells span rows (None)."""
         what = "the header" if self.in_header else "this row"
-        col = len(raw[:self.limit].decode("utf-8", "replace")) + 1
+        col = 1 if raw is None else len(raw[:self.limit].decode("utf-8", "replace")) + 1
         self._stop(number, col, f"{what} is longer than {self.limit:,} bytes (the limit)",
                    hints=["a data file holds one row per line, at most "
                           f"{MAX_ROW_BYTES // 2**20} MiB each (a CSV header at most {MAX_HEADER_BYTES // 2**20} MiB)"])
@@ -347,7 +349,7 @@ class Reader:
             for _, more, more_size in lines:
                 size += more_size
                 if size > self.limit:
-                    self._too_long(number, "".join(parts).encode())
+                    self._too_long(number, None)
                 parts.append(more)
                 yield more
             unfinished.append(True)

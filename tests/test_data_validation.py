@@ -388,6 +388,9 @@ LARGE_CASES = {
     "200k-character plain cell": (
         lambda: HEADER + "\n" + GOOD_CSV + "\n1,0.5,red," + "1 " * 100_000 + ",a,1\n",
         (3, 11, "v: 100000 values, expected 2")),
+    "a quoted cell over 16 MiB, in rows of 1 KB": (
+        lambda: HEADER + "\n" + GOOD_CSV + '\n1,0.5,"' + ("r" * 1000 + "\n") * 20_000 + '",1 2,a,1\n',
+        (3, 1, "this row is longer than 16,777,216 bytes (the limit)")),
     "header over 1 MiB": (
         lambda: wide_header(200_000) + "\n" + GOOD_CSV + "\n",
         (1, 2**20 + 1, "the header is longer than 1,048,576 bytes (the limit)")),
