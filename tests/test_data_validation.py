@@ -269,7 +269,15 @@ def compile_data(tmp_path, mode: str, name: str = "rows.csv", content: str | byt
         proc = subprocess.Popen([sys.executable, "-m", "tanglec.cli", "compile", str(spec), "--steps", "5",
                                  "--json", "-o", str(tmp_path / "run")], stdout=stdout, stderr=stderr,
                                 stdin=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak, not the largest child's so far
+        while True:  # os.wait4: this child's own peak, not the largest child's so far
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() - started > timeout:
+                proc.kill()
+                proc.wait()
+                pytest.fail(f"compile still running after {timeout} s")
+            time.sleep(0.05)
         proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.monotonic() - started
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no run, no temporary folder
