@@ -509,8 +509,11 @@ class _Checker:
                 self.data.count = d.arg
             elif d.source == "file":
                 self.data.path = (Path(self.spec.path).parent / d.arg) if self.spec.path else Path(d.arg)
-                if not self.data.path.is_file():
-                    self.error("E119", f"data file not found: {d.arg}", d.span,
+                from .data import data_file_problem
+
+                problem = data_file_problem(self.data.path)
+                if problem:
+                    self.error("E119", f"{problem}: {d.arg}", d.span,
                                hints=[f"paths are relative to the spec's folder: looked for {self.data.path}"])
             for s in d.settings:
                 self.data_setting(s)

@@ -5,11 +5,13 @@ Targets are evaluated here with numpy; a target undefined for a row is NaN and m
 """
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import math
+import os
 import re
+import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import numpy as np
 
 from . import ast, expr, expr_numpy
 from .composition import select_training_rows
-from .diagnostics import SOURCES, Diagnostic, TangleError
+from .diagnostics import Diagnostic, TangleError
 
 MAX_ENUMERATION = 1_000_000
 MAX_REPORTED = 10
@@ -147,9 +149,15 @@ class _RowProblems:
         self.items: list[Diagnostic] = []
         self.count = 0
 
-    def add(self, row: int, col: int, message: str, hints=()) -> None:
+    @property
+    def full(self) -> bool:
+        """Whether a further problem is only counted."""
+        return len(self.items) >= MAX_REPORTED
+
+    def add(self, row: int, col: int, message: str, hints=(), always: bool = False) -> None:
+        """`always`: listed even past MAX_REPORTED (the problem that stopped the reading)."""
         self.count += 1
-        if len(self.items) < MAX_REPORTED:
+        if always or not self.full:
             self.items.append(Diagnostic("E119", message, ast.Span(self.path, row, col, row, col + 1),
                                          hints=list(hints)))
 
@@ -171,87 +179,28 @@ def wanted_columns(checked) -> dict[str, ast.FieldType | str]:
     return cols
 
 
-def read_file(checked) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    path: Path = checked.data.path
-    wanted = wanted_columns(checked)
+def data_file_problem(path: Path) -> str | None:
+    """Why `path` can't be read as a data file, or None. Decided by os.stat: a FIFO is never opened."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = path.read_bytes()[:err.start].count(b"\n") + 1
-        raise DataError([Diagnostic("E119", f"the data file is not UTF-8 text ({err.reason} at byte {err.start})",
-                                    ast.Span(str(path), line, 1, line, 2))]) from None
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "the data file does not exist"
     except OSError as err:
-        raise DataError([Diagnostic("E119", f"can't read the data file: {err.strerror or err}",
-                                    ast.Span(str(path), 1, 1, 1, 2))]) from None
-    SOURCES.add(str(path), text)  # so a bad cell's diagnostic quotes its row
-    jsonl = path.suffix.lower() in (".jsonl", ".ndjson")
-    rows = _read_jsonl(path, text, wanted) if jsonl else _read_csv(path, text, wanted)
-    return _columns_from_rows(checked, rows, str(path))
+        return f"can't read the data file: {err.strerror or err}"
+    if stat.S_ISDIR(mode):
+        return "the data file is a directory"
+    if not stat.S_ISREG(mode):
+        return "the data file is not a regular file"
+    return None
 
 
-def _lines(text: str) -> list[str]:
-    """Lines as an editor numbers them (\\n, \\r\\n or \\r), not str.splitlines (which also splits at \\f, \\x1c...)."""
-    return re.split(r"\r\n|\r|\n", text)
+def read_file(checked) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The whole file in memory: the chunked reader (tanglec.stream) in a single chunk, so a file
+    gets the same problems, positions and messages whichever way it is read."""
+    from .stream import Reader
 
-
-def _read_csv(path: Path, text: str, wanted) -> list[tuple[int, dict[str, tuple[str, int]]]]:
-    """Rows as (line, {column: (text, char column)})."""
-    problems = _RowProblems(str(path))
-    out = []
-    lines = _lines(text)
-    if not text.strip():
-        raise DataError([Diagnostic("E119", "the data file is empty", ast.Span(str(path), 1, 1, 1, 2))])
-    header = csv_header(path, lines[0], wanted)
-    for lineno, text in enumerate(lines[1:], start=2):
-        if not text.strip():
-            continue
-        cells = next(csv.reader([text]))
-        starts = _cell_starts(text)
-        if len(cells) != len(header):
-            problems.add(lineno, 1, f"{len(cells)} fields, the header has {len(header)}")
-            continue
-        out.append((lineno, {h: (cells[i], starts[i] if i < len(starts) else 1) for i, h in enumerate(header)}))
-    problems.raise_if_any()
-    return out
-
-
-def csv_header(path: Path, line: str, wanted) -> list[str]:
-    """The header's column names; E119 for a repeated or a missing column (also used by tanglec.stream)."""
-    header = [h.strip() for h in next(csv.reader([line]))]
-    twice = sorted({h for h in header if header.count(h) > 1})
-    if twice:
-        raise DataError([Diagnostic("E119", f"column{'s' * (len(twice) > 1)} {', '.join(twice)} appear"
-                                            f"{'s' * (len(twice) == 1)} twice in the header",
-                                    ast.Span(str(path), 1, 1, 1, len(line) + 1))])
-    missing = [c for c in wanted if c not in header]
-    if missing:
-        raise DataError([Diagnostic("E119", f"missing column{'s' * (len(missing) > 1)}: {', '.join(missing)}",
-                                    ast.Span(str(path), 1, 1, 1, len(line) + 1),
-                                    hints=[f"the header has: {', '.join(header)}"])])
-    return header
-
-
-def _cell_starts(text: str) -> list[int]:
-    starts, quoted = [1], False
-    for i, ch in enumerate(text):
-        if ch == '"':
-            quoted = not quoted
-        elif ch == "," and not quoted:
-            starts.append(i + 2)
-    return starts
-
-
-def _read_jsonl(path: Path, whole: str, wanted) -> list[tuple[int, dict[str, tuple[object, int]]]]:
-    problems = _RowProblems(str(path))
-    out = []
-    for lineno, text in enumerate(_lines(whole), start=1):
-        if not text.strip():
-            continue
-        cells = jsonl_cells(lineno, text, wanted, problems)
-        if cells is not None:
-            out.append((lineno, cells))
-    problems.raise_if_any()
-    return out
+    (chunk,) = Reader(checked, chunk_rows=sys.maxsize).chunks()
+    return chunk.inputs, chunk.data_targets
 
 
 def jsonl_cells(lineno: int, text: str, wanted, problems: _RowProblems) -> dict[str, tuple[object, int]] | None:
@@ -281,28 +230,6 @@ def jsonl_cells(lineno: int, text: str, wanted, problems: _RowProblems) -> dict[
             continue
         cells[key] = (obj[key], col)
     return cells
-
-
-def _columns_from_rows(checked, rows, path: str):
-    wanted = wanted_columns(checked)
-    g = checked.graph
-    problems = _RowProblems(path)
-    values: dict[str, list] = {k: [] for k in wanted}
-    for lineno, cells in rows:
-        for name, t in wanted.items():
-            if name not in cells:
-                values[name].append(None)
-                continue
-            raw, col = cells[name]
-            try:
-                values[name].append(_convert(raw, t if t != "selector" else g.selectors[name]))
-            except ValueError as err:
-                problems.add(lineno, col, f"{name}: {err}")
-                values[name].append(None)
-    problems.raise_if_any()
-    if not rows:
-        raise DataError([Diagnostic("E119", "the data file has no rows", ast.Span(path, 1, 1, 1, 2))])
-    return column_arrays(checked, wanted, values)
 
 
 def column_arrays(checked, wanted, values: dict[str, list]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -347,18 +274,40 @@ def _json_type_problem(raw, t) -> str | None:
     return f"expected {want}, got {_JSON_KINDS.get(type(raw), type(raw).__name__)}{shown}"
 
 
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:inf|infinity|nan)",
+                      re.IGNORECASE)
+
+
+def _number(raw) -> float | None:
+    """A JSON number, or a cell in ASCII decimal syntax (float() also takes `1_0` and other scripts' digits)."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, (int, float)):
+        try:
+            return float(raw)
+        except OverflowError:  # an integer of 400 digits
+            return None
+    text = str(raw).strip()
+    return float(text) if _DECIMAL.fullmatch(text) else None
+
+
+def _shown(text: str) -> str:
+    """A cell's text in a message: quoted, its line breaks escaped, at most 40 characters."""
+    return repr(text[:40]) + ("…" if len(text) > 40 else "")
+
+
 def _convert(raw, t):
     """A cell's value for a declared type; ValueError with a reason a person can act on."""
     if isinstance(t, ast.SelectDecl) or isinstance(t, ast.CategoryType):
         names = [v.text for v in t.values]
         text = str(raw).strip()
         if text not in names:
-            raise ValueError(f"'{text}' is not one of {', '.join(names)}")
+            raise ValueError(f"{_shown(text)} is not one of {', '.join(names)}")
         return names.index(text)
     if isinstance(t, ast.IntType):
         text = str(raw).strip()
         if isinstance(raw, bool) or not re.fullmatch(r"[+-]?[0-9]+", text):
-            raise ValueError(f"'{text[:40]}' is not an integer")
+            raise ValueError(f"{_shown(text)} is not an integer")
         if len(text) > 30:
             raise ValueError(f"{text[:20]}… is outside {t.lo}..{t.hi}")
         v = int(text)
@@ -366,10 +315,9 @@ def _convert(raw, t):
             raise ValueError(f"{v} is outside {t.lo}..{t.hi}")
         return v
     if isinstance(t, ast.FloatType):
-        try:
-            v = float(raw)
-        except (TypeError, ValueError, OverflowError):
-            raise ValueError(f"'{raw}' is not a number") from None
+        v = _number(raw)
+        if v is None:
+            raise ValueError(f"{_shown(str(raw))} is not a number")
         if not math.isfinite(v):
             raise ValueError(f"{raw} is not a finite number")
         if t.lo is not None and not t.lo <= v <= t.hi:
@@ -379,10 +327,9 @@ def _convert(raw, t):
         items = raw if isinstance(raw, list) else str(raw).split()
         if len(items) != t.size:
             raise ValueError(f"{len(items)} values, expected {t.size}")
-        try:
-            vec = [float(x) for x in items]
-        except (TypeError, ValueError, OverflowError):
-            raise ValueError("a vector holds numbers only") from None
+        vec = [_number(x) for x in items]
+        if None in vec:
+            raise ValueError("a vector holds numbers only")
         if not all(math.isfinite(x) for x in vec):
             raise ValueError("a vector holds finite numbers only")
         return vec

@@ -77,6 +77,10 @@ CSV_CASES = {
     "cr": GOOD.replace("\n", "\r") + "0 0 0 0 0 1,nor,0\r",
     "quoted": 'pair,gate,out\n"0 0 0 0 0 1","and",0\n"0 0 0 0 0 1","or,",0\n',
     "not utf-8": GOOD.encode() + b"0 0 0 0 0 1,\xff\xfe,0\n",
+    "not utf-8 after bad rows": BAD_MANY.encode() + b"0 0 0 0 0 1,and,0\n\x00\x9c\xfb\n" + GOOD.encode(),
+    "quoted line breaks": 'pair,gate,out\n"0 0 0\n0 0 1","and",0\n"0 0\r\n0","or",0\n0 0 0 0 0 1,"x\nor",5\n',
+    "quoted cell never closed": GOOD + '0 0 0 0 0 1,"and,0\n' + GOOD,
+    "field count, then cells": GOOD + "0 0 0 0 0 1,and,0,0\n" + "0 0 0 0 0 1,nand,0\n" + "0 1_0 0 0 0 1,and,0\n",
 }
 
 
@@ -102,6 +106,23 @@ JSONL_CASES = {
     "bad selector": JSONL_GOOD + '{"pair": [0,0,0,0,0,1], "gate": "nand", "out": 0}\n' + JSONL_GOOD,
     "vector size": JSONL_GOOD + '{"pair": [0,0,1], "gate": "and", "out": 0}\n',
 }
+
+
+def test_a_fifo_swapped_in_after_check_is_refused_without_blocking(tmp_path):
+    """Both readers stat the file before opening it (and open it non-blocking): a FIFO nobody writes
+    to is refused at once, in a child process so that a hang fails the test instead of stalling it."""
+    spec = gates_spec(tmp_path, GOOD)
+    code = ("import os, sys; from tanglec.checks import check; from tanglec.parser import parse_file\n"
+            "from tanglec import data, stream; from tanglec.data import DataError\n"
+            "checked = check(parse_file(sys.argv[1])); assert checked.ok\n"
+            "os.remove(sys.argv[2]); os.mkfifo(sys.argv[2])\n"
+            "for read in (data.read_file, lambda c: list(stream.Reader(c).chunks())):\n"
+            "    try:\n        read(checked)\n    except DataError as err:\n"
+            "        d = err.diagnostics[0]; print(d.code, d.span.line, d.span.col, d.message)\n")
+    r = subprocess.run([sys.executable, "-c", code, str(spec), str(tmp_path / "rows.csv")], capture_output=True,
+                       text=True, cwd=ROOT, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["E119 1 1 the data file is not a regular file"] * 2
 
 
 @pytest.mark.parametrize("case", list(JSONL_CASES))
