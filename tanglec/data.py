@@ -189,6 +189,22 @@ def read_file(checked) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     return _columns_from_rows(checked, rows, str(path))
 
 
+def rows_jsonl(checked, examples: Examples) -> str:
+    """`examples` as JSONL that `read_file` reads back to the same columns (a category or selector by
+    its name, a vector as a list): how a run keeps its evaluation rows (tanglec/run.py)."""
+    g = checked.graph
+    wanted = wanted_columns(checked)
+    data = {**examples.columns, **examples.targets}
+    columns = {}
+    for name, t in wanted.items():
+        values = data[name].tolist()
+        if t == "selector" or isinstance(t, ast.CategoryType):
+            names = [v.text for v in (g.selectors[name] if t == "selector" else t).values]
+            values = [names[int(v)] for v in values]
+        columns[name] = values
+    return "".join(json.dumps(dict(zip(columns, row))) + "\n" for row in zip(*columns.values()))
+
+
 def _lines(text: str) -> list[str]:
     """Lines as an editor numbers them (\\n, \\r\\n or \\r), not str.splitlines (which also splits at \\f, \\x1c...)."""
     return re.split(r"\r\n|\r|\n", text)
