@@ -217,7 +217,7 @@ EXAMPLES = [
 def fake_run(path: Path, spec_text: str) -> None:
     """A run directory with a real manifest around a spec (weights are a placeholder: checks only read the spec)."""
     from tanglec import __version__
-    from tanglec.run import FORMAT, MANIFEST, METRICS, REPORT, SPEC, WEIGHTS
+    from tanglec.run import FORMAT, MANIFEST, METRICS, REPORT, SPEC, WEIGHTS, manifest_digest
 
     path.mkdir(parents=True)
     files = {SPEC: spec_text.encode(), WEIGHTS: b"weights", REPORT: b"{}", METRICS: b"{}"}
@@ -225,6 +225,7 @@ def fake_run(path: Path, spec_text: str) -> None:
         (path / name).write_bytes(data)
     manifest = {"format": FORMAT, "tanglec": __version__, "keras": "3.0.0", "tensorflow": "2.0.0",
                 "spec_path": str(path / SPEC), "files": {n: hashlib.sha256(d).hexdigest() for n, d in files.items()}}
+    manifest["digest"] = manifest_digest(manifest)
     (path / MANIFEST).write_text(json.dumps(manifest))
 
 
