@@ -57,6 +57,7 @@ class DataConfig:
     limit: int | None = None  # at most this many training examples in all (few-shot)
     per_route: int | None = None  # at most this many training examples per route
     stream: str = "auto"  # auto | always | never: read the file in chunks (tanglec.stream)
+    in_run: bool = False  # `path` is a trained run's kept evaluation rows: evaluated, never trained on
 
 
 @dataclass
@@ -510,7 +511,7 @@ class _Checker:
                     self.error("E127", f"a sample of {d.arg:,} examples exceeds the limit of {MAX_SAMPLE:,}", d.span)
                 self.data.count = d.arg
             elif d.source == "file" and self.stored_rows is not None:
-                self.data.path = self.stored_rows
+                self.data.path, self.data.in_run = self.stored_rows, True
             elif d.source == "file":
                 self.data.path = (Path(self.spec.path).parent / d.arg) if self.spec.path else Path(d.arg)
                 if not self.data.path.is_file():

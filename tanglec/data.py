@@ -56,6 +56,11 @@ def field_domain(t: ast.FieldType) -> range | None:
 
 def build_examples(checked) -> Examples:
     g, cfg = checked.graph, checked.data
+    if cfg.in_run:
+        raise DataError([Diagnostic("E140", "a trained run keeps only its evaluation rows, not the data file it "
+                                            "was trained on", cfg.span or ast.Span(checked.spec.path, 1, 1, 1, 2),
+                                    hints=["to train again, start from the spec: `tanglec explore SPEC` or "
+                                           "`tanglec compile SPEC`"])])
     if cfg.source == "file":
         from .stream import should_stream, streamed_examples
 

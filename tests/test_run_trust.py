@@ -192,3 +192,27 @@ def test_a_repeated_query_field_is_e130(gates_run):
     assert diagnostic["hints"] == ["give each field once: gate=<value>"]
     human = run_tanglec("query", str(gates_run), "gate=and", *GATE_QUERY)
     assert human.returncode == 1 and "error[E130]: 'gate' is given 2 times: gate=and, gate=xor" in human.stderr
+
+
+def test_explore_on_a_run_shows_it_but_does_not_train_on_its_kept_rows(gates_run, tmp_path, monkeypatch):
+    """`tanglec explore RUN` of a data-file run opens from the run alone; training is refused (E140 with the
+    way to train again) instead of silently training on the evaluation rows."""
+    import asyncio
+
+    from tanglec.tui.app import ExploreApp
+
+    monkeypatch.chdir(tmp_path)
+
+    async def body():
+        app = ExploreApp(gates_run, load_tensorflow=False)
+        async with app.run_test(size=(110, 34)) as pilot:
+            for _ in range(100):
+                if app.session.data_problems:
+                    break
+                await pilot.pause(0.1)
+            assert app.session.run_state == "current" and app.examples is None
+            assert [d.code for d in app.session.data_problems] == ["E140"]
+            assert "keeps only its evaluation rows" in app.session.data_problems[0].message
+            assert not app.session.can_train
+
+    asyncio.run(body())
