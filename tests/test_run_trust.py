@@ -123,6 +123,31 @@ def test_a_use_of_a_file_outside_the_run_is_refused_unread(run, tmp_path):
     assert "root:" not in proc.stdout + proc.stderr
 
 
+def test_a_run_answers_from_its_stored_used_specs(tmp_path):
+    """A spec that `use`s another and reads a data file: compiled, then both originals deleted (and the
+    spec folder renamed): query and eval answer from the run's own copies."""
+    folder = tmp_path / "project"
+    (folder / "lib").mkdir(parents=True)
+    (folder / "lib" / "arith.tangle").write_text((SPECS / "arith.tangle").read_text())
+    (folder / "rows.csv").write_text("n,z\n" + "".join(f"{n},{(n + 1) % 10}\n" for n in range(10)))
+    (folder / "uses.tangle").write_text(
+        'use "lib/arith.tangle" modules decimal, plus1, to_decimal\n'
+        "input n: int 0..9\nroute n -> decimal -> plus1 -> to_decimal\n"
+        'target z: int 0..9 from data\ndecode to_decimal as z\ndata file "rows.csv"\ntrain steps 20\n')
+    run = tmp_path / "run"
+    proc = run_tanglec("compile", str(folder / "uses.tangle"), "-o", str(run), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    shutil.rmtree(folder / "lib")
+    (folder / "rows.csv").unlink()
+    folder.rename(tmp_path / "moved")
+    answered = run_tanglec("query", str(run), "n=3", "--json")
+    assert answered.returncode == 0, answered.stderr[-2000:]
+    assert [a["decoder"] for a in json.loads(answered.stdout)["answers"]] == ["to_decimal"]
+    evaluated = run_tanglec("eval", str(run), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert json.loads(evaluated.stdout)["cases"] == 10
+
+
 MANIFEST_EDITS = [
     ("spec_path", lambda m: m.__setitem__("spec_path", "/etc/passwd")),
     ("versions", lambda m: m.__setitem__("tensorflow", "2.99.0")),
