@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -37,8 +38,8 @@ ROWS = "eval_rows.jsonl"  # a `data file` spec's evaluation rows: eval and expor
 REQUIRED = {SPEC, WEIGHTS, REPORT, METRICS}
 OPTIONAL = {USES, ROWS}
 
-MAX_MANIFEST_BYTES = 1_000_000
 MAX_BYTES = {  # the most tanglec reads of each file of a run, checked before it is read (or hashed)
+    MANIFEST: 1_000_000,
     SPEC: MAX_SOURCE_BYTES,
     USES: 64_000_000,
     REPORT: 64_000_000,
@@ -205,11 +206,11 @@ def read_manifest(run_dir: Path) -> dict:
                         hints=["create one with `tanglec compile SPEC -o DIR`"])
     if not mpath.is_file():
         raise run_error(run_dir, "not a tanglec run: manifest.json is missing")
-    if mpath.is_symlink() or mpath.stat().st_size > MAX_MANIFEST_BYTES:
+    if mpath.is_symlink() or mpath.stat().st_size > MAX_BYTES[MANIFEST]:
         raise run_error(run_dir, "manifest.json is not one tanglec wrote (a link, or too large)")
     try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        manifest = json.loads(read_run_text(run_dir, MANIFEST))
+    except (ValueError, RecursionError) as err:
         raise run_error(run_dir, f"manifest.json is not valid JSON: {err}") from None
     fmt = manifest.get("format") if isinstance(manifest, dict) else None
     if fmt == "tanglec-run/1":
@@ -244,7 +245,11 @@ def read_manifest(run_dir: Path) -> dict:
             raise run_error(run_dir, f"{name} is missing")
         if path.stat().st_size > MAX_BYTES[name]:
             raise run_error(run_dir, f"{name} is larger than tanglec writes it (over {MAX_BYTES[name]:,} bytes)")
-        if _sha256(path) != digest:
+        try:
+            intact = _sha256(path) == digest
+        except OSError as err:
+            raise run_error(run_dir, f"can't read {name}: {err.strerror or err}") from None
+        if not intact:
             raise run_error(run_dir, f"{name} does not match its hash in manifest.json (changed or truncated)",
                             hints=["recompile the run; tanglec refuses files it did not write"])
     return manifest
@@ -256,7 +261,7 @@ def load_checked(run_dir: Path) -> tuple[Checked, dict]:
     opened, so a crafted run can't make tanglec read outside it."""
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
-    source = _read_text(run_dir, SPEC)
+    source = read_run_text(run_dir, SPEC)
     uses = load_json(run_dir, USES) if USES in manifest["files"] else {}
     if not all(isinstance(text, str) for text in uses.values()):
         raise run_error(run_dir, f"{USES} does not hold spec texts")
@@ -279,19 +284,24 @@ def load_checked(run_dir: Path) -> tuple[Checked, dict]:
     return check_or_raise(spec, init=False, stored_rows=stored_rows), manifest
 
 
-def _read_text(run_dir: Path, name: str) -> str:
-    """A file of the run as text, refused (E140) over its size cap or when it is not UTF-8."""
+def read_run_text(run_dir: Path, name: str) -> str:
+    """A file of the run as text, refused (E140) when it is a link or not a regular file (opened without
+    following links or blocking on a FIFO), over its size cap, or not UTF-8."""
     path = Path(run_dir) / name
     try:
-        with path.open("rb") as fh:
-            data = fh.read(MAX_BYTES[name] + 1)
-        if len(data) > MAX_BYTES[name]:
-            raise run_error(run_dir, f"{name} is larger than tanglec writes it (over {MAX_BYTES[name]:,} bytes)")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as err:
+        raise run_error(Path(run_dir), f"can't read {name}: {err.strerror or err}") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise run_error(Path(run_dir), f"{name} is not a regular file")
+        data = fh.read(MAX_BYTES[name] + 1)
+    if len(data) > MAX_BYTES[name]:
+        raise run_error(Path(run_dir), f"{name} is larger than tanglec writes it (over {MAX_BYTES[name]:,} bytes)")
+    try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise run_error(run_dir, f"{name} is not UTF-8 text") from None
-    except OSError as err:
-        raise run_error(run_dir, f"can't read {name}: {err.strerror or err}") from None
+        raise run_error(Path(run_dir), f"{name} is not UTF-8 text") from None
 
 
 def load_model(run_dir: Path, checked: Checked):
@@ -316,7 +326,7 @@ def load_model(run_dir: Path, checked: Checked):
 def load_json(run_dir: Path, name: str) -> dict:
     """A JSON object file of the run; E140 when it is too large, not JSON or not an object."""
     try:
-        value = json.loads(_read_text(run_dir, name))
+        value = json.loads(read_run_text(run_dir, name))
     except (ValueError, RecursionError) as err:
         raise run_error(Path(run_dir), f"{name} is not valid JSON: {str(err)[:200]}",
                         hints=["recompile the run"]) from None
@@ -337,9 +347,10 @@ def evaluation_examples(run_dir: Path, checked: Checked):
         return build_examples(checked)
     columns, data_targets = read_file(checked)
     targets = evaluate_targets(checked, columns, data_targets)
-    n = len(next(iter(columns.values())))
+    n = max((len(column) for column in columns.values()), default=0)
     examples = Examples(columns, targets, np.arange(n), np.arange(0))
-    examples.route_rows = _training_rows(Path(run_dir), checked)  # what annotate_routes counts training rows by
+    # what annotate_routes counts training rows by: the compile's counts over the whole file
+    examples.route_rows = [r["training_rows"] for r in load_report(run_dir, checked)["routes"]]
     return examples
 
 
@@ -353,15 +364,18 @@ def loaded_modules(run_dir: Path) -> list[str]:
     return loaded
 
 
-def _training_rows(run_dir: Path, checked: Checked) -> list[int]:
-    """Training rows per route (graph.routes() order), as the compile counted them in routes.json."""
-    routes = load_json(run_dir, REPORT).get("routes")
+def load_report(run_dir: Path, checked: Checked) -> dict:
+    """routes.json, the compile's route table: E140 unless it has one entry per route of the spec,
+    each with its count of training rows."""
+    report = load_json(run_dir, REPORT)
+    routes = report.get("routes")
     count = len(checked.graph.routes())
     if not isinstance(routes, list) or len(routes) != count or \
             not all(isinstance(r, dict) and type(r.get("training_rows")) is int and r["training_rows"] >= 0
                     for r in routes):
-        raise run_error(run_dir, f"{REPORT} does not describe this spec's {count} routes", hints=["recompile the run"])
-    return [r["training_rows"] for r in routes]
+        raise run_error(Path(run_dir), f"{REPORT} does not describe this spec's {count} routes",
+                        hints=["recompile the run"])
+    return report
 
 
 def load_keras_file(path: Path):

@@ -241,3 +241,23 @@ def test_explore_on_a_run_shows_it_but_does_not_train_on_its_kept_rows(gates_run
             assert not app.session.can_train
 
     asyncio.run(body())
+
+
+def test_explore_opens_a_damaged_run_without_reading_outside_it(run, tmp_path):
+    """`explore RUN` on a run with a malformed routes.json (hashes recomputed) opens without its route
+    table; on a run whose spec.tangle is a link (here to a file holding the secret) it shows the E140
+    and never the linked file's text."""
+    from tanglec.tui.session import open_target
+
+    (run / REPORT).write_text('{"routes": 5}')
+    reseal(run)
+    session = open_target(run)
+    assert session.checked is not None and session.report is None and session.run_state == "current"
+
+    secret_file = tmp_path / "secret.tangle"
+    secret_file.write_text(f"# {SECRET}\n")
+    (run / SPEC).unlink()
+    (run / SPEC).symlink_to(secret_file)
+    session = open_target(run)
+    assert session.checked is None and session.source == ""
+    assert [d.code for d in session.diagnostics] == ["E140"] and "spec.tangle is a link" in session.diagnostics[0].message
