@@ -273,11 +273,11 @@ def load_checked(run_dir: Path) -> tuple[Checked, dict]:
         return uses[str(path)]
 
     spec = parse(source, manifest["spec_path"], read=read_stored)
-    named = _data_file(spec)
-    if named != manifest.get("data_file"):
+    named, kept = _data_file(spec), manifest.get("data_file")
+    if named != kept:
         shown = "no data file" if named is None else f'data file "{named[:200]}"'
-        raise run_error(run_dir, f"spec.tangle names {shown}, but the run holds the rows of "
-                                 f"{manifest.get('data_file') or 'no data file'}",
+        raise run_error(run_dir, f"spec.tangle names {shown}, but the run holds "
+                                 f"{'the rows of ' + kept[:200] if kept else 'no data rows'}",
                         hints=["recompile the run; a run reads no file outside it"])
     stored_rows = run_dir / ROWS if named is not None else None
     # init=False: a trained run has its weights already; it never needs its init run again
