@@ -200,7 +200,8 @@ def test_malformed_stored_rows_are_positioned_in_the_run(run):
 def test_oversized_files_are_refused_before_they_are_read(run, name, size):
     """Sparse files over each cap: refused from their size (hashing or reading them would take seconds)."""
     os.truncate(run / name, size)
-    refused(run_tanglec("query", str(run), *GATE_QUERY, "--json", timeout=60), f"{name} is larger than tanglec writes it")
+    proc = run_tanglec("query", str(run), *GATE_QUERY, "--json", timeout=60)
+    refused(proc, f"{name} is larger than tanglec writes it")
 
 
 def test_a_run_of_the_previous_format_asks_for_a_recompile(run):
@@ -260,4 +261,5 @@ def test_explore_opens_a_damaged_run_without_reading_outside_it(run, tmp_path):
     (run / SPEC).symlink_to(secret_file)
     session = open_target(run)
     assert session.checked is None and session.source == ""
-    assert [d.code for d in session.diagnostics] == ["E140"] and "spec.tangle is a link" in session.diagnostics[0].message
+    assert [d.code for d in session.diagnostics] == ["E140"]
+    assert "spec.tangle is a link" in session.diagnostics[0].message
