@@ -316,14 +316,11 @@ def _swap_in(tmp: Path, out: Path) -> None:
 
 
 def _verification_rows(run: Path, checked: Checked):
-    """Up to VERIFY_ROWS example rows of the run's data (the rows it keeps, or its enumerated or sampled
-    examples), or None when they can't be rebuilt."""
+    """Up to VERIFY_ROWS example rows of the run's data: the rows it keeps, or its enumerated or sampled
+    examples (a run whose rows can't be read is damaged: E140, or E119 positioned in its rows)."""
     from .run import evaluation_examples
 
-    try:
-        examples = evaluation_examples(run, checked)
-    except TangleError:
-        return None
+    examples = evaluation_examples(run, checked)
     n = min(examples.n, VERIFY_ROWS)
     return checked, {k: v[:n] for k, v in examples.columns.items()}
 

@@ -186,6 +186,14 @@ def test_malformed_json_with_valid_hashes_is_e140(run, name, text, fragment):
     refused(run_tanglec("eval", str(run), "--json"), fragment)
 
 
+def test_export_refuses_a_run_whose_rows_it_can_not_verify_on(run, tmp_path):
+    (run / REPORT).write_text('{"routes": []}')
+    reseal(run)
+    refused(run_tanglec("export", str(run), "-o", str(tmp_path / "model"), "--json"),
+            "routes.json does not describe this spec's 3 routes")
+    assert not (tmp_path / "model").exists()
+
+
 def test_malformed_stored_rows_are_positioned_in_the_run(run):
     rows = (run / ROWS).read_text().splitlines()
     rows[2] = rows[2].replace('"xor"', '"nand"').replace('"or"', '"nand"').replace('"and"', '"nand"')
