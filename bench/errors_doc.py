@@ -158,13 +158,17 @@ EXAMPLES = [
             seed("data enumerate", "data sample 5000000")),
     Example("E128", "several producers for one module", "A module reads one producer; choose between several "
             "with a multiplexer.", SEED + "\nroute x -> plus1\n", show=["route x -> plus1"]),
-    Example("E130", "bad query field", "`tanglec query`: an unknown field, a missing one, or a bad value.",
+    Example("E130", "bad query field", "`tanglec query`: an unknown field, a missing one, one given twice "
+            "(`gate=xor gate=and`), or a bad value.",
             produce="E130"),
     Example("E140", "run directory problem", "A run that is missing (for `init`: when compile needs its "
-            "weights; `check` only warns, W206), foreign, from an incompatible tanglec "
-            "or Keras version, or whose files don't match the hashes in its manifest (tampered or "
-            "truncated); weights that don't fit the spec; a `.keras` file holding a Lambda layer or naming "
-            "code outside Keras and tanglec. Nothing is loaded, nothing is written.", produce="E140"),
+            "weights; `check` only warns, W206), foreign, from an incompatible tanglec or Keras version or "
+            "an older run format (tanglec-run/1: recompile it), whose manifest doesn't match its own digest "
+            "or whose files don't match the hashes in it (tampered or truncated), are over their size cap or "
+            "hold malformed JSON; a run whose spec names a data file or a used spec other than the copies the "
+            "run keeps (a run never reads a file outside it); training again from a run's kept evaluation "
+            "rows; weights that don't fit the spec; a `.keras` file holding a Lambda layer or naming code "
+            "outside Keras and tanglec. Nothing is loaded, nothing is written.", produce="E140"),
     Example("E141", "checkpoint can't be resumed", "`tanglec compile --resume` found a checkpoint that is "
             "damaged, not tanglec's, or made with a different spec, data or options (e.g. another --steps). "
             "Nothing is written; the checkpoint is kept.", produce="E141"),
@@ -217,7 +221,7 @@ EXAMPLES = [
 def fake_run(path: Path, spec_text: str) -> None:
     """A run directory with a real manifest around a spec (weights are a placeholder: checks only read the spec)."""
     from tanglec import __version__
-    from tanglec.run import FORMAT, MANIFEST, METRICS, REPORT, SPEC, WEIGHTS
+    from tanglec.run import FORMAT, MANIFEST, METRICS, REPORT, SPEC, WEIGHTS, manifest_digest
 
     path.mkdir(parents=True)
     files = {SPEC: spec_text.encode(), WEIGHTS: b"weights", REPORT: b"{}", METRICS: b"{}"}
@@ -225,6 +229,7 @@ def fake_run(path: Path, spec_text: str) -> None:
         (path / name).write_bytes(data)
     manifest = {"format": FORMAT, "tanglec": __version__, "keras": "3.0.0", "tensorflow": "2.0.0",
                 "spec_path": str(path / SPEC), "files": {n: hashlib.sha256(d).hexdigest() for n, d in files.items()}}
+    manifest["digest"] = manifest_digest(manifest)
     (path / MANIFEST).write_text(json.dumps(manifest))
 
 

@@ -59,6 +59,7 @@ class DataConfig:
     limit: int | None = None  # at most this many training examples in all (few-shot)
     per_route: int | None = None  # at most this many training examples per route
     stream: str = "auto"  # auto | always | never: read the file in chunks (tanglec.stream)
+    in_run: bool = False  # `path` is a trained run's kept evaluation rows: evaluated, never trained on
 
 
 @dataclass
@@ -95,28 +96,31 @@ class Checked:
         return expr.Scope(numeric, categorical)
 
 
-def check(spec: ast.Spec, init: Path | bool | None = None) -> Checked:
+def check(spec: ast.Spec, init: Path | bool | None = None, stored_rows: Path | None = None) -> Checked:
     """Every problem in the spec; `init` (a run directory) overrides the spec's `init` statement,
-    and init=False ignores it (loading a trained run)."""
+    and init=False ignores it (loading a trained run). `stored_rows`: a trained run's copy of its
+    evaluation rows, read instead of the file a `data file` statement names (that path is never looked
+    at; compile checked the targets against the whole file)."""
     graph = build(spec)
-    ctx = _Checker(spec, graph, init)
+    ctx = _Checker(spec, graph, init, stored_rows)
     ctx.run()
     diags = sorted(ctx.diags, key=sort_key)
     return Checked(spec, graph, ctx.train, ctx.data, diags, ctx.target_order, ctx.composition, ctx.init_modules)
 
 
-def check_or_raise(spec: ast.Spec, init: Path | None = None) -> Checked:
-    checked = check(spec, init)
+def check_or_raise(spec: ast.Spec, init: Path | None = None, stored_rows: Path | None = None) -> Checked:
+    checked = check(spec, init, stored_rows)
     if checked.errors:
         raise TangleError(checked.diagnostics)
     return checked
 
 
 class _Checker:
-    def __init__(self, spec: ast.Spec, graph: TangleGraph, init: Path | None = None):
+    def __init__(self, spec: ast.Spec, graph: TangleGraph, init: Path | None = None, stored_rows: Path | None = None):
         self.spec = spec
         self.g = graph
         self.init_override = init
+        self.stored_rows = stored_rows
         self.composition = Composition()
         self.init_modules: dict[str, ast.ModuleDecl] = {}
         self.diags: list[Diagnostic] = []
@@ -507,6 +511,8 @@ class _Checker:
                 elif d.arg > MAX_SAMPLE:
                     self.error("E127", f"a sample of {d.arg:,} examples exceeds the limit of {MAX_SAMPLE:,}", d.span)
                 self.data.count = d.arg
+            elif d.source == "file" and self.stored_rows is not None:
+                self.data.path, self.data.in_run = self.stored_rows, True
             elif d.source == "file":
                 self.data.path = (Path(self.spec.path).parent / d.arg) if self.spec.path else Path(d.arg)
                 from .data import data_file_problem
@@ -623,8 +629,8 @@ class _Checker:
         for name, t in self.g.targets.items():
             if name not in self.g.decoders.values():
                 self.warn("W203", f"target '{name}' is decoded by no module", t.name.span)
-        if any(d.is_error for d in self.diags):
-            return  # data needs a sound spec
+        if any(d.is_error for d in self.diags) or self.stored_rows is not None:
+            return  # data needs a sound spec; a run's stored rows were checked when it was compiled
         values = self.target_values(checked)
         if values is not None:
             self.check_target_ranges(values)

@@ -290,7 +290,7 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
     metrics = run_metrics(checked, result, cfg.seed if seed is None else seed, isinstance(examples, StreamedExamples))
     modules = metrics["modules"]
     if chief:
-        write_run(out, checked, result.model, result.report, metrics)
+        write_run(out, checked, result.model, result.report, metrics, examples)
         ckpt.discard()  # the run is complete: its checkpoints are no longer needed
     report = result.report
     payload = {"ok": True, "run": str(out) if chief else None, "steps_run": result.steps_run,
@@ -310,36 +310,23 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
 @json_option
 def eval_(run: Path, as_json: bool) -> None:
     """Accuracy of every route of a trained run."""
-    from .data import build_examples
+    from .run import evaluation_examples, loaded_modules
 
     try:
         checked, _ = _load_run_checked(run)
-        if _was_streamed(run) and checked.data.source == "file":
-            checked.data.stream = "always"  # the split and evaluation sample the run was trained with
-        examples = build_examples(checked)
+        examples = evaluation_examples(run, checked)
+        loaded = loaded_modules(run)
     except TangleError as err:
         fail(as_json, err)
     _quiet_tensorflow()  # before .train imports it, or TensorFlow's C++ start-up chatter reaches stderr
     from .query import route_report
-    from .run import METRICS, load_json
     from .train import annotate_routes, predict_raw
 
     model = _load_model_or_fail(run, checked, as_json)
-    loaded = load_json(run, METRICS).get("modules", {}).get("loaded", [])
     checked.init_modules = {m: checked.graph.modules[m] for m in loaded if m in checked.graph.modules}
     ev = examples.take(examples.eval_index)
     report = annotate_routes(checked, examples, route_report(checked, ev, predict_raw(model, checked, ev.columns)))
     emit(as_json, {"ok": True, "run": str(run), **report}, _route_table(report))
-
-
-def _was_streamed(run: Path) -> bool:
-    """Whether the run trained on a streamed data file (its metrics say so; tanglec/stream.py)."""
-    from .run import METRICS, load_json
-
-    try:
-        return bool(load_json(run, METRICS).get("streamed"))
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def _load_model_or_fail(run: Path, checked, as_json: bool):
@@ -359,13 +346,14 @@ def _load_run_checked(run: Path):
     return load_checked(run)
 
 
-def _assignments(fields: tuple[str, ...]) -> dict[str, str]:
-    out = {}
+def _assignments(fields: tuple[str, ...]) -> list[tuple[str, str]]:
+    """NAME=VALUE arguments as (name, value) pairs, in order (query.parse_fields reports repeats)."""
+    out = []
     for f in fields:
         if "=" not in f:
             raise click.UsageError(f"expected NAME=VALUE, got {f!r}")
         k, v = f.split("=", 1)
-        out[k.strip()] = v.strip()
+        out.append((k.strip(), v.strip()))
     return out
 
 

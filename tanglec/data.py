@@ -58,6 +58,11 @@ def field_domain(t: ast.FieldType) -> range | None:
 
 def build_examples(checked) -> Examples:
     g, cfg = checked.graph, checked.data
+    if cfg.in_run:
+        raise DataError([Diagnostic("E140", "a trained run keeps only its evaluation rows, not the data file it "
+                                            "was trained on", cfg.span or ast.Span(checked.spec.path, 1, 1, 1, 2),
+                                    hints=["to train again, start from the spec: `tanglec explore SPEC` or "
+                                           "`tanglec compile SPEC`"])])
     if cfg.source == "file":
         from .stream import should_stream, streamed_examples
 
@@ -192,6 +197,22 @@ def data_file_problem(path: Path) -> str | None:
     if not stat.S_ISREG(mode):
         return "the data file is not a regular file"
     return None
+
+
+def rows_jsonl(checked, examples: Examples) -> str:
+    """`examples` as JSONL that `read_file` reads back to the same columns (a category or selector by
+    its name, a vector as a list): how a run keeps its evaluation rows (tanglec/run.py)."""
+    g = checked.graph
+    wanted = wanted_columns(checked)
+    data = {**examples.columns, **examples.targets}
+    columns = {}
+    for name, t in wanted.items():
+        values = data[name].tolist()
+        if t == "selector" or isinstance(t, ast.CategoryType):
+            names = [v.text for v in (g.selectors[name] if t == "selector" else t).values]
+            values = [names[int(v)] for v in values]
+        columns[name] = values
+    return "".join(json.dumps(dict(zip(columns, row))) + "\n" for row in zip(*columns.values()))
 
 
 def read_file(checked) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

@@ -86,7 +86,7 @@ def export(run: Path, out: Path | None = None, fmt: str = "savedmodel", verify: 
     if out.resolve() == run.resolve() or run.resolve() in out.resolve().parents:
         raise export_error(out, "export into a path outside the run directory")
     model = load_model(run, checked)
-    rows = _verification_rows(checked) if verify else None
+    rows = _verification_rows(run, checked) if verify else None
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "keras":
         verified = _write_keras(model, out, rows)
@@ -315,14 +315,12 @@ def _swap_in(tmp: Path, out: Path) -> None:
         os.replace(tmp, out)
 
 
-def _verification_rows(checked: Checked):
-    """Up to VERIFY_ROWS example rows of the run's data, or None when the data can't be rebuilt."""
-    from .data import build_examples
+def _verification_rows(run: Path, checked: Checked):
+    """Up to VERIFY_ROWS example rows of the run's data: the rows it keeps, or its enumerated or sampled
+    examples (a run whose rows can't be read is damaged: E140, or E119 positioned in its rows)."""
+    from .run import evaluation_examples
 
-    try:
-        examples = build_examples(checked)
-    except TangleError:
-        return None
+    examples = evaluation_examples(run, checked)
     n = min(examples.n, VERIFY_ROWS)
     return checked, {k: v[:n] for k, v in examples.columns.items()}
 

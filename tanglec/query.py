@@ -64,12 +64,23 @@ class Answer:
                 "correct": None if self.expected is None else self.value == self.expected}
 
 
-def parse_fields(checked: Checked, assignments: dict[str, str]) -> dict[str, np.ndarray]:
-    """`x=7 op=times2` -> one-row columns; every bad or missing value is a diagnostic."""
+def parse_fields(checked: Checked, assignments: dict[str, str] | list[tuple[str, str]]) -> dict[str, np.ndarray]:
+    """`x=7 op=times2` (a dict, or NAME, VALUE pairs as typed) -> one-row columns; every bad, missing or
+    repeated value is a diagnostic."""
     g = checked.graph
     problems: list[Diagnostic] = []
     columns: dict[str, np.ndarray] = {}
     known = list(g.inputs) + list(g.selectors)
+    pairs = list(assignments.items()) if isinstance(assignments, dict) else list(assignments)
+    given: dict[str, list[str]] = {}
+    for key, value in pairs:
+        given.setdefault(key, []).append(value)
+    for key, values in given.items():
+        if len(values) > 1:
+            problems.append(Diagnostic("E130", f"'{key}' is given {len(values)} times: "
+                                               + ", ".join(f"{key}={v[:40]}" for v in values), None,
+                                       hints=[f"give each field once: {key}=<value>"]))
+    assignments = {key: values[0] for key, values in given.items()}
     for key in assignments:
         if key not in known:
             problems.append(Diagnostic("E130", f"unknown field '{key}'", None,

@@ -2,8 +2,12 @@
 
 A run is written into a temporary sibling directory and renamed into place, so a run directory is
 complete or absent and a failed compile never damages the previous good run. The manifest records
-sha256 hashes and versions; loading verifies them and refuses tampered or foreign files. Nothing is
-unpickled: weights are HDF5 tensors, everything else JSON or text.
+sha256 hashes and versions and a digest of itself; loading verifies them, and every file's size cap,
+and refuses tampered or foreign files. A run is self-contained: a `data file` spec keeps its evaluation
+rows inside it and `use`d specs are stored, so loading opens no path the spec names. The hashes guard
+against damage and naive edits, not against someone who recomputes them; that is why nothing a run
+says can make tanglec read outside it. Nothing is unpickled: weights are HDF5 tensors, everything
+else JSON or text.
 """
 from __future__ import annotations
 
@@ -12,23 +16,37 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
 from . import __version__
+from . import ast
 from .ast import Span
-from .checks import Checked, check_or_raise
+from .checks import MAX_PARAMETERS, Checked, check_or_raise
 from .diagnostics import Diagnostic, TangleError
-from .parser import parse
+from .parser import MAX_SOURCE_BYTES, parse
 
-FORMAT = "tanglec-run/1"
+FORMAT = "tanglec-run/2"
 SPEC = "spec.tangle"
 WEIGHTS = "model.weights.h5"
 REPORT = "routes.json"
 METRICS = "metrics.json"
 MANIFEST = "manifest.json"
 USES = "uses.json"  # texts of the specs the compiled spec `use`s, so a run never depends on files outside it
+ROWS = "eval_rows.jsonl"  # a `data file` spec's evaluation rows: eval and export never read the original file
 REQUIRED = {SPEC, WEIGHTS, REPORT, METRICS}
+OPTIONAL = {USES, ROWS}
+
+MAX_BYTES = {  # the most tanglec reads of each file of a run, checked before it is read (or hashed)
+    MANIFEST: 1_000_000,
+    SPEC: MAX_SOURCE_BYTES,
+    USES: 64_000_000,
+    REPORT: 64_000_000,
+    METRICS: 64_000_000,
+    ROWS: 1_000_000_000,
+    WEIGHTS: 16 * MAX_PARAMETERS,  # float32 weights of the largest model `check` allows, four times over
+}
 
 
 def _sha256(path: Path) -> str:
@@ -43,8 +61,9 @@ def run_error(run_dir: Path, message: str, hints=()) -> TangleError:
     return TangleError([Diagnostic("E140", message, Span(str(run_dir), 1, 1, 1, 2), hints=list(hints))])
 
 
-def write_run(run_dir: Path, checked: Checked, model, report: dict, metrics: dict) -> None:
-    """Write every file into a temporary directory, then swap it in atomically."""
+def write_run(run_dir: Path, checked: Checked, model, report: dict, metrics: dict, examples=None) -> None:
+    """Write every file into a temporary directory, then swap it in atomically. `examples`: the data a
+    `data file` spec trained on (its evaluation rows are kept in the run)."""
     run_dir = Path(run_dir)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     _clean_leftovers(run_dir)
@@ -55,6 +74,11 @@ def write_run(run_dir: Path, checked: Checked, model, report: dict, metrics: dic
         if checked.spec.used_files:
             (tmp / USES).write_text(json.dumps(checked.spec.used_files, indent=2))
             stored.append(USES)
+        if checked.data.source == "file":
+            from .data import rows_jsonl
+
+            (tmp / ROWS).write_text(rows_jsonl(checked, examples.take(examples.eval_index)), encoding="utf-8")
+            stored.append(ROWS)
         model.save_weights(tmp / WEIGHTS)
         (tmp / REPORT).write_text(json.dumps(report, indent=2))
         (tmp / METRICS).write_text(json.dumps(metrics, indent=2))
@@ -69,6 +93,9 @@ def write_run(run_dir: Path, checked: Checked, model, report: dict, metrics: dic
             "spec_path": str(Path(checked.spec.path).resolve()),
             "files": {name: _sha256(tmp / name) for name in stored},
         }
+        if checked.data.source == "file":
+            manifest["data_file"] = _data_file(checked.spec)
+        manifest["digest"] = manifest_digest(manifest)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         for f in tmp.iterdir():
             with f.open("rb") as fh:
@@ -156,11 +183,22 @@ def _major(version: object) -> tuple[int, ...] | None:
     return (int(parts[0]),) if int(parts[0]) else (0, int(parts[1]))
 
 
-MAX_MANIFEST_BYTES = 1_000_000
+def manifest_digest(manifest: dict) -> str:
+    """sha256 of the manifest's canonical JSON without its own digest: editing any field of it (a
+    version, a hash, the spec's path) is seen."""
+    body = {k: v for k, v in manifest.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+def _data_file(spec) -> str | None:
+    """What the spec's `data file` statement names (the run holds its rows under ROWS instead)."""
+    files = [d.arg for d in spec.of(ast.DataDecl) if d.source == "file"]
+    return str(files[0]) if files else None
 
 
 def read_manifest(run_dir: Path) -> dict:
-    """The verified manifest of a run: right format, every file present with the recorded hash."""
+    """The verified manifest of a run: right format, its own digest, every file present, within its
+    size cap and with the recorded hash."""
     run_dir = Path(run_dir)
     mpath = run_dir / MANIFEST
     if not run_dir.is_dir():
@@ -168,14 +206,22 @@ def read_manifest(run_dir: Path) -> dict:
                         hints=["create one with `tanglec compile SPEC -o DIR`"])
     if not mpath.is_file():
         raise run_error(run_dir, "not a tanglec run: manifest.json is missing")
-    if mpath.is_symlink() or mpath.stat().st_size > MAX_MANIFEST_BYTES:
+    if mpath.is_symlink() or mpath.stat().st_size > MAX_BYTES[MANIFEST]:
         raise run_error(run_dir, "manifest.json is not one tanglec wrote (a link, or too large)")
     try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        manifest = json.loads(read_run_text(run_dir, MANIFEST))
+    except (ValueError, RecursionError) as err:
         raise run_error(run_dir, f"manifest.json is not valid JSON: {err}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise run_error(run_dir, f"not a {FORMAT} run (format {manifest.get('format') if isinstance(manifest, dict) else '?'!r})")
+    fmt = manifest.get("format") if isinstance(manifest, dict) else None
+    if fmt == "tanglec-run/1":
+        raise run_error(run_dir, "this run was written by an older tanglec (tanglec-run/1), which kept no copy "
+                                 "of its evaluation data and did not protect its manifest",
+                        hints=["recompile the run: `tanglec compile SPEC -o DIR`"])
+    if fmt != FORMAT:
+        raise run_error(run_dir, f"not a {FORMAT} run (format {str(fmt)[:40]!r})")
+    if manifest.get("digest") != manifest_digest(manifest):
+        raise run_error(run_dir, "manifest.json does not match its digest (edited by hand or damaged)",
+                        hints=["recompile the run; tanglec refuses files it did not write"])
     ours = _major(__version__)
     theirs = _major(manifest.get("tanglec"))
     if theirs is None or theirs > ours:
@@ -186,8 +232,10 @@ def read_manifest(run_dir: Path) -> dict:
         raise run_error(run_dir, f"written with Keras {str(keras_version)[:40]}; tanglec loads Keras 3 weights only",
                         hints=["recompile the run"])
     files = manifest.get("files")
-    if not isinstance(files, dict) or not REQUIRED <= set(files) or not set(files) <= REQUIRED | {USES} or \
-            not all(isinstance(d, str) and len(d) == 64 for d in files.values()):
+    if not isinstance(files, dict) or not REQUIRED <= set(files) or not set(files) <= REQUIRED | OPTIONAL or \
+            not all(isinstance(d, str) and len(d) == 64 for d in files.values()) or \
+            not isinstance(manifest.get("spec_path"), str) or \
+            (ROWS in files) != isinstance(manifest.get("data_file"), str):
         raise run_error(run_dir, "manifest.json does not list the run's files")
     for name, digest in files.items():
         path = run_dir / name
@@ -195,26 +243,65 @@ def read_manifest(run_dir: Path) -> dict:
             raise run_error(run_dir, f"{name} is a link; tanglec writes no links and refuses to follow them")
         if not path.is_file():
             raise run_error(run_dir, f"{name} is missing")
-        if _sha256(path) != digest:
+        if path.stat().st_size > MAX_BYTES[name]:
+            raise run_error(run_dir, f"{name} is larger than tanglec writes it (over {MAX_BYTES[name]:,} bytes)")
+        try:
+            intact = _sha256(path) == digest
+        except OSError as err:
+            raise run_error(run_dir, f"can't read {name}: {err.strerror or err}") from None
+        if not intact:
             raise run_error(run_dir, f"{name} does not match its hash in manifest.json (changed or truncated)",
                             hints=["recompile the run; tanglec refuses files it did not write"])
     return manifest
 
 
 def load_checked(run_dir: Path) -> tuple[Checked, dict]:
-    """The run's spec, checked (no TensorFlow). Data paths resolve as they did at compile time."""
+    """The run's spec, checked (no TensorFlow), from the run's files alone: a `use`d spec is read from
+    its stored copy and a `data file` from the stored evaluation rows; no path the spec names is ever
+    opened, so a crafted run can't make tanglec read outside it."""
+    run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
-    source = (Path(run_dir) / SPEC).read_text(encoding="utf-8")
-    spec_path = manifest.get("spec_path") or str(Path(run_dir) / SPEC)
-    uses = json.loads((Path(run_dir) / USES).read_text()) if USES in manifest["files"] else {}
+    source = read_run_text(run_dir, SPEC)
+    uses = load_json(run_dir, USES) if USES in manifest["files"] else {}
+    if not all(isinstance(text, str) for text in uses.values()):
+        raise run_error(run_dir, f"{USES} does not hold spec texts")
 
     def read_stored(path: Path) -> str:
         if str(path) not in uses:
-            raise OSError(f"{path} was not stored with the run")
+            raise run_error(run_dir, f"spec.tangle uses {str(path)[:200]}, which is not stored in the run",
+                            hints=["recompile the run; a run reads no file outside it"])
         return uses[str(path)]
 
+    spec = parse(source, manifest["spec_path"], read=read_stored)
+    named, kept = _data_file(spec), manifest.get("data_file")
+    if named != kept:
+        shown = "no data file" if named is None else f'data file "{named[:200]}"'
+        raise run_error(run_dir, f"spec.tangle names {shown}, but the run holds "
+                                 f"{'the rows of ' + kept[:200] if kept else 'no data rows'}",
+                        hints=["recompile the run; a run reads no file outside it"])
+    stored_rows = run_dir / ROWS if named is not None else None
     # init=False: a trained run has its weights already; it never needs its init run again
-    return check_or_raise(parse(source, spec_path, read=read_stored), init=False), manifest
+    return check_or_raise(spec, init=False, stored_rows=stored_rows), manifest
+
+
+def read_run_text(run_dir: Path, name: str) -> str:
+    """A file of the run as text, refused (E140) when it is a link or not a regular file (opened without
+    following links or blocking on a FIFO), over its size cap, or not UTF-8."""
+    path = Path(run_dir) / name
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as err:
+        raise run_error(Path(run_dir), f"can't read {name}: {err.strerror or err}") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise run_error(Path(run_dir), f"{name} is not a regular file")
+        data = fh.read(MAX_BYTES[name] + 1)
+    if len(data) > MAX_BYTES[name]:
+        raise run_error(Path(run_dir), f"{name} is larger than tanglec writes it (over {MAX_BYTES[name]:,} bytes)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise run_error(Path(run_dir), f"{name} is not UTF-8 text") from None
 
 
 def load_model(run_dir: Path, checked: Checked):
@@ -237,7 +324,58 @@ def load_model(run_dir: Path, checked: Checked):
 
 
 def load_json(run_dir: Path, name: str) -> dict:
-    return json.loads((Path(run_dir) / name).read_text())
+    """A JSON object file of the run; E140 when it is too large, not JSON or not an object."""
+    try:
+        value = json.loads(read_run_text(run_dir, name))
+    except (ValueError, RecursionError) as err:
+        raise run_error(Path(run_dir), f"{name} is not valid JSON: {str(err)[:200]}",
+                        hints=["recompile the run"]) from None
+    if not isinstance(value, dict):
+        raise run_error(Path(run_dir), f"{name} does not hold a JSON object", hints=["recompile the run"])
+    return value
+
+
+def evaluation_examples(run_dir: Path, checked: Checked):
+    """The examples `eval` and `export` use: for a `data file` spec the rows stored in the run (read
+    and validated like a data file; training-row counts per route from routes.json), else rebuilt
+    from the spec (enumerated or sampled with its seed)."""
+    import numpy as np
+
+    from .data import Examples, build_examples, evaluate_targets, read_file
+
+    if checked.data.source != "file":
+        return build_examples(checked)
+    columns, data_targets = read_file(checked)
+    targets = evaluate_targets(checked, columns, data_targets)
+    n = max((len(column) for column in columns.values()), default=0)
+    examples = Examples(columns, targets, np.arange(n), np.arange(0))
+    # what annotate_routes counts training rows by: the compile's counts over the whole file
+    examples.route_rows = [r["training_rows"] for r in load_report(run_dir, checked)["routes"]]
+    return examples
+
+
+def loaded_modules(run_dir: Path) -> list[str]:
+    """The modules the run's training loaded from an init run (metrics.json), E140 when malformed."""
+    modules = load_json(run_dir, METRICS).get("modules", {})
+    loaded = modules.get("loaded", []) if isinstance(modules, dict) else None
+    if not isinstance(loaded, list) or not all(isinstance(m, str) for m in loaded):
+        raise run_error(Path(run_dir), f"{METRICS} does not list the modules the run loaded",
+                        hints=["recompile the run"])
+    return loaded
+
+
+def load_report(run_dir: Path, checked: Checked) -> dict:
+    """routes.json, the compile's route table: E140 unless it has one entry per route of the spec,
+    each with its count of training rows."""
+    report = load_json(run_dir, REPORT)
+    routes = report.get("routes")
+    count = len(checked.graph.routes())
+    if not isinstance(routes, list) or len(routes) != count or \
+            not all(isinstance(r, dict) and type(r.get("training_rows")) is int and r["training_rows"] >= 0
+                    for r in routes):
+        raise run_error(Path(run_dir), f"{REPORT} does not describe this spec's {count} routes",
+                        hints=["recompile the run"])
+    return report
 
 
 def load_keras_file(path: Path):

@@ -233,7 +233,7 @@ class Engine:
         result = train(checked, examples, seed=seed)
         metrics = {"steps_run": result.steps_run, "seconds": result.seconds,
                    "stopped_early": result.stopped_early, "seed": seed, "history": result.history}
-        write_run(run_dir, checked, result.model, result.report, metrics)
+        write_run(run_dir, checked, result.model, result.report, metrics, examples)
         self.log(f"base {name}: exact {result.report['accuracy']:.0%} in {result.steps_run} steps")
         _clear()
         return run_dir

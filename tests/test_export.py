@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from conftest import ARITH
 from tanglec.cli import cli
+from tanglec.diagnostics import TangleError
 
 pytestmark = [pytest.mark.slow,  # Keras's own numpy-2 deprecation noise, not ours:
               pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")]
@@ -31,8 +32,11 @@ def invoke(*args):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """(run, tensorboard dir, compile's JSON). Trained once even under pytest-xdist: the first worker
-    trains into the session's shared temporary folder, the others wait for it and reuse the run."""
-    shared = tmp_path_factory.getbasetemp().parent / "tanglec_export_run"
+    trains into the session's shared temporary folder, the others wait for it and reuse the run (one
+    folder per run format; a cached run that no longer verifies is trained again)."""
+    from tanglec.run import FORMAT, read_manifest
+
+    shared = tmp_path_factory.getbasetemp().parent / f"tanglec_export_run_{FORMAT.replace('/', '_')}"
     shared.mkdir(exist_ok=True)
     run, board, done = shared / "runs" / "arith", shared / "board", shared / "compile.json"
     with open(shared / ".lock", "w") as lock:
@@ -42,6 +46,10 @@ def trained(tmp_path_factory):
             fcntl.flock(lock, fcntl.LOCK_EX)
         except ImportError:  # not POSIX: each worker may train (still correct, just slower)
             pass
+        try:
+            read_manifest(run)
+        except TangleError:
+            done.unlink(missing_ok=True)
         if not done.exists():
             shutil.rmtree(run, ignore_errors=True)
             shutil.rmtree(board, ignore_errors=True)

@@ -25,7 +25,7 @@ import pytest
 from conftest import ARITH, ROOT, run_tanglec
 from tanglec.checks import load
 from tanglec.diagnostics import TangleError
-from tanglec.run import MANIFEST, SPEC, WEIGHTS, read_manifest, write_run
+from tanglec.run import FORMAT, MANIFEST, SPEC, WEIGHTS, manifest_digest, read_manifest, write_run
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -90,8 +90,11 @@ def run(good_run, tmp_path):
 
 
 def edit_manifest(run: Path, change) -> None:
+    """Change the manifest as someone who also recomputes its digest would (tests/test_run_trust.py
+    edits it without)."""
     manifest = json.loads((run / MANIFEST).read_text())
     change(manifest)
+    manifest["digest"] = manifest_digest(manifest)
     (run / MANIFEST).write_text(json.dumps(manifest))
 
 
@@ -103,7 +106,7 @@ def test_good_run_loads(good_run):
     from tanglec.run import load_checked, load_model
 
     checked, manifest = load_checked(good_run)
-    assert manifest["format"] == "tanglec-run/1"
+    assert manifest["format"] == FORMAT
     model = load_model(good_run, checked)
     assert not [l for l in _all_layers(model) if type(l).__name__ == "Lambda"]  # no Lambda anywhere
 
@@ -120,13 +123,13 @@ def _all_layers(model):
 
 MANIFEST_TAMPERING = [
     ("hash", lambda m: m["files"].__setitem__(SPEC, "0" * 64), "spec.tangle does not match its hash"),
-    ("format", lambda m: m.__setitem__("format", "someone-else/1"), "not a tanglec-run/1 run"),
+    ("format", lambda m: m.__setitem__("format", "someone-else/1"), f"not a {FORMAT} run"),
     ("newer-tanglec", lambda m: m.__setitem__("tanglec", "9.0.0"), "written by tanglec 9.0.0"),
     ("bad-version", lambda m: m.__setitem__("tanglec", "x"), "written by tanglec x"),
     ("keras-2", lambda m: m.__setitem__("keras", "2.15.0"), "written with Keras 2.15.0"),
     ("extra-file", lambda m: m["files"].__setitem__("../../etc/passwd", "0" * 64), "does not list the run's files"),
     ("dropped-file", lambda m: m["files"].pop(WEIGHTS), "does not list the run's files"),
-    ("not-a-dict", lambda m: m.clear(), "not a tanglec-run/1 run"),
+    ("not-a-dict", lambda m: m.clear(), f"not a {FORMAT} run"),
 ]
 
 

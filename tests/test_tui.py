@@ -61,10 +61,13 @@ def in_tmp(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def arith_run(tmp_path_factory) -> Path:
-    """specs/arith.tangle compiled by `tanglec compile` (in-process), shared by the xdist workers."""
+    """specs/arith.tangle compiled by `tanglec compile` (in-process), shared by the xdist workers (one
+    folder per run format, so a run an older tanglec left there is not reused)."""
+    from tanglec.run import FORMAT
+
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    out = shared / "tui-arith-run"
+    out = shared / f"tui-arith-run-{FORMAT.replace('/', '-')}"
     with open(shared / "tui-arith-run.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:

@@ -636,7 +636,8 @@ class ExploreApp(App[int]):
             if result.interrupted and not result.stopped_early:
                 self.post_message(TrainDone(result, written=False))
                 return
-            write_run(self.session.run_dir, checked, result.model, result.report, self._metrics(result, examples))
+            write_run(self.session.run_dir, checked, result.model, result.report, self._metrics(result, examples),
+                      examples)
         except TangleError as err:  # e.g. the `init` run can't be loaded: positioned problems, shown in Spec
             self.post_message(TrainDone(error=err.diagnostics[0].message if err.diagnostics else str(err),
                                         problems=err.diagnostics))
@@ -656,11 +657,14 @@ class ExploreApp(App[int]):
 
     @work(thread=True, group="train", exit_on_error=False)
     def save_stopped(self, result) -> None:
+        from ..data import build_examples
         from ..run import write_run
 
+        checked = self.session.checked
         try:
-            write_run(self.session.run_dir, self.session.checked, result.model, result.report,
-                      {**self._metrics(result), "interrupted": True})
+            examples = self.examples if self.examples is not None else build_examples(checked)
+            write_run(self.session.run_dir, checked, result.model, result.report,
+                      {**self._metrics(result), "interrupted": True}, examples)
         except Exception as err:  # noqa: BLE001
             self.post_message(RunSaved(f"{type(err).__name__}: {err}"))
             return

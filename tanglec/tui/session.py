@@ -103,15 +103,15 @@ def _open_spec(path: Path, run_dir: Path | None) -> Session:
 
 
 def _open_run(run_dir: Path, out: Path | None) -> Session:
-    from ..run import SPEC, load_checked, load_json, REPORT
+    from ..run import SPEC, load_checked, load_report, read_run_text
 
     try:
         checked, manifest = load_checked(run_dir)
     except TangleError as err:
         text = ""
         try:
-            text = (run_dir / SPEC).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            text = read_run_text(run_dir, SPEC)  # a link, a FIFO or a huge file is not shown
+        except TangleError:
             pass
         return Session(run_dir, True, text, str(run_dir / SPEC), None, sorted(err.diagnostics, key=sort_key),
                        Path(out) if out else run_dir, "invalid", "damaged")
@@ -120,8 +120,8 @@ def _open_run(run_dir: Path, out: Path | None) -> Session:
     if session.run_dir.resolve() == run_dir.resolve():
         session.run_state, session.run_note = "current", "trained"
         try:
-            session.report = load_json(run_dir, REPORT)
-        except (OSError, ValueError):
+            session.report = load_report(run_dir, checked)
+        except TangleError:
             session.report = None
     else:
         _inspect_run(session)
@@ -130,7 +130,7 @@ def _open_run(run_dir: Path, out: Path | None) -> Session:
 
 def _inspect_run(session: Session) -> None:
     """Is there a trained run of exactly this spec in the run directory?"""
-    from ..run import REPORT, SPEC, load_json, read_manifest
+    from ..run import SPEC, load_report, read_manifest, read_run_text
 
     run_dir = session.run_dir
     if not run_dir.exists():
@@ -138,18 +138,17 @@ def _inspect_run(session: Session) -> None:
         return
     try:
         read_manifest(run_dir)
-        same = (run_dir / SPEC).read_text(encoding="utf-8") == session.source
-    except (TangleError, OSError, UnicodeDecodeError) as err:
-        message = err.diagnostics[0].message if isinstance(err, TangleError) else str(err)
-        session.run_state, session.run_note = "invalid", f"unusable ({message})"
+        same = read_run_text(run_dir, SPEC) == session.source
+    except TangleError as err:
+        session.run_state, session.run_note = "invalid", f"unusable ({err.diagnostics[0].message})"
         return
     if not same:
         session.run_state, session.run_note = "other", "another version of this spec"
         return
     session.run_state, session.run_note = "current", "trained"
     try:
-        session.report = load_json(run_dir, REPORT)
-    except (OSError, ValueError):
+        session.report = load_report(run_dir, session.checked)
+    except TangleError:
         session.report = None
 
 
