@@ -2,8 +2,8 @@
 
 The output policy (docs/cli.md, "Output paths"), checked before any work starts:
 
-* a command writes into a path that does not exist yet (its folders are created), or replaces an
-  artifact tanglec wrote of the same kind, recognised by its marker: a run directory by its
+* a command writes into a path that does not exist yet (its folders are created) or an empty
+  folder, or replaces an artifact tanglec wrote of the same kind, recognised by its marker: a run directory by its
   manifest.json, a SavedModel export by tanglec-export.json, a `.keras` export by the same entry
   inside the zip, a checkpoint folder by holding only checkpoints, a transfer workdir by its
   results.jsonl;
@@ -141,14 +141,14 @@ def check_output(path: Path, kind: str, *, overwrite: bool = False, inputs: Iter
 
 def _refuse_containing(path: Path, inputs: Iterable[Path], flag: str) -> None:
     out = path.resolve()
-    for given, what in [(Path.cwd(), "the current folder"), *((Path(p), None) for p in inputs)]:
+    for given, what in [(Path.cwd(), "the current folder"), *((Path(p), f"the input {p}") for p in inputs)]:
         inside = given.resolve()
-        what = what or f"the input {given}"
         if out == inside or out in inside.parents:
             raise OutputRefused(path, f"writing there would replace {what}, which it "
                                       f"{'is' if out == inside else 'contains'}",
                                 f"choose a new path for {flag} (e.g. a folder under runs/)")
-        if given.is_dir() and inside in out.parents:
+    for given in inputs:
+        if Path(given).is_dir() and Path(given).resolve() in out.parents:
             raise OutputRefused(path, f"it lies inside the input {given}",
                                 f"choose a path for {flag} outside {given}")
 
@@ -158,7 +158,7 @@ def _refuse_existing(path: Path, kind: str, overwrite: bool, flag: str) -> None:
         raise OutputRefused(path, "it is a symbolic link; tanglec does not write through links",
                             f"choose a new path for {flag}")
     found = artifact_kind(path)
-    if found == kind:
+    if found == kind or kind in FOLDER_KINDS and _is_empty_folder(path):
         return
     if kind == "file":
         if path.is_dir():
@@ -176,6 +176,13 @@ def _refuse_existing(path: Path, kind: str, overwrite: bool, flag: str) -> None:
                             f"choose a new file name for {flag}, or `--format savedmodel` for a folder")
     raise OutputRefused(path, f"it exists and is not {KINDS[kind]}; tanglec replaces only what it wrote itself "
                               "(--overwrite does not apply)", f"choose a new path for {flag}, or move it away")
+
+
+def _is_empty_folder(path: Path) -> bool:
+    try:
+        return path.is_dir() and next(path.iterdir(), None) is None
+    except OSError:
+        return False
 
 
 def _refuse_uncreatable(path: Path, output: Path, flag: str) -> None:
