@@ -174,8 +174,8 @@ def _refuse_existing(path: Path, kind: str, overwrite: bool, flag: str) -> None:
     if kind == "keras" and path.is_dir():
         raise OutputRefused(path, "it is a folder; a .keras export is a file",
                             f"choose a new file name for {flag}, or `--format savedmodel` for a folder")
-    raise OutputRefused(path, f"it exists and is not {KINDS[kind]}; tanglec replaces only what it wrote itself "
-                              "(--overwrite does not apply)", f"choose a new path for {flag}, or move it away")
+    raise OutputRefused(path, f"it exists and is not {KINDS[kind]}; tanglec replaces only what it wrote itself",
+                        f"choose a new path for {flag}, or move it away")
 
 
 def _is_empty_folder(path: Path) -> bool:
