@@ -496,13 +496,14 @@ def fmt_(paths: tuple[Path, ...], check_only: bool, show_diff: bool, as_json: bo
 @json_option
 def export_(run: Path, fmt: str, out: Path | None, no_verify: bool, as_json: bool) -> None:
     """Export a trained run for serving: decoded answers from raw fields (see docs/cli.md)."""
-    from .export import default_output
+    from .export import check_export_path, default_output
 
+    out = out or default_output(run, fmt)
     try:
         _load_run_checked(run)  # a damaged run is refused before TensorFlow loads
+        check_export_path(out, fmt)
     except TangleError as err:
         fail(as_json, err)
-    out = out or default_output(run, fmt)
     refuse_bad_output(as_json, out, fmt, inputs=[run])
     _quiet_tensorflow()
     from .export import export

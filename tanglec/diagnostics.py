@@ -112,8 +112,9 @@ def _excerpt(span: Span, label: str = "") -> list[str]:
         lo = max(0, min(span.col - 1 - EXCERPT_WIDTH // 3, len(shown) - EXCERPT_WIDTH))
         shown = ("…" if lo else "") + shown[lo:lo + EXCERPT_WIDTH] + ("…" if lo + EXCERPT_WIDTH < len(shown) else "")
         lo -= 1 if lo else 0
-    caret = " " * (span.col - 1 - lo) + "^" * min(end - span.col, EXCERPT_WIDTH)
-    out = [f" {gutter} | {shown}", f" {pad} | {caret}" + (f" {label}" if label else "")]
+    at, width = span.col - 1 - lo, min(end - span.col, EXCERPT_WIDTH)  # in `shown`, before escaping
+    caret = " " * len(printable(shown[:at])) + "^" * max(len(printable(shown[at:at + width])), width)
+    out = [f" {gutter} | {printable(shown)}", f" {pad} | {caret}" + (f" {label}" if label else "")]
     return out
 
 

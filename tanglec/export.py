@@ -73,6 +73,13 @@ def default_output(run: Path, fmt: str) -> Path:
     return run.parent / (f"{name}.keras" if fmt == "keras" else f"{name}_savedmodel")
 
 
+def check_export_path(out: Path, fmt: str) -> None:
+    """E191 for a path the format can't have (before the output policy and TensorFlow)."""
+    if fmt == "keras" and Path(out).suffix != ".keras":
+        raise export_error(out, "a Keras export is a file ending in .keras",
+                           hints=[f"use -o {Path(out).with_suffix('.keras')}"])
+
+
 def export(run: Path, out: Path | None = None, fmt: str = "savedmodel", verify: bool = True) -> dict:
     """Export a run; returns what was written (path, signature) for the CLI's --json."""
     from .run import load_checked, load_model
@@ -82,9 +89,7 @@ def export(run: Path, out: Path | None = None, fmt: str = "savedmodel", verify: 
     run = Path(run)
     checked, _ = load_checked(run)  # verifies every file's hash
     out = Path(out) if out is not None else default_output(run, fmt)
-    if fmt == "keras" and out.suffix != ".keras":
-        raise export_error(out, "a Keras export is a file ending in .keras",
-                           hints=[f"use -o {out.with_suffix('.keras')}"])
+    check_export_path(out, fmt)
     try:
         files.check_output(out, fmt, inputs=[run])
     except files.OutputRefused as err:
