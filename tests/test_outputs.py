@@ -97,11 +97,27 @@ def test_compile_refuses_before_training_and_keeps_every_file(workspace, no_tens
     assert snapshot(workspace) == before
 
 
-def test_compile_refuses_a_checkpoint_path_that_is_a_file(workspace, no_tensorflow):
-    (workspace / "runs" / ".arith.ckpt").write_text("mine")
+@pytest.mark.parametrize("planted", ["file", "folder"])
+def test_compile_refuses_a_checkpoint_path_it_did_not_write(workspace, no_tensorflow, planted):
+    ckpt = workspace / "runs" / ".arith.ckpt"
+    if planted == "file":
+        ckpt.write_text("mine")
+    else:
+        ckpt.mkdir()
+        (ckpt / "notes.txt").write_text("mine")
     before = snapshot(workspace)
     proc = run_tanglec("compile", "specs/arith.tangle", "-o", "runs/arith", cwd=workspace, env=no_tensorflow)
     refused(proc, "runs/.arith.ckpt", "-o")
+    assert snapshot(workspace) == before
+
+
+def test_compile_refuses_a_path_holding_the_data_file(workspace, no_tensorflow):
+    shutil.copy(SPECS / "gates.tangle", workspace / "specs" / "gates.tangle")
+    shutil.copytree(SPECS / "data", workspace / "specs" / "data")
+    before = snapshot(workspace)
+    proc = run_tanglec("compile", "specs/gates.tangle", "-o", "specs/data", cwd=workspace, env=no_tensorflow)
+    refused(proc, "specs/data", "-o")
+    assert "gates.csv" in proc.stderr
     assert snapshot(workspace) == before
 
 

@@ -42,7 +42,7 @@ MAX_MARKER_BYTES = 1_000_000
 # what each kind of output is, in messages
 KINDS = {"run": "a tanglec run directory", "savedmodel": "a tanglec SavedModel export",
          "keras": "a tanglec .keras export", "checkpoint": "a tanglec checkpoint folder",
-         "workdir": "a transfer workdir", "file": "a file"}
+         "workdir": "a transfer workdir"}
 FOLDER_KINDS = {"run", "savedmodel", "checkpoint", "workdir"}
 
 
@@ -307,7 +307,7 @@ def clean_leftovers(dest: Path) -> None:
     previous folder moved aside (put back if `dest` itself is missing)."""
     dest = Path(dest)
     try:
-        siblings = list(dest.parent.glob(f".{glob_escape(dest.name)}.*.tmp*"))
+        siblings = list(dest.parent.glob(f".{_glob_escape(dest.name)}.*.tmp*"))
     except OSError:
         return
     for tmp in siblings:
@@ -326,7 +326,7 @@ def clean_leftovers(dest: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def glob_escape(name: str) -> str:
+def _glob_escape(name: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", name)
 
 
