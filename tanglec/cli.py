@@ -313,7 +313,13 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
     metrics = run_metrics(checked, result, cfg.seed if seed is None else seed, isinstance(examples, StreamedExamples))
     modules = metrics["modules"]
     if chief:
-        write_run(out, checked, result.model, result.report, metrics)
+        from .diagnostics import output_refused
+        from .util.files import OutputRefused
+
+        try:
+            write_run(out, checked, result.model, result.report, metrics)
+        except OutputRefused as err:  # something else took the path during training
+            fail(as_json, output_refused(err))
         ckpt.discard()  # the run is complete: its checkpoints are no longer needed
     report = result.report
     payload = {"ok": True, "run": str(out) if chief else None, "steps_run": result.steps_run,

@@ -96,12 +96,15 @@ def export(run: Path, out: Path | None = None, fmt: str = "savedmodel", verify: 
         raise output_refused(err) from None
     model = load_model(run, checked)
     rows = _verification_rows(checked) if verify else None
-    if fmt == "keras":
-        verified = _write_keras(model, out, rows)
-        signature = _keras_signature(checked)
-    else:
-        verified = _write_savedmodel(checked, model, out, rows)
-        signature = serving_signature(checked)
+    try:
+        if fmt == "keras":
+            verified = _write_keras(model, out, rows)
+            signature = _keras_signature(checked)
+        else:
+            verified = _write_savedmodel(checked, model, out, rows)
+            signature = serving_signature(checked)
+    except files.OutputRefused as err:  # something else took the path meanwhile
+        raise output_refused(err) from None
     return {"ok": True, "run": str(run), "format": fmt, "path": str(out), "signature": signature,
             "verified_rows": verified}
 

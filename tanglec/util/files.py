@@ -164,7 +164,7 @@ def _refuse_existing(path: Path, kind: str, overwrite: bool, flag: str) -> None:
         if path.is_dir():
             raise OutputRefused(path, "it is a folder; this output is a file", f"give {flag} a file name")
         if not overwrite:
-            raise OutputRefused(path, "the file exists", f"pass --overwrite to replace it, or choose a new path")
+            raise OutputRefused(path, "the file exists", "pass --overwrite to replace it, or choose a new path")
         return
     if found is not None:
         raise OutputRefused(path, f"it is {KINDS[found]}, not {KINDS[kind]}; tanglec replaces an artifact only "
