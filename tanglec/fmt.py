@@ -44,7 +44,7 @@ from lark.exceptions import UnexpectedInput
 
 from . import ast
 from .diagnostics import TangleError
-from .parser import grammar_path, parse
+from .parser import grammar_path, parse, read_spec_text
 from .util.files import write_atomic
 
 WIDTH = 120  # the line length of the Python code in this repo
@@ -533,9 +533,13 @@ def format_file(path: Path, write: bool = False) -> FileResult:
 
     result = FileResult(str(path))
     try:
-        result.original = Path(path).read_bytes().decode("utf-8")
+        result.original = read_spec_text(Path(path))  # a regular file of bounded size, as `check` reads it
     except UnicodeDecodeError as err:
         result.diagnostics = [Diagnostic("E006", f"not UTF-8 text: {err.reason} at byte {err.start}",
+                                         ast.Span(str(path), 1, 1, 1, 2))]
+        return result
+    except OSError as err:
+        result.diagnostics = [Diagnostic("E006", f"can't read the spec: {err.strerror or err}",
                                          ast.Span(str(path), 1, 1, 1, 2))]
         return result
     try:

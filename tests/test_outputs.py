@@ -305,3 +305,9 @@ def test_query_arguments_print_escaped(trained):
     assert proc.returncode == 1 and "\x1b" not in proc.stderr and "\x07" not in proc.stderr, proc.stderr
     proc = run_tanglec("query", "runs/arith", "x=3", f"encoding=binary{ESCAPE}", "op=plus1", "--json", cwd=trained)
     assert proc.returncode == 1 and "\x1b" not in proc.stdout  # JSON escapes it too
+
+
+def test_fmt_reads_a_spec_the_guarded_way(tmp_path):
+    os.mkfifo(tmp_path / "pipe.tangle")
+    proc = run_tanglec("fmt", "/dev/zero", "pipe.tangle", cwd=tmp_path, timeout=60)
+    assert proc.returncode == 1 and proc.stderr.count("error[E006]") == 2 and "not a regular file" in proc.stderr
