@@ -247,6 +247,7 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
     from .data import DataError, build_examples
     from .distribute import check_strategy
     from .stream import StreamedExamples
+    from .util.files import checkpoint_dir
 
     if stream is not None:  # before the spec is checked: checking reads the data file too
         from . import stream as streaming
@@ -255,6 +256,10 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
     try:
         checked = load(spec, init=init)
         require_init_run(checked)  # before TensorFlow: training needs the run that `check` only warned of
+        out = out or Path("runs") / spec.stem
+        inputs = [spec, *(p for p in (init, checked.composition.init, checked.data.path) if p is not None)]
+        refuse_bad_output(as_json, out, "run", inputs=inputs)  # before the examples are built, before training
+        refuse_bad_output(as_json, checkpoint_dir(out), "checkpoint", inputs=inputs)
         if stream is not None:
             checked.data.stream = "always" if stream else "never"
         examples = build_examples(checked)
@@ -263,12 +268,6 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
     except (TangleError, DataError) as err:
         fail(as_json, err)
     warnings_to_stderr(as_json, checked.diagnostics)
-    out = out or Path("runs") / spec.stem
-    from .util.files import checkpoint_dir
-
-    inputs = [spec, *(p for p in (init, checked.composition.init, checked.data.path) if p is not None)]
-    refuse_bad_output(as_json, out, "run", inputs=inputs)
-    refuse_bad_output(as_json, checkpoint_dir(out), "checkpoint", inputs=inputs)
     _quiet_tensorflow()
     from .run import write_run
     from .train import plan_phases, rich_progress, run_metrics, train
