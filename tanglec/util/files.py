@@ -3,18 +3,19 @@
 The output policy (docs/cli.md, "Output paths"), checked before any work starts:
 
 * a command writes into a path that does not exist yet (its folders are created) or an empty
-  folder, or replaces an artifact tanglec wrote of the same kind, recognised by its marker: a run directory by its
-  manifest.json, a SavedModel export by tanglec-export.json, a `.keras` export by the same entry
-  inside the zip, a checkpoint folder by holding only checkpoints, a transfer workdir by its
-  results.jsonl;
+  folder, or replaces an artifact tanglec wrote of the same kind, recognised by its marker: a run
+  directory by its manifest.json, a SavedModel export by tanglec-export.json, a `.keras` export by
+  the same entry inside the zip, a checkpoint folder by holding only checkpoints, a transfer workdir
+  by its results.jsonl;
 * plain files (`graph -o`, transfer's JSON and PNG) carry no marker: an existing one is replaced only
   with `--overwrite`;
-* nothing else is ever replaced, and an output may not contain the current folder or an input (the
-  spec, the data file, the run being read), nor lie inside an input folder.
+* nothing else is ever replaced (nor a symbolic link), and an output may not contain the current
+  folder or an input (the spec, the data file, the run being read), nor lie inside an input folder.
 
 Replacing is atomic: a file is written to a temporary sibling and renamed over the old one; a folder
 is built beside the old one and exchanged with it in one step (Linux renameat2). Temporaries are named
-`.NAME.PID.RANDOM.tmp`, so the leftovers of a killed process are recognised and removed later.
+`.NAME.PID.RANDOM.tmp[.ext]`, so the leftovers of a killed process are recognised and removed by the
+next write of NAME.
 
 Standard library only: the policy runs before TensorFlow (or anything heavy) is imported.
 """
