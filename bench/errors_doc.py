@@ -198,6 +198,11 @@ EXAMPLES = [
             "description of `--strategy multiworker` is missing or malformed.", produce="E170"),
     Example("E191", "export problem", "`tanglec export`: a bad output path or an export that doesn't "
             "reproduce the run's predictions.", produce="E191"),
+    Example("E192", "output path refused", "An output path (`-o`, `--workdir`, `--png`, the checkpoint folder "
+            "beside a run) that the output policy refuses, before any work starts: it contains the current folder "
+            "or an input, lies inside an input folder, can't be created, or exists and is not an artifact tanglec "
+            "wrote of the same kind (a plain file is replaced only with `--overwrite`). Nothing is written "
+            "(docs/cli.md, \"Output paths\").", produce="E192"),
     # ---- warnings ------------------------------------------------------------------------------
     Example("W201", "unused selector", "A selector that chooses no multiplexer and no target value.",
             SEED.replace("route x", "select unused: a | b\nroute x"), show=["select unused: a | b"]),
@@ -299,6 +304,16 @@ def _produce(key: str, work: Path):
         err = export_error(Path("arith.zip"), "a Keras export is a file ending in .keras",
                            hints=["use -o arith.keras"])
         return err.diagnostics, ["$ tanglec export runs/arith --format keras -o arith.zip"]
+    if key == "E192":
+        from tanglec.diagnostics import output_refused
+        from tanglec.util.files import OutputRefused, check_output
+
+        (work / "runs").mkdir()
+        (work / "runs" / "notes.txt").write_text("a user's file")
+        try:
+            check_output(Path("runs"), "run")
+        except OutputRefused as err:
+            return output_refused(err).diagnostics, ["$ tanglec compile specs/arith.tangle -o runs"]
     raise KeyError(key)
 
 

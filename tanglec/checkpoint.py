@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import signal
 import sys
@@ -41,17 +40,11 @@ import numpy as np
 from . import __version__
 from .ast import Span
 from .diagnostics import Diagnostic, TangleError
-from .run import fsync_dir
+from .util.files import atomic_file
 
 FORMAT = "tanglec-checkpoint/1"
 FILE = "checkpoint.npz"
 DEFAULT_EVERY = 100
-
-
-def checkpoint_dir(run_dir: Path) -> Path:
-    """Where the checkpoints of `run_dir` live: a hidden sibling, never inside the run."""
-    run_dir = Path(run_dir)
-    return run_dir.parent / f".{run_dir.name}.ckpt"
 
 
 def checkpoint_error(path: Path, message: str, hints=()) -> TangleError:
@@ -197,17 +190,8 @@ class Checkpointer(keras.callbacks.Callback):
         arrays = {f"m{i}": np.asarray(v.numpy()) for i, v in enumerate(model.variables)}
         arrays.update({f"o{i}": np.asarray(v.numpy()) for i, v in enumerate(model.optimizer.variables)})
         arrays["meta"] = np.frombuffer(json.dumps(meta, default=_jsonable).encode("utf-8"), dtype=np.uint8)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.directory / f".{FILE}.{os.getpid()}.tmp"
-        try:
-            with tmp.open("wb") as fh:
-                np.savez(fh, **arrays)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        fsync_dir(self.directory)
+        with atomic_file(self.path) as fh:
+            np.savez(fh, **arrays)
         self.saved_step = obs.steps_run
 
     def _restore(self, model: keras.Model, observer) -> None:

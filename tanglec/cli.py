@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .diagnostics import TangleError, render_all
+from .diagnostics import TangleError, printable, render_all
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -39,7 +39,7 @@ def emit(as_json: bool, payload: dict, human: str | None = None) -> None:
     if as_json:
         click.echo(json.dumps(payload, indent=2, default=str))
     elif human:
-        click.echo(human)
+        click.echo(printable(human))
 
 
 def fail(as_json: bool, err: TangleError) -> None:
@@ -49,6 +49,22 @@ def fail(as_json: bool, err: TangleError) -> None:
     else:
         echo_diagnostics(err.diagnostics)
     sys.exit(EXIT_PROBLEMS)
+
+
+def refuse_bad_output(as_json: bool, path: Path, kind: str, *, overwrite: bool = False, inputs=(),
+                      flag: str = "-o") -> None:
+    """The output policy (tanglec/util/files.py), checked before any work: a refused path is E192, exit 1."""
+    from .diagnostics import output_refused
+    from .util.files import OutputRefused, check_output
+
+    try:
+        check_output(path, kind, overwrite=overwrite, inputs=inputs, flag=flag)
+    except OutputRefused as err:
+        fail(as_json, output_refused(err))
+
+
+overwrite_option = click.option("--overwrite", is_flag=True,
+                                help="Replace an existing file at the output path (it carries no tanglec marker).")
 
 
 def warnings_to_stderr(as_json: bool, diagnostics) -> None:
@@ -113,12 +129,15 @@ def check(spec: Path, as_json: bool) -> None:
               help="text/json: tanglec's own; dot/mermaid: graph source; svg/png: drawn by Graphviz `dot`.")
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to this file instead of stdout (needed for png on a terminal).")
+@overwrite_option
 @json_option
-def graph(spec: Path, fmt: str, out: Path | None, as_json: bool) -> None:
+def graph(spec: Path, fmt: str, out: Path | None, overwrite: bool, as_json: bool) -> None:
     """Show the module graph and its routes."""
     from .checks import load
     from .graph import describe
 
+    if out is not None:
+        refuse_bad_output(as_json, out, "file", overwrite=overwrite, inputs=[spec])
     try:
         checked = load(spec)
     except TangleError as err:
@@ -157,9 +176,8 @@ def _graph_output(g, fmt: str, out: Path | None, as_json: bool) -> None:
                 "mermaid": graph_formats.to_mermaid}[fmt](g)
         data = (text if text.endswith("\n") else text + "\n").encode("utf-8")
     if out is not None:
-        from .fmt import write_atomic
+        from .util.files import write_atomic
 
-        out.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(out, data)
         emit(as_json, {"ok": True, "format": fmt, "output": str(out), "bytes": len(data)}, f"wrote {out}")
     elif as_json:
@@ -229,6 +247,7 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
     from .data import DataError, build_examples
     from .distribute import check_strategy
     from .stream import StreamedExamples
+    from .util.files import checkpoint_dir
 
     if stream is not None:  # before the spec is checked: checking reads the data file too
         from . import stream as streaming
@@ -237,6 +256,10 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
     try:
         checked = load(spec, init=init)
         require_init_run(checked)  # before TensorFlow: training needs the run that `check` only warned of
+        out = out or Path("runs") / spec.stem
+        inputs = [spec, *(p for p in (init, checked.composition.init, checked.data.path) if p is not None)]
+        refuse_bad_output(as_json, out, "run", inputs=inputs)  # before the examples are built, before training
+        refuse_bad_output(as_json, checkpoint_dir(out), "checkpoint", inputs=inputs)
         if stream is not None:
             checked.data.stream = "always" if stream else "never"
         examples = build_examples(checked)
@@ -245,7 +268,6 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
     except (TangleError, DataError) as err:
         fail(as_json, err)
     warnings_to_stderr(as_json, checked.diagnostics)
-    out = out or Path("runs") / spec.stem
     _quiet_tensorflow()
     from .run import write_run
     from .train import plan_phases, rich_progress, run_metrics, train
@@ -253,7 +275,7 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
     cfg = checked.train
     total = sum(p.steps for p in plan_phases(checked, steps))
     update, bar = rich_progress(total)
-    from .checkpoint import DEFAULT_EVERY, Checkpointer, checkpoint_dir, resume_command
+    from .checkpoint import DEFAULT_EVERY, Checkpointer, resume_command
 
     every = DEFAULT_EVERY if checkpoint_every is None else checkpoint_every
     ckpt = Checkpointer(checkpoint_dir(out), every=every if chief else 0, resume=resume, handle_signals=chief,
@@ -284,13 +306,19 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
                                              "--no-stream": stream is False})
         emit(as_json, {"ok": False, "interrupted": True, "step": result.steps_run, "checkpoint": str(ckpt.path),
                        "resume": command})
-        click.echo(f"interrupted at step {result.steps_run}; resume with: {command}", err=True)
+        click.echo(printable(f"interrupted at step {result.steps_run}; resume with: {command}"), err=True)
         sys.exit(ckpt.exit_code)
     comp = checked.composition
     metrics = run_metrics(checked, result, cfg.seed if seed is None else seed, isinstance(examples, StreamedExamples))
     modules = metrics["modules"]
     if chief:
-        write_run(out, checked, result.model, result.report, metrics, examples)
+        from .diagnostics import output_refused
+        from .util.files import OutputRefused
+
+        try:
+            write_run(out, checked, result.model, result.report, metrics, examples)
+        except OutputRefused as err:  # something else took the path during training
+            fail(as_json, output_refused(err))
         ckpt.discard()  # the run is complete: its checkpoints are no longer needed
     report = result.report
     payload = {"ok": True, "run": str(out) if chief else None, "steps_run": result.steps_run,
@@ -433,15 +461,15 @@ def fmt_(paths: tuple[Path, ...], check_only: bool, show_diff: bool, as_json: bo
                     "unchanged": len(results) - len(changed) - len(failed)})
     else:
         for r in failed:
-            click.echo(f"error: can't format {r.path}", err=True)
+            click.echo(printable(f"error: can't format {r.path}"), err=True)
             echo_diagnostics(r.diagnostics)
         for r in changed:
             if show_diff:
-                click.echo(r.diff(), nl=False)
+                click.echo(printable(r.diff()), nl=False)
             elif check_only:
-                click.echo(f"would reformat {r.path}", err=True)
+                click.echo(printable(f"would reformat {r.path}"), err=True)
             else:
-                click.echo(f"reformatted {r.path}", err=True)
+                click.echo(printable(f"reformatted {r.path}"), err=True)
         verb = "reformatted" if write else "would be reformatted"
         parts = [f"{len(changed)} file{'s' * (len(changed) != 1)} {verb}",
                  f"{len(results) - len(changed) - len(failed)} unchanged"]
@@ -461,10 +489,15 @@ def fmt_(paths: tuple[Path, ...], check_only: bool, show_diff: bool, as_json: bo
 @json_option
 def export_(run: Path, fmt: str, out: Path | None, no_verify: bool, as_json: bool) -> None:
     """Export a trained run for serving: decoded answers from raw fields (see docs/cli.md)."""
+    from .export import check_export_path, default_output
+
+    out = out or default_output(run, fmt)
     try:
         _load_run_checked(run)  # a damaged run is refused before TensorFlow loads
+        check_export_path(out, fmt)
     except TangleError as err:
         fail(as_json, err)
+    refuse_bad_output(as_json, out, fmt, inputs=[run])
     _quiet_tensorflow()
     from .export import export
 
@@ -524,10 +557,11 @@ def completion(shell: str | None, as_json: bool) -> None:
               help="The figure (default: docs/figures/transfer.png; with --quick WORKDIR/quick.png).")
 @click.option("--no-plot", is_flag=True, help="No plot in the terminal.")
 @click.option("--cached-only", is_flag=True, help="Train nothing: report the cells the workdir's cache holds.")
+@overwrite_option
 @json_option
 def transfer_(ns: str, seeds: str, scenarios: str, variants: str, no_holdout: bool, stop: str, quick: bool,
               workdir: Path, out: Path | None, png: Path | None, no_plot: bool, cached_only: bool,
-              as_json: bool) -> None:
+              overwrite: bool, as_json: bool) -> None:
     """The transfer report: accuracy of a new module's routes vs training examples (docs/transfer.md)."""
     from . import transfer as report
 
@@ -542,6 +576,9 @@ def transfer_(ns: str, seeds: str, scenarios: str, variants: str, no_holdout: bo
         raise click.BadParameter(str(err)) from None
     out = out or (workdir / "quick.json" if quick else Path("bench/results/transfer.json"))
     png = png or (workdir / "quick.png" if quick else Path("docs/figures/transfer.png"))
+    refuse_bad_output(as_json, workdir, "workdir", flag="--workdir")
+    refuse_bad_output(as_json, out, "file", overwrite=overwrite)
+    refuse_bad_output(as_json, png, "file", overwrite=overwrite, flag="--png")
     if not cached_only:
         _quiet_tensorflow()
     try:
@@ -556,7 +593,7 @@ def transfer_(ns: str, seeds: str, scenarios: str, variants: str, no_holdout: bo
     report.print_tables(results)
     if not no_plot:
         click.echo(report.terminal_plot(results))
-    click.echo(f"results written to {out}, figure to {png}")
+    click.echo(printable(f"results written to {out}, figure to {png}"))
 
 
 def _choices(text: str, known, option: str) -> tuple[str, ...]:
@@ -585,10 +622,23 @@ def main() -> None:
         click.echo("interrupted", err=True)
         sys.exit(130)
     except Exception as err:  # an internal error: say so, keep the details in a file, exit 3
-        log = Path(os.environ.get("TMPDIR", "/tmp")) / "tanglec-crash.log"
-        log.write_text(traceback.format_exc())
-        click.echo(f"internal error: {type(err).__name__}: {err}\n(details in {log}; please report it)", err=True)
+        report_internal_error(err)
         sys.exit(EXIT_INTERNAL)
+
+
+def report_internal_error(err: Exception) -> None:
+    """A short report on stderr and the traceback in a new crash log of this process; never raises
+    (a log that can't be written, or a stderr that is gone, still ends in exit 3)."""
+    from .util.files import write_crash_log
+
+    try:
+        where = f"details in {write_crash_log(traceback.format_exc())}"
+    except Exception as problem:  # noqa: BLE001 - the report must not fail
+        where = f"no crash log: {problem}"
+    try:
+        click.echo(printable(f"internal error: {type(err).__name__}: {err}\n({where}; please report it)"), err=True)
+    except Exception:  # noqa: BLE001, S110 - stderr itself is unusable
+        pass
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -54,6 +55,21 @@ class TangleError(Exception):
         super().__init__("; ".join(f"{d.code}: {d.message}" for d in self.diagnostics))
 
 
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with terminal control characters (ESC, BEL, CR, C1...) written as `\\x1b`: a data cell,
+    a spec line or a query argument can't drive the terminal. Newlines and tabs stay."""
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def output_refused(refused) -> TangleError:
+    """E192 for an output path the output policy refuses (an OutputRefused of tanglec/util/files.py)."""
+    return TangleError([Diagnostic("E192", f"refusing to write {refused.path}: {refused.reason}",
+                                   Span(str(refused.path), 1, 1, 1, 2), hints=[refused.hint])])
+
+
 def did_you_mean(word: str, candidates: Iterable[str]) -> list[str]:
     """Hints naming the closest known names, or nothing when none is close."""
     close = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
@@ -96,8 +112,9 @@ def _excerpt(span: Span, label: str = "") -> list[str]:
         lo = max(0, min(span.col - 1 - EXCERPT_WIDTH // 3, len(shown) - EXCERPT_WIDTH))
         shown = ("…" if lo else "") + shown[lo:lo + EXCERPT_WIDTH] + ("…" if lo + EXCERPT_WIDTH < len(shown) else "")
         lo -= 1 if lo else 0
-    caret = " " * (span.col - 1 - lo) + "^" * min(end - span.col, EXCERPT_WIDTH)
-    out = [f" {gutter} | {shown}", f" {pad} | {caret}" + (f" {label}" if label else "")]
+    at, width = span.col - 1 - lo, min(end - span.col, EXCERPT_WIDTH)  # in `shown`, before escaping
+    caret = " " * len(printable(shown[:at])) + "^" * max(len(printable(shown[at:at + width])), width)
+    out = [f" {gutter} | {printable(shown)}", f" {pad} | {caret}" + (f" {label}" if label else "")]
     return out
 
 
@@ -111,7 +128,7 @@ def render(diag: Diagnostic) -> str:
         lines.append(f"  note: {rel.span}: {rel.message}")
         lines += ["  " + x for x in _excerpt(rel.span)]
     lines += [f"  hint: {h}" for h in diag.hints]
-    return "\n".join(lines)
+    return printable("\n".join(lines))
 
 
 def render_all(diags: Iterable[Diagnostic]) -> str:

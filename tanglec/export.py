@@ -40,22 +40,24 @@ categories as int indexes, as `tanglec.codegen.encode_inputs` gives them), raw d
     import keras, tanglec.codegen
     model = keras.models.load_model("arith.keras", safe_mode=True)
 
-Both exports are written to a temporary sibling and renamed into place, and are loaded back and
-compared with the run's own predictions before that rename; a run whose files fail their manifest
-hashes is refused (E140); a problem with the export itself is E191.
+Both exports carry a marker (`tanglec-export.json`, in the folder or inside the zip) so a later
+export may replace them (the output policy, tanglec/util/files.py); they are written to a temporary
+sibling, loaded back and compared with the run's own predictions, then put in place atomically. A
+run whose files fail their manifest hashes is refused (E140); a refused output path is E192; a
+problem with the export itself is E191.
 """
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from . import ast, codecs
 from .checks import Checked
-from .diagnostics import Diagnostic, TangleError
+from .diagnostics import Diagnostic, TangleError, output_refused
+from .util import files
 
 FORMATS = ("savedmodel", "keras")
 VERIFY_ROWS = 512
@@ -71,6 +73,13 @@ def default_output(run: Path, fmt: str) -> Path:
     return run.parent / (f"{name}.keras" if fmt == "keras" else f"{name}_savedmodel")
 
 
+def check_export_path(out: Path, fmt: str) -> None:
+    """E191 for a path the format can't have (before the output policy and TensorFlow)."""
+    if fmt == "keras" and Path(out).suffix != ".keras":
+        raise export_error(out, "a Keras export is a file ending in .keras",
+                           hints=[f"use -o {Path(out).with_suffix('.keras')}"])
+
+
 def export(run: Path, out: Path | None = None, fmt: str = "savedmodel", verify: bool = True) -> dict:
     """Export a run; returns what was written (path, signature) for the CLI's --json."""
     from .run import load_checked, load_model
@@ -80,20 +89,22 @@ def export(run: Path, out: Path | None = None, fmt: str = "savedmodel", verify: 
     run = Path(run)
     checked, _ = load_checked(run)  # verifies every file's hash
     out = Path(out) if out is not None else default_output(run, fmt)
-    if fmt == "keras" and out.suffix != ".keras":
-        raise export_error(out, "a Keras export is a file ending in .keras",
-                           hints=[f"use -o {out.with_suffix('.keras')}"])
-    if out.resolve() == run.resolve() or run.resolve() in out.resolve().parents:
-        raise export_error(out, "export into a path outside the run directory")
+    check_export_path(out, fmt)
+    try:
+        files.check_output(out, fmt, inputs=[run])
+    except files.OutputRefused as err:
+        raise output_refused(err) from None
     model = load_model(run, checked)
     rows = _verification_rows(run, checked) if verify else None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "keras":
-        verified = _write_keras(model, out, rows)
-        signature = _keras_signature(checked)
-    else:
-        verified = _write_savedmodel(checked, model, out, rows)
-        signature = serving_signature(checked)
+    try:
+        if fmt == "keras":
+            verified = _write_keras(model, out, rows)
+            signature = _keras_signature(checked)
+        else:
+            verified = _write_savedmodel(checked, model, out, rows)
+            signature = serving_signature(checked)
+    except files.OutputRefused as err:  # something else took the path meanwhile
+        raise output_refused(err) from None
     return {"ok": True, "run": str(run), "format": fmt, "path": str(out), "signature": signature,
             "verified_rows": verified}
 
@@ -270,14 +281,15 @@ def _write_savedmodel(checked: Checked, model, out: Path, rows) -> int:
     served = Served()
     served.model = model
     served.serve = serving_function(checked, model)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    tmp = files.temporary_dir(out)
     try:
         path = tmp / "model"
         tf.saved_model.save(served, str(path), signatures={"serving_default": served.serve.get_concrete_function()})
+        (path / files.EXPORT_MARKER).write_text(files.export_marker("savedmodel"))
         verified = 0
         if rows is not None:
             verified = _verify_savedmodel(checked, model, path, rows)
-        _swap_in(path, out)
+        files.swap_dir(path, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return verified
@@ -286,33 +298,21 @@ def _write_savedmodel(checked: Checked, model, out: Path, rows) -> int:
 def _write_keras(model, out: Path, rows) -> int:
     import keras
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".tmp.keras", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = files.temporary_file(out, suffix=".keras")
     try:
         model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as zf:  # before verifying: the file checked is the file kept
+            zf.writestr(files.EXPORT_MARKER, files.export_marker("keras"))
         verified = 0
         if rows is not None:
             checked, columns = rows
             loaded = keras.models.load_model(tmp, safe_mode=True)
             verified = _compare_raw(checked, model, loaded, columns, out)
-        os.replace(tmp, out)
+        tmp.replace(out)
+        files.fsync_dir(out.parent)
     finally:
         tmp.unlink(missing_ok=True)
     return verified
-
-
-def _swap_in(tmp: Path, out: Path) -> None:
-    if out.is_dir() and not out.is_symlink():
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    elif out.exists():
-        raise export_error(out, f"{out} exists and is not a directory; not replacing it")
-    else:
-        os.replace(tmp, out)
 
 
 def _verification_rows(run: Path, checked: Checked):

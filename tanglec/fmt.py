@@ -34,8 +34,6 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import difflib
-import os
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -46,7 +44,8 @@ from lark.exceptions import UnexpectedInput
 
 from . import ast
 from .diagnostics import TangleError
-from .parser import open_grammar, parse
+from .parser import open_grammar, parse, read_spec_text
+from .util.files import write_atomic
 
 WIDTH = 120  # the line length of the Python code in this repo
 INDENT = "    "
@@ -532,9 +531,13 @@ def format_file(path: Path, write: bool = False) -> FileResult:
 
     result = FileResult(str(path))
     try:
-        result.original = Path(path).read_bytes().decode("utf-8")
+        result.original = read_spec_text(Path(path))  # a regular file of bounded size, as `check` reads it
     except UnicodeDecodeError as err:
         result.diagnostics = [Diagnostic("E006", f"not UTF-8 text: {err.reason} at byte {err.start}",
+                                         ast.Span(str(path), 1, 1, 1, 2))]
+        return result
+    except OSError as err:
+        result.diagnostics = [Diagnostic("E006", f"can't read the spec: {err.strerror or err}",
                                          ast.Span(str(path), 1, 1, 1, 2))]
         return result
     try:
@@ -546,31 +549,3 @@ def format_file(path: Path, write: bool = False) -> FileResult:
         write_atomic(Path(path), result.formatted)
         result.written = True
     return result
-
-
-def write_atomic(path: Path, content: str | bytes) -> None:
-    """Replace a file in one step (a temporary sibling renamed over it), keeping its mode; a symlink
-    stays a symlink (its target is replaced)."""
-    path = Path(path)
-    if path.is_symlink():
-        path = path.resolve()
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        except OSError:  # a new file: the usual mode for the umask
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

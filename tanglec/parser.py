@@ -444,10 +444,10 @@ _PER_EXPERIMENT = (ast.DataDecl, ast.TrainDecl, ast.PhaseDecl, ast.InitDecl, ast
 
 
 def _read_disk(path: Path) -> str:
-    return _read_spec_text(path)
+    return read_spec_text(path)
 
 
-def _read_spec_text(path: Path) -> str:
+def read_spec_text(path: Path) -> str:
     """A spec file's text: a regular file (not /dev/zero or a FIFO) of at most MAX_SOURCE_BYTES, read
     without loading more than that; OSError or UnicodeDecodeError otherwise."""
     if not path.is_file():
@@ -613,7 +613,7 @@ def _depth_problems(statements: list) -> list[Diagnostic]:
 def parse_file(path: str | Path) -> ast.Spec:
     path = Path(path)
     try:
-        text = _read_spec_text(path)
+        text = read_spec_text(path)
     except UnicodeDecodeError as err:
         raise TangleError([Diagnostic("E006", f"not UTF-8 text: {err.reason} at byte {err.start}",
                                       ast.Span(str(path), 1, 1, 1, 2))]) from None

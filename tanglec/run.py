@@ -14,10 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import stat
-import tempfile
 from pathlib import Path
 
 from . import __version__
@@ -26,13 +24,14 @@ from .ast import Span
 from .checks import MAX_PARAMETERS, Checked, check_or_raise
 from .diagnostics import Diagnostic, TangleError
 from .parser import MAX_SOURCE_BYTES, parse
+from .util.files import RUN_FORMAT, RUN_MANIFEST, swap_dir, temporary_dir
 
-FORMAT = "tanglec-run/2"
+FORMAT = RUN_FORMAT
 SPEC = "spec.tangle"
 WEIGHTS = "model.weights.h5"
 REPORT = "routes.json"
 METRICS = "metrics.json"
-MANIFEST = "manifest.json"
+MANIFEST = RUN_MANIFEST
 USES = "uses.json"  # texts of the specs the compiled spec `use`s, so a run never depends on files outside it
 ROWS = "eval_rows.jsonl"  # a `data file` spec's evaluation rows: eval and export never read the original file
 REQUIRED = {SPEC, WEIGHTS, REPORT, METRICS}
@@ -65,9 +64,7 @@ def write_run(run_dir: Path, checked: Checked, model, report: dict, metrics: dic
     """Write every file into a temporary directory, then swap it in atomically. `examples`: the data a
     `data file` spec trained on (its evaluation rows are kept in the run)."""
     run_dir = Path(run_dir)
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    _clean_leftovers(run_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.{os.getpid()}.", suffix=".tmp", dir=run_dir.parent))
+    tmp = temporary_dir(run_dir)
     try:
         (tmp / SPEC).write_text(checked.spec.source, encoding="utf-8")
         stored = [SPEC, WEIGHTS, REPORT, METRICS]
@@ -100,79 +97,10 @@ def write_run(run_dir: Path, checked: Checked, model, report: dict, metrics: dic
         for f in tmp.iterdir():
             with f.open("rb") as fh:
                 os.fsync(fh.fileno())
-        _swap_in(tmp, run_dir)
+        swap_dir(tmp, run_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def _clean_leftovers(run_dir: Path) -> None:
-    """Remove what a killed compile of this run left beside it: temporary directories of processes that
-    are gone, and a previous run moved aside (put back if the run itself is missing)."""
-    for tmp in run_dir.parent.glob(f".{run_dir.name}.*.tmp"):
-        mine = re.fullmatch(r"(\d+)\.[^.]+\.tmp", tmp.name[len(run_dir.name) + 2:])  # .NAME.PID.XXXX.tmp
-        if mine and not _alive(int(mine.group(1))):
-            shutil.rmtree(tmp, ignore_errors=True)
-    old = run_dir.with_name(f".{run_dir.name}.old")
-    if old.is_dir():
-        if not run_dir.exists() and (old / MANIFEST).is_file():
-            os.replace(old, run_dir)
-        else:
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
-
-
-def _swap_in(tmp: Path, run_dir: Path) -> None:
-    """Put the new run in place: at every instant `run_dir` is the old complete run or the new one."""
-    if run_dir.is_dir() and _exchange(tmp, run_dir):
-        shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the previous run
-        fsync_dir(run_dir.parent)
-        return
-    if run_dir.exists():  # fallback: a short window where only `.NAME.old` holds the run (restored on next write)
-        old = run_dir.with_name(f".{run_dir.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(run_dir, old)
-        os.replace(tmp, run_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, run_dir)
-    fsync_dir(run_dir.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename inside `path` durable (best effort: some filesystems refuse directory fsync)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _major(version: object) -> tuple[int, ...] | None:

@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .util.files import atomic_file, write_atomic
+
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 BASE_SPEC = SPECS / "arith.tangle"
@@ -797,8 +799,8 @@ def write_png(results: dict, path: Path) -> Path:
                  f"★ = every seed 100% on every route", fontsize=10)
     fig.tight_layout(rect=(0, 0.07, 1, 0.95))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with atomic_file(path) as fh:
+        fig.savefig(fh, dpi=110, format="png")
     plt.close(fig)
     return path
 
@@ -832,9 +834,7 @@ def terminal_plot(results: dict, width: int = 120, height: int = 18) -> str:
 
 def save(results: dict, json_path: Path | None, png_path: Path | None) -> None:
     if json_path:
-        json_path = Path(json_path)
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(results, indent=2) + "\n")
+        write_atomic(Path(json_path), json.dumps(results, indent=2) + "\n")
     if png_path:
         write_png(results, png_path)
 

@@ -286,7 +286,7 @@ def test_failed_write_leaves_previous_run_whole(tmp_path):
 
 
 def test_leftovers_of_a_killed_write_are_cleaned_and_a_moved_run_restored(tmp_path):
-    from tanglec.run import _clean_leftovers
+    from tanglec.util.files import clean_leftovers
 
     checked = load(ARITH)
     run = tmp_path / "arith"
@@ -297,7 +297,7 @@ def test_leftovers_of_a_killed_write_are_cleaned_and_a_moved_run_restored(tmp_pa
     live = tmp_path / f".arith.{os.getpid()}.def456.tmp"  # a writer that is still running: left alone
     live.mkdir()
     os.replace(run, tmp_path / ".arith.old")  # killed between the two renames of the fallback swap
-    _clean_leftovers(run)
+    clean_leftovers(run)
     assert sorted(os.listdir(tmp_path)) == [f".arith.{os.getpid()}.def456.tmp", "arith"]
     read_manifest(run)
 

@@ -540,6 +540,11 @@ class ExploreApp(App[int]):
             self.notify("Training can't start: problems found (see Spec, 4); fix them and reload (ctrl+r).",
                         severity="error")
             return
+        refusal = self.session.output_refusal()
+        if refusal:
+            self.notify(f"Training can't start: {refusal}.", severity="error", timeout=15)
+            panel.set_note(Text(refusal, style="bold red"))
+            return
         self.control = TrainControl()
         self.history = []
         self.stopped_result = None
@@ -781,7 +786,9 @@ class ExploreApp(App[int]):
         elif s.report and self.train_state == "idle":
             note = Text(f"showing the last run in {display_path(s.run_dir)}", style="dim")
         elif s.run_state in ("other", "invalid") and self.train_state == "idle":
-            note = Text(f"{display_path(s.run_dir)}: {s.run_note}; training replaces it", style="yellow")
+            refusal = s.output_refusal()
+            note = Text(refusal, style="bold red") if refusal else \
+                Text(f"{display_path(s.run_dir)}: {s.run_note}; training replaces it", style="yellow")
         elif self.train_state == "stopped":
             note = Text(f"{display_path(s.run_dir)} keeps its last good state", style="dim")
         elif self.train_state == "done":

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..ast import Span
 from ..checks import Checked, check
 from ..diagnostics import Diagnostic, TangleError, sort_key
-from ..parser import parse_partial
+from ..parser import parse_partial, read_spec_text
 
 
 @dataclass
@@ -54,6 +54,21 @@ class Session:
     def has_trained_run(self) -> bool:
         return self.run_state == "current"
 
+    def output_refusal(self) -> str | None:
+        """Why training may not write `run_dir` (the output policy of `tanglec compile`), or None.
+        Training a run opened for exploring replaces that run; any other input is protected."""
+        from ..util.files import OutputRefused, check_output
+
+        same_run = self.is_run and self.run_dir.resolve() == self.target.resolve()
+        inputs = [] if same_run else [self.target]
+        if self.checked is not None and self.checked.data.path is not None:
+            inputs.append(self.checked.data.path)
+        try:
+            check_output(self.run_dir, "run", inputs=inputs)
+        except OutputRefused as err:
+            return f"refusing to write {err.path}: {err.reason} ({err.hint})"
+        return None
+
 
 def display_path(path: Path) -> str:
     """A path relative to the working directory when it is under it (shorter, and stable in tests)."""
@@ -84,7 +99,7 @@ def open_target(target: Path, run_dir: Path | None = None) -> Session:
 def _open_spec(path: Path, run_dir: Path | None) -> Session:
     run_dir = Path(run_dir) if run_dir else Path("runs") / path.stem
     try:
-        source = path.read_text(encoding="utf-8")
+        source = read_spec_text(path)
     except UnicodeDecodeError as err:
         diag = Diagnostic("E006", f"not UTF-8 text: {err.reason} at byte {err.start}", Span(str(path), 1, 1, 1, 2))
         return Session(path, False, "", str(path), None, [diag], run_dir, "none", "unused")
