@@ -485,8 +485,10 @@ class _Checker:
             if m.output.kind.text in DATA_CODECS and name not in self.g.decoders:
                 self.error("E108", f"decoder '{name}' has no target", m.name.span,
                            hints=[f"add `decode {name} as <target>`"])
-        if not self.g.decoders and not self.diags:
-            self.error("E126", "nothing to train: no decoder", ast.Span(self.spec.path, 1, 1, 1, 2),
+        if not self.g.decoders and not any(d.is_error for d in self.diags):
+            modules = list(self.g.modules.values())
+            where = modules[0].name.span if modules else ast.Span(self.spec.path, 1, 1, 1, 2)
+            self.error("E126", "nothing to train: no decoder", where,
                        hints=["declare a module with a data output and `decode it as <target>`"])
 
     def check_settings(self) -> None:
@@ -515,10 +517,11 @@ class _Checker:
                 self.data_setting(s)
 
     def _number(self, s: ast.Setting, lo: float, hi: float | None, integer: bool) -> float | None:
+        """The setting's value if in range (a float unless `integer`: `adam 1` is a learning rate of 1.0)."""
         v = s.value
         ok = isinstance(v, (int, float)) and not isinstance(v, bool) and (not integer or isinstance(v, int))
         if ok and v >= lo and (hi is None or v <= hi):
-            return v
+            return v if integer else float(v)
         rng = f"{lo}.." + (f"{hi}" if hi is not None else "")
         self.error("E115", f"{s.key.text} takes {'an integer' if integer else 'a number'} in {rng}", s.span)
         return None
@@ -614,6 +617,7 @@ class _Checker:
             self.diags += found
             if found:
                 bad_expr.add(name)
+        self.check_target_shapes()
         self.order_targets()
         checked.target_order = self.target_order
         for name, t in self.g.targets.items():
@@ -671,6 +675,24 @@ class _Checker:
             for n in ready:
                 done.add(n)
                 self.target_order.append(n)
+
+    def check_target_shapes(self) -> None:
+        """A vector(n) decoder needs a vector(n) column from the data; every other decoder a number."""
+        for decoder, target in self.g.decoders.items():
+            if decoder not in self.g.modules or target not in self.g.targets:
+                continue
+            codec, t = self.g.modules[decoder].output, self.g.targets[target]
+            given = t.type if isinstance(t.type, ast.VectorType) and t.expr is None else None
+            if codec.kind.text == "vector" and (given is None or given.size != codec.size):
+                what = given.describe() if given else "one number per example"
+                hint = f"declare it `target {target}: vector({codec.size}) from data`"
+            elif codec.kind.text != "vector" and isinstance(t.type, ast.VectorType):
+                what, hint = t.type.describe(), f"decode it with a vector({t.type.size}) output"
+            else:
+                continue
+            where = t.type.span if t.type is not None else t.name.span
+            self.error("E112", f"target '{target}' is {what}, but decoder '{decoder}' outputs {codec}", where,
+                       hints=[hint], related=[Related(codec.span, f"'{decoder}' output declared here")])
 
     def check_target_ranges(self, values: dict[str, list]) -> None:
         for decoder, target in self.g.decoders.items():

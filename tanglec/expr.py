@@ -172,6 +172,8 @@ def _binop(node: ast.BinOp, a, b):
                 a, integer = float(a), False
             if integer and b * math.log2(abs(a) or 1) >= 53:
                 raise _Failure(node, "integer overflow")
+        if op == "**" and a == 0 and b < 0:
+            raise _Failure(node, "zero raised to a negative power")
         value = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b,
                  "//": lambda: a // b, "%": lambda: a % b, "**": lambda: a ** b}[op]()
     except OverflowError:
