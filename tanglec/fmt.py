@@ -46,7 +46,7 @@ from lark.exceptions import UnexpectedInput
 
 from . import ast
 from .diagnostics import TangleError
-from .parser import grammar_path, parse
+from .parser import BOM, grammar_path, parse
 
 WIDTH = 120  # the line length of the Python code in this repo
 INDENT = "    "
@@ -391,7 +391,7 @@ def format_source(source: str, file: str = "<spec>") -> str:
 
     Only syntax matters: a spec with semantic errors, or whose `use`d files are missing, is formatted.
     """
-    tree, comments = _syntax(source, file)
+    tree, comments = _syntax(source.removeprefix(BOM), file)
     items = _items(tree, comments)
     group: list[_Item] = []  # a block of modules: no blank line between them, comment lines allowed
     for it in items:

@@ -24,7 +24,9 @@ STATEMENT_KEYWORDS = ("input", "select", "module", "route", "target", "decode", 
 _STATEMENT_START = re.compile(r"^[ \t]*(?:%s)\b" % "|".join(STATEMENT_KEYWORDS), re.M)
 MAX_SOURCE_BYTES = 2_000_000
 MAX_NESTING = 64
+MAX_TOKENS = 25_000  # words, numbers and operators in one spec (comments and strings aside)
 _BLANK = " \t\r\n\f"  # the grammar's whitespace (str.strip() would also strip \v, \x1c, \u2028... which it rejects)
+BOM = "\ufeff"  # editors on Windows start UTF-8 files with it; it is not part of the text
 MAX_EXPR_DEPTH = 200  # operators nested in one expression (`1+1+...` nests one per `+`)
 
 _TERMINAL_WORDS = {
@@ -380,29 +382,58 @@ def _join_or(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " or " + items[-1]
 
 
-def _nesting_problem(source: str, file: str) -> Diagnostic | None:
-    """Reject nesting deeper than MAX_NESTING before parsing, so no stage can recurse too deep."""
-    depth = 0
-    line, col = 1, 0
-    skip_to = None  # inside a comment (until newline) or a string (until '"' or newline)
-    for ch in source:
-        col += 1
-        if ch == "\n":
-            line, col, skip_to = line + 1, 0, None
-        elif skip_to is not None:
-            if ch == skip_to:
-                skip_to = None
-        elif ch in "#\"":
-            skip_to = "\n" if ch == "#" else '"'
-        elif ch in "([{":
+# what the prescan counts: a string, a comment (both skipped), a word or number, an operator, a character
+_PRESCAN_TOKEN = re.compile(r'"[^"\n]*"?|#[^\n]*|[A-Za-z0-9_.]+|\*\*|//|->|\.\.|[<>=!]=|\S')
+
+
+def _prescan_problem(source: str, file: str) -> Diagnostic | None:
+    """Refuse, before the LALR parse, a spec with more than MAX_TOKENS tokens (E005) or brackets nested
+    deeper than MAX_NESTING (E004): parsing costs ~20 µs a token, so this keeps every spec the size cap
+    lets through within a second or two, and no later stage can recurse too deep."""
+    depth = tokens = 0
+    for m in _PRESCAN_TOKEN.finditer(source):
+        first = source[m.start()]
+        if first in '"#':
+            continue
+        tokens += 1
+        if tokens > MAX_TOKENS:
+            return Diagnostic("E005", f"spec longer than {MAX_TOKENS:,} tokens", _span_at(source, file, m),
+                              hints=["split it into specs that `use` each other, or simplify long expressions"])
+        if first in "([{":
             depth += 1
             if depth > MAX_NESTING:
-                return Diagnostic("E004", f"nesting deeper than {MAX_NESTING} levels",
-                                  ast.Span(file, line, col, line, col + 1),
+                return Diagnostic("E004", f"nesting deeper than {MAX_NESTING} levels", _span_at(source, file, m),
                                   hints=["split the expression with a named target or flatten it"])
-        elif ch in ")]}":
+        elif first in ")]}":
             depth = max(depth - 1, 0)
     return None
+
+
+def _span_at(source: str, file: str, m: re.Match) -> ast.Span:
+    line = source.count("\n", 0, m.start()) + 1
+    col = m.start() - source.rfind("\n", 0, m.start())
+    return ast.Span(file, line, col, line, col + len(m.group()))
+
+
+def _parse_text(source: str, file: str) -> tuple[list, list[Diagnostic]]:
+    """The statements that parsed and every syntax diagnostic, parsing the text once: the whole file,
+    and statement by statement only when the whole file doesn't parse."""
+    if len(source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
+        return [], [Diagnostic("E005", f"spec larger than {MAX_SOURCE_BYTES // 1_000_000} MB",
+                               ast.Span(file, 1, 1, 1, 2))]
+    refused = _prescan_problem(source, file)
+    if refused:
+        return [], [refused]
+    try:
+        tree = _lark().parse(source)
+    except UnexpectedInput as failure:
+        statements, diagnostics = _parse_statement_by_statement(source, file)
+        if not diagnostics:  # never fail without saying where
+            diagnostics = [_syntax_diagnostic(failure, file, 0, source.split("\n"))]
+        return statements, diagnostics
+    statements, problems = _transform(tree, file, 0)
+    lines = [d.span.line for d in problems]
+    return [st for st in statements if not any(st.span.line <= n <= st.span.end_line for n in lines)], problems
 
 
 def parse(source: str, file: str = "<spec>", read: Callable[[Path], str] | None = None,
@@ -411,25 +442,12 @@ def parse(source: str, file: str = "<spec>", read: Callable[[Path], str] | None 
 
     `read` supplies the text of used files (default: from disk; a run directory supplies its copies).
     """
+    source = source.removeprefix(BOM)
     SOURCES.add(file, source)
-    if len(source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
-        raise TangleError([Diagnostic("E005", f"spec larger than {MAX_SOURCE_BYTES // 1_000_000} MB",
-                                      ast.Span(file, 1, 1, 1, 2))])
-    deep = _nesting_problem(source, file)
-    if deep:
-        raise TangleError([deep])
-    try:
-        tree, failure = _lark().parse(source), None
-    except UnexpectedInput as err:
-        tree, failure = None, err
-    if tree is not None:
-        statements, problems = _transform(tree, file, 0)
-        if not problems:
-            return _resolve_uses(ast.Spec(file, source, statements), read or _read_disk, _using + (file,))
-    _, diagnostics = _parse_statement_by_statement(source, file)
-    if not diagnostics and failure is not None:  # never fail without saying where
-        diagnostics = [_syntax_diagnostic(failure, file, 0, source.split("\n"))]
-    raise TangleError(diagnostics)
+    statements, diagnostics = _parse_text(source, file)
+    if diagnostics:
+        raise TangleError(diagnostics)
+    return _resolve_uses(ast.Spec(file, source, statements), read or _read_disk, _using + (file,))
 
 
 # what a `use` brings in: the graph and its targets, never another experiment's data or training
@@ -542,11 +560,15 @@ def _resolve_uses(spec: ast.Spec, read: Callable[[Path], str], using: tuple[str,
 
 
 def parse_partial(source: str, file: str = "<spec>") -> tuple[ast.Spec, list[Diagnostic]]:
-    """Like parse, but keep the statements that did parse (for the TUI and the formatter's checks)."""
+    """Like parse, but keep the statements that did parse (for the TUI, `check` and the formatter)."""
+    source = source.removeprefix(BOM)
+    SOURCES.add(file, source)
+    statements, diagnostics = _parse_text(source, file)
+    if diagnostics:
+        return ast.Spec(file, source, statements), diagnostics
     try:
-        return parse(source, file), []
+        return _resolve_uses(ast.Spec(file, source, list(statements)), _read_disk, (file,)), []
     except TangleError as err:
-        statements, _ = _parse_statement_by_statement(source, file)
         return ast.Spec(file, source, statements), err.diagnostics
 
 
@@ -604,10 +626,11 @@ def _depth_problems(statements: list) -> list[Diagnostic]:
     return out
 
 
-def parse_file(path: str | Path) -> ast.Spec:
+def read_spec_file(path: str | Path) -> str:
+    """A spec file's text; TangleError E005 (too large) or E006 (not a readable UTF-8 regular file)."""
     path = Path(path)
     try:
-        text = _read_spec_text(path)
+        return _read_spec_text(path)
     except UnicodeDecodeError as err:
         raise TangleError([Diagnostic("E006", f"not UTF-8 text: {err.reason} at byte {err.start}",
                                       ast.Span(str(path), 1, 1, 1, 2))]) from None
@@ -615,4 +638,7 @@ def parse_file(path: str | Path) -> ast.Spec:
         code = "E005" if "larger than" in str(err) else "E006"
         raise TangleError([Diagnostic(code, f"can't read the spec: {getattr(err, 'strerror', None) or err}",
                                       ast.Span(str(path), 1, 1, 1, 2))]) from None
-    return parse(text, str(path))
+
+
+def parse_file(path: str | Path) -> ast.Spec:
+    return parse(read_spec_file(path), str(Path(path)))
