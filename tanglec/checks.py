@@ -7,6 +7,7 @@ numpy (see `target_values`).
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,7 @@ ACTIVATIONS = {"relu", "gelu", "tanh", "sigmoid", "elu", "selu", "swish", "softp
 OPTIMIZERS = {"adam", "sgd", "rmsprop", "adamw"}
 MUX_STRATEGIES = {"where", "partition", "gather", "auto"}
 TRAIN_KEYS = {"steps", "batch", "lr", "seed", "until", "weight", "mux", "eval_every", "optimizer",
-              "strategy"} | OPTIMIZERS
+              "strategy", "memory"} | OPTIMIZERS
 DATA_KEYS = {"seed", "eval", "limit", "per_route", "only", "stream"}
 DISTRIBUTE_STRATEGIES = ("default", "mirrored", "multiworker")  # tanglec.distribute.STRATEGIES (no TF here)
 STREAM_MODES = ("auto", "always", "never")  # tanglec.stream: read a data file in chunks
@@ -30,6 +31,9 @@ MAX_PARAMETERS = 50_000_000
 MAX_WIDTH = 100_000  # values in one codec or vector field
 MAX_SAMPLE = 1_000_000  # rows of `data sample N`
 MAX_DATA_CELLS = 50_000_000  # rows x values per row of sampled data (memory before anything trains)
+MEMORY_GB = 4.0  # default cap on a run's estimated memory (`train memory N`, in GB)
+CHECK_ROWS = 2000  # rows `check` evaluates the targets on when the data is too large to evaluate whole
+CHECK_CELLS = 1_000_000  # ... and at most this many values in those rows
 
 
 @dataclass
@@ -44,6 +48,7 @@ class TrainConfig:
     mux: str = "auto"  # the cost model in tanglec/mux.py: partition on CPU (measured), where for 1 branch
     eval_every: int = 10
     strategy: str = "default"  # tf.distribute strategy (docs/distributed.md); --strategy overrides
+    memory_gb: float = MEMORY_GB
 
 
 @dataclass
@@ -153,10 +158,10 @@ class _Checker:
             self.composition.init, self.composition.init_span = Path(self.init_override).resolve(), None
         if self.composition.init is not None:
             check_init(self, self.composition.init, self.composition.init_span)
+        self.check_limits()
         self.check_targets()
         if acyclic and not any(d.is_error for d in self.diags):
             check_alignment_coverage(self)
-        self.check_limits()
 
     # -- names -----------------------------------------------------------------------
     def check_names(self) -> None:
@@ -560,6 +565,10 @@ class _Checker:
                 self.error("E122", "mux is one of " + ", ".join(sorted(MUX_STRATEGIES)), s.span)
             else:
                 t.mux = s.value.text
+        elif key == "memory":
+            v = self._number(s, 0.001, 1_000_000, False)
+            if v is not None:
+                t.memory_gb = v
         elif key == "strategy":
             if not isinstance(s.value, ast.Name) or s.value.text not in DISTRIBUTE_STRATEGIES:
                 self.error("E115", "strategy is one of " + ", ".join(DISTRIBUTE_STRATEGIES), s.span)
@@ -630,8 +639,10 @@ class _Checker:
             self.check_target_ranges(values)
 
     def target_values(self, checked: Checked) -> dict[str, list] | None:
-        """Each target's values over the data: row by row in plain Python for a small enumerated
-        domain (no numpy import, so `check` stays fast), else through the numpy data pipeline."""
+        """Each target's values: row by row in plain Python over a small enumerated domain (no numpy
+        import, so `check` stays fast); a data file is read and validated (streamed when large);
+        otherwise at most CHECK_ROWS rows drawn from the domain or the sample, since the example
+        table may not fit in memory (building the data checks every row's range again)."""
         domain = _small_domain(self.g)
         if self.data.source == "enumerate" and domain is not None:
             names, grids = domain
@@ -646,35 +657,39 @@ class _Checker:
                 for row, value in zip(rows, out[name]):
                     row[name] = value
             return out
-        from .data import DataError, build_examples
+        from .data import DataError, build_examples, check_rows, summarise
 
         try:
-            examples = build_examples(checked)
+            if self.data.source == "file":
+                examples = build_examples(checked, check_ranges=False)
+                summary = getattr(examples, "target_summary", None)  # a streamed file: min, max (a non-integer)
+                return summary if summary is not None else summarise(examples.targets)
+            return summarise(check_rows(checked, CHECK_ROWS, CHECK_CELLS))
         except DataError as err:
             self.diags += err.diagnostics
             return None
-        summary = getattr(examples, "target_summary", None)  # a streamed file: min, max (a non-integer)
-        if summary is not None:
-            return summary
-        return {k: [None if v != v else v for v in arr.tolist()] for k, arr in examples.targets.items()
-                if arr.ndim == 1}
 
     def order_targets(self) -> None:
         """Expression targets in dependency order (a target may use another); a cycle is an error."""
         exprs = {n: t for n, t in self.g.targets.items() if t.expr is not None}
-        deps = {n: expr.referenced_names(t.expr) & set(self.g.targets) for n, t in exprs.items()}
-        done: set[str] = {n for n in self.g.targets if n not in exprs}
-        while len(done) < len(self.g.targets):
-            ready = [n for n in exprs if n not in done and deps[n] <= done]
-            if not ready:
-                stuck = [n for n in exprs if n not in done]
-                self.error("E103", "targets depend on each other in a cycle: " + ", ".join(stuck),
-                           self.g.targets[stuck[0]].name.span,
-                           related=[Related(self.g.targets[n].name.span, f"'{n}' declared here") for n in stuck[1:]])
-                return
-            for n in ready:
-                done.add(n)
-                self.target_order.append(n)
+        waiting = {n: expr.referenced_names(t.expr) & set(exprs) for n, t in exprs.items()}
+        users: dict[str, list[str]] = {}
+        for n, deps in waiting.items():
+            for d in deps:
+                users.setdefault(d, []).append(n)
+        ready = deque(n for n, deps in waiting.items() if not deps)
+        while ready:
+            n = ready.popleft()
+            self.target_order.append(n)
+            for u in users.get(n, ()):
+                waiting[u].discard(n)
+                if not waiting[u]:
+                    ready.append(u)
+        if len(self.target_order) < len(exprs):
+            stuck = [n for n in exprs if waiting[n]]
+            self.error("E103", "targets depend on each other in a cycle: " + ", ".join(stuck),
+                       self.g.targets[stuck[0]].name.span,
+                       related=[Related(self.g.targets[n].name.span, f"'{n}' declared here") for n in stuck[1:]])
 
     def check_target_shapes(self) -> None:
         """A vector(n) decoder needs a vector(n) column from the data; every other decoder a number."""
@@ -695,40 +710,117 @@ class _Checker:
                        hints=[hint], related=[Related(codec.span, f"'{decoder}' output declared here")])
 
     def check_target_ranges(self, values: dict[str, list]) -> None:
-        for decoder, target in self.g.decoders.items():
-            if decoder not in self.g.modules or target not in values:
-                continue
-            codec = self.g.modules[decoder].output
-            t = self.g.targets[target]
-            problem = _range_problem(codec, [v for v in values[target] if v is not None])
-            if problem:
-                where = t.expr.span if t.expr is not None else t.span
-                self.error("E112", f"target '{target}' {problem} for decoder '{decoder}' ({codec})", where,
-                           related=[Related(codec.span, f"'{decoder}' output declared here")])
+        self.diags += range_problems(self.g, values)
 
     def check_limits(self) -> None:
-        if len(self.g.modules) > MAX_MODULES:
-            self.error("E127", f"{len(self.g.modules)} modules exceed the limit of {MAX_MODULES}",
-                       ast.Span(self.spec.path, 1, 1, 1, 2))
-        total = sum(estimate_parameters(m) for m in self.g.modules.values())
+        """Caps on the spec's size and on its run's estimated memory, checked before any data or model
+        exists; each positioned at what is over the cap."""
+        modules, muxes = list(self.g.modules.values()), list(self.g.muxes.values())
+        if len(modules) > MAX_MODULES:
+            self.error("E127", f"{len(modules)} modules exceed the limit of {MAX_MODULES}",
+                       modules[MAX_MODULES].name.span)
+        sizes = {name: estimate_parameters(m) for name, m in self.g.modules.items()}
+        total = sum(sizes.values())
         if total > MAX_PARAMETERS:
-            self.error("E127", f"about {total:,} parameters exceed the limit of {MAX_PARAMETERS:,}",
-                       ast.Span(self.spec.path, 1, 1, 1, 2), hints=["use narrower dense layers"])
-        if len(self.g.muxes) > MAX_MODULES:
-            self.error("E127", f"{len(self.g.muxes)} multiplexers exceed the limit of {MAX_MODULES}",
-                       ast.Span(self.spec.path, 1, 1, 1, 2))
+            largest = max(sizes, key=sizes.get)
+            self.error("E127", f"about {total:,} parameters exceed the limit of {MAX_PARAMETERS:,} "
+                               f"('{largest}' has {sizes[largest]:,})", self.g.modules[largest].span,
+                       hints=["use narrower dense layers"])
+        if len(muxes) > MAX_MODULES:
+            self.error("E127", f"{len(muxes)} multiplexers exceed the limit of {MAX_MODULES}", muxes[MAX_MODULES].span)
         routes = self.g.route_count()
         if routes > MAX_ROUTES:
             self.error("E127", f"{routes:,} routes (one per combination of selector values) exceed the limit "
-                               f"of {MAX_ROUTES:,}", ast.Span(self.spec.path, 1, 1, 1, 2),
+                               f"of {MAX_ROUTES:,}", muxes[-1].span,
                        hints=["use fewer selectors or fewer values per selector"])
+        examples = self.example_count()
         if self.data.source == "sample" and self.data.count:
             widths = sum(d.type.size if isinstance(d.type, ast.VectorType) else 1 for d in self.g.inputs.values())
             cells = self.data.count * (widths + len(self.g.selectors) + len(self.g.targets))
             if cells > MAX_DATA_CELLS:
                 self.error("E127", f"the sample holds {cells:,} values, over the limit of {MAX_DATA_CELLS:,}",
-                           self.data.span or ast.Span(self.spec.path, 1, 1, 1, 2),
-                           hints=["sample fewer examples or use narrower vector fields"])
+                           self.data.span, hints=["sample fewer examples or use narrower vector fields"])
+        if not any(d.is_error for d in self.diags):
+            self.check_memory(examples, sizes)
+
+    def example_count(self) -> int | None:
+        """Examples the data holds, from the spec alone (None for a file); E125 when an enumeration
+        is impossible or over MAX_ENUMERATION (counted without building the product)."""
+        if self.data.source == "sample":
+            return self.data.count
+        if self.data.source != "enumerate":
+            return None
+        size = 1
+        for name, decl in self.g.inputs.items():
+            if not isinstance(decl.type, (ast.IntType, ast.CategoryType)):
+                self.error("E125", f"can't enumerate '{name}' ({decl.type.describe()})", decl.type.span,
+                           hints=["use `data sample 1000` or `data file \"rows.csv\"`"])
+                return None
+            size *= decl.type.hi - decl.type.lo + 1 if isinstance(decl.type, ast.IntType) else len(decl.type.values)
+            size = min(size, MAX_ENUMERATION + 1)  # never a number too long to print
+        for decl in self.g.selectors.values():
+            size = min(size * len(decl.values), MAX_ENUMERATION + 1)
+        if size > MAX_ENUMERATION:
+            widest = max(self.g.inputs.values(), key=lambda d: len(_domain(d.type)), default=None)
+            where = self.data.span or (widest.type.span if widest else ast.Span(self.spec.path, 1, 1, 1, 2))
+            self.error("E125", f"enumerating every combination gives more than {MAX_ENUMERATION:,} examples",
+                       where, hints=["use `data sample N` instead"])
+            return None
+        return size
+
+    def check_memory(self, examples: int | None, parameters: dict[str, int]) -> None:
+        """E127 when the run's estimated memory is over the cap (`train memory N`, GB): the example
+        table, the model with its gradients and optimizer state, and one step's activations."""
+        parts = memory_estimate(self.g, examples, parameters, self.largest_batch(examples))
+        total = sum(size for size, _, _ in parts.values())
+        cap = self.train.memory_gb * 1e9
+        if total <= cap:
+            return
+        worst = max(parts, key=lambda k: parts[k][0])
+        size, what, where = parts[worst]
+        breakdown = "; ".join(f"{k} {_gb(v[0])}" for k, v in parts.items())
+        self.error("E127", f"the run needs about {_gb(total)} of memory, over the {_gb(cap)} cap "
+                           f"(mostly {what})", where or self.data.span or ast.Span(self.spec.path, 1, 1, 1, 2),
+                   hints=[breakdown, "raise the cap with `train memory N` (GB) if the machine has it"])
+
+    def largest_batch(self, examples: int | None) -> int:
+        batches = [self.train.batch] + [p.batch for p in self.composition.phases if p.batch]
+        return min(max(batches), examples) if examples else max(batches)
+
+
+def memory_estimate(g: TangleGraph, examples: int | None, parameters: dict[str, int],
+                    batch: int) -> dict[str, tuple[int, str, ast.Span | None]]:
+    """Bytes per part of a run, from the spec alone: (bytes, what dominates it, where it is written).
+    Raw columns are 8 bytes a value, encoded and model values 4 (float32); the model counts 4 times
+    (weights, gradients, two optimizer moments); a step keeps each layer's output and its gradient."""
+    raw = {name: (d.type.size if isinstance(d.type, ast.VectorType) else 1, d.type.span) for name, d in g.inputs.items()}
+    raw_width = sum(w for w, _ in raw.values()) + len(g.selectors) + len(g.targets)
+    encoded = sum(codec_width(g.modules[m].output) or 0 for m in g.decoders if m in g.modules)
+    widest_input = max(raw.items(), key=lambda kv: kv[1][0], default=(None, (0, None)))
+    data = (examples or 0) * (8 * raw_width + 4 * encoded)
+    parts = {"data": (data, f"{examples or 0:,} examples of {raw_width:,} values", widest_input[1][1])}
+    largest = max(parameters, key=parameters.get, default=None)
+    parts["model"] = (16 * sum(parameters.values()), f"{sum(parameters.values()):,} parameters",
+                      g.modules[largest].span if largest else None)
+    widths, widest = 0, (0, None)
+    for m in g.modules.values():
+        for layer in _flatten(m.layers):
+            units = layer.args[0] if layer.kind.text == "dense" and layer.args and isinstance(layer.args[0], int) else 0
+            widths += units
+            widest = max(widest, (units, layer.span), key=lambda w: w[0])
+    parts["a step"] = (8 * batch * widths, f"a batch of {batch:,} through {widths:,} units (widest: {widest[0]:,})",
+                       widest[1])
+    return parts
+
+
+def _gb(size: float) -> str:
+    return f"{size / 1e9:,.1f} GB" if size >= 1e8 else f"{size / 1e6:,.1f} MB"
+
+
+def _domain(t: ast.FieldType) -> range:
+    if isinstance(t, ast.IntType):
+        return range(t.lo, t.hi + 1)
+    return range(len(t.values)) if isinstance(t, ast.CategoryType) else range(0)
 
 
 SMALL_DOMAIN = 20_000
@@ -755,6 +847,23 @@ def _small_domain(g: TangleGraph) -> tuple[list[str], list[list[int]]] | None:
         grids.append(list(range(len(decl.values))))
         size *= len(decl.values)
     return (names, grids) if size <= SMALL_DOMAIN else None
+
+
+def range_problems(g: TangleGraph, values: dict[str, list]) -> list[Diagnostic]:
+    """E112 for each decoded target whose values (or a [min, max(, a non-integer)] summary of them)
+    its decoder's codec can't represent."""
+    out = []
+    for decoder, target in g.decoders.items():
+        if decoder not in g.modules or target not in values:
+            continue
+        codec = g.modules[decoder].output
+        t = g.targets[target]
+        problem = _range_problem(codec, [v for v in values[target] if v is not None])
+        if problem:
+            where = t.expr.span if t.expr is not None else t.span
+            out.append(Diagnostic("E112", f"target '{target}' {problem} for decoder '{decoder}' ({codec})", where,
+                                  related=[Related(codec.span, f"'{decoder}' output declared here")]))
+    return out
 
 
 def _range_problem(codec: ast.Codec, values: list) -> str | None:

@@ -54,7 +54,9 @@ def field_domain(t: ast.FieldType) -> range | None:
     return None
 
 
-def build_examples(checked) -> Examples:
+def build_examples(checked, check_ranges: bool = True) -> Examples:
+    """The example table; DataError for bad data, failing targets and (`check_ranges`) targets out of
+    their decoder's range over every row (`check` sees only a bounded sample of a large domain)."""
     g, cfg = checked.graph, checked.data
     if cfg.source == "file":
         from .stream import should_stream, streamed_examples
@@ -67,6 +69,12 @@ def build_examples(checked) -> Examples:
     else:
         columns, data_targets = _enumerate(checked), {}
     targets = evaluate_targets(checked, columns, data_targets)
+    if check_ranges:
+        from .checks import range_problems
+
+        problems = range_problems(g, summarise(targets))
+        if problems:
+            raise DataError(problems)
     n = len(next(iter(columns.values()))) if columns else 0
     rows = np.arange(n)
     eval_rows, train_rows = rows, rows
@@ -80,6 +88,31 @@ def build_examples(checked) -> Examples:
         raise DataError([Diagnostic("E163", "no training examples are left after held-out routes and data "
                                             "filters", span)])
     return Examples(columns, targets, eval_rows, train_rows)
+
+
+def check_rows(checked, rows: int, cells: int) -> dict[str, np.ndarray]:
+    """Every target over at most `rows` rows drawn from the spec's domain or sample distribution, and
+    at most `cells` values in all: what `check` evaluates instead of the whole table."""
+    g = checked.graph
+    width = sum(d.type.size if isinstance(d.type, ast.VectorType) else 1 for d in g.inputs.values()) + len(g.selectors)
+    count = max(1, min(rows, cells // max(width, 1), checked.data.count or rows))
+    return evaluate_targets(checked, _sample(g, count, checked.data.seed))
+
+
+def summarise(targets: dict[str, np.ndarray]) -> dict[str, list]:
+    """Per 1-D target: [min, max], and a non-integer value if there is one (what E112 needs)."""
+    out = {}
+    for name, values in targets.items():
+        values = np.asarray(values, dtype=float)
+        if values.ndim != 1:
+            continue
+        values = values[~np.isnan(values)]
+        if not len(values):
+            out[name] = []
+            continue
+        fractional = values[values != np.floor(values)]
+        out[name] = [values.min().item(), values.max().item()] + [v.item() for v in fractional[:1]]
+    return out
 
 
 def evaluate_targets(checked, columns: dict[str, np.ndarray],
