@@ -7,6 +7,7 @@ numpy (see `target_values`).
 from __future__ import annotations
 
 import itertools
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ MAX_DATA_CELLS = 50_000_000  # rows x values per row of sampled data (memory bef
 MEMORY_GB = 4.0  # default cap on a run's estimated memory (`train memory N`, in GB)
 CHECK_ROWS = 2000  # rows `check` evaluates the targets on when the data is too large to evaluate whole
 CHECK_CELLS = 1_000_000  # ... and at most this many values in those rows
+ROW_BY_ROW_STEPS = 200_000  # rows x expression nodes evaluated in plain Python (beyond: numpy)
 
 
 @dataclass
@@ -644,7 +646,8 @@ class _Checker:
         otherwise at most CHECK_ROWS rows drawn from the domain or the sample, since the example
         table may not fit in memory (building the data checks every row's range again)."""
         domain = _small_domain(self.g)
-        if self.data.source == "enumerate" and domain is not None:
+        if self.data.source == "enumerate" and domain is not None and \
+                math.prod(map(len, domain[1])) * self.expression_size() <= ROW_BY_ROW_STEPS:
             names, grids = domain
             rows = [dict(zip(names, combo)) for combo in itertools.product(*grids)]
             out, scope = {}, checked.expr_scope()
@@ -669,10 +672,20 @@ class _Checker:
             self.diags += err.diagnostics
             return None
 
+    def expression_size(self) -> int:
+        """Nodes in all target expressions: the work of evaluating them for one row."""
+        stack = [t.expr for t in self.g.targets.values() if t.expr is not None]
+        count = 0
+        while stack:
+            count += 1
+            stack += expr.children(stack.pop())
+        return count
+
     def order_targets(self) -> None:
         """Expression targets in dependency order (a target may use another); a cycle is an error."""
         exprs = {n: t for n, t in self.g.targets.items() if t.expr is not None}
-        waiting = {n: expr.referenced_names(t.expr) & set(exprs) for n, t in exprs.items()}
+        names = set(exprs)
+        waiting = {n: expr.referenced_names(t.expr) & names for n, t in exprs.items()}
         users: dict[str, list[str]] = {}
         for n, deps in waiting.items():
             for d in deps:

@@ -91,11 +91,16 @@ def build_examples(checked, check_ranges: bool = True) -> Examples:
 
 
 def check_rows(checked, rows: int, cells: int) -> dict[str, np.ndarray]:
-    """Every target over at most `rows` rows drawn from the spec's domain or sample distribution, and
-    at most `cells` values in all: what `check` evaluates instead of the whole table."""
+    """Every target over at most `rows` rows and `cells` values (inputs and targets) in all: the whole
+    enumerated domain if it is that small, else rows drawn from the domain or the sample's
+    distribution. What `check` evaluates instead of the whole table."""
     g = checked.graph
-    width = sum(d.type.size if isinstance(d.type, ast.VectorType) else 1 for d in g.inputs.values()) + len(g.selectors)
-    count = max(1, min(rows, cells // max(width, 1), checked.data.count or rows))
+    width = sum(d.type.size if isinstance(d.type, ast.VectorType) else 1 for d in g.inputs.values()) + \
+        len(g.selectors) + len(g.targets)
+    count = max(1, min(rows, cells // width, checked.data.count or rows))
+    if checked.data.source == "enumerate" and math.prod(len(field_domain(d.type)) for d in g.inputs.values()) * \
+            math.prod(len(d.values) for d in g.selectors.values()) <= count:
+        return evaluate_targets(checked, _enumerate(checked))
     return evaluate_targets(checked, _sample(g, count, checked.data.seed))
 
 
@@ -119,10 +124,11 @@ def evaluate_targets(checked, columns: dict[str, np.ndarray],
                      data_targets: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Every target's column: read from the data, or computed in dependency order (DataError on failure)."""
     targets = dict(data_targets or {})
+    known = {**columns, **targets}  # what an expression may read: the columns and the targets so far
     scope = checked.expr_scope()
     for name in checked.target_order:
         try:
-            targets[name] = expr_numpy.evaluate(checked.graph.targets[name].expr, {**columns, **targets}, scope)
+            targets[name] = known[name] = expr_numpy.evaluate(checked.graph.targets[name].expr, known, scope)
         except expr.ExprError as err:
             raise DataError([err.diagnostic]) from None
     return targets

@@ -185,7 +185,7 @@ def _binop(node: ast.BinOp, a, b):
     return value
 
 
-def _children(node: ast.Expr) -> list[ast.Expr]:
+def children(node: ast.Expr) -> list[ast.Expr]:
     if isinstance(node, ast.BinOp):
         return [node.left, node.right]
     if isinstance(node, ast.UnaryOp):
@@ -207,5 +207,5 @@ def referenced_names(expr: ast.Expr) -> set[str]:
             names.add(node.name.text)
         elif isinstance(node, ast.Match):
             names.add(node.selector.text)
-        stack += _children(node)
+        stack += children(node)
     return names

@@ -17,7 +17,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from . import ast
 from .diagnostics import SOURCES, Diagnostic, TangleError, did_you_mean
-from .expr import INT_LIMIT, _children
+from .expr import INT_LIMIT, children
 
 STATEMENT_KEYWORDS = ("input", "select", "module", "route", "target", "decode", "data", "train", "phase",
                       "align", "holdout", "freeze", "use", "init")
@@ -661,7 +661,7 @@ def _depth_problems(statements: list) -> list[Diagnostic]:
         while stack and deepest <= MAX_EXPR_DEPTH:
             node, depth = stack.pop()
             deepest = max(deepest, depth)
-            stack += [(child, depth + 1) for child in _children(node)]
+            stack += [(child, depth + 1) for child in children(node)]
         if deepest > MAX_EXPR_DEPTH:
             out.append(Diagnostic("E004", f"expression nested more than {MAX_EXPR_DEPTH} levels deep",
                                   st.expr.span, hints=["each operator in a chain like `1 + 1 + ... + 1` "
