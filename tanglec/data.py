@@ -84,7 +84,8 @@ def build_examples(checked, check_ranges: bool = True) -> Examples:
         eval_rows, train_rows = np.sort(shuffled[:k]), np.sort(shuffled[k:])
     train_rows = select_training_rows(checked, columns, train_rows)
     if len(train_rows) == 0:
-        span = cfg.span or ast.Span(checked.spec.path, 1, 1, 1, 2)
+        holdouts = [h.span for h in checked.spec.of(ast.HoldoutDecl)]
+        span = cfg.span or (holdouts[0] if holdouts else ast.Span(checked.spec.path, 1, 1, 1, 2))
         raise DataError([Diagnostic("E163", "no training examples are left after held-out routes and data "
                                             "filters", span)])
     return Examples(columns, targets, eval_rows, train_rows)
