@@ -769,12 +769,11 @@ class _Checker:
                 self.error("E125", f"can't enumerate '{name}' ({decl.type.describe()})", decl.type.span,
                            hints=["use `data sample 1000` or `data file \"rows.csv\"`"])
                 return None
-            size *= decl.type.hi - decl.type.lo + 1 if isinstance(decl.type, ast.IntType) else len(decl.type.values)
-            size = min(size, MAX_ENUMERATION + 1)  # never a number too long to print
+            size = min(size * _domain_size(decl.type), MAX_ENUMERATION + 1)  # never a number too long to print
         for decl in self.g.selectors.values():
             size = min(size * len(decl.values), MAX_ENUMERATION + 1)
         if size > MAX_ENUMERATION:
-            widest = max(self.g.inputs.values(), key=lambda d: len(_domain(d.type)), default=None)
+            widest = max(self.g.inputs.values(), key=lambda d: _domain_size(d.type), default=None)
             where = self.data.span or (widest.type.span if widest else ast.Span(self.spec.path, 1, 1, 1, 2))
             self.error("E125", f"enumerating every combination gives more than {MAX_ENUMERATION:,} examples",
                        where, hints=["use `data sample N` instead"])
@@ -830,10 +829,8 @@ def _gb(size: float) -> str:
     return f"{size / 1e9:,.1f} GB" if size >= 1e8 else f"{size / 1e6:,.1f} MB"
 
 
-def _domain(t: ast.FieldType) -> range:
-    if isinstance(t, ast.IntType):
-        return range(t.lo, t.hi + 1)
-    return range(len(t.values)) if isinstance(t, ast.CategoryType) else range(0)
+def _domain_size(t: ast.IntType | ast.CategoryType) -> int:
+    return t.hi - t.lo + 1 if isinstance(t, ast.IntType) else len(t.values)
 
 
 SMALL_DOMAIN = 20_000

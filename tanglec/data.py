@@ -102,7 +102,13 @@ def check_rows(checked, rows: int, cells: int) -> dict[str, np.ndarray]:
     if checked.data.source == "enumerate" and math.prod(len(field_domain(d.type)) for d in g.inputs.values()) * \
             math.prod(len(d.values) for d in g.selectors.values()) <= count:
         return evaluate_targets(checked, _enumerate(checked))
-    return evaluate_targets(checked, _sample(g, count, checked.data.seed))
+    columns = _sample(g, count, checked.data.seed)
+    if checked.data.source == "enumerate":  # every value occurs: try the ones expressions trip on first
+        for name, decl in g.inputs.items():
+            if isinstance(decl.type, ast.IntType):
+                edges = [v for v in (0, decl.type.lo, decl.type.hi, 1, -1) if decl.type.lo <= v <= decl.type.hi]
+                columns[name][:len(edges)] = edges[:count]
+    return evaluate_targets(checked, columns)
 
 
 def summarise(targets: dict[str, np.ndarray]) -> dict[str, list]:

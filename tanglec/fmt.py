@@ -418,11 +418,11 @@ def format_source(source: str, file: str = "<spec>") -> str:
 
 def _syntax(source: str, file: str) -> tuple[Tree, list[Token]]:
     """The concrete tree and comments, or TangleError with the parser's positioned syntax diagnostics."""
-    from .parser import MAX_SOURCE_BYTES
+    from .parser import MAX_SOURCE_BYTES, prescan_problem
 
     problem = None
-    if len(source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
-        problem = "too large"
+    if len(source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES or prescan_problem(source, file):
+        problem = "over a size or depth cap"  # `parse` reports it, before anything parses a huge tree
     else:
         try:
             return _concrete_tree(source)

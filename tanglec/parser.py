@@ -383,7 +383,8 @@ def _join_or(items: list[str]) -> str:
 
 
 # what the prescan counts: a string, a comment (both skipped), a word or number, an operator, a character
-_PRESCAN_TOKEN = re.compile(r'"[^"\n]*"?|#[^\n]*|[A-Za-z0-9_.]+|\*\*|//|->|\.\.|[<>=!]=|\S')
+_PRESCAN_TOKEN = re.compile(r'"[^"\n]*"?|#[^\n]*|[A-Za-z_][A-Za-z0-9_]*|[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?'
+                            r'|\*\*|//|->|\.\.|[<>=!]=|\S')
 # binary operators by precedence, loosest first (the grammar's or_expr ... power)
 _PRECEDENCE = {"or": 0, "and": 1, "==": 2, "!=": 2, "<=": 2, ">=": 2, "<": 2, ">": 2, "+": 3, "-": 3,
                "*": 4, "/": 4, "//": 4, "%": 4, "**": 5}
@@ -404,7 +405,7 @@ class _Run:
         self.prefix, self.prefix_start = 0, None
 
 
-def _prescan_problem(source: str, file: str) -> Diagnostic | None:
+def prescan_problem(source: str, file: str) -> Diagnostic | None:
     """Refuse, before the LALR parse: more than MAX_TOKENS tokens (E005), brackets nested deeper than
     MAX_NESTING or an operator chain longer than MAX_EXPR_DEPTH (E004). Parsing costs ~50 µs a token,
     so every spec under the caps is parsed or refused in about a second, and no later stage can
@@ -448,7 +449,7 @@ def _prescan_problem(source: str, file: str) -> Diagnostic | None:
                               _span_at(source, file, chain_start),
                               hints=["each operator in a chain like `1 + 1 + ... + 1` adds a level; simplify it "
                                      "or split it into targets"])
-        operand_before = text in ")]}" or (text[0].isalnum() or text[0] in "_.") and text not in _KEYWORDS
+        operand_before = text in ")]}" or (text[0].isalnum() or text[0] == "_") and text not in _KEYWORDS
     return None
 
 
@@ -464,7 +465,7 @@ def _parse_text(source: str, file: str) -> tuple[list, list[Diagnostic]]:
     if len(source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
         return [], [Diagnostic("E005", f"spec larger than {MAX_SOURCE_BYTES // 1_000_000} MB",
                                ast.Span(file, 1, 1, 1, 2))]
-    refused = _prescan_problem(source, file)
+    refused = prescan_problem(source, file)
     if refused:
         return [], [refused]
     try:

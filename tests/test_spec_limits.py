@@ -39,6 +39,9 @@ REFUSED = [
      "zero raised to a negative power"),
     ("sampled-reciprocal-of-zero", one("target y = x", "target y = 1 + (x - 2) ** -3") + "data sample 200\n",
      "E110", 4, 16, "zero raised to a negative power"),
+    ("division-over-a-large-enumerated-domain", "input x: int -50000..50000\ninput z: int 0..8\n"
+     "module m : scalar -> scalar = dense 4, dense 1\nroute x -> m\ntarget y = 100 // x + z\ndecode m as y\n",
+     "E110", 5, 19, "division by zero"),
     ("vector-decoder-scalar-target", one("-> scalar = dense 4, dense 1", "-> vector(3) = dense 3"), "E112", 4, 8,
      "target 'y' is one number per example, but decoder 'm' outputs vector(3)"),
     ("selector-only", "select s: a | b\n", "E126", 1, 1, "nothing to train: no decoder"),
