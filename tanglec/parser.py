@@ -446,17 +446,21 @@ def prescan_problem(source: str, file: str) -> Diagnostic | None:
                     chain_start = run.start if run.chains[rank] >= MAX_EXPR_DEPTH else None
         if chain_start is not None:
             return Diagnostic("E004", f"expression nested more than {MAX_EXPR_DEPTH} levels deep",
-                              _span_at(source, file, chain_start),
+                              _span_at(source, file, chain_start, m),
                               hints=["each operator in a chain like `1 + 1 + ... + 1` adds a level; simplify it "
                                      "or split it into targets"])
         operand_before = text in ")]}" or (text[0].isalnum() or text[0] == "_") and text not in _KEYWORDS
     return None
 
 
-def _span_at(source: str, file: str, m: re.Match) -> ast.Span:
-    line = source.count("\n", 0, m.start()) + 1
-    col = m.start() - source.rfind("\n", 0, m.start())
-    return ast.Span(file, line, col, line, col + len(m.group()))
+def _span_at(source: str, file: str, first: re.Match, last: re.Match | None = None) -> ast.Span:
+    """The span from token `first` to the end of token `last` (default: `first`)."""
+    last = last or first
+
+    def position(offset: int) -> tuple[int, int]:
+        return source.count("\n", 0, offset) + 1, offset - source.rfind("\n", 0, offset)
+
+    return ast.Span(file, *position(first.start()), *position(last.end()))
 
 
 def _parse_text(source: str, file: str) -> tuple[list, list[Diagnostic]]:
