@@ -453,6 +453,11 @@ def prescan_problem(source: str, file: str) -> Diagnostic | None:
     return None
 
 
+def token_count(source: str) -> int:
+    """Tokens as the prescan counts them (comments and strings aside)."""
+    return sum(1 for m in _PRESCAN_TOKEN.finditer(source) if m.group()[0] not in '"#')
+
+
 def _span_at(source: str, file: str, first: re.Match, last: re.Match | None = None) -> ast.Span:
     """The span from token `first` to the end of token `last` (default: `first`)."""
     last = last or first
@@ -537,6 +542,7 @@ class _CountingReader:
 
     def __init__(self, read: Callable[[Path], str]):
         self.read, self.count = read, 0  # count: `use`s resolved, each time (a diamond of uses can't blow up)
+        self.tokens = 0  # in the spec and the used specs read so far: all are parsed
         self.parsed: dict[str, tuple[str, ast.Spec | None]] = {}  # key -> (text, spec or None if it failed)
 
     def __call__(self, path: Path) -> str:
@@ -548,6 +554,8 @@ def _resolve_uses(spec: ast.Spec, read: Callable[[Path], str], using: tuple[str,
     statements: list = []
     if not isinstance(read, _CountingReader):
         read = _CountingReader(read)
+        if any(isinstance(st, ast.UseDecl) for st in spec.statements):
+            read.tokens = token_count(spec.source)
     for st in spec.statements:
         if not isinstance(st, ast.UseDecl):
             statements.append(st)
@@ -578,6 +586,12 @@ def _resolve_uses(spec: ast.Spec, read: Callable[[Path], str], using: tuple[str,
                                                    f"{getattr(err, 'strerror', None) or err}", st.span,
                                            hints=[f"paths are relative to the using spec: looked for {path}"]))
                 continue
+            read.tokens += token_count(text)
+            if read.tokens > MAX_TOKENS:
+                read.parsed[key] = (text, None)
+                problems.append(Diagnostic("E150", f"can't use {st.path}: with the specs it uses, the spec "
+                                                   f"holds more than {MAX_TOKENS:,} tokens", st.span))
+                break
             try:
                 used = parse(text, key, read, using + (str(Path(spec.path).resolve()),))
             except TangleError as err:

@@ -215,3 +215,20 @@ def test_chains_just_under_the_depth_cap_are_accepted(tmp_path):
         spec.write_text(ONE.replace("target y = x", "target y = " + chain))
         proc = run_tanglec("check", str(spec))
         assert "E004" not in proc.stderr, chain[:40]
+
+
+def test_used_specs_share_the_token_budget(tmp_path):
+    """Each used spec under the cap, together over it: refused once the budget is spent, not after
+    parsing every one of them."""
+    for k in range(40):
+        (tmp_path / f"u{k}.tangle").write_text("".join(f"module m{k}_{i} : onehot(4) -> onehot(4) = dense 4\n"
+                                                       for i in range(800)))
+    spec = tmp_path / "spec.tangle"
+    spec.write_text("".join(f'use "u{k}.tangle"\n' for k in range(40)) + one("module m ", "module mm ")
+                    .replace("route x -> m", "route x -> mm").replace("decode m as", "decode mm as"))
+    proc = subprocess.run([sys.executable, "-c", MEASURE, str(spec)], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120)
+    first, _, output = proc.stdout.partition("\n")
+    returncode, seconds, peak_kb = first.split()
+    assert returncode == "1" and "tokens" in output and "error[E150]: can't use u2.tangle" in output, output
+    assert float(seconds) < 4 and int(peak_kb) < 500_000
