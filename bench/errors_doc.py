@@ -181,7 +181,8 @@ EXAMPLES = [
             "damaged, not tanglec's, or made with a different spec, data or options (e.g. another --steps). "
             "Nothing is written; the checkpoint is kept.", produce="E141"),
     Example("E150", "used spec unreadable", "A `use` names a file that can't be read (missing, not a regular "
-            "file, over 2 MB, not UTF-8), or one parse would read more than {MAX_USES} used specs.",
+            "file, over 2 MB, not UTF-8), or one parse would read more than {MAX_USES} used specs or more "
+            "than 25,000 tokens with the spec's own.",
             'use "shared.tangle"\n' + MINIMAL),
     Example("E151", "`use` cycle or chain too deep", "Specs that use each other (or themselves), or `use` "
             "chains more than {MAX_USE_DEPTH} specs deep.", 'use "spec.tangle"\n' + MINIMAL),
