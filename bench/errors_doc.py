@@ -77,11 +77,14 @@ EXAMPLES = [
     Example("E003", "unexpected character", "A character that is not part of the language (outside comments "
             "and strings).", seed("target y = match", "target y = @ match")),
     Example("E004", "nesting too deep", f"More than 64 nested brackets, or an expression nested more than 200 "
-            "operators deep (a chain like `1 + 1 + ... + 1` nests one level per operator). Checked before "
-            "anything recurses, so no spec can overflow the stack.",
+            "operators deep (a chain like `1 + 1 + ... + 1` nests one level per operator). Brackets and "
+            "operator chains are counted before the spec is parsed, so no spec can overflow the stack or "
+            "take long to refuse.",
             seed("(x + 1) % 10", "+".join(["x"] * 250)), show=["target y = match op { plus1: x+x+x+x+…(250 terms)…, "
                                                             "times2: (x * 2) % 10 }"]),
-    Example("E005", "spec too large", "A spec over 2 MB (or a `use`d file over 2 MB).", produce="E005"),
+    Example("E005", "spec too large", "A spec over 2 MB (or a `use`d file over 2 MB), or over 25,000 "
+            "tokens (names, numbers and operators; comments and strings don't count), refused before parsing: "
+            "every spec under both caps is checked in about a second.", produce="E005"),
     Example("E006", "spec not readable", "The spec file is not UTF-8 text, or not a regular file.",
             produce="E006"),
     Example("E007", "number too large", "An integer literal beyond ±2**53 or a float literal that is not "
@@ -110,13 +113,15 @@ EXAMPLES = [
             seed("decode to_binary, to_decimal as y", "decode to_binary as y")),
     Example("E109", "bad field in an expression", "An expression names an unknown field, uses a categorical "
             "field as a number, or matches on a numeric one.", seed("(x + 1) % 10", "(z + 1) % 10")),
-    Example("E110", "expression fails", "Division by zero, integer overflow or a non-finite result for some "
-            "examples: a diagnostic at the failing sub-expression with the first failing example, never a "
+    Example("E110", "expression fails", "Division by zero, zero to a negative power, integer overflow or a "
+            "non-finite result for some examples: a diagnostic at the failing sub-expression with the first failing example, never a "
             "crash.", seed("(x + 1) % 10", "10 // (x - 3)")),
     Example("E111", "bad layer arguments", "Wrong units, activation or rate for a layer, or a stack whose "
             "width doesn't end at the module's output.", seed("dense 32 relu, dense 12", "dense 32 rleu, dense 12")),
     Example("E112", "target outside the decoder's range", "A target takes values the decoder's codec can't "
-            "represent.", seed("(x * 2) % 10", "x * 2")),
+            "represent, or has the wrong shape: a vector(n) decoder needs a `vector(n) from data` target, "
+            "every other decoder one number per example. `check` evaluates a large domain or sample on at "
+            "most 2,000 rows; building the data (compile) checks every row.", seed("(x * 2) % 10", "x * 2")),
     Example("E113", "unknown layer", "Layers are dense, dropout, norm and residual(...).",
             seed("dense 32 relu, dense 12", "dense 32 relu, dens 12")),
     Example("E114", "codec problem", "Unknown codec, missing or bad size.",
@@ -149,13 +154,20 @@ EXAMPLES = [
             .replace("route x -> m", "route x -> m\nmodule g : scalar -> onehot(4) = dense 4\nroute f -> g")
             .replace("decode m as y", "decode m, g as y") + "data enumerate\n", show=["input f: float", "data enumerate"],
             stage="build"),
-    Example("E126", "nothing to train", "The spec declares no decoder.", "input x: int 0..9\n",
+    Example("E126", "nothing to train", "The spec declares no decoder (whatever else it declares).", "input x: int 0..9\n",
             show=["input x: int 0..9   # the whole spec"]),
     Example("E127", "limit exceeded", "Caps checked before TensorFlow builds anything: {MAX_MODULES:,} modules "
             "and as many multiplexers, {MAX_PARAMETERS:,} parameters (estimated from the layers), {MAX_ROUTES:,} "
             "routes, {MAX_WIDTH:,} values per codec or vector, {MAX_SAMPLE:,} sampled rows and "
-            "{MAX_DATA_CELLS:,} sampled values.",
-            seed("data enumerate", "data sample 5000000")),
+            "{MAX_DATA_CELLS:,} sampled values; and the run's estimated memory against a cap of "
+            "4 GB, raised or lowered with `train memory N` (GB): the example table (8 bytes a raw value, 4 an "
+            "encoded one), the model 4 times (weights, gradients, two optimizer moments; 4 bytes a "
+            "parameter) and one step's activations and their gradients (batch × every dense layer's units). "
+            "Each is positioned at its cause: the widest layer, the largest module, the sample.",
+            seed("bits(4)    -> latent(12) = dense 64 relu", "bits(4)    -> latent(12) = dense 50000 relu")
+            .replace("data enumerate", "data sample 1000000").replace("batch 64", "batch 20000"),
+            show=["module binary    : bits(4)    -> latent(12) = dense 50000 relu, dense 64 relu, dense 12",
+                  "data sample 1000000", "train steps 300 batch 20000 adam 0.01 seed 0 until exact"]),
     Example("E128", "several producers for one module", "A module reads one producer; choose between several "
             "with a multiplexer.", SEED + "\nroute x -> plus1\n", show=["route x -> plus1"]),
     Example("E130", "bad query field", "`tanglec query`: an unknown field, a missing one, one given twice "
@@ -173,7 +185,8 @@ EXAMPLES = [
             "damaged, not tanglec's, or made with a different spec, data or options (e.g. another --steps). "
             "Nothing is written; the checkpoint is kept.", produce="E141"),
     Example("E150", "used spec unreadable", "A `use` names a file that can't be read (missing, not a regular "
-            "file, over 2 MB, not UTF-8), or one parse would read more than {MAX_USES} used specs.",
+            "file, over 2 MB, not UTF-8), or one parse would read more than {MAX_USES} used specs or more "
+            "than 25,000 tokens with the spec's own.",
             'use "shared.tangle"\n' + MINIMAL),
     Example("E151", "`use` cycle or chain too deep", "Specs that use each other (or themselves), or `use` "
             "chains more than {MAX_USE_DEPTH} specs deep.", 'use "spec.tangle"\n' + MINIMAL),

@@ -7,6 +7,7 @@ numpy (see `target_values`).
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,16 +23,20 @@ ACTIVATIONS = {"relu", "gelu", "tanh", "sigmoid", "elu", "selu", "swish", "softp
 OPTIMIZERS = {"adam", "sgd", "rmsprop", "adamw"}
 MUX_STRATEGIES = {"where", "partition", "gather", "auto"}
 TRAIN_KEYS = {"steps", "batch", "lr", "seed", "until", "weight", "mux", "eval_every", "optimizer",
-              "strategy"} | OPTIMIZERS
+              "strategy", "memory"} | OPTIMIZERS
 DATA_KEYS = {"seed", "eval", "limit", "per_route", "only", "stream"}
 DISTRIBUTE_STRATEGIES = ("default", "mirrored", "multiworker")  # tanglec.distribute.STRATEGIES (no TF here)
 STREAM_MODES = ("auto", "always", "never")  # tanglec.stream: read a data file in chunks
 MAX_ENUMERATION = 1_000_000
-MAX_MODULES = 5000
+MAX_MODULES = 1000
 MAX_PARAMETERS = 50_000_000
 MAX_WIDTH = 100_000  # values in one codec or vector field
 MAX_SAMPLE = 1_000_000  # rows of `data sample N`
 MAX_DATA_CELLS = 50_000_000  # rows x values per row of sampled data (memory before anything trains)
+MEMORY_GB = 4.0  # default cap on a run's estimated memory (`train memory N`, in GB)
+CHECK_ROWS = 2000  # rows `check` evaluates the targets on when the data is too large to evaluate whole
+CHECK_CELLS = 1_000_000  # ... and at most this many values in those rows
+ROW_BY_ROW_STEPS = 200_000  # rows x expression nodes evaluated in plain Python (beyond: numpy)
 
 
 @dataclass
@@ -46,6 +51,7 @@ class TrainConfig:
     mux: str = "auto"  # the cost model in tanglec/mux.py: partition on CPU (measured), where for 1 branch
     eval_every: int = 10
     strategy: str = "default"  # tf.distribute strategy (docs/distributed.md); --strategy overrides
+    memory_gb: float = MEMORY_GB
 
 
 @dataclass
@@ -159,10 +165,10 @@ class _Checker:
             self.composition.init, self.composition.init_span = Path(self.init_override).resolve(), None
         if self.composition.init is not None:
             check_init(self, self.composition.init, self.composition.init_span)
+        self.check_limits()
         self.check_targets()
         if acyclic and not any(d.is_error for d in self.diags):
             check_alignment_coverage(self)
-        self.check_limits()
 
     # -- names -----------------------------------------------------------------------
     def check_names(self) -> None:
@@ -490,8 +496,10 @@ class _Checker:
             if m.output.kind.text in DATA_CODECS and name not in self.g.decoders:
                 self.error("E108", f"decoder '{name}' has no target", m.name.span,
                            hints=[f"add `decode {name} as <target>`"])
-        if not self.g.decoders and not self.diags:
-            self.error("E126", "nothing to train: no decoder", ast.Span(self.spec.path, 1, 1, 1, 2),
+        if not self.g.decoders and not any(d.is_error for d in self.diags):
+            modules = list(self.g.modules.values())
+            where = modules[0].name.span if modules else ast.Span(self.spec.path, 1, 1, 1, 2)
+            self.error("E126", "nothing to train: no decoder", where,
                        hints=["declare a module with a data output and `decode it as <target>`"])
 
     def check_settings(self) -> None:
@@ -525,10 +533,11 @@ class _Checker:
                 self.data_setting(s)
 
     def _number(self, s: ast.Setting, lo: float, hi: float | None, integer: bool) -> float | None:
+        """The setting's value if in range (a float unless `integer`: `adam 1` is a learning rate of 1.0)."""
         v = s.value
         ok = isinstance(v, (int, float)) and not isinstance(v, bool) and (not integer or isinstance(v, int))
         if ok and v >= lo and (hi is None or v <= hi):
-            return v
+            return v if integer else float(v)
         rng = f"{lo}.." + (f"{hi}" if hi is not None else "")
         self.error("E115", f"{s.key.text} takes {'an integer' if integer else 'a number'} in {rng}", s.span)
         return None
@@ -567,6 +576,10 @@ class _Checker:
                 self.error("E122", "mux is one of " + ", ".join(sorted(MUX_STRATEGIES)), s.span)
             else:
                 t.mux = s.value.text
+        elif key == "memory":
+            v = self._number(s, 0.001, 1_000_000, False)
+            if v is not None:
+                t.memory_gb = v
         elif key == "strategy":
             if not isinstance(s.value, ast.Name) or s.value.text not in DISTRIBUTE_STRATEGIES:
                 self.error("E115", "strategy is one of " + ", ".join(DISTRIBUTE_STRATEGIES), s.span)
@@ -624,6 +637,7 @@ class _Checker:
             self.diags += found
             if found:
                 bad_expr.add(name)
+        self.check_target_shapes()
         self.order_targets()
         checked.target_order = self.target_order
         for name, t in self.g.targets.items():
@@ -636,10 +650,13 @@ class _Checker:
             self.check_target_ranges(values)
 
     def target_values(self, checked: Checked) -> dict[str, list] | None:
-        """Each target's values over the data: row by row in plain Python for a small enumerated
-        domain (no numpy import, so `check` stays fast), else through the numpy data pipeline."""
+        """Each target's values: row by row in plain Python over a small enumerated domain (no numpy
+        import, so `check` stays fast); a data file is read and validated (streamed when large);
+        otherwise at most CHECK_ROWS rows drawn from the domain or the sample, since the example
+        table may not fit in memory (building the data checks every row's range again)."""
         domain = _small_domain(self.g)
-        if self.data.source == "enumerate" and domain is not None:
+        if self.data.source == "enumerate" and domain is not None and \
+                math.prod(map(len, domain[1])) * self.expression_size() <= ROW_BY_ROW_STEPS:
             names, grids = domain
             rows = [dict(zip(names, combo)) for combo in itertools.product(*grids)]
             out, scope = {}, checked.expr_scope()
@@ -652,18 +669,26 @@ class _Checker:
                 for row, value in zip(rows, out[name]):
                     row[name] = value
             return out
-        from .data import DataError, build_examples
+        from .data import DataError, build_examples, check_rows, summarise
 
         try:
-            examples = build_examples(checked)
+            if self.data.source == "file":
+                examples = build_examples(checked, check_ranges=False)
+                summary = getattr(examples, "target_summary", None)  # a streamed file: min, max (a non-integer)
+                return summary if summary is not None else summarise(examples.targets)
+            return summarise(check_rows(checked, CHECK_ROWS, CHECK_CELLS))
         except DataError as err:
             self.diags += err.diagnostics
             return None
-        summary = getattr(examples, "target_summary", None)  # a streamed file: min, max (a non-integer)
-        if summary is not None:
-            return summary
-        return {k: [None if v != v else v for v in arr.tolist()] for k, arr in examples.targets.items()
-                if arr.ndim == 1}
+
+    def expression_size(self) -> int:
+        """Nodes in all target expressions: the work of evaluating them for one row."""
+        stack = [t.expr for t in self.g.targets.values() if t.expr is not None]
+        count = 0
+        while stack:
+            count += 1
+            stack += expr.children(stack.pop())
+        return count
 
     def order_targets(self) -> None:
         """Expression targets in dependency order (a target may use another); a cycle is an error."""
@@ -671,7 +696,7 @@ class _Checker:
         uses = nx.DiGraph()  # used -> user, between expression targets (the others are known values)
         uses.add_nodes_from(exprs)
         uses.add_edges_from((used, n) for n, t in exprs.items() for used in expr.referenced_names(t.expr) & set(exprs))
-        declared = list(exprs).index
+        declared = {n: i for i, n in enumerate(exprs)}.__getitem__  # declaration order within a generation
         try:
             for generation in nx.topological_generations(uses):
                 self.target_order += sorted(generation, key=declared)
@@ -681,41 +706,133 @@ class _Checker:
                        self.g.targets[stuck[0]].name.span,
                        related=[Related(self.g.targets[n].name.span, f"'{n}' declared here") for n in stuck[1:]])
 
-    def check_target_ranges(self, values: dict[str, list]) -> None:
+    def check_target_shapes(self) -> None:
+        """A vector(n) decoder needs a vector(n) column from the data; every other decoder a number."""
         for decoder, target in self.g.decoders.items():
-            if decoder not in self.g.modules or target not in values:
+            if decoder not in self.g.modules or target not in self.g.targets:
                 continue
-            codec = self.g.modules[decoder].output
-            t = self.g.targets[target]
-            problem = _range_problem(codec, [v for v in values[target] if v is not None])
-            if problem:
-                where = t.expr.span if t.expr is not None else t.span
-                self.error("E112", f"target '{target}' {problem} for decoder '{decoder}' ({codec})", where,
-                           related=[Related(codec.span, f"'{decoder}' output declared here")])
+            codec, t = self.g.modules[decoder].output, self.g.targets[target]
+            given = t.type if isinstance(t.type, ast.VectorType) and t.expr is None else None
+            if codec.kind.text == "vector" and (given is None or given.size != codec.size):
+                what = given.describe() if given else "one number per example"
+                hint = f"declare it `target {target}: vector({codec.size}) from data`"
+            elif codec.kind.text != "vector" and isinstance(t.type, ast.VectorType):
+                what, hint = t.type.describe(), f"decode it with a vector({t.type.size}) output"
+            else:
+                continue
+            where = t.type.span if t.type is not None else t.name.span
+            self.error("E112", f"target '{target}' is {what}, but decoder '{decoder}' outputs {codec}", where,
+                       hints=[hint], related=[Related(codec.span, f"'{decoder}' output declared here")])
+
+    def check_target_ranges(self, values: dict[str, list]) -> None:
+        self.diags += range_problems(self.g, values)
 
     def check_limits(self) -> None:
-        if len(self.g.modules) > MAX_MODULES:
-            self.error("E127", f"{len(self.g.modules)} modules exceed the limit of {MAX_MODULES}",
-                       ast.Span(self.spec.path, 1, 1, 1, 2))
-        total = sum(estimate_parameters(m) for m in self.g.modules.values())
+        """Caps on the spec's size and on its run's estimated memory, checked before any data or model
+        exists; each positioned at what is over the cap."""
+        modules, muxes = list(self.g.modules.values()), list(self.g.muxes.values())
+        if len(modules) > MAX_MODULES:
+            self.error("E127", f"{len(modules)} modules exceed the limit of {MAX_MODULES}",
+                       modules[MAX_MODULES].name.span)
+        sizes = {name: estimate_parameters(m) for name, m in self.g.modules.items()}
+        total = sum(sizes.values())
         if total > MAX_PARAMETERS:
-            self.error("E127", f"about {total:,} parameters exceed the limit of {MAX_PARAMETERS:,}",
-                       ast.Span(self.spec.path, 1, 1, 1, 2), hints=["use narrower dense layers"])
-        if len(self.g.muxes) > MAX_MODULES:
-            self.error("E127", f"{len(self.g.muxes)} multiplexers exceed the limit of {MAX_MODULES}",
-                       ast.Span(self.spec.path, 1, 1, 1, 2))
+            largest = max(sizes, key=sizes.get)
+            self.error("E127", f"about {total:,} parameters exceed the limit of {MAX_PARAMETERS:,} "
+                               f"('{largest}' has {sizes[largest]:,})", self.g.modules[largest].span,
+                       hints=["use narrower dense layers"])
+        if len(muxes) > MAX_MODULES:
+            self.error("E127", f"{len(muxes)} multiplexers exceed the limit of {MAX_MODULES}", muxes[MAX_MODULES].span)
         routes = self.g.route_count()
         if routes > MAX_ROUTES:
             self.error("E127", f"{routes:,} routes (one per combination of selector values) exceed the limit "
-                               f"of {MAX_ROUTES:,}", ast.Span(self.spec.path, 1, 1, 1, 2),
+                               f"of {MAX_ROUTES:,}", muxes[-1].span,
                        hints=["use fewer selectors or fewer values per selector"])
+        examples = self.example_count()
         if self.data.source == "sample" and self.data.count:
             widths = sum(d.type.size if isinstance(d.type, ast.VectorType) else 1 for d in self.g.inputs.values())
             cells = self.data.count * (widths + len(self.g.selectors) + len(self.g.targets))
             if cells > MAX_DATA_CELLS:
                 self.error("E127", f"the sample holds {cells:,} values, over the limit of {MAX_DATA_CELLS:,}",
-                           self.data.span or ast.Span(self.spec.path, 1, 1, 1, 2),
-                           hints=["sample fewer examples or use narrower vector fields"])
+                           self.data.span, hints=["sample fewer examples or use narrower vector fields"])
+        if not any(d.is_error for d in self.diags):
+            self.check_memory(examples, sizes)
+
+    def example_count(self) -> int | None:
+        """Examples the data holds, from the spec alone (None for a file); E125 when an enumeration
+        is impossible or over MAX_ENUMERATION (counted without building the product)."""
+        if self.data.source == "sample":
+            return self.data.count
+        if self.data.source != "enumerate":
+            return None
+        size = 1
+        for name, decl in self.g.inputs.items():
+            if not isinstance(decl.type, (ast.IntType, ast.CategoryType)):
+                self.error("E125", f"can't enumerate '{name}' ({decl.type.describe()})", decl.type.span,
+                           hints=["use `data sample 1000` or `data file \"rows.csv\"`"])
+                return None
+            size = min(size * _domain_size(decl.type), MAX_ENUMERATION + 1)  # never a number too long to print
+        for decl in self.g.selectors.values():
+            size = min(size * len(decl.values), MAX_ENUMERATION + 1)
+        if size > MAX_ENUMERATION:
+            widest = max(self.g.inputs.values(), key=lambda d: _domain_size(d.type), default=None)
+            where = self.data.span or (widest.type.span if widest else ast.Span(self.spec.path, 1, 1, 1, 2))
+            self.error("E125", f"enumerating every combination gives more than {MAX_ENUMERATION:,} examples",
+                       where, hints=["use `data sample N` instead"])
+            return None
+        return size
+
+    def check_memory(self, examples: int | None, parameters: dict[str, int]) -> None:
+        """E127 when the run's estimated memory is over the cap (`train memory N`, GB): the example
+        table, the model with its gradients and optimizer state, and one step's activations."""
+        parts = memory_estimate(self.g, examples, parameters, self.largest_batch(examples))
+        total = sum(size for size, _, _ in parts.values())
+        cap = self.train.memory_gb * 1e9
+        if total <= cap:
+            return
+        worst = max(parts, key=lambda k: parts[k][0])
+        size, what, where = parts[worst]
+        breakdown = "; ".join(f"{k} {_gb(v[0])}" for k, v in parts.items())
+        self.error("E127", f"the run needs about {_gb(total)} of memory, over the {_gb(cap)} cap "
+                           f"(mostly {what})", where or self.data.span or ast.Span(self.spec.path, 1, 1, 1, 2),
+                   hints=[breakdown, "raise the cap with `train memory N` (GB) if the machine has it"])
+
+    def largest_batch(self, examples: int | None) -> int:
+        batches = [self.train.batch] + [p.batch for p in self.composition.phases if p.batch]
+        return min(max(batches), examples) if examples else max(batches)
+
+
+def memory_estimate(g: TangleGraph, examples: int | None, parameters: dict[str, int],
+                    batch: int) -> dict[str, tuple[int, str, ast.Span | None]]:
+    """Bytes per part of a run, from the spec alone: (bytes, what dominates it, where it is written).
+    Raw columns are 8 bytes a value, encoded and model values 4 (float32); the model counts 4 times
+    (weights, gradients, two optimizer moments); a step keeps each layer's output and its gradient."""
+    raw = {name: (d.type.size if isinstance(d.type, ast.VectorType) else 1, d.type.span) for name, d in g.inputs.items()}
+    raw_width = sum(w for w, _ in raw.values()) + len(g.selectors) + len(g.targets)
+    encoded = sum(codec_width(g.modules[m].output) or 0 for m in g.decoders if m in g.modules)
+    widest_input = max(raw.items(), key=lambda kv: kv[1][0], default=(None, (0, None)))
+    data = (examples or 0) * (8 * raw_width + 4 * encoded)
+    parts = {"data": (data, f"{examples or 0:,} examples of {raw_width:,} values", widest_input[1][1])}
+    largest = max(parameters, key=parameters.get, default=None)
+    parts["model"] = (16 * sum(parameters.values()), f"{sum(parameters.values()):,} parameters",
+                      g.modules[largest].span if largest else None)
+    widths, widest = 0, (0, None)
+    for m in g.modules.values():
+        for layer in _flatten(m.layers):
+            units = layer.args[0] if layer.kind.text == "dense" and layer.args and isinstance(layer.args[0], int) else 0
+            widths += units
+            widest = max(widest, (units, layer.span), key=lambda w: w[0])
+    parts["a step"] = (8 * batch * widths, f"a batch of {batch:,} through {widths:,} units (widest: {widest[0]:,})",
+                       widest[1])
+    return parts
+
+
+def _gb(size: float) -> str:
+    return f"{size / 1e9:,.1f} GB" if size >= 1e8 else f"{size / 1e6:,.1f} MB"
+
+
+def _domain_size(t: ast.IntType | ast.CategoryType) -> int:
+    return t.hi - t.lo + 1 if isinstance(t, ast.IntType) else len(t.values)
 
 
 SMALL_DOMAIN = 20_000
@@ -742,6 +859,23 @@ def _small_domain(g: TangleGraph) -> tuple[list[str], list[list[int]]] | None:
         grids.append(list(range(len(decl.values))))
         size *= len(decl.values)
     return (names, grids) if size <= SMALL_DOMAIN else None
+
+
+def range_problems(g: TangleGraph, values: dict[str, list]) -> list[Diagnostic]:
+    """E112 for each decoded target whose values (or a [min, max(, a non-integer)] summary of them)
+    its decoder's codec can't represent."""
+    out = []
+    for decoder, target in g.decoders.items():
+        if decoder not in g.modules or target not in values:
+            continue
+        codec = g.modules[decoder].output
+        t = g.targets[target]
+        problem = _range_problem(codec, [v for v in values[target] if v is not None])
+        if problem:
+            where = t.expr.span if t.expr is not None else t.span
+            out.append(Diagnostic("E112", f"target '{target}' {problem} for decoder '{decoder}' ({codec})", where,
+                                  related=[Related(codec.span, f"'{decoder}' output declared here")]))
+    return out
 
 
 def _range_problem(codec: ast.Codec, values: list) -> str | None:

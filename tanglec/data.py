@@ -56,7 +56,9 @@ def field_domain(t: ast.FieldType) -> range | None:
     return None
 
 
-def build_examples(checked) -> Examples:
+def build_examples(checked, check_ranges: bool = True) -> Examples:
+    """The example table; DataError for bad data, failing targets and (`check_ranges`) targets out of
+    their decoder's range over every row (`check` sees only a bounded sample of a large domain)."""
     g, cfg = checked.graph, checked.data
     if cfg.in_run:
         raise DataError([Diagnostic("E140", "a trained run keeps only its evaluation rows, not the data file it "
@@ -74,6 +76,12 @@ def build_examples(checked) -> Examples:
     else:
         columns, data_targets = _enumerate(checked), {}
     targets = evaluate_targets(checked, columns, data_targets)
+    if check_ranges:
+        from .checks import range_problems
+
+        problems = range_problems(g, summarise(targets))
+        if problems:
+            raise DataError(problems)
     n = len(next(iter(columns.values()))) if columns else 0
     rows = np.arange(n)
     eval_rows, train_rows = rows, rows
@@ -83,20 +91,58 @@ def build_examples(checked) -> Examples:
         eval_rows, train_rows = np.sort(shuffled[:k]), np.sort(shuffled[k:])
     train_rows = select_training_rows(checked, columns, train_rows)
     if len(train_rows) == 0:
-        span = cfg.span or ast.Span(checked.spec.path, 1, 1, 1, 2)
+        holdouts = [h.span for h in checked.spec.of(ast.HoldoutDecl)]
+        span = cfg.span or (holdouts[0] if holdouts else ast.Span(checked.spec.path, 1, 1, 1, 2))
         raise DataError([Diagnostic("E163", "no training examples are left after held-out routes and data "
                                             "filters", span)])
     return Examples(columns, targets, eval_rows, train_rows)
+
+
+def check_rows(checked, rows: int, cells: int) -> dict[str, np.ndarray]:
+    """Every target over at most `rows` rows and `cells` values (inputs and targets) in all: the whole
+    enumerated domain if it is that small, else rows drawn from the domain or the sample's
+    distribution. What `check` evaluates instead of the whole table."""
+    g = checked.graph
+    width = sum(d.type.size if isinstance(d.type, ast.VectorType) else 1 for d in g.inputs.values()) + \
+        len(g.selectors) + len(g.targets)
+    count = max(1, min(rows, cells // width, checked.data.count or rows))
+    if checked.data.source == "enumerate" and math.prod(len(field_domain(d.type)) for d in g.inputs.values()) * \
+            math.prod(len(d.values) for d in g.selectors.values()) <= count:
+        return evaluate_targets(checked, _enumerate(checked))
+    columns = _sample(g, count, checked.data.seed)
+    if checked.data.source == "enumerate":  # every value occurs: try the ones expressions trip on first
+        for name, decl in g.inputs.items():
+            if isinstance(decl.type, ast.IntType):
+                edges = [v for v in (0, decl.type.lo, decl.type.hi, 1, -1) if decl.type.lo <= v <= decl.type.hi]
+                columns[name][:len(edges)] = edges[:count]
+    return evaluate_targets(checked, columns)
+
+
+def summarise(targets: dict[str, np.ndarray]) -> dict[str, list]:
+    """Per 1-D target: [min, max], and a non-integer value if there is one (what E112 needs)."""
+    out = {}
+    for name, values in targets.items():
+        values = np.asarray(values, dtype=float)
+        if values.ndim != 1:
+            continue
+        values = values[~np.isnan(values)]
+        if not len(values):
+            out[name] = []
+            continue
+        fractional = values[values != np.floor(values)]
+        out[name] = [values.min().item(), values.max().item()] + [v.item() for v in fractional[:1]]
+    return out
 
 
 def evaluate_targets(checked, columns: dict[str, np.ndarray],
                      data_targets: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Every target's column: read from the data, or computed in dependency order (DataError on failure)."""
     targets = dict(data_targets or {})
+    known = {**columns, **targets}  # what an expression may read: the columns and the targets so far
     scope = checked.expr_scope()
     for name in checked.target_order:
         try:
-            targets[name] = expr_numpy.evaluate(checked.graph.targets[name].expr, {**columns, **targets}, scope)
+            targets[name] = known[name] = expr_numpy.evaluate(checked.graph.targets[name].expr, known, scope)
         except expr.ExprError as err:
             raise DataError([err.diagnostic]) from None
     return targets

@@ -172,6 +172,8 @@ def _binop(node: ast.BinOp, a, b):
                 a, integer = float(a), False
             if integer and b * math.log2(abs(a) or 1) >= 53:
                 raise _Failure(node, "integer overflow")
+        if op == "**" and a == 0 and b < 0:
+            raise _Failure(node, "zero raised to a negative power")
         value = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b,
                  "//": lambda: a // b, "%": lambda: a % b, "**": lambda: a ** b}[op]()
     except OverflowError:
@@ -183,7 +185,7 @@ def _binop(node: ast.BinOp, a, b):
     return value
 
 
-def _children(node: ast.Expr) -> list[ast.Expr]:
+def children(node: ast.Expr) -> list[ast.Expr]:
     if isinstance(node, ast.BinOp):
         return [node.left, node.right]
     if isinstance(node, ast.UnaryOp):
@@ -205,5 +207,5 @@ def referenced_names(expr: ast.Expr) -> set[str]:
             names.add(node.name.text)
         elif isinstance(node, ast.Match):
             names.add(node.selector.text)
-        stack += _children(node)
+        stack += children(node)
     return names

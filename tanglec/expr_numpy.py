@@ -80,6 +80,8 @@ class _Evaluator:
         a, b = _no_bool(a), _no_bool(b)  # as in Python, True + True == 2 (numpy: `or`, and `-` refused)
         if op in ("/", "//", "%") and (b == 0).any():
             raise ExprError(self._failure(node.right, "division by zero", b == 0, rows))
+        if op == "**" and ((a == 0) & (b < 0)).any():
+            raise ExprError(self._failure(node, "zero raised to a negative power", (a == 0) & (b < 0), rows))
         integer = _is_int(a) and _is_int(b)
         with np.errstate(all="ignore"):
             if op == "**" and integer and (b < 0).any():

@@ -44,7 +44,7 @@ from lark.exceptions import UnexpectedInput
 
 from . import ast
 from .diagnostics import TangleError
-from .parser import open_grammar, parse, read_spec_text
+from .parser import BOM, open_grammar, parse, read_spec_text
 from .util.files import write_atomic
 
 WIDTH = 120  # the line length of the Python code in this repo
@@ -388,7 +388,7 @@ def format_source(source: str, file: str = "<spec>") -> str:
 
     Only syntax matters: a spec with semantic errors, or whose `use`d files are missing, is formatted.
     """
-    tree, comments = _syntax(source, file)
+    tree, comments = _syntax(source.removeprefix(BOM), file)
     items = _items(tree, comments)
     group: list[_Item] = []  # a block of modules: no blank line between them, comment lines allowed
     for it in items:
@@ -415,11 +415,11 @@ def format_source(source: str, file: str = "<spec>") -> str:
 
 def _syntax(source: str, file: str) -> tuple[Tree, list[Token]]:
     """The concrete tree and comments, or TangleError with the parser's positioned syntax diagnostics."""
-    from .parser import MAX_SOURCE_BYTES
+    from .parser import MAX_SOURCE_BYTES, prescan_problem
 
     problem = None
-    if len(source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
-        problem = "too large"
+    if len(source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES or prescan_problem(source, file):
+        problem = "over a size or depth cap"  # `parse` reports it, before anything parses a huge tree
     else:
         try:
             return _concrete_tree(source)

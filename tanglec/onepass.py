@@ -20,27 +20,24 @@ ABSENCE = {"E101", "E106", "E107", "E108", "E109", "E110", "E112", "E119", "E124
 
 def check_text(text: str, file: str = "<spec>"):
     """(Checked or None, every diagnostic): Checked is None when the spec has syntax errors."""
-    from .parser import parse
+    from .parser import parse_partial
 
-    try:
-        spec = parse(text, file)
-    except TangleError as err:
-        return None, _with_semantics(text, file, err.diagnostics)
+    spec, syntax = parse_partial(text, file)
+    if syntax:
+        return None, _with_semantics(spec, syntax)
     return _checked(spec)
 
 
 def check_file(path: str | Path):
     """check_text for a file, read the safe way (E005/E006: too large, not a regular file, not UTF-8)."""
-    from .parser import parse_file
+    from .parser import read_spec_file
 
     path = Path(path)
     try:
-        spec = parse_file(path)
+        text = read_spec_file(path)
     except TangleError as err:
-        if any(d.code in ("E005", "E006") for d in err.diagnostics):
-            return None, err.diagnostics
-        return None, _with_semantics(path.read_text(encoding="utf-8"), str(path), err.diagnostics)
-    return _checked(spec)
+        return None, err.diagnostics
+    return check_text(text, str(path))
 
 
 def _checked(spec):
@@ -50,13 +47,11 @@ def _checked(spec):
     return checked, checked.diagnostics
 
 
-def _with_semantics(text: str, file: str, syntax: list[Diagnostic]) -> list[Diagnostic]:
+def _with_semantics(partial, syntax: list[Diagnostic]) -> list[Diagnostic]:
     """The syntax diagnostics plus what the checks find in the statements that parsed."""
     from .checks import check
-    from .parser import parse_partial
 
-    if any(d.code in ("E005", "E150", "E151") for d in syntax):
+    if any(d.code in ("E005", "E150", "E151") for d in syntax) or not partial.statements:
         return syntax
-    partial, _ = parse_partial(text, file)
     semantic = [d for d in check(partial).diagnostics if d.code not in ABSENCE]
     return sorted(syntax + semantic, key=sort_key)

@@ -17,14 +17,16 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from . import ast
 from .diagnostics import SOURCES, Diagnostic, TangleError, did_you_mean
-from .expr import INT_LIMIT, _children
+from .expr import INT_LIMIT, children
 
 STATEMENT_KEYWORDS = ("input", "select", "module", "route", "target", "decode", "data", "train", "phase",
                       "align", "holdout", "freeze", "use", "init")
 _STATEMENT_START = re.compile(r"^[ \t]*(?:%s)\b" % "|".join(STATEMENT_KEYWORDS), re.M)
 MAX_SOURCE_BYTES = 2_000_000
 MAX_NESTING = 64
+MAX_TOKENS = 25_000  # words, numbers and operators in one spec (comments and strings aside)
 _BLANK = " \t\r\n\f"  # the grammar's whitespace (str.strip() would also strip \v, \x1c, \u2028... which it rejects)
+BOM = "\ufeff"  # editors on Windows start UTF-8 files with it; it is not part of the text
 MAX_EXPR_DEPTH = 200  # operators nested in one expression (`1+1+...` nests one per `+`)
 
 _TERMINAL_WORDS = {
@@ -386,29 +388,111 @@ def _join_or(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " or " + items[-1]
 
 
-def _nesting_problem(source: str, file: str) -> Diagnostic | None:
-    """Reject nesting deeper than MAX_NESTING before parsing, so no stage can recurse too deep."""
-    depth = 0
-    line, col = 1, 0
-    skip_to = None  # inside a comment (until newline) or a string (until '"' or newline)
-    for ch in source:
-        col += 1
-        if ch == "\n":
-            line, col, skip_to = line + 1, 0, None
-        elif skip_to is not None:
-            if ch == skip_to:
-                skip_to = None
-        elif ch in "#\"":
-            skip_to = "\n" if ch == "#" else '"'
-        elif ch in "([{":
-            depth += 1
-            if depth > MAX_NESTING:
-                return Diagnostic("E004", f"nesting deeper than {MAX_NESTING} levels",
-                                  ast.Span(file, line, col, line, col + 1),
+# what the prescan counts: a string, a comment (both skipped), a word or number, an operator, a character
+_PRESCAN_TOKEN = re.compile(r'"[^"\n]*"?|#[^\n]*|[A-Za-z_][A-Za-z0-9_]*|[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?'
+                            r'|\*\*|//|->|\.\.|[<>=!]=|\S')
+# binary operators by precedence, loosest first (the grammar's or_expr ... power)
+_PRECEDENCE = {"or": 0, "and": 1, "==": 2, "!=": 2, "<=": 2, ">=": 2, "<": 2, ">": 2, "+": 3, "-": 3,
+               "*": 4, "/": 4, "//": 4, "%": 4, "**": 5}
+_KEYWORDS = {"or", "and", "not", "if", "then", "else", "match", *STATEMENT_KEYWORDS}
+# tokens that end a run of operators at one bracket level: within a run the loosest operators form one
+# chain (left- or right-nested), so their count bounds the expression's depth from below
+_RUN_BREAKS = {",", ":", "=", "|", "->", "..", "if", "then", "else", "match", *STATEMENT_KEYWORDS}
+
+
+class _Run:
+    """Operators at one bracket level since the last run break: per precedence class, the length of
+    the chain being written (a looser operator completes the tighter chains: they were its operand),
+    and the chain of prefix operators (`- - x`, `not not x`). A chain of k operators nests k deep."""
+
+    def __init__(self):
+        self.start: re.Match | None = None
+        self.chains = [0] * 6
+        self.prefix, self.prefix_start = 0, None
+
+
+def prescan_problem(source: str, file: str) -> Diagnostic | None:
+    """Refuse, before the LALR parse: more than MAX_TOKENS tokens (E005), brackets nested deeper than
+    MAX_NESTING or an operator chain longer than MAX_EXPR_DEPTH (E004). Parsing costs ~50 µs a token,
+    so every spec under the caps is parsed or refused in about a second, and no later stage can
+    recurse too deep."""
+    runs, tokens, operand_before = [_Run()], 0, False
+    for m in _PRESCAN_TOKEN.finditer(source):
+        text = m.group()
+        if text[0] in '"#':
+            continue
+        tokens += 1
+        if tokens > MAX_TOKENS:
+            return Diagnostic("E005", f"spec longer than {MAX_TOKENS:,} tokens", _span_at(source, file, m),
+                              hints=["split it into specs that `use` each other, or simplify long expressions"])
+        run, chain_start = runs[-1], None
+        if text in ")]}":
+            if len(runs) > 1:
+                runs.pop()
+            runs[-1].prefix = 0
+        elif text in "([{":
+            runs.append(_Run())
+            if len(runs) > MAX_NESTING + 1:
+                return Diagnostic("E004", f"nesting deeper than {MAX_NESTING} levels", _span_at(source, file, m),
                                   hints=["split the expression with a named target or flatten it"])
-        elif ch in ")]}":
-            depth = max(depth - 1, 0)
+        elif text in _RUN_BREAKS:
+            runs[-1] = _Run()
+        else:
+            run.start = run.start or m
+            if text == "not" or text == "-" and not operand_before:
+                run.prefix += 1
+                run.prefix_start = m if run.prefix == 1 else run.prefix_start
+                chain_start = run.prefix_start if run.prefix >= MAX_EXPR_DEPTH else None
+            else:
+                run.prefix = 0
+                if text in _PRECEDENCE:
+                    rank = _PRECEDENCE[text]
+                    run.chains[rank + 1:] = [0] * (5 - rank)
+                    run.chains[rank] += 1
+                    chain_start = run.start if run.chains[rank] >= MAX_EXPR_DEPTH else None
+        if chain_start is not None:
+            return Diagnostic("E004", f"expression nested more than {MAX_EXPR_DEPTH} levels deep",
+                              _span_at(source, file, chain_start, m),
+                              hints=["each operator in a chain like `1 + 1 + ... + 1` adds a level; simplify it "
+                                     "or split it into targets"])
+        operand_before = text in ")]}" or (text[0].isalnum() or text[0] == "_") and text not in _KEYWORDS
     return None
+
+
+def token_count(source: str) -> int:
+    """Tokens as the prescan counts them (comments and strings aside)."""
+    return sum(1 for m in _PRESCAN_TOKEN.finditer(source) if m.group()[0] not in '"#')
+
+
+def _span_at(source: str, file: str, first: re.Match, last: re.Match | None = None) -> ast.Span:
+    """The span from token `first` to the end of token `last` (default: `first`)."""
+    last = last or first
+
+    def position(offset: int) -> tuple[int, int]:
+        return source.count("\n", 0, offset) + 1, offset - source.rfind("\n", 0, offset)
+
+    return ast.Span(file, *position(first.start()), *position(last.end()))
+
+
+def _parse_text(source: str, file: str) -> tuple[list, list[Diagnostic]]:
+    """The statements that parsed and every syntax diagnostic, parsing the text once: the whole file,
+    and statement by statement only when the whole file doesn't parse."""
+    if len(source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
+        return [], [Diagnostic("E005", f"spec larger than {MAX_SOURCE_BYTES // 1_000_000} MB",
+                               ast.Span(file, 1, 1, 1, 2))]
+    refused = prescan_problem(source, file)
+    if refused:
+        return [], [refused]
+    try:
+        tree = lark_parser().parse(source)
+    except UnexpectedInput as failure:
+        statements, diagnostics = _parse_statement_by_statement(source, file)
+        if not diagnostics:  # never fail without saying where
+            diagnostics = [_syntax_diagnostic(failure, file, 0, source.split("\n"))]
+        return statements, diagnostics
+    statements, problems = _transform(tree, file, 0)
+    lines = [d.span.line for d in problems]
+    return [st for st in statements if not any(st.span.line <= n <= st.span.end_line for n in lines)], problems
 
 
 def parse(source: str, file: str = "<spec>", read: Callable[[Path], str] | None = None,
@@ -417,25 +501,12 @@ def parse(source: str, file: str = "<spec>", read: Callable[[Path], str] | None 
 
     `read` supplies the text of used files (default: from disk; a run directory supplies its copies).
     """
+    source = source.removeprefix(BOM)
     SOURCES.add(file, source)
-    if len(source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
-        raise TangleError([Diagnostic("E005", f"spec larger than {MAX_SOURCE_BYTES // 1_000_000} MB",
-                                      ast.Span(file, 1, 1, 1, 2))])
-    deep = _nesting_problem(source, file)
-    if deep:
-        raise TangleError([deep])
-    try:
-        tree, failure = lark_parser().parse(source), None
-    except UnexpectedInput as err:
-        tree, failure = None, err
-    if tree is not None:
-        statements, problems = _transform(tree, file, 0)
-        if not problems:
-            return _resolve_uses(ast.Spec(file, source, statements), read or _read_disk, _using + (file,))
-    _, diagnostics = _parse_statement_by_statement(source, file)
-    if not diagnostics and failure is not None:  # never fail without saying where
-        diagnostics = [_syntax_diagnostic(failure, file, 0, source.split("\n"))]
-    raise TangleError(diagnostics)
+    statements, diagnostics = _parse_text(source, file)
+    if diagnostics:
+        raise TangleError(diagnostics)
+    return _resolve_uses(ast.Spec(file, source, statements), read or _read_disk, _using + (file,))
 
 
 # what a `use` brings in: the graph and its targets, never another experiment's data or training
@@ -477,6 +548,7 @@ class _CountingReader:
 
     def __init__(self, read: Callable[[Path], str]):
         self.read, self.count = read, 0  # count: `use`s resolved, each time (a diamond of uses can't blow up)
+        self.tokens = 0  # in the spec and the used specs read so far: all are parsed
         self.parsed: dict[str, tuple[str, ast.Spec | None]] = {}  # key -> (text, spec or None if it failed)
 
     def __call__(self, path: Path) -> str:
@@ -488,6 +560,8 @@ def _resolve_uses(spec: ast.Spec, read: Callable[[Path], str], using: tuple[str,
     statements: list = []
     if not isinstance(read, _CountingReader):
         read = _CountingReader(read)
+        if any(isinstance(st, ast.UseDecl) for st in spec.statements):
+            read.tokens = token_count(spec.source)
     for st in spec.statements:
         if not isinstance(st, ast.UseDecl):
             statements.append(st)
@@ -518,6 +592,12 @@ def _resolve_uses(spec: ast.Spec, read: Callable[[Path], str], using: tuple[str,
                                                    f"{getattr(err, 'strerror', None) or err}", st.span,
                                            hints=[f"paths are relative to the using spec: looked for {path}"]))
                 continue
+            read.tokens += token_count(text)
+            if read.tokens > MAX_TOKENS:
+                read.parsed[key] = (text, None)
+                problems.append(Diagnostic("E150", f"can't use {st.path}: with the specs it uses, the spec "
+                                                   f"holds more than {MAX_TOKENS:,} tokens", st.span))
+                break
             try:
                 used = parse(text, key, read, using + (str(Path(spec.path).resolve()),))
             except TangleError as err:
@@ -548,11 +628,15 @@ def _resolve_uses(spec: ast.Spec, read: Callable[[Path], str], using: tuple[str,
 
 
 def parse_partial(source: str, file: str = "<spec>") -> tuple[ast.Spec, list[Diagnostic]]:
-    """Like parse, but keep the statements that did parse (for the TUI and the formatter's checks)."""
+    """Like parse, but keep the statements that did parse (for the TUI, `check` and the formatter)."""
+    source = source.removeprefix(BOM)
+    SOURCES.add(file, source)
+    statements, diagnostics = _parse_text(source, file)
+    if diagnostics:
+        return ast.Spec(file, source, statements), diagnostics
     try:
-        return parse(source, file), []
+        return _resolve_uses(ast.Spec(file, source, list(statements)), _read_disk, (file,)), []
     except TangleError as err:
-        statements, _ = _parse_statement_by_statement(source, file)
         return ast.Spec(file, source, statements), err.diagnostics
 
 
@@ -602,7 +686,7 @@ def _depth_problems(statements: list) -> list[Diagnostic]:
         while stack and deepest <= MAX_EXPR_DEPTH:
             node, depth = stack.pop()
             deepest = max(deepest, depth)
-            stack += [(child, depth + 1) for child in _children(node)]
+            stack += [(child, depth + 1) for child in children(node)]
         if deepest > MAX_EXPR_DEPTH:
             out.append(Diagnostic("E004", f"expression nested more than {MAX_EXPR_DEPTH} levels deep",
                                   st.expr.span, hints=["each operator in a chain like `1 + 1 + ... + 1` "
@@ -610,10 +694,11 @@ def _depth_problems(statements: list) -> list[Diagnostic]:
     return out
 
 
-def parse_file(path: str | Path) -> ast.Spec:
+def read_spec_file(path: str | Path) -> str:
+    """A spec file's text; TangleError E005 (too large) or E006 (not a readable UTF-8 regular file)."""
     path = Path(path)
     try:
-        text = read_spec_text(path)
+        return read_spec_text(path)
     except UnicodeDecodeError as err:
         raise TangleError([Diagnostic("E006", f"not UTF-8 text: {err.reason} at byte {err.start}",
                                       ast.Span(str(path), 1, 1, 1, 2))]) from None
@@ -621,4 +706,7 @@ def parse_file(path: str | Path) -> ast.Spec:
         code = "E005" if "larger than" in str(err) else "E006"
         raise TangleError([Diagnostic(code, f"can't read the spec: {getattr(err, 'strerror', None) or err}",
                                       ast.Span(str(path), 1, 1, 1, 2))]) from None
-    return parse(text, str(path))
+
+
+def parse_file(path: str | Path) -> ast.Spec:
+    return parse(read_spec_file(path), str(Path(path)))
