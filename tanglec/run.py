@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import __version__
+from . import __version__, strict_json
 from .ast import Span
 from .checks import Checked, check_or_raise
 from .diagnostics import Diagnostic, TangleError
@@ -56,8 +56,8 @@ def write_run(run_dir: Path, checked: Checked, model, report: dict, metrics: dic
             (tmp / USES).write_text(json.dumps(checked.spec.used_files, indent=2))
             stored.append(USES)
         model.save_weights(tmp / WEIGHTS)
-        (tmp / REPORT).write_text(json.dumps(report, indent=2))
-        (tmp / METRICS).write_text(json.dumps(metrics, indent=2))
+        (tmp / REPORT).write_text(strict_json.dumps(report, indent=2))
+        (tmp / METRICS).write_text(strict_json.dumps(metrics, indent=2))
         import keras
         import tensorflow as tf
 
@@ -219,9 +219,11 @@ def load_checked(run_dir: Path) -> tuple[Checked, dict]:
 
 def load_model(run_dir: Path, checked: Checked):
     """Rebuild the model from the spec and load the weights (no pickles, no Lambda)."""
-    from .codegen import build_model
-
     import warnings
+
+    import numpy as np
+
+    from .codegen import build_model
 
     model = build_model(checked)
     try:
@@ -233,6 +235,11 @@ def load_model(run_dir: Path, checked: Checked):
     skipped = [w for w in caught if issubclass(w.category, UserWarning) and "saving" in str(w.filename)]
     if skipped:  # Keras loads what matches and warns about the rest: a partial load is refused, not used
         raise run_error(Path(run_dir), f"weights do not fit this spec's model: {str(skipped[0].message)[:200]}")
+    broken = next((v.path for v in model.variables if not np.isfinite(v.numpy()).all()), None)
+    if broken is not None:  # its answers would be NaN: refused for query, eval and export alike
+        raise run_error(Path(run_dir), f"the run's weights are not finite ({broken} holds NaN or infinity): "
+                                       "its training diverged",
+                        hints=["recompile it: tanglec now stops a diverging training with E171 and writes no run"])
     return model
 
 
