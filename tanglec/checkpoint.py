@@ -25,6 +25,7 @@ signal stops at once without saving (the last periodic checkpoint stays).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -41,7 +42,7 @@ import numpy as np
 from . import __version__
 from .ast import Span
 from .diagnostics import Diagnostic, TangleError
-from .run import fsync_dir
+from .run import fsync_dir, write_error
 
 FORMAT = "tanglec-checkpoint/1"
 FILE = "checkpoint.npz"
@@ -197,14 +198,19 @@ class Checkpointer(keras.callbacks.Callback):
         arrays = {f"m{i}": np.asarray(v.numpy()) for i, v in enumerate(model.variables)}
         arrays.update({f"o{i}": np.asarray(v.numpy()) for i, v in enumerate(model.optimizer.variables)})
         arrays["meta"] = np.frombuffer(json.dumps(meta, default=_jsonable).encode("utf-8"), dtype=np.uint8)
-        self.directory.mkdir(parents=True, exist_ok=True)
         tmp = self.directory / f".{FILE}.{os.getpid()}.tmp"
         try:
+            self.directory.mkdir(parents=True, exist_ok=True)
             with tmp.open("wb") as fh:
                 np.savez(fh, **arrays)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
+        except OSError as err:  # e.g. the disk is full: E142, the previous checkpoint stays
+            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a folder this save created and left empty
+                self.directory.rmdir()
+            raise write_error(self.path, err) from None
         finally:
             tmp.unlink(missing_ok=True)
         fsync_dir(self.directory)

@@ -289,7 +289,10 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
     metrics = run_metrics(checked, result, cfg.seed if seed is None else seed, isinstance(examples, StreamedExamples))
     modules = metrics["modules"]
     if chief:
-        write_run(out, checked, result.model, result.report, metrics)
+        try:
+            write_run(out, checked, result.model, result.report, metrics)
+        except TangleError as err:  # E142: the disk is full, say; the previous run is intact
+            fail(as_json, err)
         ckpt.discard()  # the run is complete: its checkpoints are no longer needed
     report = result.report
     payload = {"ok": True, "run": str(out) if chief else None, "steps_run": result.steps_run,

@@ -43,21 +43,70 @@ def run_error(run_dir: Path, message: str, hints=()) -> TangleError:
     return TangleError([Diagnostic("E140", message, Span(str(run_dir), 1, 1, 1, 2), hints=list(hints))])
 
 
+def write_error(path: Path, err: OSError) -> TangleError:
+    """E142: a run (or checkpoint) could not be written, e.g. the disk is full; nothing was replaced."""
+    reason = os.strerror(err.errno).lower() if err.errno else str(err)
+    return TangleError([Diagnostic("E142", f"{reason} writing {path}; nothing was written",
+                                   Span(str(path), 1, 1, 1, 2),
+                                   hints=["free some space (or raise the file size limit) and compile again; "
+                                          "a previous run there is intact"])])
+
+
+def ensure_room(path: Path, files_bytes: int, largest_file: int) -> None:
+    """E142 before writing when the folder's free space or the file size limit (RLIMIT_FSIZE) can't
+    hold the files: HDF5 meets a full disk halfway through the weights with errors it can't recover
+    from (and has crashed the process), so it should not meet one at all."""
+    import resource
+
+    folder = path.parent
+    free = shutil.disk_usage(folder).free
+    if free < files_bytes:
+        raise TangleError([Diagnostic(
+            "E142", f"no space left on device writing {path}: it needs about {files_bytes / 1e6:.1f} MB, "
+                    f"{free / 1e6:.1f} MB are free in {folder}; nothing was written", Span(str(path), 1, 1, 1, 2),
+            hints=["free some space and compile again; a previous run there is intact"])])
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and limit < largest_file:
+        raise TangleError([Diagnostic(
+            "E142", f"file too large writing {path}: its weights need about {largest_file / 1e6:.1f} MB, over "
+                    f"this process's file size limit of {limit / 1e6:.1f} MB; nothing was written",
+            Span(str(path), 1, 1, 1, 2), hints=["raise the limit (`ulimit -f`) and compile again"])])
+
+
+def weights_bytes(model) -> int:
+    """An upper estimate of the weights file: every model and optimizer variable, plus HDF5's
+    per-dataset overhead."""
+    import numpy as np
+
+    variables = list(model.variables) + list(getattr(model.optimizer, "variables", None) or [])
+    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize + 2048 for v in variables) + 65536
+
+
 def write_run(run_dir: Path, checked: Checked, model, report: dict, metrics: dict) -> None:
-    """Write every file into a temporary directory, then swap it in atomically."""
+    """Write every file into a temporary directory, then swap it in atomically. A write that fails
+    (disk full, file too large) is E142 and leaves the previous run as it was."""
     run_dir = Path(run_dir)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     _clean_leftovers(run_dir)
+    texts = {SPEC: checked.spec.source, REPORT: strict_json.dumps(report, indent=2),
+             METRICS: strict_json.dumps(metrics, indent=2)}
+    if checked.spec.used_files:
+        texts[USES] = json.dumps(checked.spec.used_files, indent=2)
+    weights = weights_bytes(model)
+    ensure_room(run_dir, weights + sum(len(t.encode()) for t in texts.values()) + 4096 * (len(texts) + 2), weights)
+    try:
+        _write_run_files(run_dir, checked, model, texts)
+    except OSError as err:
+        raise write_error(run_dir, err) from None
+
+
+def _write_run_files(run_dir: Path, checked: Checked, model, texts: dict[str, str]) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.{os.getpid()}.", suffix=".tmp", dir=run_dir.parent))
     try:
-        (tmp / SPEC).write_text(checked.spec.source, encoding="utf-8")
-        stored = [SPEC, WEIGHTS, REPORT, METRICS]
-        if checked.spec.used_files:
-            (tmp / USES).write_text(json.dumps(checked.spec.used_files, indent=2))
-            stored.append(USES)
+        for name, text in texts.items():
+            (tmp / name).write_text(text, encoding="utf-8")
         model.save_weights(tmp / WEIGHTS)
-        (tmp / REPORT).write_text(strict_json.dumps(report, indent=2))
-        (tmp / METRICS).write_text(strict_json.dumps(metrics, indent=2))
+        stored = [SPEC, WEIGHTS, REPORT, METRICS] + [USES] * (USES in texts)
         import keras
         import tensorflow as tf
 

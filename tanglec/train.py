@@ -293,8 +293,10 @@ def diverged(checked: Checked, phase: "Phase", model: keras.Model, losses: dict[
     what = (f"the loss ({', '.join(bad_losses)}) is {'NaN' if any(math.isnan(losses[n]) for n in bad_losses) else 'infinite'}"
             if bad_losses else f"weight {bad_weights[0]} is not finite")
     where = f"at step {last}" if first == last else f"between steps {first} and {last}"
-    decls = [d for d in checked.spec.of(PhaseDecl) if d.name.text == phase.name] or checked.spec.of(TrainDecl)
-    hints = [f"lower the learning rate (phase {phase.name}: {phase.optimizer} {phase.lr:g})",
+    phase_decls = [d for d in checked.spec.of(PhaseDecl) if d.name.text == phase.name]
+    decls = phase_decls or checked.spec.of(TrainDecl)
+    in_phase = f" in phase {phase.name}" if phase_decls else ""
+    hints = [f"lower the learning rate ({phase.optimizer} {phase.lr:g}{in_phase})",
              "scale large targets or inputs down, or try another optimizer (adam is the most forgiving)",
              "`train ... eval_every 1` finds the exact step" if first != last else None]
     raise TangleError([Diagnostic("E171", f"training diverged {where}: {what}; nothing was written",
