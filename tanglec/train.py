@@ -290,8 +290,14 @@ def diverged(checked: Checked, phase: "Phase", model: keras.Model, losses: dict[
     bad_weights = [v.path for v in model.trainable_variables if not np.isfinite(v.numpy()).all()]
     if not bad_losses and not bad_weights:
         return
-    what = (f"the loss ({', '.join(bad_losses)}) is {'NaN' if any(math.isnan(losses[n]) for n in bad_losses) else 'infinite'}"
-            if bad_losses else f"weight {bad_weights[0]} is not finite")
+    nan = any(math.isnan(losses[n]) for n in bad_losses)
+    what = (f"the loss ({', '.join(bad_losses)}) is {'NaN' if nan else 'infinite'}" if bad_losses
+            else f"weight {bad_weights[0]} is not finite")
+    raise divergence_error(checked, phase, first, last, what)
+
+
+def divergence_error(checked: Checked, phase: "Phase", first: int, last: int, what: str) -> TangleError:
+    """E171 at the phase's statement (or `train`): where it diverged, what, and what to change."""
     where = f"at step {last}" if first == last else f"between steps {first} and {last}"
     phase_decls = [d for d in checked.spec.of(PhaseDecl) if d.name.text == phase.name]
     decls = phase_decls or checked.spec.of(TrainDecl)
@@ -299,8 +305,8 @@ def diverged(checked: Checked, phase: "Phase", model: keras.Model, losses: dict[
     hints = [f"lower the learning rate ({phase.optimizer} {phase.lr:g}{in_phase})",
              "scale large targets or inputs down, or try another optimizer (adam is the most forgiving)",
              "`train ... eval_every 1` finds the exact step" if first != last else None]
-    raise TangleError([Diagnostic("E171", f"training diverged {where}: {what}; nothing was written",
-                                  decls[0].span if decls else None, hints=[h for h in hints if h])])
+    return TangleError([Diagnostic("E171", f"training diverged {where}: {what}; nothing was written",
+                                   decls[0].span if decls else None, hints=[h for h in hints if h])])
 
 
 def train(checked: Checked, examples: Examples, *, steps: int | None = None, seed: int | None = None,
