@@ -831,10 +831,12 @@ def terminal_plot(results: dict, width: int = 120, height: int = 18) -> str:
 
 
 def save(results: dict, json_path: Path | None, png_path: Path | None) -> None:
+    from . import strict_json
+
     if json_path:
         json_path = Path(json_path)
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(results, indent=2) + "\n")
+        json_path.write_text(strict_json.dumps(results, indent=2) + "\n")
     if png_path:
         write_png(results, png_path)
 
