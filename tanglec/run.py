@@ -75,10 +75,11 @@ def ensure_room(path: Path, files_bytes: int, largest_file: int) -> None:
 
 def weights_bytes(model) -> int:
     """An upper estimate of the weights file: every model and optimizer variable, plus HDF5's
-    per-dataset overhead."""
+    per-dataset overhead (write_run needs no more of a model than `save_weights`)."""
     import numpy as np
 
-    variables = list(model.variables) + list(getattr(model.optimizer, "variables", None) or [])
+    optimizer = getattr(model, "optimizer", None)  # a model that was never compiled has none
+    variables = list(getattr(model, "variables", ())) + list(getattr(optimizer, "variables", None) or [])
     return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize + 2048 for v in variables) + 65536
 
 
