@@ -179,11 +179,15 @@ EXAMPLES = [
             "or whose files don't match the hashes in it (tampered or truncated), are over their size cap or "
             "hold malformed JSON; a run whose spec names a data file or a used spec other than the copies the "
             "run keeps (a run never reads a file outside it); training again from a run's kept evaluation "
-            "rows; weights that don't fit the spec; a `.keras` file holding a Lambda layer or naming code "
+            "rows; weights that don't fit the spec or are not finite (a diverged training written by an "
+            "older tanglec; see E171); a `.keras` file holding a Lambda layer or naming code "
             "outside Keras and tanglec. Nothing is loaded, nothing is written.", produce="E140"),
     Example("E141", "checkpoint can't be resumed", "`tanglec compile --resume` found a checkpoint that is "
             "damaged, not tanglec's, or made with a different spec, data or options (e.g. another --steps). "
             "Nothing is written; the checkpoint is kept.", produce="E141"),
+    Example("E142", "run can't be written", "The disk is full, or the file size limit (`ulimit -f`) is too "
+            "low, for the run or a checkpoint: checked before the weights are written, and any write that "
+            "still fails is caught. Nothing is written; the previous run is intact.", produce="E142"),
     Example("E150", "used spec unreadable", "A `use` names a file that can't be read (missing, not a regular "
             "file, over 2 MB, not UTF-8), or one parse would read more than {MAX_USES} used specs or more "
             "than 25,000 tokens with the spec's own.",
@@ -208,7 +212,13 @@ EXAMPLES = [
     Example("E190", "Graphviz missing or failing", "`tanglec graph --format svg|png` needs Graphviz's `dot`.",
             produce="E190"),
     Example("E170", "distributed training setup", "`--strategy`/`--devices` or the `TF_CONFIG` cluster "
-            "description of `--strategy multiworker` is missing or malformed.", produce="E170"),
+            "description of `--strategy multiworker` is missing or malformed, or `--devices` asks for more "
+            "devices than the machine allows (its GPUs, or 4 logical CPU devices per core; checked before "
+            "TensorFlow creates any).", produce="E170"),
+    Example("E171", "training diverged", "A loss or a weight became NaN or infinite (too high a learning "
+            "rate, huge targets or inputs). Training stops at the end of that chunk of `eval_every` steps; no "
+            "run and no checkpoint of the broken weights is written, and a previous run stays as it was.",
+            produce="E171"),
     Example("E191", "export problem", "`tanglec export`: a bad output path or an export that doesn't "
             "reproduce the run's predictions.", produce="E191"),
     Example("E192", "output path refused", "An output path (`-o`, `--workdir`, `--png`, the checkpoint folder "
@@ -296,6 +306,21 @@ def _produce(key: str, work: Path):
                                       "or resume with the same spec, data and options"])
         return err.diagnostics, ["$ tanglec compile specs/arith.tangle -o runs/arith --steps 300   # Ctrl-C",
                                  "$ tanglec compile specs/arith.tangle -o runs/arith --steps 400 --resume"]
+    if key == "E142":
+        import errno
+
+        from tanglec.run import write_error
+
+        err = write_error(Path("runs/arith"), OSError(errno.ENOSPC, "No space left on device"))
+        return err.diagnostics, ["$ tanglec compile specs/arith.tangle -o runs/arith   # on a full disk"]
+    if key == "E171":
+        from tanglec.checks import check
+        from tanglec.parser import parse
+        from tanglec.train import divergence_error, plan_phases
+
+        checked = check(parse(SEED.replace("adam 0.01", "sgd 10.0"), "spec.tangle"))
+        err = divergence_error(checked, plan_phases(checked)[0], 1, 10, "the loss (to_binary, total) is NaN")
+        return err.diagnostics, ["train steps 300 batch 64 sgd 10.0 seed 0 until exact"]
     if key == "E190":
         from tanglec.graph_formats import GraphvizMissing
 

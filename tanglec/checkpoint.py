@@ -25,6 +25,7 @@ signal stops at once without saving (the last periodic checkpoint stays).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -40,6 +41,7 @@ import numpy as np
 from . import __version__
 from .ast import Span
 from .diagnostics import Diagnostic, TangleError
+from .run import write_error
 from .util.files import atomic_file
 
 FORMAT = "tanglec-checkpoint/1"
@@ -190,8 +192,15 @@ class Checkpointer(keras.callbacks.Callback):
         arrays = {f"m{i}": np.asarray(v.numpy()) for i, v in enumerate(model.variables)}
         arrays.update({f"o{i}": np.asarray(v.numpy()) for i, v in enumerate(model.optimizer.variables)})
         arrays["meta"] = np.frombuffer(json.dumps(meta, default=_jsonable).encode("utf-8"), dtype=np.uint8)
-        with atomic_file(self.path) as fh:
-            np.savez(fh, **arrays)
+        created = not self.directory.exists()
+        try:
+            with atomic_file(self.path) as fh:
+                np.savez(fh, **arrays)
+        except OSError as err:  # e.g. the disk is full: E142, the previous checkpoint stays
+            if created:
+                with contextlib.suppress(OSError):  # a folder this save created and left empty
+                    self.directory.rmdir()
+            raise write_error(self.path, err) from None
         self.saved_step = obs.steps_run
 
     def _restore(self, model: keras.Model, observer) -> None:

@@ -5,7 +5,6 @@ Every command takes --json: one JSON object on stdout; human text otherwise (dia
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import traceback
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, strict_json
 from .diagnostics import TangleError, printable, render_all
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -37,7 +36,7 @@ def _quiet_tensorflow() -> None:
 
 def emit(as_json: bool, payload: dict, human: str | None = None) -> None:
     if as_json:
-        click.echo(json.dumps(payload, indent=2, default=str))
+        click.echo(strict_json.dumps(payload, indent=2))
     elif human:
         click.echo(printable(human))
 
@@ -45,7 +44,7 @@ def emit(as_json: bool, payload: dict, human: str | None = None) -> None:
 def fail(as_json: bool, err: TangleError) -> None:
     """Report every diagnostic and exit 1 (errors) — warnings alone never fail a command."""
     if as_json:
-        click.echo(json.dumps({"ok": False, "diagnostics": [d.to_json() for d in err.diagnostics]}, indent=2))
+        click.echo(strict_json.dumps({"ok": False, "diagnostics": [d.to_json() for d in err.diagnostics]}, indent=2))
     else:
         echo_diagnostics(err.diagnostics)
     sys.exit(EXIT_PROBLEMS)
@@ -155,7 +154,7 @@ def graph(spec: Path, fmt: str, out: Path | None, overwrite: bool, as_json: bool
 def _graph_json(g) -> str:
     nodes = [{"id": n, **{k: v for k, v in d.items() if k != "span"}} for n, d in g.g.nodes(data=True)]
     edges = [{"from": u, "to": v, **{k: x for k, x in d.items() if k != "span"}} for u, v, d in g.g.edges(data=True)]
-    return json.dumps({"nodes": nodes, "edges": edges, "routes": [r.to_json() for r in g.routes()]}, indent=2)
+    return strict_json.dumps({"nodes": nodes, "edges": edges, "routes": [r.to_json() for r in g.routes()]}, indent=2)
 
 
 def _graph_output(g, fmt: str, out: Path | None, as_json: bool) -> None:
@@ -319,6 +318,8 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
             write_run(out, checked, result.model, result.report, metrics, examples)
         except OutputRefused as err:  # something else took the path during training
             fail(as_json, output_refused(err))
+        except TangleError as err:  # E142: the disk is full, say; the previous run is intact
+            fail(as_json, err)
         ckpt.discard()  # the run is complete: its checkpoints are no longer needed
     report = result.report
     payload = {"ok": True, "run": str(out) if chief else None, "steps_run": result.steps_run,

@@ -121,11 +121,29 @@ def check_strategy(name: str | None, devices: int | None = None, environ=None) -
         raise distribution_error(f"unknown strategy '{name}'", hints=["strategies: " + ", ".join(STRATEGIES)])
     if devices is not None and devices < 1:
         raise distribution_error("--devices takes a number >= 1")
+    if devices is not None and devices > max_devices():
+        raise distribution_error(f"--devices {devices}: at most {max_devices()} on this machine "
+                                 f"({os.cpu_count() or 1} CPU cores)",
+                                 hints=[f"mirrored replicates on one machine: its GPUs (up to {MAX_GPUS}), or "
+                                        f"up to {LOGICAL_CPUS_PER_CORE} logical CPU devices per core, which add "
+                                        "no compute", "train on several machines with --strategy multiworker"])
     if devices is not None and name != "mirrored":
         raise distribution_error(f"--devices applies to --strategy mirrored, not {name}",
                                  hints=["multiworker uses every GPU of each worker (or its CPU); "
                                         "run one worker per machine"])
     return name != "multiworker" or read_tf_config(environ).is_chief
+
+
+# Bounds on `--devices`, checked before TensorFlow creates a device: each logical CPU device costs
+# threads and memory (20000 of them took 6 GB and never started training).
+MAX_GPUS = 16  # GPUs one machine can hold
+LOGICAL_CPUS_PER_CORE = 4
+
+
+def max_devices() -> int:
+    """The most devices `mirrored` accepts here: enough for any machine's GPUs, or a few logical
+    CPU devices per core."""
+    return max(MAX_GPUS, LOGICAL_CPUS_PER_CORE * (os.cpu_count() or 1))
 
 
 # ---- strategies ----------------------------------------------------------------------------------
@@ -221,6 +239,12 @@ def make_strategy(name: str | None = None, devices: int | None = None) -> Distri
         names = [f"/gpu:{i}" for i in range(n)]
     else:
         n = devices or 1
+        cpu_limit = LOGICAL_CPUS_PER_CORE * (os.cpu_count() or 1)
+        if n > cpu_limit:
+            raise distribution_error(f"--devices {n}: this machine has no GPU, and at most {cpu_limit} logical "
+                                     f"CPU devices ({LOGICAL_CPUS_PER_CORE} per core) are allowed",
+                                     hints=["logical CPU devices add no compute: they are for trying mirrored "
+                                            "training out"])
         split_cpu(n)
         names = [f"/cpu:{i}" for i in range(n)]
     return Distribution(name, tf.distribute.MirroredStrategy(devices=names), names)

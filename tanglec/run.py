@@ -18,8 +18,7 @@ import shutil
 import stat
 from pathlib import Path
 
-from . import __version__
-from . import ast
+from . import __version__, ast, strict_json
 from .ast import Span
 from .checks import MAX_PARAMETERS, Checked, check_or_raise
 from .diagnostics import Diagnostic, TangleError
@@ -60,47 +59,96 @@ def run_error(run_dir: Path, message: str, hints=()) -> TangleError:
     return TangleError([Diagnostic("E140", message, Span(str(run_dir), 1, 1, 1, 2), hints=list(hints))])
 
 
+def write_error(path: Path, err: OSError) -> TangleError:
+    """E142: a run (or checkpoint) could not be written, e.g. the disk is full; nothing was replaced."""
+    reason = os.strerror(err.errno).lower() if err.errno else str(err)
+    return TangleError([Diagnostic("E142", f"{reason} writing {path}; nothing was written",
+                                   Span(str(path), 1, 1, 1, 2),
+                                   hints=["free some space (or raise the file size limit) and compile again; "
+                                          "a previous run there is intact"])])
+
+
+def ensure_room(path: Path, files_bytes: int, largest_file: int) -> None:
+    """E142 before writing when the folder's free space or the file size limit (RLIMIT_FSIZE) can't
+    hold the files: HDF5 meets a full disk halfway through the weights with errors it can't recover
+    from (and has crashed the process), so it should not meet one at all."""
+    import resource
+
+    folder = path.parent
+    free = shutil.disk_usage(folder).free
+    if free < files_bytes:
+        raise TangleError([Diagnostic(
+            "E142", f"no space left on device writing {path}: it needs about {files_bytes / 1e6:.1f} MB, "
+                    f"{free / 1e6:.1f} MB are free in {folder}; nothing was written", Span(str(path), 1, 1, 1, 2),
+            hints=["free some space and compile again; a previous run there is intact"])])
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and limit < largest_file:
+        raise TangleError([Diagnostic(
+            "E142", f"file too large writing {path}: its weights need about {largest_file / 1e6:.1f} MB, over "
+                    f"this process's file size limit of {limit / 1e6:.1f} MB; nothing was written",
+            Span(str(path), 1, 1, 1, 2), hints=["raise the limit (`ulimit -f`) and compile again"])])
+
+
+def weights_bytes(model) -> int:
+    """An upper estimate of the weights file: every model and optimizer variable, plus HDF5's
+    per-dataset overhead (write_run needs no more of a model than `save_weights`)."""
+    import numpy as np
+
+    optimizer = getattr(model, "optimizer", None)  # a model that was never compiled has none
+    variables = list(getattr(model, "variables", ())) + list(getattr(optimizer, "variables", None) or [])
+    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize + 2048 for v in variables) + 65536
+
+
 def write_run(run_dir: Path, checked: Checked, model, report: dict, metrics: dict, examples=None) -> None:
     """Write every file into a temporary directory, then swap it in atomically. `examples`: the data a
-    `data file` spec trained on (its evaluation rows are kept in the run)."""
+    `data file` spec trained on (its evaluation rows are kept in the run). A write that fails (disk
+    full, file too large) is E142 and leaves the previous run as it was."""
     run_dir = Path(run_dir)
-    tmp = temporary_dir(run_dir)
+    texts = {SPEC: checked.spec.source, REPORT: strict_json.dumps(report, indent=2),
+             METRICS: strict_json.dumps(metrics, indent=2)}
+    if checked.spec.used_files:
+        texts[USES] = json.dumps(checked.spec.used_files, indent=2)
+    if checked.data.source == "file":
+        from .data import rows_jsonl
+
+        texts[ROWS] = rows_jsonl(checked, examples.take(examples.eval_index))
+    weights = weights_bytes(model)
     try:
-        (tmp / SPEC).write_text(checked.spec.source, encoding="utf-8")
-        stored = [SPEC, WEIGHTS, REPORT, METRICS]
-        if checked.spec.used_files:
-            (tmp / USES).write_text(json.dumps(checked.spec.used_files, indent=2))
-            stored.append(USES)
-        if checked.data.source == "file":
-            from .data import rows_jsonl
+        tmp = temporary_dir(run_dir)
+    except OSError as err:
+        raise write_error(run_dir, err) from None
+    try:
+        ensure_room(run_dir, weights + sum(len(t.encode()) for t in texts.values()) + 4096 * (len(texts) + 2), weights)
+        _write_run_files(tmp, run_dir, checked, model, texts)
+    except OSError as err:
+        raise write_error(run_dir, err) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already once swapped in (it then held the previous run)
 
-            (tmp / ROWS).write_text(rows_jsonl(checked, examples.take(examples.eval_index)), encoding="utf-8")
-            stored.append(ROWS)
-        model.save_weights(tmp / WEIGHTS)
-        (tmp / REPORT).write_text(json.dumps(report, indent=2))
-        (tmp / METRICS).write_text(json.dumps(metrics, indent=2))
-        import keras
-        import tensorflow as tf
 
-        manifest = {
-            "format": FORMAT,
-            "tanglec": __version__,
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "spec_path": str(Path(checked.spec.path).resolve()),
-            "files": {name: _sha256(tmp / name) for name in stored},
-        }
-        if checked.data.source == "file":
-            manifest["data_file"] = _data_file(checked.spec)
-        manifest["digest"] = manifest_digest(manifest)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        for f in tmp.iterdir():
-            with f.open("rb") as fh:
-                os.fsync(fh.fileno())
-        swap_dir(tmp, run_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+def _write_run_files(tmp: Path, run_dir: Path, checked: Checked, model, texts: dict[str, str]) -> None:
+    for name, text in texts.items():
+        (tmp / name).write_text(text, encoding="utf-8")
+    model.save_weights(tmp / WEIGHTS)
+    import keras
+    import tensorflow as tf
+
+    manifest = {
+        "format": FORMAT,
+        "tanglec": __version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "spec_path": str(Path(checked.spec.path).resolve()),
+        "files": {name: _sha256(tmp / name) for name in [*texts, WEIGHTS]},
+    }
+    if checked.data.source == "file":
+        manifest["data_file"] = _data_file(checked.spec)
+    manifest["digest"] = manifest_digest(manifest)
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    for f in tmp.iterdir():
+        with f.open("rb") as fh:
+            os.fsync(fh.fileno())
+    swap_dir(tmp, run_dir)
 
 
 def _major(version: object) -> tuple[int, ...] | None:
@@ -234,9 +282,11 @@ def read_run_text(run_dir: Path, name: str) -> str:
 
 def load_model(run_dir: Path, checked: Checked):
     """Rebuild the model from the spec and load the weights (no pickles, no Lambda)."""
-    from .codegen import build_model
-
     import warnings
+
+    import numpy as np
+
+    from .codegen import build_model
 
     model = build_model(checked)
     try:
@@ -248,6 +298,11 @@ def load_model(run_dir: Path, checked: Checked):
     skipped = [w for w in caught if issubclass(w.category, UserWarning) and "saving" in str(w.filename)]
     if skipped:  # Keras loads what matches and warns about the rest: a partial load is refused, not used
         raise run_error(Path(run_dir), f"weights do not fit this spec's model: {str(skipped[0].message)[:200]}")
+    broken = next((v.path for v in model.variables if not np.isfinite(v.numpy()).all()), None)
+    if broken is not None:  # its answers would be NaN: refused for query, eval and export alike
+        raise run_error(Path(run_dir), f"the run's weights are not finite ({broken} holds NaN or infinity): "
+                                       "its training diverged",
+                        hints=["recompile it: tanglec now stops a diverging training with E171 and writes no run"])
     return model
 
 

@@ -4,9 +4,12 @@ Every decoder is trained on every example whose route reaches it and whose targe
 per-output sample weight masks the rest); the per-decoder losses are summed with the spec's weights,
 as in the seed essay. `fit` runs `eval_every` steps per epoch with `steps_per_execution`, so there is
 no per-step Python work; between epochs every route is evaluated and `until exact` stops training.
+A phase of `steps` trains exactly that many steps: its last epoch is shorter (`chunk_sizes`). A loss
+or weight that stops being finite ends training with E171 (`diverged`).
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,10 +20,12 @@ import numpy as np
 import tensorflow as tf
 
 from . import codecs
+from .ast import PhaseDecl, TrainDecl
 from .checks import Checked, estimate_parameters
 from .codegen import build_model, encode_inputs, module_layers, training_device
 from .graph import codec_width
 from .data import Examples
+from .diagnostics import Diagnostic, TangleError
 from .distribute import DEFAULT, make_strategy
 from .mux import xla_pays_off
 from .query import all_exact, route_report
@@ -123,17 +128,20 @@ def make_optimizer(name: str, lr: float) -> keras.optimizers.Optimizer:
 
 
 def compile_model(model: keras.Model, checked: Checked, lr: float | None = None,
-                  optimizer: str | None = None, chunk_arrays=None, xla: bool = False) -> None:
+                  optimizer: str | None = None, chunk_arrays=None, xla: bool = False,
+                  steps: int | None = None) -> None:
     """Compile for `fit`. With `chunk_arrays` (the (x, y, w) training arrays) one train-function
-    call runs a chunk of `eval_every` steps on a dataset of row indices (`chunk_train_steps`), as
-    one XLA program if `xla` and the model allows it; otherwise Keras loops over `eval_every` steps
-    of (x, y, w) batches with `steps_per_execution`."""
+    call runs a chunk of up to `eval_every` steps on a dataset of row indices (`chunk_train_steps`),
+    as one XLA program if `xla` and the model allows it; otherwise Keras loops over (x, y, w)
+    batches with `steps_per_execution`: `eval_every`, or a divisor of it that also divides the
+    phase's `steps`, so the phase can stop on its exact last step."""
     cfg = checked.train
     weights = {d: cfg.weights.get(d, 1.0) for d in checked.graph.decoders}
     weights.update({a.output_name: a.weight for a in checked.composition.aligns})
     chunked = chunk_arrays is not None
+    per_execution = 1 if chunked else math.gcd(cfg.eval_every, steps or cfg.eval_every)
     model.compile(optimizer=make_optimizer(optimizer or cfg.optimizer, lr or cfg.lr), loss=losses_for(checked),
-                  loss_weights=weights, steps_per_execution=1 if chunked else cfg.eval_every, jit_compile=False)
+                  loss_weights=weights, steps_per_execution=per_execution, jit_compile=False)
     if chunked:
         chunk_train_steps(model, cfg.eval_every, chunk_arrays, xla=xla and xla_compiles(model))
 
@@ -155,9 +163,10 @@ def xla_compiles(model: keras.Model) -> bool:
 
 
 def chunk_train_steps(model: keras.Model, steps: int, arrays, xla: bool) -> None:
-    """Make one call of the model's train step run `steps` of Keras's own steps in a tf.while_loop
-    (one XLA program when `xla`). A dataset element is a [steps, batch] block of row indices
-    (`index_batches`); the rows are gathered inside, from the training arrays held as tensors.
+    """Make one call of the model's train step run up to `steps` of Keras's own steps in a
+    tf.while_loop (one XLA program when `xla`). A dataset element is a [steps, batch] block of row
+    indices (`index_batches`) and how many of its rows of indices to train on (`in_chunks`: fewer in
+    a phase's last chunk); the rows are gathered inside, from the training arrays held as tensors.
 
     Why: Keras compiles a single step and loops over `steps_per_execution` outside it, paying the
     launch of every op (and of an XLA program) per step, and a tf.data pipeline that shuffles and
@@ -170,17 +179,17 @@ def chunk_train_steps(model: keras.Model, steps: int, arrays, xla: bool) -> None
     keras_step = type(model).train_step
     tensors = tf.nest.map_structure(tf.constant, arrays)
 
-    def run_chunk(indices):
+    def run_chunk(indices, count):
         def body(i):
             keras_step(model, tf.nest.map_structure(lambda t: tf.gather(t, indices[i]), tensors))
             return i + 1
 
-        tf.while_loop(lambda i: i < steps, body, [tf.constant(0)])
+        tf.while_loop(lambda i: i < count, body, [tf.constant(0)], maximum_iterations=steps)
 
     chunk = tf.function(run_chunk, jit_compile=xla)
 
-    def train_step(indices):
-        chunk(indices)
+    def train_step(block):
+        chunk(*block)
         return model.get_metrics_result()
 
     model.train_step = train_step
@@ -192,9 +201,19 @@ def index_batches(n: int, batch: int, seed: int) -> tf.data.Dataset:
     return ds.batch(batch, drop_remainder=False)
 
 
-def in_chunks(data: tf.data.Dataset, steps: int) -> tf.data.Dataset:
-    """Batches stacked `steps` at a time: one element per call of a chunked train step."""
-    return data.batch(steps, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+def in_chunks(data: tf.data.Dataset, steps: int, sizes: list[int] | None = None) -> tf.data.Dataset:
+    """Batches stacked `steps` at a time, each with the number of steps to train on it (`sizes`,
+    then `steps` for ever): one element per call of a chunked train step. The counts stay an endless
+    dataset like the batches, so Keras never restarts the pipeline at the end of a phase."""
+    counts = tf.data.Dataset.from_tensor_slices(np.asarray(sizes or [steps], np.int32)).concatenate(
+        tf.data.Dataset.from_tensors(np.int32(steps)).repeat())
+    blocks = data.batch(steps, drop_remainder=True)
+    return tf.data.Dataset.zip((blocks, counts)).prefetch(tf.data.AUTOTUNE)
+
+
+def chunk_sizes(steps: int, every: int) -> list[int]:
+    """The steps of each epoch of a phase of `steps`: `every` each, the last one shorter if need be."""
+    return [every] * (steps // every) + ([steps % every] if steps % every else [])
 
 
 def dataset(x, y, w, batch: int, seed: int) -> tf.data.Dataset:
@@ -205,7 +224,8 @@ def dataset(x, y, w, batch: int, seed: int) -> tf.data.Dataset:
 
 
 class _Observer(keras.callbacks.Callback):
-    """After each `eval_every` steps: evaluate every route, report, stop when exact (if asked)."""
+    """After each `eval_every` steps (and a phase's last step): evaluate every route, report, stop
+    when exact (if asked); E171 as soon as the loss or a weight is not finite."""
 
     def __init__(self, checked, examples, total_steps, on_progress, should_stop):
         super().__init__()
@@ -222,18 +242,32 @@ class _Observer(keras.callbacks.Callback):
         self.interrupted = False
         self.started = time.perf_counter()
         self.until_exact = checked.train.until_exact
+        self.phase: Phase | None = None
+        self.sizes: list[int] = []
+        self.epoch = 0
 
-    def begin_phase(self, until_exact: bool) -> None:
-        self.until_exact = until_exact
+    def begin_phase(self, phase: "Phase", sizes: list[int]) -> None:
+        self.phase, self.sizes = phase, sizes
+        self.until_exact = phase.until_exact
         self.stopped_early = False
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        """Keras's own loop runs whole epochs of `eval_every` steps: stop at the phase's last step."""
+        if batch + 1 >= self.sizes[self.epoch] and self.epoch == len(self.sizes) - 1:
+            self.model.stop_training = True
+
     def on_epoch_end(self, epoch, logs=None):
-        cfg = self.checked.train
-        self.steps_run += cfg.eval_every
+        first = self.steps_run + 1
+        self.steps_run += self.sizes[epoch]
+        losses = {k[:-5]: float(v) for k, v in (logs or {}).items() if k.endswith("_loss")}
+        losses["total"] = float((logs or {}).get("loss", np.nan))
+        diverged(self.checked, self.phase, self.model, losses, first, self.steps_run)
         outputs = predict_raw(self.model, self.checked, self.eval_columns)
         self.report = route_report(self.checked, self.eval_examples, outputs)
-        losses = {k[:-5]: float(v) for k, v in (logs or {}).items() if k.endswith("_loss") and k[:-5] in outputs}
-        losses["total"] = float((logs or {}).get("loss", np.nan))
+        losses = {k: v for k, v in losses.items() if k in outputs or k == "total"}
         elapsed = time.perf_counter() - self.started
         self.history.append({"step": self.steps_run, "losses": losses, "accuracy": self.report["accuracy"]})
         if self.on_progress:
@@ -245,6 +279,34 @@ class _Observer(keras.callbacks.Callback):
         if self.should_stop and self.should_stop():
             self.interrupted = True
             self.model.stop_training = True
+
+
+def diverged(checked: Checked, phase: "Phase", model: keras.Model, losses: dict[str, float],
+             first: int, last: int) -> None:
+    """E171 if training has diverged: a loss or a weight is NaN or infinite after steps first..last.
+    Raised from inside `fit`, before the checkpoint callback, so neither a run nor a checkpoint of
+    the broken weights is written."""
+    bad_losses = sorted(name for name, value in losses.items() if not math.isfinite(value))
+    bad_weights = [v.path for v in model.trainable_variables if not np.isfinite(v.numpy()).all()]
+    if not bad_losses and not bad_weights:
+        return
+    nan = any(math.isnan(losses[n]) for n in bad_losses)
+    what = (f"the loss ({', '.join(bad_losses)}) is {'NaN' if nan else 'infinite'}" if bad_losses
+            else f"weight {bad_weights[0]} is not finite")
+    raise divergence_error(checked, phase, first, last, what)
+
+
+def divergence_error(checked: Checked, phase: "Phase", first: int, last: int, what: str) -> TangleError:
+    """E171 at the phase's statement (or `train`): where it diverged, what, and what to change."""
+    where = f"at step {last}" if first == last else f"between steps {first} and {last}"
+    phase_decls = [d for d in checked.spec.of(PhaseDecl) if d.name.text == phase.name]
+    decls = phase_decls or checked.spec.of(TrainDecl)
+    in_phase = f" in phase {phase.name}" if phase_decls else ""
+    hints = [f"lower the learning rate ({phase.optimizer} {phase.lr:g}{in_phase})",
+             "scale large targets or inputs down, or try another optimizer (adam is the most forgiving)",
+             "`train ... eval_every 1` finds the exact step" if first != last else None]
+    return TangleError([Diagnostic("E171", f"training diverged {where}: {what}; nothing was written",
+                                   decls[0].span if decls else None, hints=[h for h in hints if h])])
 
 
 def train(checked: Checked, examples: Examples, *, steps: int | None = None, seed: int | None = None,
@@ -291,10 +353,11 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
             set_trainable(model, checked, phase.modules)
             with dist.scope():  # the optimizer's variables too
                 compile_model(model, checked, lr=phase.lr, optimizer=phase.optimizer,
-                              chunk_arrays=(x, y, w) if chunked else None, xla=xla)
+                              chunk_arrays=(x, y, w) if chunked else None, xla=xla, steps=phase.steps)
             dist.adapt(model)
-            observer.begin_phase(phase.until_exact)
-            epochs = max(1, -(-phase.steps // cfg.eval_every))
+            sizes = chunk_sizes(phase.steps, cfg.eval_every)
+            observer.begin_phase(phase, sizes)
+            epochs = len(sizes)
             if chunked:
                 data = index_batches(len(next(iter(x.values()))), phase.batch, seed + index)
             elif stream is None:
@@ -306,7 +369,7 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
                 with dist.scope():
                     data, initial = checkpoint.enter_phase(index, data, epochs)
             if chunked:
-                data = in_chunks(data, cfg.eval_every)
+                data = in_chunks(data, cfg.eval_every, sizes[initial:])
             data = dist.prepare_dataset(data)  # phase.batch is the global batch
             if initial < epochs:
                 model.fit(data, steps_per_epoch=1 if chunked else cfg.eval_every, epochs=epochs, initial_epoch=initial,

@@ -833,8 +833,10 @@ def terminal_plot(results: dict, width: int = 120, height: int = 18) -> str:
 
 
 def save(results: dict, json_path: Path | None, png_path: Path | None) -> None:
+    from . import strict_json
+
     if json_path:
-        write_atomic(Path(json_path), json.dumps(results, indent=2) + "\n")
+        write_atomic(Path(json_path), strict_json.dumps(results, indent=2) + "\n")
     if png_path:
         write_png(results, png_path)
 

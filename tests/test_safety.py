@@ -277,7 +277,7 @@ def test_failed_write_leaves_previous_run_whole(tmp_path):
     run = tmp_path / "arith"
     write_run(run, checked, _FakeModel(b"a"), {"r": 1}, {"m": 1})
     before = snapshot(tmp_path)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(TangleError, match="E142: no space left on device writing"):
         write_run(run, checked, _FakeModel(b"b", fail=True), {"r": 2}, {"m": 2})
     assert snapshot(tmp_path) == before  # no temporary directory left, the run untouched
     read_manifest(run)
