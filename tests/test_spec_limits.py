@@ -78,7 +78,8 @@ def test_check_and_compile_refuse_with_a_positioned_diagnostic(tmp_path, name, t
 @pytest.mark.parametrize("setting", ["adam 1", "lr 1", "sgd 1"])
 def test_integer_learning_rate_trains(tmp_path, setting):
     spec = tmp_path / "spec.tangle"
-    spec.write_text(ONE + f"train steps 5 {setting}\n")
+    # a classifier: sgd at lr 1 on ONE's regression diverges (E171, tests/test_train_limits.py), which is not the point here
+    spec.write_text(ONE.replace("-> scalar = dense 4, dense 1", "-> onehot(4) = dense 4, dense 4") + f"train steps 5 {setting}\n")
     assert run_tanglec("check", str(spec)).returncode == 0
     proc = run_tanglec("compile", str(spec), "-o", str(tmp_path / "run"), "--steps", "5", timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
