@@ -279,7 +279,7 @@ def compile_data(tmp_path, mode: str, name: str = "rows.csv", content: str | byt
                 pytest.fail(f"compile still running after {timeout} s")
             time.sleep(0.05)
         proc.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.monotonic() - started
+    seconds = usage.ru_utime + usage.ru_stime  # CPU time: what the refusal costs, whatever else the machine runs
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no run, no temporary folder
     stderr_text = err.read_text()
     assert "Traceback" not in stderr_text
@@ -370,9 +370,9 @@ def test_a_row_with_too_many_fields_hides_no_other_problem(tmp_path, mode):
     assert "6 more problems not shown (16 in all)" in diags[-1]["hints"]
 
 
-# Refusals of large inputs: well under the bar (2 s, 500 MB) when the machine is idle; the bounds
-# leave room for a loaded CI machine. Measured (/usr/bin/time, this machine shared): 0.5-1.3 s, 45-125 MB.
-SECONDS, MEGABYTES = 8, 500
+# Refusals of large inputs: the bar (2 s, 500 MB), in CPU seconds of the whole `tanglec` process so
+# that a loaded CI machine doesn't decide it. Measured (this machine shared): 0.5-1.3 s wall, 45-125 MB.
+SECONDS, MEGABYTES = 2, 500
 
 
 def wide_header(columns: int) -> str:
