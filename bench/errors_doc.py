@@ -249,7 +249,7 @@ EXAMPLES = [
 def fake_run(path: Path, spec_text: str) -> None:
     """A run directory with a real manifest around a spec (weights are a placeholder: checks only read the spec)."""
     from tanglec import __version__
-    from tanglec.run import FORMAT, MANIFEST, METRICS, REPORT, SPEC, WEIGHTS, manifest_digest
+    from tanglec.artifacts.run import FORMAT, MANIFEST, METRICS, REPORT, SPEC, WEIGHTS, manifest_digest
 
     path.mkdir(parents=True)
     files = {SPEC: spec_text.encode(), WEIGHTS: b"weights", REPORT: b"{}", METRICS: b"{}"}
@@ -262,17 +262,17 @@ def fake_run(path: Path, spec_text: str) -> None:
 
 
 def _produce(key: str, work: Path):
-    from tanglec.diagnostics import Diagnostic, TangleError
+    from tanglec.lang.diagnostics import Diagnostic, TangleError
 
     if key == "E005":
-        from tanglec.parser import parse
+        from tanglec.lang.parser import parse
 
         try:
             parse("# " + "x" * 2_000_001, "spec.tangle")
         except TangleError as err:
             return err.diagnostics, ["# (a 2 MB comment)"]
     if key == "E006":
-        from tanglec.parser import parse_file
+        from tanglec.lang.parser import parse_file
 
         (work / "spec.tangle").write_bytes("input x: int 0..9  # café\n".encode("latin-1"))
         try:
@@ -280,16 +280,16 @@ def _produce(key: str, work: Path):
         except TangleError as err:
             return err.diagnostics, ["input x: int 0..9  # caf\\xe9   (Latin-1 bytes)"]
     if key == "E130":
-        from tanglec.checks import check
-        from tanglec.parser import parse
-        from tanglec.query import parse_fields
+        from tanglec.spec.checks import check
+        from tanglec.lang.parser import parse
+        from tanglec.data.query import parse_fields
 
         try:
             parse_fields(check(parse(SEED, "spec.tangle")), {"x": "12", "encoding": "binar", "op": "plus1"})
         except TangleError as err:
             return err.diagnostics, ["$ tanglec query runs/arith x=12 encoding=binar op=plus1"]
     if key == "E140":
-        from tanglec.run import SPEC, read_manifest
+        from tanglec.artifacts.run import SPEC, read_manifest
 
         fake_run(work / "runs" / "arith", SEED)
         (work / "runs" / "arith" / SPEC).write_text(SEED.replace("steps 300", "steps 3000"))
@@ -298,7 +298,7 @@ def _produce(key: str, work: Path):
         except TangleError as err:
             return err.diagnostics, ["$ sed -i s/300/3000/ runs/arith/spec.tangle && tanglec eval runs/arith"]
     if key == "E141":
-        from tanglec.checkpoint import checkpoint_error
+        from tanglec.backend.checkpoint import checkpoint_error
 
         err = checkpoint_error(Path("runs/.arith.ckpt/checkpoint.npz"), "the checkpoint was made with different "
                                "settings (seed, steps, mux or phases); it can't be resumed",
@@ -309,20 +309,20 @@ def _produce(key: str, work: Path):
     if key == "E142":
         import errno
 
-        from tanglec.run import write_error
+        from tanglec.artifacts.run import write_error
 
         err = write_error(Path("runs/arith"), OSError(errno.ENOSPC, "No space left on device"))
         return err.diagnostics, ["$ tanglec compile specs/arith.tangle -o runs/arith   # on a full disk"]
     if key == "E171":
-        from tanglec.checks import check
-        from tanglec.parser import parse
-        from tanglec.train import divergence_error, plan_phases
+        from tanglec.spec.checks import check
+        from tanglec.lang.parser import parse
+        from tanglec.backend.train import divergence_error, plan_phases
 
         checked = check(parse(SEED.replace("adam 0.01", "sgd 10.0"), "spec.tangle"))
         err = divergence_error(checked, plan_phases(checked)[0], 1, 10, "the loss (to_binary, total) is NaN")
         return err.diagnostics, ["train steps 300 batch 64 sgd 10.0 seed 0 until exact"]
     if key == "E190":
-        from tanglec.graph_formats import GraphvizMissing
+        from tanglec.spec.graph_formats import GraphvizMissing
 
         try:
             raise GraphvizMissing("--format svg needs Graphviz's `dot` program, which is not on PATH. Install "
@@ -330,20 +330,20 @@ def _produce(key: str, work: Path):
         except GraphvizMissing as err:
             return [Diagnostic("E190", str(err), None)], ["$ tanglec graph specs/arith.tangle --format svg"]
     if key == "E170":
-        from tanglec.distribute import read_tf_config
+        from tanglec.backend.distribute import read_tf_config
 
         try:
             read_tf_config({})
         except TangleError as err:
             return err.diagnostics, ["$ tanglec compile specs/arith.tangle --strategy multiworker   # no TF_CONFIG"]
     if key == "E191":
-        from tanglec.export import export_error
+        from tanglec.artifacts.export import export_error
 
         err = export_error(Path("arith.zip"), "a Keras export is a file ending in .keras",
                            hints=["use -o arith.keras"])
         return err.diagnostics, ["$ tanglec export runs/arith --format keras -o arith.zip"]
     if key == "E192":
-        from tanglec.diagnostics import output_refused
+        from tanglec.lang.diagnostics import output_refused
         from tanglec.util.files import OutputRefused, check_output
 
         (work / "runs").mkdir()
@@ -357,10 +357,10 @@ def _produce(key: str, work: Path):
 
 def diagnostics_for(ex: Example, work: Path):
     """(diagnostics, lines to show) for an example, run in `work` (the current directory)."""
-    from tanglec.checks import check
-    from tanglec.data import DataError, build_examples
-    from tanglec.diagnostics import TangleError
-    from tanglec.parser import parse_partial
+    from tanglec.spec.checks import check
+    from tanglec.data.examples import DataError, build_examples
+    from tanglec.lang.diagnostics import TangleError
+    from tanglec.lang.parser import parse_partial
 
     if ex.produce:
         return _produce(ex.produce, work)
@@ -389,9 +389,9 @@ def diagnostics_for(ex: Example, work: Path):
 
 def render_example(ex: Example) -> tuple[str, str]:
     """(snippet, rendered diagnostic) with paths relative to the example's folder."""
-    from tanglec.diagnostics import render
+    from tanglec.lang.diagnostics import render
 
-    from tanglec.diagnostics import SOURCES
+    from tanglec.lang.diagnostics import SOURCES
 
     SOURCES._texts.clear()  # each example's files only
     cwd = os.getcwd()
@@ -459,7 +459,7 @@ def generate() -> str:
 
 def limits() -> dict:
     from tanglec import checks
-    from tanglec.graph import MAX_ROUTES
+    from tanglec.spec.graph import MAX_ROUTES
 
     from tanglec import parser
 

@@ -59,11 +59,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tanglec import ast  # noqa: E402
-from tanglec.checks import check  # noqa: E402
-from tanglec.diagnostics import Diagnostic, TangleError, render_all  # noqa: E402
-from tanglec.fmt import format_source  # noqa: E402
-from tanglec.parser import parse, parse_file, parse_partial  # noqa: E402
-from tanglec.onepass import check_text  # noqa: E402
+from tanglec.spec.checks import check  # noqa: E402
+from tanglec.lang.diagnostics import Diagnostic, TangleError, render_all  # noqa: E402
+from tanglec.lang.fmt import format_source  # noqa: E402
+from tanglec.lang.parser import parse, parse_file, parse_partial  # noqa: E402
+from tanglec.spec.onepass import check_text  # noqa: E402
 
 # ---- the corpus: valid specs that mutations start from ----------------------------------------
 
@@ -491,7 +491,7 @@ def grammar_strategy():
     from hypothesis import strategies as st
     from hypothesis.extra.lark import from_lark
 
-    from tanglec.parser import open_grammar
+    from tanglec.lang.parser import open_grammar
 
     lark = open_grammar()  # not the cached parser: a parser loaded from Lark's cache lacks .grammar
     spaced = lambda s: s.map(lambda v: f" {v} ")  # noqa: E731

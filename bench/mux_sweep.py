@@ -51,7 +51,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tanglec.mux import STRATEGIES, Multiplexer, choose_strategy  # noqa: E402
+from tanglec.backend.mux import STRATEGIES, Multiplexer, choose_strategy  # noqa: E402
 
 FULL_K = (2, 4, 8, 16, 32)
 FULL_B = (32, 256, 4096)
@@ -334,7 +334,7 @@ def main(argv=None) -> int:
             keras.backend.clear_session()
 
     report = {
-        "benchmark": "tanglec.mux training-step rate / one-branch rate",
+        "benchmark": "tanglec.backend.mux training-step rate / one-branch rate",
         "mode": "quick" if args.quick else "full",
         "optimizer": args.optimizer,
         "width": args.width,

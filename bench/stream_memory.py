@@ -112,8 +112,8 @@ def measure(cmd: list[str], folder: Path, name: str, timeout: float) -> dict:
 
 DATA_ONLY = """\
 import json, sys
-from tanglec.checks import Checked, check
-from tanglec.parser import parse_file
+from tanglec.spec.checks import Checked, check
+from tanglec.lang.parser import parse_file
 from tanglec import data, stream
 mode = sys.argv[2]
 checked = check(parse_file(sys.argv[1]))  # (checking a file this size reads it: stream it to keep this lean)

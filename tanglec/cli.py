@@ -12,8 +12,9 @@ from pathlib import Path
 
 import click
 
-from . import __version__, strict_json
-from .diagnostics import TangleError, printable, render_all
+from . import __version__
+from .util import strict_json
+from .lang.diagnostics import TangleError, printable, render_all
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -53,7 +54,7 @@ def fail(as_json: bool, err: TangleError) -> None:
 def refuse_bad_output(as_json: bool, path: Path, kind: str, *, overwrite: bool = False, inputs=(),
                       flag: str = "-o") -> None:
     """The output policy (tanglec/util/files.py), checked before any work: a refused path is E192, exit 1."""
-    from .diagnostics import output_refused
+    from .lang.diagnostics import output_refused
     from .util.files import OutputRefused, check_output
 
     try:
@@ -84,7 +85,7 @@ def echo_diagnostics(diagnostics) -> None:
     """Diagnostics on stderr; on a terminal the quoted source is highlighted (pygments, imported only then)."""
     text = render_all(diagnostics)
     if _color_stderr():
-        from .highlight import colorize_diagnostics
+        from .lang.highlight import colorize_diagnostics
 
         click.echo(colorize_diagnostics(text), err=True, color=True)
     else:
@@ -107,7 +108,7 @@ def cli() -> None:
 @json_option
 def check(spec: Path, as_json: bool) -> None:
     """Parse and check a spec (no TensorFlow): every problem, positioned."""
-    from .onepass import check_file
+    from .spec.onepass import check_file
 
     checked, diagnostics = check_file(spec)  # syntax errors and the other statements' problems together
     if checked is None or checked.errors:
@@ -132,8 +133,8 @@ def check(spec: Path, as_json: bool) -> None:
 @json_option
 def graph(spec: Path, fmt: str, out: Path | None, overwrite: bool, as_json: bool) -> None:
     """Show the module graph and its routes."""
-    from .checks import load
-    from .graph import describe
+    from .spec.checks import load
+    from .spec.graph import describe
 
     if out is not None:
         refuse_bad_output(as_json, out, "file", overwrite=overwrite, inputs=[spec])
@@ -159,9 +160,9 @@ def _graph_json(g) -> str:
 
 def _graph_output(g, fmt: str, out: Path | None, as_json: bool) -> None:
     """dot/mermaid text, svg/png images (Graphviz), or any format written to a file with -o."""
-    from . import graph_formats
-    from .diagnostics import Diagnostic
-    from .graph import describe
+    from .spec import graph_formats
+    from .lang.diagnostics import Diagnostic
+    from .spec.graph import describe
 
     if fmt in graph_formats.IMAGE_FORMATS:
         if fmt == "png" and out is None and (as_json or sys.stdout.isatty()):
@@ -241,15 +242,15 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
              checkpoint_every: int | None = None, strategy: str | None = None, devices: int | None = None,
              stream: bool | None = None, weights_npz: Path | None = None) -> None:
     """Check, build, train and evaluate a spec; write the run directory."""
-    from .checks import load
-    from .composition import require_init_run
-    from .data import DataError, build_examples
-    from .distribute import check_strategy
-    from .stream import StreamedExamples
+    from .spec.checks import load
+    from .spec.composition import require_init_run
+    from .data.examples import DataError, build_examples
+    from .backend.distribute import check_strategy
+    from .data.stream import StreamedExamples
     from .util.files import checkpoint_dir
 
     if stream is not None:  # before the spec is checked: checking reads the data file too
-        from . import stream as streaming
+        from .data import stream as streaming
 
         streaming.FORCED = "always" if stream else "never"
     try:
@@ -268,13 +269,13 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
         fail(as_json, err)
     warnings_to_stderr(as_json, checked.diagnostics)
     _quiet_tensorflow()
-    from .run import write_run
-    from .train import plan_phases, rich_progress, run_metrics, train
+    from .artifacts.run import write_run
+    from .backend.train import plan_phases, rich_progress, run_metrics, train
 
     cfg = checked.train
     total = sum(p.steps for p in plan_phases(checked, steps))
     update, bar = rich_progress(total)
-    from .checkpoint import DEFAULT_EVERY, Checkpointer, resume_command
+    from .backend.checkpoint import DEFAULT_EVERY, Checkpointer, resume_command
 
     every = DEFAULT_EVERY if checkpoint_every is None else checkpoint_every
     ckpt = Checkpointer(checkpoint_dir(out), every=every if chief else 0, resume=resume, handle_signals=chief,
@@ -287,14 +288,14 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
         except TangleError as err:
             fail(as_json, err)
         except Exception as err:  # noqa: BLE001 - a multiworker peer that stopped is E170, anything else a bug
-            from .distribute import peer_failure
+            from .backend.distribute import peer_failure
 
             problem = peer_failure(err, strategy, ckpt.directory)
             if problem is None:
                 raise
             fail(as_json, problem)
     if weights_npz is not None:
-        from .distribute import save_worker_weights
+        from .backend.distribute import save_worker_weights
 
         save_worker_weights(result.model, weights_npz)
     if result.interrupted and ckpt.signal_received is not None:
@@ -311,7 +312,7 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
     metrics = run_metrics(checked, result, cfg.seed if seed is None else seed, isinstance(examples, StreamedExamples))
     modules = metrics["modules"]
     if chief:
-        from .diagnostics import output_refused
+        from .lang.diagnostics import output_refused
         from .util.files import OutputRefused
 
         try:
@@ -339,7 +340,7 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
 @json_option
 def eval_(run: Path, as_json: bool) -> None:
     """Accuracy of every route of a trained run."""
-    from .run import evaluation_examples, loaded_modules
+    from .artifacts.run import evaluation_examples, loaded_modules
 
     try:
         checked, _ = _load_run_checked(run)
@@ -348,8 +349,8 @@ def eval_(run: Path, as_json: bool) -> None:
     except TangleError as err:
         fail(as_json, err)
     _quiet_tensorflow()  # before .train imports it, or TensorFlow's C++ start-up chatter reaches stderr
-    from .query import route_report
-    from .train import annotate_routes, predict_raw
+    from .data.query import route_report
+    from .backend.train import annotate_routes, predict_raw
 
     model = _load_model_or_fail(run, checked, as_json)
     checked.init_modules = {m: checked.graph.modules[m] for m in loaded if m in checked.graph.modules}
@@ -361,7 +362,7 @@ def eval_(run: Path, as_json: bool) -> None:
 def _load_model_or_fail(run: Path, checked, as_json: bool):
     """The run's Keras model (imports TensorFlow quietly); a damaged run exits 1 with its diagnostic."""
     _quiet_tensorflow()
-    from .run import load_model
+    from .artifacts.run import load_model
 
     try:
         return load_model(run, checked)
@@ -370,7 +371,7 @@ def _load_model_or_fail(run: Path, checked, as_json: bool):
 
 
 def _load_run_checked(run: Path):
-    from .run import load_checked
+    from .artifacts.run import load_checked
 
     return load_checked(run)
 
@@ -392,7 +393,7 @@ def _assignments(fields: tuple[str, ...]) -> list[tuple[str, str]]:
 @json_option
 def query(run: Path, fields: tuple[str, ...], as_json: bool) -> None:
     """Ask a trained run: every decoder's answer and confidence, e.g. `x=7 encoding=binary op=times2`."""
-    from .query import answers, parse_fields, route_for
+    from .data.query import answers, parse_fields, route_for
 
     assignments = _assignments(fields)
     try:
@@ -401,7 +402,7 @@ def query(run: Path, fields: tuple[str, ...], as_json: bool) -> None:
     except TangleError as err:
         fail(as_json, err)
     _quiet_tensorflow()  # before .train imports it, or TensorFlow's C++ start-up chatter reaches stderr
-    from .train import predict_raw
+    from .backend.train import predict_raw
 
     model = _load_model_or_fail(run, checked, as_json)
     result = answers(checked, columns, predict_raw(model, checked, columns))
@@ -436,7 +437,7 @@ def explore(target: Path, out: Path | None) -> None:
 @json_option
 def fmt_(paths: tuple[Path, ...], check_only: bool, show_diff: bool, as_json: bool) -> None:
     """Format .tangle files in place (directories: every *.tangle below); `-` formats stdin to stdout."""
-    from .fmt import format_file, format_source, spec_files
+    from .lang.fmt import format_file, format_source, spec_files
 
     if any(str(p) == "-" for p in paths):
         if len(paths) > 1:
@@ -490,7 +491,7 @@ def fmt_(paths: tuple[Path, ...], check_only: bool, show_diff: bool, as_json: bo
 @json_option
 def export_(run: Path, fmt: str, out: Path | None, no_verify: bool, as_json: bool) -> None:
     """Export a trained run for serving: decoded answers from raw fields (see docs/cli.md)."""
-    from .export import check_export_path, default_output
+    from .artifacts.export import check_export_path, default_output
 
     out = out or default_output(run, fmt)
     try:
@@ -500,7 +501,7 @@ def export_(run: Path, fmt: str, out: Path | None, no_verify: bool, as_json: boo
         fail(as_json, err)
     refuse_bad_output(as_json, out, fmt, inputs=[run])
     _quiet_tensorflow()
-    from .export import export
+    from .artifacts.export import export
 
     try:
         info = export(run, out, fmt, verify=not no_verify)
@@ -564,7 +565,7 @@ def transfer_(ns: str, seeds: str, scenarios: str, variants: str, no_holdout: bo
               workdir: Path, out: Path | None, png: Path | None, no_plot: bool, cached_only: bool,
               overwrite: bool, as_json: bool) -> None:
     """The transfer report: accuracy of a new module's routes vs training examples (docs/transfer.md)."""
-    from . import transfer as report
+    from .reports import transfer as report
 
     try:
         config = report.Config(

@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from conftest import ARITH, ROOT, run_tanglec
-from tanglec.checks import check
-from tanglec.diagnostics import TangleError, render_all
-from tanglec.parser import parse
+from tanglec.spec.checks import check
+from tanglec.lang.diagnostics import TangleError, render_all
+from tanglec.lang.parser import parse
 
 SEED = ARITH.read_text()
 

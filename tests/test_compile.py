@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 from conftest import ARITH, SPECS, run_tanglec
-from tanglec.checks import load
-from tanglec.data import build_examples
+from tanglec.spec.checks import load
+from tanglec.data.examples import build_examples
 
 pytestmark = pytest.mark.slow
 
 
 def train_spec(path, seed=None, steps=None):
-    from tanglec.train import train
+    from tanglec.backend.train import train
 
     checked = load(path)
     examples = build_examples(checked)
@@ -73,8 +73,8 @@ def test_query_rejects_bad_values(tmp_path):
 
 
 def test_reloaded_run_predicts_identically(tmp_path):
-    from tanglec.run import load_checked, load_model, write_run
-    from tanglec.train import predict_raw
+    from tanglec.artifacts.run import load_checked, load_model, write_run
+    from tanglec.backend.train import predict_raw
 
     checked, examples, result = train_spec(ARITH, seed=1, steps=40)
     write_run(tmp_path / "run", checked, result.model, result.report, {"steps_run": result.steps_run})

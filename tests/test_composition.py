@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from conftest import ARITH, SPECS
-from tanglec.checks import check, load
-from tanglec.data import build_examples
-from tanglec.diagnostics import TangleError
-from tanglec.parser import parse, parse_file
+from tanglec.spec.checks import check, load
+from tanglec.data.examples import build_examples
+from tanglec.lang.diagnostics import TangleError
+from tanglec.lang.parser import parse, parse_file
 
 SEED = ARITH.read_text()
 
@@ -121,8 +121,8 @@ def test_phase_settings_are_checked():
 
 @pytest.fixture(scope="module")
 def base_run(tmp_path_factory):
-    from tanglec.run import write_run
-    from tanglec.train import train
+    from tanglec.artifacts.run import write_run
+    from tanglec.backend.train import train
 
     checked = load(ARITH)
     result = train(checked, build_examples(checked), steps=20)
@@ -145,9 +145,9 @@ def test_init_mismatch_is_a_positioned_error(base_run):
 
 @pytest.mark.slow
 def test_init_loads_weights_by_name_into_a_changed_graph(base_run):
-    from tanglec.codegen import module_layers
-    from tanglec.run import load_checked, load_model
-    from tanglec.train import train
+    from tanglec.backend.codegen import module_layers
+    from tanglec.artifacts.run import load_checked, load_model
+    from tanglec.backend.train import train
 
     spec = (SPECS / "transfer_gray.tangle").read_text()
     checked = check(parse(spec, str(SPECS / "transfer_gray.tangle")), init=base_run)
@@ -168,8 +168,8 @@ def test_init_loads_weights_by_name_into_a_changed_graph(base_run):
 
 @pytest.mark.slow
 def test_phases_run_in_order_and_train_only_their_modules():
-    from tanglec.codegen import build_model, module_layers
-    from tanglec.train import train
+    from tanglec.backend.codegen import build_model, module_layers
+    from tanglec.backend.train import train
 
     text = SEED.replace(" until exact", "") + "\nphase first steps 20 modules plus1\nphase second steps 10 lr 0.001\n"
     checked = check(parse(text, str(ARITH)))
@@ -193,7 +193,7 @@ def test_shipped_transfer_specs_check_before_their_init_run_exists(tmp_path, mon
     import shutil
 
     from conftest import run_tanglec
-    from tanglec.composition import missing_init_run
+    from tanglec.spec.composition import missing_init_run
 
     shutil.copytree(SPECS, tmp_path / "specs")
     monkeypatch.chdir(tmp_path)
@@ -216,7 +216,7 @@ def test_training_without_the_init_run_is_refused(tmp_path):
     """`train` (what compile and explore call) needs the weights `check` only warned about."""
     import shutil
 
-    from tanglec.train import train
+    from tanglec.backend.train import train
 
     shutil.copytree(SPECS, tmp_path / "specs")
     checked = load(tmp_path / "specs" / "transfer_minus1.tangle")

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from conftest import run_tanglec
-from tanglec.checks import check
-from tanglec.data import MAX_REPORTED, DataError, build_examples
-from tanglec.diagnostics import render_all
-from tanglec.parser import parse
+from tanglec.spec.checks import check
+from tanglec.data.examples import MAX_REPORTED, DataError, build_examples
+from tanglec.lang.diagnostics import render_all
+from tanglec.lang.parser import parse
 
 SPEC = """\
 input n: int 0..9

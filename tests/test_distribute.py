@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from conftest import ARITH, ROOT, run_tanglec
-from tanglec.distribute import Cluster, read_tf_config
+from tanglec.backend.distribute import Cluster, read_tf_config
 
 TIMEOUT = 420  # seconds for one distributed training process (2 shared cores; typically 30-60 s)
 
@@ -65,7 +65,7 @@ def test_tf_config_names_the_chief():
     (tf_config({"worker": [1]}), "list of \"host:port\""),
 ])
 def test_bad_tf_config_is_e170(environ, message):
-    from tanglec.diagnostics import TangleError
+    from tanglec.lang.diagnostics import TangleError
 
     with pytest.raises(TangleError) as err:
         read_tf_config(environ)
@@ -74,7 +74,7 @@ def test_bad_tf_config_is_e170(environ, message):
 
 
 def test_a_lost_worker_is_e170():
-    from tanglec.distribute import peer_failure
+    from tanglec.backend.distribute import peer_failure
 
     class UnavailableError(Exception):  # tf.errors.UnavailableError, as raised when a peer is gone
         pass
@@ -90,8 +90,8 @@ def test_a_lost_worker_is_e170():
 
 
 def test_strategy_spec_setting(write_spec):
-    from tanglec.checks import check
-    from tanglec.parser import parse_file
+    from tanglec.spec.checks import check
+    from tanglec.lang.parser import parse_file
 
     good = check(parse_file(write_spec(ARITH.read_text().replace("until exact", "until exact strategy mirrored"))))
     assert good.ok and good.train.strategy == "mirrored"
@@ -121,7 +121,7 @@ def test_cli_refuses_before_loading_tensorflow(tmp_path):
 MIRRORED_SCRIPT = textwrap.dedent('''
     import json, sys, io, contextlib
     from pathlib import Path
-    from tanglec.distribute import split_cpu
+    from tanglec.backend.distribute import split_cpu
     split_cpu(2)  # before TensorFlow initialises its devices
     out = Path(sys.argv[2])
     results = {}
@@ -136,10 +136,10 @@ MIRRORED_SCRIPT = textwrap.dedent('''
         except SystemExit as exc:
             assert not exc.code, buf.getvalue()
     results["compile"] = json.loads(buf.getvalue())
-    from tanglec.run import load_checked, load_model
-    from tanglec.data import build_examples
-    from tanglec.query import route_report
-    from tanglec.train import predict_raw, train
+    from tanglec.artifacts.run import load_checked, load_model
+    from tanglec.data.examples import build_examples
+    from tanglec.data.query import route_report
+    from tanglec.backend.train import predict_raw, train
     checked, _ = load_checked(out / "run")
     examples = build_examples(checked)
     model = load_model(out / "run", checked)  # the weights a mirrored run wrote load without a strategy
@@ -148,7 +148,7 @@ MIRRORED_SCRIPT = textwrap.dedent('''
 
     # 2. every multiplexer strategy trains under mirrored: `where` was the compile above, `partition`
     #    is the resumed run below, `gather` here
-    from tanglec.checks import load
+    from tanglec.spec.checks import load
     checked = load(sys.argv[1])
     examples = build_examples(checked)
     results["mux"] = {}
@@ -159,7 +159,7 @@ MIRRORED_SCRIPT = textwrap.dedent('''
                                "replicas": r.distribution["replicas"]}
 
     # 3. a checkpoint written under `default` resumes under `mirrored` (multiplexers: partition)
-    from tanglec.checkpoint import Checkpointer
+    from tanglec.backend.checkpoint import Checkpointer
     ckpt_dir = out / "ckpt"
     first = Checkpointer(ckpt_dir, every=10, handle_signals=False)
     stop = {"at": None}

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from conftest import ARITH
 from tanglec.cli import cli
-from tanglec.diagnostics import TangleError
+from tanglec.lang.diagnostics import TangleError
 
 pytestmark = [pytest.mark.slow,  # Keras's own numpy-2 deprecation noise, not ours:
               pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")]
@@ -34,7 +34,7 @@ def trained(tmp_path_factory):
     """(run, tensorboard dir, compile's JSON). Trained once even under pytest-xdist: the first worker
     trains into the session's shared temporary folder, the others wait for it and reuse the run (one
     folder per run format; a cached run that no longer verifies is trained again)."""
-    from tanglec.run import FORMAT, read_manifest
+    from tanglec.artifacts.run import FORMAT, read_manifest
 
     shared = tmp_path_factory.getbasetemp().parent / f"tanglec_export_run_{FORMAT.replace('/', '_')}"
     shared.mkdir(exist_ok=True)
@@ -87,9 +87,9 @@ def test_tensorboard_scalars(trained):
 
 def query_answers(run) -> dict:
     """What `tanglec query RUN x=.. encoding=.. op=..` answers, for every example (one model load)."""
-    from tanglec.query import answers, parse_fields
-    from tanglec.run import load_checked, load_model
-    from tanglec.train import predict_raw
+    from tanglec.data.query import answers, parse_fields
+    from tanglec.artifacts.run import load_checked, load_model
+    from tanglec.backend.train import predict_raw
 
     checked, _ = load_checked(run)
     model = load_model(run, checked)
@@ -171,9 +171,9 @@ def test_savedmodel_round_trip_in_a_fresh_process(trained, tmp_path):
 def test_keras_export_loads_with_safe_mode(trained, tmp_path):
     import keras
 
-    import tanglec.codegen  # noqa: F401  registers tanglec>Encode and tanglec>Multiplexer
-    from tanglec.run import load_checked, load_model
-    from tanglec.train import predict_raw
+    import tanglec.backend.codegen  # noqa: F401  registers tanglec>Encode and tanglec>Multiplexer
+    from tanglec.artifacts.run import load_checked, load_model
+    from tanglec.backend.train import predict_raw
 
     run, _, _ = trained
     base = tmp_path
@@ -214,11 +214,11 @@ def test_damaged_run_is_refused(trained, tmp_path):
 
 @pytest.mark.parametrize("codec", ["bits(5)", "gray(5)", "gray(12)", "onehot(7)", "scalar", "vector(3)"])
 def test_tf_decoding_matches_codecs_decode(codec):
-    """The SavedModel decodes with TensorFlow ops: same answers as tanglec.codecs.decode, bit for bit."""
+    """The SavedModel decodes with TensorFlow ops: same answers as tanglec.data.codecs.decode, bit for bit."""
     import tensorflow as tf
 
     from tanglec import ast, codecs
-    from tanglec.export import decode_tf
+    from tanglec.artifacts.export import decode_tf
 
     kind, _, size = codec.partition("(")
     span = ast.Span("t", 1, 1, 1, 2)

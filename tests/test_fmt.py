@@ -11,11 +11,11 @@ from lark import Lark
 
 from conftest import ROOT, SPECS
 from tanglec import fmt
-from tanglec.checks import check
+from tanglec.spec.checks import check
 from tanglec.cli import cli
-from tanglec.diagnostics import TangleError
-from tanglec.graph import build, describe
-from tanglec.parser import grammar_path, parse
+from tanglec.lang.diagnostics import TangleError
+from tanglec.spec.graph import build, describe
+from tanglec.lang.parser import grammar_path, parse
 
 SPEC_FILES = sorted(SPECS.rglob("*.tangle"))
 

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from conftest import ROOT
-from tanglec.checks import MAX_MODULES, check
-from tanglec.diagnostics import TangleError, render_all
-from tanglec.graph import MAX_ROUTES
-from tanglec.parser import MAX_EXPR_DEPTH, MAX_NESTING, parse, parse_partial
+from tanglec.spec.checks import MAX_MODULES, check
+from tanglec.lang.diagnostics import TangleError, render_all
+from tanglec.spec.graph import MAX_ROUTES
+from tanglec.lang.parser import MAX_EXPR_DEPTH, MAX_NESTING, parse, parse_partial
 
 _spec = importlib.util.spec_from_file_location("tanglec_bench_fuzz", ROOT / "bench" / "fuzz.py")
 fuzz = importlib.util.module_from_spec(_spec)
@@ -76,8 +76,8 @@ def test_grammar_sentences_parse_and_check_or_yield_diagnostics(text):
 
 def test_validate_catches_out_of_file_positions():
     """The oracle itself: a span past the end of the file or before column 1 is reported."""
-    from tanglec.ast import Span
-    from tanglec.diagnostics import Diagnostic
+    from tanglec.lang.ast import Span
+    from tanglec.lang.diagnostics import Diagnostic
 
     text = "input x: int 0..9\n"
     assert fuzz.validate([Diagnostic("E001", "m", Span("f", 2, 1, 2, 2))], "f", text) == []
@@ -198,7 +198,7 @@ def test_route_limit_matches_the_graph():
 def test_spec_larger_than_the_limit_is_E005():
     """The size cap on a spec given as text (check_text, the TUI); a file (parse_file) is the
     "size" case of the compile test below."""
-    from tanglec.parser import MAX_SOURCE_BYTES
+    from tanglec.lang.parser import MAX_SOURCE_BYTES
 
     text = SEED + "# " + "x" * MAX_SOURCE_BYTES + "\n"
     with pytest.raises(TangleError) as err:
@@ -321,7 +321,7 @@ def test_every_documented_example_yields_its_code():
 
 def test_check_reports_syntax_and_semantic_problems_in_one_pass(tmp_path):
     from conftest import run_tanglec
-    from tanglec.onepass import check_text
+    from tanglec.spec.onepass import check_text
 
     text = SEED.replace("route x ->", "rout x ->").replace("dense 32 relu, dense 12", "dense 32 rleu, dense 12", 1)
     checked, diags = check_text(text, "t.tangle")
@@ -338,7 +338,7 @@ def test_check_reports_syntax_and_semantic_problems_in_one_pass(tmp_path):
 def test_use_chains_and_diamonds_are_bounded(tmp_path):
     """`use` recurses through parse: a 40-deep chain is E151; a diamond (every spec using the next
     three) stops at 50,000 brought statements with E150; a spec used 257 times, at 256 uses."""
-    from tanglec.parser import MAX_USE_DEPTH, MAX_USED_STATEMENTS, MAX_USES, parse_file
+    from tanglec.lang.parser import MAX_USE_DEPTH, MAX_USED_STATEMENTS, MAX_USES, parse_file
 
     module = "module m{i} : onehot(4) -> onehot(4) = dense 4\n"
     for i in range(40):

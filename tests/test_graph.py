@@ -9,9 +9,9 @@ import sys
 import networkx as nx
 
 from conftest import ARITH, ROOT, run_tanglec
-from tanglec.checks import check, load
-from tanglec.graph import build
-from tanglec.parser import parse
+from tanglec.spec.checks import check, load
+from tanglec.spec.graph import build
+from tanglec.lang.parser import parse
 
 SEED = ARITH.read_text()
 LOOP = SEED + """

@@ -12,8 +12,8 @@ from pygments.token import Comment, Error, Keyword, Name, Number, Operator, Stri
 from conftest import ARITH, ROOT, SPECS
 from tanglec import checks, expr, graph, highlight, parser
 from tanglec.cli import cli
-from tanglec.diagnostics import render_all
-from tanglec.highlight import TangleLexer, colorize_diagnostics, strip_ansi
+from tanglec.lang.diagnostics import render_all
+from tanglec.lang.highlight import TangleLexer, colorize_diagnostics, strip_ansi
 
 SPEC_FILES = sorted(SPECS.rglob("*.tangle"))
 
@@ -84,8 +84,8 @@ def test_rich_syntax_for_the_tui():
 
 
 def broken_diagnostics():
-    from tanglec.checks import check
-    from tanglec.parser import parse
+    from tanglec.spec.checks import check
+    from tanglec.lang.parser import parse
 
     source = ARITH.read_text().replace("dense 64 relu, dense 4", "dense 64 rleu, dense 4")
     return check(parse(source, "arith.tangle")).diagnostics

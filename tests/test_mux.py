@@ -1,4 +1,4 @@
-"""Tests for tanglec.mux: the Multiplexer layer, its strategies and `choose_strategy`."""
+"""Tests for tanglec.backend.mux: the Multiplexer layer, its strategies and `choose_strategy`."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tanglec.mux import STRATEGIES, Multiplexer, choose_strategy  # noqa: E402
+from tanglec.backend.mux import STRATEGIES, Multiplexer, choose_strategy  # noqa: E402
 
 D_OUT = 3
 HIDDEN = 5

@@ -55,7 +55,7 @@ def test_wheel_contents(wheel):
     assert {"tanglec/cli.py", "tanglec/parser.py", "tanglec/fmt.py", "tanglec/highlight.py"} <= names
     assert not [n for n in names if n.endswith((".pyc", ".lark.cache"))]
     assert "tanglec = tanglec.cli:main" in entry_points
-    assert "tangle = tanglec.highlight:TangleLexer" in entry_points
+    assert "tangle = tanglec.lang.highlight:TangleLexer" in entry_points
 
 
 @pytest.mark.slow
@@ -75,7 +75,7 @@ def test_wheel_in_a_fresh_venv_checks_a_spec_from_elsewhere(wheel, tmp_path):
     clean_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     clean_env["PATH"] = f"{bindir}{os.pathsep}{clean_env.get('PATH', '')}"
 
-    where = subprocess.run([str(py), "-c", "import tanglec, tanglec.parser as p; print(tanglec.__file__); "
+    where = subprocess.run([str(py), "-c", "import tanglec, tanglec.lang.parser as p; print(tanglec.__file__); "
                                            "print(p.grammar_path())"],
                            capture_output=True, text=True, cwd=elsewhere, env=clean_env, timeout=60)
     assert where.returncode == 0, where.stderr

@@ -105,8 +105,8 @@ import sys, types
 sys.modules["keras"] = types.SimpleNamespace(__version__="3.0.0")  # write_run reads only the versions
 sys.modules["tensorflow"] = types.SimpleNamespace(__version__="2.0.0")
 from pathlib import Path
-from tanglec.checks import load
-from tanglec.run import write_run
+from tanglec.spec.checks import load
+from tanglec.artifacts.run import write_run
 
 class Weights:
     def save_weights(self, path):
@@ -208,8 +208,8 @@ def refuse_other_settings(spec: Path, out: Path) -> None:
 
 
 def test_damaged_or_foreign_checkpoint_is_refused(tmp_path):
-    from tanglec.checkpoint import read_checkpoint
-    from tanglec.diagnostics import TangleError
+    from tanglec.backend.checkpoint import read_checkpoint
+    from tanglec.lang.diagnostics import TangleError
 
     path = tmp_path / "checkpoint.npz"
     for content in (b"", b"garbage", b"PK\x03\x04" + b"\x00" * 50):
@@ -230,12 +230,12 @@ def test_checkpoint_from_other_settings_or_spec_is_refused(tmp_path):
     """Resuming needs the same spec, data and options: otherwise E141, and the checkpoint is kept."""
     from types import SimpleNamespace
 
-    from tanglec.checkpoint import Checkpointer, Position
-    from tanglec.checks import load
-    from tanglec.codegen import build_model
-    from tanglec.data import build_examples
-    from tanglec.diagnostics import TangleError
-    from tanglec.train import compile_model, plan_phases, training_arrays
+    from tanglec.backend.checkpoint import Checkpointer, Position
+    from tanglec.spec.checks import load
+    from tanglec.backend.codegen import build_model
+    from tanglec.data.examples import build_examples
+    from tanglec.lang.diagnostics import TangleError
+    from tanglec.backend.train import compile_model, plan_phases, training_arrays
 
     def prepared(spec_path):
         checked = load(spec_path)

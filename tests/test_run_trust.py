@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SPECS, run_tanglec
-from tanglec.run import FORMAT, MANIFEST, METRICS, REPORT, ROWS, SPEC, manifest_digest
+from tanglec.artifacts.run import FORMAT, MANIFEST, METRICS, REPORT, ROWS, SPEC, manifest_digest
 
 SECRET = "tanglec-test-secret-5a1f0c"
 GATE_QUERY = ("pair=0 0 1 0 1 1", "gate=xor")

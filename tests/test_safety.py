@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 
 from conftest import ARITH, ROOT, run_tanglec
-from tanglec.checks import load
-from tanglec.diagnostics import TangleError
-from tanglec.run import FORMAT, MANIFEST, SPEC, WEIGHTS, manifest_digest, read_manifest, write_run
+from tanglec.spec.checks import load
+from tanglec.lang.diagnostics import TangleError
+from tanglec.artifacts.run import FORMAT, MANIFEST, SPEC, WEIGHTS, manifest_digest, read_manifest, write_run
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -74,7 +74,7 @@ def test_no_eval_exec_pickle_or_lambda_in_tanglec():
 @pytest.fixture(scope="module")
 def good_run(tmp_path_factory):
     """A real run of the seed spec (untrained weights: loading, not accuracy, is under test)."""
-    from tanglec.codegen import build_model
+    from tanglec.backend.codegen import build_model
 
     checked = load(ARITH)
     run = tmp_path_factory.mktemp("good") / "arith"
@@ -103,7 +103,7 @@ def rehash(run: Path, name: str) -> None:
 
 
 def test_good_run_loads(good_run):
-    from tanglec.run import load_checked, load_model
+    from tanglec.artifacts.run import load_checked, load_model
 
     checked, manifest = load_checked(good_run)
     assert manifest["format"] == FORMAT
@@ -163,7 +163,7 @@ def test_edited_spec_and_linked_file_are_refused(run, tmp_path):
 
 
 def test_truncated_weights_are_refused(run):
-    from tanglec.run import load_checked, load_model
+    from tanglec.artifacts.run import load_checked, load_model
 
     weights = run / WEIGHTS
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
@@ -177,8 +177,8 @@ def test_truncated_weights_are_refused(run):
 
 def test_foreign_weights_are_refused(run, tmp_path):
     """Weights of another spec's model (same file name, consistent manifest): refused, not half-loaded."""
-    from tanglec.codegen import build_model
-    from tanglec.run import load_checked, load_model
+    from tanglec.backend.codegen import build_model
+    from tanglec.artifacts.run import load_checked, load_model
 
     clock = load(ROOT / "specs" / "clock.tangle")
     build_model(clock).save_weights(tmp_path / "foreign.weights.h5")
@@ -213,7 +213,7 @@ def _lambda_model_file(path: Path) -> Path:
 
 
 def test_keras_file_with_a_lambda_is_refused(tmp_path):
-    from tanglec.run import load_keras_file
+    from tanglec.artifacts.run import load_keras_file
 
     path = _lambda_model_file(tmp_path / "lambda.keras")
     before = snapshot(tmp_path)
@@ -223,7 +223,7 @@ def test_keras_file_with_a_lambda_is_refused(tmp_path):
 
 def test_keras_safe_mode_refuses_a_lambda_even_without_the_scan(tmp_path, monkeypatch):
     """Defence in depth: with the config scan bypassed, Keras' safe_mode still refuses the Lambda."""
-    import tanglec.run as run_module
+    import tanglec.artifacts.run as run_module
 
     path = _lambda_model_file(tmp_path / "lambda.keras")
     monkeypatch.setattr(run_module, "_unsafe_config", lambda config: None)
@@ -235,7 +235,7 @@ def test_keras_file_naming_foreign_code_is_refused(tmp_path):
     before Keras imports anything."""
     import keras
 
-    from tanglec.run import load_keras_file
+    from tanglec.artifacts.run import load_keras_file
 
     inp = keras.Input((3,))
     path = tmp_path / "model.keras"
@@ -306,8 +306,8 @@ WRITER = """
 import sys, types
 sys.modules["keras"] = types.SimpleNamespace(__version__="3.0.0")      # write_run only reads versions
 sys.modules["tensorflow"] = types.SimpleNamespace(__version__="2.0.0")
-from tanglec.checks import load
-from tanglec.run import write_run
+from tanglec.spec.checks import load
+from tanglec.artifacts.run import write_run
 
 class Model:
     def __init__(self, i): self.i = i
@@ -352,7 +352,7 @@ def test_weights_that_fit_only_in_part_are_refused(run, tmp_path):
     """A weights file with one module fewer: Keras would load the rest and warn; tanglec refuses."""
     import h5py
 
-    from tanglec.run import load_checked, load_model
+    from tanglec.artifacts.run import load_checked, load_model
 
     weights = run / WEIGHTS
     with h5py.File(weights, "a") as h5:

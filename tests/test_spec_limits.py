@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from conftest import ROOT, run_tanglec
-from tanglec.checks import MAX_MODULES
-from tanglec.parser import MAX_EXPR_DEPTH, MAX_SOURCE_BYTES, MAX_TOKENS
+from tanglec.spec.checks import MAX_MODULES
+from tanglec.lang.parser import MAX_EXPR_DEPTH, MAX_SOURCE_BYTES, MAX_TOKENS
 
 ONE = """\
 input x: int 0..3
@@ -119,7 +119,7 @@ def test_a_spec_starting_with_a_byte_order_mark_is_accepted(tmp_path):
 
 
 def limit_line(text: str, code: str) -> tuple[int, str]:
-    from tanglec.onepass import check_text
+    from tanglec.spec.onepass import check_text
 
     _, diagnostics = check_text(text, "t.tangle")
     d = next(d for d in diagnostics if d.code == code)

@@ -17,9 +17,9 @@ import pytest
 
 from conftest import ROOT, SPECS
 from tanglec import data, stream
-from tanglec.checks import check
-from tanglec.data import DataError
-from tanglec.parser import parse_file
+from tanglec.spec.checks import check
+from tanglec.data.examples import DataError
+from tanglec.lang.parser import parse_file
 
 
 def _bench():
@@ -112,8 +112,8 @@ def test_a_fifo_swapped_in_after_check_is_refused_without_blocking(tmp_path):
     """Both readers stat the file before opening it (and open it non-blocking): a FIFO nobody writes
     to is refused at once, in a child process so that a hang fails the test instead of stalling it."""
     spec = gates_spec(tmp_path, GOOD)
-    code = ("import os, sys; from tanglec.checks import check; from tanglec.parser import parse_file\n"
-            "from tanglec import data, stream; from tanglec.data import DataError\n"
+    code = ("import os, sys; from tanglec.spec.checks import check; from tanglec.lang.parser import parse_file\n"
+            "from tanglec import data, stream; from tanglec.data.examples import DataError\n"
             "checked = check(parse_file(sys.argv[1])); assert checked.ok\n"
             "os.remove(sys.argv[2]); os.mkfifo(sys.argv[2])\n"
             "for read in (data.read_file, lambda c: list(stream.Reader(c).chunks())):\n"
@@ -205,7 +205,7 @@ def test_holdouts_only_and_fewshot_when_streaming(tmp_path):
 def test_check_of_a_streamed_file_is_tf_free(tmp_path):
     BENCH.write_rows(tmp_path / "rows.csv", 3000, seed=5)
     spec = gates_spec(tmp_path)
-    code = ("import sys; from tanglec.checks import load; from tanglec import stream; c = load(sys.argv[1]); "
+    code = ("import sys; from tanglec.spec.checks import load; from tanglec import stream; c = load(sys.argv[1]); "
             "assert stream.should_stream(c); assert 'tensorflow' not in sys.modules, 'TF loaded'; print('ok')")
     r = subprocess.run([sys.executable, "-c", code, str(spec)], capture_output=True, text=True, cwd=ROOT,
                        env={**os.environ, "TANGLEC_STREAM_BYTES": "1000"}, timeout=120)
@@ -238,7 +238,7 @@ def test_streaming_memory_is_bounded(tmp_path, monkeypatch):
 def test_streamed_training_rows_and_encoding_match_in_memory(tmp_path):
     """Every training row of the file reaches tf.data once per epoch, encoded as training_arrays
     encodes it in memory (targets and per-decoder weights)."""
-    from tanglec.train import training_arrays
+    from tanglec.backend.train import training_arrays
 
     BENCH.write_rows(tmp_path / "rows.csv", 700, seed=7)
     checked = checked_for(gates_spec(tmp_path), "always")
@@ -262,7 +262,7 @@ def test_streamed_training_rows_and_encoding_match_in_memory(tmp_path):
 def test_streamed_training_runs(tmp_path):
     """train() on a streamed file: tf.data batches from the generator, evaluation on the sample,
     route counts over the whole file."""
-    from tanglec.train import train
+    from tanglec.backend.train import train
 
     BENCH.write_rows(tmp_path / "rows.csv", 3000, seed=8)
     checked = checked_for(gates_spec(tmp_path), "always")

@@ -76,10 +76,10 @@ def test_training_runs_exactly_the_steps_asked(tmp_path, train_line, steps_optio
 
 def _optimizer_steps(text: str, path: Path, stream: bool = False, **train_args) -> tuple[int, list[int]]:
     """(optimizer iterations, evaluated steps) after training `text` in this process."""
-    from tanglec.checks import check_or_raise
-    from tanglec.data import build_examples
-    from tanglec.parser import parse
-    from tanglec.train import train
+    from tanglec.spec.checks import check_or_raise
+    from tanglec.data.examples import build_examples
+    from tanglec.lang.parser import parse
+    from tanglec.backend.train import train
 
     checked = check_or_raise(parse(text, str(path)))
     if stream:
@@ -102,11 +102,11 @@ def test_resume_inside_a_short_last_chunk_is_bit_identical(tmp_path):
     """Stopped at step 20 of 25 (checkpoint), resumed: the same weights as 25 steps in one go."""
     import numpy as np
 
-    from tanglec.checks import check_or_raise
-    from tanglec.checkpoint import Checkpointer
-    from tanglec.data import build_examples
-    from tanglec.parser import parse
-    from tanglec.train import train
+    from tanglec.spec.checks import check_or_raise
+    from tanglec.backend.checkpoint import Checkpointer
+    from tanglec.data.examples import build_examples
+    from tanglec.lang.parser import parse
+    from tanglec.backend.train import train
 
     checked = check_or_raise(parse(SEED.replace("train steps 300", "train steps 25 eval_every 10"), str(ARITH)))
     examples = build_examples(checked)
@@ -158,7 +158,7 @@ def _poison_weights(run: Path) -> None:
     """Set one weight of a run to NaN and re-hash it, as an older tanglec would have written it."""
     import h5py
 
-    from tanglec.run import MANIFEST, WEIGHTS, _sha256, manifest_digest
+    from tanglec.artifacts.run import MANIFEST, WEIGHTS, _sha256, manifest_digest
 
     with h5py.File(run / WEIGHTS, "r+") as f:
         datasets = []
@@ -204,7 +204,7 @@ def test_json_output_never_holds_nan():
 # ---- finding 18: --devices bounded ---------------------------------------------------------------
 
 def test_devices_are_bounded_before_tensorflow_starts(tmp_path):
-    from tanglec.distribute import max_devices
+    from tanglec.backend.distribute import max_devices
 
     started = time.monotonic()
     proc = run_tanglec("compile", str(ARITH), "-o", str(tmp_path / "run"), "--strategy", "mirrored",

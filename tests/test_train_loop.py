@@ -1,4 +1,4 @@
-"""The chunked training loop (tanglec.train.chunk_train_steps): a chunk of steps per call, in one
+"""The chunked training loop (tanglec.backend.train.chunk_train_steps): a chunk of steps per call, in one
 XLA program for small models, trains exactly what Keras's own loop trains on the same batches."""
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from conftest import ARITH, SPECS
-from tanglec.checks import check_or_raise, load
-from tanglec.data import build_examples
-from tanglec.parser import parse
+from tanglec.spec.checks import check_or_raise, load
+from tanglec.data.examples import build_examples
+from tanglec.lang.parser import parse
 
 pytestmark = pytest.mark.slow
 
@@ -19,8 +19,8 @@ def weights_after(checked, mux: str, chunked: bool) -> tuple[list[np.ndarray], b
     """Weights after STEPS steps from the same initial weights and the same batches."""
     import keras
 
-    from tanglec.codegen import build_model
-    from tanglec.train import (compile_model, dataset, in_chunks, index_batches, set_determinism,
+    from tanglec.backend.codegen import build_model
+    from tanglec.backend.train import (compile_model, dataset, in_chunks, index_batches, set_determinism,
                                training_arrays, xla_compiles)
 
     set_determinism(0)
@@ -56,8 +56,8 @@ def test_chunked_steps_train_what_keras_trains(mux):
 def initial_weights(checked, mux):
     import keras
 
-    from tanglec.codegen import build_model
-    from tanglec.train import set_determinism
+    from tanglec.backend.codegen import build_model
+    from tanglec.backend.train import set_determinism
 
     set_determinism(0)
     weights = build_model(checked, mux=mux, seed=0).get_weights()
@@ -66,10 +66,10 @@ def initial_weights(checked, mux):
 
 
 def test_xla_only_for_small_models_on_long_runs():
-    from tanglec.codegen import build_model
-    from tanglec.checks import estimate_parameters
-    from tanglec.mux import XLA_MIN_STEPS, Multiplexer, xla_pays_off
-    from tanglec.train import train
+    from tanglec.backend.codegen import build_model
+    from tanglec.spec.checks import estimate_parameters
+    from tanglec.backend.mux import XLA_MIN_STEPS, Multiplexer, xla_pays_off
+    from tanglec.backend.train import train
 
     def strategies(model):
         return {layer.strategy for layer in model._flatten_layers() if isinstance(layer, Multiplexer)}

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from tanglec import transfer
-from tanglec.checks import check_or_raise
-from tanglec.parser import parse
+from tanglec.spec.checks import check_or_raise
+from tanglec.lang.parser import parse
 
 from conftest import ROOT, SPECS, run_tanglec
 

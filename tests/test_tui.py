@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import ARITH, SPECS
-from tanglec.checks import load
+from tanglec.spec.checks import load
 from tanglec.tui.app import ExploreApp
 from tanglec.tui.widgets.help import HelpScreen
 
@@ -63,7 +63,7 @@ def in_tmp(tmp_path, monkeypatch):
 def arith_run(tmp_path_factory) -> Path:
     """specs/arith.tangle compiled by `tanglec compile` (in-process), shared by the xdist workers (one
     folder per run format, so a run an older tanglec left there is not reused)."""
-    from tanglec.run import FORMAT
+    from tanglec.artifacts.run import FORMAT
 
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
@@ -330,7 +330,7 @@ def test_training_from_the_ui_reaches_compile_accuracy_and_stops_safely(in_tmp, 
             await wait_for(pilot, lambda: app.train_state == "stopped", 120, "the stop")
             assert "run directory is unchanged" in screen_text(app)
             assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == files
-            from tanglec.run import read_manifest
+            from tanglec.artifacts.run import read_manifest
 
             read_manifest(run_dir)
             # `w` writes the stopped model when asked to
@@ -346,9 +346,9 @@ def test_training_from_the_ui_reaches_compile_accuracy_and_stops_safely(in_tmp, 
 
 @pytest.mark.slow
 def test_query_on_a_trained_run_matches_tanglec_query(arith_run, in_tmp):
-    from tanglec.query import answers, parse_fields
-    from tanglec.run import load_checked, load_model
-    from tanglec.train import predict_raw
+    from tanglec.data.query import answers, parse_fields
+    from tanglec.artifacts.run import load_checked, load_model
+    from tanglec.backend.train import predict_raw
 
     async def body():
         app = ExploreApp(arith_run)  # `tanglec explore RUN_DIR`

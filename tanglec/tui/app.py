@@ -249,8 +249,8 @@ class ExploreApp(App[int]):
     # -- background work -------------------------------------------------------------
     @work(thread=True, group="data", exit_on_error=False)
     def build_examples(self) -> None:
-        from ..data import build_examples
-        from ..diagnostics import TangleError
+        from ..data.examples import build_examples
+        from ..lang.diagnostics import TangleError
 
         try:
             examples = build_examples(self.session.checked)
@@ -292,7 +292,8 @@ class ExploreApp(App[int]):
             import tensorflow  # noqa: F401
             import keras  # noqa: F401
 
-            from .. import codegen, run, train  # noqa: F401
+            from ..backend import codegen, train
+            from ..artifacts import run  # noqa: F401
         except Exception as err:  # noqa: BLE001 — shown in the status line, never a crash
             self.tf_error = f"{type(err).__name__}: {err}"
             self.tf_ready.set()
@@ -305,8 +306,8 @@ class ExploreApp(App[int]):
 
     def _load_run_model(self) -> None:
         """(worker thread) The run directory's model, for queries."""
-        from ..diagnostics import TangleError
-        from ..run import load_model
+        from ..lang.diagnostics import TangleError
+        from ..artifacts.run import load_model
 
         s = self.session
         origin = f"run {short_path(s.run_dir)}"
@@ -453,7 +454,7 @@ class ExploreApp(App[int]):
 
     # -- query -----------------------------------------------------------------------
     def on_query_fields_changed(self, message: QueryFieldsChanged) -> None:
-        from ..query import route_for
+        from ..data.query import route_for
 
         if not self._has("#query-panel"):
             return  # shutting down
@@ -477,8 +478,8 @@ class ExploreApp(App[int]):
 
     @work(thread=True, group="query", exit_on_error=False)
     def answer_query(self, seq: int, model, columns) -> None:
-        from ..query import answers
-        from ..train import predict_raw
+        from ..data.query import answers
+        from ..backend.train import predict_raw
 
         try:
             with self._predict_lock:
@@ -612,10 +613,10 @@ class ExploreApp(App[int]):
         if control.stop_requested:
             self.post_message(TrainDone())
             return
-        from ..data import build_examples
-        from ..diagnostics import TangleError
-        from ..run import write_run
-        from ..train import train
+        from ..data.examples import build_examples
+        from ..lang.diagnostics import TangleError
+        from ..artifacts.run import write_run
+        from ..backend.train import train
 
         checked = self.session.checked
         try:
@@ -654,16 +655,16 @@ class ExploreApp(App[int]):
 
     def _metrics(self, result, examples=None) -> dict:
         """metrics.json as `tanglec compile` writes it."""
-        from ..stream import StreamedExamples
-        from ..train import run_metrics
+        from ..data.stream import StreamedExamples
+        from ..backend.train import run_metrics
 
         streamed = isinstance(examples if examples is not None else self.examples, StreamedExamples)
         return run_metrics(self.session.checked, result, self.session.checked.train.seed, streamed)
 
     @work(thread=True, group="train", exit_on_error=False)
     def save_stopped(self, result) -> None:
-        from ..data import build_examples
-        from ..run import write_run
+        from ..data.examples import build_examples
+        from ..artifacts.run import write_run
 
         checked = self.session.checked
         try:

@@ -39,7 +39,7 @@ class ExamplesReady(Message):
 
 
 class TrainProgress(Message):
-    """One evaluation during training: `progress` is a tanglec.train.Progress."""
+    """One evaluation during training: `progress` is a tanglec.backend.train.Progress."""
 
     def __init__(self, progress: Any, rate: float) -> None:
         super().__init__()

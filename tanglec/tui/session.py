@@ -9,10 +9,10 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..ast import Span
-from ..checks import Checked, check
-from ..diagnostics import Diagnostic, TangleError, sort_key
-from ..parser import parse_partial, read_spec_text
+from ..lang.ast import Span
+from ..spec.checks import Checked, check
+from ..lang.diagnostics import Diagnostic, TangleError, sort_key
+from ..lang.parser import parse_partial, read_spec_text
 
 
 @dataclass
@@ -118,7 +118,7 @@ def _open_spec(path: Path, run_dir: Path | None) -> Session:
 
 
 def _open_run(run_dir: Path, out: Path | None) -> Session:
-    from ..run import SPEC, load_checked, load_report, read_run_text
+    from ..artifacts.run import SPEC, load_checked, load_report, read_run_text
 
     try:
         checked, manifest = load_checked(run_dir)
@@ -145,7 +145,7 @@ def _open_run(run_dir: Path, out: Path | None) -> Session:
 
 def _inspect_run(session: Session) -> None:
     """Is there a trained run of exactly this spec in the run directory?"""
-    from ..run import SPEC, load_report, read_manifest, read_run_text
+    from ..artifacts.run import SPEC, load_report, read_manifest, read_run_text
 
     run_dir = session.run_dir
     if not run_dir.exists():

@@ -19,8 +19,8 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
-from ...checks import estimate_parameters
-from ...graph import TangleGraph
+from ...spec.checks import estimate_parameters
+from ...spec.graph import TangleGraph
 from ..messages import NodeHighlighted
 
 L, R, U, D = 1, 2, 4, 8
@@ -496,7 +496,7 @@ def roles(tg: TangleGraph, node: str) -> list[str]:
 def describe_node(tg: TangleGraph, node: str | None, model=None, checked=None) -> Text:
     """What the details panel shows for one node: interface, layers, parameters, frozen or not, routes.
 
-    Frozen comes from the spec (`freeze`; tanglec.composition), which is what training obeys; the
+    Frozen comes from the spec (`freeze`; tanglec.spec.composition), which is what training obeys; the
     parameter count is the model's once one is loaded, else estimated from the spec.
     """
     text = Text()

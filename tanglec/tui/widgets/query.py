@@ -8,9 +8,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, Label, Select, Static
 
-from ... import ast
-from ...checks import Checked
-from ...diagnostics import TangleError
+from ...lang import ast
+from ...spec.checks import Checked
+from ...lang.diagnostics import TangleError
 from ..messages import QueryFieldsChanged
 from .graph import GraphView
 
@@ -115,7 +115,7 @@ class QueryPanel(Vertical):
         self.revalidate()
 
     def revalidate(self) -> None:
-        from ...query import parse_fields  # numpy: loaded after the first paint (the panel mounts then)
+        from ...data.query import parse_fields  # numpy: loaded after the first paint (the panel mounts then)
 
         values = self.values()
         try:

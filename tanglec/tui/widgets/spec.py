@@ -10,7 +10,7 @@ from textual.containers import Horizontal, ScrollableContainer, Vertical
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from ...diagnostics import SOURCES, Diagnostic
+from ...lang.diagnostics import SOURCES, Diagnostic
 
 GUTTER = 6  # "  12 │ "
 
@@ -36,9 +36,9 @@ def summary(diags: list[Diagnostic]) -> str:
 
 
 def _highlighted(source: str, count: int) -> list[Text] | None:
-    """Each source line coloured by the .tangle lexer (tanglec.highlight), or None if that fails."""
+    """Each source line coloured by the .tangle lexer (tanglec.lang.highlight), or None if that fails."""
     try:
-        from ...highlight import rich_syntax
+        from ...lang.highlight import rich_syntax
 
         lines = list(rich_syntax(source).highlight(source).split("\n", allow_blank=True))
     except Exception:  # noqa: BLE001 — colours are a nicety; plain text still shows every problem

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, ProgressBar, Static
 
-from ...checks import Checked
+from ...spec.checks import Checked
 
 
 def _pct(acc: float | None) -> Text:

@@ -19,16 +19,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import codecs
-from .ast import PhaseDecl, TrainDecl
-from .checks import Checked, estimate_parameters
+from ..data import codecs
+from ..lang.ast import PhaseDecl, TrainDecl
+from ..spec.checks import Checked, estimate_parameters
 from .codegen import build_model, encode_inputs, module_layers, training_device
-from .graph import codec_width
-from .data import Examples
-from .diagnostics import Diagnostic, TangleError
+from ..spec.graph import codec_width
+from ..data.examples import Examples
+from ..lang.diagnostics import Diagnostic, TangleError
 from .distribute import DEFAULT, make_strategy
 from .mux import xla_pays_off
-from .query import all_exact, route_report
+from ..data.query import all_exact, route_report
 
 
 @dataclass
@@ -319,7 +319,7 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
     Without `phase` statements there is one phase with the `train` settings. `steps` overrides the
     step count of every phase. Modules named by `freeze` never train; a phase's `modules` setting
     limits training to those modules for that phase. Weights from the `init` run are loaded first.
-    `checkpoint`: a `tanglec.checkpoint.Checkpointer` (resume; save every N steps and on SIGINT/SIGTERM).
+    `checkpoint`: a `tanglec.backend.checkpoint.Checkpointer` (resume; save every N steps and on SIGINT/SIGTERM).
     `strategy`/`devices`: tf.distribute strategy (default: the spec's, `default`) and, for `mirrored`, how
     many devices (docs/distributed.md); a `model` passed in must have been built in its scope.
     """
@@ -327,7 +327,7 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
     seed = cfg.seed if seed is None else seed
     dist = make_strategy(strategy or cfg.strategy, devices)  # first: multiworker must start before TF runs
     set_determinism(seed)
-    stream = getattr(examples, "stream", None)  # tanglec.stream: a large data file, read in chunks
+    stream = getattr(examples, "stream", None)  # tanglec.data.stream: a large data file, read in chunks
     # Chunks of eval_every steps per call (chunk_train_steps) on one device with data in memory;
     # under tf.distribute each replica must see its own slice of every batch, so Keras loops there.
     chunked = dist.name == DEFAULT and stream is None
@@ -426,8 +426,8 @@ def set_trainable(model: keras.Model, checked: Checked, only: list[str] | None) 
 
 def load_init(model: keras.Model, checked: Checked) -> list[str]:
     """Copy weights module by module, by name, from the init run (checks already matched the shapes)."""
-    from .composition import require_init_run
-    from .run import load_checked, load_model
+    from ..spec.composition import require_init_run
+    from ..artifacts.run import load_checked, load_model
 
     require_init_run(checked)  # checked with only a warning while the run did not exist
     init = checked.composition.init
@@ -447,7 +447,7 @@ def annotate_routes(checked: Checked, examples: Examples, report: dict | None) -
     number of training rows."""
     if report is None:
         return None
-    from .composition import route_status
+    from ..spec.composition import route_status
 
     g = checked.graph
     train_rows = examples.train_index

@@ -5,10 +5,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import ast, codecs
-from .checks import Checked
-from .data import Examples, evaluate_targets
-from .diagnostics import Diagnostic, TangleError, did_you_mean
+from ..lang import ast
+from . import codecs
+from ..spec.checks import Checked
+from .examples import Examples, evaluate_targets
+from ..lang.diagnostics import Diagnostic, TangleError, did_you_mean
 
 
 def route_report(checked: Checked, examples: Examples, outputs: dict[str, np.ndarray]) -> dict:
@@ -120,7 +121,7 @@ def _describe(checked: Checked, name: str) -> str:
 def field_value(checked: Checked, name: str, text: str):
     """One typed value of a field or selector, validated against its declaration."""
     g = checked.graph
-    from .data import _convert
+    from .examples import _convert
 
     if name in g.selectors:
         return _convert(text, g.selectors[name])

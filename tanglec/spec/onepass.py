@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .diagnostics import Diagnostic, TangleError, sort_key
+from ..lang.diagnostics import Diagnostic, TangleError, sort_key
 
 # what the absence of an unparsed statement can cause: not reported alongside syntax errors
 ABSENCE = {"E101", "E106", "E107", "E108", "E109", "E110", "E112", "E119", "E124", "E125", "E126", "E160",
@@ -20,7 +20,7 @@ ABSENCE = {"E101", "E106", "E107", "E108", "E109", "E110", "E112", "E119", "E124
 
 def check_text(text: str, file: str = "<spec>"):
     """(Checked or None, every diagnostic): Checked is None when the spec has syntax errors."""
-    from .parser import parse_partial
+    from ..lang.parser import parse_partial
 
     spec, syntax = parse_partial(text, file)
     if syntax:
@@ -30,7 +30,7 @@ def check_text(text: str, file: str = "<spec>"):
 
 def check_file(path: str | Path):
     """check_text for a file, read the safe way (E005/E006: too large, not a regular file, not UTF-8)."""
-    from .parser import read_spec_file
+    from ..lang.parser import read_spec_file
 
     path = Path(path)
     try:

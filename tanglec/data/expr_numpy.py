@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ast
-from .diagnostics import Diagnostic
-from .expr import INT_LIMIT, ExprError, Scope
+from ..lang import ast
+from ..lang.diagnostics import Diagnostic
+from ..lang.expr import INT_LIMIT, ExprError, Scope
 
 
 def evaluate(expr: ast.Expr, columns: dict[str, np.ndarray], scope: Scope) -> np.ndarray:

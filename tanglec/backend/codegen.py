@@ -11,9 +11,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import ast
-from .checks import Checked, estimate_parameters
-from .graph import codec_width
+from ..lang import ast
+from ..spec.checks import Checked, estimate_parameters
+from ..spec.graph import codec_width
 from .mux import Multiplexer, choose_strategy
 
 

@@ -44,11 +44,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ast
-from .composition import select_training_rows
-from .data import (DataError, Examples, _convert, _RowProblems, column_arrays, data_file_problem,
+from ..lang import ast
+from ..spec.composition import select_training_rows
+from .examples import (DataError, Examples, _convert, _RowProblems, column_arrays, data_file_problem,
                    evaluate_targets, jsonl_cells, wanted_columns)
-from .diagnostics import SOURCES, Diagnostic
+from ..lang.diagnostics import SOURCES, Diagnostic
 
 STREAM_BYTES = 50 * 2**20  # `stream auto` streams files larger than this
 CHUNK_ROWS = 50_000  # rows parsed, converted and encoded at a time
@@ -746,7 +746,7 @@ class Stream:
 
     def chunks(self, seed: int, epoch: int):
         """Encoded (x, y, w) per chunk, rows permuted (seeded by epoch and chunk)."""
-        from .train import training_arrays
+        from ..backend.train import training_arrays
 
         for chunk in Reader(self.checked, strict=True).chunks():
             targets = evaluate_targets(self.checked, chunk.inputs, chunk.data_targets)
@@ -759,7 +759,7 @@ class Stream:
     def dataset(self, batch: int, seed: int):
         import tensorflow as tf
 
-        from .train import training_arrays
+        from ..backend.train import training_arrays
 
         probe = Examples(self.scan.sample_columns, self.scan.sample_targets, np.arange(1), np.arange(1))
         x, y, w = training_arrays(self.checked, probe, np.arange(1))

@@ -47,7 +47,7 @@ def _grammar_words() -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 def _compiler_words(*tables: str) -> tuple[str, ...]:
-    """The words in some of the compiler's tables ("checks.TRAIN_KEYS", ...) as it is today; nothing
+    """The words in some of the compiler's tables ("spec.checks.TRAIN_KEYS", ...) as it is today; nothing
     if it can't be imported (the lists above still apply)."""
     import importlib
 
@@ -55,7 +55,7 @@ def _compiler_words(*tables: str) -> tuple[str, ...]:
     for table in tables:
         module, attr = table.rsplit(".", 1)
         try:
-            names |= set(getattr(importlib.import_module(f"{__package__}.{module}"), attr, ()))
+            names |= set(getattr(importlib.import_module(f"tanglec.{module}"), attr, ()))
         except Exception:  # pragma: no cover - pygments may load this module on its own
             pass
     return tuple(sorted(names))
@@ -65,18 +65,18 @@ def _more(base: tuple[str, ...], *tables: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(base + _compiler_words(*tables)))
 
 
-CODECS = _more(CODECS, "graph.CODECS")
-LAYERS = _more(LAYERS, "checks.LAYER_KINDS")
-ACTIVATIONS = _more(ACTIVATIONS, "checks.ACTIVATIONS")
-FUNCTIONS = _more(FUNCTIONS, "expr.FUNCTIONS")
+CODECS = _more(CODECS, "spec.graph.CODECS")
+LAYERS = _more(LAYERS, "spec.checks.LAYER_KINDS")
+ACTIVATIONS = _more(ACTIVATIONS, "spec.checks.ACTIVATIONS")
+FUNCTIONS = _more(FUNCTIONS, "lang.expr.FUNCTIONS")
 
 
 _grammar_statements, _grammar_others = _grammar_words()
 STATEMENTS = tuple(dict.fromkeys(STATEMENTS + _grammar_statements))
 _TYPED = set(FIELD_TYPES + CODECS)
 KEYWORDS = tuple(dict.fromkeys(KEYWORDS + tuple(w for w in _grammar_others if w not in _TYPED)))
-_SETTING_TABLES = ("checks.TRAIN_KEYS", "checks.DATA_KEYS", "checks.OPTIMIZERS", "checks.MUX_STRATEGIES",
-                   "composition.PHASE_KEYS")
+_SETTING_TABLES = ("spec.checks.TRAIN_KEYS", "spec.checks.DATA_KEYS", "spec.checks.OPTIMIZERS", "spec.checks.MUX_STRATEGIES",
+                   "spec.composition.PHASE_KEYS")
 SETTINGS = tuple(dict.fromkeys(SETTINGS + tuple(w for w in _compiler_words(*_SETTING_TABLES)
                                                if w not in set(STATEMENTS + KEYWORDS + LAYERS + CODECS))))
 
@@ -135,7 +135,7 @@ def highlight_line(code: str) -> str:
 
 
 def colorize_diagnostics(text: str) -> str:
-    """Rendered diagnostics (tanglec.diagnostics.render_all) with colours for a terminal: the
+    """Rendered diagnostics (tanglec.lang.diagnostics.render_all) with colours for a terminal: the
     quoted source highlighted by TangleLexer, errors red, warnings yellow, carets and hints marked.
     Removing the ANSI escapes gives back `text` exactly."""
     out = []

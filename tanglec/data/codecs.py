@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ast
+from ..lang import ast
 
 
 def bits_of(values: np.ndarray, size: int) -> np.ndarray:

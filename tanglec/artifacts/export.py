@@ -18,7 +18,7 @@ a name that is not a value of its category/selector, fails the call with Invalid
 
 It returns, for every decoder ``D`` (a module decoded `as` a target):
 
-* ``D``: the decoded answer, decoded as `tanglec.codecs.decode` does — int64 ``[batch]`` for
+* ``D``: the decoded answer, decoded as `tanglec.data.codecs.decode` does — int64 ``[batch]`` for
   ``bits(n)``, ``gray(n)`` and ``onehot(n)``, float32 ``[batch]`` for ``scalar``, float32
   ``[batch, n]`` for ``vector(n)``;
 * ``D.confidence`` (bits, gray and onehot only): float32 ``[batch]`` in [0, 1];
@@ -33,11 +33,11 @@ Loading needs TensorFlow only — not tanglec::
     out["to_decimal"]  # -> [4]
 
 Keras (`--format keras`, a `.keras` file): the model as compiled — raw fields in (selectors and
-categories as int indexes, as `tanglec.codegen.encode_inputs` gives them), raw decoder outputs out
-(logits; decode them with `tanglec.codecs.decode`). Its custom layers are registered when
-`tanglec.codegen` is imported::
+categories as int indexes, as `tanglec.backend.codegen.encode_inputs` gives them), raw decoder outputs out
+(logits; decode them with `tanglec.data.codecs.decode`). Its custom layers are registered when
+`tanglec.backend.codegen` is imported::
 
-    import keras, tanglec.codegen
+    import keras, tanglec.backend.codegen
     model = keras.models.load_model("arith.keras", safe_mode=True)
 
 Both exports carry a marker (`tanglec-export.json`, in the folder or inside the zip) so a later
@@ -54,10 +54,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ast, codecs
-from .checks import Checked
-from .diagnostics import Diagnostic, TangleError, output_refused
-from .util import files
+from ..lang import ast
+from ..data import codecs
+from ..spec.checks import Checked
+from ..lang.diagnostics import Diagnostic, TangleError, output_refused
+from ..util import files
 
 FORMATS = ("savedmodel", "keras")
 VERIFY_ROWS = 512
@@ -167,7 +168,7 @@ def _width(codec: ast.Codec) -> int:
 
 
 def decode_tf(codec: ast.Codec, raw):
-    """`tanglec.codecs.decode` in TensorFlow ops, the same float32 arithmetic step for step."""
+    """`tanglec.data.codecs.decode` in TensorFlow ops, the same float32 arithmetic step for step."""
     import tensorflow as tf
 
     kind = codec.kind.text
@@ -348,7 +349,7 @@ def raw_fields(checked: Checked, columns: dict[str, np.ndarray]) -> dict:
 def _verify_savedmodel(checked: Checked, model, path: Path, rows) -> int:
     import tensorflow as tf
 
-    from .train import predict_raw
+    from ..backend.train import predict_raw
 
     _, columns = rows
     g = checked.graph
@@ -368,7 +369,7 @@ def _verify_savedmodel(checked: Checked, model, path: Path, rows) -> int:
 
 
 def _compare_raw(checked: Checked, model, loaded, columns, out: Path) -> int:
-    from .train import predict_raw
+    from ..backend.train import predict_raw
 
     want = predict_raw(model, checked, columns)
     got = predict_raw(loaded, checked, columns)

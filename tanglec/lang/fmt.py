@@ -45,7 +45,7 @@ from lark.exceptions import UnexpectedInput
 from . import ast
 from .diagnostics import TangleError
 from .parser import BOM, open_grammar, parse, read_spec_text
-from .util.files import write_atomic
+from ..util.files import write_atomic
 
 WIDTH = 120  # the line length of the Python code in this repo
 INDENT = "    "

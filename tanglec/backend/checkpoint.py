@@ -38,11 +38,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from . import __version__
-from .ast import Span
-from .diagnostics import Diagnostic, TangleError
-from .run import write_error
-from .util.files import atomic_file
+from .. import __version__
+from ..lang.ast import Span
+from ..lang.diagnostics import Diagnostic, TangleError
+from ..artifacts.run import write_error
+from ..util.files import atomic_file
 
 FORMAT = "tanglec-checkpoint/1"
 FILE = "checkpoint.npz"

@@ -18,12 +18,14 @@ import shutil
 import stat
 from pathlib import Path
 
-from . import __version__, ast, strict_json
-from .ast import Span
-from .checks import MAX_PARAMETERS, Checked, check_or_raise
-from .diagnostics import Diagnostic, TangleError
-from .parser import MAX_SOURCE_BYTES, parse
-from .util.files import RUN_FORMAT, RUN_MANIFEST, swap_dir, temporary_dir
+from .. import __version__
+from ..lang import ast
+from ..util import strict_json
+from ..lang.ast import Span
+from ..spec.checks import MAX_PARAMETERS, Checked, check_or_raise
+from ..lang.diagnostics import Diagnostic, TangleError
+from ..lang.parser import MAX_SOURCE_BYTES, parse
+from ..util.files import RUN_FORMAT, RUN_MANIFEST, swap_dir, temporary_dir
 
 FORMAT = RUN_FORMAT
 SPEC = "spec.tangle"
@@ -109,7 +111,7 @@ def write_run(run_dir: Path, checked: Checked, model, report: dict, metrics: dic
     if checked.spec.used_files:
         texts[USES] = json.dumps(checked.spec.used_files, indent=2)
     if checked.data.source == "file":
-        from .data import rows_jsonl
+        from ..data.examples import rows_jsonl
 
         texts[ROWS] = rows_jsonl(checked, examples.take(examples.eval_index))
     weights = weights_bytes(model)
@@ -286,7 +288,7 @@ def load_model(run_dir: Path, checked: Checked):
 
     import numpy as np
 
-    from .codegen import build_model
+    from ..backend.codegen import build_model
 
     model = build_model(checked)
     try:
@@ -324,7 +326,7 @@ def evaluation_examples(run_dir: Path, checked: Checked):
     from the spec (enumerated or sampled with its seed)."""
     import numpy as np
 
-    from .data import Examples, build_examples, evaluate_targets, read_file
+    from ..data.examples import Examples, build_examples, evaluate_targets, read_file
 
     if checked.data.source != "file":
         return build_examples(checked)
@@ -379,7 +381,7 @@ def load_keras_file(path: Path):
                         hints=["tanglec models have no Lambda layers; rebuild the file with `tanglec export`"])
     import keras
 
-    from . import codegen, mux  # noqa: F401 - registers tanglec's serializable layers
+    from ..backend import codegen, mux  # noqa: F401 - registers tanglec's serializable layers
 
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)

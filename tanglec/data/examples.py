@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ast, expr, expr_numpy
-from .composition import select_training_rows
-from .diagnostics import Diagnostic, TangleError
+from ..lang import ast, expr
+from . import expr_numpy
+from ..spec.composition import select_training_rows
+from ..lang.diagnostics import Diagnostic, TangleError
 
 MAX_ENUMERATION = 1_000_000
 MAX_REPORTED = 10
@@ -77,7 +78,7 @@ def build_examples(checked, check_ranges: bool = True) -> Examples:
         columns, data_targets = _enumerate(checked), {}
     targets = evaluate_targets(checked, columns, data_targets)
     if check_ranges:
-        from .checks import range_problems
+        from ..spec.checks import range_problems
 
         problems = range_problems(g, summarise(targets))
         if problems:
@@ -262,7 +263,7 @@ def rows_jsonl(checked, examples: Examples) -> str:
 
 
 def read_file(checked) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """The whole file in memory: the chunked reader (tanglec.stream) in a single chunk, so a file
+    """The whole file in memory: the chunked reader (tanglec.data.stream) in a single chunk, so a file
     gets the same problems, positions and messages whichever way it is read."""
     from .stream import Reader
 
@@ -272,7 +273,7 @@ def read_file(checked) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
 
 def jsonl_cells(lineno: int, text: str, wanted, problems: _RowProblems) -> dict[str, tuple[object, int]] | None:
     """One JSONL line's wanted cells as {key: (value, char column)}; None when it is not a JSON object
-    (problems are added; also used by tanglec.stream)."""
+    (problems are added; also used by tanglec.data.stream)."""
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as err:
@@ -300,7 +301,7 @@ def jsonl_cells(lineno: int, text: str, wanted, problems: _RowProblems) -> dict[
 
 
 def column_arrays(checked, wanted, values: dict[str, list]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Converted cell values -> (inputs, data targets) arrays (also used by tanglec.stream, per chunk)."""
+    """Converted cell values -> (inputs, data targets) arrays (also used by tanglec.data.stream, per chunk)."""
     g = checked.graph
     inputs, targets = {}, {}
     for name, t in wanted.items():

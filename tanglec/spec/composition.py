@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import ast
-from .diagnostics import Diagnostic, Related, did_you_mean
+from ..lang import ast
+from ..lang.diagnostics import Diagnostic, Related, did_you_mean
 
 PHASE_KEYS = {"steps", "lr", "optimizer", "modules", "until", "batch", "adam", "sgd", "rmsprop", "adamw"}
 
@@ -322,7 +322,7 @@ def missing_init_run(checked) -> Diagnostic | None:
 
 def require_init_run(checked) -> None:
     """Raise `missing_init_run`'s E140, if any."""
-    from .diagnostics import TangleError
+    from ..lang.diagnostics import TangleError
 
     problem = missing_init_run(checked)
     if problem is not None:
@@ -333,8 +333,8 @@ def check_init(checker, run_dir: Path, span: ast.Span | None) -> None:
     """Modules of this spec that exist in the run must have the same interface and layers (E162).
     A run that does not exist yet is only a warning (W206): the spec itself is fine, and checking it
     (or drawing its graph) must not need a trained run; `missing_init_run` stops training."""
-    from .diagnostics import TangleError
-    from .run import load_checked
+    from ..lang.diagnostics import TangleError
+    from ..artifacts.run import load_checked
 
     if not run_dir.is_dir():
         checker.warn("W206", f"init: no run directory at {run_dir} yet; compile needs it (and alignment "

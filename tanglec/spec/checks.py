@@ -13,9 +13,9 @@ from pathlib import Path
 
 import networkx as nx
 
-from . import ast, expr
+from ..lang import ast, expr
 from .composition import Composition, check_alignment_coverage, check_composition, check_data_limits, check_init
-from .diagnostics import ERROR, WARNING, Diagnostic, Related, TangleError, did_you_mean, sort_key
+from ..lang.diagnostics import ERROR, WARNING, Diagnostic, Related, TangleError, did_you_mean, sort_key
 from .graph import CODECS, DATA_CODECS, MAX_ROUTES, SIZED_CODECS, TangleGraph, build, codec_width
 
 LAYER_KINDS = {"dense", "dropout", "norm", "residual"}
@@ -25,8 +25,8 @@ MUX_STRATEGIES = {"where", "partition", "gather", "auto"}
 TRAIN_KEYS = {"steps", "batch", "lr", "seed", "until", "weight", "mux", "eval_every", "optimizer",
               "strategy", "memory"} | OPTIMIZERS
 DATA_KEYS = {"seed", "eval", "limit", "per_route", "only", "stream"}
-DISTRIBUTE_STRATEGIES = ("default", "mirrored", "multiworker")  # tanglec.distribute.STRATEGIES (no TF here)
-STREAM_MODES = ("auto", "always", "never")  # tanglec.stream: read a data file in chunks
+DISTRIBUTE_STRATEGIES = ("default", "mirrored", "multiworker")  # tanglec.backend.distribute.STRATEGIES (no TF here)
+STREAM_MODES = ("auto", "always", "never")  # tanglec.data.stream: read a data file in chunks
 MAX_ENUMERATION = 1_000_000
 MAX_MODULES = 1000
 MAX_PARAMETERS = 50_000_000
@@ -64,7 +64,7 @@ class DataConfig:
     span: ast.Span | None = None
     limit: int | None = None  # at most this many training examples in all (few-shot)
     per_route: int | None = None  # at most this many training examples per route
-    stream: str = "auto"  # auto | always | never: read the file in chunks (tanglec.stream)
+    stream: str = "auto"  # auto | always | never: read the file in chunks (tanglec.data.stream)
     in_run: bool = False  # `path` is a trained run's kept evaluation rows: evaluated, never trained on
 
 
@@ -523,7 +523,7 @@ class _Checker:
                 self.data.path, self.data.in_run = self.stored_rows, True
             elif d.source == "file":
                 self.data.path = (Path(self.spec.path).parent / d.arg) if self.spec.path else Path(d.arg)
-                from .data import data_file_problem
+                from ..data.examples import data_file_problem
 
                 problem = data_file_problem(self.data.path)
                 if problem:
@@ -669,7 +669,7 @@ class _Checker:
                 for row, value in zip(rows, out[name]):
                     row[name] = value
             return out
-        from .data import DataError, build_examples, check_rows, summarise
+        from ..data.examples import DataError, build_examples, check_rows, summarise
 
         try:
             if self.data.source == "file":
@@ -923,6 +923,6 @@ def _pretty(path: str) -> str:
 
 def load(path: str | Path, init: Path | None = None) -> Checked:
     """Parse and check a spec file; raise TangleError when it has errors."""
-    from .parser import parse_file
+    from ..lang.parser import parse_file
 
     return check_or_raise(parse_file(path), init)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .util.files import atomic_file, write_atomic
+from ..util.files import atomic_file, write_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -126,8 +126,8 @@ def _set_setting(line: str, key: str, value) -> str:
 
 def check_text(text: str, path: Path, init: Path | None = None):
     """Parse spec text as if it were the file at `path`, then check it (init overrides the spec's)."""
-    from .checks import check_or_raise
-    from .parser import parse
+    from ..spec.checks import check_or_raise
+    from ..lang.parser import parse
 
     return check_or_raise(parse(text, file=str(path)), init=init)
 
@@ -219,16 +219,16 @@ class Engine:
 
     def base(self, seed: int, aligned: bool) -> Path:
         """arith.tangle trained with this seed (with or without its align line), written as a run."""
-        from .run import REPORT, SPEC
+        from ..artifacts.run import REPORT, SPEC
 
         name = self.base_name(seed, aligned)
         run_dir = self.workdir / name
         text = self.base_text(seed, aligned)
         if (run_dir / SPEC).exists() and (run_dir / SPEC).read_text() == text and (run_dir / REPORT).exists():
             return run_dir
-        from .data import build_examples
-        from .run import write_run
-        from .train import train
+        from ..data.examples import build_examples
+        from ..artifacts.run import write_run
+        from ..backend.train import train
 
         checked = check_text(text, BASE_SPEC)
         examples = build_examples(checked)
@@ -282,14 +282,14 @@ class Engine:
         init = self.base(*base) if base else None
         checked = check_text(text, sc.spec, init=init)
         assert checked.data.limit == n and checked.train.seed == seed, "spec variant did not take"
-        from .data import build_examples
+        from ..data.examples import build_examples
 
         examples = build_examples(checked)
         started = time.perf_counter()
         if variant == "c":
             routes, steps_run = naive_routes(checked, examples, sc.module, seed, steps, until)
         else:
-            from .train import train
+            from ..backend.train import train
 
             result = train(checked, examples, seed=seed, steps=steps)
             routes = new_module_routes(result.report, sc.module)
@@ -309,8 +309,8 @@ class Engine:
         key = _hash(CACHE_VERSION, "holdout", seed, aligned, text, self.config.stop)
         if self._cached(key) is not None or self.config.cached_only:
             return self.cache.get(key)
-        from .data import build_examples
-        from .train import train
+        from ..data.examples import build_examples
+        from ..backend.train import train
 
         checked = check_text(text, HOLDOUT_SPEC)
         examples = build_examples(checked)
@@ -412,7 +412,7 @@ def naive_model(checked, route, seed: int):
     fresh weights and no multiplexers: a plain network from the raw input field to the route's decoders."""
     import keras
 
-    from .codegen import _encoder, field_input, module_model
+    from ..backend.codegen import _encoder, field_input, module_model
 
     g = checked.graph
     inputs, tensors = {}, {}
@@ -450,9 +450,9 @@ def _train_naive(checked, examples, route, train_rows, eval_rows, seed, steps, u
     import numpy as np
     import tensorflow as tf
 
-    from . import codecs
-    from .query import route_report
-    from .train import dataset, losses_for, make_optimizer, set_determinism
+    from ..data import codecs
+    from ..data.query import route_report
+    from ..backend.train import dataset, losses_for, make_optimizer, set_determinism
 
     g = checked.graph
     set_determinism(seed)
@@ -833,7 +833,7 @@ def terminal_plot(results: dict, width: int = 120, height: int = 18) -> str:
 
 
 def save(results: dict, json_path: Path | None, png_path: Path | None) -> None:
-    from . import strict_json
+    from ..util import strict_json
 
     if json_path:
         write_atomic(Path(json_path), strict_json.dumps(results, indent=2) + "\n")

@@ -41,7 +41,7 @@ import os
 import types
 from dataclasses import dataclass, field
 
-from .diagnostics import Diagnostic, TangleError
+from ..lang.diagnostics import Diagnostic, TangleError
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 DEFAULT = "default"
@@ -164,7 +164,7 @@ def split_cpu(n: int) -> None:
                 f"TensorFlow is already initialised with {have} CPU device{'s' * (have != 1)}; "
                 f"{n} logical devices must be configured before anything runs",
                 hints=["run `tanglec compile --strategy mirrored --devices N` in a fresh process, or call "
-                       "tanglec.distribute.split_cpu(N) before TensorFlow runs anything"]) from None
+                       "tanglec.backend.distribute.split_cpu(N) before TensorFlow runs anything"]) from None
 
 
 @dataclass

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from . import ast
+from ..lang import ast
 
 
 DATA_CODECS = {"bits", "gray", "onehot", "scalar", "vector"}
