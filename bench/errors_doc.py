@@ -458,10 +458,10 @@ def generate() -> str:
 
 
 def limits() -> dict:
-    from tanglec import checks
+    from tanglec.spec import checks
     from tanglec.spec.graph import MAX_ROUTES
 
-    from tanglec import parser
+    from tanglec.lang import parser
 
     found = {k: getattr(m, k) for m in (checks, parser) for k in dir(m) if k.startswith("MAX_")}
     return found | {"MAX_ROUTES": MAX_ROUTES}

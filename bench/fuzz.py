@@ -58,7 +58,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tanglec import ast  # noqa: E402
+from tanglec.lang import ast  # noqa: E402
 from tanglec.spec.checks import check  # noqa: E402
 from tanglec.lang.diagnostics import Diagnostic, TangleError, render_all  # noqa: E402
 from tanglec.lang.fmt import format_source  # noqa: E402

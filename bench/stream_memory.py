@@ -114,7 +114,7 @@ DATA_ONLY = """\
 import json, sys
 from tanglec.spec.checks import Checked, check
 from tanglec.lang.parser import parse_file
-from tanglec import data, stream
+from tanglec.data import examples as data, stream
 mode = sys.argv[2]
 checked = check(parse_file(sys.argv[1]))  # (checking a file this size reads it: stream it to keep this lean)
 assert "tensorflow" not in sys.modules

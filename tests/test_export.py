@@ -217,7 +217,8 @@ def test_tf_decoding_matches_codecs_decode(codec):
     """The SavedModel decodes with TensorFlow ops: same answers as tanglec.data.codecs.decode, bit for bit."""
     import tensorflow as tf
 
-    from tanglec import ast, codecs
+    from tanglec.lang import ast
+    from tanglec.data import codecs
     from tanglec.artifacts.export import decode_tf
 
     kind, _, size = codec.partition("(")

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from lark import Lark
 
 from conftest import ROOT, SPECS
-from tanglec import fmt
+from tanglec.lang import fmt
 from tanglec.spec.checks import check
 from tanglec.cli import cli
 from tanglec.lang.diagnostics import TangleError

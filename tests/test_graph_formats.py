@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import ARITH, SPECS
-from tanglec import graph_formats
+from tanglec.spec import graph_formats
 from tanglec.spec.checks import load
 from tanglec.cli import cli
 

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from pygments.token import Comment, Error, Keyword, Name, Number, Operator, String
 
 from conftest import ARITH, ROOT, SPECS
-from tanglec import checks, expr, graph, highlight, parser
+from tanglec.spec import checks, graph
+from tanglec.lang import expr, highlight, parser
 from tanglec.cli import cli
 from tanglec.lang.diagnostics import render_all
 from tanglec.lang.highlight import TangleLexer, colorize_diagnostics, strip_ansi

@@ -241,7 +241,8 @@ def test_explore_reads_a_spec_the_guarded_way(tmp_path, special):
 
 def crash(monkeypatch, capsys) -> tuple[int, str]:
     """Run `tanglec check` in-process with its checker broken: an internal error."""
-    from tanglec import cli, onepass
+    from tanglec import cli
+    from tanglec.spec import onepass
 
     def broken(path):
         raise RuntimeError("a bug")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, SPECS
-from tanglec import data, stream
+from tanglec.data import examples as data, stream
 from tanglec.spec.checks import check
 from tanglec.data.examples import DataError
 from tanglec.lang.parser import parse_file
@@ -113,7 +113,7 @@ def test_a_fifo_swapped_in_after_check_is_refused_without_blocking(tmp_path):
     to is refused at once, in a child process so that a hang fails the test instead of stalling it."""
     spec = gates_spec(tmp_path, GOOD)
     code = ("import os, sys; from tanglec.spec.checks import check; from tanglec.lang.parser import parse_file\n"
-            "from tanglec import data, stream; from tanglec.data.examples import DataError\n"
+            "from tanglec.data import examples as data, stream; from tanglec.data.examples import DataError\n"
             "checked = check(parse_file(sys.argv[1])); assert checked.ok\n"
             "os.remove(sys.argv[2]); os.mkfifo(sys.argv[2])\n"
             "for read in (data.read_file, lambda c: list(stream.Reader(c).chunks())):\n"
@@ -205,7 +205,7 @@ def test_holdouts_only_and_fewshot_when_streaming(tmp_path):
 def test_check_of_a_streamed_file_is_tf_free(tmp_path):
     BENCH.write_rows(tmp_path / "rows.csv", 3000, seed=5)
     spec = gates_spec(tmp_path)
-    code = ("import sys; from tanglec.spec.checks import load; from tanglec import stream; c = load(sys.argv[1]); "
+    code = ("import sys; from tanglec.spec.checks import load; from tanglec.data import stream; c = load(sys.argv[1]); "
             "assert stream.should_stream(c); assert 'tensorflow' not in sys.modules, 'TF loaded'; print('ok')")
     r = subprocess.run([sys.executable, "-c", code, str(spec)], capture_output=True, text=True, cwd=ROOT,
                        env={**os.environ, "TANGLEC_STREAM_BYTES": "1000"}, timeout=120)

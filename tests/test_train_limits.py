@@ -189,7 +189,7 @@ def test_a_run_with_non_finite_weights_is_refused_everywhere(good_run, tmp_path)
 
 
 def test_json_output_never_holds_nan():
-    from tanglec import strict_json
+    from tanglec.util import strict_json
 
     np = pytest.importorskip("numpy")
     payload = {"loss": float("nan"), "history": [{"total": float("inf")}, {"total": np.float32("-inf")}],

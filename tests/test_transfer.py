@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tanglec import transfer
+from tanglec.reports import transfer
 from tanglec.spec.checks import check_or_raise
 from tanglec.lang.parser import parse
 
