@@ -211,16 +211,23 @@ def generate_spec(rng: random.Random) -> Spec:
         lines.append(f"module dec{i}: latent({latent}) -> {codec} = {_layers(rng, width, hidden)}")
         decoders.append((f"dec{i}", target, codec))
         shape.append(f"decoder:{codec.split('(')[0]}")
+    if from_data and rng.random() < 0.4:  # a vector decoder, trained on a vector column
+        size = rng.randint(1, 3)
+        targets.append(f"target w: vector({size}) from data")
+        columns["w"] = lambda r, n=size: [r.randint(0, 2) for _ in range(n)]
+        lines.append(f"module decv: latent({latent}) -> vector({size}) = {_layers(rng, size, hidden)}")
+        decoders.append(("decv", "w", f"vector({size})"))
+        shape.append("decoder:vector")
     route += " -> " + ", ".join(d for d, _, _ in decoders)
-    if n_dec > 1:
-        shape.append(f"fan-out:{n_dec}")
+    if len(decoders) > 1:
+        shape.append(f"fan-out:{len(decoders)}")
     lines.append(f"route {route}")
     lines += targets
     for target in dict.fromkeys(t for _, t, _ in decoders):
         lines.append(f"decode {', '.join(d for d, t, _ in decoders if t == target)} as {target}")
-    undecoded = {"z"} - {t for _, t, _ in decoders}
-    if undecoded and len(targets) > 1:
-        lines.remove(targets[1])
+    z_target = "target z: int 0..1 = if y >= 1 then 1 else 0"
+    if z_target in lines and "z" not in {t for _, t, _ in decoders}:
+        lines.remove(z_target)
 
     # composition
     if len(encoders) > 1 and rng.random() < 0.5:
@@ -833,6 +840,15 @@ def _json_problems(outcome: Outcome) -> list[str]:
     return problems
 
 
+def _spec_text(cwd: Path, argv: list[str]) -> str:
+    """The spec a failing command worked from, for the report (the case folder may be temporary)."""
+    path = cwd / (argv[1] if argv[0] == "compile" else Path(argv[1]) / "spec.tangle")
+    try:
+        return path.read_bytes()[:4000].decode("utf-8", "replace") if path.is_file() else ""
+    except OSError:
+        return ""
+
+
 # ---- the campaign --------------------------------------------------------------------------------
 
 @dataclass
@@ -847,6 +863,7 @@ class Failure:
     folder: str  # the case's files, kept for reproducing
     exit_code: int | None = None
     output: str = ""  # the end of stderr and stdout
+    spec: str = ""  # the spec compiled (compile cases) or the run's spec after tampering
 
 
 @dataclass
@@ -909,7 +926,8 @@ class Campaign:
                     problems.append(f"{argv[0]} changed {path.name}, which it only reads")
         if problems:
             self.failures.append(Failure(family, case, self.seed, what, argv, problems, outcome.process, str(cwd),
-                                         outcome.rc, (outcome.stderr[-1500:] + "\n--- stdout\n" + outcome.stdout[-500:])))
+                                         outcome.rc, outcome.stderr[-1500:] + "\n--- stdout\n" + outcome.stdout[-500:],
+                                         _spec_text(cwd, argv)))
             self.log(f"  FAIL [{family} {case}] {what}: {' '.join(argv)[:160]} -> {problems}")
         return outcome
 
