@@ -391,7 +391,11 @@ def mutate_data(rng: random.Random, spec: Spec) -> tuple[Spec, str]:
 # ---- tampered runs -------------------------------------------------------------------------------
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def rehash(run: Path) -> None:
@@ -884,6 +888,7 @@ class Campaign:
     generated_invalid: int = 0
     refused_after_check: list[dict] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    trained: list[tuple[Path, Spec]] = field(default_factory=list)  # runs compile cases wrote: tamper bases
 
     def __post_init__(self):
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -920,9 +925,7 @@ class Campaign:
                     problems.append(f"failed (exit {outcome.rc}) but changed {path.name}")
         else:
             for path, state in before.items():
-                if path.name == "run" or "compile" in argv:
-                    continue
-                if snapshot(path) != state:
+                if argv[0] != "compile" and snapshot(path) != state:
                     problems.append(f"{argv[0]} changed {path.name}, which it only reads")
         if problems:
             self.failures.append(Failure(family, case, self.seed, what, argv, problems, outcome.process, str(cwd),
@@ -994,6 +997,8 @@ class Campaign:
         if outcome.rc != 0 or keep is not None:
             return
         self.after_compile(family, case, what, spec, folder, rng)
+        if not mutated:
+            self.trained.append((run, spec))
 
     def after_compile(self, family: str, case: int, what: str, spec: Spec, folder: Path, rng: random.Random) -> None:
         run = folder / "out" / "run"
@@ -1016,9 +1021,9 @@ class Campaign:
                          absent=(target,))
 
     # -- tampered runs ------------------------------------------------------------------------------
-    def base_runs(self, count: int = 3) -> list[Path]:
-        """Trained runs to tamper with, compiled once from generated specs (their data stays beside them)."""
-        runs = []
+    def base_runs(self, count: int = 3) -> list[tuple[Path, Spec]]:
+        """Trained runs to tamper with: the compile cases' (their data stays beside them), else new ones."""
+        runs = self.trained[:count]
         case = 0
         while len(runs) < count and case < 50:
             rng = self._rng("base", case)
@@ -1026,7 +1031,7 @@ class Campaign:
             spec = self.valid_spec(rng, folder)
             outcome = self.driver.run(["compile", "spec.tangle", "-o", "run", "--json"], folder, self.timeout)
             if outcome.rc == 0:
-                runs.append((folder, spec))
+                runs.append((folder / "run", spec))
             case += 1
         if len(runs) < 2:
             raise RuntimeError("could not compile two base runs to tamper with")
@@ -1037,16 +1042,16 @@ class Campaign:
         family = "tamper"
         rng = self._rng(family, case)
         self._count(family)
-        (origin, spec), (other, _) = rng.sample(bases, 2)
+        (origin, spec), (other, _) = rng.sample(bases, 2)  # run directories
         folder = self.folder / f"tamper-{case:04d}"
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         outside = folder / "secret.csv"
         outside.write_text(f"x,y\n{SECRET},1\n")
         run = folder / "runs" / "run"
-        shutil.copytree(origin / "run", run, symlinks=True)
+        shutil.copytree(origin, run, symlinks=True)
         try:
-            how = tamper_run(rng, run, other / "run", outside)
+            how = tamper_run(rng, run, other, outside)
         except (OSError, ValueError, TypeError, RecursionError) as err:
             how = f"(tampering failed: {err})"
         command = rng.choices(["eval", "query", "odd-query", "export"], [4, 4, 2, 2])[0]
@@ -1066,8 +1071,8 @@ class Campaign:
             argv = ["export", "runs/run", "--format", fmt, "-o", str(target.relative_to(folder)), *json_flag,
                     *(["--no-verify"] * (rng.random() < 0.5))]
             absent = (target,)
-        self.command(family, case, f"run from {origin.name}: {how}", argv, folder, rng,
-                     watched=(run, outside, origin / "spec.tangle"), absent=absent)
+        self.command(family, case, f"run {origin.relative_to(self.folder)}: {how}", argv, folder, rng,
+                     watched=(run, outside, origin), absent=absent)
 
     # -- everything ---------------------------------------------------------------------------------
     def run(self, compile_cases: int, tamper_cases: int) -> dict:
