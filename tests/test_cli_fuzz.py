@@ -7,6 +7,7 @@ test looks at the failures of its own family of cases.
 """
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -86,3 +87,32 @@ def test_tampered_runs_are_refused_cleanly(campaign):
 def test_compile_output_never_deletes_a_users_file(campaign):
     assert not _failures(campaign, "output-path")
 
+
+
+RESIDUAL_BRANCH = """\
+input x: int 0..3
+select via: a | b
+module a: onehot(4) -> latent(4) = residual(dense 4 relu, dense 4)
+module b: onehot(4) -> latent(4) = dense 4
+module d: latent(4) -> onehot(4) = dense 4
+route x -> [a | b] by via using {strategy} -> d
+target y = x
+decode d as y
+data enumerate
+train steps 2 batch 8
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason="found by the CLI fuzz: Keras' Add mistakes a 0-row batch for a bias "
+                                        "(a residual module in a branch that no row of the batch takes)")
+def test_a_residual_branch_no_row_takes_answers_a_query(tmp_path):
+    """One query row takes branch b: branch a, residual, runs on 0 rows and must not crash."""
+    from conftest import run_tanglec
+
+    (tmp_path / "spec.tangle").write_text(RESIDUAL_BRANCH.format(strategy="gather"))
+    compiled = run_tanglec("compile", "spec.tangle", "-o", "run", "--json", cwd=tmp_path)
+    assert compiled.returncode == 0, compiled.stderr
+    answered = run_tanglec("query", "run", "x=1", "via=b", "--json", cwd=tmp_path)
+    assert answered.returncode == 0, answered.stderr[-600:]
+    assert json.loads(answered.stdout)["ok"] is True
