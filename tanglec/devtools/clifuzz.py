@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -55,6 +55,10 @@ class Spec:
     files: dict[str, bytes] = field(default_factory=dict)
     query: list[str] = field(default_factory=list)
     shape: list[str] = field(default_factory=list)  # the features used, for the report
+    phase_steps: list[int] = field(default_factory=list)  # steps each phase trains (one without phases)
+
+    def with_data(self, name: str, data: bytes) -> Spec:
+        return replace(self, files={**self.files, name: data})
 
     def write(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
@@ -277,13 +281,24 @@ def generate_spec(rng: random.Random) -> Spec:
         train.append(f"mux {rng.choice(['where', 'partition', 'gather', 'auto'])}")
     if n_dec > 1 and rng.random() < 0.3:
         train.append(f"weight dec0:{rng.choice([2, 0.5])}")
+    phase_steps = [steps]
+    if rng.random() < 0.06:  # an integer learning rate: valid, and a different number type (finding 8)
+        train[1] = rng.choice(["adam 1", "sgd 1", "optimizer adam lr 1"])
+        shape.append("edge:integer-lr")
     lines.append(" ".join(train))
     if rng.random() < 0.25:
-        lines.append(f"phase warm steps {rng.randint(1, 6)} adam 0.01")
+        phase_steps = [rng.randint(1, 6), rng.randint(1, 6)]
+        lines.append(f"phase warm steps {phase_steps[0]} adam 0.01")
         trainable = ", ".join(ops or encoders)
-        lines.append(f"phase tune modules {trainable} steps {rng.randint(1, 6)} lr 0.005")
+        lines.append(f"phase tune modules {trainable} steps {phase_steps[1]} lr 0.005")
         shape.append("phases")
-    return Spec("\n".join(lines) + "\n", files, query, shape)
+    if rng.random() < 0.05:  # a vector decoder given a number target (finding 9)
+        size = rng.randint(1, 3)
+        lines.append(f"module decn: latent({latent}) -> vector({size}) = dense {size}")
+        lines[lines.index(f"route {route}")] = f"route {route}, decn"
+        lines.append("decode decn as y")
+        shape.append("edge:vector-decoder-number-target")
+    return Spec("\n".join(lines) + "\n", files, query, shape, phase_steps)
 
 
 def _data_file(rng: random.Random, kind: str, columns: dict, rows: int) -> bytes:
@@ -354,25 +369,25 @@ def mutate_data(rng: random.Random, spec: Spec) -> tuple[Spec, str]:
     elif kind == "encoding":
         text = data.decode()
         data = rng.choice([text.encode("utf-16"), text.replace("0", "é").encode("latin-1"), b"\xff\xfe" + data])
-        spec = Spec(spec.text, {**spec.files, name: data}, spec.query, spec.shape)
+        spec = spec.with_data(name, data)
         return spec, "encoding: utf-16 / latin-1 / stray BOM bytes"
     elif kind == "binary":
         junk = bytes(rng.randrange(256) for _ in range(rng.randint(1, 300)))
         at = rng.randrange(len(data))
-        spec = Spec(spec.text, {**spec.files, name: data[:at] + junk + data[at:]}, spec.query, spec.shape)
+        spec = spec.with_data(name, data[:at] + junk + data[at:])
         return spec, f"binary junk ({len(junk)} bytes) at byte {at}"
     elif kind == "truncate":
         at = rng.randrange(len(data))
-        return Spec(spec.text, {**spec.files, name: data[:at]}, spec.query, spec.shape), f"truncated at byte {at}"
+        return spec.with_data(name, data[:at]), f"truncated at byte {at}"
     elif kind == "empty":
-        return Spec(spec.text, {**spec.files, name: b""}, spec.query, spec.shape), "empty file"
+        return spec.with_data(name, b""), "empty file"
     elif kind == "header-only":
         lines = lines[:1]
         how = "header only"
     elif kind == "crlf":
-        return Spec(spec.text, {**spec.files, name: data.replace(b"\n", b"\r\n")}, spec.query, spec.shape), "CRLF"
+        return spec.with_data(name, data.replace(b"\n", b"\r\n")), "CRLF"
     elif kind == "bom":
-        return Spec(spec.text, {**spec.files, name: b"\xef\xbb\xbf" + data}, spec.query, spec.shape), "UTF-8 BOM"
+        return spec.with_data(name, b"\xef\xbb\xbf" + data), "UTF-8 BOM"
     elif kind == "quoted-newline":
         cells = lines[row].split(b",")
         cells[0] = b'"' + cells[0] + b'\n"'
@@ -385,7 +400,7 @@ def mutate_data(rng: random.Random, spec: Spec) -> tuple[Spec, str]:
     else:
         lines[row] = lines[row] + b"," * 50_000 if not jsonl else b" " * 300_000 + lines[row]
         how = f"row {row}: a very long line"
-    return Spec(spec.text, {**spec.files, name: b"\n".join(lines)}, spec.query, spec.shape), kind + ": " + how
+    return spec.with_data(name, b"\n".join(lines)), kind + ": " + how
 
 
 # ---- tampered runs -------------------------------------------------------------------------------
@@ -689,7 +704,8 @@ class Driver:
 
 
 def serve() -> None:
-    """The driver's side: read {"argv", "cwd"} lines, run `tanglec.cli.main` on each, reply {"rc", "stdout", "stderr"}."""
+    """The driver's side: read {"argv", "cwd"} lines, run `tanglec.cli.main` on each, reply {"rc", "stdout",
+    "stderr"}."""
     replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # output below Python (TensorFlow's C++ logging) can't corrupt the replies
@@ -962,6 +978,8 @@ class Campaign:
         folder = self.folder / f"compile-{case:04d}"
         spec = self.valid_spec(rng, folder)
         what = "spec: " + " ".join(spec.shape)
+        if any(feature.startswith("edge:") for feature in spec.shape):
+            family = "edge"  # valid specs at the edges of what the checks allow (issue 12 findings 8, 9)
         mutated = bool(spec.files) and rng.random() < 0.35
         if mutated:
             family = "data"
@@ -996,9 +1014,22 @@ class Campaign:
             self.refused_after_check.append({"case": case, "codes": codes, "what": what})
         if outcome.rc != 0 or keep is not None:
             return
+        if "--json" in argv:
+            self.check_steps(family, case, what, argv, outcome, spec, folder)
         self.after_compile(family, case, what, spec, folder, rng)
         if not mutated:
             self.trained.append((run, spec))
+
+    def check_steps(self, family: str, case: int, what: str, argv: list[str], outcome: Outcome, spec: Spec,
+                    folder: Path) -> None:
+        """A compile trains exactly the steps asked for, unless it stopped early (`until exact`)."""
+        payload = json.loads(outcome.stdout)
+        override = int(argv[argv.index("--steps") + 1]) if "--steps" in argv else None
+        planned = sum(override or steps for steps in spec.phase_steps)
+        if payload["steps_run"] != planned and not payload["stopped_early"]:
+            self.failures.append(Failure("steps", case, self.seed, what, argv,
+                                         [f"trained {payload['steps_run']} steps, asked for {planned}"],
+                                         outcome.process, str(folder), 0, "", spec.text))
 
     def after_compile(self, family: str, case: int, what: str, spec: Spec, folder: Path, rng: random.Random) -> None:
         run = folder / "out" / "run"
