@@ -932,6 +932,11 @@ class Campaign:
         key = "timeout" if outcome.rc is None else str(outcome.rc)
         self.exit_codes[key] = self.exit_codes.get(key, 0) + 1
         problems = judge(outcome, "--json" in argv)
+        if fresh and argv[0] in ("eval", "query"):  # read-only: the driver must answer as a fresh process did
+            again = self.driver.run(argv, cwd, self.timeout)
+            if (again.rc, again.stdout) != (outcome.rc, outcome.stdout):
+                problems.append(f"the driver answered differently (exit {again.rc}) from a fresh process "
+                                f"(exit {outcome.rc}): state leaks between in-process cases")
         if outcome.rc != 0:
             for path in absent:
                 if path.exists() or path.is_symlink():
