@@ -1083,7 +1083,7 @@ class Campaign:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         outside = folder / "secret.csv"
-        outside.write_text(f"x,y\n{SECRET},1\n")
+        outside.write_text(f"{SECRET},y\n{SECRET},1\n")  # the header and a cell: both show up in messages
         run = folder / "runs" / "run"
         shutil.copytree(origin, run, symlinks=True)
         try:
