@@ -78,7 +78,7 @@ def test_damaged_data_is_refused_cleanly(campaign):
 
 
 @pytest.mark.xfail(strict=False, reason="issue 12 findings 4 and 20 (another branch); found by this fuzz: a run's "
-                                        "spec.tangle that is not UTF-8, or a manifest field of the wrong type, is exit 3")
+                                        "spec.tangle that is not UTF-8, a manifest field of the wrong type: exit 3")
 def test_tampered_runs_are_refused_cleanly(campaign):
     assert campaign["cases_by_family"]["tamper"] == TAMPER_CASES
     assert not _failures(campaign, "tamper")
