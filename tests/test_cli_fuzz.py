@@ -7,8 +7,11 @@ test looks at the failures of its own family of cases.
 """
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import random
+from pathlib import Path
 
 import pytest
 
@@ -19,14 +22,26 @@ SEED = 12
 COMPILE_CASES, TAMPER_CASES = 3, 16
 
 
-@pytest.fixture(scope="module")
-def campaign(tmp_path_factory):
-    run = clifuzz.Campaign(tmp_path_factory.mktemp("clifuzz"), seed=SEED, fresh_share=0.1, timeout=120)
+def _run_campaign(folder: Path) -> dict:
+    run = clifuzz.Campaign(folder, seed=SEED, fresh_share=0.1, timeout=120)
     try:
-        report = run.run(COMPILE_CASES, TAMPER_CASES)
+        return run.run(COMPILE_CASES, TAMPER_CASES)
     finally:
         run.close()
-    return report
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    """The campaign's report, computed once per test session even when xdist spreads these tests over workers."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return _run_campaign(tmp_path_factory.mktemp("clifuzz"))
+    shared = tmp_path_factory.getbasetemp().parent  # this session's folder, common to its workers
+    cached = shared / "clifuzz-report.json"
+    with open(shared / "clifuzz.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not cached.is_file():
+            cached.write_text(json.dumps(_run_campaign(shared / "clifuzz")))
+        return json.loads(cached.read_text())
 
 
 def _failures(report: dict, *families: str) -> list[str]:
