@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 from collections import Counter
@@ -46,7 +47,8 @@ def main() -> int:
     finally:
         campaign.close()
     report["workdir"] = str(workdir)
-    report["problems"] = dict(Counter(p.split(":")[0] for f in report["failures"] for p in f["problems"]))
+    kinds = (re.sub(r"\d+", "N", problem.split(":")[0]) for f in report["failures"] for problem in f["problems"])
+    report["problems"] = dict(Counter(kinds))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     if args.json:
