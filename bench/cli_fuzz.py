@@ -10,6 +10,10 @@ imports TensorFlow once; a share of the cases (`--fresh`), and every case that e
 signal or a hang, run again in a process of their own. Results go to bench/results/cli_fuzz.json:
 counts per family, the exit-code histogram, throughput, and every failure with what reproduces it
 (seed, family, case number, command, and the case's folder, kept under --workdir).
+
+Run of 2026-12-02 (`--cases 60 --tamper 60 --seed 1 --fresh 0.15`, 2-core VM shared with other
+work): 283 commands (54 in separate processes) in 502 s, 14.3 cases/min (compile cases ~8.6/min,
+tampered runs ~42/min); exit codes 0: 180, 1: 88, 2: 3, 3: 12; failures by cause in the results file.
 """
 from __future__ import annotations
 
