@@ -50,9 +50,9 @@ def test_wheel_contents(wheel):
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
         entry_points = next(zf.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "tanglec/tangle.lark" in names
-    assert (ROOT / "tanglec" / "tangle.lark").read_bytes() == zipfile.ZipFile(wheel).read("tanglec/tangle.lark")
-    assert {"tanglec/cli.py", "tanglec/parser.py", "tanglec/fmt.py", "tanglec/highlight.py"} <= names
+    assert "tanglec/lang/tangle.lark" in names
+    assert (ROOT / "tanglec" / "lang" / "tangle.lark").read_bytes() == zipfile.ZipFile(wheel).read("tanglec/lang/tangle.lark")
+    assert {"tanglec/cli.py", "tanglec/lang/parser.py", "tanglec/lang/fmt.py", "tanglec/lang/highlight.py"} <= names
     assert not [n for n in names if n.endswith((".pyc", ".lark.cache"))]
     assert "tanglec = tanglec.cli:main" in entry_points
     assert "tangle = tanglec.lang.highlight:TangleLexer" in entry_points

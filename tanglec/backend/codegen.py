@@ -18,6 +18,16 @@ from .mux import Multiplexer, choose_strategy
 
 
 @keras.saving.register_keras_serializable(package="tanglec")
+class ResidualAdd(keras.layers.Layer):
+    """x + f(x) for `residual(...)`. Not keras.layers.Add: Keras's TensorFlow `add` takes a (0, n) operand
+    (a multiplexer branch no row of the batch takes) for a bias vector and fails in `bias_add`."""
+
+    def call(self, inputs):
+        shortcut, branch = inputs
+        return tf.add(shortcut, branch)
+
+
+@keras.saving.register_keras_serializable(package="tanglec")
 class Encode(keras.layers.Layer):
     """A raw field -> the float features a module's input codec asks for."""
 
@@ -106,7 +116,7 @@ def module_model(decl: ast.ModuleDecl, seed: int) -> keras.Model:
             elif kind == "norm":
                 x = keras.layers.LayerNormalization(name=f"norm_{idx}")(x)
             elif kind == "residual":
-                x = keras.layers.Add(name=f"residual_{idx}")([x, stack(x, layer.children)])
+                x = ResidualAdd(name=f"residual_{idx}")([x, stack(x, layer.children)])
         return x
 
     return keras.Model(inp, stack(inp, decl.layers), name=decl.name.text)
