@@ -54,8 +54,8 @@ def grammar_path() -> Path:
 def open_grammar(**options) -> Lark:
     """A Lark parser of the grammar: LALR with positions propagated; `options` add to those (the formatter
     keeps every token and its comments). The one place that reads the grammar file."""
-    return Lark.open(GRAMMAR_FILE, rel_to=__file__, parser="lalr", propagate_positions=True,
-                     maybe_placeholders=False, **options)
+    return Lark.open(GRAMMAR_FILE, rel_to=__file__, parser="lalr", **{"propagate_positions": True,
+                     "maybe_placeholders": False, **options})
 
 
 @lru_cache(maxsize=1)
@@ -68,7 +68,7 @@ def lark_parser() -> Lark:
 def _ast_parser() -> tuple[Lark, AstBuilder]:
     """The parser every spec goes through, building the AST while it parses (see transform.py)."""
     builder = AstBuilder()
-    parser = open_grammar(cache=True, keep_all_tokens=True, transformer=builder)
+    parser = open_grammar(cache=True, keep_all_tokens=True, transformer=builder, propagate_positions=False)
     builder.punctuation = frozenset(sym.name for rule in lark_parser().rules for sym in rule.expansion
                                     if sym.is_term and sym.filter_out)  # (keep_all_tokens clears the flag)
     return parser, builder

@@ -13,7 +13,7 @@ from .transform import MAX_EXPR_DEPTH
 STATEMENT_KEYWORDS = ("input", "select", "module", "route", "target", "decode", "data", "train", "phase",
                       "align", "holdout", "freeze", "use", "init")
 MAX_NESTING = 64
-MAX_TOKENS = 250_000  # words, numbers and operators in one spec (comments and strings aside)
+MAX_TOKENS = 200_000  # words, numbers and operators in one spec (comments and strings aside)
 
 # what the prescan counts: a string, a comment (both skipped), a word or number, an operator, a character
 _PRESCAN_TOKEN = re.compile(r'"[^"\n]*"?|#[^\n]*|[A-Za-z_][A-Za-z0-9_]*|[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?'

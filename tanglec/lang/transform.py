@@ -66,25 +66,32 @@ class AstBuilder:
         return ast.Span(self.file, tok.line + self.line_offset, tok.column,
                         tok.end_line + self.line_offset, tok.end_column)
 
-    def _extent(self, child, last: bool) -> tuple[int, int]:
-        """(line, column) where `child` starts (ends, if `last`), a bracketed expression with its brackets."""
-        while True:
-            if isinstance(child, Token):
-                return (child.end_line + self.line_offset, child.end_column) if last else \
-                    (child.line + self.line_offset, child.column)
-            extent = self.brackets.get(id(child))
-            if extent is not None:
-                return extent[2:] if last else extent[:2]
+    def _start(self, child) -> tuple[int, int]:
+        """Where `child` starts: a token, an ast node, an expression in brackets (at its `(`), a list or
+        tuple of those (at its first)."""
+        while not isinstance(child, Token):
+            bracketed = self.brackets.get(id(child))
+            if bracketed is not None:
+                return bracketed[0], bracketed[1]
             if isinstance(child, ast.Span):
-                return (child.end_line, child.end_col) if last else (child.line, child.col)
-            if hasattr(child, "span"):
-                child = child.span
-            else:
-                child = child[-1] if last else child[0]  # a list or tuple of positioned values
+                return child.line, child.col
+            child = child.span if hasattr(child, "span") else child[0]
+        return child.line + self.line_offset, child.column
+
+    def _end(self, child) -> tuple[int, int]:
+        """Where `child` ends (as _start)."""
+        while not isinstance(child, Token):
+            bracketed = self.brackets.get(id(child))
+            if bracketed is not None:
+                return bracketed[2], bracketed[3]
+            if isinstance(child, ast.Span):
+                return child.end_line, child.end_col
+            child = child.span if hasattr(child, "span") else child[-1]
+        return child.end_line + self.line_offset, child.end_column
 
     def rule_span(self, children: list) -> ast.Span:
         """From the first token of a rule to its last, keywords and brackets included."""
-        return ast.Span(self.file, *self._extent(children[0], False), *self._extent(children[-1], True))
+        return ast.Span(self.file, *self._start(children[0]), *self._end(children[-1]))
 
     def name(self, tok: Token) -> ast.Name:
         return ast.Name(str(tok), self.span(tok))
