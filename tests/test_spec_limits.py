@@ -3,8 +3,8 @@ expressions that can fail, integer learning rates, decoder/target shapes, nothin
 memory (E127); and every spec up to the size cap accepted or refused quickly in little memory."""
 from __future__ import annotations
 
+import importlib.util
 import json
-import re
 import subprocess
 import sys
 
@@ -238,26 +238,15 @@ def test_used_specs_share_the_token_budget(tmp_path):
     assert float(seconds) < 4 and int(peak_kb) < 500_000
 
 
-def dense_spec(lines: int) -> str:
-    """specs/arith.tangle's modules replicated, one route and decoder pair per copy: ~20 tokens a line."""
-    text = (ROOT / "specs" / "arith.tangle").read_text()
-    header = [line for line in text.splitlines() if line.startswith(("input", "select", "target"))]
-    modules = [line for line in text.splitlines() if line.startswith("module")]
-    out, copy = header, 0
-    while len(out) + len(modules) + 2 <= lines:
-        out += [re.sub(r"^module (\w+)", rf"module \g<1>{copy}", line) for line in modules]
-        out += [f"route x -> [binary: binary{copy} | decimal: decimal{copy}] by encoding -> "
-                f"[plus1: plus1{copy} | times2: times2{copy}] by op -> to_binary{copy}, to_decimal{copy}",
-                f"decode to_binary{copy}, to_decimal{copy} as y"]
-        copy += 1
-    return "\n".join(out) + "\n"
-
+_spec_gen = importlib.util.spec_from_file_location("tanglec_bench_spec_gen", ROOT / "bench" / "spec_gen.py")
+spec_gen = importlib.util.module_from_spec(_spec_gen)
+_spec_gen.loader.exec_module(spec_gen)
 
 def test_a_dense_10k_line_spec_checks_in_under_2_cpu_seconds(tmp_path):
     """Issue 15: arith's modules replicated over 10,000 lines (~200k tokens) check OK in < 2 s of CPU
     (the child's own CPU time, so a loaded machine doesn't decide it)."""
     spec = tmp_path / "dense.tangle"
-    spec.write_text(dense_spec(10_000))
+    spec.write_text(spec_gen.generate_dense(10_000))
     assert len(spec.read_text().splitlines()) > 9_900
     proc = subprocess.run([sys.executable, "-c", MEASURE, str(spec)], capture_output=True, text=True, cwd=ROOT,
                           timeout=120)

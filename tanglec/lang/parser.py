@@ -8,8 +8,12 @@ Syntax errors do not stop at the first: when the whole file fails to parse, each
 lines starting at a statement keyword) is parsed on its own, so one pass reports every broken
 statement and still yields the good ones.
 
-Caps (prescan.py, MAX_TOKENS): measured CPU time of `tanglec check` on this machine's 2 cores
-(whole process, Python start-up included) FIGURES
+The token cap (prescan.MAX_TOKENS, 200,000) is set from the CPU time of `tanglec check`, whole process
+(x86_64, Python 3.11, Lark 1.3): issue 15's dense spec (specs/arith.tangle's modules replicated over 10,000
+lines, 197k tokens, `bench/spec_gen.py --dense`) takes 1.7-1.8 s (3.0 s with a parse tree and the
+collector running; 0.2 s of it is start-up); the slowest shape at the cap, if-expressions nested 150
+deep, 2.1-2.3 s, nearly all LALR parsing (~10 reductions a token through the precedence rules); the
+seed spec 0.2 s. Lark's parser in Python costs ~5 us a token, so the cap can't rise much further.
 """
 from __future__ import annotations
 
@@ -79,12 +83,15 @@ _PARSING = threading.Lock()  # one builder holds the state of the parse in progr
 
 @contextmanager
 def _collector_paused():
-    """Python's cycle collector off while the AST is built, then the AST kept out of its scans.
+    """Python's cycle collector off while the AST is built, then the heap kept out of its scans until
+    the next parse.
 
-    The AST holds no reference cycles, yet each collection walks every node made so far: on a
-    200k-token spec the collector took as long as the parse and the checks together. Frozen objects are
-    still freed by reference counting; only cycles among them would outlive the process."""
+    The AST holds no reference cycles, yet every collection walks every object alive: on a 200k-token
+    spec the collector's passes over the AST cost as much as the parse (during it) and twice the checks
+    (after it). Frozen objects are still freed by reference counting, and the next parse unfreezes them,
+    so in a long session (the TUI) a cycle that became garbage meanwhile is collected then."""
     enabled = gc.isenabled()
+    gc.unfreeze()
     gc.disable()
     try:
         yield

@@ -1,6 +1,6 @@
 """The prescan: a regex pass over the source that refuses, before the LALR parse, what would make
 parsing or any later stage too slow or too deep (too many tokens, brackets or operator chains nested
-too deep). Its figures bound everything after it; the caps are set from measurements in parser.py.
+too deep). The token cap is set from measurements (parser.py).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .transform import MAX_EXPR_DEPTH
 STATEMENT_KEYWORDS = ("input", "select", "module", "route", "target", "decode", "data", "train", "phase",
                       "align", "holdout", "freeze", "use", "init")
 MAX_NESTING = 64
-MAX_TOKENS = 200_000  # words, numbers and operators in one spec (comments and strings aside)
+MAX_TOKENS = 200_000  # words, numbers and operators in one spec (comments and strings aside); see parser.py
 
 # what the prescan counts: a string, a comment (both skipped), a word or number, an operator, a character
 _PRESCAN_TOKEN = re.compile(r'"[^"\n]*"?|#[^\n]*|[A-Za-z_][A-Za-z0-9_]*|[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?'
@@ -40,9 +40,8 @@ class _Run:
 
 def prescan_problem(source: str, file: str) -> Diagnostic | None:
     """Refuse, before the LALR parse: more than MAX_TOKENS tokens (E005), brackets nested deeper than
-    MAX_NESTING or an operator chain longer than MAX_EXPR_DEPTH (E004). Parsing costs ~50 µs a token,
-    so every spec under the caps is parsed or refused in about a second, and no later stage can
-    recurse too deep."""
+    MAX_NESTING or an operator chain longer than MAX_EXPR_DEPTH (E004). The caps bound the parse's time
+    (figures in parser.py) and no later stage can recurse too deep."""
     runs, tokens, operand_before = [_Run()], 0, False
     for m in _PRESCAN_TOKEN.finditer(source):
         text = m.group()
