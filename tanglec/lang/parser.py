@@ -30,10 +30,9 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from . import ast
 from .diagnostics import SOURCES, Diagnostic, TangleError, did_you_mean
-from .prescan import MAX_NESTING, MAX_TOKENS, STATEMENT_KEYWORDS, prescan_problem, token_count
-from .transform import MAX_EXPR_DEPTH, AstBuilder, depth_problems
-
-__all__ = ["MAX_EXPR_DEPTH", "MAX_NESTING", "MAX_TOKENS", "parse", "parse_partial", "parse_file"]
+# the caps are part of the parser's interface: MAX_NESTING, MAX_TOKENS, MAX_EXPR_DEPTH
+from .prescan import MAX_NESTING, MAX_TOKENS, STATEMENT_KEYWORDS, prescan_problem, token_count  # noqa: F401
+from .transform import MAX_EXPR_DEPTH, AstBuilder, depth_problems  # noqa: F401
 
 _STATEMENT_START = re.compile(r"^[ \t]*(?:%s)\b" % "|".join(STATEMENT_KEYWORDS), re.M)
 MAX_SOURCE_BYTES = 2_000_000
@@ -109,7 +108,6 @@ def _parse_ast(text: str, file: str, line_offset: int) -> tuple[list, list[Diagn
         builder.begin(file, line_offset)
         statements = parser.parse(text)
         problems = builder.problems
-        builder.begin(file)  # drop the bracket table: it holds the whole AST's ids
     return statements, problems + depth_problems(statements)
 
 
