@@ -1,4 +1,6 @@
-"""Generate a large valid .tangle spec of about N lines (for the check-latency benchmark).
+"""Generate a large valid .tangle spec of about N lines (for the check-latency benchmark):
+`generate` (chains of small modules, comments, ~6.5 tokens a line) or `generate_dense` (specs/arith.tangle's
+modules replicated, ~20 tokens a line: issue 15's dense spec, ~200k tokens in 10,000 lines).
 
 Chains of encoder -> operation -> decoder hang off one input and a 4-way multiplexer, module
 declarations span several lines (one layer per line) and comments sit between statements, the
@@ -6,7 +8,11 @@ way a big hand-written spec looks.
 """
 from __future__ import annotations
 
+import re
 import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def generate(lines: int) -> str:
@@ -29,5 +35,21 @@ def generate(lines: int) -> str:
     return "\n".join(out) + "\n"
 
 
+def generate_dense(lines: int) -> str:
+    """specs/arith.tangle's modules replicated, one route and decoder pair per copy: ~20 tokens a line."""
+    text = (ROOT / "specs" / "arith.tangle").read_text()
+    header = [line for line in text.splitlines() if line.startswith(("input", "select", "target"))]
+    modules = [line for line in text.splitlines() if line.startswith("module")]
+    out, copy = header, 0
+    while len(out) + len(modules) + 2 <= lines:
+        out += [re.sub(r"^module (\w+)", rf"module \g<1>{copy}", line) for line in modules]
+        out += [f"route x -> [binary: binary{copy} | decimal: decimal{copy}] by encoding -> "
+                f"[plus1: plus1{copy} | times2: times2{copy}] by op -> to_binary{copy}, to_decimal{copy}",
+                f"decode to_binary{copy}, to_decimal{copy} as y"]
+        copy += 1
+    return "\n".join(out) + "\n"
+
+
 if __name__ == "__main__":
-    sys.stdout.write(generate(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000))
+    lines = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    sys.stdout.write(generate_dense(lines) if "--dense" in sys.argv else generate(lines))
