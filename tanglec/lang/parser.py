@@ -1,7 +1,7 @@
 """Source text -> AST. The Lark grammar is tangle.lark next to this module (LALR).
 
 The parse builds the AST as it goes (Lark's tree-less mode, callbacks in transform.py) and Lark's
-grammar analysis is cached on disk (in the temporary directory, never next to the package, so a
+grammar analysis is cached on disk (in the user's private cache folder, never next to the package, so a
 read-only install works; when the cache can't be written Lark just analyses the grammar again, ~0.1 s).
 
 Syntax errors do not stop at the first: when the whole file fails to parse, each statement (a run of
@@ -18,13 +18,17 @@ seed spec 0.2 s. Lark's parser in Python costs ~5 us a token, so the cap can't r
 from __future__ import annotations
 
 import gc
+import hashlib
+import os
 import re
+import stat
 import threading
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Callable
 from pathlib import Path
 
+import lark
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
@@ -61,17 +65,34 @@ def open_grammar(**options) -> Lark:
                      "maybe_placeholders": False, **options})
 
 
+def _grammar_cache(kind: str) -> str | bool:
+    """Where Lark keeps its analysis of the grammar: a file in the user's own cache folder (mode 0700,
+    checked to be theirs), never a predictable name in the shared temporary folder — Lark's cache is a
+    pickle, and a file planted there by another user would run code. False (analyse again, ~0.1 s)
+    when no such folder can be had."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tanglec"
+    try:
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = os.lstat(base)
+    except OSError:
+        return False
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        return False
+    digest = hashlib.sha256(grammar_path().read_bytes()).hexdigest()[:16]
+    return str(base / f"grammar-{kind}-{digest}-lark{lark.__version__}.cache")
+
+
 @lru_cache(maxsize=1)
 def lark_parser() -> Lark:
     """The parser for the grammar's terminals and rules (diagnostics, highlighting); it builds no AST."""
-    return open_grammar(cache=True)
+    return open_grammar(cache=_grammar_cache("rules"))
 
 
 @lru_cache(maxsize=1)
 def _ast_parser() -> tuple[Lark, AstBuilder]:
     """The parser every spec goes through, building the AST while it parses (see transform.py)."""
     builder = AstBuilder()
-    parser = open_grammar(cache=True, keep_all_tokens=True, transformer=builder, propagate_positions=False)
+    parser = open_grammar(cache=_grammar_cache("ast"), keep_all_tokens=True, transformer=builder, propagate_positions=False)
     builder.punctuation = frozenset(sym.name for rule in lark_parser().rules for sym in rule.expansion
                                     if sym.is_term and sym.filter_out)  # (keep_all_tokens clears the flag)
     return parser, builder
