@@ -15,7 +15,7 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from conftest import ROOT
+from support import ROOT
 from tanglec.spec.checks import MAX_MODULES, check
 from tanglec.lang.diagnostics import TangleError, render_all
 from tanglec.spec.graph import MAX_ROUTES
@@ -226,7 +226,7 @@ def test_compile_refuses_a_spec_over_a_limit_or_failing_and_writes_nothing(tmp_p
     changed (an earlier run at the output path is left as it was)."""
     import hashlib
 
-    from conftest import run_tanglec
+    from support import run_tanglec
 
     spec = tmp_path / "spec.tangle"
     spec.write_text(text)
@@ -320,7 +320,7 @@ def test_every_documented_example_yields_its_code():
 
 
 def test_check_reports_syntax_and_semantic_problems_in_one_pass(tmp_path):
-    from conftest import run_tanglec
+    from support import run_tanglec
     from tanglec.spec.onepass import check_text
 
     text = SEED.replace("route x ->", "rout x ->").replace("dense 32 relu, dense 12", "dense 32 rleu, dense 12", 1)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, SPECS
+from support import ROOT, SPECS
 from tanglec.data import examples as data, stream
 from tanglec.spec.checks import check
 from tanglec.data.examples import DataError
