@@ -6,6 +6,7 @@ functions included, `if TYPE_CHECKING:` blocks left out) without trusting either
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import networkx as nx
 from support import ROOT
 
 PACKAGE = ROOT / "tanglec"
+TENSORFLOW_FREE_TESTS = ["tests/test_check.py", "tests/test_fmt.py", "tests/test_highlight.py", "tests/test_graph.py"]
 MAX_MODULE_LINES = 500
 MAX_CLASS_LINES = 300
 SIZE_REASON = "Why this size:"
@@ -136,3 +138,18 @@ def test_the_grammar_is_loaded_in_exactly_one_place():
     lark_modules = {place.split(":")[0] for place in places}
     assert lark_modules == {"tanglec.lang.parser"}, places
     assert sum(1 for place in places if "names" not in place) == 1, places
+
+
+def test_the_tensorflow_free_layers_unit_tests_run_without_tensorflow(tmp_path):
+    """The language and spec layers' tests, with `tensorflow` and `keras` modules that raise when imported
+    first on the path (for the test process and every `tanglec` it spawns)."""
+    stub = tmp_path / "stub"
+    stub.mkdir()
+    for name in ("tensorflow", "keras"):
+        (stub / f"{name}.py").write_text(f"raise ImportError('{name} is forbidden in these tests')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(stub), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "-q",
+                           "--basetemp", str(tmp_path / "inner"), *TENSORFLOW_FREE_TESTS],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "forbidden in these tests" not in proc.stdout + proc.stderr
