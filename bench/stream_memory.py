@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -31,6 +30,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tanglec.devtools.specgen import write_rows  # noqa: E402
 
 SPEC = """\
 # bench/stream_memory.py: gates-like rows from a large CSV
@@ -52,25 +54,6 @@ decode to_bits, to_value as out
 data file "{file}" eval {eval} seed 1
 train steps {steps} batch 64 adam 0.005 seed 0
 """
-
-GATES = {"and": lambda a, b: a & b, "or": lambda a, b: a | b, "xor": lambda a, b: a ^ b}
-
-
-def write_rows(path: Path, rows: int, seed: int = 0, block: int = 100_000) -> int:
-    """A CSV of `rows` random gates rows (header: pair,gate,out); returns its size in bytes."""
-    rng = random.Random(seed)
-    names = list(GATES)
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        fh.write("pair,gate,out\n")
-        for start in range(0, rows, block):
-            lines = []
-            for _ in range(min(block, rows - start)):
-                a, b, gate = rng.randrange(8), rng.randrange(8), rng.choice(names)
-                bits = f"{a >> 2 & 1} {a >> 1 & 1} {a & 1} {b >> 2 & 1} {b >> 1 & 1} {b & 1}"
-                lines.append(f"{bits},{gate},{GATES[gate](a, b)}\n")
-            fh.write("".join(lines))
-    return path.stat().st_size
-
 
 def write_spec(folder: Path, file: str, steps: int, eval_fraction: float = 0.01) -> Path:
     spec = folder / f"{Path(file).stem}.tangle"

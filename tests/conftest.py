@@ -1,23 +1,11 @@
-"""Shared test helpers: the repo's paths and a way to run the real `tanglec` command."""
+"""Fixtures only; what they are built from lives in support.py (test modules import that, never this file)."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SPECS = ROOT / "specs"
-ARITH = SPECS / "arith.tangle"
-
-
-def run_tanglec(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None):
-    """Run `python -m tanglec.cli ARGS` in a fresh process, as a user would run `tanglec`."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "tanglec.cli", *args], capture_output=True, text=True,
-                          cwd=cwd or ROOT, timeout=timeout, env=full_env)
+from support import TrainedRun, trained_arith_run
 
 
 @pytest.fixture
@@ -30,3 +18,10 @@ def write_spec(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def arith_run(tmp_path_factory) -> TrainedRun:
+    """specs/arith.tangle trained once for the whole session (shared by xdist workers; read only:
+    copy it with `arith_run.copy_to(folder)` to change it)."""
+    return trained_arith_run(tmp_path_factory.getbasetemp())

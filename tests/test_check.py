@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ARITH, ROOT, run_tanglec
+from support import ARITH, ROOT, run_tanglec
 from tanglec.spec.checks import check
 from tanglec.lang.diagnostics import TangleError, render_all
 from tanglec.lang.parser import parse

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import ARITH, SPECS, run_tanglec
+from support import ARITH, SPECS, run_tanglec
 from tanglec.spec.checks import load
 from tanglec.data.examples import build_examples
 

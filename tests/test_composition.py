@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import ARITH, SPECS
+from support import ARITH, SPECS
 from tanglec.spec.checks import check, load
 from tanglec.data.examples import build_examples
 from tanglec.lang.diagnostics import TangleError
@@ -192,7 +192,7 @@ def test_shipped_transfer_specs_check_before_their_init_run_exists(tmp_path, mon
     name the command that trains the run, and nothing is written."""
     import shutil
 
-    from conftest import run_tanglec
+    from support import run_tanglec
     from tanglec.spec.composition import missing_init_run
 
     shutil.copytree(SPECS, tmp_path / "specs")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_tanglec
+from support import run_tanglec
 from tanglec.spec.checks import check
 from tanglec.data.examples import MAX_REPORTED, DataError, build_examples
 from tanglec.lang.diagnostics import render_all

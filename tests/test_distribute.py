@@ -21,7 +21,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ARITH, ROOT, run_tanglec
+from support import ARITH, ROOT, run_tanglec
 from tanglec.backend.distribute import Cluster, read_tf_config
 
 TIMEOUT = 420  # seconds for one distributed training process (2 shared cores; typically 30-60 s)

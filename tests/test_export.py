@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import ARITH
+from support import ARITH
 from tanglec.cli import cli
-from tanglec.lang.diagnostics import TangleError
 
 pytestmark = [pytest.mark.slow,  # Keras's own numpy-2 deprecation noise, not ours:
               pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")]
@@ -30,35 +29,10 @@ def invoke(*args):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """(run, tensorboard dir, compile's JSON). Trained once even under pytest-xdist: the first worker
-    trains into the session's shared temporary folder, the others wait for it and reuse the run (one
-    folder per run format; a cached run that no longer verifies is trained again)."""
-    from tanglec.artifacts.run import FORMAT, read_manifest
-
-    shared = tmp_path_factory.getbasetemp().parent / f"tanglec_export_run_{FORMAT.replace('/', '_')}"
-    shared.mkdir(exist_ok=True)
-    run, board, done = shared / "runs" / "arith", shared / "board", shared / "compile.json"
-    with open(shared / ".lock", "w") as lock:
-        try:
-            import fcntl
-
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        except ImportError:  # not POSIX: each worker may train (still correct, just slower)
-            pass
-        try:
-            read_manifest(run)
-        except TangleError:
-            done.unlink(missing_ok=True)
-        if not done.exists():
-            shutil.rmtree(run, ignore_errors=True)
-            shutil.rmtree(board, ignore_errors=True)
-            r = invoke("compile", ARITH, "-o", run, "--tensorboard", board, "--json")
-            assert r.exit_code == 0, r.output
-            done.write_text(r.stdout)
-    out = json.loads(done.read_text())
-    assert out["tensorboard"] == str(board)
-    return run, board, out
+def trained(arith_run):
+    """(run, tensorboard dir, compile's JSON) of the session's one arith training."""
+    assert arith_run.compiled["tensorboard"] == str(arith_run.board)
+    return arith_run.run, arith_run.board, arith_run.compiled
 
 
 def test_tensorboard_scalars(trained):

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from lark import Lark
 
-from conftest import ROOT, SPECS
+from support import ROOT, SPECS
 from tanglec.lang import fmt
 from tanglec.spec.checks import check
 from tanglec.cli import cli

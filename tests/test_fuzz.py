@@ -6,25 +6,20 @@ exception other than TangleError fails, and so does a diagnostic positioned outs
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
-import sys
 import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from conftest import ROOT
+from support import ROOT
+from tanglec.devtools import errors_doc, specfuzz as fuzz, specgen
 from tanglec.spec.checks import MAX_MODULES, check
 from tanglec.lang.diagnostics import TangleError, render_all
 from tanglec.spec.graph import MAX_ROUTES
 from tanglec.lang.parser import MAX_EXPR_DEPTH, MAX_NESTING, parse, parse_partial
 
-_spec = importlib.util.spec_from_file_location("tanglec_bench_fuzz", ROOT / "bench" / "fuzz.py")
-fuzz = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = fuzz  # dataclasses look their module up while the module runs
-_spec.loader.exec_module(fuzz)
 
 SEED = (ROOT / "specs" / "arith.tangle").read_text()
 MUTATION_CHUNKS, MUTATION_CASES = 4, 80  # 320 mutation + 80 expression + 100 grammar + 120 byte/unicode = 620 in CI
@@ -34,7 +29,7 @@ MUTATION_CHUNKS, MUTATION_CASES = 4, 80  # 320 mutation + 80 expression + 100 gr
 def work():
     import shutil
 
-    path = fuzz.make_workdir()
+    path = specgen.make_workdir()
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
@@ -45,8 +40,8 @@ def _assert_clean(report):
 
 
 def test_corpus_is_valid(work):
-    specs = fuzz.corpus(work)
-    assert {"arith.tangle", "clock.tangle", "gates.tangle", *fuzz.OWN} <= set(specs)
+    specs = specgen.corpus(work)
+    assert {"arith.tangle", "clock.tangle", "gates.tangle", *specgen.OWN} <= set(specs)
     for name, text in specs.items():
         checked = check(parse(text, str(work / "fuzz.tangle")))
         assert checked.ok, f"{name}:\n{render_all(checked.diagnostics)}"
@@ -68,7 +63,7 @@ def test_expression_fuzz(work):
 
 @settings(max_examples=100, deadline=None, database=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
-@given(text=fuzz.grammar_strategy())
+@given(text=specgen.grammar_strategy())
 def test_grammar_sentences_parse_and_check_or_yield_diagnostics(text):
     out = fuzz.run_case(text, "grammar.tangle")
     assert not out.problems, "\n".join(out.problems) + "\n--- spec:\n" + text
@@ -226,7 +221,7 @@ def test_compile_refuses_a_spec_over_a_limit_or_failing_and_writes_nothing(tmp_p
     changed (an earlier run at the output path is left as it was)."""
     import hashlib
 
-    from conftest import run_tanglec
+    from support import run_tanglec
 
     spec = tmp_path / "spec.tangle"
     spec.write_text(text)
@@ -282,7 +277,7 @@ def test_random_unicode_and_bytes_never_crash(work):
         out = fuzz.run_case("", str(work / f"bytes{i}.tangle"), raw)
         assert not out.problems, out.problems
     for i in range(60):
-        text = "".join(fuzz._random_char(rng) for _ in range(rng.randint(0, 100)))
+        text = "".join(specgen.random_char(rng) for _ in range(rng.randint(0, 100)))
         out = fuzz.run_case(text, str(work / "u.tangle"))
         assert not out.problems, out.problems
     with pytest.raises(TangleError):
@@ -291,36 +286,27 @@ def test_random_unicode_and_bytes_never_crash(work):
 
 # ---- docs/errors.md: every code documented, every example still yields its code ------------------
 
-def _errors_doc():
-    spec = importlib.util.spec_from_file_location("tanglec_bench_errors_doc", ROOT / "bench" / "errors_doc.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_every_code_in_the_source_is_documented():
-    doc = _errors_doc()
     text = (ROOT / "docs" / "errors.md").read_text()
-    source = doc.codes_in_source()
+    source = errors_doc.codes_in_source()
     assert source, "no codes found"
-    missing = source - doc.documented(text)
-    assert not missing, f"add these codes to bench/errors_doc.py and regenerate docs/errors.md: {sorted(missing)}"
+    missing = source - errors_doc.documented(text)
+    assert not missing, (f"add these codes to tanglec/devtools/errors_doc.py (EXAMPLES) and regenerate "
+                         f"docs/errors.md with bench/errors_doc.py: {sorted(missing)}")
     for code in source:  # each entry has an example and the message tanglec prints
         entry = text.split(f"### {code} ")[1].split("\n### ")[0]
         assert "```text\n" in entry and f"[{code}]" in entry, code
 
 
 def test_every_documented_example_yields_its_code():
-    doc = _errors_doc()
-    for ex in doc.EXAMPLES:
+    for ex in errors_doc.EXAMPLES:
         if ex.spec is not None:
-            snippet, rendered = doc.render_example(ex)  # raises if the example no longer yields ex.code
+            snippet, rendered = errors_doc.render_example(ex)  # raises if the example no longer yields ex.code
             assert f"[{ex.code}]" in rendered
 
 
 def test_check_reports_syntax_and_semantic_problems_in_one_pass(tmp_path):
-    from conftest import run_tanglec
+    from support import run_tanglec
     from tanglec.spec.onepass import check_text
 
     text = SEED.replace("route x ->", "rout x ->").replace("dense 32 relu, dense 12", "dense 32 rleu, dense 12", 1)

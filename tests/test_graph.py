@@ -8,7 +8,7 @@ import sys
 
 import networkx as nx
 
-from conftest import ARITH, ROOT, run_tanglec
+from support import ARITH, ROOT, run_tanglec
 from tanglec.spec.checks import check, load
 from tanglec.spec.graph import build
 from tanglec.lang.parser import parse

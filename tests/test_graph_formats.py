@@ -8,7 +8,7 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from conftest import ARITH, SPECS
+from support import ARITH, SPECS
 from tanglec.spec import graph_formats
 from tanglec.spec.checks import load
 from tanglec.cli import cli

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from pygments.token import Comment, Error, Keyword, Name, Number, Operator, String
 
-from conftest import ARITH, ROOT, SPECS
+from support import ARITH, ROOT, SPECS
 from tanglec.spec import checks, graph
 from tanglec.lang import expr, highlight, parser
 from tanglec.cli import cli

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ARITH, SPECS, run_tanglec
+from support import ARITH, SPECS, run_tanglec
 
 ESCAPE = "\x1b]0;pwned\x07"
 SHOWN = "\\x1b]0;pwned\\x07"
@@ -61,11 +61,10 @@ def workspace(tmp_path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    """A folder with runs/arith trained by the real CLI (20 steps)."""
+def trained(tmp_path_factory, arith_run) -> Path:
+    """A folder with runs/arith: a copy of the session's trained arith run."""
     root = tmp_path_factory.mktemp("trained")
-    proc = run_tanglec("compile", str(ARITH), "-o", "runs/arith", "--steps", "20", cwd=root)
-    assert proc.returncode == 0, proc.stderr
+    arith_run.copy_to(root / "runs" / "arith")
     return root
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ARITH, ROOT
+from support import ARITH, ROOT
 
 # what `tanglec check` and `tanglec fmt` import (TensorFlow, numpy, rich are not needed)
 LIGHT_DEPS = ("lark", "click", "networkx")

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ARITH, ROOT
+from support import ARITH, ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SPECS, run_tanglec
+from support import SPECS, run_tanglec
 from tanglec.artifacts.run import FORMAT, MANIFEST, METRICS, REPORT, ROWS, SPEC, manifest_digest
 
 SECRET = "tanglec-test-secret-5a1f0c"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ARITH, ROOT, run_tanglec
+from support import ARITH, ROOT, run_tanglec
 from tanglec.spec.checks import load
 from tanglec.lang.diagnostics import TangleError
 from tanglec.artifacts.run import FORMAT, MANIFEST, SPEC, WEIGHTS, manifest_digest, read_manifest, write_run

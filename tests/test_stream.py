@@ -4,7 +4,6 @@ and a TF-free `check`. The 1,000,000-row measurement is bench/stream_memory.py (
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,22 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, SPECS
+from support import ROOT, SPECS
+from tanglec.devtools.specgen import write_rows
 from tanglec.data import examples as data, stream
 from tanglec.spec.checks import check
 from tanglec.data.examples import DataError
 from tanglec.lang.parser import parse_file
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("tanglec_bench_stream_memory", ROOT / "bench" / "stream_memory.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-BENCH = _bench()
 GATES = (SPECS / "gates.tangle").read_text()
 
 
@@ -135,7 +126,7 @@ def test_streamed_jsonl_validation_matches_in_memory(tmp_path, case):
 
 def test_streamed_rows_equal_in_memory_rows(tmp_path):
     """Chunk by chunk, the converted columns are exactly what the in-memory reader returns."""
-    BENCH.write_rows(tmp_path / "rows.csv", 1000, seed=4)
+    write_rows(tmp_path / "rows.csv", 1000, seed=4)
     checked = checked_for(gates_spec(tmp_path))
     inputs, targets = data.read_file(checked)
     chunks = list(stream.Reader(checked, chunk_rows=128).chunks())
@@ -164,7 +155,7 @@ def test_check_reports_target_ranges_of_a_streamed_file(tmp_path, monkeypatch):
 
 def test_split_sample_and_route_counts(tmp_path, monkeypatch):
     monkeypatch.setattr(stream, "EVAL_SAMPLE", 300)
-    BENCH.write_rows(tmp_path / "rows.csv", 5000, seed=2)
+    write_rows(tmp_path / "rows.csv", 5000, seed=2)
     checked = checked_for(gates_spec(tmp_path), "always")
     ex = data.build_examples(checked)
     assert isinstance(ex, stream.StreamedExamples) and ex.stream is not None and ex.file_rows == 5000
@@ -184,7 +175,7 @@ def test_split_sample_and_route_counts(tmp_path, monkeypatch):
 
 
 def test_holdouts_only_and_fewshot_when_streaming(tmp_path):
-    BENCH.write_rows(tmp_path / "rows.csv", 2000, seed=3)
+    write_rows(tmp_path / "rows.csv", 2000, seed=3)
     spec = gates_spec(tmp_path, extra="holdout reader -> xor\n")
     ex = data.build_examples(checked_for(spec, "always"))
     assert ex.route_rows[2] == 0 and ex.route_rows[0] > 0 and ex.route_rows[1] > 0
@@ -203,7 +194,7 @@ def test_holdouts_only_and_fewshot_when_streaming(tmp_path):
 
 
 def test_check_of_a_streamed_file_is_tf_free(tmp_path):
-    BENCH.write_rows(tmp_path / "rows.csv", 3000, seed=5)
+    write_rows(tmp_path / "rows.csv", 3000, seed=5)
     spec = gates_spec(tmp_path)
     code = ("import sys; from tanglec.spec.checks import load; from tanglec.data import stream; c = load(sys.argv[1]); "
             "assert stream.should_stream(c); assert 'tensorflow' not in sys.modules, 'TF loaded'; print('ok')")
@@ -214,7 +205,7 @@ def test_check_of_a_streamed_file_is_tf_free(tmp_path):
 
 def test_streaming_memory_is_bounded(tmp_path, monkeypatch):
     """Python-heap peak (tracemalloc) of reading 12,000 rows: chunks of 600 vs the whole file."""
-    BENCH.write_rows(tmp_path / "rows.csv", 12_000, seed=6)
+    write_rows(tmp_path / "rows.csv", 12_000, seed=6)
     monkeypatch.setattr(stream, "CHUNK_ROWS", 600)
     checked = checked_for(gates_spec(tmp_path), "always")
     stream._CACHE.clear()
@@ -240,7 +231,7 @@ def test_streamed_training_rows_and_encoding_match_in_memory(tmp_path):
     encodes it in memory (targets and per-decoder weights)."""
     from tanglec.backend.train import training_arrays
 
-    BENCH.write_rows(tmp_path / "rows.csv", 700, seed=7)
+    write_rows(tmp_path / "rows.csv", 700, seed=7)
     checked = checked_for(gates_spec(tmp_path), "always")
     ex = data.build_examples(checked)
     parts = list(ex.stream.chunks(seed=0, epoch=0))
@@ -264,7 +255,7 @@ def test_streamed_training_runs(tmp_path):
     route counts over the whole file."""
     from tanglec.backend.train import train
 
-    BENCH.write_rows(tmp_path / "rows.csv", 3000, seed=8)
+    write_rows(tmp_path / "rows.csv", 3000, seed=8)
     checked = checked_for(gates_spec(tmp_path), "always")
     ex = data.build_examples(checked)
     batches = ex.stream.dataset(batch=32, seed=0).take(3)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ARITH, ROOT, run_tanglec
+from support import ARITH, ROOT, run_tanglec
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import ARITH, SPECS
+from support import ARITH, SPECS
 from tanglec.spec.checks import check_or_raise, load
 from tanglec.data.examples import build_examples
 from tanglec.lang.parser import parse

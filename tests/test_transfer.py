@@ -10,7 +10,7 @@ from tanglec.reports import transfer
 from tanglec.spec.checks import check_or_raise
 from tanglec.lang.parser import parse
 
-from conftest import ROOT, SPECS, run_tanglec
+from support import ROOT, SPECS, run_tanglec
 
 GRAY = SPECS / "transfer_gray.tangle"
 

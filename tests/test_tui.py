@@ -1,38 +1,22 @@
 """Pilot tests of `tanglec explore` (Textual's App.run_test): every view, by keyboard (and a click).
 
-The slow tests share one run of specs/arith.tangle compiled exactly as `tanglec compile` does (the
-click command, in-process), made once per test session even under pytest-xdist (a file lock).
+The slow tests share the session's one trained run of specs/arith.tangle (the `arith_run` fixture).
 """
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
-import os
 import time
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from conftest import ARITH, SPECS
+from support import ARITH, SPECS, TUI_BAD_SPEC as BAD_SPEC, TUI_SIZE as SIZE
 from tanglec.spec.checks import load
 from tanglec.tui.app import ExploreApp
 from tanglec.tui.widgets.help import HelpScreen
 
-SIZE = (110, 34)
 ALL_SPECS = sorted(SPECS.glob("*.tangle"))
-
-BAD_SPEC = """\
-input x: int 0..9
-select op: plus1 | times2
-module enc   : onehot(10) -> latent(8) = dense 16 relu, dense 8
-module plus1 : latent(8) -> latent(8) = dense 8
-module dec   : latent(8) -> onehot(10) = dense 10
-route x -> enc -> [plus1 | times3] by op -> dec
-target y = match op { plus1: (x + 1) % 10, times2: (x * 2) % 10 }
-decode dec as y
-"""
 
 
 def screen_text(app) -> str:
@@ -57,28 +41,6 @@ def in_tmp(tmp_path, monkeypatch):
     """Work in an empty directory, so `runs/<spec>` never finds someone's trained run."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-@pytest.fixture(scope="session")
-def arith_run(tmp_path_factory) -> Path:
-    """specs/arith.tangle compiled by `tanglec compile` (in-process), shared by the xdist workers (one
-    folder per run format, so a run an older tanglec left there is not reused)."""
-    from tanglec.artifacts.run import FORMAT
-
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    out = shared / f"tui-arith-run-{FORMAT.replace('/', '-')}"
-    with open(shared / "tui-arith-run.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not (out / "manifest.json").exists():
-                from tanglec.cli import cli
-
-                result = CliRunner().invoke(cli, ["compile", str(ARITH), "-o", str(out), "--json"])
-                assert result.exit_code == 0, result.output
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    return out
 
 
 # -- Graph ---------------------------------------------------------------------------------
@@ -290,7 +252,7 @@ def test_views_help_and_quit_by_keyboard(in_tmp):
 @pytest.mark.slow
 def test_training_from_the_ui_reaches_compile_accuracy_and_stops_safely(in_tmp, arith_run):
     run_dir = in_tmp / "runs" / "arith"
-    compiled = json.loads((arith_run / "routes.json").read_text())
+    compiled = json.loads((arith_run.run / "routes.json").read_text())
 
     async def body():
         app = ExploreApp(ARITH, run_dir)
@@ -319,7 +281,7 @@ def test_training_from_the_ui_reaches_compile_accuracy_and_stops_safely(in_tmp, 
                    [(r["name"], r["exact"]) for r in compiled["routes"]]
             assert report["accuracy"] == compiled["accuracy"] == 1.0
             metrics = json.loads((run_dir / "metrics.json").read_text())
-            assert set(metrics) == set(json.loads((arith_run / "metrics.json").read_text()))
+            assert set(metrics) == set(json.loads((arith_run.run / "metrics.json").read_text()))
             assert app.model is not None
 
             # and again, paused then stopped mid-way: the last good run stays exactly as it was
@@ -346,12 +308,13 @@ def test_training_from_the_ui_reaches_compile_accuracy_and_stops_safely(in_tmp, 
 
 @pytest.mark.slow
 def test_query_on_a_trained_run_matches_tanglec_query(arith_run, in_tmp):
+    run_dir = arith_run.run
     from tanglec.data.query import answers, parse_fields
     from tanglec.artifacts.run import load_checked, load_model
     from tanglec.backend.train import predict_raw
 
     async def body():
-        app = ExploreApp(arith_run)  # `tanglec explore RUN_DIR`
+        app = ExploreApp(run_dir)  # `tanglec explore RUN_DIR`
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: app.model is not None, 300, "the run's model")
             await pilot.press("3")
@@ -366,7 +329,7 @@ def test_query_on_a_trained_run_matches_tanglec_query(arith_run, in_tmp):
             rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
             from tanglec.cli import cli  # `tanglec query`, the click command itself, in-process
 
-            result = CliRunner().invoke(cli, ["query", str(arith_run), "x=7", "encoding=binary", "op=times2",
+            result = CliRunner().invoke(cli, ["query", str(run_dir), "x=7", "encoding=binary", "op=times2",
                                               "--json"])
             assert result.exit_code == 0, result.output
             expected = json.loads(result.stdout)
@@ -376,8 +339,8 @@ def test_query_on_a_trained_run_matches_tanglec_query(arith_run, in_tmp):
             assert app.query_one("#graph-view").lit == app.lit_selection  # lit in the Graph view too
 
             # several more inputs: the same answers as `tanglec query`'s code path on a fresh model
-            checked, _ = load_checked(arith_run)
-            model = load_model(arith_run, checked)
+            checked, _ = load_checked(run_dir)
+            model = load_model(run_dir, checked)
             panel = app.query_one("#query-panel")
             for x, enc, op in [(0, "decimal", "plus1"), (9, "binary", "plus1"), (5, "decimal", "times2"),
                                (3, "binary", "times2")]:

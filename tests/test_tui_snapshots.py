@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import ARITH, SPECS
+from support import ARITH, SPECS, TUI_BAD_SPEC as BAD_SPEC, TUI_SIZE as SIZE
 from textual.widgets import Input
 
 from tanglec.tui.app import ExploreApp
-from test_tui import BAD_SPEC, SIZE  # the same bad spec and terminal size as the Pilot tests
 
 
 @pytest.fixture(autouse=True)

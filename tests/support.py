@@ -1,0 +1,82 @@
+"""What the tests share: the repo's paths, a way to run the real `tanglec` command, and one trained arith run.
+
+Test modules import from here (`from support import ...`); conftest.py only turns these into fixtures.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+ARITH = SPECS / "arith.tangle"
+
+TUI_SIZE = (110, 34)  # the terminal of the TUI's Pilot tests and snapshots
+TUI_BAD_SPEC = """\
+input x: int 0..9
+select op: plus1 | times2
+module enc   : onehot(10) -> latent(8) = dense 16 relu, dense 8
+module plus1 : latent(8) -> latent(8) = dense 8
+module dec   : latent(8) -> onehot(10) = dense 10
+route x -> enc -> [plus1 | times3] by op -> dec
+target y = match op { plus1: (x + 1) % 10, times2: (x * 2) % 10 }
+decode dec as y
+"""
+
+
+def run_tanglec(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None):
+    """Run `python -m tanglec.cli ARGS` in a fresh process, as a user would run `tanglec`."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "tanglec.cli", *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, timeout=timeout, env=full_env)
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """specs/arith.tangle as `tanglec compile -o run --tensorboard board --json` left it. Shared: read only."""
+
+    run: Path
+    board: Path
+    compiled: dict
+
+    def copy_to(self, folder: Path) -> Path:
+        """A private copy of the run directory at `folder` (for tests that change or replace it)."""
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(self.run, folder)
+        return folder
+
+
+def shared_folder(base_temp: Path) -> Path:
+    """The folder every worker of this pytest session sees (xdist gives each worker its own basetemp)."""
+    return base_temp.parent if os.environ.get("PYTEST_XDIST_WORKER") else base_temp
+
+
+def trained_arith_run(base_temp: Path) -> TrainedRun:
+    """Train specs/arith.tangle once per test session, whatever the number of xdist workers: the first
+    worker trains under a file lock, the others wait and reuse it. One folder per run format, and a run
+    that no longer verifies is trained again, so a stale basetemp never serves a wrong run."""
+    from tanglec.artifacts.run import FORMAT, read_manifest
+    from tanglec.lang.diagnostics import TangleError
+
+    folder = shared_folder(base_temp) / f"tanglec-arith-run-{FORMAT.replace('/', '-')}"
+    folder.mkdir(parents=True, exist_ok=True)
+    run, board, compiled = folder / "runs" / "arith", folder / "board", folder / "compile.json"
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            read_manifest(run)
+        except TangleError:
+            compiled.unlink(missing_ok=True)
+        if not compiled.exists():
+            shutil.rmtree(run, ignore_errors=True)
+            shutil.rmtree(board, ignore_errors=True)
+            proc = run_tanglec("compile", str(ARITH), "-o", str(run), "--tensorboard", str(board), "--json")
+            assert proc.returncode == 0, proc.stderr
+            compiled.write_text(proc.stdout)
+    return TrainedRun(run, board, json.loads(compiled.read_text()))
