@@ -567,6 +567,10 @@ def transfer_(ns: str, seeds: str, scenarios: str, variants: str, no_holdout: bo
     """The transfer report: accuracy of a new module's routes vs training examples (docs/transfer.md)."""
     from .reports import transfer as report
 
+    if not report.SPECS.is_dir():
+        raise click.UsageError(f"the transfer report trains the tanglec repository's own specs: run it from a checkout "
+                               f"(no {report.SPECS} in this installation)")
+
     try:
         config = report.Config(
             scenarios=_choices(scenarios, report.SCENARIOS, "--scenarios"),

@@ -80,3 +80,24 @@ def trained_arith_run(base_temp: Path) -> TrainedRun:
             assert proc.returncode == 0, proc.stderr
             compiled.write_text(proc.stdout)
     return TrainedRun(run, board, json.loads(compiled.read_text()))
+
+
+_MEASURE = """\
+import json, os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:], stdout=open(sys.argv[1] + ".out", "wb"), stderr=open(sys.argv[1] + ".err", "wb"),
+                        stdin=subprocess.DEVNULL)
+_, status, usage = os.wait4(proc.pid, 0)
+print(json.dumps({"rc": os.waitstatus_to_exitcode(status), "cpu": usage.ru_utime + usage.ru_stime,
+                  "peak_mb": usage.ru_maxrss / 1024}))
+"""
+
+
+def measured_tanglec(*args: str, cwd: Path, output: Path, timeout: float = 120) -> tuple[int, str, str, float, float]:
+    """`tanglec ARGS` as a user runs it: (exit code, stdout, stderr, CPU seconds, peak RSS in MB) of that process
+    alone. A small launcher starts it, because a child forked straight from this (TensorFlow-sized) test
+    process would count the parent's pages in its own peak."""
+    proc = subprocess.run([sys.executable, "-c", _MEASURE, str(output), sys.executable, "-m", "tanglec.cli", *args],
+                          capture_output=True, text=True, cwd=cwd, timeout=timeout)
+    figures = json.loads(proc.stdout)
+    stdout, stderr = Path(f"{output}.out").read_text(), Path(f"{output}.err").read_text()
+    return figures["rc"], stdout, stderr, figures["cpu"], figures["peak_mb"]

@@ -130,7 +130,7 @@ train steps 2 batch 8
 @pytest.mark.slow
 def test_a_residual_branch_no_row_takes_answers_a_query(tmp_path):
     """One query row takes branch b: branch a, residual, runs on 0 rows and must not crash."""
-    from conftest import run_tanglec
+    from support import run_tanglec
 
     (tmp_path / "spec.tangle").write_text(RESIDUAL_BRANCH.format(strategy="gather"))
     compiled = run_tanglec("compile", "spec.tangle", "-o", "run", "--json", cwd=tmp_path)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from support import run_tanglec
+from support import measured_tanglec, run_tanglec
 from tanglec.spec.checks import check
 from tanglec.data.examples import MAX_REPORTED, DataError, build_examples
 from tanglec.lang.diagnostics import render_all
@@ -251,40 +251,20 @@ MODES = ["always", "never"]
 def compile_data(tmp_path, mode: str, name: str = "rows.csv", content: str | bytes | None = None,
                  timeout: float = 120):
     """`tanglec compile --steps 5 --json` on SPEC reading `name` with `stream MODE`, in a child process:
-    (exit code, diagnostics, stderr, seconds, the child's peak RSS in MB). Nothing may be written."""
-    import os
-    import subprocess
-    import sys
-    import time
-
+    (exit code, diagnostics, stderr, CPU seconds, the child's peak RSS in MB). Nothing may be written."""
     data = tmp_path / name
     if content is not None:
         (data.write_bytes if isinstance(content, bytes) else data.write_text)(content)
     spec = tmp_path / "spec.tangle"
     spec.write_text(SPEC.replace('data file "{file}"', f'data file "{name}" stream {mode}'))
     before = sorted(p.name for p in tmp_path.iterdir())
-    out, err = tmp_path.parent / f"{tmp_path.name}.out", tmp_path.parent / f"{tmp_path.name}.err"
-    started = time.monotonic()
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "tanglec.cli", "compile", str(spec), "--steps", "5",
-                                 "--json", "-o", str(tmp_path / "run")], stdout=stdout, stderr=stderr,
-                                stdin=subprocess.DEVNULL)
-        while True:  # os.wait4: this child's own peak, not the largest child's so far
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() - started > timeout:
-                proc.kill()
-                proc.wait()
-                pytest.fail(f"compile still running after {timeout} s")
-            time.sleep(0.05)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    seconds = usage.ru_utime + usage.ru_stime  # CPU time: what the refusal costs, whatever else the machine runs
+    returncode, stdout, stderr_text, seconds, peak_mb = measured_tanglec(
+        "compile", str(spec), "--steps", "5", "--json", "-o", str(tmp_path / "run"), cwd=tmp_path,
+        output=tmp_path.parent / f"{tmp_path.name}.measure", timeout=timeout)
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no run, no temporary folder
-    stderr_text = err.read_text()
     assert "Traceback" not in stderr_text
-    diags = json.loads(out.read_text())["diagnostics"] if proc.returncode == 1 else []
-    return proc.returncode, diags, stderr_text, seconds, usage.ru_maxrss / 1024
+    diags = json.loads(stdout)["diagnostics"] if returncode == 1 else []
+    return returncode, diags, stderr_text, seconds, peak_mb
 
 
 def positions(diags) -> list[tuple]:

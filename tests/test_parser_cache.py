@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import stat
 
-from conftest import ROOT, run_tanglec
+from support import ROOT, run_tanglec
 
 PACKAGE = ROOT / "tanglec"
 
