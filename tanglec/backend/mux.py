@@ -23,8 +23,15 @@ the same function and the same gradients (up to float rounding):
     written by hand (one ``gather_nd`` per branch) so that the train step
     also compiles with XLA (``jit_compile=True``).
 
-All three compile with XLA; on CPU that only pays off for tiny models (see
-:func:`choose_strategy`).
+``stacked``
+    Branches that are the same chain of Dense layers keep their weights stacked
+    (``[K, in, out]`` per layer); rows are grouped by branch into a padded
+    ``[K, n_max, d]`` block and every layer is one batched matmul
+    (:mod:`tanglec.backend.stacked`). The branch models are then only the
+    architecture and the names: the weights live in the stack.
+
+``where`` and ``gather`` compile with XLA; on CPU that only pays off for tiny
+models (see :func:`choose_strategy`).
 
 :func:`choose_strategy` is the cost model behind ``strategy="auto"`` in the
 compiler; it was calibrated with ``bench/mux_sweep.py`` (numbers in its
@@ -35,7 +42,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-STRATEGIES = ("where", "partition", "gather")
+from .stacked import stack_specs, group_slots, stacked_forward
+
+STRATEGIES = ("where", "partition", "gather", "stacked")
 
 __all__ = ["STRATEGIES", "Multiplexer", "choose_strategy"]
 
@@ -48,7 +57,7 @@ class Multiplexer(keras.layers.Layer):
 
     * ``index``: int tensor ``[batch]`` (``[batch, 1]`` is accepted and
       flattened; int64 is cast to int32) with values in ``0..N-1``.
-      Out-of-range values are an error for ``partition``; ``where`` and
+      Out-of-range values are an error for ``partition`` and ``stacked``; ``where`` and
       ``gather`` yield a zero row for them.
     * ``x_k``: float ``[batch, d_k]``, the input of branch k (the ``d_k`` may
       differ per branch). Passing the *same* tensor to several slots is
@@ -78,8 +87,21 @@ class Multiplexer(keras.layers.Layer):
         for b in branches:
             if not isinstance(b, keras.layers.Layer):
                 raise TypeError(f"branch {b!r} is not a keras Layer")
-        self.branches = branches  # a tracked list: branch weights are ours too
         self.strategy = strategy
+        if strategy == "stacked":
+            self.specs = stack_specs(branches)
+            if self.specs is None:
+                raise ValueError("the stacked strategy needs branches that are the same chain of Dense layers")
+            # not tracked: the stacked variables hold the weights, the branches name the modules
+            self._untracked = _Untracked(branches)
+        else:
+            self._tracked_branches = branches  # a tracked list: branch weights are ours too
+
+    @property
+    def branches(self) -> list:
+        return list(self._untracked.items) if self.strategy == "stacked" else list(self._tracked_branches)
+
+    branch_views = branches
 
     @property
     def n_branches(self) -> int:
@@ -99,7 +121,28 @@ class Multiplexer(keras.layers.Layer):
         for branch, shape in zip(self.branches, input_shape[1:]):
             if not branch.built:
                 branch.build(tuple(shape))
+        if self.strategy == "stacked":
+            self._build_stack()
         self.built = True
+
+    def _build_stack(self):
+        """One [K, in, out] kernel and [K, out] bias per Dense layer, from the branches' weights."""
+        per_branch = [[layer for layer in b.layers if isinstance(layer, keras.layers.Dense)] for b in self.branches]
+        self._stack = []
+        for j, spec in enumerate(self.specs[1:]):
+            dense = [layers[j] for layers in per_branch]
+            kernel = self.add_weight(shape=(self.n_branches, *dense[0].kernel.shape), initializer="zeros",
+                                     name=f"stack{j}_kernel")
+            kernel.assign(_stack_values([d.kernel for d in dense]))
+            bias = None
+            if spec.use_bias:
+                bias = self.add_weight(shape=(self.n_branches, spec.units), initializer="zeros", name=f"stack{j}_bias")
+                bias.assign(_stack_values([d.bias for d in dense]))
+            self._stack.append((spec, kernel, bias))
+
+    def stacked_weights(self) -> list:
+        """The stacked variables in the order a branch lists its own weights (kernel, bias per layer)."""
+        return [w for _, kernel, bias in self._stack for w in (kernel, bias) if w is not None]
 
     def compute_output_shape(self, input_shape):
         self._check_arity(input_shape)
@@ -125,6 +168,8 @@ class Multiplexer(keras.layers.Layer):
             y = self._call_where(index, xs, training)
         elif self.strategy == "partition":
             y = self._call_partition(index, xs, training)
+        elif self.strategy == "stacked":
+            y = self._call_stacked(index, xs)
         else:
             y = self._call_gather(index, xs, training)
         return y
@@ -185,6 +230,17 @@ class Multiplexer(keras.layers.Layer):
             outs.append(self._run(k, tf.gather_nd(x, r), training))
         return _scatter_rows(rows, outs, batch)
 
+    def _call_stacked(self, index, xs):
+        if all(x is xs[0] for x in xs):
+            x = xs[0]
+        else:  # row i of the slot its branch reads
+            rows = tf.stack([index, tf.range(tf.shape(index)[0])], axis=1)
+            x = tf.gather_nd(tf.stack(xs), rows)
+        slots, n_max = group_slots(index, self.n_branches)
+        keep = [b.trainable for b in self.branches]
+        return stacked_forward(x, slots, n_max, self.n_branches, self._stack,
+                               keep=None if all(keep) else tf.constant(keep))
+
     # ----------------------------------------------------------- serialization
     def get_config(self):
         config = super().get_config()
@@ -206,6 +262,17 @@ class Multiplexer(keras.layers.Layer):
         config = dict(config)
         branches = [keras.saving.deserialize_keras_object(b) for b in config.pop("branches")]
         return cls(branches=branches, **config)
+
+
+class _Untracked:
+    """Holds layers out of Keras's sight (no weight tracking, no saving)."""
+
+    def __init__(self, items):
+        self.items = tuple(items)
+
+
+def _stack_values(variables):
+    return tf.stack([tf.convert_to_tensor(v) for v in variables])
 
 
 def _branch_output_shape(branch, shape):
@@ -248,7 +315,8 @@ def _in_object_sharing_scope() -> bool:
 
 
 # Cost-model constants; see choose_strategy's docstring for the measurements.
-_CPU_ROUTED = "partition"  # on CPU the best routed strategy in every measured cell (or tied)
+_CPU_ROUTED = "partition"  # on CPU the best per-branch strategy in every measured cell (or tied)
+_CPU_STACK_MIN_BRANCHES = 8  # stacked beat partition from K = 8 in every measured cell; lost at K = 2
 _GPU_WHERE_MAX_WASTED_FLOPS = 1e8  # GPU: NOT calibrated (no GPU was available), an estimate
 _XLA_WHERE_MAX_WASTED_FLOPS = 1e7  # CPU + XLA: ~1 ms of wasted compute at most; seed spec: 7e5
 
@@ -272,9 +340,23 @@ def xla_pays_off(parameters: int, steps: int, device: str = "CPU") -> bool:
 
 
 def choose_strategy(
-    n_branches: int, batch_size: int, branch_flops: float, device: str = "CPU", xla: bool = False
+    n_branches: int, batch_size: int, branch_flops: float, device: str = "CPU", xla: bool = False,
+    stackable: bool = False,
 ) -> str:
     """The ``auto`` choice: returns one of STRATEGIES.
+
+    ``stackable``: the branches are distinct modules of one Dense chain, used nowhere else
+    (``stacked`` is possible). On CPU, ``stacked`` from ``_CPU_STACK_MIN_BRANCHES`` branches:
+    one batched matmul per layer instead of K, and one fused optimizer update per layer
+    instead of K (``bench/mux_sweep.py``, Adam, W = 256; ratio to one branch, random routing,
+    2026-12-02, load ~2)::
+
+        K    B     partition   stacked   limit (one branch + K branches' update)
+        2    32    0.52        0.44      0.57
+        8    32    0.16        0.19      0.37
+        32   256   0.18        0.20      0.25
+
+    At K = 2 the routing ops cost more than the matmuls they merge.
 
     ``branch_flops`` is the forward cost of one branch for *one* example
     (2 x multiply-adds; a Dense(a -> b) layer is 2ab). ``device`` is ``"CPU"``
@@ -385,4 +467,6 @@ def choose_strategy(
     if kind == "GPU":
         wasted = (n_branches - 1) * batch_size * branch_flops
         return "where" if wasted <= _GPU_WHERE_MAX_WASTED_FLOPS else "gather"
+    if stackable and n_branches >= _CPU_STACK_MIN_BRANCHES:
+        return "stacked"
     return _CPU_ROUTED
