@@ -40,6 +40,7 @@ docstring).
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from .stacked import stack_specs, group_slots, stacked_forward
@@ -131,14 +132,15 @@ class Multiplexer(keras.layers.Layer):
         self._stack = []
         for j, spec in enumerate(self.specs[1:]):
             dense = [layers[j] for layers in per_branch]
-            kernel = self.add_weight(shape=(self.n_branches, *dense[0].kernel.shape), initializer="zeros",
-                                     name=f"stack{j}_kernel")
-            kernel.assign(_stack_values([d.kernel for d in dense]))
-            bias = None
-            if spec.use_bias:
-                bias = self.add_weight(shape=(self.n_branches, spec.units), initializer="zeros", name=f"stack{j}_bias")
-                bias.assign(_stack_values([d.bias for d in dense]))
+            kernel = self._stacked_weight(f"stack{j}_kernel", [d.kernel for d in dense])
+            bias = self._stacked_weight(f"stack{j}_bias", [d.bias for d in dense]) if spec.use_bias else None
             self._stack.append((spec, kernel, bias))
+
+    def _stacked_weight(self, name, variables):
+        with tf.init_scope():  # read eagerly, also when first built inside a tf.function
+            value = np.stack([np.asarray(v.numpy()) for v in variables])
+        return self.add_weight(shape=value.shape, name=name,
+                               initializer=lambda shape, dtype=None: tf.constant(value, dtype=dtype))
 
     def stacked_weights(self) -> list:
         """The stacked variables in the order a branch lists its own weights (kernel, bias per layer)."""
@@ -269,10 +271,6 @@ class _Untracked:
 
     def __init__(self, items):
         self.items = tuple(items)
-
-
-def _stack_values(variables):
-    return tf.stack([tf.convert_to_tensor(v) for v in variables])
 
 
 def _branch_output_shape(branch, shape):

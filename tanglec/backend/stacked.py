@@ -106,7 +106,7 @@ def _masked_gradient(weight, keep):
             return tf.where(tf.reshape(keep, [-1] + [1] * (dw.shape.rank - 1)), dw, tf.zeros_like(dw))
         return tf.identity(w), grad
 
-    return identity(weight)
+    return identity(tf.convert_to_tensor(weight))  # a tensor: the variable's own gradient flows through it
 
 
 class BranchSlice:
