@@ -541,3 +541,30 @@ def test_choose_strategy_stacks_many_stackable_branches_on_cpu():
     assert choose_strategy(2, 32, mlp256, stackable=True) == "partition"  # routing costs more than it saves
     assert choose_strategy(32, 256, mlp256, stackable=False) == "partition"
     assert choose_strategy(32, 256, mlp256, "GPU", stackable=True) == "gather"  # not measured on GPU
+
+
+@pytest.mark.parametrize("saved, loaded", [("stacked", "partition"), ("partition", "stacked"), ("stacked", "stacked")])
+def test_weights_files_load_across_strategies(saved, loaded, tmp_path):
+    """Weights are saved branch by branch whatever the strategy, so a run trained stacked loads
+    into a model rebuilt with another strategy, and an older run loads into a stacked one."""
+    def model_with(strategy, seed):
+        keras.utils.set_random_seed(seed)
+        x = keras.Input((4,), name="x")
+        sel = keras.Input((), dtype="int32", name="sel")
+        branches = []
+        for k in range(3):
+            i = keras.Input((4,))
+            branches.append(keras.Model(i, keras.layers.Dense(2)(keras.layers.Dense(8, activation="relu")(i)),
+                                        name=f"branch{k}"))
+        return keras.Model({"x": x, "sel": sel}, Multiplexer(branches, strategy=strategy, name="mux")([sel, x, x, x]))
+
+    data, y = sel_data(64)
+    source = model_with(saved, 0)
+    source.compile(optimizer=FusedAdam(0.05), loss="mse")
+    source.fit(data, y, batch_size=16, epochs=1, verbose=0)  # stacked: the stack moves, not the branch models
+    path = tmp_path / "model.weights.h5"
+    source.save_weights(path)
+    target = model_with(loaded, 1)
+    assert not np.allclose(target(data).numpy(), source(data).numpy())
+    target.load_weights(path)
+    np.testing.assert_allclose(target(data).numpy(), source(data).numpy(), rtol=1e-5, atol=1e-6)

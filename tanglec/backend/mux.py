@@ -144,7 +144,40 @@ class Multiplexer(keras.layers.Layer):
 
     def stacked_weights(self) -> list:
         """The stacked variables in the order a branch lists its own weights (kernel, bias per layer)."""
+        self._pull_loaded_branches()
+        return self._stacked_variables()
+
+    def _stacked_variables(self) -> list:
         return [w for _, kernel, bias in self._stack for w in (kernel, bias) if w is not None]
+
+    def _branch_variables(self, k: int) -> list:
+        return [w for layer in self.branches[k].layers if isinstance(layer, keras.layers.Dense)
+                for w in (layer.kernel, layer.bias) if w is not None]
+
+    # A weights file holds every multiplexer's weights branch by branch, whatever the strategy, so a
+    # run loads with any strategy: a stacked multiplexer writes its slices into the branch models
+    # before they are saved, and reads them back after they are loaded (Keras loads a layer's own
+    # variables before its sublayers', hence the flag, honoured on the next call or slice access).
+    def save_own_variables(self, store):
+        if self.strategy != "stacked":
+            return super().save_own_variables(store)
+        if self.built:
+            with tf.init_scope():
+                for k in range(self.n_branches):
+                    for var, stacked in zip(self._branch_variables(k), self._stacked_variables()):
+                        var.assign(stacked[k])
+
+    def load_own_variables(self, store):
+        if self.strategy != "stacked":
+            return super().load_own_variables(store)
+        self._branches_loaded = True
+
+    def _pull_loaded_branches(self):
+        if getattr(self, "_branches_loaded", False):
+            self._branches_loaded = False
+            with tf.init_scope():
+                for j, stacked in enumerate(self._stacked_variables()):
+                    stacked.assign(tf.stack([tf.convert_to_tensor(self._branch_variables(k)[j]) for k in range(self.n_branches)]))
 
     def compute_output_shape(self, input_shape):
         self._check_arity(input_shape)
@@ -238,6 +271,7 @@ class Multiplexer(keras.layers.Layer):
         else:  # row i of the slot its branch reads
             rows = tf.stack([index, tf.range(tf.shape(index)[0])], axis=1)
             x = tf.gather_nd(tf.stack(xs), rows)
+        self._pull_loaded_branches()
         slots, n_max = group_slots(index, self.n_branches)
         keep = [b.trainable for b in self.branches]
         return stacked_forward(x, slots, n_max, self.n_branches, self._stack,
