@@ -568,3 +568,26 @@ def test_weights_files_load_across_strategies(saved, loaded, tmp_path):
     assert not np.allclose(target(data).numpy(), source(data).numpy())
     target.load_weights(path)
     np.testing.assert_allclose(target(data).numpy(), source(data).numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_cli_trains_a_stacked_run_that_loads_for_eval_and_query(tmp_path):
+    """`--mux stacked` stacks arith's op multiplexer (plus1 | times2: one Dense chain) and leaves the
+    encoders (different input widths) to partition; the run's weights load for eval and query."""
+    from conftest import ARITH, run_tanglec
+    from tanglec.backend.codegen import build_model, module_layers
+    from tanglec.spec.checks import load
+
+    model = build_model(load(ARITH), mux="stacked")
+    strategies = {layer.name.split("_")[1]: layer.strategy for layer in model.layers if isinstance(layer, Multiplexer)}
+    assert strategies == {"encoding": "partition", "op": "stacked"}
+    assert isinstance(module_layers(model)["plus1"], BranchSlice)
+
+    run = tmp_path / "run"
+    proc = run_tanglec("compile", str(ARITH), "--mux", "stacked", "--steps", "20", "-o", str(run))
+    assert proc.returncode == 0, proc.stderr
+    proc = run_tanglec("eval", str(run), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert "accuracy" in json.loads(proc.stdout)
+    proc = run_tanglec("query", str(run), "x=7", "encoding=binary", "op=times2", "--json")
+    assert proc.returncode == 0, proc.stderr
