@@ -4,8 +4,12 @@
 For every cell (K branches, batch size B) the script builds, in one process:
 
 * ``one``      -- a single branch MLP on the whole batch: the same FLOPs, no routing;
-* ``where`` / ``partition`` / ``gather`` -- ``Multiplexer`` over K branch MLPs, every
-  example routed to a uniformly random branch (all slots get the same input ``x``);
+* ``limit``    -- one branch's forward and backward on the batch plus the optimizer's update of
+  all K branches' weights (stacked, one tensor per layer): the work no strategy can skip with a
+  dense optimizer;
+* ``where`` / ``partition`` / ``gather`` / ``stacked`` -- ``Multiplexer`` over K branch MLPs (all
+  slots get the same input ``x``), rows routed by ``--routing``: ``random`` (every example to a
+  uniformly random branch, natural routing) and/or ``balanced`` (every branch gets B/K rows);
 * ``gather+xla``, ``where+xla`` -- the train step compiled by XLA (``jit_compile=True``),
   only for batch <= ``--xla-max-batch`` (256) and K <= ``--xla-max-k`` (8 with ``--quick``,
   else 32: compiling them is slow); ``one+xla`` is the baseline under XLA
@@ -20,13 +24,14 @@ For every cell (K branches, batch size B) the script builds, in one process:
 
 Branch = MLP ``Dense(W, relu) -> Dense(W)`` on ``[B, W]`` inputs, W = 256.
 Rate = steps/s of a compiled train step (``tf.function`` running ``n`` steps of
-forward + MSE + gradient + optimizer update in a ``tf.range`` loop, like
+forward + MSE + gradient + optimizer update (``--optimizer``: tanglec's fused Adam by default) in a ``tf.range`` loop, like
 ``steps_per_execution``); compilation and two warm-up calls are excluded. Each
 configuration is timed in several round-robin rounds and the best round is kept,
 which makes the numbers robust to other processes sharing the CPU; the process CPU
 time per step is recorded too (``cpu_ratio_to_one``), a cross-check that hardly
 moves when other processes compete for the cores.
 
+    python bench/mux_sweep.py --k 32 --batch 256 --xla-max-batch -1   # the acceptance cell, ~2 min
     python bench/mux_sweep.py --quick --json runs/mux_quick.json   # ~1.5-3 min on 2 cores
     python bench/mux_sweep.py --json runs/mux_full.json            # ~13 min with other load
 
@@ -346,7 +351,8 @@ def main(argv=None) -> int:
             kinds = ["one", "limit", *STRATEGIES]
             if 0 <= batch <= args.xla_max_batch and k <= xla_max_k:
                 kinds += ["gather+xla", "where+xla"]
-            kinds.append("one+xla")
+            if args.xla_max_batch >= 0:
+                kinds.append("one+xla")
             if not args.no_noroute and batch % k == 0:
                 kinds.append("noroute")
             t0 = time.time()

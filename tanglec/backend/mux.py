@@ -348,7 +348,7 @@ def _in_object_sharing_scope() -> bool:
 
 # Cost-model constants; see choose_strategy's docstring for the measurements.
 _CPU_ROUTED = "partition"  # on CPU the best per-branch strategy in every measured cell (or tied)
-_CPU_STACK_MIN_BRANCHES = 8  # stacked beat partition from K = 8 in every measured cell; lost at K = 2
+_CPU_STACK_BRANCHES = range(8, 33)  # where stacked won or tied on CPU (choose_strategy's docstring)
 _GPU_WHERE_MAX_WASTED_FLOPS = 1e8  # GPU: NOT calibrated (no GPU was available), an estimate
 _XLA_WHERE_MAX_WASTED_FLOPS = 1e7  # CPU + XLA: ~1 ms of wasted compute at most; seed spec: 7e5
 
@@ -378,17 +378,26 @@ def choose_strategy(
     """The ``auto`` choice: returns one of STRATEGIES.
 
     ``stackable``: the branches are distinct modules of one Dense chain, used nowhere else
-    (``stacked`` is possible). On CPU, ``stacked`` from ``_CPU_STACK_MIN_BRANCHES`` branches:
-    one batched matmul per layer instead of K, and one fused optimizer update per layer
-    instead of K (``bench/mux_sweep.py``, Adam, W = 256; ratio to one branch, random routing,
-    2026-12-02, load ~2)::
+    (``stacked`` is possible). On CPU, ``stacked`` for ``_CPU_STACK_BRANCHES`` (8 to 32)
+    branches: one batched matmul per layer instead of K, one fused optimizer update per layer
+    instead of K. Outside it, ``partition``: at K = 2 the grouping costs more than the two matmuls
+    it merges, and at K = 64 the padding to the largest branch (random routing, ~2.5x the rows at
+    batch 256) loses to routing each branch's exact rows. ``bench/mux_sweep.py --quick``, Adam,
+    W = 256, ratio to one branch (2026-12-02, load average 7-9, so single cells are noisy;
+    ``bench/results/mux_sweep_adam_stacked_quick.json``)::
 
-        K    B     partition   stacked   limit (one branch + K branches' update)
-        2    32    0.52        0.44      0.57
-        8    32    0.16        0.19      0.37
-        32   256   0.18        0.20      0.25
+        routing   K    B     partition  gather  stacked  limit
+        random    2    32    0.46       0.51    0.34     0.43
+        random    8    256   0.28       0.14    0.35     0.45
+        random    32   32    0.03       0.03    0.05     0.04
+        random    32   256   0.09       0.07    0.07     0.13
+        random    64   256   0.04       0.03    0.02     0.06
+        balanced  8    256   0.28       0.36    0.44     0.45
+        balanced  32   256   0.09       0.08    0.13     0.12
+        balanced  64   256   0.04       0.03    0.03     0.05
 
-    At K = 2 the routing ops cost more than the matmuls they merge.
+    (``limit``: one branch's forward/backward plus the optimizer's update of all K branches'
+    weights, what no strategy with a dense optimizer can skip.)
 
     ``branch_flops`` is the forward cost of one branch for *one* example
     (2 x multiply-adds; a Dense(a -> b) layer is 2ab). ``device`` is ``"CPU"``
@@ -499,6 +508,6 @@ def choose_strategy(
     if kind == "GPU":
         wasted = (n_branches - 1) * batch_size * branch_flops
         return "where" if wasted <= _GPU_WHERE_MAX_WASTED_FLOPS else "gather"
-    if stackable and n_branches >= _CPU_STACK_MIN_BRANCHES:
+    if stackable and n_branches in _CPU_STACK_BRANCHES:
         return "stacked"
     return _CPU_ROUTED
