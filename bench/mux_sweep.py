@@ -19,12 +19,13 @@ For every cell (K branches, batch size B) the script builds, in one process:
   multiplexed models but no routing ops at all, so it is the ceiling any routing
   strategy can reach (what is left between ``one`` and ``noroute`` is the price of
   having K separate weight sets, not of routing);
-* ``auto`` -- ``choose_strategy(K, B, flops)``'s pick (the same layer as that
+* ``auto`` -- ``choose_strategy(K, B, flops, stackable=True)``'s pick (the same layer as that
   strategy, so its rate is that strategy's measured rate).
 
 Branch = MLP ``Dense(W, relu) -> Dense(W)`` on ``[B, W]`` inputs, W = 256.
 Rate = steps/s of a compiled train step (``tf.function`` running ``n`` steps of
-forward + MSE + gradient + optimizer update (``--optimizer``: tanglec's fused Adam by default) in a ``tf.range`` loop, like
+forward + MSE + gradient + optimizer update (``--optimizer``: tanglec's fused Adam by
+default) in a ``tf.range`` loop, like
 ``steps_per_execution``); compilation and two warm-up calls are excluded. Each
 configuration is timed in several round-robin rounds and the best round is kept,
 which makes the numbers robust to other processes sharing the CPU; the process CPU
@@ -252,7 +253,8 @@ def markdown(cells, metric: str = "ratio_to_one") -> str:
     """
     xla = [kk for kk in XLA_KINDS if any(kk in c["ratio_to_one"] for c in cells)]
     wall = metric == "ratio_to_one"
-    cols = ["routing", "K", "batch", "one steps/s", "limit", *STRATEGIES, *xla, "auto (pick)", "best", "auto ≤10% off"]
+    cols = ["routing", "K", "batch", "one steps/s", "limit", *STRATEGIES, *xla]
+    cols += ["auto (pick)", "best", "auto ≤10% off"]
     cols += ["noroute (ceiling)", "one+xla"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for c in cells:

@@ -411,7 +411,8 @@ def test_stacked_matches_partition_values_and_gradients(case):
 
     np.testing.assert_allclose(y_s, np_reference(params, index, xs), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(y_s, y_p, rtol=1e-5, atol=1e-6)
-    assert [tuple(w.shape) for w in stacked.trainable_weights] == [(n, 3, HIDDEN), (n, HIDDEN), (n, HIDDEN, D_OUT), (n, D_OUT)]
+    shapes = [tuple(w.shape) for w in stacked.trainable_weights]
+    assert shapes == [(n, 3, HIDDEN), (n, HIDDEN), (n, HIDDEN, D_OUT), (n, D_OUT)]
     assert len(gw_s) == 4
     for j, g in enumerate(gw_s):  # one stacked gradient per layer weight, slices = per-branch gradients
         np.testing.assert_allclose(g, np.stack(gw_p[j::4]), rtol=1e-5, atol=1e-6)

@@ -176,8 +176,9 @@ class Multiplexer(keras.layers.Layer):
         if getattr(self, "_branches_loaded", False):
             self._branches_loaded = False
             with tf.init_scope():
+                per_branch = [self._branch_variables(k) for k in range(self.n_branches)]
                 for j, stacked in enumerate(self._stacked_variables()):
-                    stacked.assign(tf.stack([tf.convert_to_tensor(self._branch_variables(k)[j]) for k in range(self.n_branches)]))
+                    stacked.assign(tf.stack([tf.convert_to_tensor(weights[j]) for weights in per_branch]))
 
     def compute_output_shape(self, input_shape):
         self._check_arity(input_shape)
