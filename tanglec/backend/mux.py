@@ -480,8 +480,9 @@ def choose_strategy(
     every step reads them twice, writes their gradients and updates them,
     with only 8 rows per branch to amortise that traffic over. Tried and
     rejected: sorting rows + one gather/split (same speed), per-branch
-    scatter/accumulate (slower at large B), stacked weights + padded batched
-    matmul (0.10-0.14x), fewer/more TF threads (slower), XLA (below).
+    scatter/accumulate (slower at large B), fewer/more TF threads (slower), XLA
+    (below). Stacked weights + padded batched matmul reached only 0.10-0.14x under SGD; with
+    Adam, whose update of the K weight sets is fused per stacked tensor, it is ``stacked``.
 
     GPU (not calibrated: no GPU was available): routing needs a device->host
     sync for the data-dependent shapes, so ``where`` is preferred while the
