@@ -502,6 +502,14 @@ def test_fused_adam_is_keras_adam():
     for a, b in zip(results[0][0] + results[0][1], results[1][0] + results[1][1]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
+    # and it is the fused kernel that runs: one ResourceApplyAdam per variable, no element-wise chain
+    variables = [keras.Variable(w) for w in start]
+    opt = FusedAdam(0.01)
+    opt.build(variables)
+    step = tf.function(lambda gs: opt.apply(gs, variables))
+    ops = [op.type for op in step.get_concrete_function([tf.constant(g) for g in grads[0]]).graph.get_operations()]
+    assert ops.count("ResourceApplyAdam") == len(variables) and "Sqrt" not in ops
+
 
 @pytest.mark.slow
 def test_stacked_fit_save_load(tmp_path):
