@@ -89,6 +89,7 @@ class Multiplexer(keras.layers.Layer):
             if not isinstance(b, keras.layers.Layer):
                 raise TypeError(f"branch {b!r} is not a keras Layer")
         self.strategy = strategy
+        self._branches_loaded = False  # stacked: branch models just loaded from a file, the stack not yet
         if strategy == "stacked":
             self.specs = stack_specs(branches)
             if self.specs is None:
@@ -101,8 +102,6 @@ class Multiplexer(keras.layers.Layer):
     @property
     def branches(self) -> list:
         return list(self._untracked.items) if self.strategy == "stacked" else list(self._tracked_branches)
-
-    branch_views = branches
 
     @property
     def n_branches(self) -> int:
@@ -173,7 +172,7 @@ class Multiplexer(keras.layers.Layer):
         self._branches_loaded = True
 
     def _pull_loaded_branches(self):
-        if getattr(self, "_branches_loaded", False):
+        if self._branches_loaded:
             self._branches_loaded = False
             with tf.init_scope():
                 per_branch = [self._branch_variables(k) for k in range(self.n_branches)]

@@ -116,7 +116,7 @@ class BranchSlice:
 
     def __init__(self, mux, k: int):
         self.mux, self.k = mux, k
-        self.name = mux.branch_views[k].name
+        self.name = mux.branches[k].name
 
     def get_weights(self) -> list[np.ndarray]:
         return [np.asarray(w.numpy()[self.k]) for w in self.mux.stacked_weights()]
@@ -132,11 +132,11 @@ class BranchSlice:
 
     @property
     def trainable(self) -> bool:
-        return self.mux.branch_views[self.k].trainable
+        return self.mux.branches[self.k].trainable
 
     @trainable.setter
     def trainable(self, value: bool) -> None:
-        self.mux.branch_views[self.k].trainable = bool(value)
+        self.mux.branches[self.k].trainable = bool(value)
 
 
 @keras.saving.register_keras_serializable(package="tanglec")
