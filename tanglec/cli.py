@@ -217,7 +217,7 @@ def _route_table(report: dict) -> str:
               help="Run directory to write (default: runs/<spec name>).")
 @click.option("--seed", type=int, default=None, help="Override the spec's seed.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Override the spec's step count.")
-@click.option("--mux", type=click.Choice(["where", "partition", "gather", "auto"]), default=None,
+@click.option("--mux", type=click.Choice(["where", "partition", "gather", "stacked", "auto"]), default=None,
               help="Multiplexer strategy for every multiplexer without its own.")
 @click.option("--tensorboard", "tensorboard", type=click.Path(file_okay=False, path_type=Path), default=None,
               metavar="DIR", help="Write TensorBoard scalars (loss per decoder, accuracy per route) to DIR.")

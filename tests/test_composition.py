@@ -144,16 +144,22 @@ def test_init_mismatch_is_a_positioned_error(base_run):
 
 
 @pytest.mark.slow
-def test_init_loads_weights_by_name_into_a_changed_graph(base_run):
+@pytest.mark.parametrize("mux", [None, "stacked"])
+def test_init_loads_weights_by_name_into_a_changed_graph(base_run, mux):
+    """With `stacked`, the frozen plus1/times2 are slices of one stack: init writes them into their
+    slices and freezing keeps those slices exact while the run trains."""
     from tanglec.backend.codegen import module_layers
     from tanglec.artifacts.run import load_checked, load_model
+    from tanglec.backend.mux import Multiplexer
     from tanglec.backend.train import train
 
     spec = (SPECS / "transfer_gray.tangle").read_text()
     checked = check(parse(spec, str(SPECS / "transfer_gray.tangle")), init=base_run)
     assert checked.ok, [d.message for d in checked.errors]
     assert sorted(checked.new_modules) == ["gray"]
-    result = train(checked, build_examples(checked), steps=10)
+    result = train(checked, build_examples(checked), steps=10, mux=mux)
+    strategies = sorted(layer.strategy for layer in result.model.layers if isinstance(layer, Multiplexer))
+    assert strategies == (["partition", "stacked"] if mux else ["partition", "partition"])
     assert result.loaded == ["binary", "decimal", "plus1", "times2", "to_binary", "to_decimal"]
     old = module_layers(load_model(base_run, load_checked(base_run)[0]))
     new = module_layers(result.model)
@@ -167,7 +173,8 @@ def test_init_loads_weights_by_name_into_a_changed_graph(base_run):
 
 
 @pytest.mark.slow
-def test_phases_run_in_order_and_train_only_their_modules():
+@pytest.mark.parametrize("mux", [None, "stacked"])
+def test_phases_run_in_order_and_train_only_their_modules(mux):
     from tanglec.backend.codegen import build_model, module_layers
     from tanglec.backend.train import train
 
@@ -178,7 +185,7 @@ def test_phases_run_in_order_and_train_only_their_modules():
     assert result.steps_run == 30 and [h["step"] for h in result.history] == [10, 20, 30]
 
     only_plus1 = check(parse(SEED.replace(" until exact", "") + "\nphase one steps 20 modules plus1\n", str(ARITH)))
-    model = build_model(only_plus1)
+    model = build_model(only_plus1, mux=mux)  # stacked: plus1 and times2 are slices of one stack
     before = {n: [w.copy() for w in layer.get_weights()] for n, layer in module_layers(model).items()}
     train(only_plus1, build_examples(only_plus1), model=model)
     after = {n: layer.get_weights() for n, layer in module_layers(model).items()}

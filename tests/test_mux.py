@@ -12,6 +12,9 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tanglec.backend.mux import STRATEGIES, Multiplexer, choose_strategy  # noqa: E402
+from tanglec.backend.stacked import BranchSlice, FusedAdam  # noqa: E402
+
+PER_BRANCH = ("where", "partition", "gather")  # strategies that take any branches (stacked: one Dense chain)
 
 D_OUT = 3
 HIDDEN = 5
@@ -75,12 +78,13 @@ def values_and_grads(mux, index, xs, w_out):
     x_vars = [tf.constant(x) for x in xs]
     if all(x is xs[0] for x in xs):  # keep "the same tensor in every slot"
         x_vars = [x_vars[0]] * len(xs)
-    weights = mux.trainable_variables
     with tf.GradientTape(persistent=True) as tape:
         for x in x_vars:
             tape.watch(x)
         y = mux([tf.constant(index)] + x_vars)
         loss = tf.reduce_sum(y * w_out)
+    weights = mux.trainable_variables  # after the call: a stacked multiplexer creates its weights when built
+    assert weights
     zero = tf.UnconnectedGradients.ZERO
     gw = tape.gradient(loss, weights, unconnected_gradients=zero)
     gx = tape.gradient(loss, x_vars, unconnected_gradients=zero)
@@ -97,7 +101,7 @@ def test_strategies_match_reference_and_each_other(case):
     w_out = np.random.default_rng(1).normal(size=(len(index), D_OUT)).astype("float32")
 
     results = {}
-    for strategy in STRATEGIES:
+    for strategy in PER_BRANCH:
         mux = Multiplexer(branches, strategy=strategy)  # the same branch objects every time
         y, gw, gx = values_and_grads(mux, index, xs, w_out)
         assert y.shape == (len(index), D_OUT)
@@ -106,7 +110,7 @@ def test_strategies_match_reference_and_each_other(case):
         results[strategy] = (gw, gx)
 
     gw0, gx0 = results["where"]
-    for strategy in STRATEGIES[1:]:
+    for strategy in PER_BRANCH[1:]:
         gw, gx = results[strategy]
         for a, b in zip(gw0, gw):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=strategy)
@@ -148,14 +152,14 @@ def test_gradient_against_numpy_finite_difference():
         dn[2][3] = dn[2][3].copy()
         dn[2][3][j] -= eps
         numeric.append((loss(up) - loss(dn)) / (2 * eps))
-    for strategy in STRATEGIES:
+    for strategy in PER_BRANCH:
         _, gw, _ = values_and_grads(Multiplexer(branches, strategy=strategy), index, xs, w_out.astype("float32"))
         np.testing.assert_allclose(gw[4 * 2 + 3], numeric, rtol=1e-4, atol=1e-4, err_msg=strategy)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_graph_mode_unknown_batch(strategy):
-    branches, params, index, xs = build_case(3, [1, 0, 1, 1], False)
+    branches, params, index, xs = build_case(3, [1, 0, 1, 1], strategy == "stacked")
     mux = Multiplexer(branches, strategy=strategy)
     sig = [tf.TensorSpec([None], tf.int32)] + [tf.TensorSpec([None, x.shape[1]], tf.float32) for x in xs]
 
@@ -173,7 +177,7 @@ def test_graph_mode_unknown_batch(strategy):
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_index_forms_and_symbolic_shape(strategy):
-    branches, params, index, xs = build_case(3, [2, 0, 1, 2], False)
+    branches, params, index, xs = build_case(3, [2, 0, 1, 2], strategy == "stacked")
     mux = Multiplexer(branches, strategy=strategy)
     want = np_reference(params, index, xs)
     for idx in (index[:, None], index.astype("int64")):  # [batch, 1] and int64 are accepted
@@ -297,7 +301,7 @@ def sel_data(n=256, seed=0):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("strategy", PER_BRANCH)
 def test_functional_fit_save_load(strategy, tmp_path):
     model = sel_model(strategy)
     assert tuple(model.output.shape) == (None, 2)
@@ -381,3 +385,219 @@ def test_choose_strategy_rule():
     for bad in ((0, 32, 1e3), (2, -1, 1e3), (2, 32, -5.0)):
         with pytest.raises(ValueError):
             choose_strategy(*bad)
+
+
+# ------------------------------------------------------------------ stacked
+def stackable_case(n, index, shared_input, seed=0):
+    """Branches of one architecture (3 -> tanh 5 -> 3); inputs shared or one per slot."""
+    rng = np.random.default_rng(seed)
+    branches, params = zip(*(make_branch(3, rng) for _ in range(n)))
+    xs = [rng.normal(size=(len(index), 3)).astype("float32") for _ in range(n)]
+    if shared_input:
+        xs = [xs[0]] * n
+    return list(branches), list(params), np.asarray(index, "int32"), xs
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_stacked_matches_partition_values_and_gradients(case):
+    """Outputs, weight gradients (slice k of a stacked gradient = branch k's) and input gradients;
+    the cases include a batch of one and branches that get no row."""
+    n, index, shared = CASES[case]
+    branches, params, index, xs = stackable_case(n, index, shared)
+    w_out = np.random.default_rng(1).normal(size=(len(index), D_OUT)).astype("float32")
+    y_p, gw_p, gx_p = values_and_grads(Multiplexer(branches, strategy="partition"), index, xs, w_out)
+    stacked = Multiplexer(branches, strategy="stacked")
+    y_s, gw_s, gx_s = values_and_grads(stacked, index, xs, w_out)
+
+    np.testing.assert_allclose(y_s, np_reference(params, index, xs), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y_s, y_p, rtol=1e-5, atol=1e-6)
+    shapes = [tuple(w.shape) for w in stacked.trainable_weights]
+    assert shapes == [(n, 3, HIDDEN), (n, HIDDEN), (n, HIDDEN, D_OUT), (n, D_OUT)]
+    assert len(gw_s) == 4
+    for j, g in enumerate(gw_s):  # one stacked gradient per layer weight, slices = per-branch gradients
+        np.testing.assert_allclose(g, np.stack(gw_p[j::4]), rtol=1e-5, atol=1e-6)
+    for a, b in zip(gx_p, gx_s):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for k in set(range(n)) - set(index.tolist()):  # an empty branch: exactly zero gradient
+        assert all(np.all(g[k] == 0) for g in gw_s)
+
+
+def test_stacked_keeps_garbage_rows_out_of_gradients():
+    """The NaN guard: slot k's input holds inf-producing garbage on rows branch k does not own;
+    each branch sees only its own rows (and zero pads), so output and gradients stay finite."""
+    rng = np.random.default_rng(7)
+    branches = []
+    for _ in range(2):
+        inp = keras.Input((3,))
+        branches.append(keras.Model(inp, keras.layers.Dense(D_OUT, activation="exponential",
+                                                            kernel_initializer="ones")(inp)))
+    index = np.array([0, 1, 0, 1, 0], "int32")
+    xs = [rng.uniform(0, 0.1, size=(5, 3)).astype("float32") for _ in range(2)]
+    xs[1][index == 0] = 1e4  # exp(3e4) = inf
+    xs[0][index == 1] = 1e4
+    w_out = np.ones((5, D_OUT), "float32")
+    y, gw, gx = values_and_grads(Multiplexer(branches, strategy="stacked"), index, xs, w_out)
+    assert np.isfinite(y).all() and all(np.isfinite(g).all() for g in gw + gx)
+    y_p, gw_p, gx_p = values_and_grads(Multiplexer(branches, strategy="partition"), index, xs, w_out)
+    np.testing.assert_allclose(y, y_p, rtol=1e-6)
+    for j in range(2):  # kernel, bias
+        np.testing.assert_allclose(gw[j], np.stack(gw_p[j::2]), rtol=1e-5)
+    assert np.all(gx[1][index == 0] == 0) and np.all(gx[0][index == 1] == 0)
+
+
+def test_stacked_needs_one_dense_chain():
+    rng = np.random.default_rng(0)
+    a, _ = make_branch(3, rng)
+    b, _ = make_branch(4, rng)  # another input width
+    with pytest.raises(ValueError, match="same chain of Dense layers"):
+        Multiplexer([a, b], strategy="stacked")
+    inp = keras.Input((3,))
+    normed = keras.Model(inp, keras.layers.Dense(D_OUT)(keras.layers.LayerNormalization()(inp)))
+    with pytest.raises(ValueError, match="same chain of Dense layers"):
+        Multiplexer([normed, normed], strategy="stacked")
+
+
+def test_branch_slice_reads_writes_and_freezes_its_slice():
+    """init/freeze by module name: a slice view moves weights in and out of slice k; a frozen
+    slice gets a zero gradient and an optimizer step leaves it exactly as it was."""
+    branches, params, index, xs = stackable_case(3, [0, 1, 2, 1, 0, 2], True)
+    mux = Multiplexer(branches, strategy="stacked")
+    mux([index, *xs])  # build
+    views = [BranchSlice(mux, k) for k in range(3)]
+    for view, p in zip(views, params):
+        for got, want in zip(view.get_weights(), p):
+            np.testing.assert_array_equal(got, want)
+    new = [w + 1.0 for w in params[0]]
+    views[1].set_weights(new)
+    for got, want in zip(views[1].get_weights(), new):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(views[2].get_weights(), params[2]):  # the neighbours are untouched
+        np.testing.assert_array_equal(got, want)
+
+    views[1].trainable = False
+    assert branches[1].trainable is False and views[1].trainable is False
+    before = views[1].get_weights()
+    optimizer = FusedAdam(0.1)
+    for _ in range(3):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.square(mux([index, *xs])))
+        grads = tape.gradient(loss, mux.trainable_variables)
+        assert all(np.all(g.numpy()[1] == 0) for g in grads)
+        optimizer.apply(grads, mux.trainable_variables)
+    for a, b in zip(before, views[1].get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(params[0][0], views[0].get_weights()[0])  # a trainable slice moved
+
+
+def test_fused_adam_is_keras_adam():
+    rng = np.random.default_rng(0)
+    start = [rng.normal(size=(4, 3, 5)).astype("float32"), rng.normal(size=(5,)).astype("float32")]
+    grads = [[rng.normal(size=w.shape).astype("float32") for w in start] for _ in range(4)]
+    results = []
+    for opt in (keras.optimizers.Adam(0.01), FusedAdam(0.01)):
+        variables = [keras.Variable(w) for w in start]
+        for g in grads:
+            opt.apply([tf.constant(x) for x in g], variables)
+        results.append(([v.numpy() for v in variables], [v.numpy() for v in opt.variables]))
+    for a, b in zip(results[0][0] + results[0][1], results[1][0] + results[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+    # and it is the fused kernel that runs: one ResourceApplyAdam per variable, no element-wise chain
+    variables = [keras.Variable(w) for w in start]
+    opt = FusedAdam(0.01)
+    opt.build(variables)
+    step = tf.function(lambda gs: opt.apply(gs, variables))
+    ops = [op.type for op in step.get_concrete_function([tf.constant(g) for g in grads[0]]).graph.get_operations()]
+    assert ops.count("ResourceApplyAdam") == len(variables) and "Sqrt" not in ops
+
+
+@pytest.mark.slow
+def test_stacked_fit_save_load(tmp_path):
+    keras.utils.set_random_seed(0)
+    x = keras.Input((4,), name="x")
+    sel = keras.Input((), dtype="int32", name="sel")
+    branches = []
+    for k in range(3):
+        i = keras.Input((4,))
+        h = keras.layers.Dense(16, activation="relu")(i)
+        branches.append(keras.Model(i, keras.layers.Dense(2)(h), name=f"branch{k}"))
+    out = Multiplexer(branches, strategy="stacked", name="mux")([sel, x, x, x])
+    model = keras.Model({"x": x, "sel": sel}, out)
+    model.compile(optimizer=FusedAdam(0.02), loss="mse")
+    data, y = sel_data()
+    before = float(np.mean((model(data).numpy() - y) ** 2))
+    model.fit(data, y, batch_size=32, epochs=3, verbose=0)
+    assert float(np.mean((model(data).numpy() - y) ** 2)) < 0.6 * before
+    assert len(model.trainable_variables) == 4  # one per layer weight, not per branch
+
+    path = tmp_path / "stacked.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    want = model(data).numpy()
+    np.testing.assert_array_equal(loaded(data).numpy(), want)
+    assert loaded.get_layer("mux").strategy == "stacked"
+    one = {"x": data["x"][:1], "sel": data["sel"][:1]}
+    np.testing.assert_allclose(loaded(one).numpy(), want[:1], rtol=1e-5, atol=1e-6)
+    no1 = {"x": data["x"][:8], "sel": np.array([0, 2] * 4, "int32")}
+    np.testing.assert_array_equal(loaded(no1).numpy(), model(no1).numpy())
+
+
+def test_choose_strategy_stacks_many_stackable_branches_on_cpu():
+    mlp256 = 2 * (256 * 256 + 256 * 256)
+    for n in (8, 32):
+        for batch in (32, 256):
+            assert choose_strategy(n, batch, mlp256, stackable=True) == "stacked"
+    assert choose_strategy(2, 32, mlp256, stackable=True) == "partition"  # grouping costs more than it saves
+    assert choose_strategy(64, 256, mlp256, stackable=True) == "partition"  # padding costs more than it saves
+    assert choose_strategy(32, 256, mlp256, stackable=False) == "partition"
+    assert choose_strategy(32, 256, mlp256, "GPU", stackable=True) == "gather"  # not measured on GPU
+
+
+@pytest.mark.parametrize("saved, loaded", [("stacked", "partition"), ("partition", "stacked"), ("stacked", "stacked")])
+def test_weights_files_load_across_strategies(saved, loaded, tmp_path):
+    """Weights are saved branch by branch whatever the strategy, so a run trained stacked loads
+    into a model rebuilt with another strategy, and an older run loads into a stacked one."""
+    def model_with(strategy, seed):
+        keras.utils.set_random_seed(seed)
+        x = keras.Input((4,), name="x")
+        sel = keras.Input((), dtype="int32", name="sel")
+        branches = []
+        for k in range(3):
+            i = keras.Input((4,))
+            branches.append(keras.Model(i, keras.layers.Dense(2)(keras.layers.Dense(8, activation="relu")(i)),
+                                        name=f"branch{k}"))
+        return keras.Model({"x": x, "sel": sel}, Multiplexer(branches, strategy=strategy, name="mux")([sel, x, x, x]))
+
+    data, y = sel_data(64)
+    source = model_with(saved, 0)
+    source.compile(optimizer=FusedAdam(0.05), loss="mse")
+    source.fit(data, y, batch_size=16, epochs=1, verbose=0)  # stacked: the stack moves, not the branch models
+    path = tmp_path / "model.weights.h5"
+    source.save_weights(path)
+    target = model_with(loaded, 1)
+    assert not np.allclose(target(data).numpy(), source(data).numpy())
+    target.load_weights(path)
+    np.testing.assert_allclose(target(data).numpy(), source(data).numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_cli_trains_a_stacked_run_that_loads_for_eval_and_query(tmp_path):
+    """`--mux stacked` stacks arith's op multiplexer (plus1 | times2: one Dense chain) and leaves the
+    encoders (different input widths) to partition; the run's weights load for eval and query."""
+    from conftest import ARITH, run_tanglec
+    from tanglec.backend.codegen import build_model, module_layers
+    from tanglec.spec.checks import load
+
+    model = build_model(load(ARITH), mux="stacked")
+    strategies = {layer.name.split("_")[1]: layer.strategy for layer in model.layers if isinstance(layer, Multiplexer)}
+    assert strategies == {"encoding": "partition", "op": "stacked"}
+    assert isinstance(module_layers(model)["plus1"], BranchSlice)
+
+    run = tmp_path / "run"
+    proc = run_tanglec("compile", str(ARITH), "--mux", "stacked", "--steps", "20", "-o", str(run))
+    assert proc.returncode == 0, proc.stderr
+    proc = run_tanglec("eval", str(run), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert "accuracy" in json.loads(proc.stdout)
+    proc = run_tanglec("query", str(run), "x=7", "encoding=binary", "op=times2", "--json")
+    assert proc.returncode == 0, proc.stderr

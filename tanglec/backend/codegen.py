@@ -15,6 +15,7 @@ from ..lang import ast
 from ..spec.checks import Checked, estimate_parameters
 from ..spec.graph import codec_width
 from .mux import Multiplexer, choose_strategy
+from .stacked import BranchSlice, stack_specs
 
 
 @keras.saving.register_keras_serializable(package="tanglec")
@@ -69,13 +70,16 @@ class Disagreement(keras.layers.Layer):
         return (input_shapes[0][0], len(input_shapes) * input_shapes[0][-1])
 
 
-def module_layers(model: keras.Model) -> dict[str, keras.Model]:
-    """Each module's sub-model by name, wherever it sits (top level or inside a multiplexer)."""
-    found: dict[str, keras.Model] = {}
+def module_layers(model: keras.Model) -> dict[str, keras.Model | BranchSlice]:
+    """Each module's weights by name, wherever they sit: its sub-model (top level or inside a
+    multiplexer), or its slice of a stacked multiplexer (same get/set_weights and trainable)."""
+    found: dict[str, keras.Model | BranchSlice] = {}
     stack = list(model.layers)
     while stack:
         layer = stack.pop()
-        if isinstance(layer, Multiplexer):
+        if isinstance(layer, Multiplexer) and layer.strategy == "stacked":
+            found.update({b.name: BranchSlice(layer, k) for k, b in enumerate(layer.branches)})
+        elif isinstance(layer, Multiplexer):
             stack += list(layer.branches)
         elif isinstance(layer, keras.Model):
             found[layer.name] = layer
@@ -169,10 +173,13 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
                 producer = next(p for p in g.predecessors(m) if _feeds_branch(g, p, m, node))
                 branch_inputs.append(feed(producer, m))
             strategy = mux_node.strategy.text if mux_node.strategy else strategy_default
+            stackable = _stackable(checked, node, branch_modules, modules)
             if strategy == "auto":
                 flops = float(np.mean([_flops(g.modules[m]) for m in branch_modules]))
                 strategy = choose_strategy(len(branch_modules), batch_size or checked.train.batch, flops,
-                                           device=training_device(), xla=xla)
+                                           device=training_device(), xla=xla, stackable=stackable)
+            elif strategy == "stacked" and not stackable:
+                strategy = "partition"
             layer = Multiplexer([modules[m] for m in branch_modules], strategy=strategy,
                                 name=f"mux_{mux_node.selector.text}_{node.rsplit(':', 1)[1]}")
             tensors[node] = layer([inputs[mux_node.selector.text], *branch_inputs])
@@ -190,6 +197,23 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
     for name in checked.composition.frozen:
         modules[name].trainable = False
     return keras.Model(inputs=inputs, outputs=outputs, name="tangle")
+
+
+def _stackable(checked: Checked, mux_id: str, branch_modules: list[str], modules: dict) -> bool:
+    """Whether a multiplexer's branches can live in one stack: distinct modules of the same Dense
+    chain, each used only as a branch of this multiplexer (a stack holds the only copy of the
+    weights), and no slice frozen while others train under adamw (its weight decay moves a
+    slice whose gradient is zero)."""
+    g = checked.graph
+    if len(set(branch_modules)) != len(branch_modules) or stack_specs([modules[m] for m in branch_modules]) is None:
+        return False
+    aligned = {m for group in checked.composition.aligns for m in group.modules}
+    for m in branch_modules:
+        if m in aligned or _needed_standalone(g, m) or any(s != mux_id for s in g.g.successors(m)):
+            return False
+    optimizers = {checked.train.optimizer} | {p.optimizer for p in checked.composition.phases if p.optimizer}
+    partial = bool(checked.composition.frozen) or any(p.modules for p in checked.composition.phases)
+    return not ("adamw" in optimizers and partial)
 
 
 def _feeds_branch(g, producer: str, module: str, mux_id: str) -> bool:

@@ -23,8 +23,15 @@ the same function and the same gradients (up to float rounding):
     written by hand (one ``gather_nd`` per branch) so that the train step
     also compiles with XLA (``jit_compile=True``).
 
-All three compile with XLA; on CPU that only pays off for tiny models (see
-:func:`choose_strategy`).
+``stacked``
+    Branches that are the same chain of Dense layers keep their weights stacked
+    (``[K, in, out]`` per layer); rows are grouped by branch into a padded
+    ``[K, n_max, d]`` block and every layer is one batched matmul
+    (:mod:`tanglec.backend.stacked`). The branch models are then only the
+    architecture and the names: the weights live in the stack.
+
+``where`` and ``gather`` compile with XLA; on CPU that only pays off for tiny
+models (see :func:`choose_strategy`).
 
 :func:`choose_strategy` is the cost model behind ``strategy="auto"`` in the
 compiler; it was calibrated with ``bench/mux_sweep.py`` (numbers in its
@@ -33,9 +40,12 @@ docstring).
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-STRATEGIES = ("where", "partition", "gather")
+from .stacked import stack_specs, group_slots, stacked_forward
+
+STRATEGIES = ("where", "partition", "gather", "stacked")
 
 __all__ = ["STRATEGIES", "Multiplexer", "choose_strategy"]
 
@@ -48,7 +58,7 @@ class Multiplexer(keras.layers.Layer):
 
     * ``index``: int tensor ``[batch]`` (``[batch, 1]`` is accepted and
       flattened; int64 is cast to int32) with values in ``0..N-1``.
-      Out-of-range values are an error for ``partition``; ``where`` and
+      Out-of-range values are an error for ``partition`` and ``stacked``; ``where`` and
       ``gather`` yield a zero row for them.
     * ``x_k``: float ``[batch, d_k]``, the input of branch k (the ``d_k`` may
       differ per branch). Passing the *same* tensor to several slots is
@@ -78,8 +88,20 @@ class Multiplexer(keras.layers.Layer):
         for b in branches:
             if not isinstance(b, keras.layers.Layer):
                 raise TypeError(f"branch {b!r} is not a keras Layer")
-        self.branches = branches  # a tracked list: branch weights are ours too
         self.strategy = strategy
+        self._branches_loaded = False  # stacked: branch models just loaded from a file, the stack not yet
+        if strategy == "stacked":
+            self.specs = stack_specs(branches)
+            if self.specs is None:
+                raise ValueError("the stacked strategy needs branches that are the same chain of Dense layers")
+            # not tracked: the stacked variables hold the weights, the branches name the modules
+            self._untracked = _Untracked(branches)
+        else:
+            self._tracked_branches = branches  # a tracked list: branch weights are ours too
+
+    @property
+    def branches(self) -> list:
+        return list(self._untracked.items) if self.strategy == "stacked" else list(self._tracked_branches)
 
     @property
     def n_branches(self) -> int:
@@ -99,7 +121,63 @@ class Multiplexer(keras.layers.Layer):
         for branch, shape in zip(self.branches, input_shape[1:]):
             if not branch.built:
                 branch.build(tuple(shape))
+        if self.strategy == "stacked":
+            self._build_stack()
         self.built = True
+
+    def _build_stack(self):
+        """One [K, in, out] kernel and [K, out] bias per Dense layer, from the branches' weights."""
+        per_branch = [[layer for layer in b.layers if isinstance(layer, keras.layers.Dense)] for b in self.branches]
+        self._stack = []
+        for j, spec in enumerate(self.specs[1:]):
+            dense = [layers[j] for layers in per_branch]
+            kernel = self._stacked_weight(f"stack{j}_kernel", [d.kernel for d in dense])
+            bias = self._stacked_weight(f"stack{j}_bias", [d.bias for d in dense]) if spec.use_bias else None
+            self._stack.append((spec, kernel, bias))
+
+    def _stacked_weight(self, name, variables):
+        with tf.init_scope():  # read eagerly, also when first built inside a tf.function
+            value = np.stack([np.asarray(v.numpy()) for v in variables])
+        return self.add_weight(shape=value.shape, name=name,
+                               initializer=lambda shape, dtype=None: tf.constant(value, dtype=dtype))
+
+    def stacked_weights(self) -> list:
+        """The stacked variables in the order a branch lists its own weights (kernel, bias per layer)."""
+        self._pull_loaded_branches()
+        return self._stacked_variables()
+
+    def _stacked_variables(self) -> list:
+        return [w for _, kernel, bias in self._stack for w in (kernel, bias) if w is not None]
+
+    def _branch_variables(self, k: int) -> list:
+        return [w for layer in self.branches[k].layers if isinstance(layer, keras.layers.Dense)
+                for w in (layer.kernel, layer.bias) if w is not None]
+
+    # A weights file holds every multiplexer's weights branch by branch, whatever the strategy, so a
+    # run loads with any strategy: a stacked multiplexer writes its slices into the branch models
+    # before they are saved, and reads them back after they are loaded (Keras loads a layer's own
+    # variables before its sublayers', hence the flag, honoured on the next call or slice access).
+    def save_own_variables(self, store):
+        if self.strategy != "stacked":
+            return super().save_own_variables(store)
+        if self.built:
+            with tf.init_scope():
+                for k in range(self.n_branches):
+                    for var, stacked in zip(self._branch_variables(k), self._stacked_variables()):
+                        var.assign(stacked[k])
+
+    def load_own_variables(self, store):
+        if self.strategy != "stacked":
+            return super().load_own_variables(store)
+        self._branches_loaded = True
+
+    def _pull_loaded_branches(self):
+        if self._branches_loaded:
+            self._branches_loaded = False
+            with tf.init_scope():
+                per_branch = [self._branch_variables(k) for k in range(self.n_branches)]
+                for j, stacked in enumerate(self._stacked_variables()):
+                    stacked.assign(tf.stack([tf.convert_to_tensor(weights[j]) for weights in per_branch]))
 
     def compute_output_shape(self, input_shape):
         self._check_arity(input_shape)
@@ -125,6 +203,8 @@ class Multiplexer(keras.layers.Layer):
             y = self._call_where(index, xs, training)
         elif self.strategy == "partition":
             y = self._call_partition(index, xs, training)
+        elif self.strategy == "stacked":
+            y = self._call_stacked(index, xs)
         else:
             y = self._call_gather(index, xs, training)
         return y
@@ -185,6 +265,18 @@ class Multiplexer(keras.layers.Layer):
             outs.append(self._run(k, tf.gather_nd(x, r), training))
         return _scatter_rows(rows, outs, batch)
 
+    def _call_stacked(self, index, xs):
+        if all(x is xs[0] for x in xs):
+            x = xs[0]
+        else:  # row i of the slot its branch reads
+            rows = tf.stack([index, tf.range(tf.shape(index)[0])], axis=1)
+            x = tf.gather_nd(tf.stack(xs), rows)
+        self._pull_loaded_branches()
+        slots, n_max = group_slots(index, self.n_branches)
+        keep = [b.trainable for b in self.branches]
+        return stacked_forward(x, slots, n_max, self.n_branches, self._stack,
+                               keep=None if all(keep) else tf.constant(keep))
+
     # ----------------------------------------------------------- serialization
     def get_config(self):
         config = super().get_config()
@@ -206,6 +298,13 @@ class Multiplexer(keras.layers.Layer):
         config = dict(config)
         branches = [keras.saving.deserialize_keras_object(b) for b in config.pop("branches")]
         return cls(branches=branches, **config)
+
+
+class _Untracked:
+    """Holds layers out of Keras's sight (no weight tracking, no saving)."""
+
+    def __init__(self, items):
+        self.items = tuple(items)
 
 
 def _branch_output_shape(branch, shape):
@@ -248,7 +347,8 @@ def _in_object_sharing_scope() -> bool:
 
 
 # Cost-model constants; see choose_strategy's docstring for the measurements.
-_CPU_ROUTED = "partition"  # on CPU the best routed strategy in every measured cell (or tied)
+_CPU_ROUTED = "partition"  # on CPU the best per-branch strategy in every measured cell (or tied)
+_CPU_STACK_BRANCHES = range(8, 33)  # where stacked won or tied on CPU (choose_strategy's docstring)
 _GPU_WHERE_MAX_WASTED_FLOPS = 1e8  # GPU: NOT calibrated (no GPU was available), an estimate
 _XLA_WHERE_MAX_WASTED_FLOPS = 1e7  # CPU + XLA: ~1 ms of wasted compute at most; seed spec: 7e5
 
@@ -272,9 +372,32 @@ def xla_pays_off(parameters: int, steps: int, device: str = "CPU") -> bool:
 
 
 def choose_strategy(
-    n_branches: int, batch_size: int, branch_flops: float, device: str = "CPU", xla: bool = False
+    n_branches: int, batch_size: int, branch_flops: float, device: str = "CPU", xla: bool = False,
+    stackable: bool = False,
 ) -> str:
     """The ``auto`` choice: returns one of STRATEGIES.
+
+    ``stackable``: the branches are distinct modules of one Dense chain, used nowhere else
+    (``stacked`` is possible). On CPU, ``stacked`` for ``_CPU_STACK_BRANCHES`` (8 to 32)
+    branches: one batched matmul per layer instead of K, one fused optimizer update per layer
+    instead of K. Outside it, ``partition``: at K = 2 the grouping costs more than the two matmuls
+    it merges, and at K = 64 the padding to the largest branch (random routing, ~2.5x the rows at
+    batch 256) loses to routing each branch's exact rows. ``bench/mux_sweep.py --quick``, Adam,
+    W = 256, ratio to one branch (2026-12-02, load average 7-9, so single cells are noisy;
+    ``bench/results/mux_sweep_adam_stacked_quick.json``)::
+
+        routing   K    B     partition  gather  stacked  limit
+        random    2    32    0.46       0.51    0.34     0.43
+        random    8    256   0.28       0.14    0.35     0.45
+        random    32   32    0.03       0.03    0.05     0.04
+        random    32   256   0.09       0.07    0.07     0.13
+        random    64   256   0.04       0.03    0.02     0.06
+        balanced  8    256   0.28       0.36    0.44     0.45
+        balanced  32   256   0.09       0.08    0.13     0.12
+        balanced  64   256   0.04       0.03    0.03     0.05
+
+    (``limit``: one branch's forward/backward plus the optimizer's update of all K branches'
+    weights, what no strategy with a dense optimizer can skip.)
 
     ``branch_flops`` is the forward cost of one branch for *one* example
     (2 x multiply-adds; a Dense(a -> b) layer is 2ab). ``device`` is ``"CPU"``
@@ -356,8 +479,9 @@ def choose_strategy(
     every step reads them twice, writes their gradients and updates them,
     with only 8 rows per branch to amortise that traffic over. Tried and
     rejected: sorting rows + one gather/split (same speed), per-branch
-    scatter/accumulate (slower at large B), stacked weights + padded batched
-    matmul (0.10-0.14x), fewer/more TF threads (slower), XLA (below).
+    scatter/accumulate (slower at large B), fewer/more TF threads (slower), XLA
+    (below). Stacked weights + padded batched matmul reached only 0.10-0.14x under SGD; with
+    Adam, whose update of the K weight sets is fused per stacked tensor, it is ``stacked``.
 
     GPU (not calibrated: no GPU was available): routing needs a device->host
     sync for the data-dependent shapes, so ``where`` is preferred while the
@@ -385,4 +509,6 @@ def choose_strategy(
     if kind == "GPU":
         wasted = (n_branches - 1) * batch_size * branch_flops
         return "where" if wasted <= _GPU_WHERE_MAX_WASTED_FLOPS else "gather"
+    if stackable and n_branches in _CPU_STACK_BRANCHES:
+        return "stacked"
     return _CPU_ROUTED

@@ -123,7 +123,10 @@ def losses_for(checked: Checked) -> dict:
 
 
 def make_optimizer(name: str, lr: float) -> keras.optimizers.Optimizer:
-    return {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop,
+    """adam is Keras's Adam with each variable's update fused into one kernel (stacked.FusedAdam)."""
+    from .stacked import FusedAdam
+
+    return {"adam": FusedAdam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop,
             "adamw": keras.optimizers.AdamW}[name](learning_rate=lr)
 
 

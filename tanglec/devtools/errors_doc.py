@@ -135,7 +135,7 @@ EXAMPLES = [
             seed("(x + 1) % 10", "sqrt(x)")),
     Example("E121", "match cases", "A case that is not a value of the matched selector, a duplicate, or "
             "values without a case (and no `_`).", seed("times2: (x * 2) % 10 }", "times3: (x * 2) % 10 }")),
-    Example("E122", "multiplexer strategy", "Strategies are where, partition, gather and auto.",
+    Example("E122", "multiplexer strategy", "Strategies are where, partition, gather, stacked and auto.",
             seed("[plus1 | times2] by op", "[plus1 | times2] by op using wher")),
     Example("E123", "fan-out not last", "A stage naming several modules must end the route.",
             minimal("route x -> m", "route x -> m, m -> m").replace("module m :", "module n : onehot(4) -> onehot(4) = dense 4\nmodule m :"),

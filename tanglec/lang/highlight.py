@@ -26,7 +26,7 @@ CODECS = ("bits", "gray", "onehot", "scalar", "latent", "vector")
 LAYERS = ("dense", "dropout", "norm", "residual")
 ACTIVATIONS = ("relu", "gelu", "tanh", "sigmoid", "elu", "selu", "swish", "softplus", "linear", "leaky_relu")
 SETTINGS = ("steps", "batch", "lr", "seed", "until", "weight", "mux", "eval_every", "optimizer", "eval",
-            "adam", "sgd", "rmsprop", "adamw", "exact", "where", "partition", "gather", "auto")
+            "adam", "sgd", "rmsprop", "adamw", "exact", "where", "partition", "gather", "stacked", "auto")
 FUNCTIONS = ("min", "max", "abs")
 
 

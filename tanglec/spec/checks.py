@@ -21,7 +21,7 @@ from .graph import CODECS, DATA_CODECS, MAX_ROUTES, SIZED_CODECS, TangleGraph, b
 LAYER_KINDS = {"dense", "dropout", "norm", "residual"}
 ACTIVATIONS = {"relu", "gelu", "tanh", "sigmoid", "elu", "selu", "swish", "softplus", "linear", "leaky_relu"}
 OPTIMIZERS = {"adam", "sgd", "rmsprop", "adamw"}
-MUX_STRATEGIES = {"where", "partition", "gather", "auto"}
+MUX_STRATEGIES = {"where", "partition", "gather", "stacked", "auto"}
 TRAIN_KEYS = {"steps", "batch", "lr", "seed", "until", "weight", "mux", "eval_every", "optimizer",
               "strategy", "memory"} | OPTIMIZERS
 DATA_KEYS = {"seed", "eval", "limit", "per_route", "only", "stream"}

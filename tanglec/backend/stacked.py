@@ -1,0 +1,164 @@
+"""The `stacked` multiplexer strategy and the fused Adam update that goes with it.
+
+When every branch of a multiplexer is the same chain of Dense layers (same widths, activations and
+biases), the K branches' weights are kept as one variable per layer, ``[K, in, out]`` kernels and
+``[K, out]`` biases. A batch is grouped by branch: row i goes to slot ``(index[i], rank of i among
+the rows of its branch)`` of a zero-padded ``[K, n_max, d]`` block, every layer is one batched
+``tf.linalg.matmul`` over the K branches, and row i of the result is read back from the same slot.
+Rows never leave their own branch, and padding slots are zeros that no output reads, so the outputs
+and the gradients are those of ``partition`` (a branch sees only its own rows and zero pads, which
+is the ``where`` guard's condition: finite at a zero input).
+
+The optimizer then sees one variable per layer instead of K: `FusedAdam` updates each with a single
+``ResourceApplyAdam`` kernel (one pass over weights, gradient and both moments), which is Keras's
+Adam arithmetic without its chain of element-wise ops.
+
+A module inside a stack stays addressable by name: `BranchSlice` reads and writes slice k of the
+stacked weights with the layer API that `init`, `freeze`, phases and transfer use (`get_weights`,
+`set_weights`, `trainable`). Freezing a slice zeroes its gradient, so an optimizer whose update
+is zero for a zero gradient and fresh moments (sgd, adam, rmsprop: every phase compiles a fresh
+optimizer) leaves it exactly unchanged; adamw's decoupled weight decay would not, so the compiler
+does not stack a multiplexer with frozen branches under adamw.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+@dataclass(frozen=True)
+class DenseSpec:
+    """One Dense layer of a stackable branch."""
+    units: int
+    activation: str
+    use_bias: bool
+
+
+def stack_specs(branches) -> list[DenseSpec] | None:
+    """The shared Dense chain of `branches`, or None when they cannot be stacked (another layer
+    kind, regularizers or constraints, differing widths or activations)."""
+    chains = [_dense_chain(b) for b in branches]
+    if any(c is None for c in chains) or len({tuple(c) for c in chains}) != 1:
+        return None
+    return chains[0]
+
+
+def _dense_chain(branch) -> tuple | None:
+    if not isinstance(branch, keras.Model) or len(branch.inputs or []) != 1 or len(branch.outputs or []) != 1:
+        return None
+    in_dim = branch.inputs[0].shape[-1]
+    specs = [in_dim]
+    for layer in branch.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if type(layer) is not keras.layers.Dense:
+            return None
+        config = layer.get_config()
+        if any(config.get(k) for k in ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
+                                       "kernel_constraint", "bias_constraint", "lora_rank")):
+            return None
+        activation = keras.activations.serialize(layer.activation)
+        if not isinstance(activation, str):  # a custom activation object: keep the general path
+            return None
+        specs.append(DenseSpec(int(config["units"]), activation, bool(config["use_bias"])))
+    # A functional model of Dense layers alone with one input and one output is a chain (a Dense
+    # layer takes one tensor), listed in topological order.
+    return tuple(specs) if len(specs) > 1 else None
+
+
+def group_slots(index: tf.Tensor, n_branches: int):
+    """(slots, n_max): slot ``[branch, rank]`` of every row (rank = its position among the rows of
+    its branch, in batch order) and the largest branch's row count."""
+    batch = tf.shape(index)[0]
+    order = tf.argsort(index, stable=True)
+    counts = tf.math.bincount(index, minlength=n_branches, maxlength=n_branches, dtype=tf.int32)
+    starts = tf.cumsum(counts, exclusive=True)
+    sorted_index = tf.gather(index, order)
+    rank_sorted = tf.range(batch) - tf.gather(starts, sorted_index)
+    rank = tf.scatter_nd(order[:, None], rank_sorted, [batch])
+    return tf.stack([index, rank], axis=1), tf.reduce_max(tf.concat([counts, [0]], 0))
+
+
+def stacked_forward(x, slots, n_max, n_branches, layers, keep=None):
+    """Rows of `x` through their branch's Dense chain; `layers` = [(spec, kernel, bias)] with
+    stacked weights. `keep`: bool [K], False for frozen slices (their gradient is zeroed)."""
+    block = tf.scatter_nd(slots, x, tf.stack([n_branches, n_max, tf.shape(x)[-1]]))
+    for spec, kernel, bias in layers:
+        if keep is not None:
+            kernel = _masked_gradient(kernel, keep)
+        block = tf.linalg.matmul(block, kernel)
+        if bias is not None:
+            if keep is not None:
+                bias = _masked_gradient(bias, keep)
+            block = block + bias[:, None, :]
+        block = keras.activations.get(spec.activation)(block)
+    return tf.gather_nd(block, slots)
+
+
+def _masked_gradient(weight, keep):
+    """Identity whose gradient is zero on the slices where `keep` is False."""
+    @tf.custom_gradient
+    def identity(w):
+        def grad(dw):
+            return tf.where(tf.reshape(keep, [-1] + [1] * (dw.shape.rank - 1)), dw, tf.zeros_like(dw))
+        return tf.identity(w), grad
+
+    return identity(tf.convert_to_tensor(weight))  # a tensor: the variable's own gradient flows through it
+
+
+class BranchSlice:
+    """Module k of a stacked multiplexer, with the layer API that init/freeze/phases use:
+    `get_weights`/`set_weights` read and write slice k of the stacked weights (kernel, bias per
+    Dense layer, as the module's own Keras model lists them); `trainable` freezes the slice."""
+
+    def __init__(self, mux, k: int):
+        self.mux, self.k = mux, k
+        self.name = mux.branches[k].name
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [np.asarray(w.numpy()[self.k]) for w in self.mux.stacked_weights()]
+
+    def set_weights(self, weights) -> None:
+        stacked = self.mux.stacked_weights()
+        if len(weights) != len(stacked):
+            raise ValueError(f"module {self.name} has {len(stacked)} weights, got {len(weights)}")
+        for var, value in zip(stacked, weights):
+            full = var.numpy()
+            full[self.k] = np.asarray(value, dtype=full.dtype).reshape(full.shape[1:])
+            var.assign(full)
+
+    @property
+    def trainable(self) -> bool:
+        return self.mux.branches[self.k].trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self.mux.branches[self.k].trainable = bool(value)
+
+
+@keras.saving.register_keras_serializable(package="tanglec")
+class FusedAdam(keras.optimizers.Adam):
+    """Keras's Adam, each variable updated by one fused ``ResourceApplyAdam`` kernel.
+
+    Same arithmetic (``lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)`` after the moment
+    updates) and the same optimizer variables, so checkpoints are interchangeable; variables the
+    kernel cannot take (sparse gradients, amsgrad, distributed variables) use Keras's update."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        target = variable.value if isinstance(variable, keras.Variable) else variable
+        if self.amsgrad or isinstance(gradient, tf.IndexedSlices) or not hasattr(target, "handle") \
+                or type(target).__name__ != "ResourceVariable":
+            return super().update_step(gradient, variable, learning_rate)
+        index = self._get_variable_index(variable)
+        dtype = target.dtype
+        step = tf.cast(self.iterations + 1, dtype)
+        tf.raw_ops.ResourceApplyAdam(
+            var=target.handle, m=self._momentums[index].value.handle, v=self._velocities[index].value.handle,
+            beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step),
+            beta2_power=tf.pow(tf.cast(self.beta_2, dtype), step),
+            lr=tf.cast(learning_rate, dtype), beta1=tf.cast(self.beta_1, dtype),
+            beta2=tf.cast(self.beta_2, dtype), epsilon=tf.cast(self.epsilon, dtype),
+            grad=tf.cast(gradient, dtype), use_locking=False)
