@@ -584,7 +584,7 @@ def test_weights_files_load_across_strategies(saved, loaded, tmp_path):
 def test_cli_trains_a_stacked_run_that_loads_for_eval_and_query(tmp_path):
     """`--mux stacked` stacks arith's op multiplexer (plus1 | times2: one Dense chain) and leaves the
     encoders (different input widths) to partition; the run's weights load for eval and query."""
-    from conftest import ARITH, run_tanglec
+    from support import ARITH, run_tanglec
     from tanglec.backend.codegen import build_model, module_layers
     from tanglec.spec.checks import load
 
