@@ -16,17 +16,10 @@ import networkx as nx
 from ..lang import ast, expr
 from .composition import Composition, check_alignment_coverage, check_composition, check_data_limits, check_init
 from ..lang.diagnostics import ERROR, WARNING, Diagnostic, Related, TangleError, did_you_mean, sort_key
-from .graph import CODECS, DATA_CODECS, MAX_ROUTES, SIZED_CODECS, TangleGraph, build, codec_width
+from .graph import MAX_ROUTES, TangleGraph, build, codec_width
+from ..lang.vocabulary import (ACTIVATIONS, CODECS, DATA_CODECS, DATA_KEYS, DISTRIBUTE_STRATEGIES, LAYER_KINDS,
+                               MUX_STRATEGIES, OPTIMIZERS, SIZED_CODECS, STREAM_MODES, TRAIN_KEYS)
 
-LAYER_KINDS = {"dense", "dropout", "norm", "residual"}
-ACTIVATIONS = {"relu", "gelu", "tanh", "sigmoid", "elu", "selu", "swish", "softplus", "linear", "leaky_relu"}
-OPTIMIZERS = {"adam", "sgd", "rmsprop", "adamw"}
-MUX_STRATEGIES = {"where", "partition", "gather", "auto"}
-TRAIN_KEYS = {"steps", "batch", "lr", "seed", "until", "weight", "mux", "eval_every", "optimizer",
-              "strategy", "memory"} | OPTIMIZERS
-DATA_KEYS = {"seed", "eval", "limit", "per_route", "only", "stream"}
-DISTRIBUTE_STRATEGIES = ("default", "mirrored", "multiworker")  # tanglec.backend.distribute.STRATEGIES (no TF here)
-STREAM_MODES = ("auto", "always", "never")  # tanglec.data.stream: read a data file in chunks
 MAX_ENUMERATION = 1_000_000
 MAX_MODULES = 1000
 MAX_PARAMETERS = 50_000_000

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from ..lang import ast
 from ..lang.diagnostics import Diagnostic, Related, did_you_mean
+from ..lang.vocabulary import OPTIMIZERS, PHASE_KEYS
 
-PHASE_KEYS = {"steps", "lr", "optimizer", "modules", "until", "batch", "adam", "sgd", "rmsprop", "adamw"}
 
 
 @dataclass
@@ -141,8 +141,6 @@ def _check_align(checker, decl: ast.AlignDecl) -> None:
 
 
 def _phase(checker, decl: ast.PhaseDecl) -> PhaseConfig:
-    from .checks import OPTIMIZERS
-
     phase = PhaseConfig(decl.name.text)
     for s in decl.settings:
         key = s.key.text
