@@ -349,8 +349,9 @@ def eval_(run: Path, as_json: bool) -> None:
     except TangleError as err:
         fail(as_json, err)
     _quiet_tensorflow()  # before .train imports it, or TensorFlow's C++ start-up chatter reaches stderr
-    from .data.query import route_report
-    from .backend.train import annotate_routes, predict_raw
+    from .data.evaluate import route_report
+    from .backend.predict import predict_raw
+    from .backend.train import annotate_routes
 
     model = _load_model_or_fail(run, checked, as_json)
     checked.init_modules = {m: checked.graph.modules[m] for m in loaded if m in checked.graph.modules}
@@ -402,7 +403,7 @@ def query(run: Path, fields: tuple[str, ...], as_json: bool) -> None:
     except TangleError as err:
         fail(as_json, err)
     _quiet_tensorflow()  # before .train imports it, or TensorFlow's C++ start-up chatter reaches stderr
-    from .backend.train import predict_raw
+    from .backend.predict import predict_raw
 
     model = _load_model_or_fail(run, checked, as_json)
     result = answers(checked, columns, predict_raw(model, checked, columns))

@@ -138,8 +138,9 @@ MIRRORED_SCRIPT = textwrap.dedent('''
     results["compile"] = json.loads(buf.getvalue())
     from tanglec.artifacts.run import load_checked, load_model
     from tanglec.data.examples import build_examples
-    from tanglec.data.query import route_report
-    from tanglec.backend.train import predict_raw, train
+    from tanglec.data.evaluate import route_report
+    from tanglec.backend.predict import predict_raw
+    from tanglec.backend.train import train
     checked, _ = load_checked(out / "run")
     examples = build_examples(checked)
     model = load_model(out / "run", checked)  # the weights a mirrored run wrote load without a strategy

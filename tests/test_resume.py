@@ -235,7 +235,8 @@ def test_checkpoint_from_other_settings_or_spec_is_refused(tmp_path):
     from tanglec.backend.codegen import build_model
     from tanglec.data.examples import build_examples
     from tanglec.lang.diagnostics import TangleError
-    from tanglec.backend.train import compile_model, plan_phases, training_arrays
+    from tanglec.backend.train import compile_model, plan_phases
+    from tanglec.data.features import training_arrays
 
     def prepared(spec_path):
         checked = load(spec_path)

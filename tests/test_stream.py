@@ -238,7 +238,7 @@ def test_streaming_memory_is_bounded(tmp_path, monkeypatch):
 def test_streamed_training_rows_and_encoding_match_in_memory(tmp_path):
     """Every training row of the file reaches tf.data once per epoch, encoded as training_arrays
     encodes it in memory (targets and per-decoder weights)."""
-    from tanglec.backend.train import training_arrays
+    from tanglec.data.features import training_arrays
 
     BENCH.write_rows(tmp_path / "rows.csv", 700, seed=7)
     checked = checked_for(gates_spec(tmp_path), "always")
@@ -262,12 +262,13 @@ def test_streamed_training_rows_and_encoding_match_in_memory(tmp_path):
 def test_streamed_training_runs(tmp_path):
     """train() on a streamed file: tf.data batches from the generator, evaluation on the sample,
     route counts over the whole file."""
+    from tanglec.backend.datasets import stream_dataset
     from tanglec.backend.train import train
 
     BENCH.write_rows(tmp_path / "rows.csv", 3000, seed=8)
     checked = checked_for(gates_spec(tmp_path), "always")
     ex = data.build_examples(checked)
-    batches = ex.stream.dataset(batch=32, seed=0).take(3)
+    batches = stream_dataset(ex.stream, batch=32, seed=0).take(3)
     for xb, yb, wb in batches:
         assert xb["pair"].shape == (32, 6) and yb["to_value"].shape == (32,) and wb["to_bits"].shape == (32,)
     result = train(checked, ex, steps=40)

@@ -348,7 +348,7 @@ def test_training_from_the_ui_reaches_compile_accuracy_and_stops_safely(in_tmp, 
 def test_query_on_a_trained_run_matches_tanglec_query(arith_run, in_tmp):
     from tanglec.data.query import answers, parse_fields
     from tanglec.artifacts.run import load_checked, load_model
-    from tanglec.backend.train import predict_raw
+    from tanglec.backend.predict import predict_raw
 
     async def body():
         app = ExploreApp(arith_run)  # `tanglec explore RUN_DIR`

@@ -22,13 +22,17 @@ import tensorflow as tf
 from ..data import codecs
 from ..lang.ast import PhaseDecl, TrainDecl
 from ..spec.checks import Checked, estimate_parameters
-from .codegen import build_model, encode_inputs, module_layers, training_device
+from .codegen import build_model, module_layers, training_device
+from .datasets import stream_dataset
+from .predict import predict_raw
+from ..data.features import training_arrays
 from ..spec.graph import codec_width
 from ..data.examples import Examples
+from ..data.selection import route_mask, route_status
 from ..lang.diagnostics import Diagnostic, TangleError
 from .distribute import DEFAULT, make_strategy
 from .mux import xla_pays_off
-from ..data.query import all_exact, route_report
+from ..data.evaluate import all_exact, route_report
 
 
 @dataclass
@@ -62,48 +66,6 @@ def set_determinism(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def predict_raw(model: keras.Model, checked: Checked, columns: dict[str, np.ndarray],
-                batch: int = 4096) -> dict[str, np.ndarray]:
-    """Raw decoder outputs for every row (direct calls: cheaper than `predict` for small tables)."""
-    x = encode_inputs(checked, columns)
-    n = len(next(iter(x.values())))
-    parts: dict[str, list[np.ndarray]] = {}
-    for start in range(0, n, batch):
-        chunk = {k: tf.constant(v[start:start + batch]) for k, v in x.items()}
-        out = model(chunk, training=False)
-        for k, v in out.items():
-            if k in checked.graph.decoders:
-                parts.setdefault(k, []).append(np.asarray(v))
-    return {k: np.concatenate(v) for k, v in parts.items()}
-
-
-def training_arrays(checked: Checked, examples: Examples, rows: np.ndarray):
-    """(inputs, targets, sample weights) dicts for the given rows, keyed by spec names."""
-    g = checked.graph
-    x = encode_inputs(checked, {k: v[rows] for k, v in examples.columns.items()})
-    y, w = {}, {}
-    reach = _reach_mask(checked, examples, rows)
-    for d, target in g.decoders.items():
-        t, live = codecs.target_array(g.modules[d].output, examples.targets[target][rows])
-        y[d], w[d] = t, live * reach[d]
-    for a in checked.composition.aligns:
-        width = len(a.modules) * codec_width(g.modules[a.modules[0]].output)
-        y[a.output_name] = np.zeros((len(rows), width), np.float32)
-        w[a.output_name] = np.ones(len(rows), np.float32)
-    return x, y, w
-
-
-def _reach_mask(checked: Checked, examples: Examples, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """Per decoder, 1.0 for the rows whose route reaches it."""
-    g = checked.graph
-    out = {d: np.zeros(len(rows), np.float32) for d in g.decoders}
-    for route in g.routes():
-        mask = np.ones(len(rows), dtype=bool)
-        for sel, value in route.selection.items():
-            mask &= examples.columns[sel][rows] == [v.text for v in g.selectors[sel].values].index(value)
-        for d in route.decoders:
-            out[d][mask] = 1.0
-    return out
 
 
 def losses_for(checked: Checked) -> dict:
@@ -363,7 +325,7 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
             elif stream is None:
                 data = dataset(x, y, w, phase.batch, seed + index)
             else:
-                data = stream.dataset(phase.batch, seed + index)
+                data = stream_dataset(stream, phase.batch, seed + index)
             initial = 0
             if checkpoint is not None:  # skip what the checkpoint already did (before distributing it)
                 with dist.scope():
@@ -447,16 +409,12 @@ def annotate_routes(checked: Checked, examples: Examples, report: dict | None) -
     number of training rows."""
     if report is None:
         return None
-    from ..spec.composition import route_status
-
     g = checked.graph
     train_rows = examples.train_index
     new = checked.new_modules if checked.init_modules else set()
     streamed = getattr(examples, "route_rows", None)  # a streamed file: counted over the whole file
     for index, (route, entry) in enumerate(zip(g.routes(), report["routes"])):
-        mask = np.ones(len(train_rows), dtype=bool)
-        for sel, value in route.selection.items():
-            mask &= examples.columns[sel][train_rows] == [v.text for v in g.selectors[sel].values].index(value)
+        mask = route_mask(g, examples.columns, route, train_rows)
         count = int(mask.sum()) if streamed is None else streamed[index]
         entry["training_rows"] = count
         entry["status"] = route_status(checked, route, count)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..lang import ast, expr
 from . import expr_numpy
-from ..spec.composition import select_training_rows
+from .selection import select_training_rows
 from ..lang.diagnostics import Diagnostic, TangleError
 
 MAX_ENUMERATION = 1_000_000
@@ -193,7 +193,7 @@ def _sample(g, count: int, seed: int) -> dict[str, np.ndarray]:
 
 # ---- files ---------------------------------------------------------------------------
 
-class _RowProblems:
+class RowProblems:
     """Collects bad cells as file:row:column diagnostics; keeps the first few and counts the rest."""
 
     def __init__(self, path: str):
@@ -271,7 +271,7 @@ def read_file(checked) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     return chunk.inputs, chunk.data_targets
 
 
-def jsonl_cells(lineno: int, text: str, wanted, problems: _RowProblems) -> dict[str, tuple[object, int]] | None:
+def jsonl_cells(lineno: int, text: str, wanted, problems: RowProblems) -> dict[str, tuple[object, int]] | None:
     """One JSONL line's wanted cells as {key: (value, char column)}; None when it is not a JSON object
     (problems are added; also used by tanglec.data.stream)."""
     try:
@@ -364,7 +364,7 @@ def _shown(text: str) -> str:
     return repr(text[:40]) + ("…" if len(text) > 40 else "")
 
 
-def _convert(raw, t):
+def convert_value(raw, t):
     """A cell's value for a declared type; ValueError with a reason a person can act on."""
     if isinstance(t, ast.SelectDecl) or isinstance(t, ast.CategoryType):
         names = [v.text for v in t.values]

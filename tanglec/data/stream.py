@@ -24,10 +24,10 @@ row index), not by a permutation of all rows (which needs memory proportional to
 
 So the split is the same *kind* of random split as in memory, not the same rows.
 
-Training (`Stream.dataset`) reads the file again, chunk by chunk, in a Python generator behind
-`tf.data.Dataset.from_generator`: each chunk is encoded with `train.training_arrays` (the same
+Training (`backend.datasets.stream_dataset`) reads the file again, chunk by chunk, in a Python generator behind
+`tf.data.Dataset.from_generator`: each chunk is encoded with `features.training_arrays` (the same
 targets and per-decoder sample weights as in memory), its rows permuted (seeded by epoch and chunk),
-then `unbatch -> shuffle(SHUFFLE_ROWS) -> batch`. Deterministic for a seed, so a checkpoint resumes by
+then `unbatch -> shuffle -> batch`. Deterministic for a seed, so a checkpoint resumes by
 skipping batches as with in-memory data.
 """
 from __future__ import annotations
@@ -45,15 +45,15 @@ from pathlib import Path
 import numpy as np
 
 from ..lang import ast
-from ..spec.composition import select_training_rows
-from .examples import (DataError, Examples, _convert, _RowProblems, column_arrays, data_file_problem,
+from .features import training_arrays
+from .selection import route_mask, select_training_rows
+from .examples import (DataError, Examples, convert_value, RowProblems, column_arrays, data_file_problem,
                    evaluate_targets, jsonl_cells, wanted_columns)
 from ..lang.diagnostics import SOURCES, Diagnostic
 
 STREAM_BYTES = 50 * 2**20  # `stream auto` streams files larger than this
 CHUNK_ROWS = 50_000  # rows parsed, converted and encoded at a time
 EVAL_SAMPLE = 10_000  # evaluation rows kept in memory (progress, until exact, the report)
-SHUFFLE_ROWS = 16_384  # rows in tf.data's shuffle buffer (on top of the permutation within a chunk)
 _SPLIT_SALT, _FEWSHOT_SALT = 0, 0x5F3759DF
 
 
@@ -114,7 +114,7 @@ class Chunk:
 
 def _fast_converter(t):
     """A quick conversion for valid cells of type `t`; anything it does not accept outright raises, and
-    `data._convert` (the reference, with the messages) decides instead."""
+    `data.convert_value` (the reference, with the messages) decides instead."""
     if isinstance(t, (ast.SelectDecl, ast.CategoryType)):
         index = {v.text: i for i, v in enumerate(t.values)}
         return lambda raw: index[raw.strip()]
@@ -266,7 +266,7 @@ class Reader:
         self.jsonl = self.path.suffix.lower() in (".jsonl", ".ndjson")
         self.chunk_rows = chunk_rows or CHUNK_ROWS
         self.strict = strict
-        self.problems = _RowProblems(str(self.path))
+        self.problems = RowProblems(str(self.path))
         self.quoted: dict[int, str] = {}
         self.hash = hashlib.sha256() if digest else None
         self.rows = 0
@@ -426,7 +426,7 @@ class Reader:
                     value = fast(raw)
                 except Exception:  # noqa: BLE001 - the reference conversion decides, with its message
                     try:
-                        value = _convert(raw, t)
+                        value = convert_value(raw, t)
                     except ValueError as err:
                         self._bad_cell(lineno, text, index if not self.jsonl else cells[name][1], name, err)
                         value = None
@@ -652,9 +652,7 @@ def _route_counts(checked, combos: dict[tuple, int]) -> tuple[list[int], int]:
     live[kept] = True
     out = []
     for route in g.routes():
-        mask = live.copy()
-        for sel, value in route.selection.items():
-            mask &= columns[sel] == [v.text for v in g.selectors[sel].values].index(value)
+        mask = live & route_mask(g, columns, route)
         out.append(int(weights[mask].sum()))
     return out, int(weights[live].sum())
 
@@ -693,7 +691,6 @@ def _fewshot_examples(checked, result: Scan) -> StreamedExamples:
     route then overall); they train from memory beside the evaluation sample."""
     cfg, g = checked.data, checked.graph
     routes = list(g.routes())
-    names = {sel: [v.text for v in g.selectors[sel].values] for sel in g.selectors}
     per_route = [BottomK(cfg.per_route) for _ in routes] if cfg.per_route else None
     overall = BottomK(cfg.limit) if cfg.limit and not cfg.per_route else None
     for chunk in Reader(checked, strict=True).chunks():
@@ -704,9 +701,7 @@ def _fewshot_examples(checked, result: Scan) -> StreamedExamples:
         keys = uniform(cfg.seed, chunk.rows, _FEWSHOT_SALT)
         if per_route is not None:
             for route, store in zip(routes, per_route):
-                mine = mask.copy()
-                for sel, value in route.selection.items():
-                    mine &= chunk.inputs[sel] == names[sel].index(value)
+                mine = mask & route_mask(g, chunk.inputs, route)
                 store.add(keys, chunk.rows, chunk.inputs, targets, mine)
         else:
             overall.add(keys, chunk.rows, chunk.inputs, targets, mask)
@@ -733,7 +728,7 @@ def _fewshot_examples(checked, result: Scan) -> StreamedExamples:
 # ---- training -------------------------------------------------------------------------------------
 
 class Stream:
-    """The training rows of a streamed file, as a tf.data pipeline."""
+    """The training rows of a streamed file, chunk by chunk (backend.datasets makes them a tf.data pipeline)."""
 
     def __init__(self, checked, result: Scan):
         self.checked = checked
@@ -746,8 +741,6 @@ class Stream:
 
     def chunks(self, seed: int, epoch: int):
         """Encoded (x, y, w) per chunk, rows permuted (seeded by epoch and chunk)."""
-        from ..backend.train import training_arrays
-
         for chunk in Reader(self.checked, strict=True).chunks():
             targets = evaluate_targets(self.checked, chunk.inputs, chunk.data_targets)
             rows = _training_rows(self.checked, chunk, self.scan.eval_all)
@@ -756,22 +749,7 @@ class Stream:
             rows = np.random.default_rng([seed, epoch, chunk.start]).permutation(rows)
             yield training_arrays(self.checked, Examples(chunk.inputs, targets, rows, rows), rows)
 
-    def dataset(self, batch: int, seed: int):
-        import tensorflow as tf
-
-        from ..backend.train import training_arrays
-
+    def probe(self):
+        """(x, y, w) of one sampled row: the shapes and dtypes every chunk's arrays have."""
         probe = Examples(self.scan.sample_columns, self.scan.sample_targets, np.arange(1), np.arange(1))
-        x, y, w = training_arrays(self.checked, probe, np.arange(1))
-
-        def spec(arrays):
-            return {k: tf.TensorSpec((None,) + a.shape[1:], tf.as_dtype(a.dtype)) for k, a in arrays.items()}
-
-        epochs = itertools.count()
-
-        def generate():
-            yield from self.chunks(seed, next(epochs))
-
-        ds = tf.data.Dataset.from_generator(generate, output_signature=(spec(x), spec(y), spec(w)))
-        ds = ds.repeat().unbatch().shuffle(SHUFFLE_ROWS, seed=seed, reshuffle_each_iteration=True)
-        return ds.batch(batch, drop_remainder=False).prefetch(2)
+        return training_arrays(self.checked, probe, np.arange(1))

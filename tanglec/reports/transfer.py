@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..data.selection import route_mask
 from ..util.files import atomic_file, write_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -383,8 +384,8 @@ def naive_routes(checked, examples, module: str, seed: int, steps: int, until_ex
     for index, route in enumerate(g.routes()):
         if module not in route.modules:
             continue
-        train_rows = examples.train_index[_route_mask(g, examples.columns, examples.train_index, route)]
-        eval_rows = examples.eval_index[_route_mask(g, examples.columns, examples.eval_index, route)]
+        train_rows = examples.train_index[route_mask(g, examples.columns, route, examples.train_index)]
+        eval_rows = examples.eval_index[route_mask(g, examples.columns, route, examples.eval_index)]
         if len(train_rows) == 0:
             routes.append({"name": route.name, "status": "unseen", "training_rows": 0, "accuracy": 0.0,
                            "decoders_accuracy": {d: 0.0 for d in route.decoders}, "network": False})
@@ -396,15 +397,6 @@ def naive_routes(checked, examples, module: str, seed: int, steps: int, until_ex
                        "accuracy": entry["accuracy"], "decoders_accuracy": entry["decoders_accuracy"],
                        "network": True})
     return routes, steps_total
-
-
-def _route_mask(g, columns, rows, route):
-    import numpy as np
-
-    mask = np.ones(len(rows), dtype=bool)
-    for sel, value in route.selection.items():
-        mask &= columns[sel][rows] == [v.text for v in g.selectors[sel].values].index(value)
-    return mask
 
 
 def naive_model(checked, route, seed: int):
@@ -451,7 +443,7 @@ def _train_naive(checked, examples, route, train_rows, eval_rows, seed, steps, u
     import tensorflow as tf
 
     from ..data import codecs
-    from ..data.query import route_report
+    from ..data.evaluate import route_report
     from ..backend.train import dataset, losses_for, make_optimizer, set_determinism
 
     g = checked.graph

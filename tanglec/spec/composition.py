@@ -246,57 +246,6 @@ def check_alignment_coverage(checker) -> None:
                          [f"{unseen[0]} never saw '{chosen}'s latent in training"])
 
 
-def select_training_rows(checked, columns: dict, rows):
-    """Training rows after held-out routes, `only` filters and few-shot limits (seeded) are applied."""
-    import random
-
-    import numpy as np
-
-    comp: Composition = checked.composition
-    g = checked.graph
-    keep = np.ones(len(rows), dtype=bool)
-    for sel, value in comp.only.items():
-        keep &= columns[sel][rows] == [v.text for v in g.selectors[sel].values].index(value)
-    for route in g.routes():
-        if comp.is_held_out(route):
-            keep &= ~_rows_of(g, columns, rows, route)
-    rows = rows[keep]
-    cfg = checked.data
-    rng = random.Random(cfg.seed)
-    if cfg.per_route:
-        picked = []
-        for route in g.routes():
-            mine = list(rows[_rows_of(g, columns, rows, route)])
-            rng.shuffle(mine)
-            picked += mine[:cfg.per_route]
-        rows = np.array(sorted(picked), dtype=rows.dtype)
-    if cfg.limit and len(rows) > cfg.limit:
-        rows = np.array(sorted(rng.sample(list(rows), cfg.limit)), dtype=rows.dtype)
-    return rows
-
-
-def _rows_of(g, columns, rows, route):
-    import numpy as np
-
-    mask = np.ones(len(rows), dtype=bool)
-    for sel, value in route.selection.items():
-        mask &= columns[sel][rows] == [v.text for v in g.selectors[sel].values].index(value)
-    return mask
-
-
-def route_status(checked, route, training_rows: int) -> str:
-    """How a route was learned: trained here, pretrained (every module from the init run), held-out
-    (declared), or unseen (no training rows: zero-shot composition)."""
-    comp: Composition = checked.composition
-    if comp.is_held_out(route):
-        return "held-out"
-    if training_rows:
-        return "trained"
-    if checked.init_modules and set(route.modules) <= set(checked.init_modules):
-        return "pretrained"
-    return "unseen"
-
-
 def _train_first_hints(spec_path: str, run_dir: Path) -> list[str]:
     """How to make a missing init run: when a spec beside this one bears its name (runs/arith <-
     arith.tangle), the exact command, with paths as the user would type them from here."""

@@ -479,7 +479,7 @@ class ExploreApp(App[int]):
     @work(thread=True, group="query", exit_on_error=False)
     def answer_query(self, seq: int, model, columns) -> None:
         from ..data.query import answers
-        from ..backend.train import predict_raw
+        from ..backend.predict import predict_raw
 
         try:
             with self._predict_lock:
