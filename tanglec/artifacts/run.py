@@ -258,8 +258,8 @@ def load_checked(run_dir: Path) -> tuple[Checked, dict]:
                                  f"{'the rows of ' + kept[:200] if kept else 'no data rows'}",
                         hints=["recompile the run; a run reads no file outside it"])
     stored_rows = run_dir / ROWS if named is not None else None
-    # init=False: a trained run has its weights already; it never needs its init run again
-    return check_or_raise(spec, init=False, stored_rows=stored_rows), manifest
+    # a trained run has its weights already; it never needs its init run again
+    return check_or_raise(spec, stored_rows=stored_rows, ignore_init=True), manifest
 
 
 def read_run_text(run_dir: Path, name: str) -> str:

@@ -275,12 +275,14 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
           mux: str | None = None, on_progress: Callable[[Progress], None] | None = None,
           should_stop: Callable[[], bool] | None = None, model: keras.Model | None = None,
           tensorboard: str | None = None, checkpoint=None, strategy: str | None = None,
-          devices: int | None = None) -> TrainResult:
+          devices: int | None = None,
+          init_weights: Callable[[], dict[str, list[np.ndarray]] | None] | None = None) -> TrainResult:
     """Train jointly, phase by phase; `tensorboard` is a log directory for losses and per-route accuracy.
 
     Without `phase` statements there is one phase with the `train` settings. `steps` overrides the
     step count of every phase. Modules named by `freeze` never train; a phase's `modules` setting
-    limits training to those modules for that phase. Weights from the `init` run are loaded first.
+    limits training to those modules for that phase. `init_weights` reads the weights the `init` run
+    provides (module name: weights; the pipeline's) and is called once the strategy exists.
     `checkpoint`: a `tanglec.backend.checkpoint.Checkpointer` (resume; save every N steps and on SIGINT/SIGTERM).
     `strategy`/`devices`: tf.distribute strategy (default: the spec's, `default`) and, for `mirrored`, how
     many devices (docs/distributed.md); a `model` passed in must have been built in its scope.
@@ -300,7 +302,7 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
         with dist.scope():  # variables mirrored on every replica
             model = build_model(checked, mux=mux, seed=seed, xla=xla)
     xla = xla and xla_compiles(model)  # a model passed in may hold multiplexers XLA can't compile
-    loaded = load_init(model, checked)
+    loaded = load_init(model, (init_weights() if init_weights else None) or {})
     x, y, w = (training_arrays(checked, examples, examples.train_index) if stream is None
                else stream.fingerprint_arrays())
     close_board = None
@@ -386,22 +388,12 @@ def set_trainable(model: keras.Model, checked: Checked, only: list[str] | None) 
         layer.trainable = name not in frozen and (only is None or name in only)
 
 
-def load_init(model: keras.Model, checked: Checked) -> list[str]:
-    """Copy weights module by module, by name, from the init run (checks already matched the shapes)."""
-    from ..spec.composition import require_init_run
-    from ..artifacts.run import load_checked, load_model
-
-    require_init_run(checked)  # checked with only a warning while the run did not exist
-    init = checked.composition.init
-    if init is None or not checked.init_modules:
-        return []
-
-    old_checked, _ = load_checked(init)
-    source = module_layers(load_model(init, old_checked))
+def load_init(model: keras.Model, weights: dict[str, list[np.ndarray]]) -> list[str]:
+    """Set each named module's weights (checks already matched the init run's shapes)."""
     target = module_layers(model)
-    for name in checked.init_modules:
-        target[name].set_weights(source[name].get_weights())
-    return sorted(checked.init_modules)
+    for name, values in weights.items():
+        target[name].set_weights(values)
+    return sorted(weights)
 
 
 def annotate_routes(checked: Checked, examples: Examples, report: dict | None) -> dict | None:

@@ -8,9 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 import re
-import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,21 +227,6 @@ def wanted_columns(checked) -> dict[str, ast.FieldType | str]:
     cols.update({n: "selector" for n in g.selectors})
     cols.update({n: t.type for n, t in g.targets.items() if t.expr is None and t.type is not None})
     return cols
-
-
-def data_file_problem(path: Path) -> str | None:
-    """Why `path` can't be read as a data file, or None. Decided by os.stat: a FIFO is never opened."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return "the data file does not exist"
-    except OSError as err:
-        return f"can't read the data file: {err.strerror or err}"
-    if stat.S_ISDIR(mode):
-        return "the data file is a directory"
-    if not stat.S_ISREG(mode):
-        return "the data file is not a regular file"
-    return None
 
 
 def rows_jsonl(checked, examples: Examples) -> str:

@@ -47,8 +47,9 @@ import numpy as np
 from ..lang import ast
 from .features import training_arrays
 from .selection import route_mask, select_training_rows
-from .examples import (DataError, Examples, convert_value, RowProblems, column_arrays, data_file_problem,
-                   evaluate_targets, jsonl_cells, wanted_columns)
+from .examples import (DataError, Examples, RowProblems, column_arrays, convert_value, evaluate_targets, jsonl_cells,
+                       wanted_columns)
+from ..util.files import data_file_problem
 from ..lang.diagnostics import SOURCES, Diagnostic
 
 STREAM_BYTES = 50 * 2**20  # `stream auto` streams files larger than this
@@ -67,17 +68,13 @@ def stream_threshold() -> int:
     return STREAM_BYTES
 
 
-FORCED: str | None = None  # `tanglec compile --stream/--no-stream`: "always"/"never" before the spec is checked
-
-
 def should_stream(checked) -> bool:
     """Whether the spec's data file is read in chunks (`stream always`, or `auto` and a large file)."""
     cfg = checked.data
     if cfg.source != "file" or cfg.path is None:
         return False
-    mode = FORCED or getattr(cfg, "stream", "auto")
-    if mode in ("always", "never"):
-        return mode == "always"
+    if cfg.stream in ("always", "never"):
+        return cfg.stream == "always"
     try:
         return Path(cfg.path).stat().st_size > stream_threshold()
     except OSError:
@@ -562,30 +559,9 @@ def _summarise(summary: dict[str, list], targets: dict[str, np.ndarray]) -> None
                 entry.append(float(frac[0]))
 
 
-_CACHE: dict = {}
-
-
 def scan(checked, sample: int | None = None) -> Scan:
-    """One pass over the data file (cached for the same spec, file and settings: `compile` checks
-    the spec, then builds its examples)."""
+    """One pass over the data file: the evaluation sample, route counts and target summary."""
     sample = EVAL_SAMPLE if sample is None else sample
-    path = Path(checked.data.path)
-    try:
-        st = path.stat()
-        key = (checked.spec.source, str(path.resolve()), st.st_size, st.st_mtime_ns, checked.data.seed,
-               checked.data.eval_fraction, sample)
-    except OSError:
-        key = None
-    if key is not None and _CACHE.get("key") == key:
-        return _CACHE["scan"]
-    result = _scan(checked, sample)
-    _CACHE.clear()
-    if key is not None:
-        _CACHE.update(key=key, scan=result)
-    return result
-
-
-def _scan(checked, sample: int) -> Scan:
     cfg, g = checked.data, checked.graph
     selectors = list(g.selectors)
     reader = Reader(checked, digest=True)

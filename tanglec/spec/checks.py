@@ -9,12 +9,15 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 from pathlib import Path
 
 import networkx as nx
 
 from ..lang import ast, expr
-from .composition import Composition, check_alignment_coverage, check_composition, check_data_limits, check_init
+from .composition import (Composition, InitRun, check_alignment_coverage, check_composition, check_data_limits,
+                          check_init)
+from ..util.files import data_file_problem
 from ..lang.diagnostics import ERROR, WARNING, Diagnostic, Related, TangleError, did_you_mean, sort_key
 from .graph import MAX_ROUTES, TangleGraph, build, codec_width
 from ..lang.vocabulary import (ACTIVATIONS, CODECS, DATA_CODECS, DATA_KEYS, DISTRIBUTE_STRATEGIES, LAYER_KINDS,
@@ -27,8 +30,6 @@ MAX_WIDTH = 100_000  # values in one codec or vector field
 MAX_SAMPLE = 1_000_000  # rows of `data sample N`
 MAX_DATA_CELLS = 50_000_000  # rows x values per row of sampled data (memory before anything trains)
 MEMORY_GB = 4.0  # default cap on a run's estimated memory (`train memory N`, in GB)
-CHECK_ROWS = 2000  # rows `check` evaluates the targets on when the data is too large to evaluate whole
-CHECK_CELLS = 1_000_000  # ... and at most this many values in those rows
 ROW_BY_ROW_STEPS = 200_000  # rows x expression nodes evaluated in plain Python (beyond: numpy)
 
 
@@ -61,8 +62,9 @@ class DataConfig:
     in_run: bool = False  # `path` is a trained run's kept evaluation rows: evaluated, never trained on
 
 
-@dataclass
+@dataclass(frozen=True)
 class Checked:
+    """A checked spec: immutable, every override (--init, --stream) applied while it was built."""
     spec: ast.Spec
     graph: TangleGraph
     train: TrainConfig
@@ -95,33 +97,46 @@ class Checked:
         return expr.Scope(numeric, categorical)
 
 
-def check(spec: ast.Spec, init: Path | bool | None = None, stored_rows: Path | None = None) -> Checked:
-    """Every problem in the spec; `init` (a run directory) overrides the spec's `init` statement,
-    and init=False ignores it (loading a trained run). `stored_rows`: a trained run's copy of its
-    evaluation rows, read instead of the file a `data file` statement names (that path is never looked
-    at; compile checked the targets against the whole file)."""
+DataCheck = Callable[[Checked], list[Diagnostic]]
+
+
+def check(spec: ast.Spec, init: InitRun | None = None, stored_rows: Path | None = None, *,
+          ignore_init: bool = False, stream: str | None = None, data_check: DataCheck | None = None) -> Checked:
+    """Every problem in the spec. `init`: the run the spec starts from, read by the caller (it overrides
+    the spec's `init` statement; None: a declared run is only looked for); `ignore_init` drops any init
+    (loading a trained run). `stored_rows`: a trained run's copy of its evaluation rows, read instead of
+    the file a `data file` statement names (that path is never looked at; compile checked the targets
+    against the whole file). `stream`: --stream/--no-stream over the spec's `stream` setting.
+    `data_check`: the data-backed target checks (tanglec.data.validate), run when the spec is sound and
+    its targets are too many to evaluate here row by row."""
     graph = build(spec)
-    ctx = _Checker(spec, graph, init, stored_rows)
+    ctx = _Checker(spec, graph, init, stored_rows, ignore_init, stream, data_check)
     ctx.run()
     diags = sorted(ctx.diags, key=sort_key)
     return Checked(spec, graph, ctx.train, ctx.data, diags, ctx.target_order, ctx.composition, ctx.init_modules)
 
 
-def check_or_raise(spec: ast.Spec, init: Path | None = None, stored_rows: Path | None = None) -> Checked:
-    checked = check(spec, init, stored_rows)
+def check_or_raise(spec: ast.Spec, init: InitRun | None = None, stored_rows: Path | None = None,
+                   **options) -> Checked:
+    checked = check(spec, init, stored_rows, **options)
     if checked.errors:
         raise TangleError(checked.diagnostics)
     return checked
 
 
 class _Checker:
-    def __init__(self, spec: ast.Spec, graph: TangleGraph, init: Path | None = None, stored_rows: Path | None = None):
+    def __init__(self, spec: ast.Spec, graph: TangleGraph, init: InitRun | None, stored_rows: Path | None,
+                 ignore_init: bool, stream: str | None, data_check: DataCheck | None):
         self.spec = spec
         self.g = graph
-        self.init_override = init
+        self.init_run = init
+        self.ignore_init = ignore_init
         self.stored_rows = stored_rows
+        self.stream_override = stream
+        self.data_check = data_check
         self.composition = Composition()
         self.init_modules: dict[str, ast.ModuleDecl] = {}
+        self.init_aligned: list[frozenset[str]] = []
         self.diags: list[Diagnostic] = []
         self.train = TrainConfig()
         self.data = DataConfig()
@@ -152,12 +167,12 @@ class _Checker:
             self.check_reachability()
         self.check_settings()
         check_composition(self)
-        if self.init_override is False:
+        if self.ignore_init:
             self.composition.init = None
-        elif self.init_override is not None:
-            self.composition.init, self.composition.init_span = Path(self.init_override).resolve(), None
+        elif self.init_run is not None:
+            self.composition.init, self.composition.init_span = self.init_run.path, self.init_run.span
         if self.composition.init is not None:
-            check_init(self, self.composition.init, self.composition.init_span)
+            check_init(self, self.composition.init, self.composition.init_span, self.init_run)
         self.check_limits()
         self.check_targets()
         if acyclic and not any(d.is_error for d in self.diags):
@@ -516,14 +531,14 @@ class _Checker:
                 self.data.path, self.data.in_run = self.stored_rows, True
             elif d.source == "file":
                 self.data.path = (Path(self.spec.path).parent / d.arg) if self.spec.path else Path(d.arg)
-                from ..data.examples import data_file_problem
-
                 problem = data_file_problem(self.data.path)
                 if problem:
                     self.error("E119", f"{problem}: {d.arg}", d.span,
                                hints=[f"paths are relative to the spec's folder: looked for {self.data.path}"])
             for s in d.settings:
                 self.data_setting(s)
+        if self.stream_override is not None:
+            self.data.stream = self.stream_override
 
     def _number(self, s: ast.Setting, lo: float, hi: float | None, integer: bool) -> float | None:
         """The setting's value if in range (a float unless `integer`: `adam 1` is a learning rate of 1.0)."""
@@ -615,8 +630,7 @@ class _Checker:
                 self.data.stream = s.value.text
 
     def check_targets(self) -> None:
-        checked = Checked(self.spec, self.g, self.train, self.data, [])
-        scope = checked.expr_scope()
+        scope = Checked(self.spec, self.g, self.train, self.data, []).expr_scope()
         bad_expr = set()
         for name, t in self.g.targets.items():
             if t.type is not None:
@@ -632,47 +646,35 @@ class _Checker:
                 bad_expr.add(name)
         self.check_target_shapes()
         self.order_targets()
-        checked.target_order = self.target_order
         for name, t in self.g.targets.items():
             if name not in self.g.decoders.values():
                 self.warn("W203", f"target '{name}' is decoded by no module", t.name.span)
         if any(d.is_error for d in self.diags) or self.stored_rows is not None:
             return  # data needs a sound spec; a run's stored rows were checked when it was compiled
-        values = self.target_values(checked)
-        if values is not None:
-            self.check_target_ranges(values)
-
-    def target_values(self, checked: Checked) -> dict[str, list] | None:
-        """Each target's values: row by row in plain Python over a small enumerated domain (no numpy
-        import, so `check` stays fast); a data file is read and validated (streamed when large);
-        otherwise at most CHECK_ROWS rows drawn from the domain or the sample, since the example
-        table may not fit in memory (building the data checks every row's range again)."""
+        checked = Checked(self.spec, self.g, self.train, self.data, [], self.target_order)
         domain = _small_domain(self.g)
         if self.data.source == "enumerate" and domain is not None and \
                 math.prod(map(len, domain[1])) * self.expression_size() <= ROW_BY_ROW_STEPS:
-            names, grids = domain
-            rows = [dict(zip(names, combo)) for combo in itertools.product(*grids)]
-            out, scope = {}, checked.expr_scope()
-            for name in self.target_order:
-                try:
-                    out[name] = expr.evaluate_rows(self.g.targets[name].expr, rows, scope)
-                except expr.ExprError as err:
-                    self.diags.append(err.diagnostic)
-                    return None
-                for row, value in zip(rows, out[name]):
-                    row[name] = value
-            return out
-        from ..data.examples import DataError, build_examples, check_rows, summarise
+            values = self.domain_values(checked, *domain)
+            if values is not None:
+                self.check_target_ranges(values)
+        elif self.data_check is not None:
+            self.diags += self.data_check(checked)
 
-        try:
-            if self.data.source == "file":
-                examples = build_examples(checked, check_ranges=False)
-                summary = getattr(examples, "target_summary", None)  # a streamed file: min, max (a non-integer)
-                return summary if summary is not None else summarise(examples.targets)
-            return summarise(check_rows(checked, CHECK_ROWS, CHECK_CELLS))
-        except DataError as err:
-            self.diags += err.diagnostics
-            return None
+    def domain_values(self, checked: Checked, names: list[str], grids: list[list[int]]) -> dict[str, list] | None:
+        """Each target's values, row by row in plain Python over a small enumerated domain (no numpy
+        import, so `check` stays fast); larger data is `data_check`'s (it reads or samples the data)."""
+        rows = [dict(zip(names, combo)) for combo in itertools.product(*grids)]
+        out, scope = {}, checked.expr_scope()
+        for name in self.target_order:
+            try:
+                out[name] = expr.evaluate_rows(self.g.targets[name].expr, rows, scope)
+            except expr.ExprError as err:
+                self.diags.append(err.diagnostic)
+                return None
+            for row, value in zip(rows, out[name]):
+                row[name] = value
+        return out
 
     def expression_size(self) -> int:
         """Nodes in all target expressions: the work of evaluating them for one row."""
@@ -914,8 +916,3 @@ def _pretty(path: str) -> str:
     return " ".join(f"[mux by {p.split(':')[1]}]" if p.startswith("mux:") else p for p in path.split(" "))
 
 
-def load(path: str | Path, init: Path | None = None) -> Checked:
-    """Parse and check a spec file; raise TangleError when it has errors."""
-    from ..lang.parser import parse_file
-
-    return check_or_raise(parse_file(path), init)

@@ -55,6 +55,27 @@ class Composition:
         return any(_runs_through(route.modules, chain) for chain in self.holdouts)
 
 
+@dataclass(frozen=True)
+class InitRun:
+    """The trained run a spec starts from, as the pipeline read it (spec checks never read runs)."""
+    path: Path
+    span: ast.Span | None = None  # the `init` statement; None for --init
+    modules: dict[str, ast.ModuleDecl] | None = None  # the run's declarations; None: no run there yet
+    aligned: tuple[frozenset[str], ...] = ()  # module groups the run aligned
+    problems: tuple[Diagnostic, ...] = ()  # why the run can't be read
+
+
+def declared_init(spec: ast.Spec, override: Path | None = None) -> tuple[Path, ast.Span | None] | None:
+    """The run a spec starts from and where it says so: --init's, else its first `init` statement's
+    (relative to the spec's folder)."""
+    if override is not None:
+        return Path(override).resolve(), None
+    inits = spec.of(ast.InitDecl)
+    if not inits:
+        return None
+    return (Path(spec.path).parent / inits[0].path).resolve(), inits[0].span
+
+
 def _runs_through(modules: list[str], chain: list[str]) -> bool:
     """Whether a route's modules contain the chain's modules in that order."""
     position = 0
@@ -92,8 +113,7 @@ def check_composition(checker) -> None:
         comp.frozen |= {m.text for m in decl.modules if checker.known_module(m)}
     inits = spec.of(ast.InitDecl)
     if inits:
-        comp.init = (Path(spec.path).parent / inits[0].path).resolve()
-        comp.init_span = inits[0].span
+        comp.init, comp.init_span = declared_init(spec)
         for extra in inits[1:]:
             checker.error("E102", "only one `init` statement is allowed", extra.span,
                           related=[Related(inits[0].span, "first init")])
@@ -219,7 +239,7 @@ def check_alignment_coverage(checker) -> None:
 
     if len(trained) == len(routes) or not trained:
         return
-    aligned = [set(a.modules) for a in comp.aligns] + getattr(checker, "init_aligned", [])
+    aligned = [set(a.modules) for a in comp.aligns] + [set(group) for group in checker.init_aligned]
     warned = set()
     for route in routes:
         if route in trained:
@@ -276,28 +296,26 @@ def require_init_run(checked) -> None:
         raise TangleError([problem])
 
 
-def check_init(checker, run_dir: Path, span: ast.Span | None) -> None:
+def check_init(checker, run_dir: Path, span: ast.Span | None, run: InitRun | None) -> None:
     """Modules of this spec that exist in the run must have the same interface and layers (E162).
     A run that does not exist yet is only a warning (W206): the spec itself is fine, and checking it
-    (or drawing its graph) must not need a trained run; `missing_init_run` stops training."""
-    from ..lang.diagnostics import TangleError
-    from ..artifacts.run import load_checked
-
+    (or drawing its graph) must not need a trained run; `missing_init_run` stops training. `run` is
+    what the pipeline read from `run_dir` (None: not read, so only its existence is checked)."""
     if not run_dir.is_dir():
         checker.warn("W206", f"init: no run directory at {run_dir} yet; compile needs it (and alignment "
                      "is checked against it then)", span,
                      hints=_train_first_hints(checker.spec.path, run_dir))
         return
-    try:
-        old, _ = load_checked(run_dir)
-    except TangleError as err:
-        for d in err.diagnostics:
-            checker.error("E140", f"init: {d.message}", span, hints=d.hints)
+    if run is None:
+        return
+    for d in run.problems:
+        checker.error("E140", f"init: {d.message}", span, hints=d.hints)
+    if run.problems or run.modules is None:
         return
     checker.init_modules = {}
-    checker.init_aligned = [set(a.modules) for a in old.composition.aligns]
+    checker.init_aligned = list(run.aligned)
     for name, decl in checker.g.modules.items():
-        prev = old.graph.modules.get(name)
+        prev = run.modules.get(name)
         if prev is None:
             continue
         mine = (str(decl.input), str(decl.output), [str(l) for l in decl.layers])
