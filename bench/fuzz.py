@@ -59,7 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tanglec.lang import ast  # noqa: E402
-from tanglec.spec.checks import check  # noqa: E402
+from tanglec.pipeline import check_spec  # noqa: E402
 from tanglec.lang.diagnostics import Diagnostic, TangleError, render_all  # noqa: E402
 from tanglec.lang.fmt import format_source  # noqa: E402
 from tanglec.lang.parser import parse, parse_file, parse_partial  # noqa: E402
@@ -153,7 +153,7 @@ def corpus(work: Path | None = None) -> dict[str, str]:
     for p in sorted((ROOT / "specs").glob("*.tangle")):
         text = p.read_text()
         try:
-            if work is None or not check(parse(text, str(work / p.name))).errors:
+            if work is None or not check_spec(parse(text, str(work / p.name))).errors:
                 specs[p.name] = text
         except TangleError:
             pass
@@ -274,7 +274,7 @@ def run_case(text: str, file: str, via_file: bytes | None = None) -> Outcome:
         out.parsed = not diags
         if out.parsed:  # the formatter on every valid spec
             out.problems += formatter_problems(text, file)
-        checked = check(spec)
+        checked = check_spec(spec)
         diags = diags + checked.diagnostics
         out.diagnostics = len(diags)
         out.problems += validate(diags, file, text)
@@ -284,7 +284,7 @@ def run_case(text: str, file: str, via_file: bytes | None = None) -> Outcome:
             out.problems.append("check_text disagrees with parse_partial about syntax errors")
     except CaseTimeout:
         out.problems.append("timeout")
-    except TangleError as err:  # check() itself may raise for data problems in some paths: fine if positioned
+    except TangleError as err:  # check_spec() itself may raise for data problems in some paths: fine if positioned
         out.problems += validate(err.diagnostics, file, text)
     except BaseException as err:  # noqa: BLE001 - the whole point: any other exception is a failure
         if isinstance(err, KeyboardInterrupt):

@@ -49,11 +49,17 @@ def read_init_run(path: Path, span: ast.Span | None) -> InitRun:
 
 def check_spec(spec: ast.Spec, overrides: Overrides = Overrides()) -> Checked:
     """Every problem of a parsed spec: its init run read, the overrides applied, its data validated."""
-    from .data.validate import target_problems
-
     declared = declared_init(spec, overrides.init)
     init = read_init_run(*declared) if declared is not None else None
-    return check(spec, init, stream=overrides.stream, data_check=target_problems)
+    return check(spec, init, stream=overrides.stream, data_check=_data_problems)
+
+
+def _data_problems(checked: Checked) -> list[Diagnostic]:
+    """data.validate's target checks, imported only when a spec's data is too large to check row by
+    row in plain Python (numpy costs most of a small spec's `check`)."""
+    from .data.validate import target_problems
+
+    return target_problems(checked)
 
 
 def check_file(path: str | Path) -> tuple[Checked | None, list[Diagnostic]]:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import ARITH, SPECS, run_tanglec
-from tanglec.spec.checks import load
+from tanglec.pipeline import load
 from tanglec.data.examples import build_examples
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_tanglec
-from tanglec.spec.checks import check
+from tanglec.pipeline import check_spec
 from tanglec.data.examples import MAX_REPORTED, DataError, build_examples
 from tanglec.lang.diagnostics import render_all
 from tanglec.lang.parser import parse
@@ -38,7 +38,7 @@ def diagnose(tmp_path, name: str, content: str | bytes):
     (data.write_bytes if isinstance(content, bytes) else data.write_text)(content)
     spec = tmp_path / "spec.tangle"
     spec.write_text(SPEC.format(file=name))
-    checked = check(parse(spec.read_text(), str(spec)))
+    checked = check_spec(parse(spec.read_text(), str(spec)))
     return checked, data
 
 

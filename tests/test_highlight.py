@@ -85,11 +85,11 @@ def test_rich_syntax_for_the_tui():
 
 
 def broken_diagnostics():
-    from tanglec.spec.checks import check
+    from tanglec.pipeline import check_spec
     from tanglec.lang.parser import parse
 
     source = ARITH.read_text().replace("dense 64 relu, dense 4", "dense 64 rleu, dense 4")
-    return check(parse(source, "arith.tangle")).diagnostics
+    return check_spec(parse(source, "arith.tangle")).diagnostics
 
 
 def test_colorized_diagnostics_strip_back_to_plain():

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import ROOT, SPECS
 from tanglec.data import examples as data, stream
-from tanglec.spec.checks import check
+from tanglec.pipeline import Overrides, check_spec
 from tanglec.data.examples import DataError
 from tanglec.lang.parser import parse_file
 
@@ -47,10 +47,8 @@ def gates_spec(folder: Path, rows: str | bytes | None = None, name: str = "rows.
 
 
 def checked_for(spec: Path, stream_mode: str | None = None):
-    checked = check(parse_file(spec))  # diagnostics are collected, not raised: the readers are compared below
-    if stream_mode:
-        checked.data.stream = stream_mode
-    return checked
+    # diagnostics are collected, not raised: the readers are compared below
+    return check_spec(parse_file(spec), Overrides(stream=stream_mode))
 
 
 def diagnostics(fn) -> list[tuple]:
@@ -112,9 +110,9 @@ def test_a_fifo_swapped_in_after_check_is_refused_without_blocking(tmp_path):
     """Both readers stat the file before opening it (and open it non-blocking): a FIFO nobody writes
     to is refused at once, in a child process so that a hang fails the test instead of stalling it."""
     spec = gates_spec(tmp_path, GOOD)
-    code = ("import os, sys; from tanglec.spec.checks import check; from tanglec.lang.parser import parse_file\n"
+    code = ("import os, sys; from tanglec.pipeline import check_spec; from tanglec.lang.parser import parse_file\n"
             "from tanglec.data import examples as data, stream; from tanglec.data.examples import DataError\n"
-            "checked = check(parse_file(sys.argv[1])); assert checked.ok\n"
+            "checked = check_spec(parse_file(sys.argv[1])); assert checked.ok\n"
             "os.remove(sys.argv[2]); os.mkfifo(sys.argv[2])\n"
             "for read in (data.read_file, lambda c: list(stream.Reader(c).chunks())):\n"
             "    try:\n        read(checked)\n    except DataError as err:\n"
@@ -154,10 +152,9 @@ def test_check_reports_target_ranges_of_a_streamed_file(tmp_path, monkeypatch):
     (tmp_path / "rows.csv").write_text(rows)
     spec = tmp_path / "narrow.tangle"
     spec.write_text(narrow.replace('"data/gates.csv"', '"rows.csv"'))
-    streamed = check(parse_file(spec))
+    streamed = check_spec(parse_file(spec))
     monkeypatch.setenv("TANGLEC_STREAM_BYTES", str(10**12))
-    stream._CACHE.clear()
-    whole = check(parse_file(spec))
+    whole = check_spec(parse_file(spec))
     assert [d.message for d in streamed.errors] == [d.message for d in whole.errors]
     assert any(d.code == "E112" and "ranges over 1..7, outside 0..3" in d.message for d in streamed.errors)
 
@@ -205,7 +202,7 @@ def test_holdouts_only_and_fewshot_when_streaming(tmp_path):
 def test_check_of_a_streamed_file_is_tf_free(tmp_path):
     BENCH.write_rows(tmp_path / "rows.csv", 3000, seed=5)
     spec = gates_spec(tmp_path)
-    code = ("import sys; from tanglec.spec.checks import load; from tanglec.data import stream; c = load(sys.argv[1]); "
+    code = ("import sys; from tanglec.pipeline import load; from tanglec.data import stream; c = load(sys.argv[1]); "
             "assert stream.should_stream(c); assert 'tensorflow' not in sys.modules, 'TF loaded'; print('ok')")
     r = subprocess.run([sys.executable, "-c", code, str(spec)], capture_output=True, text=True, cwd=ROOT,
                        env={**os.environ, "TANGLEC_STREAM_BYTES": "1000"}, timeout=120)
@@ -217,7 +214,6 @@ def test_streaming_memory_is_bounded(tmp_path, monkeypatch):
     BENCH.write_rows(tmp_path / "rows.csv", 12_000, seed=6)
     monkeypatch.setattr(stream, "CHUNK_ROWS", 600)
     checked = checked_for(gates_spec(tmp_path), "always")
-    stream._CACHE.clear()
 
     def peak(fn) -> float:
         tracemalloc.start()

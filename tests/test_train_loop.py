@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import ARITH, SPECS
-from tanglec.spec.checks import check_or_raise, load
+from tanglec.pipeline import load
+from tanglec.spec.checks import check_or_raise
 from tanglec.data.examples import build_examples
 from tanglec.lang.parser import parse
 

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import ARITH, SPECS
-from tanglec.spec.checks import load
+from tanglec.pipeline import load
 from tanglec.tui.app import ExploreApp
 from tanglec.tui.widgets.help import HelpScreen
 

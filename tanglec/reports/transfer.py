@@ -21,7 +21,7 @@ module for:
 and, separately, the held-out route of `specs/arith_holdout.tangle` with and without its align line.
 
 Everything goes through the real engine: spec *text* variants are parsed (`parser.parse` with the
-original file name, so `use` and relative paths resolve) and checked (`check_or_raise(spec, init=RUN)`),
+original file name, so `use` and relative paths resolve) and checked (`pipeline.check_spec(spec, Overrides(init=RUN))`),
 data comes from `data.build_examples`, training from `train.train`, base runs are written with
 `run.write_run`. Only the naive networks of ``c`` are built here, from `codegen.module_model`.
 
@@ -127,10 +127,14 @@ def _set_setting(line: str, key: str, value) -> str:
 
 def check_text(text: str, path: Path, init: Path | None = None):
     """Parse spec text as if it were the file at `path`, then check it (init overrides the spec's)."""
-    from ..spec.checks import check_or_raise
+    from ..lang.diagnostics import TangleError
     from ..lang.parser import parse
+    from ..pipeline import Overrides, check_spec
 
-    return check_or_raise(parse(text, file=str(path)), init=init)
+    checked = check_spec(parse(text, file=str(path)), Overrides(init=init))
+    if checked.errors:
+        raise TangleError(checked.diagnostics)
+    return checked
 
 
 def _hash(*parts) -> str:
@@ -230,10 +234,11 @@ class Engine:
         from ..data.examples import build_examples
         from ..artifacts.run import write_run
         from ..backend.train import train
+        from ..pipeline import init_weights
 
         checked = check_text(text, BASE_SPEC)
         examples = build_examples(checked)
-        result = train(checked, examples, seed=seed)
+        result = train(checked, examples, seed=seed, init_weights=lambda: init_weights(checked))
         metrics = {"steps_run": result.steps_run, "seconds": result.seconds,
                    "stopped_early": result.stopped_early, "seed": seed, "history": result.history}
         write_run(run_dir, checked, result.model, result.report, metrics, examples)
@@ -291,8 +296,9 @@ class Engine:
             routes, steps_run = naive_routes(checked, examples, sc.module, seed, steps, until)
         else:
             from ..backend.train import train
+            from ..pipeline import init_weights
 
-            result = train(checked, examples, seed=seed, steps=steps)
+            result = train(checked, examples, seed=seed, steps=steps, init_weights=lambda: init_weights(checked))
             routes = new_module_routes(result.report, sc.module)
             steps_run = result.steps_run
         seconds = time.perf_counter() - started
@@ -312,10 +318,11 @@ class Engine:
             return self.cache.get(key)
         from ..data.examples import build_examples
         from ..backend.train import train
+        from ..pipeline import init_weights
 
         checked = check_text(text, HOLDOUT_SPEC)
         examples = build_examples(checked)
-        result = train(checked, examples, seed=seed)
+        result = train(checked, examples, seed=seed, init_weights=lambda: init_weights(checked))
         _clear()
         routes = [_route_entry(r) for r in result.report["routes"]]
         held = [r for r in routes if r["status"] == "held-out"]

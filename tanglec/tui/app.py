@@ -617,6 +617,7 @@ class ExploreApp(App[int]):
         from ..lang.diagnostics import TangleError
         from ..artifacts.run import write_run
         from ..backend.train import train
+        from ..pipeline import init_weights
 
         checked = self.session.checked
         try:
@@ -638,7 +639,8 @@ class ExploreApp(App[int]):
             control.wait_if_paused()
 
         try:
-            result = train(checked, examples, on_progress=progress, should_stop=control.should_stop)
+            result = train(checked, examples, on_progress=progress, should_stop=control.should_stop,
+                           init_weights=lambda: init_weights(checked))
             if result.interrupted and not result.stopped_early:
                 self.post_message(TrainDone(result, written=False))
                 return
