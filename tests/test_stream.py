@@ -19,6 +19,7 @@ from conftest import ROOT, SPECS
 from tanglec.data import examples as data, stream
 from tanglec.pipeline import Overrides, check_spec
 from tanglec.data.examples import DataError
+from tanglec.data.rows import MAX_REPORTED
 from tanglec.lang.parser import parse_file
 
 
@@ -91,7 +92,7 @@ def test_streamed_csv_validation_matches_in_memory(tmp_path, case):
     streamed = diagnostics(lambda: list(stream.Reader(checked, chunk_rows=4).chunks()))
     assert streamed == whole
     if case == "many problems":
-        assert len(streamed) == data.MAX_REPORTED and "4 more problems not shown (14 in all)" in streamed[-1][3]
+        assert len(streamed) == MAX_REPORTED and "4 more problems not shown (14 in all)" in streamed[-1][3]
 
 
 JSONL_GOOD = "".join(json.dumps({"pair": [0, 0, 0, 0, 0, i % 2], "gate": g, "out": 0}) + "\n"

@@ -27,7 +27,7 @@ from .datasets import stream_dataset
 from .predict import predict_raw
 from ..data.features import training_arrays
 from ..spec.graph import codec_width
-from ..data.examples import Examples
+from ..data.rows import Examples
 from ..data.selection import route_mask, route_status
 from ..lang.diagnostics import Diagnostic, TangleError
 from .distribute import DEFAULT, make_strategy

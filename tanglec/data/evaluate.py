@@ -5,7 +5,7 @@ import numpy as np
 
 from ..spec.checks import Checked
 from . import codecs
-from .examples import Examples
+from .rows import Examples
 from .selection import route_mask
 
 

@@ -8,7 +8,7 @@ from ..lang import ast
 from ..spec.checks import Checked
 from ..spec.graph import codec_width
 from . import codecs
-from .examples import Examples
+from .rows import Examples
 from .selection import route_mask
 
 

@@ -8,7 +8,7 @@ import numpy as np
 from ..lang import ast
 from . import codecs
 from ..spec.checks import Checked
-from .examples import convert_value, evaluate_targets
+from .rows import convert_value, evaluate_targets
 from ..lang.diagnostics import Diagnostic, TangleError, did_you_mean
 
 

@@ -47,8 +47,8 @@ import numpy as np
 from ..lang import ast
 from .features import training_arrays
 from .selection import route_mask, select_training_rows
-from .examples import (DataError, Examples, RowProblems, column_arrays, convert_value, evaluate_targets, jsonl_cells,
-                       wanted_columns)
+from .rows import (DataError, Examples, RowProblems, column_arrays, convert_value, evaluate_targets, jsonl_cells,
+                   wanted_columns)
 from ..util.files import data_file_problem
 from ..lang.diagnostics import SOURCES, Diagnostic
 
@@ -111,7 +111,7 @@ class Chunk:
 
 def _fast_converter(t):
     """A quick conversion for valid cells of type `t`; anything it does not accept outright raises, and
-    `data.convert_value` (the reference, with the messages) decides instead."""
+    `rows.convert_value` (the reference, with the messages) decides instead."""
     if isinstance(t, (ast.SelectDecl, ast.CategoryType)):
         index = {v.text: i for i, v in enumerate(t.values)}
         return lambda raw: index[raw.strip()]
