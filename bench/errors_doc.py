@@ -309,7 +309,7 @@ def _produce(key: str, work: Path):
     if key == "E142":
         import errno
 
-        from tanglec.artifacts.run import write_error
+        from tanglec.lang.diagnostics import write_error
 
         err = write_error(Path("runs/arith"), OSError(errno.ENOSPC, "No space left on device"))
         return err.diagnostics, ["$ tanglec compile specs/arith.tangle -o runs/arith   # on a full disk"]

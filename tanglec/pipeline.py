@@ -137,7 +137,7 @@ def compile(checked: Checked, examples, *, out: Path | None, overrides: Override
         try:
             write_run(out, checked, result.model, result.report, metrics, examples)
         except OutputRefused as err:  # something else took the path during training
-            raise TangleError([output_refused(err)]) from None
+            raise output_refused(err) from None
     return Compiled(result, metrics)
 
 

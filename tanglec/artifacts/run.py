@@ -23,7 +23,7 @@ from ..lang import ast
 from ..util import strict_json
 from ..lang.ast import Span
 from ..spec.checks import MAX_PARAMETERS, Checked, check_or_raise
-from ..lang.diagnostics import Diagnostic, TangleError
+from ..lang.diagnostics import Diagnostic, TangleError, write_error
 from ..lang.parser import MAX_SOURCE_BYTES, parse
 from ..util.files import RUN_FORMAT, RUN_MANIFEST, swap_dir, temporary_dir
 
@@ -59,15 +59,6 @@ def _sha256(path: Path) -> str:
 
 def run_error(run_dir: Path, message: str, hints=()) -> TangleError:
     return TangleError([Diagnostic("E140", message, Span(str(run_dir), 1, 1, 1, 2), hints=list(hints))])
-
-
-def write_error(path: Path, err: OSError) -> TangleError:
-    """E142: a run (or checkpoint) could not be written, e.g. the disk is full; nothing was replaced."""
-    reason = os.strerror(err.errno).lower() if err.errno else str(err)
-    return TangleError([Diagnostic("E142", f"{reason} writing {path}; nothing was written",
-                                   Span(str(path), 1, 1, 1, 2),
-                                   hints=["free some space (or raise the file size limit) and compile again; "
-                                          "a previous run there is intact"])])
 
 
 def ensure_room(path: Path, files_bytes: int, largest_file: int) -> None:
