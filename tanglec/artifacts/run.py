@@ -22,7 +22,8 @@ from .. import __version__
 from ..lang import ast
 from ..util import strict_json
 from ..lang.ast import Span
-from ..spec.checks import MAX_PARAMETERS, Checked, check_or_raise
+from ..spec.check_limits import MAX_PARAMETERS
+from ..spec.checks import Checked, check_or_raise
 from ..lang.diagnostics import Diagnostic, TangleError, write_error
 from ..lang.parser import MAX_SOURCE_BYTES, parse
 from ..util.files import RUN_FORMAT, RUN_MANIFEST, swap_dir, temporary_dir

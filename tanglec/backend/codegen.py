@@ -12,7 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from ..lang import ast
-from ..spec.checks import Checked, estimate_parameters
+from ..spec.check_limits import estimate_parameters
+from ..spec.checked import Checked
 from ..spec.graph import codec_width
 from .mux import Multiplexer, choose_strategy
 

@@ -21,7 +21,8 @@ import tensorflow as tf
 
 from ..data import codecs
 from ..lang.ast import PhaseDecl, TrainDecl
-from ..spec.checks import Checked, estimate_parameters
+from ..spec.check_limits import estimate_parameters
+from ..spec.checked import Checked
 from .codegen import build_model, module_layers, training_device
 from .datasets import stream_dataset
 from .predict import predict_raw

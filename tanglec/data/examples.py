@@ -50,7 +50,7 @@ def build_examples(checked, check_ranges: bool = True) -> Examples:
         columns, data_targets = _enumerate(checked), {}
     targets = evaluate_targets(checked, columns, data_targets)
     if check_ranges:
-        from ..spec.checks import range_problems
+        from ..spec.check_targets import range_problems
 
         problems = range_problems(g, summarise(targets))
         if problems:

@@ -7,7 +7,7 @@ wires it in: spec checks never read data themselves.
 from __future__ import annotations
 
 from ..lang.diagnostics import Diagnostic
-from ..spec.checks import range_problems
+from ..spec.check_targets import range_problems
 from .examples import DataError, build_examples, check_rows, summarise
 
 CHECK_ROWS = 2000  # rows `check` evaluates the targets on when the data is too large to evaluate whole
