@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, SPECS
-from tanglec.data import examples as data, stream
+from tanglec.data import examples as data, reader, stream
 from tanglec.pipeline import Overrides, check_spec
 from tanglec.data.examples import DataError
 from tanglec.data.rows import MAX_REPORTED
@@ -89,7 +89,7 @@ def test_streamed_csv_validation_matches_in_memory(tmp_path, case):
     of 4 rows (problems on both sides of chunk boundaries)."""
     checked = checked_for(gates_spec(tmp_path, CSV_CASES[case]))
     whole = diagnostics(lambda: data.read_file(checked))
-    streamed = diagnostics(lambda: list(stream.Reader(checked, chunk_rows=4).chunks()))
+    streamed = diagnostics(lambda: list(reader.Reader(checked, chunk_rows=4).chunks()))
     assert streamed == whole
     if case == "many problems":
         assert len(streamed) == MAX_REPORTED and "4 more problems not shown (14 in all)" in streamed[-1][3]
@@ -112,10 +112,10 @@ def test_a_fifo_swapped_in_after_check_is_refused_without_blocking(tmp_path):
     to is refused at once, in a child process so that a hang fails the test instead of stalling it."""
     spec = gates_spec(tmp_path, GOOD)
     code = ("import os, sys; from tanglec.pipeline import check_spec; from tanglec.lang.parser import parse_file\n"
-            "from tanglec.data import examples as data, stream; from tanglec.data.examples import DataError\n"
+            "from tanglec.data import examples as data, reader; from tanglec.data.examples import DataError\n"
             "checked = check_spec(parse_file(sys.argv[1])); assert checked.ok\n"
             "os.remove(sys.argv[2]); os.mkfifo(sys.argv[2])\n"
-            "for read in (data.read_file, lambda c: list(stream.Reader(c).chunks())):\n"
+            "for read in (data.read_file, lambda c: list(reader.Reader(c).chunks())):\n"
             "    try:\n        read(checked)\n    except DataError as err:\n"
             "        d = err.diagnostics[0]; print(d.code, d.span.line, d.span.col, d.message)\n")
     r = subprocess.run([sys.executable, "-c", code, str(spec), str(tmp_path / "rows.csv")], capture_output=True,
@@ -128,7 +128,7 @@ def test_a_fifo_swapped_in_after_check_is_refused_without_blocking(tmp_path):
 def test_streamed_jsonl_validation_matches_in_memory(tmp_path, case):
     checked = checked_for(gates_spec(tmp_path, JSONL_CASES[case], name="rows.jsonl"))
     whole = diagnostics(lambda: data.read_file(checked))
-    streamed = diagnostics(lambda: list(stream.Reader(checked, chunk_rows=3).chunks()))
+    streamed = diagnostics(lambda: list(reader.Reader(checked, chunk_rows=3).chunks()))
     assert streamed == whole
 
 
@@ -137,7 +137,7 @@ def test_streamed_rows_equal_in_memory_rows(tmp_path):
     BENCH.write_rows(tmp_path / "rows.csv", 1000, seed=4)
     checked = checked_for(gates_spec(tmp_path))
     inputs, targets = data.read_file(checked)
-    chunks = list(stream.Reader(checked, chunk_rows=128).chunks())
+    chunks = list(reader.Reader(checked, chunk_rows=128).chunks())
     assert [c.start for c in chunks] == list(range(0, 1000, 128))
     for name, col in inputs.items():
         np.testing.assert_array_equal(np.concatenate([c.inputs[name] for c in chunks]), col)
@@ -213,7 +213,7 @@ def test_check_of_a_streamed_file_is_tf_free(tmp_path):
 def test_streaming_memory_is_bounded(tmp_path, monkeypatch):
     """Python-heap peak (tracemalloc) of reading 12,000 rows: chunks of 600 vs the whole file."""
     BENCH.write_rows(tmp_path / "rows.csv", 12_000, seed=6)
-    monkeypatch.setattr(stream, "CHUNK_ROWS", 600)
+    monkeypatch.setattr(reader, "CHUNK_ROWS", 600)
     checked = checked_for(gates_spec(tmp_path), "always")
 
     def peak(fn) -> float:

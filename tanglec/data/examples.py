@@ -170,7 +170,7 @@ def rows_jsonl(checked, examples: Examples) -> str:
 def read_file(checked) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The whole file in memory: the chunked reader (tanglec.data.stream) in a single chunk, so a file
     gets the same problems, positions and messages whichever way it is read."""
-    from .stream import Reader
+    from .reader import Reader
 
     (chunk,) = Reader(checked, chunk_rows=sys.maxsize).chunks()
     return chunk.inputs, chunk.data_targets
