@@ -9,7 +9,8 @@ import pytest
 
 from conftest import run_tanglec
 from tanglec.pipeline import check_spec
-from tanglec.data.examples import MAX_REPORTED, DataError, build_examples
+from tanglec.data.examples import DataError, build_examples
+from tanglec.data.rows import MAX_REPORTED
 from tanglec.lang.diagnostics import render_all
 from tanglec.lang.parser import parse
 

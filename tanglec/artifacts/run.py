@@ -318,7 +318,8 @@ def evaluation_examples(run_dir: Path, checked: Checked):
     from the spec (enumerated or sampled with its seed)."""
     import numpy as np
 
-    from ..data.examples import Examples, build_examples, evaluate_targets, read_file
+    from ..data.examples import build_examples, read_file
+    from ..data.rows import Examples, evaluate_targets
 
     if checked.data.source != "file":
         return build_examples(checked)
