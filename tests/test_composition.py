@@ -214,14 +214,15 @@ def test_shipped_transfer_specs_check_before_their_init_run_exists(tmp_path, mon
 
 @pytest.mark.slow
 def test_training_without_the_init_run_is_refused(tmp_path):
-    """`train` (what compile and explore call) needs the weights `check` only warned about."""
+    """Training (the pipeline's compile, what the CLI and explore run) needs the weights `check` only
+    warned about."""
     import shutil
 
-    from tanglec.backend.train import train
+    from tanglec import pipeline
 
     shutil.copytree(SPECS, tmp_path / "specs")
     checked = load(tmp_path / "specs" / "transfer_minus1.tangle")
     with pytest.raises(TangleError) as err:
-        train(checked, build_examples(checked), steps=10)
+        pipeline.compile(checked, pipeline.prepare(checked), out=None, overrides=pipeline.Overrides(steps=10))
     assert [d.code for d in err.value.diagnostics] == ["E140"]
     assert err.value.diagnostics[0].span.line == 6
