@@ -19,7 +19,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..data import codecs
 from ..lang.ast import PhaseDecl, TrainDecl
 from ..spec.check_limits import estimate_parameters
 from ..spec.checked import Checked
@@ -27,7 +26,6 @@ from .codegen import build_model, module_layers, training_device
 from .datasets import stream_dataset
 from .predict import predict_raw
 from ..data.features import training_arrays
-from ..spec.graph import codec_width
 from ..data.rows import Examples
 from ..data.selection import route_mask, route_status
 from ..lang.diagnostics import Diagnostic, TangleError
