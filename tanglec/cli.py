@@ -108,9 +108,9 @@ def cli() -> None:
 @json_option
 def check(spec: Path, as_json: bool) -> None:
     """Parse and check a spec (no TensorFlow): every problem, positioned."""
-    from .spec.onepass import check_file
+    from . import pipeline
 
-    checked, diagnostics = check_file(spec)  # syntax errors and the other statements' problems together
+    checked, diagnostics = pipeline.check_file(spec)  # syntax errors and the other statements' problems together
     if checked is None or checked.errors:
         fail(as_json, TangleError(diagnostics))
     warnings_to_stderr(as_json, checked.diagnostics)
@@ -133,13 +133,13 @@ def check(spec: Path, as_json: bool) -> None:
 @json_option
 def graph(spec: Path, fmt: str, out: Path | None, overwrite: bool, as_json: bool) -> None:
     """Show the module graph and its routes."""
-    from .spec.checks import load
+    from . import pipeline
     from .spec.graph import describe
 
     if out is not None:
         refuse_bad_output(as_json, out, "file", overwrite=overwrite, inputs=[spec])
     try:
-        checked = load(spec)
+        checked = pipeline.load(spec)
     except TangleError as err:
         fail(as_json, err)
     g = checked.graph
@@ -242,58 +242,47 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
              checkpoint_every: int | None = None, strategy: str | None = None, devices: int | None = None,
              stream: bool | None = None, weights_npz: Path | None = None) -> None:
     """Check, build, train and evaluate a spec; write the run directory."""
-    from .spec.checks import load
-    from .spec.composition import require_init_run
-    from .data.examples import DataError, build_examples
+    from . import pipeline
     from .backend.distribute import check_strategy
-    from .data.stream import StreamedExamples
+    from .data.examples import DataError
     from .util.files import checkpoint_dir
 
-    if stream is not None:  # before the spec is checked: checking reads the data file too
-        from .data import stream as streaming
-
-        streaming.FORCED = "always" if stream else "never"
+    overrides = pipeline.Overrides(stream=None if stream is None else ("always" if stream else "never"), init=init,
+                                   seed=seed, steps=steps, mux=mux, strategy=strategy, devices=devices)
     try:
-        checked = load(spec, init=init)
-        require_init_run(checked)  # before TensorFlow: training needs the run that `check` only warned of
+        checked = pipeline.load(spec, overrides, training=True)  # E140 before TensorFlow: no init run yet
         out = out or Path("runs") / spec.stem
         inputs = [spec, *(p for p in (init, checked.composition.init, checked.data.path) if p is not None)]
         refuse_bad_output(as_json, out, "run", inputs=inputs)  # before the examples are built, before training
         refuse_bad_output(as_json, checkpoint_dir(out), "checkpoint", inputs=inputs)
-        if stream is not None:
-            checked.data.stream = "always" if stream else "never"
-        examples = build_examples(checked)
-        strategy = strategy or checked.train.strategy
-        chief = check_strategy(strategy, devices)  # multiworker: only the chief writes the run and checkpoints
+        examples = pipeline.prepare(checked)
+        chief = check_strategy(strategy or checked.train.strategy, devices)  # multiworker: only the chief writes
     except (TangleError, DataError) as err:
         fail(as_json, err)
     warnings_to_stderr(as_json, checked.diagnostics)
     _quiet_tensorflow()
-    from .artifacts.run import write_run
-    from .backend.train import plan_phases, rich_progress, run_metrics, train
-
-    cfg = checked.train
-    total = sum(p.steps for p in plan_phases(checked, steps))
-    update, bar = rich_progress(total)
     from .backend.checkpoint import DEFAULT_EVERY, Checkpointer, resume_command
+    from .backend.train import rich_progress
 
+    update, bar = rich_progress(pipeline.total_steps(checked, overrides))
     every = DEFAULT_EVERY if checkpoint_every is None else checkpoint_every
     ckpt = Checkpointer(checkpoint_dir(out), every=every if chief else 0, resume=resume, handle_signals=chief,
                         log=lambda line: click.echo(line, err=True))  # other workers only read it to resume
     with bar, ckpt:  # Ctrl-C/SIGTERM: finish the chunk, save a checkpoint, stop
         try:
-            result = train(checked, examples, steps=steps, seed=seed, mux=mux, on_progress=update,
-                           tensorboard=str(tensorboard) if tensorboard and chief else None, checkpoint=ckpt,
-                           strategy=strategy, devices=devices)
-        except TangleError as err:
+            compiled = pipeline.compile(checked, examples, out=out if chief else None, overrides=overrides,
+                                        on_progress=update, checkpoint=ckpt,
+                                        tensorboard=tensorboard if chief else None)
+        except TangleError as err:  # E142: the disk is full, say; the previous run is intact
             fail(as_json, err)
         except Exception as err:  # noqa: BLE001 - a multiworker peer that stopped is E170, anything else a bug
             from .backend.distribute import peer_failure
 
-            problem = peer_failure(err, strategy, ckpt.directory)
+            problem = peer_failure(err, overrides.strategy or checked.train.strategy, ckpt.directory)
             if problem is None:
                 raise
             fail(as_json, problem)
+    result = compiled.result
     if weights_npz is not None:
         from .backend.distribute import save_worker_weights
 
@@ -308,20 +297,9 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
                        "resume": command})
         click.echo(printable(f"interrupted at step {result.steps_run}; resume with: {command}"), err=True)
         sys.exit(ckpt.exit_code)
-    comp = checked.composition
-    metrics = run_metrics(checked, result, cfg.seed if seed is None else seed, isinstance(examples, StreamedExamples))
-    modules = metrics["modules"]
     if chief:
-        from .lang.diagnostics import output_refused
-        from .util.files import OutputRefused
-
-        try:
-            write_run(out, checked, result.model, result.report, metrics, examples)
-        except OutputRefused as err:  # something else took the path during training
-            fail(as_json, output_refused(err))
-        except TangleError as err:  # E142: the disk is full, say; the previous run is intact
-            fail(as_json, err)
         ckpt.discard()  # the run is complete: its checkpoints are no longer needed
+    modules = compiled.metrics["modules"]
     report = result.report
     payload = {"ok": True, "run": str(out) if chief else None, "steps_run": result.steps_run,
                "accuracy": report["accuracy"], "cases": report["cases"], "exact": report["exact"],
@@ -329,7 +307,7 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
                "strategy": result.distribution, "xla": result.xla, "routes": report["routes"]}
     if tensorboard:
         payload["tensorboard"] = str(tensorboard)
-    lines = [f"{key}: {', '.join(names)}" for key, names in modules.items() if names and comp.init]
+    lines = [f"{key}: {', '.join(names)}" for key, names in modules.items() if names and checked.composition.init]
     where = f"run written to {out}" if chief else "the chief writes the run"
     emit(as_json, payload, _route_table(report) + "".join(f"\n{line}" for line in lines) +
          f"\n{result.steps_run} steps in {result.seconds:.1f}s; {where}")
@@ -340,40 +318,26 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
 @json_option
 def eval_(run: Path, as_json: bool) -> None:
     """Accuracy of every route of a trained run."""
-    from .artifacts.run import evaluation_examples, loaded_modules
+    from . import pipeline
 
     try:
-        checked, _ = _load_run_checked(run)
-        examples = evaluation_examples(run, checked)
-        loaded = loaded_modules(run)
+        checked, examples = pipeline.evaluation_inputs(run)
     except TangleError as err:
         fail(as_json, err)
-    _quiet_tensorflow()  # before .train imports it, or TensorFlow's C++ start-up chatter reaches stderr
-    from .data.query import route_report
-    from .backend.train import annotate_routes, predict_raw
-
     model = _load_model_or_fail(run, checked, as_json)
-    checked.init_modules = {m: checked.graph.modules[m] for m in loaded if m in checked.graph.modules}
-    ev = examples.take(examples.eval_index)
-    report = annotate_routes(checked, examples, route_report(checked, ev, predict_raw(model, checked, ev.columns)))
+    report = pipeline.evaluate(checked, examples, model)
     emit(as_json, {"ok": True, "run": str(run), **report}, _route_table(report))
 
 
 def _load_model_or_fail(run: Path, checked, as_json: bool):
     """The run's Keras model (imports TensorFlow quietly); a damaged run exits 1 with its diagnostic."""
-    _quiet_tensorflow()
-    from .artifacts.run import load_model
+    from . import pipeline
 
+    _quiet_tensorflow()  # before TensorFlow is imported, or its C++ start-up chatter reaches stderr
     try:
-        return load_model(run, checked)
+        return pipeline.load_run_model(run, checked)
     except TangleError as err:
         fail(as_json, err)
-
-
-def _load_run_checked(run: Path):
-    from .artifacts.run import load_checked
-
-    return load_checked(run)
 
 
 def _assignments(fields: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -393,20 +357,16 @@ def _assignments(fields: tuple[str, ...]) -> list[tuple[str, str]]:
 @json_option
 def query(run: Path, fields: tuple[str, ...], as_json: bool) -> None:
     """Ask a trained run: every decoder's answer and confidence, e.g. `x=7 encoding=binary op=times2`."""
-    from .data.query import answers, parse_fields, route_for
+    from . import pipeline
 
     assignments = _assignments(fields)
     try:
-        checked, _ = _load_run_checked(run)
-        columns = parse_fields(checked, assignments)
+        checked = pipeline.load_run(run)
+        columns = pipeline.query_columns(checked, assignments)
     except TangleError as err:
         fail(as_json, err)
-    _quiet_tensorflow()  # before .train imports it, or TensorFlow's C++ start-up chatter reaches stderr
-    from .backend.train import predict_raw
-
     model = _load_model_or_fail(run, checked, as_json)
-    result = answers(checked, columns, predict_raw(model, checked, columns))
-    route = route_for(checked, columns)
+    route, result = pipeline.ask(checked, model, columns)
     lines = [f"route {route.name}"]
     for a in result:
         conf = "" if a.confidence is None else f"  (confidence {a.confidence:.3f})"
@@ -491,11 +451,12 @@ def fmt_(paths: tuple[Path, ...], check_only: bool, show_diff: bool, as_json: bo
 @json_option
 def export_(run: Path, fmt: str, out: Path | None, no_verify: bool, as_json: bool) -> None:
     """Export a trained run for serving: decoded answers from raw fields (see docs/cli.md)."""
+    from . import pipeline
     from .artifacts.export import check_export_path, default_output
 
     out = out or default_output(run, fmt)
     try:
-        _load_run_checked(run)  # a damaged run is refused before TensorFlow loads
+        pipeline.load_run(run)  # a damaged run is refused before TensorFlow loads
         check_export_path(out, fmt)
     except TangleError as err:
         fail(as_json, err)

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from support import ARITH, ROOT, run_tanglec
-from tanglec.spec.checks import check
+from tanglec.pipeline import check_spec
 from tanglec.lang.diagnostics import TangleError, render_all
 from tanglec.lang.parser import parse
 
@@ -17,7 +17,7 @@ SEED = ARITH.read_text()
 
 def diagnostics_of(text: str):
     try:
-        return check(parse(text, "t.tangle")).diagnostics
+        return check_spec(parse(text, "t.tangle")).diagnostics
     except TangleError as err:
         return err.diagnostics
 

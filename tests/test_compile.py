@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from support import ARITH, SPECS, run_tanglec
-from tanglec.spec.checks import load
+from tanglec.pipeline import load
 from tanglec.data.examples import build_examples
 
 pytestmark = pytest.mark.slow
@@ -74,7 +74,7 @@ def test_query_rejects_bad_values(tmp_path):
 
 def test_reloaded_run_predicts_identically(tmp_path):
     from tanglec.artifacts.run import load_checked, load_model, write_run
-    from tanglec.backend.train import predict_raw
+    from tanglec.backend.predict import predict_raw
 
     checked, examples, result = train_spec(ARITH, seed=1, steps=40)
     write_run(tmp_path / "run", checked, result.model, result.report, {"steps_run": result.steps_run})

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from support import ARITH, SPECS
-from tanglec.spec.checks import check, load
+from tanglec.pipeline import Overrides, check_spec, load
 from tanglec.data.examples import build_examples
 from tanglec.lang.diagnostics import TangleError
 from tanglec.lang.parser import parse, parse_file
@@ -16,7 +16,7 @@ SEED = ARITH.read_text()
 def diagnostics(path_or_text, file="t.tangle", init=None):
     try:
         spec = parse_file(path_or_text) if not isinstance(path_or_text, str) else parse(path_or_text, file)
-        return check(spec, init).diagnostics
+        return check_spec(spec, Overrides(init=init)).diagnostics
     except TangleError as err:
         return err.diagnostics
 
@@ -95,12 +95,12 @@ def test_missing_alignment_for_a_held_out_route_is_warned():
 
 def test_few_shot_limits_are_seeded():
     text = SEED.replace("data enumerate", "data enumerate only op:plus1 limit 7 seed 3")
-    checked = check(parse(text, str(ARITH)))
+    checked = check_spec(parse(text, str(ARITH)))
     first = build_examples(checked).train_index
-    again = build_examples(check(parse(text, str(ARITH)))).train_index
+    again = build_examples(check_spec(parse(text, str(ARITH)))).train_index
     assert len(first) == 7 and np.array_equal(first, again)
     assert (build_examples(checked).columns["op"][first] == 0).all()
-    per_route = check(parse(SEED.replace("data enumerate", "data enumerate per_route 2"), str(ARITH)))
+    per_route = check_spec(parse(SEED.replace("data enumerate", "data enumerate per_route 2"), str(ARITH)))
     rows = build_examples(per_route)
     assert len(rows.train_index) == 8 and len(rows.eval_index) == 40
 
@@ -152,12 +152,13 @@ def test_init_loads_weights_by_name_into_a_changed_graph(base_run, mux):
     from tanglec.artifacts.run import load_checked, load_model
     from tanglec.backend.mux import Multiplexer
     from tanglec.backend.train import train
+    from tanglec.pipeline import init_weights
 
     spec = (SPECS / "transfer_gray.tangle").read_text()
-    checked = check(parse(spec, str(SPECS / "transfer_gray.tangle")), init=base_run)
+    checked = check_spec(parse(spec, str(SPECS / "transfer_gray.tangle")), Overrides(init=base_run))
     assert checked.ok, [d.message for d in checked.errors]
     assert sorted(checked.new_modules) == ["gray"]
-    result = train(checked, build_examples(checked), steps=10, mux=mux)
+    result = train(checked, build_examples(checked), steps=10, mux=mux, init_weights=lambda: init_weights(checked))
     strategies = sorted(layer.strategy for layer in result.model.layers if isinstance(layer, Multiplexer))
     assert strategies == (["partition", "stacked"] if mux else ["partition", "partition"])
     assert result.loaded == ["binary", "decimal", "plus1", "times2", "to_binary", "to_decimal"]
@@ -179,12 +180,12 @@ def test_phases_run_in_order_and_train_only_their_modules(mux):
     from tanglec.backend.train import train
 
     text = SEED.replace(" until exact", "") + "\nphase first steps 20 modules plus1\nphase second steps 10 lr 0.001\n"
-    checked = check(parse(text, str(ARITH)))
+    checked = check_spec(parse(text, str(ARITH)))
     assert [p.name for p in checked.composition.phases] == ["first", "second"]
     result = train(checked, build_examples(checked))
     assert result.steps_run == 30 and [h["step"] for h in result.history] == [10, 20, 30]
 
-    only_plus1 = check(parse(SEED.replace(" until exact", "") + "\nphase one steps 20 modules plus1\n", str(ARITH)))
+    only_plus1 = check_spec(parse(SEED.replace(" until exact", "") + "\nphase one steps 20 modules plus1\n", str(ARITH)))
     model = build_model(only_plus1, mux=mux)  # stacked: plus1 and times2 are slices of one stack
     before = {n: [w.copy() for w in layer.get_weights()] for n, layer in module_layers(model).items()}
     train(only_plus1, build_examples(only_plus1), model=model)
@@ -206,7 +207,7 @@ def test_shipped_transfer_specs_check_before_their_init_run_exists(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     hint = "train it first: tanglec compile specs/arith.tangle -o runs/arith"
     for spec in sorted((tmp_path / "specs").glob("transfer_*.tangle")):
-        checked = check(parse(spec.read_text(), str(spec)))
+        checked = check_spec(parse(spec.read_text(), str(spec)))
         assert [(d.code, d.severity) for d in checked.diagnostics] == [("W206", "warning")], spec.name
         assert checked.diagnostics[0].hints == [hint] and checked.diagnostics[0].span.col == 1
         assert missing_init_run(checked).code == "E140"
@@ -220,14 +221,15 @@ def test_shipped_transfer_specs_check_before_their_init_run_exists(tmp_path, mon
 
 @pytest.mark.slow
 def test_training_without_the_init_run_is_refused(tmp_path):
-    """`train` (what compile and explore call) needs the weights `check` only warned about."""
+    """Training (the pipeline's compile, what the CLI and explore run) needs the weights `check` only
+    warned about."""
     import shutil
 
-    from tanglec.backend.train import train
+    from tanglec import pipeline
 
     shutil.copytree(SPECS, tmp_path / "specs")
     checked = load(tmp_path / "specs" / "transfer_minus1.tangle")
     with pytest.raises(TangleError) as err:
-        train(checked, build_examples(checked), steps=10)
+        pipeline.compile(checked, pipeline.prepare(checked), out=None, overrides=pipeline.Overrides(steps=10))
     assert [d.code for d in err.value.diagnostics] == ["E140"]
     assert err.value.diagnostics[0].span.line == 6

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from support import measured_tanglec, run_tanglec
-from tanglec.spec.checks import check
-from tanglec.data.examples import MAX_REPORTED, DataError, build_examples
+from tanglec.pipeline import check_spec
+from tanglec.data.examples import DataError, build_examples
+from tanglec.data.rows import MAX_REPORTED
 from tanglec.lang.diagnostics import render_all
 from tanglec.lang.parser import parse
 
@@ -38,7 +39,7 @@ def diagnose(tmp_path, name: str, content: str | bytes):
     (data.write_bytes if isinstance(content, bytes) else data.write_text)(content)
     spec = tmp_path / "spec.tangle"
     spec.write_text(SPEC.format(file=name))
-    checked = check(parse(spec.read_text(), str(spec)))
+    checked = check_spec(parse(spec.read_text(), str(spec)))
     return checked, data
 
 

@@ -90,13 +90,13 @@ def test_a_lost_worker_is_e170():
 
 
 def test_strategy_spec_setting(write_spec):
-    from tanglec.spec.checks import check
+    from tanglec.pipeline import check_spec
     from tanglec.lang.parser import parse_file
 
-    good = check(parse_file(write_spec(ARITH.read_text().replace("until exact", "until exact strategy mirrored"))))
+    good = check_spec(parse_file(write_spec(ARITH.read_text().replace("until exact", "until exact strategy mirrored"))))
     assert good.ok and good.train.strategy == "mirrored"
-    assert check(parse_file(ARITH)).train.strategy == "default"
-    bad = check(parse_file(write_spec(ARITH.read_text().replace("until exact", "until exact strategy mirror"))))
+    assert check_spec(parse_file(ARITH)).train.strategy == "default"
+    bad = check_spec(parse_file(write_spec(ARITH.read_text().replace("until exact", "until exact strategy mirror"))))
     assert [d.code for d in bad.errors] == ["E115"] and "default, mirrored, multiworker" in bad.errors[0].message
 
 
@@ -138,8 +138,9 @@ MIRRORED_SCRIPT = textwrap.dedent('''
     results["compile"] = json.loads(buf.getvalue())
     from tanglec.artifacts.run import load_checked, load_model
     from tanglec.data.examples import build_examples
-    from tanglec.data.query import route_report
-    from tanglec.backend.train import predict_raw, train
+    from tanglec.data.evaluate import route_report
+    from tanglec.backend.predict import predict_raw
+    from tanglec.backend.train import train
     checked, _ = load_checked(out / "run")
     examples = build_examples(checked)
     model = load_model(out / "run", checked)  # the weights a mirrored run wrote load without a strategy
@@ -148,7 +149,7 @@ MIRRORED_SCRIPT = textwrap.dedent('''
 
     # 2. every multiplexer strategy trains under mirrored: `where` was the compile above, `partition`
     #    is the resumed run below, `gather` here
-    from tanglec.spec.checks import load
+    from tanglec.pipeline import load
     checked = load(sys.argv[1])
     examples = build_examples(checked)
     results["mux"] = {}

@@ -63,7 +63,7 @@ def query_answers(run) -> dict:
     """What `tanglec query RUN x=.. encoding=.. op=..` answers, for every example (one model load)."""
     from tanglec.data.query import answers, parse_fields
     from tanglec.artifacts.run import load_checked, load_model
-    from tanglec.backend.train import predict_raw
+    from tanglec.backend.predict import predict_raw
 
     checked, _ = load_checked(run)
     model = load_model(run, checked)
@@ -147,7 +147,7 @@ def test_keras_export_loads_with_safe_mode(trained, tmp_path):
 
     import tanglec.backend.codegen  # noqa: F401  registers tanglec>Encode and tanglec>Multiplexer
     from tanglec.artifacts.run import load_checked, load_model
-    from tanglec.backend.train import predict_raw
+    from tanglec.backend.predict import predict_raw
 
     run, _, _ = trained
     base = tmp_path

@@ -11,7 +11,7 @@ from lark import Lark
 
 from support import ROOT, SPECS
 from tanglec.lang import fmt
-from tanglec.spec.checks import check
+from tanglec.pipeline import check_spec
 from tanglec.cli import cli
 from tanglec.lang.diagnostics import TangleError
 from tanglec.spec.graph import build, describe
@@ -107,7 +107,7 @@ def test_specs_are_formatted_and_formatting_keeps_the_graph(path):
     source = path.read_text()
     once = assert_well_formatted(source, str(path))
     assert once == source, f"{path.name} is not formatted: run `tanglec fmt {path.relative_to(ROOT)}`"
-    before, after = check(parse(source, str(path))), check(parse(once, str(path)))
+    before, after = check_spec(parse(source, str(path))), check_spec(parse(once, str(path)))
     assert describe(after.graph) == describe(before.graph)
     assert sorted(after.graph.g.edges()) == sorted(before.graph.g.edges())
     assert [d.code for d in after.diagnostics] == [d.code for d in before.diagnostics]
@@ -123,8 +123,8 @@ def test_fmt_check_passes_on_specs_dir():
 def test_messy_spec_gets_the_canonical_layout():
     out = assert_well_formatted(MESSY)
     assert out == MESSY_FORMATTED
-    ast_before = check(parse(MESSY, "a"))
-    ast_after = check(parse(out, "a"))
+    ast_before = check_spec(parse(MESSY, "a"))
+    ast_after = check_spec(parse(out, "a"))
     assert describe(ast_after.graph) == describe(ast_before.graph)
 
 

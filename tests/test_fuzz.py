@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 
 from support import ROOT
 from tanglec.devtools import errors_doc, specfuzz as fuzz, specgen
-from tanglec.spec.checks import MAX_MODULES, check
+from tanglec.spec.check_limits import MAX_MODULES
+from tanglec.spec.checks import check
 from tanglec.lang.diagnostics import TangleError, render_all
 from tanglec.spec.graph import MAX_ROUTES
 from tanglec.lang.parser import MAX_EXPR_DEPTH, MAX_NESTING, parse, parse_partial

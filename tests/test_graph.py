@@ -9,7 +9,7 @@ import sys
 import networkx as nx
 
 from support import ARITH, ROOT, run_tanglec
-from tanglec.spec.checks import check, load
+from tanglec.pipeline import check_spec, load
 from tanglec.spec.graph import build
 from tanglec.lang.parser import parse
 
@@ -72,7 +72,7 @@ def test_a_module_cycle_is_reported_along_its_edges_at_the_edge_that_closes_it(w
 
 def test_expression_targets_are_ordered_by_what_they_use():
     text = TARGETS.format(first="d", first_expr="c + 1", second="c", second_expr="x + 1")
-    assert check(parse(text, "t.tangle")).target_order == ["c", "d", "y"]
+    assert check_spec(parse(text, "t.tangle")).target_order == ["c", "d", "y"]
 
 
 def test_a_target_cycle_names_every_target_it_holds_up(write_spec):

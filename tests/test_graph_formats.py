@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from support import ARITH, SPECS
 from tanglec.spec import graph_formats
-from tanglec.spec.checks import load
+from tanglec.pipeline import load
 from tanglec.cli import cli
 
 SPEC_FILES = sorted(SPECS.rglob("*.tangle"))

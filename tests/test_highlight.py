@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from pygments.token import Comment, Error, Keyword, Name, Number, Operator, String
 
 from support import ARITH, ROOT, SPECS
-from tanglec.spec import checks, graph
+from tanglec.lang import vocabulary
 from tanglec.lang import expr, highlight, parser
 from tanglec.cli import cli
 from tanglec.lang.diagnostics import render_all
@@ -58,10 +58,10 @@ def test_word_lists_follow_the_compiler():
     missing = grammar_words - lexer_words
     assert not missing, f"keywords of tanglec/tangle.lark missing from tanglec/highlight.py: {sorted(missing)}"
     assert set(parser.STATEMENT_KEYWORDS) <= set(highlight.STATEMENTS)
-    assert graph.CODECS <= set(highlight.CODECS)
-    assert checks.LAYER_KINDS <= set(highlight.LAYERS)
-    assert checks.ACTIVATIONS <= set(highlight.ACTIVATIONS)
-    settings = checks.TRAIN_KEYS | checks.DATA_KEYS | checks.MUX_STRATEGIES
+    assert vocabulary.CODECS <= set(highlight.CODECS)
+    assert vocabulary.LAYER_KINDS <= set(highlight.LAYERS)
+    assert vocabulary.ACTIVATIONS <= set(highlight.ACTIVATIONS)
+    settings = vocabulary.TRAIN_KEYS | vocabulary.DATA_KEYS | vocabulary.MUX_STRATEGIES
     assert settings - set(highlight.STATEMENTS + highlight.KEYWORDS) <= set(highlight.SETTINGS)
     statements = tokens("holdout binary -> times2\nalign binary, decimal on x weight 1\n")
     assert statements["holdout"] is Keyword.Declaration and statements["on"] is Keyword
@@ -85,11 +85,11 @@ def test_rich_syntax_for_the_tui():
 
 
 def broken_diagnostics():
-    from tanglec.spec.checks import check
+    from tanglec.pipeline import check_spec
     from tanglec.lang.parser import parse
 
     source = ARITH.read_text().replace("dense 64 relu, dense 4", "dense 64 rleu, dense 4")
-    return check(parse(source, "arith.tangle")).diagnostics
+    return check_spec(parse(source, "arith.tangle")).diagnostics
 
 
 def test_colorized_diagnostics_strip_back_to_plain():

@@ -240,13 +240,12 @@ def test_explore_reads_a_spec_the_guarded_way(tmp_path, special):
 
 def crash(monkeypatch, capsys) -> tuple[int, str]:
     """Run `tanglec check` in-process with its checker broken: an internal error."""
-    from tanglec import cli
-    from tanglec.spec import onepass
+    from tanglec import cli, pipeline
 
     def broken(path):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(onepass, "check_file", broken)
+    monkeypatch.setattr(pipeline, "check_file", broken)
     monkeypatch.setattr(sys, "argv", ["tanglec", "check", str(ARITH)])
     with pytest.raises(SystemExit) as stop:
         cli.main()

@@ -105,7 +105,7 @@ import sys, types
 sys.modules["keras"] = types.SimpleNamespace(__version__="3.0.0")  # write_run reads only the versions
 sys.modules["tensorflow"] = types.SimpleNamespace(__version__="2.0.0")
 from pathlib import Path
-from tanglec.spec.checks import load
+from tanglec.pipeline import load
 from tanglec.artifacts.run import write_run
 
 class Weights:
@@ -231,11 +231,12 @@ def test_checkpoint_from_other_settings_or_spec_is_refused(tmp_path):
     from types import SimpleNamespace
 
     from tanglec.backend.checkpoint import Checkpointer, Position
-    from tanglec.spec.checks import load
+    from tanglec.pipeline import load
     from tanglec.backend.codegen import build_model
     from tanglec.data.examples import build_examples
     from tanglec.lang.diagnostics import TangleError
-    from tanglec.backend.train import compile_model, plan_phases, training_arrays
+    from tanglec.backend.train import compile_model, plan_phases
+    from tanglec.data.features import training_arrays
 
     def prepared(spec_path):
         checked = load(spec_path)

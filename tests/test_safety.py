@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from support import ARITH, ROOT, run_tanglec
-from tanglec.spec.checks import load
+from tanglec.pipeline import load
 from tanglec.lang.diagnostics import TangleError
 from tanglec.artifacts.run import FORMAT, MANIFEST, SPEC, WEIGHTS, manifest_digest, read_manifest, write_run
 
@@ -306,7 +306,7 @@ WRITER = """
 import sys, types
 sys.modules["keras"] = types.SimpleNamespace(__version__="3.0.0")      # write_run only reads versions
 sys.modules["tensorflow"] = types.SimpleNamespace(__version__="2.0.0")
-from tanglec.spec.checks import load
+from tanglec.pipeline import load
 from tanglec.artifacts.run import write_run
 
 class Model:

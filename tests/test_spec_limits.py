@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from support import ROOT, run_tanglec
-from tanglec.spec.checks import MAX_MODULES
+from tanglec.spec.check_limits import MAX_MODULES
 from tanglec.lang.parser import MAX_EXPR_DEPTH, MAX_SOURCE_BYTES, MAX_TOKENS
 
 ONE = """\

@@ -16,9 +16,10 @@ import pytest
 
 from support import ROOT, SPECS
 from tanglec.devtools.specgen import write_rows
-from tanglec.data import examples as data, stream
-from tanglec.spec.checks import check
+from tanglec.data import examples as data, reader, stream
+from tanglec.pipeline import Overrides, check_spec
 from tanglec.data.examples import DataError
+from tanglec.data.rows import MAX_REPORTED
 from tanglec.lang.parser import parse_file
 
 
@@ -38,10 +39,8 @@ def gates_spec(folder: Path, rows: str | bytes | None = None, name: str = "rows.
 
 
 def checked_for(spec: Path, stream_mode: str | None = None):
-    checked = check(parse_file(spec))  # diagnostics are collected, not raised: the readers are compared below
-    if stream_mode:
-        checked.data.stream = stream_mode
-    return checked
+    # diagnostics are collected, not raised: the readers are compared below
+    return check_spec(parse_file(spec), Overrides(stream=stream_mode))
 
 
 def diagnostics(fn) -> list[tuple]:
@@ -81,10 +80,10 @@ def test_streamed_csv_validation_matches_in_memory(tmp_path, case):
     of 4 rows (problems on both sides of chunk boundaries)."""
     checked = checked_for(gates_spec(tmp_path, CSV_CASES[case]))
     whole = diagnostics(lambda: data.read_file(checked))
-    streamed = diagnostics(lambda: list(stream.Reader(checked, chunk_rows=4).chunks()))
+    streamed = diagnostics(lambda: list(reader.Reader(checked, chunk_rows=4).chunks()))
     assert streamed == whole
     if case == "many problems":
-        assert len(streamed) == data.MAX_REPORTED and "4 more problems not shown (14 in all)" in streamed[-1][3]
+        assert len(streamed) == MAX_REPORTED and "4 more problems not shown (14 in all)" in streamed[-1][3]
 
 
 JSONL_GOOD = "".join(json.dumps({"pair": [0, 0, 0, 0, 0, i % 2], "gate": g, "out": 0}) + "\n"
@@ -103,11 +102,11 @@ def test_a_fifo_swapped_in_after_check_is_refused_without_blocking(tmp_path):
     """Both readers stat the file before opening it (and open it non-blocking): a FIFO nobody writes
     to is refused at once, in a child process so that a hang fails the test instead of stalling it."""
     spec = gates_spec(tmp_path, GOOD)
-    code = ("import os, sys; from tanglec.spec.checks import check; from tanglec.lang.parser import parse_file\n"
-            "from tanglec.data import examples as data, stream; from tanglec.data.examples import DataError\n"
-            "checked = check(parse_file(sys.argv[1])); assert checked.ok\n"
+    code = ("import os, sys; from tanglec.pipeline import check_spec; from tanglec.lang.parser import parse_file\n"
+            "from tanglec.data import examples as data, reader; from tanglec.data.examples import DataError\n"
+            "checked = check_spec(parse_file(sys.argv[1])); assert checked.ok\n"
             "os.remove(sys.argv[2]); os.mkfifo(sys.argv[2])\n"
-            "for read in (data.read_file, lambda c: list(stream.Reader(c).chunks())):\n"
+            "for read in (data.read_file, lambda c: list(reader.Reader(c).chunks())):\n"
             "    try:\n        read(checked)\n    except DataError as err:\n"
             "        d = err.diagnostics[0]; print(d.code, d.span.line, d.span.col, d.message)\n")
     r = subprocess.run([sys.executable, "-c", code, str(spec), str(tmp_path / "rows.csv")], capture_output=True,
@@ -120,7 +119,7 @@ def test_a_fifo_swapped_in_after_check_is_refused_without_blocking(tmp_path):
 def test_streamed_jsonl_validation_matches_in_memory(tmp_path, case):
     checked = checked_for(gates_spec(tmp_path, JSONL_CASES[case], name="rows.jsonl"))
     whole = diagnostics(lambda: data.read_file(checked))
-    streamed = diagnostics(lambda: list(stream.Reader(checked, chunk_rows=3).chunks()))
+    streamed = diagnostics(lambda: list(reader.Reader(checked, chunk_rows=3).chunks()))
     assert streamed == whole
 
 
@@ -129,7 +128,7 @@ def test_streamed_rows_equal_in_memory_rows(tmp_path):
     write_rows(tmp_path / "rows.csv", 1000, seed=4)
     checked = checked_for(gates_spec(tmp_path))
     inputs, targets = data.read_file(checked)
-    chunks = list(stream.Reader(checked, chunk_rows=128).chunks())
+    chunks = list(reader.Reader(checked, chunk_rows=128).chunks())
     assert [c.start for c in chunks] == list(range(0, 1000, 128))
     for name, col in inputs.items():
         np.testing.assert_array_equal(np.concatenate([c.inputs[name] for c in chunks]), col)
@@ -145,10 +144,9 @@ def test_check_reports_target_ranges_of_a_streamed_file(tmp_path, monkeypatch):
     (tmp_path / "rows.csv").write_text(rows)
     spec = tmp_path / "narrow.tangle"
     spec.write_text(narrow.replace('"data/gates.csv"', '"rows.csv"'))
-    streamed = check(parse_file(spec))
+    streamed = check_spec(parse_file(spec))
     monkeypatch.setenv("TANGLEC_STREAM_BYTES", str(10**12))
-    stream._CACHE.clear()
-    whole = check(parse_file(spec))
+    whole = check_spec(parse_file(spec))
     assert [d.message for d in streamed.errors] == [d.message for d in whole.errors]
     assert any(d.code == "E112" and "ranges over 1..7, outside 0..3" in d.message for d in streamed.errors)
 
@@ -196,7 +194,7 @@ def test_holdouts_only_and_fewshot_when_streaming(tmp_path):
 def test_check_of_a_streamed_file_is_tf_free(tmp_path):
     write_rows(tmp_path / "rows.csv", 3000, seed=5)
     spec = gates_spec(tmp_path)
-    code = ("import sys; from tanglec.spec.checks import load; from tanglec.data import stream; c = load(sys.argv[1]); "
+    code = ("import sys; from tanglec.pipeline import load; from tanglec.data import stream; c = load(sys.argv[1]); "
             "assert stream.should_stream(c); assert 'tensorflow' not in sys.modules, 'TF loaded'; print('ok')")
     r = subprocess.run([sys.executable, "-c", code, str(spec)], capture_output=True, text=True, cwd=ROOT,
                        env={**os.environ, "TANGLEC_STREAM_BYTES": "1000"}, timeout=120)
@@ -206,9 +204,8 @@ def test_check_of_a_streamed_file_is_tf_free(tmp_path):
 def test_streaming_memory_is_bounded(tmp_path, monkeypatch):
     """Python-heap peak (tracemalloc) of reading 12,000 rows: chunks of 600 vs the whole file."""
     write_rows(tmp_path / "rows.csv", 12_000, seed=6)
-    monkeypatch.setattr(stream, "CHUNK_ROWS", 600)
+    monkeypatch.setattr(reader, "CHUNK_ROWS", 600)
     checked = checked_for(gates_spec(tmp_path), "always")
-    stream._CACHE.clear()
 
     def peak(fn) -> float:
         tracemalloc.start()
@@ -229,7 +226,7 @@ def test_streaming_memory_is_bounded(tmp_path, monkeypatch):
 def test_streamed_training_rows_and_encoding_match_in_memory(tmp_path):
     """Every training row of the file reaches tf.data once per epoch, encoded as training_arrays
     encodes it in memory (targets and per-decoder weights)."""
-    from tanglec.backend.train import training_arrays
+    from tanglec.data.features import training_arrays
 
     write_rows(tmp_path / "rows.csv", 700, seed=7)
     checked = checked_for(gates_spec(tmp_path), "always")
@@ -253,12 +250,13 @@ def test_streamed_training_rows_and_encoding_match_in_memory(tmp_path):
 def test_streamed_training_runs(tmp_path):
     """train() on a streamed file: tf.data batches from the generator, evaluation on the sample,
     route counts over the whole file."""
+    from tanglec.backend.datasets import stream_dataset
     from tanglec.backend.train import train
 
     write_rows(tmp_path / "rows.csv", 3000, seed=8)
     checked = checked_for(gates_spec(tmp_path), "always")
     ex = data.build_examples(checked)
-    batches = ex.stream.dataset(batch=32, seed=0).take(3)
+    batches = stream_dataset(ex.stream, batch=32, seed=0).take(3)
     for xb, yb, wb in batches:
         assert xb["pair"].shape == (32, 6) and yb["to_value"].shape == (32,) and wb["to_bits"].shape == (32,)
     result = train(checked, ex, steps=40)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from support import ARITH, SPECS
-from tanglec.spec.checks import check_or_raise, load
+from tanglec.pipeline import load
+from tanglec.spec.checks import check_or_raise
 from tanglec.data.examples import build_examples
 from tanglec.lang.parser import parse
 
@@ -67,7 +68,7 @@ def initial_weights(checked, mux):
 
 def test_xla_only_for_small_models_on_long_runs():
     from tanglec.backend.codegen import build_model
-    from tanglec.spec.checks import estimate_parameters
+    from tanglec.spec.check_limits import estimate_parameters
     from tanglec.backend.mux import XLA_MIN_STEPS, Multiplexer, xla_pays_off
     from tanglec.backend.train import train
 

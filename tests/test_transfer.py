@@ -7,8 +7,6 @@ import json
 import pytest
 
 from tanglec.reports import transfer
-from tanglec.spec.checks import check_or_raise
-from tanglec.lang.parser import parse
 
 from support import ROOT, SPECS, run_tanglec
 
@@ -16,8 +14,7 @@ GRAY = SPECS / "transfer_gray.tangle"
 
 
 def _checked(text, path=GRAY, init=None):
-    spec = parse(text, file=str(path))
-    return check_or_raise(spec, init=init)
+    return transfer.check_text(text, path, init)
 
 
 def test_spec_variant_edits_only_the_statements_it_names():

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from support import ARITH, SPECS, TUI_BAD_SPEC as BAD_SPEC, TUI_SIZE as SIZE
-from tanglec.spec.checks import load
+from tanglec.pipeline import load
 from tanglec.tui.app import ExploreApp
 from tanglec.tui.widgets.help import HelpScreen
 
@@ -311,7 +311,7 @@ def test_query_on_a_trained_run_matches_tanglec_query(arith_run, in_tmp):
     run_dir = arith_run.run
     from tanglec.data.query import answers, parse_fields
     from tanglec.artifacts.run import load_checked, load_model
-    from tanglec.backend.train import predict_raw
+    from tanglec.backend.predict import predict_raw
 
     async def body():
         app = ExploreApp(run_dir)  # `tanglec explore RUN_DIR`

@@ -33,7 +33,7 @@ Loading needs TensorFlow only — not tanglec::
     out["to_decimal"]  # -> [4]
 
 Keras (`--format keras`, a `.keras` file): the model as compiled — raw fields in (selectors and
-categories as int indexes, as `tanglec.backend.codegen.encode_inputs` gives them), raw decoder outputs out
+categories as int indexes, as `tanglec.data.features.encode_inputs` gives them), raw decoder outputs out
 (logits; decode them with `tanglec.data.codecs.decode`). Its custom layers are registered when
 `tanglec.backend.codegen` is imported::
 
@@ -349,7 +349,7 @@ def raw_fields(checked: Checked, columns: dict[str, np.ndarray]) -> dict:
 def _verify_savedmodel(checked: Checked, model, path: Path, rows) -> int:
     import tensorflow as tf
 
-    from ..backend.train import predict_raw
+    from ..backend.predict import predict_raw
 
     _, columns = rows
     g = checked.graph
@@ -369,7 +369,7 @@ def _verify_savedmodel(checked: Checked, model, path: Path, rows) -> int:
 
 
 def _compare_raw(checked: Checked, model, loaded, columns, out: Path) -> int:
-    from ..backend.train import predict_raw
+    from ..backend.predict import predict_raw
 
     want = predict_raw(model, checked, columns)
     got = predict_raw(loaded, checked, columns)

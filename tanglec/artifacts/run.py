@@ -22,8 +22,9 @@ from .. import __version__
 from ..lang import ast
 from ..util import strict_json
 from ..lang.ast import Span
-from ..spec.checks import MAX_PARAMETERS, Checked, check_or_raise
-from ..lang.diagnostics import Diagnostic, TangleError
+from ..spec.check_limits import MAX_PARAMETERS
+from ..spec.checks import Checked, check_or_raise
+from ..lang.diagnostics import Diagnostic, TangleError, write_error
 from ..lang.parser import MAX_SOURCE_BYTES, parse
 from ..util.files import RUN_FORMAT, RUN_MANIFEST, swap_dir, temporary_dir
 
@@ -59,15 +60,6 @@ def _sha256(path: Path) -> str:
 
 def run_error(run_dir: Path, message: str, hints=()) -> TangleError:
     return TangleError([Diagnostic("E140", message, Span(str(run_dir), 1, 1, 1, 2), hints=list(hints))])
-
-
-def write_error(path: Path, err: OSError) -> TangleError:
-    """E142: a run (or checkpoint) could not be written, e.g. the disk is full; nothing was replaced."""
-    reason = os.strerror(err.errno).lower() if err.errno else str(err)
-    return TangleError([Diagnostic("E142", f"{reason} writing {path}; nothing was written",
-                                   Span(str(path), 1, 1, 1, 2),
-                                   hints=["free some space (or raise the file size limit) and compile again; "
-                                          "a previous run there is intact"])])
 
 
 def ensure_room(path: Path, files_bytes: int, largest_file: int) -> None:
@@ -258,8 +250,8 @@ def load_checked(run_dir: Path) -> tuple[Checked, dict]:
                                  f"{'the rows of ' + kept[:200] if kept else 'no data rows'}",
                         hints=["recompile the run; a run reads no file outside it"])
     stored_rows = run_dir / ROWS if named is not None else None
-    # init=False: a trained run has its weights already; it never needs its init run again
-    return check_or_raise(spec, init=False, stored_rows=stored_rows), manifest
+    # a trained run has its weights already; it never needs its init run again
+    return check_or_raise(spec, stored_rows=stored_rows, ignore_init=True), manifest
 
 
 def read_run_text(run_dir: Path, name: str) -> str:
@@ -326,7 +318,8 @@ def evaluation_examples(run_dir: Path, checked: Checked):
     from the spec (enumerated or sampled with its seed)."""
     import numpy as np
 
-    from ..data.examples import Examples, build_examples, evaluate_targets, read_file
+    from ..data.examples import build_examples, read_file
+    from ..data.rows import Examples, evaluate_targets
 
     if checked.data.source != "file":
         return build_examples(checked)

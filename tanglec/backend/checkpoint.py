@@ -40,8 +40,7 @@ import numpy as np
 
 from .. import __version__
 from ..lang.ast import Span
-from ..lang.diagnostics import Diagnostic, TangleError
-from ..artifacts.run import write_error
+from ..lang.diagnostics import Diagnostic, TangleError, write_error
 from ..util.files import atomic_file
 
 FORMAT = "tanglec-checkpoint/1"

@@ -12,7 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from ..lang import ast
-from ..spec.checks import Checked, estimate_parameters
+from ..spec.check_limits import estimate_parameters
+from ..spec.checked import Checked
 from ..spec.graph import codec_width
 from .mux import Multiplexer, choose_strategy
 from .stacked import BranchSlice, stack_specs
@@ -236,13 +237,3 @@ def _flops(decl: ast.ModuleDecl) -> float:
     return 2.0 * estimate_parameters(decl)
 
 
-def encode_inputs(checked: Checked, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Raw example columns -> the arrays the model's inputs take."""
-    g = checked.graph
-    out = {}
-    for n, d in g.inputs.items():
-        dtype = np.float32 if isinstance(d.type, (ast.FloatType, ast.VectorType)) else np.int32
-        out[n] = columns[n].astype(dtype)
-    for n in g.mux_selectors():
-        out[n] = columns[n].astype(np.int32)
-    return out

@@ -19,16 +19,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..data import codecs
 from ..lang.ast import PhaseDecl, TrainDecl
-from ..spec.checks import Checked, estimate_parameters
-from .codegen import build_model, encode_inputs, module_layers, training_device
-from ..spec.graph import codec_width
-from ..data.examples import Examples
+from ..spec.check_limits import estimate_parameters
+from ..spec.checked import Checked
+from .codegen import build_model, module_layers, training_device
+from .datasets import stream_dataset
+from .predict import predict_raw
+from ..data.features import training_arrays
+from ..data.rows import Examples
+from ..data.selection import route_mask, route_status
 from ..lang.diagnostics import Diagnostic, TangleError
 from .distribute import DEFAULT, make_strategy
 from .mux import xla_pays_off
-from ..data.query import all_exact, route_report
+from ..data.evaluate import all_exact, route_report
 
 
 @dataclass
@@ -62,48 +65,6 @@ def set_determinism(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def predict_raw(model: keras.Model, checked: Checked, columns: dict[str, np.ndarray],
-                batch: int = 4096) -> dict[str, np.ndarray]:
-    """Raw decoder outputs for every row (direct calls: cheaper than `predict` for small tables)."""
-    x = encode_inputs(checked, columns)
-    n = len(next(iter(x.values())))
-    parts: dict[str, list[np.ndarray]] = {}
-    for start in range(0, n, batch):
-        chunk = {k: tf.constant(v[start:start + batch]) for k, v in x.items()}
-        out = model(chunk, training=False)
-        for k, v in out.items():
-            if k in checked.graph.decoders:
-                parts.setdefault(k, []).append(np.asarray(v))
-    return {k: np.concatenate(v) for k, v in parts.items()}
-
-
-def training_arrays(checked: Checked, examples: Examples, rows: np.ndarray):
-    """(inputs, targets, sample weights) dicts for the given rows, keyed by spec names."""
-    g = checked.graph
-    x = encode_inputs(checked, {k: v[rows] for k, v in examples.columns.items()})
-    y, w = {}, {}
-    reach = _reach_mask(checked, examples, rows)
-    for d, target in g.decoders.items():
-        t, live = codecs.target_array(g.modules[d].output, examples.targets[target][rows])
-        y[d], w[d] = t, live * reach[d]
-    for a in checked.composition.aligns:
-        width = len(a.modules) * codec_width(g.modules[a.modules[0]].output)
-        y[a.output_name] = np.zeros((len(rows), width), np.float32)
-        w[a.output_name] = np.ones(len(rows), np.float32)
-    return x, y, w
-
-
-def _reach_mask(checked: Checked, examples: Examples, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """Per decoder, 1.0 for the rows whose route reaches it."""
-    g = checked.graph
-    out = {d: np.zeros(len(rows), np.float32) for d in g.decoders}
-    for route in g.routes():
-        mask = np.ones(len(rows), dtype=bool)
-        for sel, value in route.selection.items():
-            mask &= examples.columns[sel][rows] == [v.text for v in g.selectors[sel].values].index(value)
-        for d in route.decoders:
-            out[d][mask] = 1.0
-    return out
 
 
 def losses_for(checked: Checked) -> dict:
@@ -316,12 +277,14 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
           mux: str | None = None, on_progress: Callable[[Progress], None] | None = None,
           should_stop: Callable[[], bool] | None = None, model: keras.Model | None = None,
           tensorboard: str | None = None, checkpoint=None, strategy: str | None = None,
-          devices: int | None = None) -> TrainResult:
+          devices: int | None = None,
+          init_weights: Callable[[], dict[str, list[np.ndarray]] | None] | None = None) -> TrainResult:
     """Train jointly, phase by phase; `tensorboard` is a log directory for losses and per-route accuracy.
 
     Without `phase` statements there is one phase with the `train` settings. `steps` overrides the
     step count of every phase. Modules named by `freeze` never train; a phase's `modules` setting
-    limits training to those modules for that phase. Weights from the `init` run are loaded first.
+    limits training to those modules for that phase. `init_weights` reads the weights the `init` run
+    provides (module name: weights; the pipeline's) and is called once the strategy exists.
     `checkpoint`: a `tanglec.backend.checkpoint.Checkpointer` (resume; save every N steps and on SIGINT/SIGTERM).
     `strategy`/`devices`: tf.distribute strategy (default: the spec's, `default`) and, for `mirrored`, how
     many devices (docs/distributed.md); a `model` passed in must have been built in its scope.
@@ -341,7 +304,7 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
         with dist.scope():  # variables mirrored on every replica
             model = build_model(checked, mux=mux, seed=seed, xla=xla)
     xla = xla and xla_compiles(model)  # a model passed in may hold multiplexers XLA can't compile
-    loaded = load_init(model, checked)
+    loaded = load_init(model, (init_weights() if init_weights else None) or {})
     x, y, w = (training_arrays(checked, examples, examples.train_index) if stream is None
                else stream.fingerprint_arrays())
     close_board = None
@@ -366,7 +329,7 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
             elif stream is None:
                 data = dataset(x, y, w, phase.batch, seed + index)
             else:
-                data = stream.dataset(phase.batch, seed + index)
+                data = stream_dataset(stream, phase.batch, seed + index)
             initial = 0
             if checkpoint is not None:  # skip what the checkpoint already did (before distributing it)
                 with dist.scope():
@@ -427,22 +390,12 @@ def set_trainable(model: keras.Model, checked: Checked, only: list[str] | None) 
         layer.trainable = name not in frozen and (only is None or name in only)
 
 
-def load_init(model: keras.Model, checked: Checked) -> list[str]:
-    """Copy weights module by module, by name, from the init run (checks already matched the shapes)."""
-    from ..spec.composition import require_init_run
-    from ..artifacts.run import load_checked, load_model
-
-    require_init_run(checked)  # checked with only a warning while the run did not exist
-    init = checked.composition.init
-    if init is None or not checked.init_modules:
-        return []
-
-    old_checked, _ = load_checked(init)
-    source = module_layers(load_model(init, old_checked))
+def load_init(model: keras.Model, weights: dict[str, list[np.ndarray]]) -> list[str]:
+    """Set each named module's weights (checks already matched the init run's shapes)."""
     target = module_layers(model)
-    for name in checked.init_modules:
-        target[name].set_weights(source[name].get_weights())
-    return sorted(checked.init_modules)
+    for name, values in weights.items():
+        target[name].set_weights(values)
+    return sorted(weights)
 
 
 def annotate_routes(checked: Checked, examples: Examples, report: dict | None) -> dict | None:
@@ -450,16 +403,12 @@ def annotate_routes(checked: Checked, examples: Examples, report: dict | None) -
     number of training rows."""
     if report is None:
         return None
-    from ..spec.composition import route_status
-
     g = checked.graph
     train_rows = examples.train_index
     new = checked.new_modules if checked.init_modules else set()
     streamed = getattr(examples, "route_rows", None)  # a streamed file: counted over the whole file
     for index, (route, entry) in enumerate(zip(g.routes(), report["routes"])):
-        mask = np.ones(len(train_rows), dtype=bool)
-        for sel, value in route.selection.items():
-            mask &= examples.columns[sel][train_rows] == [v.text for v in g.selectors[sel].values].index(value)
+        mask = route_mask(g, examples.columns, route, train_rows)
         count = int(mask.sum()) if streamed is None else streamed[index]
         entry["training_rows"] = count
         entry["status"] = route_status(checked, route, count)

@@ -1,4 +1,4 @@
-"""Evaluation of every route and answers to single queries, from raw model outputs (numpy only)."""
+"""Answers to single queries, from raw model outputs (numpy only)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,47 +8,8 @@ import numpy as np
 from ..lang import ast
 from . import codecs
 from ..spec.checks import Checked
-from .examples import Examples, evaluate_targets
+from .rows import convert_value, evaluate_targets
 from ..lang.diagnostics import Diagnostic, TangleError, did_you_mean
-
-
-def route_report(checked: Checked, examples: Examples, outputs: dict[str, np.ndarray]) -> dict:
-    """Exact-match accuracy per route and overall; a case is exact when every decoder it reaches is.
-
-    `outputs` are the model's raw outputs for `examples` (all rows, in order).
-    """
-    g = checked.graph
-    decoded = {d: codecs.decode(g.modules[d].output, outputs[d])[0] for d in outputs if d in g.decoders}
-    routes = []
-    total_cases = total_exact = 0
-    for route in g.routes():
-        mask = np.ones(examples.n, dtype=bool)
-        for sel, value in route.selection.items():
-            values = [v.text for v in g.selectors[sel].values]
-            mask &= examples.columns[sel] == values.index(value)
-        rows = np.flatnonzero(mask)
-        case_ok = np.ones(len(rows), dtype=bool)
-        per_decoder = {}
-        for d in route.decoders:
-            if d not in decoded:
-                continue
-            target = examples.targets[g.decoders[d]][rows]
-            live = ~np.isnan(target.astype(np.float64)) if target.ndim == 1 else np.ones(len(rows), bool)
-            ok = np.ones(len(rows), dtype=bool)
-            ok[live] = codecs.exact(g.modules[d].output, decoded[d][rows][live], target[live])
-            case_ok &= ok
-            per_decoder[d] = float(ok.mean()) if len(rows) else None
-        cases, exact = int(len(rows)), int(case_ok.sum())
-        total_cases += cases
-        total_exact += exact
-        routes.append({**route.to_json(), "cases": cases, "exact": exact,
-                       "accuracy": exact / cases if cases else None, "decoders_accuracy": per_decoder})
-    return {"accuracy": total_exact / total_cases if total_cases else None, "cases": total_cases,
-            "exact": total_exact, "routes": routes}
-
-
-def all_exact(report: dict) -> bool:
-    return report["cases"] > 0 and report["exact"] == report["cases"]
 
 
 @dataclass
@@ -121,14 +82,12 @@ def _describe(checked: Checked, name: str) -> str:
 def field_value(checked: Checked, name: str, text: str):
     """One typed value of a field or selector, validated against its declaration."""
     g = checked.graph
-    from .examples import _convert
-
     if name in g.selectors:
-        return _convert(text, g.selectors[name])
+        return convert_value(text, g.selectors[name])
     t = g.inputs[name].type
     if isinstance(t, ast.VectorType):
-        return _convert(text.replace(",", " "), t)
-    return _convert(text, t)
+        return convert_value(text.replace(",", " "), t)
+    return convert_value(text, t)
 
 
 def answers(checked: Checked, columns: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> list[Answer]:

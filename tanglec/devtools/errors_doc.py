@@ -273,12 +273,12 @@ def _produce(key: str, work: Path):
         except TangleError as err:
             return err.diagnostics, ["input x: int 0..9  # caf\\xe9   (Latin-1 bytes)"]
     if key == "E130":
-        from tanglec.spec.checks import check
+        from tanglec.pipeline import check_spec
         from tanglec.lang.parser import parse
         from tanglec.data.query import parse_fields
 
         try:
-            parse_fields(check(parse(SEED, "spec.tangle")), {"x": "12", "encoding": "binar", "op": "plus1"})
+            parse_fields(check_spec(parse(SEED, "spec.tangle")), {"x": "12", "encoding": "binar", "op": "plus1"})
         except TangleError as err:
             return err.diagnostics, ["$ tanglec query runs/arith x=12 encoding=binar op=plus1"]
     if key == "E140":
@@ -302,16 +302,16 @@ def _produce(key: str, work: Path):
     if key == "E142":
         import errno
 
-        from tanglec.artifacts.run import write_error
+        from tanglec.lang.diagnostics import write_error
 
         err = write_error(Path("runs/arith"), OSError(errno.ENOSPC, "No space left on device"))
         return err.diagnostics, ["$ tanglec compile specs/arith.tangle -o runs/arith   # on a full disk"]
     if key == "E171":
-        from tanglec.spec.checks import check
+        from tanglec.pipeline import check_spec
         from tanglec.lang.parser import parse
         from tanglec.backend.train import divergence_error, plan_phases
 
-        checked = check(parse(SEED.replace("adam 0.01", "sgd 10.0"), "spec.tangle"))
+        checked = check_spec(parse(SEED.replace("adam 0.01", "sgd 10.0"), "spec.tangle"))
         err = divergence_error(checked, plan_phases(checked)[0], 1, 10, "the loss (to_binary, total) is NaN")
         return err.diagnostics, ["train steps 300 batch 64 sgd 10.0 seed 0 until exact"]
     if key == "E190":
@@ -350,7 +350,7 @@ def _produce(key: str, work: Path):
 
 def diagnostics_for(ex: Example, work: Path):
     """(diagnostics, lines to show) for an example, run in `work` (the current directory)."""
-    from tanglec.spec.checks import check
+    from tanglec.pipeline import check_spec
     from tanglec.data.examples import DataError, build_examples
     from tanglec.lang.diagnostics import TangleError
     from tanglec.lang.parser import parse_partial
@@ -366,7 +366,7 @@ def diagnostics_for(ex: Example, work: Path):
             (work / name).write_text(content)
     (work / "spec.tangle").write_text(ex.spec)
     spec, diags = parse_partial(ex.spec, "spec.tangle")
-    checked = check(spec)
+    checked = check_spec(spec)
     diags = diags + checked.diagnostics
     if ex.stage == "build" and not checked.errors and not diags:
         try:

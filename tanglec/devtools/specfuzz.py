@@ -20,7 +20,7 @@ from tanglec.lang import ast
 from tanglec.lang.diagnostics import Diagnostic, TangleError, render_all
 from tanglec.lang.fmt import format_source
 from tanglec.lang.parser import parse, parse_file, parse_partial
-from tanglec.spec.checks import check
+from tanglec.pipeline import check_spec
 from tanglec.spec.onepass import check_text
 
 # ---- running one case ----------------------------------------------------------------------
@@ -123,7 +123,7 @@ def run_case(text: str, file: str, via_file: bytes | None = None) -> Outcome:
         out.parsed = not diags
         if out.parsed:  # the formatter on every valid spec
             out.problems += formatter_problems(text, file)
-        checked = check(spec)
+        checked = check_spec(spec)
         diags = diags + checked.diagnostics
         out.diagnostics = len(diags)
         out.problems += validate(diags, file, text)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tanglec.lang.diagnostics import TangleError
 from tanglec.lang.parser import parse
-from tanglec.spec.checks import check
+from tanglec.pipeline import check_spec
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: specs/ is not shipped in the wheel
 
@@ -107,7 +107,7 @@ def corpus(work: Path | None = None) -> dict[str, str]:
     for p in sorted((ROOT / "specs").glob("*.tangle")):
         text = p.read_text()
         try:
-            if work is None or not check(parse(text, str(work / p.name))).errors:
+            if work is None or not check_spec(parse(text, str(work / p.name))).errors:
                 specs[p.name] = text
         except TangleError:
             pass

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -68,6 +69,15 @@ def output_refused(refused) -> TangleError:
     """E192 for an output path the output policy refuses (an OutputRefused of tanglec/util/files.py)."""
     return TangleError([Diagnostic("E192", f"refusing to write {refused.path}: {refused.reason}",
                                    Span(str(refused.path), 1, 1, 1, 2), hints=[refused.hint])])
+
+
+def write_error(path, err: OSError) -> TangleError:
+    """E142: a run (or checkpoint) could not be written, e.g. the disk is full; nothing was replaced."""
+    reason = os.strerror(err.errno).lower() if err.errno else str(err)
+    return TangleError([Diagnostic("E142", f"{reason} writing {path}; nothing was written",
+                                   Span(str(path), 1, 1, 1, 2),
+                                   hints=["free some space (or raise the file size limit) and compile again; "
+                                          "a previous run there is intact"])])
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> list[str]:

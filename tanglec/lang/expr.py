@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from . import ast
 from .diagnostics import Diagnostic, did_you_mean
+from .vocabulary import FUNCTIONS
 
-FUNCTIONS = {"min": (2, None), "max": (2, None), "abs": (1, 1)}
 INT_LIMIT = 2**53  # beyond this int64 arithmetic loses its float cross-check; treat as overflow
 
 

@@ -7,8 +7,8 @@ code blocks tagged `tangle` all use it.
 
 Keywords come from the grammar itself (every keyword terminal of the parser's Lark grammar; a statement
 keyword is the word a `*_decl` rule starts with), so a statement added to the grammar is highlighted
-without touching this file. Codecs, layers, activations and setting names are listed below and, when
-the compiler can be imported, completed from its own tables (checks.TRAIN_KEYS, ...);
+without touching this file. Codecs, layers, activations and setting names are listed below and
+completed from the language's own tables (lang/vocabulary.py);
 tests/test_highlight.py checks the lexer covers them all.
 """
 from __future__ import annotations
@@ -18,16 +18,16 @@ import re
 from pygments.lexer import RegexLexer, words
 from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation, String, Text, Whitespace
 
+from . import vocabulary
+
 STATEMENTS = ("input", "select", "module", "route", "target", "decode", "data", "train")
 KEYWORDS = ("by", "using", "as", "from", "enumerate", "sample", "file", "if", "then", "else", "match",
             "and", "or", "not")
 FIELD_TYPES = ("int", "float", "category", "vector")
-CODECS = ("bits", "gray", "onehot", "scalar", "latent", "vector")
-LAYERS = ("dense", "dropout", "norm", "residual")
-ACTIVATIONS = ("relu", "gelu", "tanh", "sigmoid", "elu", "selu", "swish", "softplus", "linear", "leaky_relu")
-SETTINGS = ("steps", "batch", "lr", "seed", "until", "weight", "mux", "eval_every", "optimizer", "eval",
-            "adam", "sgd", "rmsprop", "adamw", "exact", "where", "partition", "gather", "stacked", "auto")
-FUNCTIONS = ("min", "max", "abs")
+CODECS = tuple(sorted(vocabulary.CODECS))
+LAYERS = tuple(sorted(vocabulary.LAYER_KINDS))
+ACTIVATIONS = tuple(sorted(vocabulary.ACTIVATIONS))
+FUNCTIONS = tuple(vocabulary.FUNCTIONS)
 
 
 def _grammar_words() -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -46,39 +46,14 @@ def _grammar_words() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(statements), tuple(w for w in others if w not in statements)
 
 
-def _compiler_words(*tables: str) -> tuple[str, ...]:
-    """The words in some of the compiler's tables ("spec.checks.TRAIN_KEYS", ...) as it is today; nothing
-    if it can't be imported (the lists above still apply)."""
-    import importlib
-
-    names: set[str] = set()
-    for table in tables:
-        module, attr = table.rsplit(".", 1)
-        try:
-            names |= set(getattr(importlib.import_module(f"tanglec.{module}"), attr, ()))
-        except Exception:  # pragma: no cover - pygments may load this module on its own
-            pass
-    return tuple(sorted(names))
-
-
-def _more(base: tuple[str, ...], *tables: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(base + _compiler_words(*tables)))
-
-
-CODECS = _more(CODECS, "spec.graph.CODECS")
-LAYERS = _more(LAYERS, "spec.checks.LAYER_KINDS")
-ACTIVATIONS = _more(ACTIVATIONS, "spec.checks.ACTIVATIONS")
-FUNCTIONS = _more(FUNCTIONS, "lang.expr.FUNCTIONS")
-
-
 _grammar_statements, _grammar_others = _grammar_words()
 STATEMENTS = tuple(dict.fromkeys(STATEMENTS + _grammar_statements))
 _TYPED = set(FIELD_TYPES + CODECS)
 KEYWORDS = tuple(dict.fromkeys(KEYWORDS + tuple(w for w in _grammar_others if w not in _TYPED)))
-_SETTING_TABLES = ("spec.checks.TRAIN_KEYS", "spec.checks.DATA_KEYS", "spec.checks.OPTIMIZERS", "spec.checks.MUX_STRATEGIES",
-                   "spec.composition.PHASE_KEYS")
-SETTINGS = tuple(dict.fromkeys(SETTINGS + tuple(w for w in _compiler_words(*_SETTING_TABLES)
-                                               if w not in set(STATEMENTS + KEYWORDS + LAYERS + CODECS))))
+_SETTING_WORDS = (vocabulary.UNTIL_VALUES | vocabulary.TRAIN_KEYS | vocabulary.DATA_KEYS | vocabulary.OPTIMIZERS | vocabulary.MUX_STRATEGIES
+                  | vocabulary.PHASE_KEYS | vocabulary.ALIGN_KEYS)
+SETTINGS = tuple(w for w in sorted(_SETTING_WORDS)
+                                               if w not in set(STATEMENTS + KEYWORDS + LAYERS + CODECS))
 
 _NAME_END = r"(?![A-Za-z0-9_])"
 

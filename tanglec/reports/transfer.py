@@ -21,7 +21,7 @@ module for:
 and, separately, the held-out route of `specs/arith_holdout.tangle` with and without its align line.
 
 Everything goes through the real engine: spec *text* variants are parsed (`parser.parse` with the
-original file name, so `use` and relative paths resolve) and checked (`check_or_raise(spec, init=RUN)`),
+original file name, so `use` and relative paths resolve) and checked (`pipeline.check_spec(spec, Overrides(init=RUN))`),
 data comes from `data.build_examples`, training from `train.train`, base runs are written with
 `run.write_run`. Only the naive networks of ``c`` are built here, from `codegen.module_model`.
 
@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..data.selection import route_mask
 from ..util.files import atomic_file, write_atomic
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: the report trains the repository's own specs
@@ -126,10 +127,14 @@ def _set_setting(line: str, key: str, value) -> str:
 
 def check_text(text: str, path: Path, init: Path | None = None):
     """Parse spec text as if it were the file at `path`, then check it (init overrides the spec's)."""
-    from ..spec.checks import check_or_raise
+    from ..lang.diagnostics import TangleError
     from ..lang.parser import parse
+    from ..pipeline import Overrides, check_spec
 
-    return check_or_raise(parse(text, file=str(path)), init=init)
+    checked = check_spec(parse(text, file=str(path)), Overrides(init=init))
+    if checked.errors:
+        raise TangleError(checked.diagnostics)
+    return checked
 
 
 def _hash(*parts) -> str:
@@ -229,10 +234,11 @@ class Engine:
         from ..data.examples import build_examples
         from ..artifacts.run import write_run
         from ..backend.train import train
+        from ..pipeline import init_weights
 
         checked = check_text(text, BASE_SPEC)
         examples = build_examples(checked)
-        result = train(checked, examples, seed=seed)
+        result = train(checked, examples, seed=seed, init_weights=lambda: init_weights(checked))
         metrics = {"steps_run": result.steps_run, "seconds": result.seconds,
                    "stopped_early": result.stopped_early, "seed": seed, "history": result.history}
         write_run(run_dir, checked, result.model, result.report, metrics, examples)
@@ -290,8 +296,9 @@ class Engine:
             routes, steps_run = naive_routes(checked, examples, sc.module, seed, steps, until)
         else:
             from ..backend.train import train
+            from ..pipeline import init_weights
 
-            result = train(checked, examples, seed=seed, steps=steps)
+            result = train(checked, examples, seed=seed, steps=steps, init_weights=lambda: init_weights(checked))
             routes = new_module_routes(result.report, sc.module)
             steps_run = result.steps_run
         seconds = time.perf_counter() - started
@@ -311,10 +318,11 @@ class Engine:
             return self.cache.get(key)
         from ..data.examples import build_examples
         from ..backend.train import train
+        from ..pipeline import init_weights
 
         checked = check_text(text, HOLDOUT_SPEC)
         examples = build_examples(checked)
-        result = train(checked, examples, seed=seed)
+        result = train(checked, examples, seed=seed, init_weights=lambda: init_weights(checked))
         _clear()
         routes = [_route_entry(r) for r in result.report["routes"]]
         held = [r for r in routes if r["status"] == "held-out"]
@@ -383,8 +391,8 @@ def naive_routes(checked, examples, module: str, seed: int, steps: int, until_ex
     for index, route in enumerate(g.routes()):
         if module not in route.modules:
             continue
-        train_rows = examples.train_index[_route_mask(g, examples.columns, examples.train_index, route)]
-        eval_rows = examples.eval_index[_route_mask(g, examples.columns, examples.eval_index, route)]
+        train_rows = examples.train_index[route_mask(g, examples.columns, route, examples.train_index)]
+        eval_rows = examples.eval_index[route_mask(g, examples.columns, route, examples.eval_index)]
         if len(train_rows) == 0:
             routes.append({"name": route.name, "status": "unseen", "training_rows": 0, "accuracy": 0.0,
                            "decoders_accuracy": {d: 0.0 for d in route.decoders}, "network": False})
@@ -396,15 +404,6 @@ def naive_routes(checked, examples, module: str, seed: int, steps: int, until_ex
                        "accuracy": entry["accuracy"], "decoders_accuracy": entry["decoders_accuracy"],
                        "network": True})
     return routes, steps_total
-
-
-def _route_mask(g, columns, rows, route):
-    import numpy as np
-
-    mask = np.ones(len(rows), dtype=bool)
-    for sel, value in route.selection.items():
-        mask &= columns[sel][rows] == [v.text for v in g.selectors[sel].values].index(value)
-    return mask
 
 
 def naive_model(checked, route, seed: int):
@@ -451,7 +450,7 @@ def _train_naive(checked, examples, route, train_rows, eval_rows, seed, steps, u
     import tensorflow as tf
 
     from ..data import codecs
-    from ..data.query import route_report
+    from ..data.evaluate import route_report
     from ..backend.train import dataset, losses_for, make_optimizer, set_determinism
 
     g = checked.graph

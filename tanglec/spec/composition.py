@@ -14,8 +14,8 @@ from pathlib import Path
 
 from ..lang import ast
 from ..lang.diagnostics import Diagnostic, Related, did_you_mean
+from ..lang.vocabulary import OPTIMIZERS, PHASE_KEYS
 
-PHASE_KEYS = {"steps", "lr", "optimizer", "modules", "until", "batch", "adam", "sgd", "rmsprop", "adamw"}
 
 
 @dataclass
@@ -55,6 +55,27 @@ class Composition:
         return any(_runs_through(route.modules, chain) for chain in self.holdouts)
 
 
+@dataclass(frozen=True)
+class InitRun:
+    """The trained run a spec starts from, as the pipeline read it (spec checks never read runs)."""
+    path: Path
+    span: ast.Span | None = None  # the `init` statement; None for --init
+    modules: dict[str, ast.ModuleDecl] | None = None  # the run's declarations; None: no run there yet
+    aligned: tuple[frozenset[str], ...] = ()  # module groups the run aligned
+    problems: tuple[Diagnostic, ...] = ()  # why the run can't be read
+
+
+def declared_init(spec: ast.Spec, override: Path | None = None) -> tuple[Path, ast.Span | None] | None:
+    """The run a spec starts from and where it says so: --init's, else its first `init` statement's
+    (relative to the spec's folder)."""
+    if override is not None:
+        return Path(override).resolve(), None
+    inits = spec.of(ast.InitDecl)
+    if not inits:
+        return None
+    return (Path(spec.path).parent / inits[0].path).resolve(), inits[0].span
+
+
 def _runs_through(modules: list[str], chain: list[str]) -> bool:
     """Whether a route's modules contain the chain's modules in that order."""
     position = 0
@@ -92,8 +113,7 @@ def check_composition(checker) -> None:
         comp.frozen |= {m.text for m in decl.modules if checker.known_module(m)}
     inits = spec.of(ast.InitDecl)
     if inits:
-        comp.init = (Path(spec.path).parent / inits[0].path).resolve()
-        comp.init_span = inits[0].span
+        comp.init, comp.init_span = declared_init(spec)
         for extra in inits[1:]:
             checker.error("E102", "only one `init` statement is allowed", extra.span,
                           related=[Related(inits[0].span, "first init")])
@@ -141,8 +161,6 @@ def _check_align(checker, decl: ast.AlignDecl) -> None:
 
 
 def _phase(checker, decl: ast.PhaseDecl) -> PhaseConfig:
-    from .checks import OPTIMIZERS
-
     phase = PhaseConfig(decl.name.text)
     for s in decl.settings:
         key = s.key.text
@@ -221,7 +239,7 @@ def check_alignment_coverage(checker) -> None:
 
     if len(trained) == len(routes) or not trained:
         return
-    aligned = [set(a.modules) for a in comp.aligns] + getattr(checker, "init_aligned", [])
+    aligned = [set(a.modules) for a in comp.aligns] + [set(group) for group in checker.init_aligned]
     warned = set()
     for route in routes:
         if route in trained:
@@ -246,57 +264,6 @@ def check_alignment_coverage(checker) -> None:
                          hints=[f"add `align {chosen}, {siblings[0]} on {field}` so {unseen[0]} sees the "
                                 f"latent it was trained on"] if field else
                          [f"{unseen[0]} never saw '{chosen}'s latent in training"])
-
-
-def select_training_rows(checked, columns: dict, rows):
-    """Training rows after held-out routes, `only` filters and few-shot limits (seeded) are applied."""
-    import random
-
-    import numpy as np
-
-    comp: Composition = checked.composition
-    g = checked.graph
-    keep = np.ones(len(rows), dtype=bool)
-    for sel, value in comp.only.items():
-        keep &= columns[sel][rows] == [v.text for v in g.selectors[sel].values].index(value)
-    for route in g.routes():
-        if comp.is_held_out(route):
-            keep &= ~_rows_of(g, columns, rows, route)
-    rows = rows[keep]
-    cfg = checked.data
-    rng = random.Random(cfg.seed)
-    if cfg.per_route:
-        picked = []
-        for route in g.routes():
-            mine = list(rows[_rows_of(g, columns, rows, route)])
-            rng.shuffle(mine)
-            picked += mine[:cfg.per_route]
-        rows = np.array(sorted(picked), dtype=rows.dtype)
-    if cfg.limit and len(rows) > cfg.limit:
-        rows = np.array(sorted(rng.sample(list(rows), cfg.limit)), dtype=rows.dtype)
-    return rows
-
-
-def _rows_of(g, columns, rows, route):
-    import numpy as np
-
-    mask = np.ones(len(rows), dtype=bool)
-    for sel, value in route.selection.items():
-        mask &= columns[sel][rows] == [v.text for v in g.selectors[sel].values].index(value)
-    return mask
-
-
-def route_status(checked, route, training_rows: int) -> str:
-    """How a route was learned: trained here, pretrained (every module from the init run), held-out
-    (declared), or unseen (no training rows: zero-shot composition)."""
-    comp: Composition = checked.composition
-    if comp.is_held_out(route):
-        return "held-out"
-    if training_rows:
-        return "trained"
-    if checked.init_modules and set(route.modules) <= set(checked.init_modules):
-        return "pretrained"
-    return "unseen"
 
 
 def _train_first_hints(spec_path: str, run_dir: Path) -> list[str]:
@@ -329,28 +296,26 @@ def require_init_run(checked) -> None:
         raise TangleError([problem])
 
 
-def check_init(checker, run_dir: Path, span: ast.Span | None) -> None:
+def check_init(checker, run_dir: Path, span: ast.Span | None, run: InitRun | None) -> None:
     """Modules of this spec that exist in the run must have the same interface and layers (E162).
     A run that does not exist yet is only a warning (W206): the spec itself is fine, and checking it
-    (or drawing its graph) must not need a trained run; `missing_init_run` stops training."""
-    from ..lang.diagnostics import TangleError
-    from ..artifacts.run import load_checked
-
+    (or drawing its graph) must not need a trained run; `missing_init_run` stops training. `run` is
+    what the pipeline read from `run_dir` (None: not read, so only its existence is checked)."""
     if not run_dir.is_dir():
         checker.warn("W206", f"init: no run directory at {run_dir} yet; compile needs it (and alignment "
                      "is checked against it then)", span,
                      hints=_train_first_hints(checker.spec.path, run_dir))
         return
-    try:
-        old, _ = load_checked(run_dir)
-    except TangleError as err:
-        for d in err.diagnostics:
-            checker.error("E140", f"init: {d.message}", span, hints=d.hints)
+    if run is None:
+        return
+    for d in run.problems:
+        checker.error("E140", f"init: {d.message}", span, hints=d.hints)
+    if run.problems or run.modules is None:
         return
     checker.init_modules = {}
-    checker.init_aligned = [set(a.modules) for a in old.composition.aligns]
+    checker.init_aligned = list(run.aligned)
     for name, decl in checker.g.modules.items():
-        prev = old.graph.modules.get(name)
+        prev = run.modules.get(name)
         if prev is None:
             continue
         mine = (str(decl.input), str(decl.output), [str(l) for l in decl.layers])

@@ -26,10 +26,6 @@ import networkx as nx
 from ..lang import ast
 
 
-DATA_CODECS = {"bits", "gray", "onehot", "scalar", "vector"}
-LATENT_CODECS = {"latent"}
-CODECS = DATA_CODECS | LATENT_CODECS
-SIZED_CODECS = {"bits", "gray", "onehot", "latent", "vector"}
 MAX_ROUTES = 4096
 
 

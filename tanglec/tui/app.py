@@ -479,7 +479,7 @@ class ExploreApp(App[int]):
     @work(thread=True, group="query", exit_on_error=False)
     def answer_query(self, seq: int, model, columns) -> None:
         from ..data.query import answers
-        from ..backend.train import predict_raw
+        from ..backend.predict import predict_raw
 
         try:
             with self._predict_lock:
@@ -617,6 +617,7 @@ class ExploreApp(App[int]):
         from ..lang.diagnostics import TangleError
         from ..artifacts.run import write_run
         from ..backend.train import train
+        from ..pipeline import init_weights
 
         checked = self.session.checked
         try:
@@ -638,7 +639,8 @@ class ExploreApp(App[int]):
             control.wait_if_paused()
 
         try:
-            result = train(checked, examples, on_progress=progress, should_stop=control.should_stop)
+            result = train(checked, examples, on_progress=progress, should_stop=control.should_stop,
+                           init_weights=lambda: init_weights(checked))
             if result.interrupted and not result.stopped_early:
                 self.post_message(TrainDone(result, written=False))
                 return

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..lang.ast import Span
-from ..spec.checks import Checked, check
+from ..pipeline import check_spec
+from ..spec.checks import Checked
 from ..lang.diagnostics import Diagnostic, TangleError, sort_key
 from ..lang.parser import parse_partial, read_spec_text
 
@@ -107,7 +108,7 @@ def _open_spec(path: Path, run_dir: Path | None) -> Session:
         diag = Diagnostic("E006", f"can't read the spec: {err.strerror or err}", Span(str(path), 1, 1, 1, 2))
         return Session(path, False, "", str(path), None, [diag], run_dir, "none", "unused")
     spec, syntax = parse_partial(source, str(path))
-    checked = check(spec)
+    checked = check_spec(spec)
     # Like `tanglec check`: with syntax errors, report only those (checks of a partial spec cascade).
     diagnostics = syntax if syntax else list(checked.diagnostics)
     if syntax:

@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import zipfile
 from pathlib import Path
@@ -378,3 +379,18 @@ def write_crash_log(text: str) -> Path:
             fh.write(text)
         return Path(name)
     raise problem or OSError("no folder for the crash log")
+
+
+def data_file_problem(path: Path) -> str | None:
+    """Why `path` can't be read as a data file, or None. Decided by os.stat: a FIFO is never opened."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "the data file does not exist"
+    except OSError as err:
+        return f"can't read the data file: {err.strerror or err}"
+    if stat.S_ISDIR(mode):
+        return "the data file is a directory"
+    if not stat.S_ISREG(mode):
+        return "the data file is not a regular file"
+    return None

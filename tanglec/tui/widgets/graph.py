@@ -19,7 +19,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
-from ...spec.checks import estimate_parameters
+from ...spec.check_limits import estimate_parameters
 from ...spec.graph import TangleGraph
 from ..messages import NodeHighlighted
 

@@ -1,0 +1,44 @@
+"""Exact-match accuracy of every route, from raw model outputs (numpy only)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..spec.checks import Checked
+from . import codecs
+from .rows import Examples
+from .selection import route_mask
+
+
+def route_report(checked: Checked, examples: Examples, outputs: dict[str, np.ndarray]) -> dict:
+    """Exact-match accuracy per route and overall; a case is exact when every decoder it reaches is.
+
+    `outputs` are the model's raw outputs for `examples` (all rows, in order).
+    """
+    g = checked.graph
+    decoded = {d: codecs.decode(g.modules[d].output, outputs[d])[0] for d in outputs if d in g.decoders}
+    routes = []
+    total_cases = total_exact = 0
+    for route in g.routes():
+        rows = np.flatnonzero(route_mask(g, examples.columns, route))
+        case_ok = np.ones(len(rows), dtype=bool)
+        per_decoder = {}
+        for d in route.decoders:
+            if d not in decoded:
+                continue
+            target = examples.targets[g.decoders[d]][rows]
+            live = ~np.isnan(target.astype(np.float64)) if target.ndim == 1 else np.ones(len(rows), bool)
+            ok = np.ones(len(rows), dtype=bool)
+            ok[live] = codecs.exact(g.modules[d].output, decoded[d][rows][live], target[live])
+            case_ok &= ok
+            per_decoder[d] = float(ok.mean()) if len(rows) else None
+        cases, exact = int(len(rows)), int(case_ok.sum())
+        total_cases += cases
+        total_exact += exact
+        routes.append({**route.to_json(), "cases": cases, "exact": exact,
+                       "accuracy": exact / cases if cases else None, "decoders_accuracy": per_decoder})
+    return {"accuracy": total_exact / total_cases if total_cases else None, "cases": total_cases,
+            "exact": total_exact, "routes": routes}
+
+
+def all_exact(report: dict) -> bool:
+    return report["cases"] > 0 and report["exact"] == report["cases"]

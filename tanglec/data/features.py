@@ -1,0 +1,51 @@
+"""Example rows as the arrays a model takes and learns from (numpy only: no TensorFlow here, so
+streaming and checkpoint fingerprints can build them without importing it)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..lang import ast
+from ..spec.checks import Checked
+from ..spec.graph import codec_width
+from . import codecs
+from .rows import Examples
+from .selection import route_mask
+
+
+def encode_inputs(checked: Checked, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Raw example columns -> the arrays the model's inputs take."""
+    g = checked.graph
+    out = {}
+    for n, d in g.inputs.items():
+        dtype = np.float32 if isinstance(d.type, (ast.FloatType, ast.VectorType)) else np.int32
+        out[n] = columns[n].astype(dtype)
+    for n in g.mux_selectors():
+        out[n] = columns[n].astype(np.int32)
+    return out
+
+
+def training_arrays(checked: Checked, examples: Examples, rows: np.ndarray):
+    """(inputs, targets, sample weights) dicts for the given rows, keyed by spec names."""
+    g = checked.graph
+    x = encode_inputs(checked, {k: v[rows] for k, v in examples.columns.items()})
+    y, w = {}, {}
+    reach = _reach_mask(checked, examples, rows)
+    for d, target in g.decoders.items():
+        t, live = codecs.target_array(g.modules[d].output, examples.targets[target][rows])
+        y[d], w[d] = t, live * reach[d]
+    for a in checked.composition.aligns:
+        width = len(a.modules) * codec_width(g.modules[a.modules[0]].output)
+        y[a.output_name] = np.zeros((len(rows), width), np.float32)
+        w[a.output_name] = np.ones(len(rows), np.float32)
+    return x, y, w
+
+
+def _reach_mask(checked: Checked, examples: Examples, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Per decoder, 1.0 for the rows whose route reaches it."""
+    g = checked.graph
+    out = {d: np.zeros(len(rows), np.float32) for d in g.decoders}
+    for route in g.routes():
+        mask = route_mask(g, examples.columns, route, rows)
+        for d in route.decoders:
+            out[d][mask] = 1.0
+    return out

@@ -1,0 +1,28 @@
+"""Every keyword table of the spec language, in one place below the checker and the highlighter.
+
+The checker validates against these tables, the highlighter colours them and the backends map them
+to TensorFlow; keeping them here (no imports) lets each layer read them without importing another.
+"""
+from __future__ import annotations
+
+DATA_CODECS = frozenset({"bits", "gray", "onehot", "scalar", "vector"})
+LATENT_CODECS = frozenset({"latent"})
+CODECS = DATA_CODECS | LATENT_CODECS
+SIZED_CODECS = frozenset({"bits", "gray", "onehot", "latent", "vector"})
+
+LAYER_KINDS = frozenset({"dense", "dropout", "norm", "residual"})
+ACTIVATIONS = frozenset({"relu", "gelu", "tanh", "sigmoid", "elu", "selu", "swish", "softplus", "linear",
+                         "leaky_relu"})
+OPTIMIZERS = frozenset({"adam", "sgd", "rmsprop", "adamw"})
+MUX_STRATEGIES = frozenset({"where", "partition", "gather", "stacked", "auto"})
+DISTRIBUTE_STRATEGIES = ("default", "mirrored", "multiworker")  # tanglec.backend.distribute.STRATEGIES
+STREAM_MODES = ("auto", "always", "never")  # how a data file is read: in chunks, whole, or by its size
+
+TRAIN_KEYS = frozenset({"steps", "batch", "lr", "seed", "until", "weight", "mux", "eval_every", "optimizer",
+                        "strategy", "memory"}) | OPTIMIZERS
+DATA_KEYS = frozenset({"seed", "eval", "limit", "per_route", "only", "stream"})
+PHASE_KEYS = frozenset({"steps", "lr", "optimizer", "modules", "until", "batch"}) | OPTIMIZERS
+ALIGN_KEYS = frozenset({"weight"})
+UNTIL_VALUES = frozenset({"exact"})  # `until exact`
+
+FUNCTIONS = {"min": (2, None), "max": (2, None), "abs": (1, 1)}  # name: (fewest, most) arguments

@@ -1,0 +1,147 @@
+"""Checks of declarations: unique names, field types, selectors, codecs, modules and their layers.
+
+Mixed into the checker (spec/checks.py): methods report through self.error/self.warn."""
+from __future__ import annotations
+
+
+
+from ..lang import ast, expr
+from ..lang.diagnostics import Related, did_you_mean
+from ..lang.vocabulary import ACTIVATIONS, CODECS, LAYER_KINDS, SIZED_CODECS
+from .graph import codec_width
+from .check_limits import MAX_WIDTH
+
+
+class ModuleChecks:
+    def check_names(self) -> None:
+        seen: dict[str, ast.Name] = {}
+        kinds = ((ast.InputDecl, "input"), (ast.SelectDecl, "selector"), (ast.ModuleDecl, "module"),
+                 (ast.TargetDecl, "target"))
+        for st in self.spec.statements:
+            for cls, what in kinds:
+                if isinstance(st, cls):
+                    name = st.name
+                    if name.text in seen:
+                        first = seen[name.text]
+                        self.error("E102", f"'{name.text}' is already declared", name.span,
+                                   hints=["names of inputs, selectors, modules and targets share one namespace"],
+                                   related=[Related(first.span, "first declared here")])
+                    else:
+                        seen[name.text] = name
+        for sel in self.spec.of(ast.SelectDecl):
+            self._unique_values(sel.values, f"selector {sel.name.text}")
+
+    def _unique_values(self, values: list[ast.Name], what: str) -> None:
+        first: dict[str, ast.Name] = {}
+        for v in values:
+            if v.text in first:
+                self.error("E102", f"value '{v.text}' appears twice in {what}", v.span,
+                           related=[Related(first[v.text].span, "first written here")])
+            first.setdefault(v.text, v)
+
+    def check_field_type(self, t: ast.FieldType) -> None:
+        if isinstance(t, ast.IntType) and t.lo > t.hi:
+            self.error("E116", f"empty range {t.lo}..{t.hi}", t.span, hints=[f"write {t.hi}..{t.lo}"])
+        elif isinstance(t, ast.FloatType) and t.lo is not None and not t.lo < t.hi:
+            self.error("E116", f"empty range {t.lo}..{t.hi}", t.span)
+        elif isinstance(t, ast.CategoryType):
+            self._unique_values(t.values, "category")
+        elif isinstance(t, ast.VectorType) and t.size < 1:
+            self.error("E116", "a vector needs at least 1 element", t.span)
+        elif isinstance(t, ast.VectorType) and t.size > MAX_WIDTH:
+            self.error("E127", f"vector({t.size}) exceeds the limit of {MAX_WIDTH:,} values", t.span)
+
+    def check_selector(self, decl: ast.SelectDecl) -> None:
+        used = any(m.selector.text == decl.name.text for m in self.g.muxes.values())
+        in_expr = any(decl.name.text in expr.referenced_names(t.expr)
+                      for t in self.spec.of(ast.TargetDecl) if t.expr is not None)
+        if not used and not in_expr:
+            self.warn("W201", f"selector '{decl.name.text}' chooses no multiplexer", decl.name.span,
+                      hints=["use it in a route: `[a | b] by " + decl.name.text + "`"])
+
+    def check_codec(self, codec: ast.Codec) -> bool:
+        kind = codec.kind.text
+        if kind not in CODECS:
+            self.error("E114", f"unknown codec '{kind}'", codec.kind.span,
+                       hints=did_you_mean(kind, CODECS) + ["codecs: bits(n), gray(n), onehot(n), scalar, latent(n), "
+                                                           "vector(n)"])
+            return False
+        if kind in SIZED_CODECS and codec.size is None:
+            self.error("E114", f"{kind} needs a size, e.g. {kind}(8)", codec.span)
+            return False
+        if kind == "scalar" and codec.size is not None:
+            self.error("E114", "scalar takes no size", codec.span, hints=["use vector(n) for several values"])
+            return False
+        if codec.size is not None and codec.size < 1:
+            self.error("E114", f"{kind} size must be at least 1", codec.span)
+            return False
+        if kind in ("bits", "gray") and codec.size > 62:
+            self.error("E114", f"{kind}(n) supports at most 62 bits", codec.span)
+            return False
+        if codec.size is not None and codec.size > MAX_WIDTH:
+            self.error("E127", f"{codec} exceeds the limit of {MAX_WIDTH:,} values", codec.span)
+            return False
+        return True
+
+    def check_module(self, m: ast.ModuleDecl) -> None:
+        ok_in = self.check_codec(m.input)
+        ok_out = self.check_codec(m.output)
+        width = codec_width(m.input) if ok_in else None
+        width = self.check_layers(m.layers, width)
+        if ok_out and width is not None and width != codec_width(m.output):
+            last = m.layers[-1].span if m.layers else m.span
+            self.error("E111", f"module '{m.name.text}' ends with width {width} but its output "
+                               f"{m.output} needs {codec_width(m.output)}", last,
+                       hints=[f"end the layer stack with `dense {codec_width(m.output)}`"],
+                       related=[Related(m.output.span, "output interface declared here")])
+
+    def check_layers(self, layers: list[ast.Layer], width: int | None) -> int | None:
+        for layer in layers:
+            width = self.check_layer(layer, width)
+        return width
+
+    def check_layer(self, layer: ast.Layer, width: int | None) -> int | None:
+        kind = layer.kind.text
+        if kind not in LAYER_KINDS:
+            self.error("E113", f"unknown layer '{kind}'", layer.kind.span,
+                       hints=did_you_mean(kind, LAYER_KINDS) + ["layers: dense N [activation], dropout P, norm, "
+                                                                "residual(...)"])
+            return None
+        if kind == "residual":
+            if not layer.is_block:
+                self.error("E111", "residual wraps layers: residual(dense 32 relu, dense 32)", layer.span)
+                return width
+            inner = self.check_layers(layer.children, width)
+            if inner is not None and width is not None and inner != width:
+                self.error("E111", f"residual block maps width {width} to {inner}; its output is added to its "
+                                   f"input, so both must match", layer.span,
+                           hints=[f"end the block with `dense {width}`"])
+            return width
+        if layer.is_block:
+            self.error("E111", f"'{kind}' is not a block; only residual(...) takes layers", layer.span)
+            return width
+        args = layer.args
+        if kind == "dense":
+            if not args or not isinstance(args[0], int) or args[0] < 1:
+                self.error("E111", "dense needs a positive number of units: `dense 64 relu`", layer.span)
+                return None
+            if len(args) > 2:
+                self.error("E111", "dense takes units and an optional activation", layer.span)
+            if len(args) == 2:
+                act = args[1]
+                if not isinstance(act, ast.Name) or act.text not in ACTIVATIONS:
+                    text = act.text if isinstance(act, ast.Name) else str(act)
+                    span = act.span if isinstance(act, ast.Name) else layer.span
+                    self.error("E111", f"unknown activation '{text}'", span,
+                               hints=did_you_mean(text, ACTIVATIONS) + [", ".join(sorted(ACTIVATIONS))])
+            if args[0] > 100_000:
+                self.error("E111", f"dense {args[0]} is wider than the 100000-unit limit", layer.span)
+                return None
+            return args[0]
+        if kind == "dropout":
+            if len(args) != 1 or isinstance(args[0], ast.Name) or not 0 <= args[0] < 1:
+                self.error("E111", "dropout takes one rate in [0, 1): `dropout 0.1`", layer.span)
+            return width
+        if kind == "norm" and args:
+            self.error("E111", "norm takes no arguments", layer.span)
+        return width

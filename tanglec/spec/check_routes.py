@@ -1,0 +1,217 @@
+"""Checks of the module graph: routes, multiplexers, edges and their codecs, producers, cycles,
+reachability and decoders.
+
+Mixed into the checker (spec/checks.py): methods report through self.error/self.warn."""
+from __future__ import annotations
+
+import networkx as nx
+
+from ..lang import ast
+from ..lang.diagnostics import Related, did_you_mean
+from ..lang.vocabulary import CODECS, DATA_CODECS, MUX_STRATEGIES, SIZED_CODECS
+from .graph import codec_width
+
+
+class RouteChecks:
+    def producer_codec(self, node: str) -> ast.Codec | None:
+        kind = self.g.kind(node)
+        if kind == "module":
+            return self.g.modules[node].output
+        if kind == "mux":
+            outs = [self.g.modules[b.module.text].output for b in self.g.muxes[node].branches
+                    if b.module.text in self.g.modules]
+            return outs[0] if outs else None
+        return None
+
+    def check_route(self, route: ast.RouteDecl) -> None:
+        src = route.source.text
+        producers: list[tuple[str, ast.Span]] = []
+        if src not in self.g.inputs and src not in self.g.modules:
+            self.error("E101", f"unknown input or module '{src}'", route.source.span,
+                       hints=did_you_mean(src, list(self.g.inputs) + list(self.g.modules)))
+        else:
+            producers = [(src, route.source.span)]
+        for i, stage in enumerate(route.stages):
+            if isinstance(stage, ast.FanOut):
+                if len(stage.modules) > 1 and i != len(route.stages) - 1:
+                    self.error("E123", "a fan-out must end the route", stage.span,
+                               hints=["continue from one of its modules in another `route` statement"])
+                consumers = []
+                for m in stage.modules:
+                    if self.known_module(m):
+                        consumers.append((m.text, m.span))
+                        self.check_edges(producers, m)
+                producers = consumers
+            else:
+                producers = self.check_mux(stage, producers)
+
+    def known_module(self, name: ast.Name) -> bool:
+        if name.text in self.g.modules:
+            return True
+        what = "an input, not a module" if name.text in self.g.inputs else None
+        hints = did_you_mean(name.text, self.g.modules)
+        self.misspelled |= {m for m in self.g.modules if hints and f"'{m}'" in hints[0]}
+        self.error("E101", f"unknown module '{name.text}'" + (f" ('{name.text}' is {what})" if what else ""),
+                   name.span, hints=hints)
+        return False
+
+    def check_mux(self, stage: ast.Mux, producers):
+        sel = stage.selector.text
+        mid = self._mux_ids()[(stage.span, stage.selector)]
+        if len(stage.branches) < 2:
+            self.error("E105", f"a multiplexer needs at least two branches, this one has {len(stage.branches)}",
+                       stage.span, hints=["route straight to the module without [ ] instead"])
+        if stage.strategy is not None and stage.strategy.text not in MUX_STRATEGIES:
+            self.error("E122", f"unknown multiplexer strategy '{stage.strategy.text}'", stage.strategy.span,
+                       hints=did_you_mean(stage.strategy.text, MUX_STRATEGIES) + [", ".join(sorted(MUX_STRATEGIES))])
+        for b in stage.branches:
+            if self.known_module(b.module):
+                self.check_edges(producers, b.module)
+        misspelled_branch = any(b.value is b.module and b.module.text not in self.g.modules for b in stage.branches)
+        if misspelled_branch:
+            pass  # `[binry | decimal]`: the unknown module is reported; its value mismatch would be noise
+        elif sel not in self.g.selectors:
+            self.error("E101", f"unknown selector '{sel}'", stage.selector.span,
+                       hints=did_you_mean(sel, self.g.selectors))
+        else:
+            decl = self.g.selectors[sel]
+            values = [v.text for v in decl.values]
+            written = [b.value.text for b in stage.branches]
+            for b in stage.branches:
+                if b.value.text not in values:
+                    self.error("E106", f"'{b.value.text}' is not a value of selector '{sel}'", b.value.span,
+                               hints=did_you_mean(b.value.text, values) + [f"{sel} is one of: {', '.join(values)}"],
+                               related=[Related(decl.span, f"{sel} declared here")])
+            missing = [v for v in values if v not in written]
+            if missing:
+                self.error("E106", f"no branch for {', '.join(missing)} of selector '{sel}'", stage.span,
+                           hints=[f"add a branch `{missing[0]}: some_module`"],
+                           related=[Related(decl.span, f"{sel} declared here")])
+            self._unique_values([b.value for b in stage.branches], "this multiplexer")
+        outs = [(b, self.g.modules[b.module.text].output) for b in stage.branches if b.module.text in self.g.modules]
+        for b, codec in outs[1:]:
+            if not _same_codec(codec, outs[0][1]):
+                self.error("E104", f"branches of one multiplexer must share an output interface: "
+                                   f"'{b.module.text}' gives {codec}, '{outs[0][0].module.text}' gives {outs[0][1]}",
+                           b.span, related=[Related(self.g.modules[b.module.text].output.span, "declared here")])
+        return [(mid, stage.span)]
+
+    def _mux_ids(self) -> dict:
+        """(span, selector) -> multiplexer id, built once: a lookup per stage stays linear in the spec."""
+        if not hasattr(self, "_mux_id_index"):
+            self._mux_id_index = {}
+            for k, v in self.g.muxes.items():
+                self._mux_id_index.setdefault((v.span, v.selector), k)
+        return self._mux_id_index
+
+    def check_edges(self, producers, consumer: ast.Name) -> None:
+        target = self.g.modules[consumer.text]
+        for node, _ in producers:
+            if self.g.kind(node) == "input":
+                self.check_input_codec(self.g.inputs[node], target, consumer.span)
+                continue
+            out = self.producer_codec(node)
+            if out is None or not self._codec_known(out) or not self._codec_known(target.input):
+                continue
+            if not _same_codec(out, target.input):
+                label = node if self.g.kind(node) == "module" else f"the multiplexer by {node.split(':')[1]}"
+                self.error("E104", f"interface mismatch: {label} gives {out} but '{consumer.text}' takes "
+                                   f"{target.input}", consumer.span,
+                           related=[Related(out.span, f"{label} output declared here"),
+                                    Related(target.input.span, f"'{consumer.text}' input declared here")])
+
+    def _codec_known(self, c: ast.Codec) -> bool:
+        return c.kind.text in CODECS
+
+    def check_input_codec(self, field_decl: ast.InputDecl, module: ast.ModuleDecl, at: ast.Span) -> None:
+        codec, t, name = module.input, field_decl.type, field_decl.name.text
+        kind = codec.kind.text
+        if kind not in CODECS or (kind in SIZED_CODECS and codec.size is None):
+            return
+        problem = None
+        if kind == "latent":
+            problem = f"'{module.name.text}' takes a latent, but '{name}' is data; give it a data codec"
+        elif kind in ("bits", "gray"):
+            if not isinstance(t, ast.IntType) or t.lo < 0 or t.hi >= 2 ** codec.size:
+                problem = f"{codec} holds ints 0..{2 ** codec.size - 1}, but '{name}' is {t.describe()}"
+        elif kind == "onehot":
+            if isinstance(t, ast.CategoryType):
+                if len(t.values) > codec.size:
+                    problem = f"{codec} has {codec.size} slots, but '{name}' has {len(t.values)} categories"
+            elif not isinstance(t, ast.IntType) or t.lo < 0 or t.hi >= codec.size:
+                problem = f"{codec} holds ints 0..{codec.size - 1}, but '{name}' is {t.describe()}"
+        elif kind == "scalar":
+            if not isinstance(t, (ast.IntType, ast.FloatType)):
+                problem = f"scalar needs a numeric field, but '{name}' is {t.describe()}"
+        elif kind == "vector":
+            if not isinstance(t, ast.VectorType) or t.size != codec.size:
+                problem = f"{codec} needs a vector({codec.size}) field, but '{name}' is {t.describe()}"
+        if problem:
+            self.error("E117", f"interface mismatch: {problem}", at,
+                       related=[Related(codec.span, "input interface declared here"),
+                                Related(field_decl.span, f"'{name}' declared here")])
+
+    def check_single_producer(self) -> None:
+        """A module reads exactly one producer; several producers need a multiplexer to choose."""
+        for name in self.g.modules:
+            producers = self.g.predecessors(name)
+            if len(producers) > 1:
+                spans = [self.g.g.edges[p, name]["span"] for p in producers]
+                names = ", ".join("a multiplexer" if p.startswith("mux:") else f"'{p}'" for p in producers)
+                self.error("E128", f"module '{name}' is fed by {names}; a module reads one producer", spans[-1],
+                           related=[Related(spans[0], "first producer here")],
+                           hints=["choose between them per example with a multiplexer: `[a | b] by selector`"])
+
+    def check_cycles(self) -> None:
+        try:
+            cycle = nx.find_cycle(self.g.g)
+        except nx.NetworkXNoCycle:
+            return
+        u, v = cycle[-1]
+        path = " -> ".join([e[0] for e in cycle] + [cycle[0][0]])
+        self.error("E103", f"cycle in the module graph: {_pretty(path)}", self.g.g.edges[u, v]["span"],
+                   hints=["a tangle is a DAG: route each module's output forward only"])
+
+    def check_reachability(self) -> None:
+        reachable = set(self.g.inputs).union(*(nx.descendants(self.g.g, n) for n in self.g.inputs))
+        for name, m in self.g.modules.items():
+            if name not in reachable and name not in self.misspelled:
+                self.error("E107", f"no route reaches module '{name}'", m.name.span,
+                           hints=[f"add it to a route, e.g. `route <input> -> {name}`, or remove it"])
+
+    def check_decoders(self) -> None:
+        decoded = {}
+        for d in self.spec.of(ast.DecodeDecl):
+            for m in d.modules:
+                if m.text in decoded:
+                    self.error("E102", f"'{m.text}' is decoded twice", m.span,
+                               related=[Related(decoded[m.text], "first decoded here")])
+                    continue
+                decoded[m.text] = m.span
+                if not self.known_module(m):
+                    continue
+                out = self.g.modules[m.text].output
+                if out.kind.text not in DATA_CODECS:
+                    self.error("E118", f"'{m.text}' outputs {out}, which can't be decoded; decoders output "
+                                       f"bits(n), onehot(n), scalar or vector(n)", m.span,
+                               related=[Related(out.span, "output declared here")])
+            if d.target.text not in self.g.targets:
+                self.error("E101", f"unknown target '{d.target.text}'", d.target.span,
+                           hints=did_you_mean(d.target.text, self.g.targets))
+        for name, m in self.g.modules.items():
+            if m.output.kind.text in DATA_CODECS and name not in self.g.decoders:
+                self.error("E108", f"decoder '{name}' has no target", m.name.span,
+                           hints=[f"add `decode {name} as <target>`"])
+        if not self.g.decoders and not any(d.is_error for d in self.diags):
+            modules = list(self.g.modules.values())
+            where = modules[0].name.span if modules else ast.Span(self.spec.path, 1, 1, 1, 2)
+            self.error("E126", "nothing to train: no decoder", where,
+                       hints=["declare a module with a data output and `decode it as <target>`"])
+
+
+def _same_codec(a: ast.Codec, b: ast.Codec) -> bool:
+    return a.kind.text == b.kind.text and codec_width(a) == codec_width(b)
+
+
+def _pretty(path: str) -> str:
+    return " ".join(f"[mux by {p.split(':')[1]}]" if p.startswith("mux:") else p for p in path.split(" "))
