@@ -243,7 +243,6 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
              stream: bool | None = None, weights_npz: Path | None = None) -> None:
     """Check, build, train and evaluate a spec; write the run directory."""
     from . import pipeline
-    from .backend.distribute import check_strategy
     from .data.examples import DataError
     from .util.files import checkpoint_dir
 
@@ -256,49 +255,38 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
         refuse_bad_output(as_json, out, "run", inputs=inputs)  # before the examples are built, before training
         refuse_bad_output(as_json, checkpoint_dir(out), "checkpoint", inputs=inputs)
         examples = pipeline.prepare(checked)
-        chief = check_strategy(strategy or checked.train.strategy, devices)  # multiworker: only the chief writes
+        chief = pipeline.writes_run(checked, overrides)
     except (TangleError, DataError) as err:
         fail(as_json, err)
     warnings_to_stderr(as_json, checked.diagnostics)
     _quiet_tensorflow()
-    from .backend.checkpoint import DEFAULT_EVERY, Checkpointer, resume_command
     from .backend.train import rich_progress
 
     update, bar = rich_progress(pipeline.total_steps(checked, overrides))
-    every = DEFAULT_EVERY if checkpoint_every is None else checkpoint_every
-    ckpt = Checkpointer(checkpoint_dir(out), every=every if chief else 0, resume=resume, handle_signals=chief,
-                        log=lambda line: click.echo(line, err=True))  # other workers only read it to resume
-    with bar, ckpt:  # Ctrl-C/SIGTERM: finish the chunk, save a checkpoint, stop
+    with bar:
         try:
-            compiled = pipeline.compile(checked, examples, out=out if chief else None, overrides=overrides,
-                                        on_progress=update, checkpoint=ckpt,
-                                        tensorboard=tensorboard if chief else None)
-        except TangleError as err:  # E142: the disk is full, say; the previous run is intact
+            compiled, interruption = pipeline.compile_resumable(
+                checked, examples, out=out, overrides=overrides, on_progress=update, resume=resume,
+                checkpoint_every=checkpoint_every, tensorboard=tensorboard, log=lambda line: click.echo(line, err=True))
+        except TangleError as err:  # E142 (disk full), E170 (a multiworker peer stopped), E171 (diverged)...
             fail(as_json, err)
-        except Exception as err:  # noqa: BLE001 - a multiworker peer that stopped is E170, anything else a bug
-            from .backend.distribute import peer_failure
-
-            problem = peer_failure(err, overrides.strategy or checked.train.strategy, ckpt.directory)
-            if problem is None:
-                raise
-            fail(as_json, problem)
     result = compiled.result
     if weights_npz is not None:
         from .backend.distribute import save_worker_weights
 
         save_worker_weights(result.model, weights_npz)
-    if result.interrupted and ckpt.signal_received is not None:
+    if interruption is not None:
+        from .backend.checkpoint import resume_command
+
         command = resume_command(spec, out, {"--seed": seed, "--steps": steps, "--mux": mux, "--init": init,
                                              "--checkpoint-every": checkpoint_every,
                                              "--strategy": None if strategy == checked.train.strategy else strategy,
                                              "--devices": devices, "--stream": stream is True,
                                              "--no-stream": stream is False})
-        emit(as_json, {"ok": False, "interrupted": True, "step": result.steps_run, "checkpoint": str(ckpt.path),
-                       "resume": command})
-        click.echo(printable(f"interrupted at step {result.steps_run}; resume with: {command}"), err=True)
-        sys.exit(ckpt.exit_code)
-    if chief:
-        ckpt.discard()  # the run is complete: its checkpoints are no longer needed
+        emit(as_json, {"ok": False, "interrupted": True, "step": interruption.step,
+                       "checkpoint": str(interruption.checkpoint), "resume": command})
+        click.echo(printable(f"interrupted at step {interruption.step}; resume with: {command}"), err=True)
+        sys.exit(interruption.exit_code)
     modules = compiled.metrics["modules"]
     report = result.report
     payload = {"ok": True, "run": str(out) if chief else None, "steps_run": result.steps_run,
@@ -452,20 +440,15 @@ def fmt_(paths: tuple[Path, ...], check_only: bool, show_diff: bool, as_json: bo
 def export_(run: Path, fmt: str, out: Path | None, no_verify: bool, as_json: bool) -> None:
     """Export a trained run for serving: decoded answers from raw fields (see docs/cli.md)."""
     from . import pipeline
-    from .artifacts.export import check_export_path, default_output
 
-    out = out or default_output(run, fmt)
     try:
-        pipeline.load_run(run)  # a damaged run is refused before TensorFlow loads
-        check_export_path(out, fmt)
+        out = pipeline.export_target(run, out, fmt)  # a damaged run is refused before TensorFlow loads
     except TangleError as err:
         fail(as_json, err)
     refuse_bad_output(as_json, out, fmt, inputs=[run])
     _quiet_tensorflow()
-    from .artifacts.export import export
-
     try:
-        info = export(run, out, fmt, verify=not no_verify)
+        info = pipeline.export(run, out, fmt, verify=not no_verify)
     except TangleError as err:
         fail(as_json, err)
     sig = info["signature"]

@@ -141,11 +141,79 @@ def compile(checked: Checked, examples, *, out: Path | None, overrides: Override
     return Compiled(result, metrics)
 
 
+def writes_run(checked: Checked, overrides: Overrides = Overrides()) -> bool:
+    """Whether this process writes the run (all but a `multiworker` worker that is not the chief); E170
+    for a strategy's bad options, before TensorFlow loads."""
+    from .backend.distribute import check_strategy
+
+    return check_strategy(overrides.strategy or checked.train.strategy, overrides.devices)
+
+
+@dataclass(frozen=True)
+class Interruption:
+    """A compile stopped by SIGINT/SIGTERM after saving a checkpoint: resume from it."""
+    step: int
+    checkpoint: Path
+    exit_code: int
+
+
+def compile_resumable(checked: Checked, examples, *, out: Path, overrides: Overrides = Overrides(),
+                      on_progress: Callable | None = None, resume: bool = False, checkpoint_every: int | None = None,
+                      tensorboard: Path | None = None, log: Callable[[str], None] | None = None
+                      ) -> tuple[Compiled, Interruption | None]:
+    """`compile` with checkpoints beside `out` (every `checkpoint_every` steps and on Ctrl-C/SIGTERM, which
+    finish the chunk, save and stop), resumed from one with `resume`; only the chief writes. A
+    multiworker peer that stopped is E170; the checkpoints go once the run is written."""
+    from .backend.checkpoint import DEFAULT_EVERY, Checkpointer
+    from .backend.distribute import peer_failure
+    from .util.files import checkpoint_dir
+
+    chief = writes_run(checked, overrides)
+    every = DEFAULT_EVERY if checkpoint_every is None else checkpoint_every
+    checkpointer = Checkpointer(checkpoint_dir(out), every=every if chief else 0, resume=resume,
+                                handle_signals=chief, log=log)  # other workers only read it to resume
+    with checkpointer:
+        try:
+            compiled = compile(checked, examples, out=out if chief else None, overrides=overrides,
+                               on_progress=on_progress, checkpoint=checkpointer,
+                               tensorboard=tensorboard if chief else None)
+        except TangleError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a multiworker peer that stopped is E170, anything else a bug
+            problem = peer_failure(err, overrides.strategy or checked.train.strategy, checkpointer.directory)
+            if problem is None:
+                raise
+            raise problem from None
+    if compiled.result.interrupted and checkpointer.signal_received is not None:
+        return compiled, Interruption(compiled.result.steps_run, checkpointer.path, checkpointer.exit_code)
+    if chief:
+        checkpointer.discard()
+    return compiled, None
+
+
 def load_run(run: Path) -> Checked:
     """A trained run's spec, checked from the run's files alone."""
     from .artifacts.run import load_checked
 
     return load_checked(run)[0]
+
+
+def export_target(run: Path, out: Path | None, fmt: str) -> Path:
+    """Where `export` writes (default beside the run), refused before TensorFlow when the run is damaged or
+    the path can't hold that format."""
+    from .artifacts.export import check_export_path, default_output
+
+    out = out or default_output(run, fmt)
+    load_run(run)
+    check_export_path(out, fmt)
+    return out
+
+
+def export(run: Path, out: Path, fmt: str, *, verify: bool = True) -> dict:
+    """The run as a SavedModel or a .keras file for serving, checked against the run (imports TensorFlow)."""
+    from .artifacts.export import export as write_export
+
+    return write_export(run, out, fmt, verify=verify)
 
 
 def load_run_model(run: Path, checked: Checked):
