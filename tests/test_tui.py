@@ -182,15 +182,15 @@ def test_spec_with_problems_opens_the_spec_view_and_reloads(in_tmp):
     async def body():
         app = ExploreApp(spec, load_tensorflow=False)
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: "route x -> enc" in screen_text(app), 30, "the source")
+            await wait_for(pilot, lambda: "E101" in screen_text(app), 30, "the problem list")
             assert app.query_one("#views").active == "spec"
             text = screen_text(app)
             assert "1 error" in text
             assert "E101" in text and "unknown module 'times3'" in text
-            source_line = next(line for line in text.splitlines() if "route x -> enc" in line)
-            caret_line = text.splitlines()[text.splitlines().index(source_line) + 1]
-            col = source_line.index("times3")
-            assert caret_line[col:col + 6] == "^^^^^^"  # underlined in place
+            editor = app.query_one("#editor")  # underlined in place: the span is highlighted in the editor
+            row = editor.text.splitlines().index(next(l for l in editor.text.splitlines() if "times3" in l))
+            col = editor.document.lines[row].index("times3")
+            assert (col, col + 6, "tangle.error") in editor._highlights[row]
             # Train and Query explain instead of crashing
             await pilot.press("2")
             assert "training needs a spec that checks" in screen_text(app)
@@ -218,7 +218,7 @@ def test_syntax_errors_are_shown_with_every_position(in_tmp):
     async def body():
         app = ExploreApp(spec, load_tensorflow=False)
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: "route x -> m" in screen_text(app), 30, "the source")
+            await wait_for(pilot, lambda: "E002" in screen_text(app), 30, "the problem list")
             text = screen_text(app)
             assert app.query_one("#views").active == "spec"
             assert "E001" in text and "E002" in text

@@ -59,6 +59,7 @@ class ExploreApp(Training, Editing, App[int]):
         self.answers = None
         self.lit_selection: dict[str, str] | None = None
         self.first_paint: float | None = None
+        self.spec_focus = "#problem-list"  # what showing the Spec view focuses: the editor after ctrl+e
         self._predict_lock = threading.Lock()
         self._tf_thread: threading.Thread | None = None
         self._quitting = False
@@ -72,9 +73,9 @@ class ExploreApp(Training, Editing, App[int]):
             with TabPane("Graph 1", id="graph"):
                 yield GraphPane(id="graph-pane")
             with TabPane("Train 2", id="train"):
-                yield from self._compose_blocked("training")
+                yield from self._compose_blocked("training needs")
             with TabPane("Query 3", id="query"):
-                yield from self._compose_blocked("queries")
+                yield from self._compose_blocked("queries need")
             with TabPane(self._spec_label(), id="spec"):
                 if self._initial_view() == "spec":
                     yield self._spec_view()
@@ -159,6 +160,12 @@ class ExploreApp(Training, Editing, App[int]):
             self.tf_state = "loading…"
             self._update_status()
             self.import_tensorflow()
+
+    async def wait_until_settled(self, pilot) -> None:
+        """Every deferred view mounted and background work done (headless screenshots, tests)."""
+        await pilot.pause(0.2)
+        await self.workers.wait_for_complete()
+        await pilot.pause()
 
     def _has(self, selector: str) -> bool:
         return bool(self.query(selector))
@@ -287,7 +294,7 @@ class ExploreApp(Training, Editing, App[int]):
         if view == "query" and self._has("#query-panel"):
             self.query_one("#query-panel").focus_first()
             return
-        found = self.query({"graph": "#graph-view", "train": "#train-start", "spec": "#editor"}[view])
+        found = self.query({"graph": "#graph-view", "train": "#train-start", "spec": self.spec_focus}[view])
         if found:
             found.first().focus()
 

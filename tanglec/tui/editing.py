@@ -24,8 +24,9 @@ class Editing:
         return self.query_one("#spec-view", SpecView) if self._has("#spec-view") else None
 
     def action_edit(self) -> None:
+        self.spec_focus = "#editor"
         self.action_show("spec")
-        self.call_after_refresh(self._focus_editor)
+        self._focus_editor()
 
     def _focus_editor(self) -> None:
         pane = self._spec_pane()

@@ -41,7 +41,7 @@ ACTIONS = [
     Action("compile", "compile", "ctrl+b", "Compile", "save, then train the edited spec", "Editor",
            footer=False),
     Action("train_start", "train_start", "s", "Start", "start training (again: from scratch)", "Train"),
-    Action("train_pause", "train_pause", "p", "Pause/Resume", "pause or resume at the next evaluation", "Train"),
+    Action("train_pause", "train_pause", "p", "Pause/Resume", "pause / resume at the next evaluation", "Train"),
     Action("train_stop", "train_stop", "x", "Stop", "stop: the run directory is left as it was", "Train"),
     Action("train_save", "train_save", "w", "Write stopped", "write a stopped training to the run directory",
            "Train"),

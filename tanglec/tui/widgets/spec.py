@@ -111,6 +111,7 @@ class SpecEditor(TextArea):
 
     def action_leave(self) -> None:
         """To the problem list, so the view keys (1-4, q) work again."""
+        self.app.spec_focus = "#problem-list"
         self.screen.query_one("#problem-list").focus()
 
 
