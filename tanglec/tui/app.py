@@ -90,7 +90,7 @@ class ExploreApp(Training, Editing, App[int]):
 
     def _compose_blocked(self, what: str) -> ComposeResult:
         if not self.session.ok:
-            yield Static(f"This spec has errors: {what} need a spec that checks. Fix it in Spec (4): ctrl+e "
+            yield Static(f"This spec has errors: {what} a spec that checks. Fix it in Spec (4): ctrl+e "
                          "edits it, problems update as you type.", classes="blocked")
             return
         yield Static("loading…", classes="placeholder")  # the panel mounts after the first paint
@@ -294,7 +294,7 @@ class ExploreApp(Training, Editing, App[int]):
         if view == "query" and self._has("#query-panel"):
             self.query_one("#query-panel").focus_first()
             return
-        found = self.query({"graph": "#graph-view", "train": "#train-start", "spec": self.spec_focus}[view])
+        found = self.query({"graph": "#graph-view", "train": "#train-start", "spec": self.spec_focus}.get(view, "#nothing"))
         if found:
             found.first().focus()
 

@@ -194,6 +194,8 @@ class SpecView(Vertical):
             options.add_option(Option(label, id=f"diag-{i}"))
         if not self.diags:
             options.add_option(Option(Text("nothing to fix", style="italic"), disabled=True))
+        else:
+            options.highlighted = 0
         self._explain(0 if self.diags else None)
 
     def _explain(self, index: int | None) -> None:
@@ -218,7 +220,8 @@ class SpecView(Vertical):
             return
         index = int(event.option.id.split("-")[1])
         self._explain(index)
-        self._jump(index, focus=False)
+        if event.option_list.has_focus:  # the user moves through the list (not a refresh while typing)
+            self._jump(index, focus=False)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option_list.id == "problem-list" and event.option.id is not None:
