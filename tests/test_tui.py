@@ -312,7 +312,15 @@ def test_training_from_the_ui_reaches_compile_accuracy_and_stops_safely(in_tmp, 
             assert len(totals) >= 2 and totals[-1] < totals[0] / 4, totals
             matrix = app.query_one("#route-matrix")
             assert matrix.cells() == ["100%"] * 4
-            assert "100%" in screen_text(app) and "done" in screen_text(app)
+            text = screen_text(app)
+            assert "100%" in text and "done" in text
+            assert "1done" not in text and "100%  done" in text  # the bar's percentage is whole
+            assert "Train again" in text  # the Start button's new label fits
+            # the route × module grid: every module on a route moved; the others are dots
+            for cells in app.query_one("#module-grid").cells():
+                assert cells[-1] == "100%"
+                assert all(c == "·" or float(c) > 0 for c in cells[:-1]), cells
+            assert "to_decimal" in app.query_one("#losses-line").render().plain
             # the run directory is what `tanglec compile` writes, with the same accuracy
             report = json.loads((run_dir / "routes.json").read_text())
             assert [(r["name"], r["exact"]) for r in report["routes"]] == \

@@ -114,28 +114,32 @@ class ModuleMotion:
     """How far each module's weights moved between two evaluations: ‖Δw‖ / ‖w‖ (0 for frozen ones)."""
 
     def __init__(self, model, modules: list[str]) -> None:
-        self.model = model
-        self.modules = [m for m in modules if self._layer(m) is not None]
-        self.last = {m: self._weights(m) for m in self.modules}
-
-    def _layer(self, name: str):
-        try:
-            return self.model.get_layer(name)
-        except ValueError:
-            return None
+        layers = module_layers(model)
+        self.layers = {m: layers[m] for m in modules if m in layers}
+        self.last = {m: self._weights(m) for m in self.layers}
 
     def _weights(self, name: str) -> list:
-        return [w.copy() for w in self._layer(name).get_weights()]
+        return [w.copy() for w in self.layers[name].get_weights()]
 
     def measure(self) -> dict[str, float]:
         out = {}
-        for name in self.modules:
+        for name in self.layers:
             now = self._weights(name)
             moved = sum(float(((a - b) ** 2).sum()) for a, b in zip(now, self.last[name]))
             size = sum(float((b ** 2).sum()) for b in self.last[name])
             out[name] = math.sqrt(moved) / max(math.sqrt(size), 1e-12)
             self.last[name] = now
         return out
+
+
+def module_layers(model) -> dict:
+    """Every layer of the model by name, the multiplexers' branch modules included."""
+    found, stack = {}, list(model.layers)
+    while stack:
+        layer = stack.pop()
+        found.setdefault(layer.name, layer)
+        stack.extend(getattr(layer, "branches", None) or [])
+    return found
 
 
 def _model_to_watch(checked: Checked):

@@ -10,6 +10,7 @@ from textual.widgets.option_list import Option
 
 from ...spec.checks import estimate_parameters
 from ...spec.graph import TangleGraph
+from ..controllers import module_layers
 from .graph import LEGEND, GraphView, safe_routes
 
 
@@ -103,7 +104,7 @@ def describe_node(tg: TangleGraph, node: str | None, model=None, checked=None, w
         params, source = estimate_parameters(m), " (from the spec)"
         if model is not None:
             try:
-                params, source = model.get_layer(node).count_params(), ""
+                params, source = module_layers(model)[node].count_params(), ""
             except Exception:  # noqa: BLE001 — a model of another spec version: keep the estimate
                 pass
         row("parameters", f"{params:,}{source}")
