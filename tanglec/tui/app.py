@@ -57,6 +57,7 @@ class ExploreApp(Training, Editing, App[int]):
         self.query_columns = None
         self.query_seq = 0
         self.answers = None
+        self.answers_seq = 0  # the query the shown answers are for
         self.lit_selection: dict[str, str] | None = None
         self.first_paint: float | None = None
         self.spec_focus = "#problem-list"  # what showing the Spec view focuses: the editor after ctrl+e
@@ -380,7 +381,7 @@ class ExploreApp(Training, Editing, App[int]):
         if message.error:
             panel.set_note(Text(f"query failed: {message.error}", style="red"))
             return
-        self.answers = message.answers
+        self.answers, self.answers_seq = message.answers, message.seq
         panel.show_answers(message.answers)
 
     def _update_query_note(self) -> None:

@@ -17,6 +17,7 @@ from textual.widgets import OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from ...lang.diagnostics import Diagnostic
+from .inorder import OrderedTextArea
 
 CHECK_DELAY = 0.25  # seconds of quiet typing before the text is checked
 
@@ -58,7 +59,7 @@ def _style_name(token) -> str | None:
     return None
 
 
-class SpecEditor(TextArea):
+class SpecEditor(OrderedTextArea):
     """A TextArea for .tangle text: the language's colours, and each diagnostic's span underlined."""
 
     BINDINGS = [Binding("escape", "leave", "Leave editor")]
