@@ -58,6 +58,7 @@ class ExploreApp(Training, Editing, App[int]):
         self.query_seq = 0
         self.answers = None
         self.answers_seq = 0  # the query the shown answers are for
+        self.answered_fields: dict | None = None  # its (parsed) fields
         self.lit_selection: dict[str, str] | None = None
         self.first_paint: float | None = None
         self.spec_focus = "#problem-list"  # what showing the Spec view focuses: the editor after ctrl+e
@@ -382,6 +383,7 @@ class ExploreApp(Training, Editing, App[int]):
             panel.set_note(Text(f"query failed: {message.error}", style="red"))
             return
         self.answers, self.answers_seq = message.answers, message.seq
+        self.answered_fields = {k: v.tolist() for k, v in (message.columns or {}).items()}
         panel.show_answers(message.answers)
 
     def _update_query_note(self) -> None:
