@@ -282,6 +282,8 @@ class ExploreApp(Training, Editing, App[int]):
 
     @on(TabbedContent.TabActivated)
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if not self.screen_stack:  # closing down
+            return
         pane = event.pane.id if event.pane is not None else None
         self.refresh_bindings()
         if pane and event.tabbed_content.id == "views":
