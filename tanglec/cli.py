@@ -368,13 +368,32 @@ def query(run: Path, fields: tuple[str, ...], as_json: bool) -> None:
 @click.argument("target", type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--output", "out", type=click.Path(path_type=Path), default=None,
               help="Run directory training writes (default: runs/<spec name>, or TARGET when it is a run).")
-def explore(target: Path, out: Path | None) -> None:
+@click.option("--screenshot", type=click.Path(path_type=Path), default=None,
+              help="No terminal: render the screen to this SVG file once checked (and trained, with --train), "
+                   "then exit.")
+@click.option("--train", "train_first", is_flag=True, help="With --screenshot: train first, as compile does.")
+@click.option("--size", default="120x36", show_default=True, help="With --screenshot: the screen's COLUMNSxROWS.")
+@click.option("--overwrite", is_flag=True, help="With --screenshot: replace an existing file.")
+def explore(target: Path, out: Path | None, screenshot: Path | None, train_first: bool, size: str,
+            overwrite: bool) -> None:
     """Open the terminal UI on a spec or a run: graph, training, queries, problems (needs a terminal)."""
-    from .tui import run_explore  # Textual loads only for this command
+    if screenshot is None:
+        if train_first:
+            raise click.UsageError("--train needs --screenshot (in the terminal UI, train from the Train view)")
+        from .tui import run_explore  # Textual loads only for this command
 
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise click.UsageError("explore needs an interactive terminal (stdin and stdout must be a tty)")
-    sys.exit(run_explore(target, out))
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            raise click.UsageError("explore needs an interactive terminal (stdin and stdout must be a tty)")
+        sys.exit(run_explore(target, out))
+    columns, _, rows = size.partition("x")
+    if not (columns.isdigit() and rows.isdigit() and 40 <= int(columns) <= 500 and 10 <= int(rows) <= 200):
+        raise click.UsageError(f"--size {size!r}: expected COLUMNSxROWS, e.g. 120x36 (40..500 x 10..200)")
+    refuse_bad_output(False, screenshot, "file", overwrite=overwrite, inputs=[target], flag="--screenshot")
+    from .tui import render_screenshot
+
+    code, note = render_screenshot(target, out, screenshot, (int(columns), int(rows)), train_first)
+    click.echo(note, err=code != 0)
+    sys.exit(code)
 
 
 @cli.command(name="fmt")

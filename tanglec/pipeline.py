@@ -116,29 +116,56 @@ class Compiled:
 
 def compile(checked: Checked, examples, *, out: Path | None, overrides: Overrides = Overrides(),
             on_progress: Callable | None = None, should_stop: Callable[[], bool] | None = None,
-            checkpoint=None, tensorboard: Path | None = None) -> Compiled:
-    """Build the model, load the init run's weights, train, measure; write the run to `out` unless
-    training was interrupted or `out` is None (a multiworker worker that is not the chief).
-    A refused or unwritable output is a TangleError; the previous run stays intact."""
-    from .artifacts.run import write_run
-    from .backend.train import run_metrics, train
-    from .data.stream import StreamedExamples
-    from .lang.diagnostics import output_refused
-    from .util.files import OutputRefused
+            checkpoint=None, tensorboard: Path | None = None, model=None) -> Compiled:
+    """Build the model (or train `model`, built by the caller to watch it), load the init run's weights,
+    train, measure; write the run to `out` unless training was stopped before it finished or `out` is None
+    (a multiworker worker that is not the chief). A run that reached `until exact` is complete even if a
+    stop came in the same chunk. A refused or unwritable output is a TangleError; the previous run stays."""
+    from .backend.train import train
 
     result = train(checked, examples, steps=overrides.steps, seed=overrides.seed, mux=overrides.mux,
-                   on_progress=on_progress, should_stop=should_stop, checkpoint=checkpoint,
+                   on_progress=on_progress, should_stop=should_stop, checkpoint=checkpoint, model=model,
                    tensorboard=str(tensorboard) if tensorboard else None,
                    strategy=overrides.strategy or checked.train.strategy, devices=overrides.devices,
                    init_weights=lambda: init_weights(checked))
-    seed = checked.train.seed if overrides.seed is None else overrides.seed
-    metrics = run_metrics(checked, result, seed, isinstance(examples, StreamedExamples))
-    if out is not None and not result.interrupted:
-        try:
-            write_run(out, checked, result.model, result.report, metrics, examples)
-        except OutputRefused as err:  # something else took the path during training
-            raise output_refused(err) from None
+    metrics = run_metrics(checked, result, examples, overrides)
+    if out is not None and (not result.interrupted or result.stopped_early):
+        save(out, checked, result, examples, metrics)
     return Compiled(result, metrics)
+
+
+def model_to_train(checked: Checked):
+    """The model `compile` would build, for a caller that watches its modules' weights while it trains
+    (the explorer's grid); None under tf.distribute, where training builds it in its strategy's scope."""
+    from .backend.codegen import build_model
+    from .backend.train import plan_phases, set_determinism, xla_pays_off_for
+
+    if (checked.train.strategy or "default") != "default":
+        return None
+    set_determinism(checked.train.seed)
+    total = sum(p.steps for p in plan_phases(checked))
+    return build_model(checked, seed=checked.train.seed, xla=xla_pays_off_for(checked, total))
+
+
+def run_metrics(checked: Checked, result, examples, overrides: Overrides = Overrides(), **extra) -> dict:
+    """metrics.json of a training (`extra`: e.g. interrupted=True for a stopped one the user keeps)."""
+    from .backend.train import run_metrics as metrics
+    from .data.stream import StreamedExamples
+
+    seed = checked.train.seed if overrides.seed is None else overrides.seed
+    return {**metrics(checked, result, seed, isinstance(examples, StreamedExamples)), **extra}
+
+
+def save(out: Path, checked: Checked, result, examples, metrics: dict) -> None:
+    """Write a trained model as the run directory `out`, atomically (E192 if something else took the path)."""
+    from .artifacts.run import write_run
+    from .lang.diagnostics import output_refused
+    from .util.files import OutputRefused
+
+    try:
+        write_run(out, checked, result.model, result.report, metrics, examples)
+    except OutputRefused as err:  # something else took the path during training
+        raise output_refused(err) from None
 
 
 def writes_run(checked: Checked, overrides: Overrides = Overrides()) -> bool:

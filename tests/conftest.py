@@ -25,3 +25,10 @@ def arith_run(tmp_path_factory) -> TrainedRun:
     """specs/arith.tangle trained once for the whole session (shared by xdist workers; read only:
     copy it with `arith_run.copy_to(folder)` to change it)."""
     return trained_arith_run(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    """Work in an empty directory, so `runs/<spec>` never finds someone's trained run."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

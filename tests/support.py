@@ -4,11 +4,13 @@ Test modules import from here (`from support import ...`); conftest.py only turn
 """
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import os
 import shutil
 import subprocess
+import time
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,3 +103,21 @@ def measured_tanglec(*args: str, cwd: Path, output: Path, timeout: float = 120) 
     figures = json.loads(proc.stdout)
     stdout, stderr = Path(f"{output}.out").read_text(), Path(f"{output}.err").read_text()
     return figures["rc"], stdout, stderr, figures["cpu"], figures["peak_mb"]
+
+
+# -- the explorer (Textual Pilot) ------------------------------------------------------------
+def screen_text(app) -> str:
+    """What the terminal shows, as plain text."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+async def wait_for(pilot, condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{screen_text(pilot.app)}")
+        await pilot.pause(0.1)
+
+
+def run(coro) -> None:
+    asyncio.run(coro)

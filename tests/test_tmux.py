@@ -78,8 +78,10 @@ class Terminal:
 @pytest.mark.slow
 def test_explore_in_a_real_terminal(tmp_path):
     run_dir = tmp_path / "run"
+    spec = tmp_path / "arith.tangle"  # a copy: the editor saves it before compiling
+    spec.write_text((ROOT / "specs" / "arith.tangle").read_text())
     command = (f"cd {shlex.quote(str(ROOT))} && env -u COLUMNS -u LINES LANG=C.UTF-8 LC_ALL=C.UTF-8 "
-               f"{tanglec_command()} explore specs/arith.tangle -o {shlex.quote(str(run_dir))}; "
+               f"{tanglec_command()} explore {shlex.quote(str(spec))} -o {shlex.quote(str(run_dir))}; "
                f"echo EXITED $?; sleep 30")
     term = Terminal()
     try:
@@ -100,10 +102,19 @@ def test_explore_in_a_real_terminal(tmp_path):
         for noise in ("absl", "cudart", "oneDNN", "WARNING", "I0000"):
             assert noise not in screen, f"TensorFlow output on screen: {noise}\n{screen}"
 
-        # Train view: start, watch it reach 100%, the run directory written
-        term.keys("2")
-        term.wait_for(r"exact match per route", 30, "the Train view")
-        term.keys("s")
+        # The editor: an error typed shows up by itself (no key to check it), with its line; fixed, it goes
+        term.keys("C-e")
+        term.wait_for(r"Leave editor", 30, "the editor")
+        term.tmux("send-keys", "-t", "main", "z", "z")
+        typed = time.monotonic()
+        screen = term.wait_for(r"E\d{3}\s+1:1", 10, "the diagnostic of the typed error")
+        print(f"diagnostic shown {time.monotonic() - typed:.2f}s after typing (0.25 s of it is the debounce)")
+        assert "1 error" in screen
+        term.keys("BSpace", "BSpace")
+        term.wait_for(r"no problems", 10, "the diagnostic to go away")
+
+        # compile from the editor (ctrl+b): saved, trained to 100%, the run directory written
+        term.keys("C-b")
         screen = term.wait_for(r"done ", 300, "training to finish")
         assert "100%" in screen
         assert (run_dir / "manifest.json").is_file()

@@ -11,36 +11,12 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from support import ARITH, SPECS, TUI_BAD_SPEC as BAD_SPEC, TUI_SIZE as SIZE
+from support import ARITH, SPECS, TUI_BAD_SPEC as BAD_SPEC, TUI_SIZE as SIZE, run, screen_text, wait_for
 from tanglec.pipeline import load
 from tanglec.tui.app import ExploreApp
 from tanglec.tui.widgets.help import HelpScreen
 
 ALL_SPECS = sorted(SPECS.glob("*.tangle"))
-
-
-def screen_text(app) -> str:
-    """What the terminal shows, as plain text."""
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
-
-
-async def wait_for(pilot, condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{screen_text(pilot.app)}")
-        await pilot.pause(0.1)
-
-
-def run(coro) -> None:
-    asyncio.run(coro)
-
-
-@pytest.fixture
-def in_tmp(tmp_path, monkeypatch):
-    """Work in an empty directory, so `runs/<spec>` never finds someone's trained run."""
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 # -- Graph ---------------------------------------------------------------------------------
@@ -144,15 +120,15 @@ def test_spec_with_problems_opens_the_spec_view_and_reloads(in_tmp):
     async def body():
         app = ExploreApp(spec, load_tensorflow=False)
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: "route x -> enc" in screen_text(app), 30, "the source")
+            await wait_for(pilot, lambda: "E101" in screen_text(app), 30, "the problem list")
             assert app.query_one("#views").active == "spec"
             text = screen_text(app)
             assert "1 error" in text
             assert "E101" in text and "unknown module 'times3'" in text
-            source_line = next(line for line in text.splitlines() if "route x -> enc" in line)
-            caret_line = text.splitlines()[text.splitlines().index(source_line) + 1]
-            col = source_line.index("times3")
-            assert caret_line[col:col + 6] == "^^^^^^"  # underlined in place
+            editor = app.query_one("#editor")  # underlined in place: the span is highlighted in the editor
+            row = editor.text.splitlines().index(next(l for l in editor.text.splitlines() if "times3" in l))
+            col = editor.document.lines[row].index("times3")
+            assert (col, col + 6, "tangle.error") in editor._highlights[row]
             # Train and Query explain instead of crashing
             await pilot.press("2")
             assert "training needs a spec that checks" in screen_text(app)
@@ -180,7 +156,7 @@ def test_syntax_errors_are_shown_with_every_position(in_tmp):
     async def body():
         app = ExploreApp(spec, load_tensorflow=False)
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: "route x -> m" in screen_text(app), 30, "the source")
+            await wait_for(pilot, lambda: "E002" in screen_text(app), 30, "the problem list")
             text = screen_text(app)
             assert app.query_one("#views").active == "spec"
             assert "E001" in text and "E002" in text
@@ -274,7 +250,15 @@ def test_training_from_the_ui_reaches_compile_accuracy_and_stops_safely(in_tmp, 
             assert len(totals) >= 2 and totals[-1] < totals[0] / 4, totals
             matrix = app.query_one("#route-matrix")
             assert matrix.cells() == ["100%"] * 4
-            assert "100%" in screen_text(app) and "done" in screen_text(app)
+            text = screen_text(app)
+            assert "100%" in text and "done" in text
+            assert "1done" not in text and "100%  done" in text  # the bar's percentage is whole
+            assert "Train again" in text  # the Start button's new label fits
+            # the route × module grid: every module on a route moved; the others are dots
+            for cells in app.query_one("#module-grid").cells():
+                assert cells[-1] == "100%"
+                assert all(c == "·" or float(c) > 0 for c in cells[:-1]), cells
+            assert "to_decimal" in app.query_one("#losses-line").render().plain
             # the run directory is what `tanglec compile` writes, with the same accuracy
             report = json.loads((run_dir / "routes.json").read_text())
             assert [(r["name"], r["exact"]) for r in report["routes"]] == \

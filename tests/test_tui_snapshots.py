@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from support import ARITH, SPECS, TUI_BAD_SPEC as BAD_SPEC, TUI_SIZE as SIZE
-from textual.widgets import Input
+from textual.widgets import Input, TextArea
 
 from tanglec.tui.app import ExploreApp
 
@@ -27,12 +27,14 @@ async def settle(pilot) -> None:
     await pilot.pause()
 
 
-def keys(*presses: str):
+def keys(*presses: str, theme: str | None = None):
     """A run_before that settles, presses each key with a pause after it, and settles again."""
 
     async def run_before(pilot) -> None:
+        if theme:
+            pilot.app.theme = theme
         await settle(pilot)
-        for field in pilot.app.query(Input):
+        for field in [*pilot.app.query(Input), *pilot.app.query(TextArea)]:
             field.cursor_blink = False  # a blinking cursor would make the picture depend on timing
         for key in presses:
             await pilot.press(key)
@@ -75,3 +77,14 @@ def test_problems_view_of_a_bad_spec(snap_compare, in_tmp):
 
 def test_help_screen(snap_compare):
     assert snap_compare(arith(), terminal_size=SIZE, run_before=keys("question_mark"))
+
+
+SIZES = [(80, 24), (160, 48)]
+THEMES = ["textual-dark", "textual-light"]
+
+
+@pytest.mark.parametrize("theme", THEMES)
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("view", ["1", "2", "ctrl+e"], ids=["graph", "train", "editor"])
+def test_views_at_two_sizes_in_light_and_dark(snap_compare, size, theme, view):
+    assert snap_compare(arith(), terminal_size=size, run_before=keys(view, theme=theme))

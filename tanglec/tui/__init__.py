@@ -72,3 +72,39 @@ def run_explore(target: Path, run_dir: Path | None = None) -> int:
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def render_screenshot(target: Path, run_dir: Path | None, svg: Path, size: tuple[int, int],
+                      train: bool) -> tuple[int, str]:
+    """Run the explorer without a terminal, once checked (and trained, with `train`), and write the
+    screen as SVG (atomically). Returns the exit code and a line for the user."""
+    import asyncio
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from ..util.files import write_atomic
+    from .app import ExploreApp
+
+    app = ExploreApp(target, run_dir, load_tensorflow=train)
+    outcome: dict[str, str] = {}
+
+    async def shoot() -> None:
+        async with app.run_test(size=size, headless=True) as pilot:
+            await app.wait_until_settled(pilot)
+            if train and app.session.ok:
+                app.action_show("train")
+                await pilot.pause()
+                app.action_train_start()
+                while app.train_state not in ("done", "stopped", "failed"):
+                    await pilot.pause(0.2)
+                outcome["training"] = app.train_state
+                await app.wait_until_settled(pilot)
+            write_atomic(svg, app.export_screenshot(title=f"tanglec explore {target}"))
+
+    with _terminal_away_from_fd2():  # TensorFlow's C++ logging would land on stderr
+        asyncio.run(shoot())
+    s = app.session
+    if not s.ok:
+        return 1, f"wrote {svg}: the spec has problems ({len(s.errors)} error(s)), shown in the Spec view"
+    if outcome.get("training") == "failed":
+        return 1, f"wrote {svg}: training failed (shown in the Train view)"
+    return 0, f"wrote {svg}" + (f" after training ({outcome['training']})" if train else "")

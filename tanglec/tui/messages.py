@@ -5,100 +5,96 @@ updates the screen when it handles it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from textual.message import Message
 
+from .controllers import TrainOutcome, TrainUpdate
+from .session import Session
 
+
+@dataclass
 class TensorFlowReady(Message):
     """The background import of TensorFlow finished (`error` is set when it failed)."""
 
-    def __init__(self, seconds: float, error: str | None = None) -> None:
-        super().__init__()
-        self.seconds = seconds
-        self.error = error
+    seconds: float
+    error: str | None = None
 
 
+@dataclass
 class ModelLoaded(Message):
-    """A model to answer queries with: the run directory's, or one just trained."""
+    """A model to answer queries with: the run directory's (`error` when it could not be loaded)."""
 
-    def __init__(self, model: Any, origin: str, error: str | None = None) -> None:
-        super().__init__()
-        self.model = model
-        self.origin = origin
-        self.error = error
+    model: Any
+    origin: str
+    error: str | None = None
 
 
+@dataclass
 class ExamplesReady(Message):
     """The example table was built (or its problems found) in the background."""
 
-    def __init__(self, examples: Any, problems: list) -> None:
-        super().__init__()
-        self.examples = examples
-        self.problems = problems
+    examples: Any
+    problems: list = field(default_factory=list)
 
 
+@dataclass
 class TrainProgress(Message):
-    """One evaluation during training: `progress` is a tanglec.backend.train.Progress."""
+    """One evaluation during training."""
 
-    def __init__(self, progress: Any, rate: float) -> None:
-        super().__init__()
-        self.progress = progress
-        self.rate = rate  # steps per second, pauses excluded
+    update: TrainUpdate
 
 
+@dataclass
 class TrainDone(Message):
     """Training ended: finished (run written), stopped (run directory untouched) or failed."""
 
-    def __init__(self, result: Any = None, written: bool = False, error: str | None = None,
-                 problems: list | None = None) -> None:
-        super().__init__()
-        self.result = result
-        self.written = written
-        self.error = error
-        self.problems = problems or []
+    outcome: TrainOutcome
 
 
+@dataclass
 class RunSaved(Message):
     """A stopped model was written to the run directory on request."""
 
-    def __init__(self, error: str | None = None) -> None:
-        super().__init__()
-        self.error = error
+    error: str | None = None
 
 
+@dataclass
 class QueryAnswered(Message):
     """Answers for one set of query fields (`seq` orders them: stale answers are dropped)."""
 
-    def __init__(self, seq: int, answers: list | None, error: str | None = None, columns: dict | None = None) -> None:
-        super().__init__()
-        self.seq = seq
-        self.columns = columns
-        self.answers = answers
-        self.error = error
+    seq: int
+    answers: list | None
+    error: str | None = None
+    columns: dict | None = None
 
 
+@dataclass
+class SpecChecked(Message):
+    """The editor's text was checked: `session` is what it would open as."""
+
+    session: Session
+
+
+@dataclass
 class LightRoute(Message):
     """Ask the app to light up a route (a selection of selector values) in every graph, or none."""
 
-    def __init__(self, selection: dict[str, str] | None, origin: str) -> None:
-        super().__init__()
-        self.selection = selection
-        self.origin = origin
+    selection: dict[str, str] | None
+    origin: str
 
 
+@dataclass
 class NodeHighlighted(Message):
     """The graph's cursor moved to a node."""
 
-    def __init__(self, node: str | None) -> None:
-        super().__init__()
-        self.node = node
+    node: str | None
 
 
+@dataclass
 class QueryFieldsChanged(Message):
     """The query form has a new set of values: `columns` when they are valid, else the problems."""
 
-    def __init__(self, columns: dict | None, problems: list) -> None:
-        super().__init__()
-        self.columns = columns
-        self.problems = problems
+    columns: dict | None
+    problems: list

@@ -107,6 +107,11 @@ def _open_spec(path: Path, run_dir: Path | None) -> Session:
     except OSError as err:
         diag = Diagnostic("E006", f"can't read the spec: {err.strerror or err}", Span(str(path), 1, 1, 1, 2))
         return Session(path, False, "", str(path), None, [diag], run_dir, "none", "unused")
+    return open_source(path, source, run_dir)
+
+
+def open_source(path: Path, source: str, run_dir: Path) -> Session:
+    """Check spec text that claims to be `path` (the file, or the editor's unsaved text); TensorFlow-free."""
     spec, syntax = parse_partial(source, str(path))
     checked = check_spec(spec)
     # Like `tanglec check`: with syntax errors, report only those (checks of a partial spec cascade).

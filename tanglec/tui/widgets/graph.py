@@ -17,9 +17,7 @@ from textual.events import Click
 from textual.geometry import Region, Size
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import Static
 
-from ...spec.check_limits import estimate_parameters
 from ...spec.graph import TangleGraph
 from ..messages import NodeHighlighted
 
@@ -475,79 +473,3 @@ def safe_routes(tg: TangleGraph) -> list:
         return tg.routes()
     except KeyError:
         return []
-
-
-def roles(tg: TangleGraph, node: str) -> list[str]:
-    out = []
-    fed = tg.encoded_field(node)
-    if fed:
-        out.append(f"encoder of {fed}")
-    if node in tg.decoders:
-        out.append(f"decoder of target {tg.decoders[node]}")
-    for mux in tg.muxes.values():
-        for b in mux.branches:
-            if b.module.text == node:
-                out.append(f"branch '{b.value.text}' of the multiplexer by {mux.selector.text}")
-    if not out:
-        out.append("operation")
-    return out
-
-
-def describe_node(tg: TangleGraph, node: str | None, model=None, checked=None) -> Text:
-    """What the details panel shows for one node: interface, layers, parameters, frozen or not, routes.
-
-    Frozen comes from the spec (`freeze`; tanglec.spec.composition), which is what training obeys; the
-    parameter count is the model's once one is loaded, else estimated from the spec.
-    """
-    text = Text()
-    if node is None or node not in tg.g:
-        return Text("Move through the graph with the arrow keys.", style="italic")
-    kind = tg.kind(node)
-
-    def row(label: str, value: str | Text) -> None:
-        text.append(f"{label:<11}", style="bold")
-        text.append(value if isinstance(value, Text) else str(value))
-        text.append("\n")
-
-    routes = safe_routes(tg)
-    if kind == "input":
-        decl = tg.inputs[node]
-        text.append(f"{node}", style="bold underline")
-        text.append("  input field\n")
-        row("type", decl.type.describe())
-        row("read by", ", ".join(tg.g.successors(node)) or "nothing")
-    elif kind == "mux":
-        mux = tg.muxes[node]
-        text.append(f"multiplexer by {mux.selector.text}", style="bold underline")
-        text.append("\n")
-        for b in mux.branches:
-            row(f"  {b.value.text}", f"→ {b.module.text}")
-        row("strategy", mux.strategy.text if mux.strategy else "train default")
-        row("feeds", ", ".join(tg.g.successors(node)) or "nothing")
-    else:
-        m = tg.modules[node]
-        text.append(node, style="bold underline")
-        text.append("  " + "; ".join(roles(tg, node)) + "\n")
-        row("interface", f"{m.input} → {m.output}")
-        for i, layer in enumerate(m.layers):
-            row("layers" if i == 0 else "", str(layer))
-        params, source = estimate_parameters(m), " (from the spec)"
-        if model is not None:
-            try:
-                params, source = model.get_layer(node).count_params(), ""
-            except Exception:  # noqa: BLE001 — a model of another spec version: keep the estimate
-                pass
-        row("parameters", f"{params:,}{source}")
-        composition = getattr(checked, "composition", None)
-        frozen = node in getattr(composition, "frozen", set())
-        row("frozen", Text("yes (freeze): never trains", style="bold cyan") if frozen else "no: trains")
-        init = getattr(composition, "init", None)
-        if init is not None and node in (getattr(checked, "init_modules", None) or {}):
-            row("weights", f"loaded from {init.name}")
-        through = [r for r in routes if node in r.modules]
-        row("routes", f"{len(through)} of {len(routes)}")
-    return text
-
-
-class NodeDetails(Static):
-    """Details of the node under the graph's cursor."""

@@ -13,6 +13,7 @@ from ...spec.checks import Checked
 from ...lang.diagnostics import TangleError
 from ..messages import QueryFieldsChanged
 from .graph import GraphView
+from .inorder import OrderedInput
 
 
 def default_value(t: ast.FieldType) -> str:
@@ -60,7 +61,7 @@ class QueryPanel(Vertical):
                             yield Select([(v.text, v.text) for v in t.values], allow_blank=False,
                                          type_to_search=False, id=f"q-{name}", classes="field-input", compact=True)
                         else:
-                            yield Input(default_value(t), placeholder=t.describe(), id=f"q-{name}",
+                            yield OrderedInput(default_value(t), placeholder=t.describe(), id=f"q-{name}",
                                         classes="field-input", select_on_focus=True, compact=True)
                     yield Static(t.describe(), classes="field-type")
                 for name, decl in g.selectors.items():

@@ -1,18 +1,25 @@
-"""The Spec view: the source with every diagnostic underlined and explained in place, and a list to jump
-between them (a spec with problems opens here instead of crashing)."""
+"""The Spec view: an editor on the spec, coloured by the .tangle lexer, with every diagnostic underlined
+at its span, and a list of the problems that moves the cursor to each (a spec with problems opens here).
+
+The pane only edits and shows; checking (debounced, as the text changes) is the app's, which posts the
+new diagnostics back through `set_diagnostics`."""
 from __future__ import annotations
 
 from pathlib import Path
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Horizontal, ScrollableContainer, Vertical
-from textual.widgets import OptionList, Static
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
-from ...lang.diagnostics import SOURCES, Diagnostic
+from ...lang.diagnostics import Diagnostic
+from .inorder import OrderedTextArea
 
-GUTTER = 6  # "  12 │ "
+CHECK_DELAY = 0.25  # seconds of quiet typing before the text is checked
 
 
 def _severity_style(d: Diagnostic) -> str:
@@ -35,101 +42,89 @@ def summary(diags: list[Diagnostic]) -> str:
     return f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
 
 
-def _highlighted(source: str, count: int) -> list[Text] | None:
-    """Each source line coloured by the .tangle lexer (tanglec.lang.highlight), or None if that fails."""
-    try:
-        from ...lang.highlight import rich_syntax
-
-        lines = list(rich_syntax(source).highlight(source).split("\n", allow_blank=True))
-    except Exception:  # noqa: BLE001 — colours are a nicety; plain text still shows every problem
-        return None
-    lines = lines[:count]
-    return lines if len(lines) == count else None
+# pygments token type (outermost first) -> the TextArea theme's style name
+_TOKEN_STYLES = [("Comment", "comment"), ("Literal.String", "string"), ("Keyword.Type", "type.builtin"),
+                 ("Keyword", "keyword"), ("Name.Builtin", "type"), ("Name.Function", "function"),
+                 ("Name.Constant", "constant.builtin"), ("Name.Attribute", "variable.builtin"),
+                 ("Literal.Number", "number"), ("Operator", "operator"), ("Punctuation", "punctuation.bracket")]
+_PROBLEM_STYLES = {"tangle.error": Style(underline=True, color="red", bold=True),
+                   "tangle.warning": Style(underline=True, color="yellow")}
 
 
-def annotated_source(source: str, source_file: str, diags: list[Diagnostic]) -> tuple[Text, dict[int, int]]:
-    """The numbered source with each diagnostic's span underlined and its explanation under the line.
+def _style_name(token) -> str | None:
+    text = str(token).removeprefix("Token.")
+    for prefix, name in _TOKEN_STYLES:
+        if text == prefix or text.startswith(prefix + "."):
+            return name
+    return None
 
-    Returns the text and, per diagnostic index, the row where its explanation starts (to scroll to it).
-    """
-    lines = source.replace("\t", " ").splitlines() or [""]
-    coloured = _highlighted(source.replace("\t", " "), len(lines))
-    here = [(i, d) for i, d in enumerate(diags) if d.span is not None and d.span.file == source_file]
-    elsewhere = [(i, d) for i, d in enumerate(diags) if (i, d) not in here]
-    text = Text(no_wrap=True, overflow="crop", end="")
-    rows: dict[int, int] = {}
-    row = 0
 
-    def note(i: int, d: Diagnostic, indent: int, marker: str) -> None:
-        nonlocal row
+class SpecEditor(OrderedTextArea):
+    """A TextArea for .tangle text: the language's colours, and each diagnostic's span underlined."""
 
-        def line(*parts: tuple[str, str]) -> None:
-            nonlocal row
-            text.append(" " * GUTTER + "│ ", style="dim")
-            for part, style in parts:
-                text.append(part, style=style)
-            text.append("\n")
-            row += 1
+    BINDINGS = [Binding("escape", "leave", "Leave editor")]
 
-        rows.setdefault(i, row)
-        if marker:
-            line((" " * indent + marker, _severity_style(d)))
-        line((f"{d.severity}[{d.code}]: ", _severity_style(d)), (d.message, ""))
-        for rel in d.related:
-            line((f"note: line {rel.span.line}:{rel.span.col}: {rel.message}", "cyan"))
-        for h in d.hints:
-            line(("hint: ", "bold green"), (h, ""))
+    def __init__(self, text: str, source_file: str, **kw) -> None:
+        self.source_file = source_file
+        self.diags: list[Diagnostic] = []
+        super().__init__(text, soft_wrap=False, show_line_numbers=True, **kw)
 
-    for i, d in elsewhere:  # problems in another file (a data file, a `use`d spec) or without a position
-        if d.span is None:
-            text.append("(no position)\n", style="dim")
-            row += 1
-            note(i, d, 0, "")
-            continue
-        text.append(f"{d.span}\n", style="bold")
-        row += 1
-        quoted = SOURCES.line(d.span.file, d.span.line)
-        if quoted is not None:
-            text.append(" " * GUTTER + "│ ", style="dim")
-            text.append(quoted.replace("\t", " ") + "\n")
-            row += 1
-        width = d.span.end_col - d.span.col if d.span.end_line == d.span.line and d.span.end_col > d.span.col else 1
-        note(i, d, d.span.col - 1, "^" * width if quoted is not None else "")
-    # underline spans: per line, the column ranges to mark with their diagnostic's style
-    marks: dict[int, list[tuple[int, int, str]]] = {}
-    for i, d in here:
-        s = d.span
-        for ln in range(s.line, max(s.end_line, s.line) + 1):
-            if not 1 <= ln <= len(lines):
+    def _set_theme(self, theme: str) -> None:
+        super()._set_theme(theme)
+        self._theme.syntax_styles = {**self._theme.syntax_styles, **_PROBLEM_STYLES}
+
+    def _build_highlight_map(self) -> None:
+        """Colours from the pygments lexer (TextArea's own highlighting needs a tree-sitter grammar), then
+        the problems' spans; positions are byte offsets within a line, as TextArea expects."""
+        from ...lang.highlight import TangleLexer
+
+        self._line_cache.clear()
+        highlights = self._highlights
+        highlights.clear()
+        lines = self.document.lines
+        row, row_start = 0, 0
+        for index, token, value in TangleLexer().get_tokens_unprocessed(self.text):
+            while row + 1 < len(lines) and index >= row_start + len(lines[row]) + 1:
+                row_start += len(lines[row]) + 1
+                row += 1
+            name = _style_name(token)
+            if name and "\n" not in value:
+                line = lines[row]
+                start = len(line[:index - row_start].encode())
+                highlights[row].append((start, start + len(value.encode()), name))
+        for d in self.diags:
+            if d.span is None or d.span.file != self.source_file:
                 continue
-            start = s.col - 1 if ln == s.line else 0
-            end = (s.end_col - 1) if ln == s.end_line else len(lines[ln - 1])
-            if end <= start:
-                end = start + 1
-            marks.setdefault(ln, []).append((start, end, "underline " + ("red" if d.is_error else "yellow")))
-    starts: dict[int, list[tuple[int, Diagnostic]]] = {}
-    for i, d in here:
-        starts.setdefault(min(max(d.span.line, 1), len(lines)), []).append((i, d))
-    for n, line in enumerate(lines, start=1):
-        bad = n in marks
-        text.append(f"{n:>{GUTTER - 1}} │ ", style="bold red" if bad else "dim")
-        body = coloured[n - 1].copy() if coloured else Text(line)
-        for start, end, style in marks.get(n, []):
-            body.stylize(style, start, max(end, start + 1))
-        if bad and len(line) < max(e for _, e, _ in marks[n]):  # a span past the end: mark the gap
-            body.append(" " * (max(e for _, e, _ in marks[n]) - len(line)), style="underline red")
-        text.append_text(body)
-        text.append("\n")
-        row += 1
-        for i, d in starts.get(n, []):
-            s = d.span
-            width = (s.end_col - s.col) if s.end_line == s.line and s.end_col > s.col else 1
-            note(i, d, s.col - 1, "^" * max(width, 1))
-    return text, rows
+            name = "tangle.error" if d.is_error else "tangle.warning"
+            first = min(max(d.span.line, 1), len(lines)) - 1
+            last = min(max(d.span.end_line, d.span.line), len(lines)) - 1
+            for r in range(first, last + 1):
+                line = lines[r]
+                start = d.span.col - 1 if r == first else 0
+                end = d.span.end_col - 1 if r == last else len(line)
+                end = max(end, start + 1)
+                highlights[r].append((len(line[:start].encode()), len(line[:end].encode()) or None, name))
+
+    def set_diagnostics(self, diags: list[Diagnostic]) -> None:
+        self.diags = list(diags)
+        self._build_highlight_map()
+        self.refresh()
+
+    def action_leave(self) -> None:
+        """To the problem list, so the view keys (1-4, q) work again."""
+        self.app.spec_focus = "#problem-list"
+        self.screen.query_one("#problem-list").focus()
 
 
 class SpecView(Vertical):
-    """Source on the left (scrollable), the list of diagnostics and the selected one's details on the right."""
+    """The editor on the left, the problems and the selected one's explanation on the right."""
+
+    class Edited(Message):
+        """The text changed and then stayed unchanged for CHECK_DELAY seconds: check it."""
+
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
 
     def __init__(self, source: str, source_file: str, diags: list[Diagnostic], title: str, **kw) -> None:
         super().__init__(**kw)
@@ -137,15 +132,15 @@ class SpecView(Vertical):
         self.source_file = source_file
         self.diags = list(diags)
         self.title = title
-        self.rows: dict[int, int] = {}
+        self._pending = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="spec-summary")
-        with Vertical(id="spec-body"):
-            with ScrollableContainer(id="spec-scroll") as scroll:
-                scroll.border_title = self.title
-                yield Static(id="spec-source")
-            with Horizontal(id="spec-side"):
+        with Horizontal(id="spec-body"):
+            editor = SpecEditor(self.source, self.source_file, id="editor")
+            editor.border_title = self.title
+            yield editor
+            with Vertical(id="spec-side"):
                 problems = OptionList(id="problem-list")
                 problems.border_title = "problems"
                 yield problems
@@ -154,19 +149,41 @@ class SpecView(Vertical):
                 yield detail
 
     def on_mount(self) -> None:
-        # After the first paint: colouring the source costs ~0.1 s (pygments). The app may know of more
-        # problems by now (data checked in the background): it passes the current list.
         hook = getattr(self.app, "panel_mounted", None)
         self.call_after_refresh(hook or (lambda _: self.set_diagnostics(self.diags)), self)
 
-    def set_diagnostics(self, diags: list[Diagnostic]) -> None:
+    @property
+    def editor(self) -> SpecEditor:
+        return self.query_one("#editor", SpecEditor)
+
+    @property
+    def text(self) -> str:
+        return self.editor.text
+
+    def replace_text(self, text: str) -> None:
+        """New text (the formatter's), keeping the cursor where it was as far as possible."""
+        editor = self.editor
+        cursor = editor.cursor_location
+        editor.replace(text, (0, 0), editor.document.end)
+        editor.cursor_location = cursor
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        event.stop()
+        if self._pending is not None:
+            self._pending.stop()
+        self._pending = self.set_timer(CHECK_DELAY, self._edited)
+
+    def _edited(self) -> None:
+        self._pending = None
+        self.post_message(self.Edited(self.text))
+
+    def set_diagnostics(self, diags: list[Diagnostic], note: str = "") -> None:
         self.diags = list(diags)
-        text, self.rows = annotated_source(self.source, self.source_file, self.diags)
-        self.query_one("#spec-source", Static).update(text)
+        self.editor.set_diagnostics(self.diags)
         head = Text()
         head.append(summary(self.diags), style="bold red" if any(d.is_error for d in self.diags) else "bold green")
-        if any(d.is_error for d in self.diags):
-            head.append("  — fix the file, then ctrl+r reloads it")
+        if note:
+            head.append(f"  — {note}", style="dim")
         self.query_one("#spec-summary", Static).update(head)
         options = self.query_one("#problem-list", OptionList)
         options.clear_options()
@@ -178,6 +195,8 @@ class SpecView(Vertical):
             options.add_option(Option(label, id=f"diag-{i}"))
         if not self.diags:
             options.add_option(Option(Text("nothing to fix", style="italic"), disabled=True))
+        else:
+            options.highlighted = 0
         self._explain(0 if self.diags else None)
 
     def _explain(self, index: int | None) -> None:
@@ -202,7 +221,20 @@ class SpecView(Vertical):
             return
         index = int(event.option.id.split("-")[1])
         self._explain(index)
-        row = self.rows.get(index)
-        if row is not None:
-            scroll = self.query_one("#spec-scroll", ScrollableContainer)
-            scroll.scroll_to(y=max(row - 3, 0), animate=False)
+        if event.option_list.has_focus:  # the user moves through the list (not a refresh while typing)
+            self._jump(index, focus=False)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option_list.id == "problem-list" and event.option.id is not None:
+            self._jump(int(event.option.id.split("-")[1]), focus=True)
+
+    def _jump(self, index: int, focus: bool) -> None:
+        """Move the editor's cursor to a problem in this file (enter or a click also focuses the editor)."""
+        d = self.diags[index]
+        if d.span is None or d.span.file != self.source_file:
+            return
+        editor = self.editor
+        editor.cursor_location = (max(d.span.line - 1, 0), max(d.span.col - 1, 0))
+        editor.scroll_cursor_visible(center=True, animate=False)
+        if focus:
+            editor.focus()

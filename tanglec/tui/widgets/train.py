@@ -1,4 +1,5 @@
-"""The Train view: start / pause / resume / stop, live loss per decoder, rate and ETA, per-route accuracy."""
+"""The Train view: start / pause / resume / stop, live loss per decoder, rate and ETA, per-route accuracy,
+and the route × module grid (tanglec.tui.widgets.grid)."""
 from __future__ import annotations
 
 import itertools
@@ -10,13 +11,17 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, ProgressBar, Static
 
 from ...spec.checks import Checked
+from .grid import LossesLine, ModuleGrid
 
 
-def _pct(acc: float | None) -> Text:
+def percent(acc: float | None) -> Text:
     if acc is None:
         return Text("—", style="dim")
     style = "bold green" if acc >= 1.0 else ("yellow" if acc >= 0.5 else "red")
     return Text(f"{acc:.0%}", style=style)
+
+
+BUSY = ("waiting", "running", "pausing", "paused", "stopping")
 
 
 def duration(seconds: float) -> str:
@@ -56,7 +61,7 @@ class RouteMatrix(DataTable):
         for key, label in zip(self.col_keys, self.col_labels):
             self.add_column(label, key=key)
         for value in self.row_values:
-            self.add_row(Text(value, style="bold"), *[_pct(None) for _ in self.col_keys], key=value)
+            self.add_row(Text(value, style="bold"), *[percent(None) for _ in self.col_keys], key=value)
 
     def _row(self, selection: dict[str, str]) -> str:
         return selection[self.row_sel[0]] if self.row_sel else "all"
@@ -64,16 +69,16 @@ class RouteMatrix(DataTable):
     def show(self, report: dict | None) -> None:
         for value in self.row_values:
             for key in self.col_keys:
-                self.update_cell(value, key, _pct(None))
+                self.update_cell(value, key, percent(None))
         for r in (report or {}).get("routes", []):
             try:
                 row = self._row(r["selection"])
                 if self.by_decoder:
                     for d, acc in (r.get("decoders_accuracy") or {}).items():
-                        self.update_cell(row, d, _pct(acc))
-                    self.update_cell(row, "__all", _pct(r.get("accuracy")))
+                        self.update_cell(row, d, percent(acc))
+                    self.update_cell(row, "__all", percent(r.get("accuracy")))
                 else:
-                    self.update_cell(row, "|".join(r["selection"][s] for s in self.col_sels), _pct(r.get("accuracy")))
+                    self.update_cell(row, "|".join(r["selection"][s] for s in self.col_sels), percent(r.get("accuracy")))
             except Exception:  # noqa: BLE001 — a report of another spec version: skip that route
                 continue
 
@@ -116,6 +121,10 @@ class TrainPanel(Vertical):
                 box.border_title = "exact match per route"
                 yield RouteMatrix(self.checked, id="route-matrix")
                 yield Static(id="train-note")
+        with Vertical(id="grid-box") as box:
+            box.border_title = "route × module: weight update ‖Δw‖/‖w‖ at the last evaluation"
+            yield ModuleGrid(self.checked, id="module-grid")
+            yield LossesLine(self.checked, id="losses-line")
 
     def on_mount(self) -> None:
         hook = getattr(self.app, "panel_mounted", None)
@@ -133,7 +142,7 @@ class TrainPanel(Vertical):
         start = self.query_one("#train-start", Button)
         pause = self.query_one("#train-pause", Button)
         stop = self.query_one("#train-stop", Button)
-        busy = state in ("waiting", "running", "pausing", "paused", "stopping")
+        busy = state in BUSY
         start.disabled = busy
         start.label = "Train again" if state in ("done", "stopped", "failed") else "Start"
         pause.disabled = state not in ("running", "paused", "pausing")
@@ -150,3 +159,55 @@ class TrainPanel(Vertical):
 
     def set_progress(self, step: int, total: int) -> None:
         self.query_one("#train-progress", ProgressBar).update(total=total, progress=step)
+
+    def reset(self) -> None:
+        """A new training begins: nothing measured yet."""
+        self.query_one("#loss-plot").reset()
+        self.query_one("#route-matrix").show(None)
+        self.query_one("#module-grid", ModuleGrid).show({}, None)
+        self.query_one("#losses-line", LossesLine).show({})
+        self.set_progress(0, self.checked.train.steps)
+
+    def show_update(self, update, state: str) -> None:
+        """One evaluation: the plot, the matrix, the grid, the bar and the statistics."""
+        p = update.progress
+        self.query_one("#loss-plot").add(p.step, p.losses)
+        self.query_one("#route-matrix").show(p.report)
+        self.query_one("#module-grid", ModuleGrid).show(update.motion, p.report)
+        self.query_one("#losses-line", LossesLine).show(p.losses)
+        self.set_progress(p.step, p.total_steps)
+        self.set_stats(stats_text(update, state, self.checked.train.until_exact))
+
+    def show_finished(self, result, written: bool) -> None:
+        """The end of a training: written to the run directory, or stopped with the directory untouched."""
+        self.query_one("#route-matrix").show(result.report)
+        if not written:
+            self.set_stats(Text.assemble(("stopped ", "bold yellow"), f"at step {result.steps_run}; the run "
+                                         "directory is unchanged — press w to write this model"))
+            return
+        acc = result.report["accuracy"]
+        how = "reached 100% exact" if result.stopped_early else f"ran {result.steps_run} steps"
+        self.set_progress(result.steps_run, result.steps_run)  # finished: a full bar, early or not
+        self.set_stats(Text.assemble(
+            ("done ", "bold green"),
+            f"{how}: step {result.steps_run}, exact {result.report['exact']}/{result.report['cases']}"
+            + (f" = {acc:.0%}" if acc is not None else "") + f", {result.seconds:.1f}s"))
+
+
+def stats_text(update, state: str, until_exact: bool) -> Text:
+    """Step, rate, ETA, loss and exact match of the last evaluation (and a pause or stop under way)."""
+    p, rate = update.progress, update.rate
+    remaining = (p.total_steps - p.step) / rate if rate > 0 else 0.0
+    text = Text()
+    shown = {"paused": "paused", "pausing": "pausing…", "stopping": "stopping…"}.get(state)
+    if shown:
+        text.append(f"{shown}  ", style="bold yellow")
+    text.append(f"step {p.step}/{p.total_steps}", style="bold")
+    text.append(f" · {rate:.1f} steps/s · ETA {duration(remaining)}")
+    if until_exact:
+        text.append(" (or sooner: until exact)", style="dim")
+    report = p.report
+    text.append(f"\nloss {p.losses.get('total', float('nan')):.4f} · exact {report['exact']}/{report['cases']}")
+    acc = report["accuracy"]
+    text.append(f" = {acc:.0%}" if acc is not None else "", style="bold green" if acc == 1.0 else "")
+    return text
