@@ -8,7 +8,7 @@ from textual.containers import Horizontal, ScrollableContainer, Vertical
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from ...spec.checks import estimate_parameters
+from ...spec.check_limits import estimate_parameters
 from ...spec.graph import TangleGraph
 from ..controllers import module_layers
 from .graph import LEGEND, GraphView, safe_routes

@@ -34,6 +34,13 @@ def motion_cell(size: float | None, frozen: bool) -> Text:
     return Text(f"{size:.0e}", style=style)
 
 
+def percent(acc: float | None) -> Text:
+    if acc is None:
+        return Text("—", style="dim")
+    style = "bold green" if acc >= 1.0 else ("yellow" if acc >= 0.5 else "red")
+    return Text(f"{acc:.0%}", style=style)
+
+
 class ModuleGrid(DataTable):
     """Rows are routes (held-out ones marked), columns the modules on any route, then exact match."""
 
@@ -63,7 +70,6 @@ class ModuleGrid(DataTable):
                 for m in self.modules]
 
     def show(self, motion: dict[str, float], report: dict | None) -> None:
-        from .train import percent
 
         exact = {r["name"]: r.get("accuracy") for r in (report or {}).get("routes", [])}
         for r in self.routes:

@@ -11,14 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, ProgressBar, Static
 
 from ...spec.checks import Checked
-from .grid import LossesLine, ModuleGrid
-
-
-def percent(acc: float | None) -> Text:
-    if acc is None:
-        return Text("—", style="dim")
-    style = "bold green" if acc >= 1.0 else ("yellow" if acc >= 0.5 else "red")
-    return Text(f"{acc:.0%}", style=style)
+from .grid import LossesLine, ModuleGrid, percent
 
 
 BUSY = ("waiting", "running", "pausing", "paused", "stopping")
