@@ -155,25 +155,47 @@ def load_run_model(run: Path, checked: Checked):
     return load_model(run, checked)
 
 
-def evaluation_inputs(run: Path):
-    """(checked, examples) `evaluate` needs, read without TensorFlow (a damaged run fails here)."""
-    from .artifacts.run import evaluation_examples, loaded_modules
+def evaluation_inputs(run: Path, data: Path | None = None):
+    """(checked, examples) `evaluate` needs, read without TensorFlow (a damaged run fails here): the
+    run's evaluation rows, or every row of `data`, a CSV/JSONL file with the spec's fields (E119 when
+    it can't be read, file:row:column for its bad cells)."""
+    from .artifacts.run import evaluation_examples, load_report, loaded_modules
+    from .data.examples import file_examples
 
     checked = load_run(run)
-    examples = evaluation_examples(run, checked)
     loaded = loaded_modules(run)
-    return replace(checked, init_modules={m: checked.graph.modules[m] for m in loaded if m in checked.graph.modules}), \
-        examples
+    checked = replace(checked, init_modules={m: checked.graph.modules[m] for m in loaded if m in checked.graph.modules})
+    if data is None:
+        return checked, evaluation_examples(run, checked)
+    from .util.files import data_file_problem
+
+    span = ast.Span(str(data), 1, 1, 1, 2)
+    problem = data_file_problem(data)
+    if problem:
+        raise TangleError([Diagnostic("E119", f"{problem}: {data}", span,
+                                      hints=["--data takes a CSV or JSONL file with the spec's input columns"])])
+    checked = replace(checked, data=replace(checked.data, source="file", path=Path(data), in_run=False, span=span))
+    examples = file_examples(checked)
+    examples.route_rows = [r["training_rows"] for r in load_report(run, checked)["routes"]]
+    return checked, examples
 
 
-def evaluate(checked: Checked, examples, model) -> dict:
-    """Accuracy of every route over the run's evaluation rows, each route marked as it was learned."""
+def evaluate(checked: Checked, examples, model, *, failures: int = 0) -> dict:
+    """Over the evaluation rows: the accuracy of every route, each marked as it was learned; per
+    decoder its accuracy and a confusion matrix (categorical) or MAE/RMSE (numeric); and the first
+    `failures` wrong answers, file:line where the rows come from a file."""
     from .backend.predict import predict_raw
     from .backend.train import annotate_routes
     from .data.evaluate import route_report
+    from .data.metrics import decoder_metrics, wrong_answers
 
     ev = examples.take(examples.eval_index)
-    return annotate_routes(checked, examples, route_report(checked, ev, predict_raw(model, checked, ev.columns)))
+    outputs = predict_raw(model, checked, ev.columns)
+    report = annotate_routes(checked, examples, route_report(checked, ev, outputs))
+    report["decoders"] = decoder_metrics(checked, ev, outputs)
+    source = str(checked.data.path) if checked.data.source == "file" else None
+    report["failures"] = wrong_answers(checked, ev, outputs, failures, source) if failures else []
+    return report
 
 
 def ask(checked: Checked, model, columns: dict):

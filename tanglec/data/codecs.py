@@ -74,8 +74,9 @@ def decode(codec: ast.Codec, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | 
     return raw, None
 
 
-def exact(codec: ast.Codec, decoded: np.ndarray, target: np.ndarray, tolerance: float = 0.5) -> np.ndarray:
-    """Per-example exact match; scalars and vectors count as exact within `tolerance` (rounding)."""
+def exact(codec: ast.Codec, decoded: np.ndarray, target: np.ndarray, tolerance: float) -> np.ndarray:
+    """Per-example exact match; scalars and vectors count as exact within `tolerance` (the decoder's,
+    Checked.tolerance)."""
     kind = codec.kind.text
     if kind in ("bits", "gray", "onehot"):
         return decoded == target.astype(np.int64)

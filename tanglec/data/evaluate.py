@@ -28,7 +28,7 @@ def route_report(checked: Checked, examples: Examples, outputs: dict[str, np.nda
             target = examples.targets[g.decoders[d]][rows]
             live = ~np.isnan(target.astype(np.float64)) if target.ndim == 1 else np.ones(len(rows), bool)
             ok = np.ones(len(rows), dtype=bool)
-            ok[live] = codecs.exact(g.modules[d].output, decoded[d][rows][live], target[live])
+            ok[live] = codecs.exact(g.modules[d].output, decoded[d][rows][live], target[live], checked.tolerance(d))
             case_ok &= ok
             per_decoder[d] = float(ok.mean()) if len(rows) else None
         cases, exact = int(len(rows)), int(case_ok.sum())

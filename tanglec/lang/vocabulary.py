@@ -6,6 +6,8 @@ to TensorFlow; keeping them here (no imports) lets each layer read them without 
 from __future__ import annotations
 
 DATA_CODECS = frozenset({"bits", "gray", "onehot", "scalar", "vector"})
+NUMERIC_CODECS = frozenset({"scalar", "vector"})  # compared within a tolerance (`decode ... tolerance 0.1`)
+DECODE_KEYS = frozenset({"tolerance"})
 LATENT_CODECS = frozenset({"latent"})
 CODECS = DATA_CODECS | LATENT_CODECS
 SIZED_CODECS = frozenset({"bits", "gray", "onehot", "latent", "vector"})

@@ -8,7 +8,7 @@ import networkx as nx
 
 from ..lang import ast
 from ..lang.diagnostics import Related, did_you_mean
-from ..lang.vocabulary import CODECS, DATA_CODECS, MUX_STRATEGIES, SIZED_CODECS
+from ..lang.vocabulary import CODECS, DATA_CODECS, DECODE_KEYS, MUX_STRATEGIES, NUMERIC_CODECS, SIZED_CODECS
 from .graph import codec_width
 
 
@@ -198,6 +198,8 @@ class RouteChecks:
             if d.target.text not in self.g.targets:
                 self.error("E101", f"unknown target '{d.target.text}'", d.target.span,
                            hints=did_you_mean(d.target.text, self.g.targets))
+            for s in d.settings:
+                self.decode_setting(d, s)
         for name, m in self.g.modules.items():
             if m.output.kind.text in DATA_CODECS and name not in self.g.decoders:
                 self.error("E108", f"decoder '{name}' has no target", m.name.span,
@@ -207,6 +209,26 @@ class RouteChecks:
             where = modules[0].name.span if modules else ast.Span(self.spec.path, 1, 1, 1, 2)
             self.error("E126", "nothing to train: no decoder", where,
                        hints=["declare a module with a data output and `decode it as <target>`"])
+
+
+    def decode_setting(self, d: ast.DecodeDecl, s: ast.Setting) -> None:
+        """`decode m as t tolerance 0.1`: how far a numeric answer may be from its target and still be right."""
+        if s.key.text not in DECODE_KEYS:
+            self.error("E115", f"unknown decode setting '{s.key.text}'", s.key.span,
+                       hints=did_you_mean(s.key.text, DECODE_KEYS) + ["settings: tolerance NUMBER"])
+            return
+        v = s.value
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+            self.error("E115", "tolerance takes a number >= 0", s.span)
+            return
+        for m in d.modules:
+            decl = self.g.modules.get(m.text)
+            if decl is not None and decl.output.kind.text not in NUMERIC_CODECS:
+                self.error("E115", f"'{m.text}' outputs {decl.output}: a tolerance applies only to scalar and "
+                                   "vector outputs", s.span,
+                           hints=["categorical answers are right or wrong; remove `tolerance`"])
+            else:
+                self.train.tolerance[m.text] = float(v)
 
 
 def _same_codec(a: ast.Codec, b: ast.Codec) -> bool:

@@ -9,6 +9,7 @@ from ..lang.diagnostics import Diagnostic
 from .composition import Composition
 from .graph import TangleGraph
 
+DEFAULT_TOLERANCE = 0.5  # a numeric answer that rounds to its target is right
 MEMORY_GB = 4.0  # default cap on a run's estimated memory (`train memory N`, in GB)
 
 
@@ -25,6 +26,7 @@ class TrainConfig:
     eval_every: int = 10
     strategy: str = "default"  # tf.distribute strategy (docs/distributed.md); --strategy overrides
     memory_gb: float = MEMORY_GB
+    tolerance: dict[str, float] = field(default_factory=dict)  # per numeric decoder (`decode ... tolerance`)
 
 
 @dataclass
@@ -57,6 +59,11 @@ class Checked:
     def new_modules(self) -> set[str]:
         """Modules with no weights from the init run (all of them when there is no init)."""
         return set(self.graph.modules) - set(self.init_modules)
+
+    def tolerance(self, decoder: str) -> float:
+        """How far a numeric decoder's answer may be from its target and still count as right; the one
+        rule training's exactness, eval, query and predict share."""
+        return self.train.tolerance.get(decoder, DEFAULT_TOLERANCE)
 
     @property
     def errors(self) -> list[Diagnostic]:
