@@ -51,6 +51,10 @@ def fail(as_json: bool, err: TangleError) -> None:
     sys.exit(EXIT_PROBLEMS)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def refuse_bad_output(as_json: bool, path: Path, kind: str, *, overwrite: bool = False, inputs=(),
                       flag: str = "-o") -> None:
     """The output policy (tanglec/util/files.py), checked before any work: a refused path is E192, exit 1."""
@@ -118,8 +122,8 @@ def check(spec: Path, as_json: bool) -> None:
     summary = {"ok": True, "file": str(spec), "inputs": list(g.inputs), "selectors": list(g.selectors),
                "modules": list(g.modules), "decoders": dict(g.decoders), "routes": g.route_count(),
                "diagnostics": [d.to_json() for d in checked.diagnostics]}
-    emit(as_json, summary, f"{spec}: ok — {len(g.modules)} modules, {g.route_count()} routes, "
-                           f"{len(g.decoders)} decoders")
+    emit(as_json, summary, f"{spec}: ok — {_count(len(g.modules), 'module')}, "
+                           f"{_count(g.route_count(), 'route')}, {_count(len(g.decoders), 'decoder')}")
 
 
 @cli.command()

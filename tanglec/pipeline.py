@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .lang import ast
 from .lang.diagnostics import Diagnostic, TangleError
 from .spec import onepass
 from .spec.checks import Checked, check
 from .spec.composition import InitRun, declared_init, require_init_run
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -211,3 +214,114 @@ def query_columns(checked: Checked, assignments: list[tuple[str, str]]) -> dict:
     from .data.query import parse_fields
 
     return parse_fields(checked, assignments)
+
+
+def predict_columns(checked: Checked, table) -> dict[str, np.ndarray]:
+    """A table of field values (a dict of columns, or anything DataFrame-like with `table[name]`) as
+    model columns, every cell validated like a query's (E130 naming the row)."""
+    import numpy as np
+
+    from .data.query import field_value
+
+    g = checked.graph
+    names = list(g.inputs) + list(g.selectors)
+    missing = [n for n in names if n not in table]
+    if missing:
+        raise TangleError([Diagnostic("E130", f"the table has no column '{m}'", None,
+                                      hints=[f"columns: {', '.join(names)}"]) for m in missing])
+    columns, problems = {}, []
+    for name in names:
+        values = []
+        for row, cell in enumerate(list(table[name])):
+            text = " ".join(str(x) for x in cell) if isinstance(cell, (list, tuple, np.ndarray)) else str(cell)
+            try:
+                values.append(field_value(checked, name, text))
+            except ValueError as err:
+                problems.append(Diagnostic("E130", f"row {row}: {name}: {err}", None))
+        columns[name] = np.asarray(values)
+    if problems:
+        raise TangleError(problems)
+    return columns
+
+
+class Run:
+    """A trained run opened for use from Python: evaluate it, query it, predict a table. The model is
+    loaded (and TensorFlow imported) on first use."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.checked = load_run(self.path)
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = load_run_model(self.path, self.checked)
+        return self._model
+
+    def evaluate(self, data: str | Path | None = None, *, failures: int = 0) -> dict:
+        """What `tanglec eval RUN [--data FILE] [--failures N] --json` reports."""
+        checked, examples = evaluation_inputs(self.path, None if data is None else Path(data))
+        return evaluate(checked, examples, self.model, failures=failures)
+
+    def query(self, **fields) -> dict:
+        """One example's route and each decoder's answer, as `tanglec query RUN NAME=VALUE... --json`."""
+        columns = query_columns(self.checked, [(k, str(v)) for k, v in fields.items()])
+        route, result = ask(self.checked, self.model, columns)
+        return {"route": route.to_json(), "answers": [a.to_json() for a in result]}
+
+    def predict(self, table) -> dict[str, np.ndarray]:
+        """Each decoder's decoded answer for every row of `table` (columns by field name); a row whose
+        route does not reach a decoder gets None there."""
+        import numpy as np
+
+        from .backend.predict import predict_raw
+        from .data import codecs
+        from .data.selection import route_mask
+
+        g = self.checked.graph
+        columns = predict_columns(self.checked, table)
+        outputs = predict_raw(self.model, self.checked, columns)
+        n = len(next(iter(columns.values())))
+        result = {}
+        for d in g.decoders:
+            reached = np.zeros(n, dtype=bool)
+            for route in g.routes():
+                if d in route.decoders:
+                    reached |= route_mask(g, columns, route)
+            values = codecs.decode(g.modules[d].output, outputs[d])[0]
+            answers = np.empty(n, dtype=object)
+            answers[:] = [v if ok else None for v, ok in zip(list(values), reached)]
+            result[d] = answers
+        return result
+
+    def correct(self, answers: dict[str, np.ndarray], expected: dict[str, object]) -> dict[str, np.ndarray]:
+        """Per decoder, whether each answer is right for its target's expected values (`expected` by
+        target name), under the decoder's tolerance (Checked.tolerance): the rule eval and query use."""
+        import numpy as np
+
+        from .data import codecs
+
+        g = self.checked.graph
+        out = {}
+        for d, target in g.decoders.items():
+            if target in expected and d in answers:
+                values = np.asarray([v for v in answers[d]], dtype=np.float64)
+                out[d] = codecs.exact(g.modules[d].output, values, np.asarray(expected[target]),
+                                      self.checked.tolerance(d))
+        return out
+
+
+def open_run(path: str | Path) -> Run:
+    """A trained run directory, for Python use (TangleError when it is damaged)."""
+    return Run(path)
+
+
+def train(spec: str | Path | Checked, out: str | Path | None = None, *, steps: int | None = None,
+          seed: int | None = None, on_progress: Callable | None = None) -> Compiled:
+    """Check, build and train a spec (a path or a Checked), as `tanglec compile` does; `out` is the run
+    directory to write (None: write nothing). `on_progress` gets each evaluation's Progress."""
+    overrides = Overrides(steps=steps, seed=seed)
+    checked = spec if isinstance(spec, Checked) else load(spec, overrides, training=True)
+    return compile(checked, prepare(checked), out=None if out is None else Path(out), overrides=overrides,
+                   on_progress=on_progress)
