@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from .lang import ast
-from .lang.diagnostics import Diagnostic, TangleError
+from .lang.diagnostics import Diagnostic, TangleError, sort_key
 from .spec import onepass
 from .spec.checks import Checked, check
 from .spec.composition import InitRun, declared_init, require_init_run
@@ -54,7 +54,17 @@ def check_spec(spec: ast.Spec, overrides: Overrides = Overrides()) -> Checked:
     """Every problem of a parsed spec: its init run read, the overrides applied, its data validated."""
     declared = declared_init(spec, overrides.init)
     init = read_init_run(*declared) if declared is not None else None
-    return check(spec, init, stream=overrides.stream, data_check=_data_problems)
+    checked = check(spec, init, stream=overrides.stream, data_check=_data_problems)
+    if not checked.init_modules or not checked.ok:
+        return checked
+    from .data.examples import DataError
+    from .data.transfer_checks import transfer_problems
+
+    try:
+        rails = transfer_problems(checked)
+    except DataError as err:
+        rails = list(err.diagnostics)
+    return replace(checked, diagnostics=sorted(checked.diagnostics + rails, key=sort_key))
 
 
 def _data_problems(checked: Checked) -> list[Diagnostic]:
