@@ -107,6 +107,13 @@ class ModuleChecks:
                        hints=did_you_mean(kind, LAYER_KINDS) + ["layers: dense N [activation], dropout P, norm, "
                                                                 "residual(...)"])
             return None
+        joined = next((i for i, a in enumerate(layer.args) if isinstance(a, ast.Name) and a.text in LAYER_KINDS), None)
+        if joined is not None:
+            words = [kind] + [a.text if isinstance(a, ast.Name) else str(a) for a in layer.args]
+            fixed = " ".join(words[:joined + 1]) + ", " + " ".join(words[joined + 1:])
+            self.error("E111", f"'{layer.args[joined].text}' starts another layer, but no comma separates it from "
+                               f"'{kind}'", layer.args[joined].span, hints=[f"separate layers with commas: `{fixed}`"])
+            return None
         if kind == "residual":
             if not layer.is_block:
                 self.error("E111", "residual wraps layers: residual(dense 32 relu, dense 32)", layer.span)

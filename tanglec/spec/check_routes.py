@@ -77,16 +77,14 @@ class RouteChecks:
             decl = self.g.selectors[sel]
             values = [v.text for v in decl.values]
             written = [b.value.text for b in stage.branches]
-            for b in stage.branches:
-                if b.value.text not in values:
-                    self.error("E106", f"'{b.value.text}' is not a value of selector '{sel}'", b.value.span,
-                               hints=did_you_mean(b.value.text, values) + [f"{sel} is one of: {', '.join(values)}"],
-                               related=[Related(decl.span, f"{sel} declared here")])
-            missing = [v for v in values if v not in written]
-            if missing:
-                self.error("E106", f"no branch for {', '.join(missing)} of selector '{sel}'", stage.span,
-                           hints=[f"add a branch `{missing[0]}: some_module`"],
+            if all(b.value is b.module for b in stage.branches) and not set(written) & set(values):
+                pairs = " | ".join(f"{v}: {m}" for v, m in zip(values, written + ["some_module"] * len(values)))
+                self.error("E106", f"the branches {', '.join(written)} are not values of selector '{sel}' "
+                                   f"({', '.join(values)})", stage.span,
+                           hints=[f"name each branch's value: `[{pairs}] by {sel}`"],
                            related=[Related(decl.span, f"{sel} declared here")])
+            else:
+                self._check_branch_values(stage, sel, decl, values, written)
             self._unique_values([b.value for b in stage.branches], "this multiplexer")
         outs = [(b, self.g.modules[b.module.text].output) for b in stage.branches if b.module.text in self.g.modules]
         for b, codec in outs[1:]:
@@ -210,6 +208,19 @@ class RouteChecks:
             self.error("E126", "nothing to train: no decoder", where,
                        hints=["declare a module with a data output and `decode it as <target>`"])
 
+
+    def _check_branch_values(self, stage: ast.Mux, sel: str, decl, values: list[str], written: list[str]) -> None:
+        """E106 for each branch value the selector does not have, and for its values with no branch."""
+        for b in stage.branches:
+            if b.value.text not in values:
+                self.error("E106", f"'{b.value.text}' is not a value of selector '{sel}'", b.value.span,
+                           hints=did_you_mean(b.value.text, values) + [f"{sel} is one of: {', '.join(values)}"],
+                           related=[Related(decl.span, f"{sel} declared here")])
+        missing = [v for v in values if v not in written]
+        if missing:
+            self.error("E106", f"no branch for {', '.join(missing)} of selector '{sel}'", stage.span,
+                       hints=[f"add a branch `{missing[0]}: some_module`"],
+                       related=[Related(decl.span, f"{sel} declared here")])
 
     def decode_setting(self, d: ast.DecodeDecl, s: ast.Setting) -> None:
         """`decode m as t tolerance 0.1`: how far a numeric answer may be from its target and still be right."""
