@@ -21,10 +21,11 @@ DISTRIBUTE_STRATEGIES = ("default", "mirrored", "multiworker")  # tanglec.backen
 STREAM_MODES = ("auto", "always", "never")  # how a data file is read: in chunks, whole, or by its size
 
 TRAIN_KEYS = frozenset({"steps", "batch", "lr", "seed", "until", "weight", "mux", "eval_every", "optimizer",
-                        "strategy", "memory"}) | OPTIMIZERS
+                        "strategy", "memory", "schedule", "warmup", "decay", "decay_every", "patience"}) | OPTIMIZERS
+SCHEDULES = ("constant", "cosine", "step")  # `train schedule cosine warmup 50` (backend/schedules.py)
 DATA_KEYS = frozenset({"seed", "eval", "limit", "per_route", "only", "stream"})
 PHASE_KEYS = frozenset({"steps", "lr", "optimizer", "modules", "until", "batch"}) | OPTIMIZERS
 ALIGN_KEYS = frozenset({"weight"})
-UNTIL_VALUES = frozenset({"exact"})  # `until exact`
+UNTIL_VALUES = frozenset({"exact", "loss"})  # `until exact`; `until loss patience N` (evaluation loss)
 
 FUNCTIONS = {"min": (2, None), "max": (2, None), "abs": (1, 1)}  # name: (fewest, most) arguments

@@ -21,6 +21,12 @@ class TrainConfig:
     lr: float = 0.01
     seed: int = 0
     until_exact: bool = False
+    until_loss: bool = False  # stop when the evaluation loss has not improved for `patience` evaluations
+    patience: int = 5
+    schedule: str = "constant"  # constant | cosine | step, after `warmup` steps of linear warm-up
+    warmup: int = 0
+    decay: float = 0.5  # `schedule step`: the rate is multiplied by this every `decay_every` steps
+    decay_every: int | None = None  # None: a third of the phase's steps
     weights: dict[str, float] = field(default_factory=dict)
     mux: str = "auto"  # the cost model in tanglec/mux.py: partition on CPU (measured), where for 1 branch
     eval_every: int = 10
