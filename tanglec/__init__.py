@@ -4,7 +4,7 @@ The Python API (docs/api.md) is the pipeline the CLI runs: `check_file`, `load`,
 and the rest are re-exported from tanglec.pipeline on first use, so `import tanglec` stays cheap.
 """
 
-__version__ = "0.1.0"
+from .util.version import __version__
 
 API = ("Overrides", "check_file", "load", "prepare", "compile", "train", "open_run", "Run", "evaluate",
        "evaluation_inputs", "load_run", "load_run_model", "query_columns", "ask", "predict_columns")

@@ -18,7 +18,7 @@ import shutil
 import stat
 from pathlib import Path
 
-from .. import __version__
+from ..util.version import __version__
 from ..lang import ast
 from ..util import strict_json
 from ..lang.ast import Span
