@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from conftest import SPECS
+from support import SPECS
 from tanglec import pipeline
 from tanglec.data.stream import should_stream
 from tanglec.lang.diagnostics import TangleError
