@@ -37,8 +37,9 @@ def gates_run(tmp_path_factory):
 def half_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("half")
     (folder / "half.tangle").write_text(HALF)
-    proc = run_tanglec("compile", str(folder / "half.tangle"), "-o", str(folder / "run"))
+    proc = run_tanglec("compile", str(folder / "half.tangle"), "-o", str(folder / "run"), "--json")
     assert proc.returncode == 0, proc.stderr
+    (folder / "compile.json").write_text(proc.stdout)
     return folder
 
 
@@ -114,6 +115,8 @@ def test_eval_query_and_predict_agree_on_the_same_rows(half_run):
     run = half_run / "run"
     report = json.loads(run_tanglec("eval", str(run), "--failures", "10", "--json").stdout)
     eval_wrong = {f["row"]: f["value"] for f in report["failures"]}
+    trained = json.loads((half_run / "compile.json").read_text())  # training's exactness, same rows
+    assert (trained["exact"], trained["cases"]) == (report["exact"], report["cases"]) == (10 - len(eval_wrong), 10)
     right = [x for x in range(10) if x not in eval_wrong]
     queried = {}
     for x in sorted(eval_wrong)[:2] + right[:2]:  # each query loads TensorFlow: a few rows of each kind
