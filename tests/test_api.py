@@ -20,7 +20,8 @@ def test_the_python_blocks_of_api_md_run_in_order(tmp_path):
 
 
 def test_importing_tanglec_loads_neither_the_pipeline_nor_tensorflow():
-    code = "import sys, tanglec; tanglec.__version__; print('tensorflow' in sys.modules, 'tanglec.pipeline' in sys.modules)"
+    code = ("import sys, tanglec; tanglec.__version__; "
+            "print('tensorflow' in sys.modules, 'tanglec.pipeline' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.split() == ["False", "False"]
     proc = subprocess.run([sys.executable, "-c", "import tanglec; print(tanglec.open_run.__module__)"],

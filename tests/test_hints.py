@@ -18,7 +18,8 @@ def test_branches_named_by_module_suggest_the_value_form(write_spec):
     spec = write_spec(SEED.replace("[binary | decimal] by encoding -> [plus1 | times2] by op",
                                    "[binary | decimal] by encoding -> [plus1 | times2] by encoding")
                       .replace("select op: plus1 | times2", "select op: plus1 | times2\nselect mode: fast | slow")
-                      .replace("by encoding -> [plus1 | times2] by encoding", "by encoding -> [plus1 | times2] by mode"))
+                      .replace("by encoding -> [plus1 | times2] by encoding",
+                               "by encoding -> [plus1 | times2] by mode"))
     err = _check(spec)
     assert err.count("error[E106]") == 1
     assert "the branches plus1, times2 are not values of selector 'mode' (fast, slow)" in err

@@ -35,7 +35,8 @@ def _retrained_on_few_rows(checked, rows: int) -> list[Diagnostic]:
         return []
     names = sorted(trainable, key=list(checked.graph.modules).index)
     span = comp.init_span or checked.data.span or ast.Span(checked.spec.path, 1, 1, 1, 2)
-    return [Diagnostic("W220", f"{len(names)} module{'s' if len(names) > 1 else ''} loaded from the init run train again on only {rows} rows "
+    modules = f"{len(names)} module{'s' if len(names) > 1 else ''}"
+    return [Diagnostic("W220", f"{modules} loaded from the init run train again on only {rows} rows "
                                f"({', '.join(names)}): what they learned on their own routes may be lost", span,
                        WARNING, hints=[f"freeze them: `freeze {', '.join(names)}` (or name only the new modules "
                                        "in a `phase ... modules ...`)"])]
