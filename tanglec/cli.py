@@ -51,6 +51,10 @@ def fail(as_json: bool, err: TangleError) -> None:
     sys.exit(EXIT_PROBLEMS)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def refuse_bad_output(as_json: bool, path: Path, kind: str, *, overwrite: bool = False, inputs=(),
                       flag: str = "-o") -> None:
     """The output policy (tanglec/util/files.py), checked before any work: a refused path is E192, exit 1."""
@@ -118,8 +122,8 @@ def check(spec: Path, as_json: bool) -> None:
     summary = {"ok": True, "file": str(spec), "inputs": list(g.inputs), "selectors": list(g.selectors),
                "modules": list(g.modules), "decoders": dict(g.decoders), "routes": g.route_count(),
                "diagnostics": [d.to_json() for d in checked.diagnostics]}
-    emit(as_json, summary, f"{spec}: ok — {len(g.modules)} modules, {g.route_count()} routes, "
-                           f"{len(g.decoders)} decoders")
+    emit(as_json, summary, f"{spec}: ok — {_count(len(g.modules), 'module')}, "
+                           f"{_count(g.route_count(), 'route')}, {_count(len(g.decoders), 'decoder')}")
 
 
 @cli.command()
@@ -303,18 +307,36 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
 
 @cli.command(name="eval")
 @run_argument
+@click.option("--data", "data", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="Score every row of this CSV/JSONL file (the spec's fields) instead of the run's evaluation rows.")
+@click.option("--failures", type=click.IntRange(min=0), default=0, metavar="N",
+              help="List the first N wrong answers (file:row when the rows come from a file).")
+@click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PNG",
+              help="Write the confusion matrices of the categorical decoders to this PNG file.")
+@overwrite_option
 @json_option
-def eval_(run: Path, as_json: bool) -> None:
-    """Accuracy of every route of a trained run."""
+def eval_(run: Path, data: Path | None, failures: int, plot: Path | None, overwrite: bool, as_json: bool) -> None:
+    """Accuracy of every route and decoder of a trained run: confusion matrices, MAE/RMSE, wrong answers."""
     from . import pipeline
 
+    if plot is not None:
+        refuse_bad_output(as_json, plot, "file", overwrite=overwrite, inputs=[run, *([data] if data else [])],
+                          flag="--plot")
     try:
-        checked, examples = pipeline.evaluation_inputs(run)
+        checked, examples = pipeline.evaluation_inputs(run, data)
     except TangleError as err:
         fail(as_json, err)
     model = _load_model_or_fail(run, checked, as_json)
-    report = pipeline.evaluate(checked, examples, model)
-    emit(as_json, {"ok": True, "run": str(run), **report}, _route_table(report))
+    report = pipeline.evaluate(checked, examples, model, failures=failures)
+    from .reports.evaluation import decoder_text, write_confusion_png
+
+    if plot is not None:
+        write_confusion_png(report, plot)
+    payload = {"ok": True, "run": str(run), "data": None if data is None else str(data), **report}
+    if plot is not None:
+        payload["plot"] = str(plot)
+    emit(as_json, payload, _route_table(report) + decoder_text(report) +
+         (f"confusion matrices written to {plot}" if plot is not None else ""))
 
 
 def _load_model_or_fail(run: Path, checked, as_json: bool):
@@ -358,7 +380,7 @@ def query(run: Path, fields: tuple[str, ...], as_json: bool) -> None:
     lines = [f"route {route.name}"]
     for a in result:
         conf = "" if a.confidence is None else f"  (confidence {a.confidence:.3f})"
-        exp = "" if a.expected is None else f"  expected {a.expected} {'✓' if a.value == a.expected else '✗'}"
+        exp = "" if a.expected is None else f"  expected {a.expected} {'✓' if a.correct else '✗'}"
         lines.append(f"  {a.decoder:<14} {a.target} = {a.value}{conf}{exp}")
     emit(as_json, {"ok": True, "route": route.to_json(), "answers": [a.to_json() for a in result]},
          "\n".join(lines))

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .lang import ast
-from .lang.diagnostics import Diagnostic, TangleError
+from .lang.diagnostics import Diagnostic, TangleError, sort_key
 from .spec import onepass
 from .spec.checks import Checked, check
 from .spec.composition import InitRun, declared_init, require_init_run
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,17 @@ def check_spec(spec: ast.Spec, overrides: Overrides = Overrides()) -> Checked:
     """Every problem of a parsed spec: its init run read, the overrides applied, its data validated."""
     declared = declared_init(spec, overrides.init)
     init = read_init_run(*declared) if declared is not None else None
-    return check(spec, init, stream=overrides.stream, data_check=_data_problems)
+    checked = check(spec, init, stream=overrides.stream, data_check=_data_problems)
+    if not checked.init_modules or not checked.ok:
+        return checked
+    from .data.examples import DataError
+    from .data.transfer_checks import transfer_problems
+
+    try:
+        rails = transfer_problems(checked)
+    except DataError as err:
+        rails = list(err.diagnostics)
+    return replace(checked, diagnostics=sorted(checked.diagnostics + rails, key=sort_key))
 
 
 def _data_problems(checked: Checked) -> list[Diagnostic]:
@@ -250,25 +263,47 @@ def load_run_model(run: Path, checked: Checked):
     return load_model(run, checked)
 
 
-def evaluation_inputs(run: Path):
-    """(checked, examples) `evaluate` needs, read without TensorFlow (a damaged run fails here)."""
-    from .artifacts.run import evaluation_examples, loaded_modules
+def evaluation_inputs(run: Path, data: Path | None = None):
+    """(checked, examples) `evaluate` needs, read without TensorFlow (a damaged run fails here): the
+    run's evaluation rows, or every row of `data`, a CSV/JSONL file with the spec's fields (E119 when
+    it can't be read, file:row:column for its bad cells)."""
+    from .artifacts.run import evaluation_examples, load_report, loaded_modules
+    from .data.examples import file_examples
 
     checked = load_run(run)
-    examples = evaluation_examples(run, checked)
     loaded = loaded_modules(run)
-    return replace(checked, init_modules={m: checked.graph.modules[m] for m in loaded if m in checked.graph.modules}), \
-        examples
+    checked = replace(checked, init_modules={m: checked.graph.modules[m] for m in loaded if m in checked.graph.modules})
+    if data is None:
+        return checked, evaluation_examples(run, checked)
+    from .util.files import data_file_problem
+
+    span = ast.Span(str(data), 1, 1, 1, 2)
+    problem = data_file_problem(data)
+    if problem:
+        raise TangleError([Diagnostic("E119", f"{problem}: {data}", span,
+                                      hints=["--data takes a CSV or JSONL file with the spec's input columns"])])
+    checked = replace(checked, data=replace(checked.data, source="file", path=Path(data), in_run=False, span=span))
+    examples = file_examples(checked)
+    examples.route_rows = [r["training_rows"] for r in load_report(run, checked)["routes"]]
+    return checked, examples
 
 
-def evaluate(checked: Checked, examples, model) -> dict:
-    """Accuracy of every route over the run's evaluation rows, each route marked as it was learned."""
+def evaluate(checked: Checked, examples, model, *, failures: int = 0) -> dict:
+    """Over the evaluation rows: the accuracy of every route, each marked as it was learned; per
+    decoder its accuracy and a confusion matrix (categorical) or MAE/RMSE (numeric); and the first
+    `failures` wrong answers, file:line where the rows come from a file."""
     from .backend.predict import predict_raw
     from .backend.train import annotate_routes
     from .data.evaluate import route_report
+    from .data.metrics import decoder_metrics, wrong_answers
 
     ev = examples.take(examples.eval_index)
-    return annotate_routes(checked, examples, route_report(checked, ev, predict_raw(model, checked, ev.columns)))
+    outputs = predict_raw(model, checked, ev.columns)
+    report = annotate_routes(checked, examples, route_report(checked, ev, outputs))
+    report["decoders"] = decoder_metrics(checked, ev, outputs)
+    source = str(checked.data.path) if checked.data.source == "file" else None
+    report["failures"] = wrong_answers(checked, ev, outputs, failures, source) if failures else []
+    return report
 
 
 def ask(checked: Checked, model, columns: dict):
@@ -284,3 +319,114 @@ def query_columns(checked: Checked, assignments: list[tuple[str, str]]) -> dict:
     from .data.query import parse_fields
 
     return parse_fields(checked, assignments)
+
+
+def predict_columns(checked: Checked, table) -> dict[str, np.ndarray]:
+    """A table of field values (a dict of columns, or anything DataFrame-like with `table[name]`) as
+    model columns, every cell validated like a query's (E130 naming the row)."""
+    import numpy as np
+
+    from .data.query import field_value
+
+    g = checked.graph
+    names = list(g.inputs) + list(g.selectors)
+    missing = [n for n in names if n not in table]
+    if missing:
+        raise TangleError([Diagnostic("E130", f"the table has no column '{m}'", None,
+                                      hints=[f"columns: {', '.join(names)}"]) for m in missing])
+    columns, problems = {}, []
+    for name in names:
+        values = []
+        for row, cell in enumerate(list(table[name])):
+            text = " ".join(str(x) for x in cell) if isinstance(cell, (list, tuple, np.ndarray)) else str(cell)
+            try:
+                values.append(field_value(checked, name, text))
+            except ValueError as err:
+                problems.append(Diagnostic("E130", f"row {row}: {name}: {err}", None))
+        columns[name] = np.asarray(values)
+    if problems:
+        raise TangleError(problems)
+    return columns
+
+
+class Run:
+    """A trained run opened for use from Python: evaluate it, query it, predict a table. The model is
+    loaded (and TensorFlow imported) on first use."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.checked = load_run(self.path)
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = load_run_model(self.path, self.checked)
+        return self._model
+
+    def evaluate(self, data: str | Path | None = None, *, failures: int = 0) -> dict:
+        """What `tanglec eval RUN [--data FILE] [--failures N] --json` reports."""
+        checked, examples = evaluation_inputs(self.path, None if data is None else Path(data))
+        return evaluate(checked, examples, self.model, failures=failures)
+
+    def query(self, **fields) -> dict:
+        """One example's route and each decoder's answer, as `tanglec query RUN NAME=VALUE... --json`."""
+        columns = query_columns(self.checked, [(k, str(v)) for k, v in fields.items()])
+        route, result = ask(self.checked, self.model, columns)
+        return {"route": route.to_json(), "answers": [a.to_json() for a in result]}
+
+    def predict(self, table) -> dict[str, np.ndarray]:
+        """Each decoder's decoded answer for every row of `table` (columns by field name); a row whose
+        route does not reach a decoder gets None there."""
+        import numpy as np
+
+        from .backend.predict import predict_raw
+        from .data import codecs
+        from .data.selection import route_mask
+
+        g = self.checked.graph
+        columns = predict_columns(self.checked, table)
+        outputs = predict_raw(self.model, self.checked, columns)
+        n = len(next(iter(columns.values())))
+        result = {}
+        for d in g.decoders:
+            reached = np.zeros(n, dtype=bool)
+            for route in g.routes():
+                if d in route.decoders:
+                    reached |= route_mask(g, columns, route)
+            values = codecs.decode(g.modules[d].output, outputs[d])[0]
+            answers = np.empty(n, dtype=object)
+            answers[:] = [v if ok else None for v, ok in zip(list(values), reached)]
+            result[d] = answers
+        return result
+
+    def correct(self, answers: dict[str, np.ndarray], expected: dict[str, object]) -> dict[str, np.ndarray]:
+        """Per decoder, whether each answer is right for its target's expected values (`expected` by
+        target name), under the decoder's tolerance (Checked.tolerance): the rule eval and query use."""
+        import numpy as np
+
+        from .data import codecs
+
+        g = self.checked.graph
+        out = {}
+        for d, target in g.decoders.items():
+            if target in expected and d in answers:
+                values = np.asarray([v for v in answers[d]], dtype=np.float64)
+                out[d] = codecs.exact(g.modules[d].output, values, np.asarray(expected[target]),
+                                      self.checked.tolerance(d))
+        return out
+
+
+def open_run(path: str | Path) -> Run:
+    """A trained run directory, for Python use (TangleError when it is damaged)."""
+    return Run(path)
+
+
+def train(spec: str | Path | Checked, out: str | Path | None = None, *, steps: int | None = None,
+          seed: int | None = None, on_progress: Callable | None = None) -> Compiled:
+    """Check, build and train a spec (a path or a Checked), as `tanglec compile` does; `out` is the run
+    directory to write (None: write nothing). `on_progress` gets each evaluation's Progress."""
+    overrides = Overrides(steps=steps, seed=seed)
+    checked = spec if isinstance(spec, Checked) else load(spec, overrides, training=True)
+    return compile(checked, prepare(checked), out=None if out is None else Path(out), overrides=overrides,
+                   on_progress=on_progress)

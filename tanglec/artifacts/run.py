@@ -18,7 +18,7 @@ import shutil
 import stat
 from pathlib import Path
 
-from .. import __version__
+from ..util.version import __version__
 from ..lang import ast
 from ..util import strict_json
 from ..lang.ast import Span
@@ -316,17 +316,11 @@ def evaluation_examples(run_dir: Path, checked: Checked):
     """The examples `eval` and `export` use: for a `data file` spec the rows stored in the run (read
     and validated like a data file; training-row counts per route from routes.json), else rebuilt
     from the spec (enumerated or sampled with its seed)."""
-    import numpy as np
-
-    from ..data.examples import build_examples, read_file
-    from ..data.rows import Examples, evaluate_targets
+    from ..data.examples import build_examples, file_examples
 
     if checked.data.source != "file":
         return build_examples(checked)
-    columns, data_targets = read_file(checked)
-    targets = evaluate_targets(checked, columns, data_targets)
-    n = max((len(column) for column in columns.values()), default=0)
-    examples = Examples(columns, targets, np.arange(n), np.arange(0))
+    examples = file_examples(checked)
     # what annotate_routes counts training rows by: the compile's counts over the whole file
     examples.route_rows = [r["training_rows"] for r in load_report(run_dir, checked)["routes"]]
     return examples

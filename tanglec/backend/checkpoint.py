@@ -38,7 +38,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .. import __version__
+from ..util.version import __version__
 from ..lang.ast import Span
 from ..lang.diagnostics import Diagnostic, TangleError, write_error
 from ..util.files import atomic_file

@@ -31,7 +31,8 @@ from ..data.selection import route_mask, route_status
 from ..lang.diagnostics import Diagnostic, TangleError
 from .distribute import DEFAULT, make_strategy
 from .mux import xla_pays_off
-from ..data.evaluate import all_exact, route_report
+from ..data.evaluate import all_exact, evaluation_loss, route_report
+from .schedules import learning_rate
 
 
 @dataclass
@@ -83,7 +84,7 @@ def losses_for(checked: Checked) -> dict:
     return out
 
 
-def make_optimizer(name: str, lr: float) -> keras.optimizers.Optimizer:
+def make_optimizer(name: str, lr) -> keras.optimizers.Optimizer:
     """adam is Keras's Adam with each variable's update fused into one kernel (stacked.FusedAdam)."""
     from .stacked import FusedAdam
 
@@ -104,7 +105,8 @@ def compile_model(model: keras.Model, checked: Checked, lr: float | None = None,
     weights.update({a.output_name: a.weight for a in checked.composition.aligns})
     chunked = chunk_arrays is not None
     per_execution = 1 if chunked else math.gcd(cfg.eval_every, steps or cfg.eval_every)
-    model.compile(optimizer=make_optimizer(optimizer or cfg.optimizer, lr or cfg.lr), loss=losses_for(checked),
+    rate = learning_rate(cfg, lr or cfg.lr, steps or cfg.steps)
+    model.compile(optimizer=make_optimizer(optimizer or cfg.optimizer, rate), loss=losses_for(checked),
                   loss_weights=weights, steps_per_execution=per_execution, jit_compile=False)
     if chunked:
         chunk_train_steps(model, cfg.eval_every, chunk_arrays, xla=xla and xla_compiles(model))
@@ -214,6 +216,17 @@ class _Observer(keras.callbacks.Callback):
         self.phase, self.sizes = phase, sizes
         self.until_exact = phase.until_exact
         self.stopped_early = False
+        self.best_loss, self.stale = math.inf, 0
+
+    def watch_loss(self, loss: float) -> None:
+        """`until loss`: stop the phase once the evaluation loss has not improved for `patience` evaluations."""
+        if loss < self.best_loss:
+            self.best_loss, self.stale = loss, 0
+            return
+        self.stale += 1
+        if self.stale >= self.checked.train.patience:
+            self.stopped_early = True
+            self.model.stop_training = True
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -231,6 +244,8 @@ class _Observer(keras.callbacks.Callback):
         diverged(self.checked, self.phase, self.model, losses, first, self.steps_run)
         outputs = predict_raw(self.model, self.checked, self.eval_columns)
         self.report = route_report(self.checked, self.eval_examples, outputs)
+        if self.checked.train.until_loss:
+            self.watch_loss(evaluation_loss(self.checked, self.eval_examples, outputs))
         losses = {k: v for k, v in losses.items() if k in outputs or k == "total"}
         elapsed = time.perf_counter() - self.started
         self.history.append({"step": self.steps_run, "losses": losses, "accuracy": self.report["accuracy"]})

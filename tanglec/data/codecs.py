@@ -74,8 +74,23 @@ def decode(codec: ast.Codec, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | 
     return raw, None
 
 
-def exact(codec: ast.Codec, decoded: np.ndarray, target: np.ndarray, tolerance: float = 0.5) -> np.ndarray:
-    """Per-example exact match; scalars and vectors count as exact within `tolerance` (rounding)."""
+def loss(codec: ast.Codec, raw: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per-example loss, as training computes it from `target_array`'s targets: cross-entropy on logits
+    for bits and onehot, squared error (mean over components) for scalar and vector."""
+    kind = codec.kind.text
+    raw = raw.astype(np.float64)
+    if kind in ("bits", "gray"):
+        return np.mean(np.maximum(raw, 0) - raw * target + np.log1p(np.exp(-np.abs(raw))), axis=-1)
+    if kind == "onehot":
+        z = raw - raw.max(axis=-1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+        return -np.take_along_axis(log_p, target.reshape(-1, 1).astype(np.int64), axis=-1).reshape(-1)
+    return np.mean((raw.reshape(len(raw), -1) - target.reshape(len(target), -1)) ** 2, axis=-1)
+
+
+def exact(codec: ast.Codec, decoded: np.ndarray, target: np.ndarray, tolerance: float) -> np.ndarray:
+    """Per-example exact match; scalars and vectors count as exact within `tolerance` (the decoder's,
+    Checked.tolerance)."""
     kind = codec.kind.text
     if kind in ("bits", "gray", "onehot"):
         return decoded == target.astype(np.int64)

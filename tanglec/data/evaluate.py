@@ -28,7 +28,7 @@ def route_report(checked: Checked, examples: Examples, outputs: dict[str, np.nda
             target = examples.targets[g.decoders[d]][rows]
             live = ~np.isnan(target.astype(np.float64)) if target.ndim == 1 else np.ones(len(rows), bool)
             ok = np.ones(len(rows), dtype=bool)
-            ok[live] = codecs.exact(g.modules[d].output, decoded[d][rows][live], target[live])
+            ok[live] = codecs.exact(g.modules[d].output, decoded[d][rows][live], target[live], checked.tolerance(d))
             case_ok &= ok
             per_decoder[d] = float(ok.mean()) if len(rows) else None
         cases, exact = int(len(rows)), int(case_ok.sum())
@@ -42,3 +42,19 @@ def route_report(checked: Checked, examples: Examples, outputs: dict[str, np.nda
 
 def all_exact(report: dict) -> bool:
     return report["cases"] > 0 and report["exact"] == report["cases"]
+
+
+def evaluation_loss(checked: Checked, examples: Examples, outputs: dict[str, np.ndarray]) -> float:
+    """The training loss (each decoder's, weighted as in training) over the evaluation rows, in numpy:
+    what `until loss` watches. Alignment losses are left out: they have no evaluation target."""
+    g = checked.graph
+    total = 0.0
+    for d, target_name in g.decoders.items():
+        if d not in outputs:
+            continue
+        target, live = codecs.target_array(g.modules[d].output, examples.targets[target_name])
+        if not live.any():
+            continue
+        loss = codecs.loss(g.modules[d].output, outputs[d], target)
+        total += checked.train.weights.get(d, 1.0) * float((loss * live).sum() / live.sum())
+    return total

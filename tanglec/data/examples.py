@@ -59,9 +59,7 @@ def build_examples(checked, check_ranges: bool = True) -> Examples:
     rows = np.arange(n)
     eval_rows, train_rows = rows, rows
     if cfg.eval_fraction > 0 and n > 1:
-        shuffled = np.random.default_rng(cfg.seed).permutation(n)
-        k = max(1, int(round(n * cfg.eval_fraction)))
-        eval_rows, train_rows = np.sort(shuffled[:k]), np.sort(shuffled[k:])
+        eval_rows, train_rows = stratified_split(checked, columns, n)
     train_rows = select_training_rows(checked, columns, train_rows)
     if len(train_rows) == 0:
         holdouts = [h.span for h in checked.spec.of(ast.HoldoutDecl)]
@@ -69,6 +67,28 @@ def build_examples(checked, check_ranges: bool = True) -> Examples:
         raise DataError([Diagnostic("E163", "no training examples are left after held-out routes and data "
                                             "filters", span)])
     return Examples(columns, targets, eval_rows, train_rows)
+
+
+def stratified_split(checked, columns: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(evaluation rows, training rows): each route (combination of its selectors' values) gives its
+    own share of `data ... eval FRACTION`, at least one row where it has two or more, so a route's
+    accuracy is never measured on a random handful."""
+    selectors = checked.graph.mux_selectors()
+    rng = np.random.default_rng(checked.data.seed)
+    if selectors:
+        _, route_of = np.unique(np.stack([columns[s] for s in selectors], axis=1), axis=0, return_inverse=True)
+        route_of = route_of.reshape(-1)
+    else:
+        route_of = np.zeros(n, dtype=np.int64)
+    eval_parts = []
+    for route in np.unique(route_of):
+        members = rng.permutation(np.flatnonzero(route_of == route))
+        if len(members) >= 2:
+            eval_parts.append(members[:min(len(members) - 1, max(1, round(len(members) * checked.data.eval_fraction)))])
+    eval_rows = np.sort(np.concatenate(eval_parts)) if eval_parts else np.arange(0)
+    if not len(eval_rows):  # every route has a single row: evaluate on all of them, as with no split
+        return np.arange(n), np.arange(n)
+    return eval_rows, np.setdiff1d(np.arange(n), eval_rows)
 
 
 def check_rows(checked, rows: int, cells: int) -> dict[str, np.ndarray]:
@@ -165,6 +185,17 @@ def rows_jsonl(checked, examples: Examples) -> str:
             values = [names[int(v)] for v in values]
         columns[name] = values
     return "".join(json.dumps(dict(zip(columns, row))) + "\n" for row in zip(*columns.values()))
+
+
+def file_examples(checked) -> Examples:
+    """Every row of the spec's data file as evaluation rows, each with its line in the file (what
+    `eval --data` and a run's kept rows are scored on); DataError at file:row:column for bad rows."""
+    from .reader import Reader
+
+    (chunk,) = Reader(checked, chunk_rows=sys.maxsize).chunks()
+    targets = evaluate_targets(checked, chunk.inputs, chunk.data_targets)
+    rows = np.arange(chunk.n)
+    return Examples(chunk.inputs, targets, rows, np.arange(0), np.asarray(chunk.lines, dtype=np.int64))
 
 
 def read_file(checked) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

@@ -19,11 +19,11 @@ class Answer:
     value: object
     confidence: float | None
     expected: object | None
+    correct: bool | None = None  # within the decoder's tolerance (Checked.tolerance), None with no expected value
 
     def to_json(self) -> dict:
         return {"decoder": self.decoder, "target": self.target, "value": self.value,
-                "confidence": self.confidence, "expected": self.expected,
-                "correct": None if self.expected is None else self.value == self.expected}
+                "confidence": self.confidence, "expected": self.expected, "correct": self.correct}
 
 
 def parse_fields(checked: Checked, assignments: dict[str, str] | list[tuple[str, str]]) -> dict[str, np.ndarray]:
@@ -105,11 +105,14 @@ def answers(checked: Checked, columns: dict[str, np.ndarray], outputs: dict[str,
             continue
         codec = g.modules[d].output
         value, conf = codecs.decode(codec, outputs[d][:1])
-        expected = None
+        expected = correct = None
         if target in expected_values:
-            ev = expected_values[target][0]
-            expected = None if np.isnan(float(ev)) else _plain(ev)
-        result.append(Answer(d, target, _plain(value[0]), None if conf is None else float(conf[0]), expected))
+            ev = expected_values[target][:1]
+            if not np.isnan(ev.astype(np.float64)).any():
+                expected = _plain(ev[0])
+                correct = bool(codecs.exact(codec, value[:1], ev, checked.tolerance(d))[0])
+        result.append(Answer(d, target, _plain(value[0]), None if conf is None else float(conf[0]), expected,
+                             correct))
     return result
 
 

@@ -28,6 +28,7 @@ class Examples:
     targets: dict[str, np.ndarray]
     eval_index: np.ndarray  # rows used for evaluation
     train_index: np.ndarray  # rows used for training
+    lines: np.ndarray | None = None  # each row's line in the file it was read from (None: not from a file)
 
     @property
     def n(self) -> int:
@@ -37,7 +38,7 @@ class Examples:
         cols = {k: v[index] for k, v in self.columns.items()}
         tg = {k: v[index] for k, v in self.targets.items()}
         all_rows = np.arange(len(index))
-        return Examples(cols, tg, all_rows, all_rows)
+        return Examples(cols, tg, all_rows, all_rows, None if self.lines is None else self.lines[index])
 
 
 def evaluate_targets(checked, columns: dict[str, np.ndarray],

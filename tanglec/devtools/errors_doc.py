@@ -231,6 +231,18 @@ EXAMPLES = [
             "nothing ties to the ones its next module was trained on; `align` fixes it.",
             seed("align binary, decimal on x weight 1", "holdout binary -> times2"),
             show=["holdout binary -> times2   # instead of `align binary, decimal on x`"]),
+    Example("W220", "loaded modules retrained on few rows", "A spec with `init` trains modules loaded from the "
+            "run again, unfrozen, on fewer than 200 rows: they fit those rows and forget their other routes. The "
+            "hint lists the `freeze` that keeps them.", seed("data enumerate", 'init "base"\ndata enumerate limit 20'),
+            files={"base": "RUN"}, show=['init "base"', "data enumerate limit 20"]),
+    Example("W221", "new module sees part of its input", "A module new to a transfer spec is trained on rows whose "
+            "input (a decoder's target) takes only some of the values it takes over all the data; the message "
+            "names the missing values.", seed("data enumerate", 'module is_odd : onehot(10) -> bits(1) = dense 8 '
+                                              'relu, dense 1\nroute to_decimal -> is_odd\ntarget odd = y % 2\n'
+                                              'decode is_odd as odd\ninit "base"\nfreeze binary, decimal, plus1, '
+                                              'times2, to_binary, to_decimal\ndata enumerate only op:times2'),
+            files={"base": "RUN"}, show=["module is_odd : onehot(10) -> bits(1) = dense 8 relu, dense 1",
+                                         "data enumerate only op:times2"]),
     Example("W206", "init run not there yet", "The `init` run does not exist yet. The spec checks (and its "
             "graph draws); `tanglec compile` stops with E140 until the run is trained, and the alignment "
             "coverage (W205) is checked against it then.", SEED + 'init "runs/base"\n', show=['init "runs/base"']),
@@ -451,12 +463,11 @@ def generate() -> str:
 
 
 def limits() -> dict:
-    from tanglec.spec import checks
+    from tanglec.lang import parser
+    from tanglec.spec import check_limits, checks
     from tanglec.spec.graph import MAX_ROUTES
 
-    from tanglec.lang import parser
-
-    found = {k: getattr(m, k) for m in (checks, parser) for k in dir(m) if k.startswith("MAX_")}
+    found = {k: getattr(m, k) for m in (checks, check_limits, parser) for k in dir(m) if k.startswith("MAX_")}
     return found | {"MAX_ROUTES": MAX_ROUTES}
 
 

@@ -238,6 +238,7 @@ class DecodeDecl:
     modules: list[Name]
     target: Name
     span: Span
+    settings: list["Setting"] = field(default_factory=list)  # `tolerance 0.1`
 
 
 @dataclass

@@ -51,7 +51,8 @@ STATEMENTS = tuple(dict.fromkeys(STATEMENTS + _grammar_statements))
 _TYPED = set(FIELD_TYPES + CODECS)
 KEYWORDS = tuple(dict.fromkeys(KEYWORDS + tuple(w for w in _grammar_others if w not in _TYPED)))
 _SETTING_WORDS = (vocabulary.UNTIL_VALUES | vocabulary.TRAIN_KEYS | vocabulary.DATA_KEYS | vocabulary.OPTIMIZERS | vocabulary.MUX_STRATEGIES
-                  | vocabulary.PHASE_KEYS | vocabulary.ALIGN_KEYS)
+                  | vocabulary.PHASE_KEYS | vocabulary.ALIGN_KEYS | vocabulary.DECODE_KEYS
+                  | frozenset(vocabulary.SCHEDULES))
 SETTINGS = tuple(w for w in sorted(_SETTING_WORDS)
                                                if w not in set(STATEMENTS + KEYWORDS + LAYERS + CODECS))
 

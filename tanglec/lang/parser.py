@@ -187,6 +187,8 @@ def _syntax_diagnostic(err: UnexpectedInput, file: str, line_offset: int, source
         if tok.type == "NAME":
             keywords = [e.strip("'") for e in expected if e.startswith("'") and e[1:-1].isalpha()]
             hints = did_you_mean(str(tok), keywords) + hints
+        elif str(tok) == "=" and "COMPARE" in err.expected:
+            hints = ["to compare, write `==` (`=` only names a target or a module's layers)"] + hints
         return Diagnostic("E001", f"unexpected {_describe_token(tok)}", span, hints=hints)
     assert isinstance(err, UnexpectedCharacters)
     char = err.char if hasattr(err, "char") else "?"

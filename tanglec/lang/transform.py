@@ -198,8 +198,9 @@ class AstBuilder:
 
     @_rule
     def decode_decl(self, span, c):
-        names = self.names(c)
-        return ast.DecodeDecl(names[:-1], names[-1], span)
+        settings = [x for x in c if isinstance(x, ast.Setting)]
+        names = self.names([x for x in c if not isinstance(x, ast.Setting)])
+        return ast.DecodeDecl(names[:-1], names[-1], span, settings)
 
     @_rule
     def data_decl(self, span, c):

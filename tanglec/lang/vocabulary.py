@@ -6,6 +6,8 @@ to TensorFlow; keeping them here (no imports) lets each layer read them without 
 from __future__ import annotations
 
 DATA_CODECS = frozenset({"bits", "gray", "onehot", "scalar", "vector"})
+NUMERIC_CODECS = frozenset({"scalar", "vector"})  # compared within a tolerance (`decode ... tolerance 0.1`)
+DECODE_KEYS = frozenset({"tolerance"})
 LATENT_CODECS = frozenset({"latent"})
 CODECS = DATA_CODECS | LATENT_CODECS
 SIZED_CODECS = frozenset({"bits", "gray", "onehot", "latent", "vector"})
@@ -19,10 +21,11 @@ DISTRIBUTE_STRATEGIES = ("default", "mirrored", "multiworker")  # tanglec.backen
 STREAM_MODES = ("auto", "always", "never")  # how a data file is read: in chunks, whole, or by its size
 
 TRAIN_KEYS = frozenset({"steps", "batch", "lr", "seed", "until", "weight", "mux", "eval_every", "optimizer",
-                        "strategy", "memory"}) | OPTIMIZERS
+                        "strategy", "memory", "schedule", "warmup", "decay", "decay_every", "patience"}) | OPTIMIZERS
+SCHEDULES = ("constant", "cosine", "step")  # `train schedule cosine warmup 50` (backend/schedules.py)
 DATA_KEYS = frozenset({"seed", "eval", "limit", "per_route", "only", "stream"})
 PHASE_KEYS = frozenset({"steps", "lr", "optimizer", "modules", "until", "batch"}) | OPTIMIZERS
 ALIGN_KEYS = frozenset({"weight"})
-UNTIL_VALUES = frozenset({"exact"})  # `until exact`
+UNTIL_VALUES = frozenset({"exact", "loss"})  # `until exact`; `until loss patience N` (evaluation loss)
 
 FUNCTIONS = {"min": (2, None), "max": (2, None), "abs": (1, 1)}  # name: (fewest, most) arguments

@@ -3,7 +3,7 @@
 Mixed into the checker (spec/checks.py): methods report through self.error/self.warn."""
 from __future__ import annotations
 
-
+import os
 
 from ..lang import ast, expr
 from ..lang.diagnostics import Related, did_you_mean
@@ -24,12 +24,22 @@ class ModuleChecks:
                     if name.text in seen:
                         first = seen[name.text]
                         self.error("E102", f"'{name.text}' is already declared", name.span,
-                                   hints=["names of inputs, selectors, modules and targets share one namespace"],
+                                   hints=self._used_spec_hint(first, name) +
+                                   ["names of inputs, selectors, modules and targets share one namespace"],
                                    related=[Related(first.span, "first declared here")])
                     else:
                         seen[name.text] = name
         for sel in self.spec.of(ast.SelectDecl):
             self._unique_values(sel.values, f"selector {sel.name.text}")
+
+    def _used_spec_hint(self, first: ast.Name, again: ast.Name) -> list[str]:
+        """When the first declaration comes from a spec brought in whole by `use`: bring only its modules."""
+        if first.span.file == again.span.file:
+            return []
+        used = os.path.relpath(first.span.file, os.path.dirname(os.path.abspath(again.span.file)))
+        modules = [m for m, decl in self.g.modules.items() if decl.name.span.file == first.span.file]
+        return [f"'{again.text}' comes from \"{used}\": to declare your own, bring only its modules: "
+                f"`use \"{used}\" modules {', '.join(modules)}`"] if modules else []
 
     def _unique_values(self, values: list[ast.Name], what: str) -> None:
         first: dict[str, ast.Name] = {}
@@ -106,6 +116,13 @@ class ModuleChecks:
             self.error("E113", f"unknown layer '{kind}'", layer.kind.span,
                        hints=did_you_mean(kind, LAYER_KINDS) + ["layers: dense N [activation], dropout P, norm, "
                                                                 "residual(...)"])
+            return None
+        joined = next((i for i, a in enumerate(layer.args) if isinstance(a, ast.Name) and a.text in LAYER_KINDS), None)
+        if joined is not None:
+            words = [kind] + [a.text if isinstance(a, ast.Name) else str(a) for a in layer.args]
+            fixed = " ".join(words[:joined + 1]) + ", " + " ".join(words[joined + 1:])
+            self.error("E111", f"'{layer.args[joined].text}' starts another layer, but no comma separates it from "
+                               f"'{kind}'", layer.args[joined].span, hints=[f"separate layers with commas: `{fixed}`"])
             return None
         if kind == "residual":
             if not layer.is_block:

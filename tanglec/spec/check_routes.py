@@ -8,7 +8,7 @@ import networkx as nx
 
 from ..lang import ast
 from ..lang.diagnostics import Related, did_you_mean
-from ..lang.vocabulary import CODECS, DATA_CODECS, MUX_STRATEGIES, SIZED_CODECS
+from ..lang.vocabulary import CODECS, DATA_CODECS, DECODE_KEYS, MUX_STRATEGIES, NUMERIC_CODECS, SIZED_CODECS
 from .graph import codec_width
 
 
@@ -77,16 +77,14 @@ class RouteChecks:
             decl = self.g.selectors[sel]
             values = [v.text for v in decl.values]
             written = [b.value.text for b in stage.branches]
-            for b in stage.branches:
-                if b.value.text not in values:
-                    self.error("E106", f"'{b.value.text}' is not a value of selector '{sel}'", b.value.span,
-                               hints=did_you_mean(b.value.text, values) + [f"{sel} is one of: {', '.join(values)}"],
-                               related=[Related(decl.span, f"{sel} declared here")])
-            missing = [v for v in values if v not in written]
-            if missing:
-                self.error("E106", f"no branch for {', '.join(missing)} of selector '{sel}'", stage.span,
-                           hints=[f"add a branch `{missing[0]}: some_module`"],
+            if all(b.value is b.module for b in stage.branches) and not set(written) & set(values):
+                pairs = " | ".join(f"{v}: {m}" for v, m in zip(values, written + ["some_module"] * len(values)))
+                self.error("E106", f"the branches {', '.join(written)} are not values of selector '{sel}' "
+                                   f"({', '.join(values)})", stage.span,
+                           hints=[f"name each branch's value: `[{pairs}] by {sel}`"],
                            related=[Related(decl.span, f"{sel} declared here")])
+            else:
+                self._check_branch_values(stage, sel, decl, values, written)
             self._unique_values([b.value for b in stage.branches], "this multiplexer")
         outs = [(b, self.g.modules[b.module.text].output) for b in stage.branches if b.module.text in self.g.modules]
         for b, codec in outs[1:]:
@@ -198,6 +196,8 @@ class RouteChecks:
             if d.target.text not in self.g.targets:
                 self.error("E101", f"unknown target '{d.target.text}'", d.target.span,
                            hints=did_you_mean(d.target.text, self.g.targets))
+            for s in d.settings:
+                self.decode_setting(d, s)
         for name, m in self.g.modules.items():
             if m.output.kind.text in DATA_CODECS and name not in self.g.decoders:
                 self.error("E108", f"decoder '{name}' has no target", m.name.span,
@@ -207,6 +207,39 @@ class RouteChecks:
             where = modules[0].name.span if modules else ast.Span(self.spec.path, 1, 1, 1, 2)
             self.error("E126", "nothing to train: no decoder", where,
                        hints=["declare a module with a data output and `decode it as <target>`"])
+
+
+    def _check_branch_values(self, stage: ast.Mux, sel: str, decl, values: list[str], written: list[str]) -> None:
+        """E106 for each branch value the selector does not have, and for its values with no branch."""
+        for b in stage.branches:
+            if b.value.text not in values:
+                self.error("E106", f"'{b.value.text}' is not a value of selector '{sel}'", b.value.span,
+                           hints=did_you_mean(b.value.text, values) + [f"{sel} is one of: {', '.join(values)}"],
+                           related=[Related(decl.span, f"{sel} declared here")])
+        missing = [v for v in values if v not in written]
+        if missing:
+            self.error("E106", f"no branch for {', '.join(missing)} of selector '{sel}'", stage.span,
+                       hints=[f"add a branch `{missing[0]}: some_module`"],
+                       related=[Related(decl.span, f"{sel} declared here")])
+
+    def decode_setting(self, d: ast.DecodeDecl, s: ast.Setting) -> None:
+        """`decode m as t tolerance 0.1`: how far a numeric answer may be from its target and still be right."""
+        if s.key.text not in DECODE_KEYS:
+            self.error("E115", f"unknown decode setting '{s.key.text}'", s.key.span,
+                       hints=did_you_mean(s.key.text, DECODE_KEYS) + ["settings: tolerance NUMBER"])
+            return
+        v = s.value
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+            self.error("E115", "tolerance takes a number >= 0", s.span)
+            return
+        for m in d.modules:
+            decl = self.g.modules.get(m.text)
+            if decl is not None and decl.output.kind.text not in NUMERIC_CODECS:
+                self.error("E115", f"'{m.text}' outputs {decl.output}: a tolerance applies only to scalar and "
+                                   "vector outputs", s.span,
+                           hints=["categorical answers are right or wrong; remove `tolerance`"])
+            else:
+                self.train.tolerance[m.text] = float(v)
 
 
 def _same_codec(a: ast.Codec, b: ast.Codec) -> bool:

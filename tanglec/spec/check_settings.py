@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..lang import ast
 from ..lang.diagnostics import Related, did_you_mean
-from ..lang.vocabulary import DATA_KEYS, DISTRIBUTE_STRATEGIES, MUX_STRATEGIES, OPTIMIZERS, STREAM_MODES, TRAIN_KEYS
+from ..lang.vocabulary import (DATA_KEYS, DISTRIBUTE_STRATEGIES, MUX_STRATEGIES, OPTIMIZERS, SCHEDULES, STREAM_MODES,
+                               TRAIN_KEYS, UNTIL_VALUES)
 from ..util.files import data_file_problem
 from .composition import check_data_limits
 from .check_limits import MAX_SAMPLE
@@ -59,7 +60,7 @@ class SettingChecks:
         if key not in TRAIN_KEYS:
             self.error("E115", f"unknown training setting '{key}'", s.key.span,
                        hints=did_you_mean(key, TRAIN_KEYS) + ["settings: " + ", ".join(sorted(TRAIN_KEYS))])
-        elif key in ("steps", "batch", "eval_every"):
+        elif key in ("steps", "batch", "eval_every", "decay_every", "patience"):
             v = self._number(s, 1, 10_000_000, True)
             if v is not None:
                 setattr(t, key, v)
@@ -79,10 +80,27 @@ class SettingChecks:
             else:
                 t.optimizer = s.value.text
         elif key == "until":
-            if not isinstance(s.value, ast.Name) or s.value.text != "exact":
-                self.error("E115", "`until exact` is the only stopping rule", s.span)
-            else:
+            if not isinstance(s.value, ast.Name) or s.value.text not in UNTIL_VALUES:
+                self.error("E115", "until is `until exact` (every evaluation row right) or `until loss` (the "
+                                   "evaluation loss stops improving for `patience` evaluations)", s.span)
+            elif s.value.text == "exact":
                 t.until_exact = True
+            else:
+                t.until_loss = True
+        elif key == "schedule":
+            if not isinstance(s.value, ast.Name) or s.value.text not in SCHEDULES:
+                self.error("E115", "schedule is one of " + ", ".join(SCHEDULES), s.span,
+                           hints=did_you_mean(getattr(s.value, "text", str(s.value)), SCHEDULES))
+            else:
+                t.schedule = s.value.text
+        elif key == "warmup":
+            v = self._number(s, 0, 10_000_000, True)
+            if v is not None:
+                t.warmup = v
+        elif key == "decay":
+            v = self._number(s, 0.0001, 1, False)
+            if v is not None:
+                t.decay = v
         elif key == "mux":
             if not isinstance(s.value, ast.Name) or s.value.text not in MUX_STRATEGIES:
                 self.error("E122", "mux is one of " + ", ".join(sorted(MUX_STRATEGIES)), s.span)

@@ -9,6 +9,7 @@ from ..lang.diagnostics import Diagnostic
 from .composition import Composition
 from .graph import TangleGraph
 
+DEFAULT_TOLERANCE = 0.5  # a numeric answer that rounds to its target is right
 MEMORY_GB = 4.0  # default cap on a run's estimated memory (`train memory N`, in GB)
 
 
@@ -20,11 +21,18 @@ class TrainConfig:
     lr: float = 0.01
     seed: int = 0
     until_exact: bool = False
+    until_loss: bool = False  # stop when the evaluation loss has not improved for `patience` evaluations
+    patience: int = 5
+    schedule: str = "constant"  # constant | cosine | step, after `warmup` steps of linear warm-up
+    warmup: int = 0
+    decay: float = 0.5  # `schedule step`: the rate is multiplied by this every `decay_every` steps
+    decay_every: int | None = None  # None: a third of the phase's steps
     weights: dict[str, float] = field(default_factory=dict)
     mux: str = "auto"  # the cost model in tanglec/mux.py: partition on CPU (measured), where for 1 branch
     eval_every: int = 10
     strategy: str = "default"  # tf.distribute strategy (docs/distributed.md); --strategy overrides
     memory_gb: float = MEMORY_GB
+    tolerance: dict[str, float] = field(default_factory=dict)  # per numeric decoder (`decode ... tolerance`)
 
 
 @dataclass
@@ -57,6 +65,11 @@ class Checked:
     def new_modules(self) -> set[str]:
         """Modules with no weights from the init run (all of them when there is no init)."""
         return set(self.graph.modules) - set(self.init_modules)
+
+    def tolerance(self, decoder: str) -> float:
+        """How far a numeric decoder's answer may be from its target and still count as right; the one
+        rule training's exactness, eval, query and predict share."""
+        return self.train.tolerance.get(decoder, DEFAULT_TOLERANCE)
 
     @property
     def errors(self) -> list[Diagnostic]:

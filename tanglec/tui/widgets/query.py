@@ -163,7 +163,7 @@ class QueryPanel(Vertical):
         for a in answers or []:
             ok = Text("")
             if a.expected is not None:
-                ok = Text("✓", style="bold green") if a.value == a.expected else Text("✗", style="bold red")
+                ok = Text("✓", style="bold green") if a.correct else Text("✗", style="bold red")
             conf = "" if a.confidence is None else f"{a.confidence:.3f}"
             table.add_row(a.decoder, a.target, Text(show_value(a.value), style="bold"), conf,
                           show_value(a.expected), ok, key=a.decoder)
