@@ -4,7 +4,7 @@
     .venv/bin/python bench/cli_fuzz.py                          # the acceptance run: 300 + 300 cases
     .venv/bin/python bench/cli_fuzz.py --cases 60 --tamper 60 --seed 1 --json
 
-The cases and the oracle are in `tanglec/devtools/clifuzz.py` (CI runs a share of them in
+The cases and the oracle are in `tanglec/devtools/clifuzz*.py` (CI runs a share of them in
 tests/test_cli_fuzz.py). Every case runs the real `tanglec` command line in a driver process that
 imports TensorFlow once; a share of the cases (`--fresh`), and every case that ends in exit 3, a
 signal or a hang, run again in a process of their own. Results go to bench/results/cli_fuzz.json:

@@ -57,7 +57,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tanglec.backend.mux import STRATEGIES, Multiplexer, choose_strategy  # noqa: E402
+from tanglec.backend.mux import STRATEGIES, Multiplexer  # noqa: E402
+from tanglec.backend.mux_cost import choose_strategy  # noqa: E402
 from tanglec.backend.stacked import FusedAdam  # noqa: E402
 
 FULL_K = (2, 8, 32, 64)

@@ -5,7 +5,7 @@ multiplexers, summed losses, Adam, a `@tf.function` train step called once per s
 a tf.data iterator. tanglec trains the model it compiles from specs/arith.tangle as `tanglec compile` does: Keras `fit`,
 one call per chunk of `eval_every` steps run in one TensorFlow loop, rows gathered from index
 batches, as one XLA program when the run is long enough to earn the compilation back
-(`tanglec.backend.mux.xla_pays_off`). Everything runs in this process, on the same data and batch size,
+(`tanglec.backend.mux_cost.xla_pays_off`). Everything runs in this process, on the same data and batch size,
 after a warm-up (tracing and compiling excluded); the hand-written loop runs first and last, and
 the ratios are against the mean of its two rates (absolute rates depend on the machine's load).
 
@@ -32,7 +32,7 @@ import tensorflow as tf  # noqa: E402
 from tanglec.pipeline import load  # noqa: E402
 from tanglec.backend.codegen import build_model  # noqa: E402
 from tanglec.data.examples import build_examples  # noqa: E402
-from tanglec.backend.mux import XLA_MIN_STEPS  # noqa: E402
+from tanglec.backend.mux_cost import XLA_MIN_STEPS  # noqa: E402
 from tanglec.backend.train import (compile_model, dataset, in_chunks, index_batches,  # noqa: E402
                            xla_compiles, xla_pays_off_for)
 from tanglec.data.features import training_arrays  # noqa: E402
@@ -100,7 +100,7 @@ def tanglec_rate(steps: int, planned: int, eval_every: int | None = None, mux: s
     """(steps/s, XLA on) for the seed spec as the essay has it (no alignment term, which the
     hand-written loop lacks), trained as `tanglec.backend.train.train` does: chunks of `eval_every` steps
     per call (`chunked`), as XLA programs when a run of `planned` steps earns the compilation back
-    (`mux.xla_pays_off`), or Keras's loop with `steps_per_execution`."""
+    (`mux_cost.xla_pays_off`), or Keras's loop with `steps_per_execution`."""
     from tanglec.spec.checks import check_or_raise
     from tanglec.lang.parser import parse
 

@@ -1,4 +1,4 @@
-"""Tests for tanglec.backend.mux: the Multiplexer layer, its strategies and `choose_strategy`."""
+"""Tests for tanglec.backend.mux (the Multiplexer layer, its strategies) and mux_cost's `choose_strategy`."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tanglec.backend.mux import STRATEGIES, Multiplexer, choose_strategy  # noqa: E402
+from tanglec.backend.mux import STRATEGIES, Multiplexer  # noqa: E402
+from tanglec.backend.mux_cost import choose_strategy  # noqa: E402
 from tanglec.backend.stacked import BranchSlice, FusedAdam  # noqa: E402
 
 PER_BRANCH = ("where", "partition", "gather")  # strategies that take any branches (stacked: one Dense chain)

@@ -69,7 +69,8 @@ def initial_weights(checked, mux):
 def test_xla_only_for_small_models_on_long_runs():
     from tanglec.backend.codegen import build_model
     from tanglec.spec.check_limits import estimate_parameters
-    from tanglec.backend.mux import XLA_MIN_STEPS, Multiplexer, xla_pays_off
+    from tanglec.backend.mux import Multiplexer
+    from tanglec.backend.mux_cost import XLA_MIN_STEPS, xla_pays_off
     from tanglec.backend.train import train
 
     def strategies(model):

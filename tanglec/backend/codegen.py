@@ -15,7 +15,8 @@ from ..lang import ast
 from ..spec.check_limits import estimate_parameters
 from ..spec.checked import Checked
 from ..spec.graph import codec_width
-from .mux import Multiplexer, choose_strategy
+from .mux import Multiplexer
+from .mux_cost import choose_strategy
 from .stacked import BranchSlice, stack_specs
 
 

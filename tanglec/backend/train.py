@@ -30,7 +30,7 @@ from ..data.rows import Examples
 from ..data.selection import route_mask, route_status
 from ..lang.diagnostics import Diagnostic, TangleError
 from .distribute import DEFAULT, make_strategy
-from .mux import xla_pays_off
+from .mux_cost import XLA_MAX_PARAMETERS, XLA_STRATEGIES, xla_pays_off
 from ..data.evaluate import all_exact, evaluation_loss, route_report
 from .schedules import learning_rate
 
@@ -58,7 +58,7 @@ class TrainResult:
     seconds: float = 0.0
     loaded: list[str] = field(default_factory=list)  # modules whose weights came from the init run
     distribution: dict | None = None  # the tf.distribute strategy it ran under (distribute.Distribution.to_json)
-    xla: bool = False  # chunks of steps ran as XLA programs (mux.xla_pays_off)
+    xla: bool = False  # chunks of steps ran as XLA programs (mux_cost.xla_pays_off)
 
 
 def set_determinism(seed: int) -> None:
@@ -113,7 +113,7 @@ def compile_model(model: keras.Model, checked: Checked, lr: float | None = None,
 
 
 def xla_pays_off_for(checked: Checked, steps: int) -> bool:
-    """mux.xla_pays_off for this spec's size, a run of `steps`, on the device training uses. Decided
+    """mux_cost.xla_pays_off for this spec's size, a run of `steps`, on the device training uses. Decided
     before the model is built: `auto` multiplexers pick differently under XLA."""
     parameters = sum(estimate_parameters(m) for m in checked.graph.modules.values())
     return xla_pays_off(parameters, steps, training_device())
@@ -121,8 +121,8 @@ def xla_pays_off_for(checked: Checked, steps: int) -> bool:
 
 def xla_compiles(model: keras.Model) -> bool:
     """Whether XLA can compile the model's train step on this machine's terms: small enough
-    (mux.XLA_MAX_PARAMETERS) and only multiplexers with static shapes (mux.XLA_STRATEGIES)."""
-    from .mux import XLA_MAX_PARAMETERS, XLA_STRATEGIES, Multiplexer
+    (mux_cost.XLA_MAX_PARAMETERS) and only multiplexers with static shapes (mux_cost.XLA_STRATEGIES)."""
+    from .mux import Multiplexer
 
     strategies = {layer.strategy for layer in model._flatten_layers() if isinstance(layer, Multiplexer)}
     return strategies <= XLA_STRATEGIES and model.count_params() <= XLA_MAX_PARAMETERS

@@ -4,7 +4,8 @@ Start-up paints the graph from the checked spec first (no TensorFlow, no numpy, 
 Train/Query/Spec views mount, a thread worker builds the example table and a background thread imports
 TensorFlow (and loads the run's model). The app composes widgets and handles messages; what it asks of
 the compiler is in tanglec.tui.controllers, called from thread workers that answer with messages
-(tanglec.tui.messages). Training lives in tanglec.tui.training, editing in tanglec.tui.editing.
+(tanglec.tui.messages). Training lives in tanglec.tui.training, editing in tanglec.tui.editing, queries in
+tanglec.tui.querying, background loading in tanglec.tui.loading.
 """
 from __future__ import annotations
 
@@ -14,15 +15,15 @@ from functools import partial
 from pathlib import Path
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.widgets import Footer, Header, OptionList, Static, TabbedContent, TabPane
 
-from . import controllers
 from .editing import Editing
+from .loading import Loading
 from .querying import Querying
 from .keymap import ACTIONS, bindings, effective_keys, load_keymap
-from .messages import ExamplesReady, LightRoute, ModelLoaded, NodeHighlighted, TensorFlowReady
+from .messages import LightRoute, NodeHighlighted
 from .session import Session, display_path, open_target, short_path
 from .training import Training
 from .widgets.details import GraphPane, NodeDetails, describe_node
@@ -31,7 +32,7 @@ from .widgets.help import HelpScreen
 from .widgets.spec import SpecView, summary
 
 
-class ExploreApp(Training, Editing, Querying, App[int]):
+class ExploreApp(Loading, Training, Editing, Querying, App[int]):
     CSS_PATH = "tanglec.tcss"
     TITLE = "tanglec explore"
     AUTO_FOCUS = None  # the initial view focuses its own main widget (see _focus_view)
@@ -191,89 +192,11 @@ class ExploreApp(Training, Editing, Querying, App[int]):
             text.append(self.model_how)
         self.query_one("#status", Static).update(text)
 
-    # -- background work -------------------------------------------------------------
-    @work(thread=True, group="data", exit_on_error=False)
-    def build_examples(self) -> None:
-        self.post_message(ExamplesReady(*controllers.build_examples(self.session.checked)))
-
-    def import_tensorflow(self) -> None:
-        """Import TensorFlow in a background thread (then load the run's model, if there is one).
-
-        A plain daemon thread, not a Textual thread worker: workers run on asyncio's default executor,
-        which is joined when the app exits, so quitting during the ~5 s import would hang until it
-        finished. `run_explore` ends the process at once if the import is still going on.
-        """
-        if self._tf_thread is None:
-            self._tf_thread = threading.Thread(target=self._import_tensorflow, name="tanglec-tensorflow",
-                                               daemon=True)
-            self._tf_thread.start()
-
-    @property
-    def importing_tensorflow(self) -> bool:
-        return self._tf_thread is not None and self._tf_thread.is_alive()
-
-    def _post(self, message) -> None:
-        """post_message from a background thread; the app may be gone already (then drop it)."""
-        try:
-            self.post_message(message)
-        except RuntimeError:  # the event loop has closed
-            pass
-
-    def _import_tensorflow(self) -> None:
-        started = time.perf_counter()
-        self.tf_error = controllers.import_tensorflow()
-        self.tf_ready.set()
-        self._post(TensorFlowReady(time.perf_counter() - started, self.tf_error))
-        if self.tf_error is None and self.session.ok and self.session.has_trained_run:
-            self._load_run_model()
-
-    def _load_run_model(self) -> None:
-        """(worker thread) The run directory's model, for queries."""
-        from ..lang.diagnostics import TangleError
-
-        origin = f"run {short_path(self.session.run_dir)}"
-        try:
-            self._post(ModelLoaded(controllers.load_run_model(self.session), origin))
-        except TangleError as err:
-            self._post(ModelLoaded(None, origin, err.diagnostics[0].message))
-        except Exception as err:  # noqa: BLE001
-            self._post(ModelLoaded(None, origin, f"{type(err).__name__}: {err}"))
-
-    @work(thread=True, group="model", exit_on_error=False)
-    def load_run_model_worker(self) -> None:
-        self._load_run_model()
-
-    def on_tensor_flow_ready(self, message: TensorFlowReady) -> None:
-        self.tf_state = f"failed ({message.error})" if message.error else f"ready ({message.seconds:.1f}s)"
-        self._update_status()
-        self._update_query_note()
-        self._update_train_note()
-
-    def on_examples_ready(self, message: ExamplesReady) -> None:
-        if message.problems:
-            self.session.data_problems = list(message.problems)
-            self._refresh_problems()
-            self.notify("The data has problems: see Spec (4).", severity="error", timeout=6)
-            self._update_train_note()
-        else:
-            self.examples = message.examples
-
     def _refresh_problems(self) -> None:
         if self._has("#spec-view"):
             self.query_one("#spec-view", SpecView).set_diagnostics(self.session.all_diagnostics)
         self._update_titles()
         self.query_one("#views", TabbedContent).get_tab("spec").label = self._spec_label()
-
-    def on_model_loaded(self, message: ModelLoaded) -> None:
-        if message.error:
-            self.model, self.model_origin = None, ""
-            self.notify(f"Could not load the run's model: {message.error}", severity="error", timeout=8)
-        else:
-            self.model, self.model_origin, self.model_how = message.model, message.origin, "loaded"
-        self._update_status()
-        self._update_query_note()
-        self._refresh_details()
-        self._run_query()
 
     # -- views, keys, the palette ----------------------------------------------------
     def action_show(self, view: str) -> None:
