@@ -233,7 +233,8 @@ def _add_route(tg: TangleGraph, route: ast.RouteDecl, counter) -> None:
         else:
             mid = mux_id(stage.selector.text, next(counter))
             tg.muxes[mid] = MuxNode(mid, stage.selectors, stage.branches, stage.strategy, stage.span)
-            tg.g.add_node(mid, kind="mux", span=stage.span, selector=stage.selector.text)
+            tg.g.add_node(mid, kind="mux", span=stage.span, selector=stage.selector.text,
+                          selectors=[s.text for s in stage.selectors])
             for branch in stage.branches:
                 module = branch.module.text
                 if branch.identity:  # the chain's input passes straight through for this value
