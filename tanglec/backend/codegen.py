@@ -282,6 +282,18 @@ def _mux_layer(checked: Checked, node: str, branch_modules: list[str], modules: 
                        name=f"mux_{mux_node.selector.text}_{node.rsplit(':', 1)[1]}")
 
 
+def serving_model(checked: Checked, model: keras.Model) -> keras.Model:
+    """The model a user calls: raw fields and selectors in, decoder outputs out. A chain alignment's
+    inputs (a fold's value after each position) are training-only, so a model with them is cut down
+    to the part the decoders need (same layers, same weights)."""
+    g = checked.graph
+    names = [*g.inputs, *g.mux_selectors()]
+    if set(model.input) == set(names):
+        return model
+    return keras.Model({n: model.input[n] for n in names},
+                       {d: model.output[d] for d in g.decoders if d in model.output}, name=model.name)
+
+
 def _stackable(checked: Checked, mux_id: str, branch_modules: list[str], modules: dict) -> bool:
     """Whether a multiplexer's branches can live in one stack: distinct modules of the same Dense
     chain, each used only as a branch of this multiplexer (a stack holds the only copy of the
