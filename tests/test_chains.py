@@ -162,3 +162,10 @@ def test_held_out_chains_of_three_and_four_are_exact_with_alignment(tmp_path):
     proc = run_tanglec("query", str(tmp_path / "run"), "x=7", "encoding=binary", "op1=times2", "op2=plus1",
                        "op3=times2", "op4=plus1")
     assert proc.returncode == 0 and "y = 1" in proc.stdout and "expected 1 ✓" in proc.stdout
+    # the served model takes raw fields and selectors only: the fold alignment's inputs are training's
+    proc = run_tanglec("export", str(tmp_path / "run"), "--format", "keras", "-o", str(tmp_path / "m.keras"),
+                       "--json")
+    assert proc.returncode == 0, proc.stderr
+    exported = json.loads(proc.stdout)
+    assert set(exported["signature"]["inputs"]) == {"x", "encoding", "op1", "op2", "op3", "op4"}
+    assert exported["verified_rows"] > 0

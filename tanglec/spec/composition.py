@@ -210,16 +210,15 @@ def _check_align(checker, decl: ast.AlignDecl) -> None:
             checker.error("E160", f"'{m.text}' does not read '{decl.field.text}', so it can't be aligned on it",
                           m.span, hints=[f"align the modules that `route {decl.field.text} -> ...` feeds"])
             return
-    outs = [g.modules[m.text].output for m in modules]
-    if chain is not None:
-        branch = next((b.module.text for b in g.muxes[chain].branches if b.module.text in g.modules), None)
-        outs.insert(0, g.modules[branch].output if branch else outs[0])
-        modules = [next(b.module for b in g.muxes[chain].branches if b.module.text in g.modules)] + modules \
-            if branch else modules
-    for m, codec in zip(modules[1:], outs[1:]):
+    compared = list(modules)
+    if chain is not None:  # each encoder's latent is compared with the chain's, which its branches give
+        branch = next((b.module for b in g.muxes[chain].branches if b.module.text in g.modules), None)
+        compared = ([branch] if branch else []) + compared
+    outs = [g.modules[m.text].output for m in compared]
+    for m, codec in zip(compared[1:], outs[1:]):
         if codec.kind.text != outs[0].kind.text or codec.size != outs[0].size:
             checker.error("E104", f"aligned modules must share an output: '{m.text}' gives {codec}, "
-                                  f"'{modules[0].text}' gives {outs[0]}", m.span)
+                                  f"'{compared[0].text}' gives {outs[0]}", m.span)
             return
     weight = 1.0
     for s in decl.settings:
