@@ -86,6 +86,10 @@ def test_fold_target_applies_each_step_in_order_and_both_evaluators_agree():
     ("holdout length 3, 4", "holdout length 3, 7", "E161", "no route applies 7 operations", 28),
     ("align binary, decimal on y weight 1", "align binary, decimal on z weight 1\ntarget z = x", "E164",
      "'z' is a target but not a fold", 30),
+    ("holdout length 3, 4", "holdout size 3", "E161", "a number follows only `holdout length`", 28),
+    ("align binary, decimal on x weight 1", "align binary on x weight 1", "E160",
+     "aligning on an input needs two modules", 29),
+    ("align binary, decimal on y weight 1", "align plus1 on y weight 1", "E160", "'plus1' reads no input", 30),
     ("select op4: plus1 | times2 | stop", "select op4: times2 | plus1 | stop", "E121",
      "op4 takes different values", 25),
 ])
