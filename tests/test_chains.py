@@ -90,13 +90,15 @@ def test_fold_target_applies_each_step_in_order_and_both_evaluators_agree():
     ("align binary, decimal on x weight 1", "align binary on x weight 1", "E160",
      "aligning on an input needs two modules", 29),
     ("align binary, decimal on y weight 1", "align plus1 on y weight 1", "E160", "'plus1' reads no input", 30),
+    ("fold v from x by", "fold v from z by", "E164", "starts from z, not from input fields only", 25),
     ("select op4: plus1 | times2 | stop", "select op4: times2 | plus1 | stop", "E121",
      "op4 takes different values", 25),
 ])
 def test_chain_problems_name_the_position_and_selector(old, new, code, words, line):
     assert old in TEXT
-    found = [e for e in errors(TEXT.replace(old, new)) if e[0] == code and words in e[1]]
-    assert found, errors(TEXT.replace(old, new))
+    text = TEXT.replace(old, new) + ("target z = x\n" if "from z" in new else "")
+    found = [e for e in errors(text) if e[0] == code and words in e[1]]
+    assert found, errors(text)
     assert found[0][2] == line, found
 
 

@@ -211,7 +211,7 @@ EXAMPLES = [
             "to train on.", seed("data enumerate", "holdout binary\nholdout decimal\ndata enumerate"),
             show=["holdout binary", "holdout decimal"], stage="build"),
     Example("E164", "alignment on a target without a chain", "`align enc on y`, y a target: y must be a "
-            "`fold` over the selectors of a chain, in the chain's order; the chain's latent after each position "
+            "`fold` from input fields over the selectors of a chain, in the chain's order; the chain's latent after each position "
             "is then aligned with each encoder's encoding of the fold's value so far.",
             CHAINS.replace("align binary, decimal on y weight 1", "align binary, decimal on z weight 1")
             + "target z = x\n", show=["align binary, decimal on z weight 1"]),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..lang import ast
+from ..lang import ast, expr
 from ..lang.diagnostics import Diagnostic, Related, did_you_mean
 from ..lang.vocabulary import OPTIMIZERS, PHASE_KEYS
 
@@ -169,6 +169,12 @@ def _fold_chain(checker, decl: ast.AlignDecl) -> str | None:
         checker.error("E164", f"'{decl.field.text}' is a target but not a fold, so there is no chain to align",
                       decl.field.span, hints=["align encoders on an input (`align a, b on x`) or on a target "
                                               "`fold v from x by s1, s2 { ... }`"])
+        return None
+    derived = sorted(expr.referenced_names(target.expr.start) - set(g.inputs))
+    if derived:
+        checker.error("E164", f"the fold '{decl.field.text}' starts from {', '.join(derived)}, not from input "
+                              f"fields only, so its steps can't be computed where the model runs",
+                      target.expr.start.span, hints=["start the fold from an expression of input fields"])
         return None
     wanted = [s.text for s in target.expr.selectors]
     for mid, mux in g.muxes.items():
