@@ -175,3 +175,11 @@ def test_held_out_chains_of_three_and_four_are_exact_with_alignment(tmp_path):
     exported = json.loads(proc.stdout)
     assert set(exported["signature"]["inputs"]) == {"x", "encoding", "op1", "op2", "op3", "op4"}
     assert exported["verified_rows"] > 0
+
+
+def test_holdout_by_combination_matches_repeated_operations():
+    checked = check_spec(parse(TEXT.replace("holdout length 3, 4", "holdout times2 -> times2"), "t.tangle"),
+                         Overrides())
+    held = {r.name for r in checked.graph.routes() if checked.composition.is_held_out(r)}
+    assert "decimal → times2 → plus1 → times2" in held and "binary → times2 → times2" in held
+    assert "binary → times2 → plus1" not in held and "decimal → plus1 → plus1 → plus1 → plus1" not in held
