@@ -9,7 +9,7 @@ never trained) and how many routes of each length reach 95%. Variants: `aligned`
 `no_fold_align` (without `align binary, decimal on y`), `no_align` (without either align line).
 
 rate: steps/s from the difference of two runs of the same spec (STEPS_SHORT and STEPS_LONG steps, one
-evaluation at the end), so start-up, building and evaluation cancel out. `length 1`: one position
+evaluation at the end), so start-up, building and evaluation cancel out; by wall time and by CPU time. `length 1`: one position
 `[plus1 | times2] by op1`; `length 4`: four positions with no `stop`; `length 1 of 4`: the four-position
 spec with every example stopping after one operation (what masking costs: every position still runs).
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -35,12 +36,16 @@ STEPS_SHORT, STEPS_LONG = 100, 2100  # below XLA_MIN_STEPS: both runs without XL
 
 
 def compile_json(spec: Path, out: Path, *extra: str) -> dict:
+    """The compile's JSON, plus `cpu`: the CPU seconds the command used (all its threads)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run([sys.executable, "-m", "tanglec.cli", "compile", str(spec), "-o", str(out), "--json",
                            *extra], capture_output=True, text=True, env=env, cwd=ROOT)
     if proc.returncode != 0:
         raise SystemExit(f"compile {spec.name} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return json.loads(proc.stdout)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return {**json.loads(proc.stdout), "cpu": cpu}
 
 
 def by_length(result: dict) -> dict:
@@ -90,21 +95,32 @@ def rate_specs() -> dict[str, str]:
     return {"length 1": one, "length 4": no_stop, "length 1 of 4": stopping}
 
 
-def rates(work: Path) -> dict:
-    out = {}
+def rates(work: Path, repeats: int) -> dict:
+    """Steps/s of each spec from the difference of a long and a short run, each the best of `repeats`
+    (interleaved across specs, so a burst of load hits all of them): by wall time of the training
+    (`seconds`) and by the CPU time of the whole command, which other processes' load hardly moves."""
+    specs = {}
     for label, text in rate_specs().items():
-        spec = work / f"rate_{label.replace(' ', '_')}.tangle"
-        spec.write_text(text.replace("eval_every 50", f"eval_every {STEPS_LONG}"))
-        seconds = {}
-        for steps in (STEPS_SHORT, STEPS_LONG):
-            started = time.perf_counter()
-            result = compile_json(spec, work / f"rate_{label.replace(' ', '_')}_{steps}", "--steps", str(steps))
-            seconds[steps] = {"train": result["seconds"], "wall": time.perf_counter() - started}
-        rate = (STEPS_LONG - STEPS_SHORT) / (seconds[STEPS_LONG]["train"] - seconds[STEPS_SHORT]["train"])
-        out[label] = {"steps_per_s": rate, "seconds": seconds}
-        print(label, f"{rate:.0f} steps/s", flush=True)
-    out["ratio_4_to_1"] = out["length 4"]["steps_per_s"] / out["length 1"]["steps_per_s"]
-    out["ratio_masked_1_of_4_to_1"] = out["length 1 of 4"]["steps_per_s"] / out["length 1"]["steps_per_s"]
+        specs[label] = work / f"rate_{label.replace(' ', '_')}.tangle"
+        specs[label].write_text(text.replace("eval_every 50", f"eval_every {STEPS_LONG}"))
+    best = {(label, steps): {"train": float("inf"), "cpu": float("inf")} for label in specs
+            for steps in (STEPS_SHORT, STEPS_LONG)}
+    for repeat in range(repeats):
+        for label, spec in specs.items():
+            for steps in (STEPS_SHORT, STEPS_LONG):
+                result = compile_json(spec, work / f"rate_{spec.stem}_{steps}_{repeat}", "--steps", str(steps))
+                cell = best[label, steps]
+                cell["train"], cell["cpu"] = min(cell["train"], result["seconds"]), min(cell["cpu"], result["cpu"])
+    out = {}
+    for label in specs:
+        short, long_ = best[label, STEPS_SHORT], best[label, STEPS_LONG]
+        out[label] = {"steps_per_s_wall": (STEPS_LONG - STEPS_SHORT) / (long_["train"] - short["train"]),
+                      "steps_per_cpu_s": (STEPS_LONG - STEPS_SHORT) / (long_["cpu"] - short["cpu"]),
+                      "best_seconds": {STEPS_SHORT: short, STEPS_LONG: long_}}
+        print(label, {k: round(v, 1) for k, v in out[label].items() if k != "best_seconds"}, flush=True)
+    for key in ("steps_per_s_wall", "steps_per_cpu_s"):
+        out[f"ratio_4_to_1 ({key})"] = out["length 4"][key] / out["length 1"][key]
+        out[f"ratio_masked_1_of_4_to_1 ({key})"] = out["length 1 of 4"][key] / out["length 1"][key]
     return out
 
 
@@ -114,6 +130,7 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", default=["aligned", "no_fold_align", "no_align"])
     ap.add_argument("--no-rate", action="store_true")
     ap.add_argument("--no-accuracy", action="store_true")
+    ap.add_argument("--repeats", type=int, default=2, help="runs of each rate measurement (the best counts)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     report = {"load_before": os.getloadavg()}
@@ -122,7 +139,7 @@ def main() -> None:
         if not args.no_accuracy:
             report["accuracy"] = accuracy(args.seeds, args.variants, work)
         if not args.no_rate:
-            report["rate"] = rates(work)
+            report["rate"] = rates(work, args.repeats)
     report["load_after"] = os.getloadavg()
     text = json.dumps(report, indent=1)
     if args.json:

@@ -83,6 +83,8 @@ def test_fold_target_applies_each_step_in_order_and_both_evaluators_agree():
      "selector 'op2' chooses two positions of one chain (position 3", 23),
     ("select op3: plus1 | times2 | stop", "select op3: plus1 | times2 | halt", "E106",
      "no branch for halt of selector 'op3' (position 3", 23),
+    ("[plus1 | times2 | stop: _]", "[plus1: _ | times2: _ | stop: _]", "E105", "every branch of this multiplexer is",
+     23),
     ("holdout length 3, 4", "holdout length 3, 7", "E161", "no route applies 7 operations", 28),
     ("align binary, decimal on y weight 1", "align binary, decimal on z weight 1\ntarget z = x", "E164",
      "'z' is a target but not a fold", 30),

@@ -210,10 +210,7 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
         elif kind == "mux" and g.muxes[node].is_chain:
             mux_node = g.muxes[node]
             branch_modules = [b.module.text for b in mux_node.branches if not b.identity]
-            producer = next(p for p in g.predecessors(node) if g.g.edges[p, node].get("mux") == node) \
-                if any(b.identity for b in mux_node.branches) else \
-                next(p for p in g.predecessors(branch_modules[0]) if _feeds_branch(g, p, branch_modules[0], node))
-            x = feed(producer, branch_modules[0])
+            x = feed(_chain_producer(g, node, branch_modules[0]), branch_modules[0])
             layer = _mux_layer(checked, node, branch_modules, modules, strategy_default, batch_size, xla)
             steps = []
             for position, selector in enumerate(mux_node.selectors, 1):
@@ -309,6 +306,11 @@ def _stackable(checked: Checked, mux_id: str, branch_modules: list[str], modules
     optimizers = {checked.train.optimizer} | {p.optimizer for p in checked.composition.phases if p.optimizer}
     partial = bool(checked.composition.frozen) or any(p.modules for p in checked.composition.phases)
     return not ("adamw" in optimizers and partial)
+
+
+def _chain_producer(g, chain: str, branch: str) -> str:
+    """What enters a chain: the producer of its branch modules (and of its identity edge, if any)."""
+    return next(p for p in g.predecessors(branch) if _feeds_branch(g, p, branch, chain))
 
 
 def _feeds_branch(g, producer: str, module: str, mux_id: str) -> bool:

@@ -60,6 +60,9 @@ class RouteChecks:
         if len(stage.branches) < 2:
             self.error("E105", f"a multiplexer needs at least two branches, this one has {len(stage.branches)}",
                        stage.span, hints=["route straight to the module without [ ] instead"])
+        elif all(b.identity for b in stage.branches):
+            self.error("E105", "every branch of this multiplexer is the identity `_`: it runs no module", stage.span,
+                       hints=["give at least one value a module: `[plus1 | stop: _] by op`"])
         if stage.strategy is not None and stage.strategy.text not in MUX_STRATEGIES:
             self.error("E122", f"unknown multiplexer strategy '{stage.strategy.text}'", stage.strategy.span,
                        hints=did_you_mean(stage.strategy.text, MUX_STRATEGIES) + [", ".join(sorted(MUX_STRATEGIES))])
