@@ -108,8 +108,9 @@ def test_route_enumeration_refuses_too_many_chains():
     text = TEXT.replace("by op1, op2, op3, op4", "by op1, op2, op3, op4, op5, op6, op7, op8").replace(
         "select op4: plus1 | times2 | stop\n", "".join(f"select op{k}: plus1 | times2 | stop\n" for k in (4, 5, 6, 7, 8))
     ).replace("by op1, op2, op3, op4 {", "by op1, op2, op3, op4, op5, op6, op7, op8 {")
-    found = [e for e in errors(text) if e[0] == "E127"]
-    assert found and "13,122 routes" in found[0][1]
+    found = [d for d in diagnostics(text) if d.code == "E127"]
+    assert found and "13,122 routes" in found[0].message
+    assert any("op8 has 8 positions" in h for h in found[0].hints)
 
 
 def test_fmt_keeps_chain_syntax():
