@@ -212,6 +212,14 @@ def _route_table(report: dict) -> str:
                       learned)
     console = Console(width=100, record=True, file=open(os.devnull, "w"))
     console.print(table)
+    if report.get("by_length"):
+        lengths = Table(title="by chain length")
+        for column in ("operations", "routes", "routes exact", "cases", "exact"):
+            lengths.add_column(column, justify="right")
+        for g in report["by_length"]:
+            acc = "-" if g["accuracy"] is None else f"{g['accuracy']:.1%}"
+            lengths.add_row(str(g["length"]), str(g["routes"]), str(g["routes_exact"]), str(g["cases"]), acc)
+        console.print(lengths)
     return console.export_text()
 
 

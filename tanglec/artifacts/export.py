@@ -95,7 +95,9 @@ def export(run: Path, out: Path | None = None, fmt: str = "savedmodel", verify: 
         files.check_output(out, fmt, inputs=[run])
     except files.OutputRefused as err:
         raise output_refused(err) from None
-    model = load_model(run, checked)
+    from ..backend.codegen import serving_model
+
+    model = serving_model(checked, load_model(run, checked))
     rows = _verification_rows(run, checked) if verify else None
     try:
         if fmt == "keras":

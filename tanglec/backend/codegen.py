@@ -72,6 +72,47 @@ class Disagreement(keras.layers.Layer):
         return (input_shapes[0][0], len(input_shapes) * input_shapes[0][-1])
 
 
+@keras.saving.register_keras_serializable(package="tanglec")
+class BranchIndex(keras.layers.Layer):
+    """A chain position's selector codes -> its multiplexer's branch indexes (an identity value maps to
+    branch 0, whose output PassThrough then discards)."""
+
+    def __init__(self, table: list[int], **kwargs):
+        super().__init__(**kwargs)
+        self.table = [int(t) for t in table]
+
+    def call(self, selector):
+        return tf.gather(tf.constant(self.table, tf.int32), tf.cast(selector, tf.int32))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "table": self.table}
+
+
+@keras.saving.register_keras_serializable(package="tanglec")
+class PassThrough(keras.layers.Layer):
+    """A chain position's output: the multiplexer's, or the position's input where the selector chose the
+    identity (masking: such rows run branch 0 too, and `tf.where` keeps their gradient out of it)."""
+
+    def __init__(self, identity_codes: list[int], **kwargs):
+        super().__init__(**kwargs)
+        self.identity_codes = [int(c) for c in identity_codes]
+
+    def call(self, inputs):
+        selector, before, after = inputs
+        keep = tf.reduce_any(tf.equal(tf.cast(selector, tf.int32)[:, None],
+                                      tf.constant(self.identity_codes, tf.int32)[None, :]), axis=1)
+        return tf.where(keep[:, None], before, after)
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[1]
+
+    def get_config(self):
+        return {**super().get_config(), "identity_codes": self.identity_codes}
+
+
 def module_layers(model: keras.Model) -> dict[str, keras.Model | BranchSlice]:
     """Each module's weights by name, wherever they sit: its sub-model (top level or inside a
     multiplexer), or its slice of a stacked multiplexer (same get/set_weights and trainable)."""
@@ -139,6 +180,7 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
     inputs.update({n: keras.Input(shape=(), dtype="int32", name=n) for n in g.mux_selectors()})
     modules = {name: module_model(decl, seed + i) for i, (name, decl) in enumerate(g.modules.items())}
     tensors: dict[str, object] = {}
+    chain_steps: dict[str, list] = {}  # chain id -> its latent after each position
     encoders: dict[tuple[str, str], Encode] = {}
 
     def feed(producer: str, consumer: str):
@@ -166,6 +208,24 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
         kind = g.kind(node)
         if kind == "input":
             tensors[node] = inputs[node]
+        elif kind == "mux" and g.muxes[node].is_chain:
+            mux_node = g.muxes[node]
+            branch_modules = [b.module.text for b in mux_node.branches if not b.identity]
+            x = feed(_chain_producer(g, node, branch_modules[0]), branch_modules[0])
+            layer = _mux_layer(checked, node, branch_modules, modules, strategy_default, batch_size, xla)
+            steps = []
+            for position, selector in enumerate(mux_node.selectors, 1):
+                values = [v.text for v in g.selectors[selector.text].values]
+                table = [branch_modules.index(mux_node.module_for(v)) if mux_node.module_for(v) else 0
+                         for v in values]
+                index = BranchIndex(table, name=f"{layer.name}_index{position}")(inputs[selector.text])
+                out = layer([index, *([x] * len(branch_modules))])
+                identity = [k for k, v in enumerate(values) if mux_node.module_for(v) is None]
+                if identity:
+                    out = PassThrough(identity, name=f"{layer.name}_pass{position}")([inputs[selector.text], x, out])
+                x = out
+                steps.append(x)
+            tensors[node], chain_steps[node] = x, steps
         elif kind == "mux":
             mux_node = g.muxes[node]
             values = [v.text for v in g.selectors[mux_node.selector.text].values]
@@ -174,16 +234,7 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
             for m in branch_modules:
                 producer = next(p for p in g.predecessors(m) if _feeds_branch(g, p, m, node))
                 branch_inputs.append(feed(producer, m))
-            strategy = mux_node.strategy.text if mux_node.strategy else strategy_default
-            stackable = _stackable(checked, node, branch_modules, modules)
-            if strategy == "auto":
-                flops = float(np.mean([_flops(g.modules[m]) for m in branch_modules]))
-                strategy = choose_strategy(len(branch_modules), batch_size or checked.train.batch, flops,
-                                           device=training_device(), xla=xla, stackable=stackable)
-            elif strategy == "stacked" and not stackable:
-                strategy = "partition"
-            layer = Multiplexer([modules[m] for m in branch_modules], strategy=strategy,
-                                name=f"mux_{mux_node.selector.text}_{node.rsplit(':', 1)[1]}")
+            layer = _mux_layer(checked, node, branch_modules, modules, strategy_default, batch_size, xla)
             tensors[node] = layer([inputs[mux_node.selector.text], *branch_inputs])
         elif _needed_standalone(g, node):
             preds = g.predecessors(node)
@@ -194,11 +245,51 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
                 soft[node] = keras.layers.Activation(activation, name=f"{node}_{activation}")(tensors[node])
     outputs = {d: tensors[d] for d in g.decoders if d in tensors}
     for group in checked.composition.aligns:
-        latents = [modules[m](feed(group.field, m)) for m in group.modules]
-        outputs[group.output_name] = Disagreement(name=group.output_name)(latents)
+        if group.chain is None:
+            latents = [modules[m](feed(group.field, m)) for m in group.modules]
+            outputs[group.output_name] = Disagreement(name=group.output_name)(latents)
+            continue
+        inputs.update({name: keras.Input(shape=(), dtype="int32", name=name) for name in group.step_inputs})
+        parts = []
+        for name, latent in zip(group.step_inputs, chain_steps[group.chain]):
+            for m in group.modules:
+                field = g.encoded_field(m)
+                encode = _encoder(g.inputs[field], g.modules[m].input, f"encode_{name}_{m}")
+                parts.append(Disagreement(name=f"{group.output_name}_{name}_{m}")(
+                    [latent, modules[m](encode(inputs[name]))]))
+        outputs[group.output_name] = keras.layers.Concatenate(name=group.output_name)(parts)
     for name in checked.composition.frozen:
         modules[name].trainable = False
     return keras.Model(inputs=inputs, outputs=outputs, name="tangle")
+
+
+def _mux_layer(checked: Checked, node: str, branch_modules: list[str], modules: dict, strategy_default: str,
+               batch_size: int | None, xla: bool) -> Multiplexer:
+    """The Multiplexer of a multiplexer node; a chain calls the one layer at every position, so every
+    position runs the same modules with the same weights, whatever the strategy."""
+    mux_node = checked.graph.muxes[node]
+    strategy = mux_node.strategy.text if mux_node.strategy else strategy_default
+    stackable = _stackable(checked, node, branch_modules, modules)
+    if strategy == "auto":
+        flops = float(np.mean([_flops(checked.graph.modules[m]) for m in branch_modules]))
+        strategy = choose_strategy(len(branch_modules), batch_size or checked.train.batch, flops,
+                                   device=training_device(), xla=xla, stackable=stackable)
+    elif strategy == "stacked" and not stackable:
+        strategy = "partition"
+    return Multiplexer([modules[m] for m in branch_modules], strategy=strategy,
+                       name=f"mux_{mux_node.selector.text}_{node.rsplit(':', 1)[1]}")
+
+
+def serving_model(checked: Checked, model: keras.Model) -> keras.Model:
+    """The model a user calls: raw fields and selectors in, decoder outputs out. A chain alignment's
+    inputs (a fold's value after each position) are training-only, so a model with them is cut down
+    to the part the decoders need (same layers, same weights)."""
+    g = checked.graph
+    names = [*g.inputs, *g.mux_selectors()]
+    if set(model.input) == set(names):
+        return model
+    return keras.Model({n: model.input[n] for n in names},
+                       {d: model.output[d] for d in g.decoders if d in model.output}, name=model.name)
 
 
 def _stackable(checked: Checked, mux_id: str, branch_modules: list[str], modules: dict) -> bool:
@@ -216,6 +307,11 @@ def _stackable(checked: Checked, mux_id: str, branch_modules: list[str], modules
     optimizers = {checked.train.optimizer} | {p.optimizer for p in checked.composition.phases if p.optimizer}
     partial = bool(checked.composition.frozen) or any(p.modules for p in checked.composition.phases)
     return not ("adamw" in optimizers and partial)
+
+
+def _chain_producer(g, chain: str, branch: str) -> str:
+    """What enters a chain: the producer of its branch modules (and of its identity edge, if any)."""
+    return next(p for p in g.predecessors(branch) if _feeds_branch(g, p, branch, chain))
 
 
 def _feeds_branch(g, producer: str, module: str, mux_id: str) -> bool:

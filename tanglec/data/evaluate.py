@@ -36,8 +36,24 @@ def route_report(checked: Checked, examples: Examples, outputs: dict[str, np.nda
         total_exact += exact
         routes.append({**route.to_json(), "cases": cases, "exact": exact,
                        "accuracy": exact / cases if cases else None, "decoders_accuracy": per_decoder})
-    return {"accuracy": total_exact / total_cases if total_cases else None, "cases": total_cases,
-            "exact": total_exact, "routes": routes}
+    report = {"accuracy": total_exact / total_cases if total_cases else None, "cases": total_cases,
+              "exact": total_exact, "routes": routes}
+    if routes and "length" in routes[0]:
+        report["by_length"] = by_length(routes)
+    return report
+
+
+def by_length(routes: list[dict]) -> list[dict]:
+    """The routes grouped by how many operations their chains apply: cases, exact, and routes at 100%."""
+    groups: dict[int, dict] = {}
+    for r in routes:
+        g = groups.setdefault(r["length"], {"length": r["length"], "routes": 0, "routes_exact": 0,
+                                            "cases": 0, "exact": 0})
+        g["routes"] += 1
+        g["routes_exact"] += r["cases"] > 0 and r["exact"] == r["cases"]
+        g["cases"] += r["cases"]
+        g["exact"] += r["exact"]
+    return [{**g, "accuracy": g["exact"] / g["cases"] if g["cases"] else None} for _, g in sorted(groups.items())]
 
 
 def all_exact(report: dict) -> bool:

@@ -20,6 +20,12 @@ def evaluate(expr: ast.Expr, columns: dict[str, np.ndarray], scope: Scope) -> np
     return np.broadcast_to(out, (n,)).copy()
 
 
+def fold_steps(expr: ast.Fold, columns: dict[str, np.ndarray], scope: Scope) -> list[np.ndarray]:
+    """A fold's running value over whole columns: the start, then after each selector in turn."""
+    n = len(next(iter(columns.values())))
+    return _Evaluator(columns, scope).fold_steps(expr, np.arange(n))
+
+
 class _Evaluator:
     def __init__(self, columns: dict[str, np.ndarray], scope: Scope):
         self.columns = columns
@@ -50,8 +56,20 @@ class _Evaluator:
             return out
         if isinstance(node, ast.Match):
             return self.match(node, rows)
+        if isinstance(node, ast.Fold):
+            return self.fold_steps(node, rows)[-1]
         assert isinstance(node, ast.BinOp)
         return self.binop(node, self.run(node.left, rows), self.run(node.right, rows), rows)
+
+    def fold_steps(self, node: ast.Fold, rows: np.ndarray) -> list[np.ndarray]:
+        """The running value of a fold after each of its selectors (the start value first)."""
+        steps = [self.run(node.start, rows)]
+        for sel in node.selectors:
+            bound = np.zeros(len(next(iter(self.columns.values()))), dtype=steps[-1].dtype)
+            bound[rows] = steps[-1]
+            inner = _Evaluator({**self.columns, node.var.text: bound}, self.scope)
+            steps.append(inner.match(node.step(sel), rows))
+        return steps
 
     def match(self, node: ast.Match, rows: np.ndarray) -> np.ndarray:
         values = self.scope.categorical[node.selector.text]

@@ -7,7 +7,7 @@ import numpy as np
 from ..lang import ast
 from ..spec.checks import Checked
 from ..spec.graph import codec_width
-from . import codecs
+from . import codecs, expr_numpy
 from .rows import Examples
 from .selection import route_mask
 
@@ -21,6 +21,10 @@ def encode_inputs(checked: Checked, columns: dict[str, np.ndarray]) -> dict[str,
         out[n] = columns[n].astype(dtype)
     for n in g.mux_selectors():
         out[n] = columns[n].astype(np.int32)
+    for group in checked.composition.aligns:
+        if group.chain is not None:
+            steps = expr_numpy.fold_steps(g.targets[group.field].expr, columns, checked.expr_scope())
+            out.update({name: np.nan_to_num(step).astype(np.int32) for name, step in zip(group.step_inputs, steps[1:])})
     return out
 
 
@@ -34,7 +38,7 @@ def training_arrays(checked: Checked, examples: Examples, rows: np.ndarray):
         t, live = codecs.target_array(g.modules[d].output, examples.targets[target][rows])
         y[d], w[d] = t, live * reach[d]
     for a in checked.composition.aligns:
-        width = len(a.modules) * codec_width(g.modules[a.modules[0]].output)
+        width = len(a.modules) * codec_width(g.modules[a.modules[0]].output) * (2 * a.positions or 1)
         y[a.output_name] = np.zeros((len(rows), width), np.float32)
         w[a.output_name] = np.ones(len(rows), np.float32)
     return x, y, w

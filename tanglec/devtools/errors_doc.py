@@ -17,6 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: docs/ and specs/ are not shipped in the wheel
 
 SEED = (ROOT / "specs" / "arith.tangle").read_text()
+CHAINS = (ROOT / "specs" / "arith_chains.tangle").read_text()
 
 
 @dataclass
@@ -163,6 +164,13 @@ EXAMPLES = [
                   "data sample 1000000", "train steps 300 batch 20000 adam 0.01 seed 0 until exact"]),
     Example("E128", "several producers for one module", "A module reads one producer; choose between several "
             "with a multiplexer.", SEED + "\nroute x -> plus1\n", show=["route x -> plus1"]),
+    Example("E129", "chain that doesn't close", "A chain (`[a | b | stop: _] by s1, s2`) feeds each position's "
+            "output to the next: its modules must give what they take, and what enters the chain (a latent from "
+            "an encoder, not raw data); each position needs its own selector.",
+            CHAINS.replace("module plus1     : latent(12) -> latent(12) = dense 32 relu, dense 12",
+                           "module plus1     : latent(12) -> latent(8) = dense 32 relu, dense 8")
+            .replace("align binary, decimal on y weight 1\n", ""),
+            show=["module plus1     : latent(12) -> latent(8) = dense 32 relu, dense 8"]),
     Example("E130", "bad query field", "`tanglec query`: an unknown field, a missing one, one given twice "
             "(`gate=xor gate=and`), or a bad value.",
             produce="E130"),
@@ -191,7 +199,7 @@ EXAMPLES = [
             seed("decode to_binary, to_decimal as y", "decode to_binary, to_decimal as y\nalign plus1, times2 on x"),
             show=["align plus1, times2 on x"]),
     Example("E161", "holdout matches no route", "`holdout a -> b` lists modules in route order that some route "
-            "runs through.", seed("decode to_binary, to_decimal as y",
+            "runs through; `holdout length 3, 4` lists lengths some chain applies.", seed("decode to_binary, to_decimal as y",
                                  "decode to_binary, to_decimal as y\nholdout times2 -> binary"),
             show=["holdout times2 -> binary"]),
     Example("E162", "init module mismatch", "A module of the spec exists in the `init` run with another "
@@ -202,6 +210,11 @@ EXAMPLES = [
     Example("E163", "no training rows left", "Held-out routes and data filters (`only`, `limit`) leave nothing "
             "to train on.", seed("data enumerate", "holdout binary\nholdout decimal\ndata enumerate"),
             show=["holdout binary", "holdout decimal"], stage="build"),
+    Example("E164", "alignment on a target without a chain", "`align enc on y`, y a target: y must be a "
+            "`fold` from input fields over the selectors of a chain, in the chain's order; the chain's latent after each position "
+            "is then aligned with each encoder's encoding of the fold's value so far.",
+            CHAINS.replace("align binary, decimal on y weight 1", "align binary, decimal on z weight 1")
+            + "target z = x\n", show=["align binary, decimal on z weight 1"]),
     Example("E190", "Graphviz missing or failing", "`tanglec graph --format svg|png` needs Graphviz's `dot`.",
             produce="E190"),
     Example("E170", "distributed training setup", "`--strategy`/`--devices` or the `TF_CONFIG` cluster "

@@ -138,7 +138,23 @@ class Match:
     span: Span
 
 
-Expr = Union[Number, Ref, BinOp, UnaryOp, Call, IfElse, Match]
+@dataclass
+class Fold:
+    """`fold v from start by s1, s2 { value: expr of v, ... }`: v starts as `start`, then each selector in
+    turn picks a case whose value becomes the next v; the result is the last v (a chain's target)."""
+
+    var: Name
+    start: "Expr"
+    selectors: list[Name]
+    cases: list[MatchCase]
+    span: Span
+
+    def step(self, selector: Name) -> Match:
+        """One position of the fold as the match it evaluates (with `var` bound to the running value)."""
+        return Match(selector, self.cases, self.span)
+
+
+Expr = Union[Number, Ref, BinOp, UnaryOp, Call, IfElse, Match, Fold]
 
 
 # ---- statements ----------------------------------------------------------------
@@ -205,14 +221,19 @@ class Branch:
     value: Name   # the selector value that picks this branch
     module: Name  # the module run for it (same name as the value unless written `value: module`)
     span: Span
+    identity: bool = False  # `value: _`: no module, the input passes through (a chain's "stop")
 
 
 @dataclass
 class Mux:
     branches: list[Branch]
-    selector: Name
+    selectors: list[Name]  # one per position: several make a chain of the same multiplexer
     strategy: Name | None
     span: Span
+
+    @property
+    def selector(self) -> Name:
+        return self.selectors[0]
 
 
 Stage = Union[FanOut, Mux]
@@ -283,10 +304,12 @@ class AlignDecl:
 
 @dataclass
 class HoldoutDecl:
-    """Routes through all these modules are never trained on: evaluated as zero-shot composition."""
+    """Routes through all these modules are never trained on: evaluated as zero-shot composition.
+    `holdout length 3, 4` holds out every route whose chains apply that many operations."""
 
     modules: list[Name]
     span: Span
+    lengths: list[int] = field(default_factory=list)
 
 
 @dataclass

@@ -67,6 +67,28 @@ def check(expr: ast.Expr, scope: Scope) -> list[Diagnostic]:
         elif isinstance(node, ast.Match):
             out += _check_match(node, scope)
             stack += [c.expr for c in reversed(node.cases)]
+        elif isinstance(node, ast.Fold):
+            out += _check_fold(node, scope)
+            stack.append(node.start)
+    return out
+
+
+def _check_fold(node: ast.Fold, scope: Scope) -> list[Diagnostic]:
+    """The cases see the running value as a number; every selector must take the same values, so the
+    cases are checked against the first and the others compared with it."""
+    inner = Scope(scope.numeric | {node.var.text}, {k: v for k, v in scope.categorical.items() if k != node.var.text})
+    out = _check_match(node.step(node.selectors[0]), scope)
+    for case in node.cases:
+        out += check(case.expr, inner)
+    first = node.selectors[0].text
+    for sel in node.selectors[1:]:
+        if sel.text not in scope.categorical:
+            out += _check_match(node.step(sel), scope)
+        elif first in scope.categorical and scope.categorical[sel.text] != scope.categorical[first]:
+            out.append(Diagnostic("E121", f"fold by {first} and {sel.text}: {sel.text} takes different values "
+                                          f"({', '.join(scope.categorical[sel.text])})", sel.span,
+                                  hints=[f"declare {sel.text} with the values of {first}: "
+                                         f"{' | '.join(scope.categorical[first])}"]))
     return out
 
 
@@ -140,6 +162,13 @@ def _value(node: ast.Expr, row: dict, scope: Scope):
         if any(a is None for a in args):
             return None
         return abs(args[0]) if node.func.text == "abs" else (min if node.func.text == "min" else max)(args)
+    if isinstance(node, ast.Fold):
+        value = _value(node.start, row, scope)
+        for sel in node.selectors:
+            if value is None:
+                return None
+            value = _value(node.step(sel), {**row, node.var.text: value}, scope)
+        return value
     if isinstance(node, ast.Match):
         chosen = scope.categorical[node.selector.text][int(row[node.selector.text])]
         for case in node.cases:
@@ -196,6 +225,8 @@ def children(node: ast.Expr) -> list[ast.Expr]:
         return list(node.args)
     if isinstance(node, ast.Match):
         return [c.expr for c in node.cases]
+    if isinstance(node, ast.Fold):
+        return [node.start] + [c.expr for c in node.cases]
     return []
 
 
@@ -207,5 +238,11 @@ def referenced_names(expr: ast.Expr) -> set[str]:
             names.add(node.name.text)
         elif isinstance(node, ast.Match):
             names.add(node.selector.text)
+        elif isinstance(node, ast.Fold):  # the running value is bound inside, not a field
+            names |= {s.text for s in node.selectors}
+            for case in node.cases:
+                names |= referenced_names(case.expr) - {node.var.text}
+            stack.append(node.start)
+            continue
         stack += children(node)
     return names

@@ -172,10 +172,9 @@ class AstBuilder:
     @_rule
     def mux(self, span, c):
         branches = [x for x in c if isinstance(x, ast.Branch)]
-        rest = [x for x in c if not isinstance(x, ast.Branch)]
-        selector = self.name(rest[0])
-        strategy = rest[1] if len(rest) > 1 else None
-        return ast.Mux(branches, selector, strategy, span)
+        selectors = [self.name(x) for x in c if isinstance(x, Token)]
+        strategy = next((x for x in c if isinstance(x, ast.Name)), None)
+        return ast.Mux(branches, selectors, strategy, span)
 
     @_rule
     def mux_strategy(self, span, c):
@@ -185,7 +184,7 @@ class AstBuilder:
     def branch(self, span, c):
         value = self.name(c[0])
         module = self.name(c[1]) if len(c) > 1 else value
-        return ast.Branch(value, module, span)
+        return ast.Branch(value, module, span, identity=len(c) > 1 and c[1].type == "WILDCARD")
 
     @_rule
     def target_expr(self, span, c):
@@ -260,6 +259,10 @@ class AstBuilder:
         return ast.HoldoutDecl(self.names(c), span)
 
     @_rule
+    def holdout_length(self, span, c):
+        return ast.HoldoutDecl([self.name(c[0])], span, lengths=[int(t) for t in c[1:]])
+
+    @_rule
     def freeze_decl(self, span, c):
         return ast.FreezeDecl(self.names(c), span)
 
@@ -316,6 +319,12 @@ class AstBuilder:
     @_rule
     def match(self, span, c):
         return ast.Match(self.name(c[0]), list(c[1:]), span)
+
+    @_rule
+    def fold(self, span, c):
+        names = [self.name(t) for t in c if isinstance(t, Token)]
+        expr = next(x for x in c if not isinstance(x, (Token, ast.MatchCase)))
+        return ast.Fold(names[0], expr, names[1:], [x for x in c if isinstance(x, ast.MatchCase)], span)
 
     @_rule
     def case(self, span, c):

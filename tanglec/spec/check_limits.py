@@ -37,7 +37,10 @@ class LimitChecks:
         if routes > MAX_ROUTES:
             self.error("E127", f"{routes:,} routes (one per combination of selector values) exceed the limit "
                                f"of {MAX_ROUTES:,}", muxes[-1].span,
-                       hints=["use fewer selectors or fewer values per selector"])
+                       hints=["use fewer selectors or fewer values per selector"]
+                       + [f"the chain by {', '.join(s.text for s in mux.selectors)} has {len(mux.selectors)} "
+                          f"positions, each multiplying the routes by its values: use fewer positions"
+                          for mux in self.g.muxes.values() if mux.is_chain][:1])
         examples = self.example_count()
         if self.data.source == "sample" and self.data.count:
             widths = sum(d.type.size if isinstance(d.type, ast.VectorType) else 1 for d in self.g.inputs.values())

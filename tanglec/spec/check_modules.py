@@ -62,7 +62,7 @@ class ModuleChecks:
             self.error("E127", f"vector({t.size}) exceeds the limit of {MAX_WIDTH:,} values", t.span)
 
     def check_selector(self, decl: ast.SelectDecl) -> None:
-        used = any(m.selector.text == decl.name.text for m in self.g.muxes.values())
+        used = any(s.text == decl.name.text for m in self.g.muxes.values() for s in m.selectors)
         in_expr = any(decl.name.text in expr.referenced_names(t.expr)
                       for t in self.spec.of(ast.TargetDecl) if t.expr is not None)
         if not used and not in_expr:

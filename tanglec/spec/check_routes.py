@@ -19,7 +19,7 @@ class RouteChecks:
             return self.g.modules[node].output
         if kind == "mux":
             outs = [self.g.modules[b.module.text].output for b in self.g.muxes[node].branches
-                    if b.module.text in self.g.modules]
+                    if not b.identity and b.module.text in self.g.modules]
             return outs[0] if outs else None
         return None
 
@@ -56,43 +56,85 @@ class RouteChecks:
         return False
 
     def check_mux(self, stage: ast.Mux, producers):
-        sel = stage.selector.text
         mid = self._mux_ids()[(stage.span, stage.selector)]
         if len(stage.branches) < 2:
             self.error("E105", f"a multiplexer needs at least two branches, this one has {len(stage.branches)}",
                        stage.span, hints=["route straight to the module without [ ] instead"])
+        elif all(b.identity for b in stage.branches):
+            self.error("E105", "every branch of this multiplexer is the identity `_`: it runs no module", stage.span,
+                       hints=["give at least one value a module: `[plus1 | stop: _] by op`"])
         if stage.strategy is not None and stage.strategy.text not in MUX_STRATEGIES:
             self.error("E122", f"unknown multiplexer strategy '{stage.strategy.text}'", stage.strategy.span,
                        hints=did_you_mean(stage.strategy.text, MUX_STRATEGIES) + [", ".join(sorted(MUX_STRATEGIES))])
         for b in stage.branches:
-            if self.known_module(b.module):
+            if not b.identity and self.known_module(b.module):
                 self.check_edges(producers, b.module)
         misspelled_branch = any(b.value is b.module and b.module.text not in self.g.modules for b in stage.branches)
-        if misspelled_branch:
-            pass  # `[binry | decimal]`: the unknown module is reported; its value mismatch would be noise
-        elif sel not in self.g.selectors:
-            self.error("E101", f"unknown selector '{sel}'", stage.selector.span,
-                       hints=did_you_mean(sel, self.g.selectors))
-        else:
-            decl = self.g.selectors[sel]
-            values = [v.text for v in decl.values]
-            written = [b.value.text for b in stage.branches]
-            if all(b.value is b.module for b in stage.branches) and not set(written) & set(values):
-                pairs = " | ".join(f"{v}: {m}" for v, m in zip(values, written + ["some_module"] * len(values)))
-                self.error("E106", f"the branches {', '.join(written)} are not values of selector '{sel}' "
-                                   f"({', '.join(values)})", stage.span,
-                           hints=[f"name each branch's value: `[{pairs}] by {sel}`"],
-                           related=[Related(decl.span, f"{sel} declared here")])
-            else:
-                self._check_branch_values(stage, sel, decl, values, written)
+        if not misspelled_branch:  # `[binry | decimal]`: the unknown module is reported; a value mismatch is noise
+            for position, sel in enumerate(stage.selectors, 1):
+                self._check_mux_selector(stage, sel, position)
             self._unique_values([b.value for b in stage.branches], "this multiplexer")
-        outs = [(b, self.g.modules[b.module.text].output) for b in stage.branches if b.module.text in self.g.modules]
+        outs = [(b, self.g.modules[b.module.text].output) for b in stage.branches
+                if not b.identity and b.module.text in self.g.modules]
         for b, codec in outs[1:]:
             if not _same_codec(codec, outs[0][1]):
                 self.error("E104", f"branches of one multiplexer must share an output interface: "
                                    f"'{b.module.text}' gives {codec}, '{outs[0][0].module.text}' gives {outs[0][1]}",
                            b.span, related=[Related(self.g.modules[b.module.text].output.span, "declared here")])
+        if self.g.muxes[mid].is_chain:
+            self._check_chain_closure(stage, outs, producers)
         return [(mid, stage.span)]
+
+    def _check_mux_selector(self, stage: ast.Mux, selector: ast.Name, position: int) -> None:
+        """The selector of one position: declared, and its values exactly the branches' values."""
+        sel = selector.text
+        where = f" (position {position} of the chain)" if len(stage.selectors) > 1 else ""
+        if sel not in self.g.selectors:
+            self.error("E101", f"unknown selector '{sel}'{where}", selector.span, hints=did_you_mean(sel, self.g.selectors))
+            return
+        if sel in [s.text for s in stage.selectors[:position - 1]]:
+            self.error("E129", f"selector '{sel}' chooses two positions of one chain{where}", selector.span,
+                       hints=["declare one selector per position: `select op2: ...`"])
+            return
+        decl = self.g.selectors[sel]
+        values = [v.text for v in decl.values]
+        written = [b.value.text for b in stage.branches]
+        if all(b.value is b.module for b in stage.branches) and not set(written) & set(values):
+            pairs = " | ".join(f"{v}: {m}" for v, m in zip(values, written + ["some_module"] * len(values)))
+            self.error("E106", f"the branches {', '.join(written)} are not values of selector '{sel}'{where} "
+                               f"({', '.join(values)})", stage.span,
+                       hints=[f"name each branch's value: `[{pairs}] by {sel}`"],
+                       related=[Related(decl.span, f"{sel} declared here")])
+            return
+        for b in stage.branches:
+            if b.value.text not in values:
+                self.error("E106", f"'{b.value.text}' is not a value of selector '{sel}'{where}", b.value.span,
+                           hints=did_you_mean(b.value.text, values) + [f"{sel} is one of: {', '.join(values)}"],
+                           related=[Related(decl.span, f"{sel} declared here")])
+        missing = [v for v in values if v not in written]
+        if missing:
+            self.error("E106", f"no branch for {', '.join(missing)} of selector '{sel}'{where}",
+                       selector.span if position > 1 else stage.span,
+                       hints=[f"add a branch `{missing[0]}: some_module` (or `{missing[0]}: _` to pass through)"],
+                       related=[Related(decl.span, f"{sel} declared here")])
+
+    def _check_chain_closure(self, stage: ast.Mux, outs, producers) -> None:
+        """A chain feeds each position's output to the next: every branch must take what it gives, and
+        what enters the chain, so the identity and any order of operations fit (E129)."""
+        for b, codec in outs:
+            taken = self.g.modules[b.module.text].input
+            if self._codec_known(codec) and self._codec_known(taken) and not _same_codec(taken, codec):
+                self.error("E129", f"a chain feeds '{b.module.text}' its own output, but it takes {taken} and "
+                                   f"gives {codec}", b.span,
+                           related=[Related(self.g.modules[b.module.text].span, "declared here")],
+                           hints=["chain modules map a latent to the same latent, e.g. latent(12) -> latent(12)"])
+        entering = [self.producer_codec(node) for node, _ in producers if self.g.kind(node) != "input"]
+        if any(self.g.kind(node) == "input" for node, _ in producers):
+            self.error("E129", "a chain must follow an encoder: its positions pass latents along, not raw data",
+                       stage.span, hints=["route the input through an encoder first: `x -> enc -> [...] by ...`"])
+        elif outs and entering and entering[0] is not None and not _same_codec(entering[0], outs[0][1]):
+            self.error("E129", f"a chain's output must be what enters it ({entering[0]}), but its branches "
+                               f"give {outs[0][1]}", stage.span)
 
     def _mux_ids(self) -> dict:
         """(span, selector) -> multiplexer id, built once: a lookup per stage stays linear in the spec."""

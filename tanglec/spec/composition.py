@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..lang import ast
+from ..lang import ast, expr
 from ..lang.diagnostics import Diagnostic, Related, did_you_mean
 from ..lang.vocabulary import OPTIMIZERS, PHASE_KEYS
 
@@ -20,14 +20,25 @@ from ..lang.vocabulary import OPTIMIZERS, PHASE_KEYS
 
 @dataclass
 class AlignGroup:
+    """`align a, b on x`: the modules' latents agree for the same x. On a fold target
+    (`align enc on y`), `chain` is the chain the fold follows: after every position the chain's latent
+    agrees with each module's encoding of the fold's value so far."""
+
     modules: list[str]
     field: str
     weight: float
     span: ast.Span
+    chain: str | None = None
+    positions: int = 0  # the chain's
+
+    @property
+    def step_inputs(self) -> list[str]:
+        """Model inputs of a chain alignment: the fold's value after each position."""
+        return [f"{self.field}_step{k}" for k in range(1, self.positions + 1)]
 
     @property
     def output_name(self) -> str:
-        return "align_" + "_".join(self.modules)
+        return "align_" + "_".join(self.modules) + (f"_on_{self.field}" if self.chain else "")
 
 
 @dataclass
@@ -45,6 +56,7 @@ class PhaseConfig:
 class Composition:
     aligns: list[AlignGroup] = field(default_factory=list)
     holdouts: list[list[str]] = field(default_factory=list)
+    held_out_lengths: set[int] = field(default_factory=set)  # `holdout length 3, 4`
     frozen: set[str] = field(default_factory=set)
     init: Path | None = None
     init_span: ast.Span | None = None
@@ -52,7 +64,8 @@ class Composition:
     only: dict[str, str] = field(default_factory=dict)  # training rows restricted to these selector values
 
     def is_held_out(self, route) -> bool:
-        return any(_runs_through(route.modules, chain) for chain in self.holdouts)
+        return route.length in self.held_out_lengths or any(_runs_through(route.modules, chain)
+                                                            for chain in self.holdouts)
 
 
 @dataclass(frozen=True)
@@ -100,6 +113,9 @@ def check_composition(checker) -> None:
         _check_align(checker, decl)
     acyclic = g.is_dag()  # routes need a DAG (a cycle is reported as E103)
     for decl in spec.of(ast.HoldoutDecl):
+        if decl.lengths:
+            _check_holdout_length(checker, decl, acyclic)
+            continue
         known = [m for m in decl.modules if checker.known_module(m)]
         if len(known) != len(decl.modules) or not acyclic:
             continue
@@ -126,9 +142,63 @@ def check_composition(checker) -> None:
                          span, hints=["start from a trained run: `init \"../runs/arith\"` or --init RUN"])
 
 
+def _check_holdout_length(checker, decl: ast.HoldoutDecl, acyclic: bool) -> None:
+    word = decl.modules[0]
+    if word.text != "length":
+        checker.error("E161", f"`holdout {word.text} {decl.lengths[0]}`: a number follows only `holdout length`",
+                      word.span, hints=["hold out chain lengths with `holdout length 3, 4`, routes with "
+                                        "`holdout binary -> times2`"])
+        return
+    lengths = {r.length for r in checker.g.routes()} if acyclic else set()
+    for n in decl.lengths:
+        if n not in lengths:
+            known = ", ".join(str(k) for k in sorted(x for x in lengths if x is not None))
+            checker.error("E161", f"no route applies {n} operation{'s' * (n != 1)}", decl.span,
+                          hints=[f"the chains' lengths are {known}" if known else
+                                 "declare a chain: `[op1 | op2 | stop: _] by s1, s2`"])
+            return
+    checker.composition.held_out_lengths |= set(decl.lengths)
+
+
+def _fold_chain(checker, decl: ast.AlignDecl) -> str | None:
+    """The chain an alignment on a fold target follows (the one its fold's selectors choose), or None
+    after reporting why there is none (E164)."""
+    g = checker.g
+    target = g.targets[decl.field.text]
+    if not isinstance(target.expr, ast.Fold):
+        checker.error("E164", f"'{decl.field.text}' is a target but not a fold, so there is no chain to align",
+                      decl.field.span, hints=["align encoders on an input (`align a, b on x`) or on a target "
+                                              "`fold v from x by s1, s2 { ... }`"])
+        return None
+    derived = sorted(expr.referenced_names(target.expr.start) - set(g.inputs))
+    if derived:
+        checker.error("E164", f"the fold '{decl.field.text}' starts from {', '.join(derived)}, not from input "
+                              f"fields only, so its steps can't be computed where the model runs",
+                      target.expr.start.span, hints=["start the fold from an expression of input fields"])
+        return None
+    wanted = [s.text for s in target.expr.selectors]
+    for mid, mux in g.muxes.items():
+        if [s.text for s in mux.selectors] == wanted:
+            return mid
+    checker.error("E164", f"no chain chooses by {', '.join(wanted)}, the selectors of the fold "
+                          f"'{decl.field.text}'", decl.field.span,
+                  related=[Related(target.span, f"'{decl.field.text}' declared here")],
+                  hints=["fold over the selectors of a chain, in its order"])
+    return None
+
+
 def _check_align(checker, decl: ast.AlignDecl) -> None:
     g = checker.g
-    if decl.field.text not in g.inputs:
+    chain = None
+    if decl.field.text in g.targets and decl.field.text not in g.inputs:
+        chain = _fold_chain(checker, decl)
+        if chain is None:
+            return
+    elif len(decl.modules) < 2:
+        checker.error("E160", "aligning on an input needs two modules or more", decl.span,
+                      hints=[f"align {decl.modules[0].text}, other on {decl.field.text}"])
+        return
+    if chain is None and decl.field.text not in g.inputs:
         checker.error("E101", f"unknown input '{decl.field.text}'", decl.field.span,
                       hints=did_you_mean(decl.field.text, g.inputs))
         return
@@ -138,15 +208,23 @@ def _check_align(checker, decl: ast.AlignDecl) -> None:
     for m in modules:
         if m.text in checker.misspelled:
             return  # its route names it wrongly; that is the error to fix
-        if decl.field.text not in g.predecessors(m.text):
+        if chain is not None and g.encoded_field(m.text) is None:
+            checker.error("E160", f"'{m.text}' reads no input, so it can't encode the values of "
+                                  f"'{decl.field.text}'", m.span, hints=["align the chain with encoders"])
+            return
+        if chain is None and decl.field.text not in g.predecessors(m.text):
             checker.error("E160", f"'{m.text}' does not read '{decl.field.text}', so it can't be aligned on it",
                           m.span, hints=[f"align the modules that `route {decl.field.text} -> ...` feeds"])
             return
-    outs = [g.modules[m.text].output for m in modules]
-    for m, codec in zip(modules[1:], outs[1:]):
+    compared = list(modules)
+    if chain is not None:  # each encoder's latent is compared with the chain's, which its branches give
+        branch = next((b.module for b in g.muxes[chain].branches if b.module.text in g.modules), None)
+        compared = ([branch] if branch else []) + compared
+    outs = [g.modules[m.text].output for m in compared]
+    for m, codec in zip(compared[1:], outs[1:]):
         if codec.kind.text != outs[0].kind.text or codec.size != outs[0].size:
             checker.error("E104", f"aligned modules must share an output: '{m.text}' gives {codec}, "
-                                  f"'{modules[0].text}' gives {outs[0]}", m.span)
+                                  f"'{compared[0].text}' gives {outs[0]}", m.span)
             return
     weight = 1.0
     for s in decl.settings:
@@ -157,7 +235,9 @@ def _check_align(checker, decl: ast.AlignDecl) -> None:
             weight = float(s.value)
         else:
             checker.error("E115", "weight is a number >= 0", s.span)
-    checker.composition.aligns.append(AlignGroup([m.text for m in modules], decl.field.text, weight, decl.span))
+    names = [m.text for m in decl.modules if m.text in g.modules]
+    positions = len(g.muxes[chain].selectors) if chain else 0
+    checker.composition.aligns.append(AlignGroup(names, decl.field.text, weight, decl.span, chain, positions))
 
 
 def _phase(checker, decl: ast.PhaseDecl) -> PhaseConfig:

@@ -38,17 +38,34 @@ def codec_width(codec: ast.Codec) -> int | None:
 
 @dataclass
 class MuxNode:
+    """A multiplexer; with several selectors (positions) or an identity branch it is a chain: applied
+    once per position, each position choosing by its own selector among the same modules."""
+
     id: str
-    selector: ast.Name
+    selectors: list[ast.Name]
     branches: list[ast.Branch]
     strategy: ast.Name | None
     span: ast.Span
 
+    @property
+    def selector(self) -> ast.Name:
+        return self.selectors[0]
+
+    @property
+    def is_chain(self) -> bool:
+        return len(self.selectors) > 1 or any(b.identity for b in self.branches)
+
     def module_for(self, value: str) -> str | None:
+        """The module a value runs (None for an identity branch or an unknown value)."""
         for b in self.branches:
-            if b.value.text == value:
+            if b.value.text == value and not b.identity:
                 return b.module.text
         return None
+
+    def chosen(self, selection: dict[str, str]) -> list[str] | None:
+        """The value of every position, or None when a position's selector is not in `selection`."""
+        values = [selection.get(s.text) for s in self.selectors]
+        return None if None in values else values
 
 
 @dataclass
@@ -56,8 +73,9 @@ class Route:
     """One combination of selector values, with the modules and decoders it runs through."""
 
     selection: dict[str, str]
-    modules: list[str]
+    modules: list[str]  # in order; a chain's modules once per position that applies them
     decoders: list[str]
+    length: int | None = None  # operations the route's chains apply (None: the spec has no chain)
 
     @property
     def name(self) -> str:
@@ -65,8 +83,11 @@ class Route:
         return " → ".join(chain) if chain else "direct"
 
     def to_json(self) -> dict:
-        return {"name": self.name, "selection": dict(self.selection), "modules": list(self.modules),
-                "decoders": list(self.decoders)}
+        out = {"name": self.name, "selection": dict(self.selection), "modules": list(self.modules),
+               "decoders": list(self.decoders)}
+        if self.length is not None:
+            out["length"] = self.length
+        return out
 
 
 @dataclass
@@ -98,20 +119,35 @@ class TangleGraph:
 
     def mux_selectors(self) -> list[str]:
         """Selectors that drive at least one multiplexer, in declaration order."""
-        used = {m.selector.text for m in self.muxes.values()}
+        used = {s.text for m in self.muxes.values() for s in m.selectors}
         return [s for s in self.selectors if s in used]
 
+    def chain_branches(self) -> set[str]:
+        """Modules that run as a chain's branches (placed in a route at their chain's positions)."""
+        return {b.module.text for m in self.muxes.values() if m.is_chain for b in m.branches if not b.identity}
+
     def routes(self) -> list[Route]:
-        """Every combination of multiplexer choices, each with the modules and decoders it reaches."""
+        """Every combination of multiplexer choices, each with the modules and decoders it reaches; a
+        chain contributes its chosen modules in position order."""
         selectors = self.mux_selectors()
         choices = [[v.text for v in self.selectors[s].values] for s in selectors]
-        routes, module_order = [], self.module_order()
+        routes, order_all, in_chains = [], self.topological(), self.chain_branches()
+        has_chain = any(m.is_chain for m in self.muxes.values())
         for combo in itertools.islice(itertools.product(*choices), MAX_ROUTES):
             selection = dict(zip(selectors, combo))
             active = self.active_nodes(selection)
-            order = [n for n in module_order if n in active]
+            order, length = [], 0
+            for n in order_all:
+                if n not in active:
+                    continue
+                if self.kind(n) == "module" and n not in in_chains:
+                    order.append(n)
+                elif self.kind(n) == "mux" and self.muxes[n].is_chain:
+                    applied = [self.muxes[n].module_for(v) for v in self.muxes[n].chosen(selection) or []]
+                    order += [m for m in applied if m is not None]
+                    length += sum(m is not None for m in applied)
             decoders = [n for n in order if n in self.decoders]
-            routes.append(Route(selection, order, decoders))
+            routes.append(Route(selection, order, decoders, length if has_chain else None))
         return routes
 
     def route_count(self) -> int:
@@ -131,20 +167,15 @@ class TangleGraph:
         choose, and from that module into the multiplexer (a selector missing from `selection` keeps all)."""
         def follows(u: str, v: str) -> bool:
             data = self.g.edges[u, v]
-            if "mux" in data:  # into a branch module: only the selected value's
-                chosen = self._selected(data["mux"], selection)
-                if chosen is not None and chosen != data["value"]:
-                    return False
-            if self.kind(v) == "mux":  # out of a branch module: only the selected module's
-                chosen = self._selected(v, selection)
-                if chosen is not None and self.muxes[v].module_for(chosen) != u:
-                    return False
+            if "mux" in data:  # into a branch module, or an identity branch into its chain: the chosen values'
+                chosen = self.muxes[data["mux"]].chosen(selection)
+                return chosen is None or data["value"] in chosen
+            if self.kind(v) == "mux":  # out of a branch module: only the chosen modules'
+                chosen = self.muxes[v].chosen(selection)
+                return chosen is None or u in {self.muxes[v].module_for(c) for c in chosen}
             return True
 
         return nx.subgraph_view(self.g, filter_edge=follows)
-
-    def _selected(self, mux_id: str, selection: dict[str, str]) -> str | None:
-        return selection.get(self.muxes[mux_id].selector.text)
 
     def predecessors(self, node: str) -> list[str]:
         return list(self.g.predecessors(node))
@@ -201,10 +232,15 @@ def _add_route(tg: TangleGraph, route: ast.RouteDecl, counter) -> None:
             producers = consumers
         else:
             mid = mux_id(stage.selector.text, next(counter))
-            tg.muxes[mid] = MuxNode(mid, stage.selector, stage.branches, stage.strategy, stage.span)
-            tg.g.add_node(mid, kind="mux", span=stage.span, selector=stage.selector.text)
+            tg.muxes[mid] = MuxNode(mid, stage.selectors, stage.branches, stage.strategy, stage.span)
+            tg.g.add_node(mid, kind="mux", span=stage.span, selector=stage.selector.text,
+                          selectors=[s.text for s in stage.selectors])
             for branch in stage.branches:
                 module = branch.module.text
+                if branch.identity:  # the chain's input passes straight through for this value
+                    for p in producers:
+                        tg.g.add_edge(p, mid, span=branch.span, mux=mid, value=branch.value.text)
+                    continue
                 if module not in tg.modules:
                     continue
                 for p in producers:
@@ -225,7 +261,9 @@ def describe(tg: TangleGraph) -> str:
             mux = tg.muxes[node]
             arms = " | ".join(f"{b.value.text}: {b.module.text}" if b.value.text != b.module.text else b.value.text
                               for b in mux.branches)
-            head = f"mux    [{arms}] by {mux.selector.text}"
+            head = f"mux    [{arms}] by {', '.join(s.text for s in mux.selectors)}"
+            if mux.is_chain:
+                head += f"  (chain of {len(mux.selectors)} position{'s' * (len(mux.selectors) != 1)}, shared weights)"
         else:
             m = tg.modules[node]
             role = "decoder" if node in tg.decoders else "module"
@@ -236,6 +274,10 @@ def describe(tg: TangleGraph) -> str:
         lines.append(head + (f"\n       └─> {', '.join(_short(t) for t in targets)}" if targets else ""))
     routes = tg.routes()
     lines.append(f"\n{len(routes)} route{'s' * (len(routes) != 1)}:")
+    if routes and routes[0].length is not None:
+        lengths = sorted({r.length for r in routes})
+        lines.append("  by chain length: " + ", ".join(
+            f"{n}: {sum(r.length == n for r in routes)}" for n in lengths))
     for r in routes:
         sel = ", ".join(f"{k}={v}" for k, v in r.selection.items())
         lines.append(f"  {r.name:<30} {sel:<30} -> {', '.join(r.decoders)}")

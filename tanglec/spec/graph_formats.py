@@ -35,20 +35,23 @@ def _elements(tg: TangleGraph):
         if kind == "input":
             nodes.append((f"input:{node}", "input", node, tg.inputs[node].type.describe()))
         elif kind == "mux":
-            nodes.append((node, "mux", f"mux by {tg.muxes[node].selector.text}", ""))
+            mux = tg.muxes[node]
+            detail = f"chain of {len(mux.selectors)}, shared weights" if mux.is_chain else ""
+            nodes.append((node, "mux", "mux by " + ", ".join(s.text for s in mux.selectors), detail))
         else:
             m = tg.modules[node]
             role = "decoder" if node in tg.decoders else "module"
             nodes.append((f"module:{node}", role, node, f"{m.input} → {m.output}"))
     ids = {n: (f"{tg.kind(n)}:{n}" if tg.kind(n) != "mux" else n) for n in tg.g}
     for name, decl in tg.selectors.items():
-        if any(m.selector.text == name for m in tg.muxes.values()):
+        if any(s.text == name for m in tg.muxes.values() for s in m.selectors):
             nodes.append((f"select:{name}", "selector", name, " | ".join(v.text for v in decl.values)))
     for u, v, data in tg.g.edges(data=True):
         edges.append((ids[u], ids[v], data.get("value") or "", False))
     for mid, mux in tg.muxes.items():
-        if mux.selector.text in tg.selectors:
-            edges.append((f"select:{mux.selector.text}", mid, "", True))
+        for position, sel in enumerate(mux.selectors, 1):
+            if sel.text in tg.selectors:
+                edges.append((f"select:{sel.text}", mid, f"position {position}" if mux.is_chain else "", True))
     for target in dict.fromkeys(tg.decoders.values()):
         nodes.append((f"target:{target}", "target", target, "target"))
     for d, target in tg.decoders.items():

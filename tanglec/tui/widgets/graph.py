@@ -66,7 +66,7 @@ def node_kind(tg: TangleGraph, node: str) -> str:
 
 def node_label(tg: TangleGraph, node: str) -> str:
     if tg.kind(node) == "mux":
-        return f"by {tg.muxes[node].selector.text}"
+        return "by " + ", ".join(s.text for s in tg.muxes[node].selectors)
     return node
 
 
@@ -297,7 +297,8 @@ def lit_edges(tg: TangleGraph, selection: dict[str, str] | None) -> tuple[set[st
         if u not in active or v not in active:
             continue
         mux = data.get("mux")
-        if mux is not None and selection.get(tg.muxes[mux].selector.text, data.get("value")) != data.get("value"):
+        chosen = tg.muxes[mux].chosen(selection) if mux is not None else None
+        if chosen is not None and data.get("value") not in chosen:
             continue
         edges.add((u, v))
     return active, edges
