@@ -184,9 +184,10 @@ class Campaign:
         `watched` must be byte-identical afterwards unless the command succeeded and wrote them;
         `absent` must not exist after a failure."""
         before = {p: snapshot(p) for p in watched}
-        fresh = rng.random() < self.fresh_share
+        spawnable = not any("\x00" in a for a in argv)  # execve refuses a NUL (and no shell can type one)
+        fresh = rng.random() < self.fresh_share and spawnable
         outcome = fresh_run(argv, cwd, self.timeout) if fresh else self.driver.run(argv, cwd, self.timeout)
-        if not fresh and (outcome.rc is None or outcome.rc < 0 or outcome.rc == 3):
+        if not fresh and spawnable and (outcome.rc is None or outcome.rc < 0 or outcome.rc == 3):
             confirm = fresh_run(argv, cwd, self.timeout)  # a dead driver or exit 3: the real process decides
             if confirm.rc != outcome.rc:
                 self.log(f"  [{family} {case}] driver said {outcome.rc}, a fresh process {confirm.rc}")

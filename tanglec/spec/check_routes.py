@@ -251,19 +251,6 @@ class RouteChecks:
                        hints=["declare a module with a data output and `decode it as <target>`"])
 
 
-    def _check_branch_values(self, stage: ast.Mux, sel: str, decl, values: list[str], written: list[str]) -> None:
-        """E106 for each branch value the selector does not have, and for its values with no branch."""
-        for b in stage.branches:
-            if b.value.text not in values:
-                self.error("E106", f"'{b.value.text}' is not a value of selector '{sel}'", b.value.span,
-                           hints=did_you_mean(b.value.text, values) + [f"{sel} is one of: {', '.join(values)}"],
-                           related=[Related(decl.span, f"{sel} declared here")])
-        missing = [v for v in values if v not in written]
-        if missing:
-            self.error("E106", f"no branch for {', '.join(missing)} of selector '{sel}'", stage.span,
-                       hints=[f"add a branch `{missing[0]}: some_module`"],
-                       related=[Related(decl.span, f"{sel} declared here")])
-
     def decode_setting(self, d: ast.DecodeDecl, s: ast.Setting) -> None:
         """`decode m as t tolerance 0.1`: how far a numeric answer may be from its target and still be right."""
         if s.key.text not in DECODE_KEYS:
