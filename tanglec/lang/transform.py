@@ -33,7 +33,11 @@ class AstBuilder:
     """The parser's callbacks (Lark's tree-less LALR mode): each grammar rule becomes its ast node the
     moment it is reduced, so no parse tree is built. `begin` sets the file and the line offset (a
     statement parsed alone is placed at its real line); number literals out of range become E007
-    diagnostics in `problems`."""
+    diagnostics in `problems`.
+
+    Why this size: Lark calls one method per grammar rule, by the rule's name, on one object; the
+    methods are as many as the grammar's rules, and splitting them over classes would only scatter
+    the grammar's mirror image."""
 
     def __init__(self):
         self.punctuation: frozenset[str] = frozenset()  # terminals the AST leaves out, set by the parser
