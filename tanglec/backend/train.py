@@ -24,8 +24,8 @@ from ..spec.check_limits import estimate_parameters
 from ..spec.checked import Checked
 from .codegen import build_model, module_layers, training_device
 from .datasets import stream_dataset
-from .predict import predict_raw
-from ..data.features import training_arrays
+from .predict import Predictor
+from ..data.features import encode_inputs, training_arrays
 from ..data.rows import Examples
 from ..data.selection import route_mask, route_status
 from ..lang.diagnostics import Diagnostic, TangleError
@@ -194,8 +194,9 @@ class _Observer(keras.callbacks.Callback):
     def __init__(self, checked, examples, total_steps, on_progress, should_stop):
         super().__init__()
         self.checked, self.examples = checked, examples
-        self.eval_columns = {k: v[examples.eval_index] for k, v in examples.columns.items()}
         self.eval_examples = examples.take(examples.eval_index)
+        self.eval_inputs = encode_inputs(checked, self.eval_examples.columns)
+        self.predictor: Predictor | None = None
         self.total_steps = total_steps
         self.on_progress = on_progress
         self.should_stop = should_stop
@@ -229,7 +230,9 @@ class _Observer(keras.callbacks.Callback):
         losses = {k[:-5]: float(v) for k, v in (logs or {}).items() if k.endswith("_loss")}
         losses["total"] = float((logs or {}).get("loss", np.nan))
         diverged(self.checked, self.phase, self.model, losses, first, self.steps_run)
-        outputs = predict_raw(self.model, self.checked, self.eval_columns)
+        if self.predictor is None:  # compiled once per run, at its first evaluation
+            self.predictor = Predictor(self.model, self.checked)
+        outputs = self.predictor.encoded(self.eval_inputs)
         self.report = route_report(self.checked, self.eval_examples, outputs)
         losses = {k: v for k, v in losses.items() if k in outputs or k == "total"}
         elapsed = time.perf_counter() - self.started
