@@ -377,6 +377,53 @@ def query(run: Path, fields: tuple[str, ...], as_json: bool) -> None:
 
 
 @cli.command()
+@run_argument
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the answers to this CSV file (default: stdout).")
+@overwrite_option
+@click.option("--skip-bad", is_flag=True, help="Leave out rows with a bad value and count them (default: stop).")
+@json_option
+def predict(run: Path, file: Path, out: Path | None, overwrite: bool, skip_bad: bool, as_json: bool) -> None:
+    """Answer every row of a CSV/JSONL FILE: its input columns, then each decoder's answer and confidence."""
+    import csv
+    import io
+
+    from . import pipeline
+
+    try:
+        checked = pipeline.load_run(run)
+    except TangleError as err:
+        fail(as_json, err)
+    if out is not None:
+        refuse_bad_output(as_json, out, "file", overwrite=overwrite, inputs=[run, file])
+    elif as_json:
+        raise click.UsageError("--json reports a summary: give -o for the answers")
+    model = _load_model_or_fail(run, checked, as_json)
+    try:
+        if out is None:
+            writer = csv.writer(sys.stdout, lineterminator="\n")
+            result = pipeline.predict(checked, model, file, writer.writerows, skip_bad=skip_bad)
+        else:
+            from .util.files import atomic_file
+
+            with atomic_file(out) as fh:
+                text = io.TextIOWrapper(fh, encoding="utf-8", newline="", write_through=True)
+                result = pipeline.predict(checked, model, file, csv.writer(text, lineterminator="\n").writerows,
+                                          skip_bad=skip_bad)
+                text.detach()
+    except TangleError as err:
+        fail(as_json, err)
+    skipped = f"; {result.skipped} bad row{'s' * (result.skipped != 1)} skipped" if skip_bad else ""
+    summary = f"{result.rows} rows answered{skipped}" + (f"; written to {out}" if out else "")
+    if as_json:
+        emit(True, {"ok": True, "run": str(run), "rows": result.rows, "skipped": result.skipped,
+                    "output": str(out)})
+    else:
+        click.echo(summary, err=True)
+
+
+@cli.command()
 @click.argument("target", type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--output", "out", type=click.Path(path_type=Path), default=None,
               help="Run directory training writes (default: runs/<spec name>, or TARGET when it is a run).")

@@ -189,3 +189,27 @@ def query_columns(checked: Checked, assignments: list[tuple[str, str]]) -> dict:
     from .data.query import parse_fields
 
     return parse_fields(checked, assignments)
+
+
+@dataclass(frozen=True)
+class Predicted:
+    rows: int  # rows answered
+    skipped: int  # bad rows left out (`skip_bad`)
+
+
+def predict(checked: Checked, model, path: Path, write_rows: Callable[[list[list[str]]], None], *,
+            skip_bad: bool = False, chunk_rows: int | None = None) -> Predicted:
+    """Every decoder's answer for every row of a CSV/JSONL file, a chunk at a time through one compiled
+    function: `write_rows` gets the header, then each chunk's rows (data.predictions). A bad row is a
+    DataError (E119 at file:row:column) unless `skip_bad`, which leaves it out and counts it."""
+    from .backend.predict import Predictor
+    from .data import predictions
+
+    reader = predictions.reader(checked, path, skip_bad, chunk_rows)
+    predictor = Predictor(model, checked)
+    write_rows([predictions.header(checked)])
+    answered = 0
+    for chunk in reader.chunks():
+        write_rows(predictions.rows(checked, chunk, predictor(chunk.inputs)))
+        answered += chunk.n
+    return Predicted(answered, reader.skipped)
