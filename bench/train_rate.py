@@ -9,7 +9,12 @@ batches, as one XLA program when the run is long enough to earn the compilation 
 after a warm-up (tracing and compiling excluded); the hand-written loop runs first and last, and
 the ratios are against the mean of its two rates (absolute rates depend on the machine's load).
 
-    python bench/train_rate.py [--steps 2000] [--json PATH]
+Beside them, what users run: `tanglec compile` of specs/arith.tangle without `until exact`, as a
+whole process for `--steps N` and `--steps 2N`; the marginal rate N / (time(2N) - time(N)) is the
+training rate with every evaluation and every per-chunk cost included, start-up and compilation
+excluded.
+
+    python bench/train_rate.py [--steps 2000] [--cli-steps 3000] [--json PATH]
 """
 from __future__ import annotations
 
@@ -17,7 +22,9 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -124,13 +131,37 @@ def tanglec_rate(steps: int, planned: int, eval_every: int | None = None, mux: s
     return chunks * per / (time.perf_counter() - start), xla and xla_compiles(model)
 
 
+def cli_compile_seconds(steps: int, folder: Path) -> float:
+    """Wall time of a whole `tanglec compile --steps N` process (seed spec, no `until exact`)."""
+    spec = folder / "arith_fixed_steps.tangle"
+    spec.write_text((ROOT / "specs" / "arith.tangle").read_text().replace(" until exact", ""))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "tanglec.cli", "compile", str(spec), "--steps", str(steps),
+                    "-o", str(folder / f"run{steps}")], check=True, env=env, capture_output=True)
+    return time.perf_counter() - start
+
+
+def cli_rates(steps: int) -> dict[str, float]:
+    """`tanglec compile`: whole-process seconds for `steps` and 2 x `steps`, and the marginal rate."""
+    with tempfile.TemporaryDirectory() as tmp:
+        short = cli_compile_seconds(steps, Path(tmp))
+        long = cli_compile_seconds(2 * steps, Path(tmp))
+    return {"short_seconds": short, "long_seconds": long, "marginal_steps_per_s": steps / (long - short)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--cli-steps", type=int, default=3000)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     long_run, spec_run = max(args.steps, XLA_MIN_STEPS), 300
+    load_before = os.getloadavg()
     rates, xla = {"hand-written loop": baseline_rate(args.steps)}, {}
+    cli = cli_rates(args.cli_steps)
+    rates[f"tanglec compile (CLI), marginal rate of {args.cli_steps} more steps"] = cli["marginal_steps_per_s"]
+    xla[f"tanglec compile (CLI), marginal rate of {args.cli_steps} more steps"] = True
     variants = {
         f"tanglec default, a run of {long_run} steps (auto mux: where + XLA)": {"planned": long_run},
         f"tanglec default, the spec's {spec_run} steps (auto mux: partition, no XLA)": {"planned": spec_run},
@@ -143,7 +174,9 @@ def main() -> None:
     rates["hand-written loop, again (the machine's noise)"] = baseline_rate(args.steps)
     base = (rates["hand-written loop"] + rates["hand-written loop, again (the machine's noise)"]) / 2
     result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, TensorFlow {tf.__version__}",
-              "batch": BATCH, "steps": args.steps, "ratios_against": "mean of the two hand-written runs",
+              "load_average": [round(x, 2) for x in load_before], "batch": BATCH, "steps": args.steps,
+              "cli_compile": {k: round(v, 2) for k, v in cli.items()},
+              "ratios_against": "mean of the two hand-written runs",
               "rates_steps_per_s": {k: round(v, 1) for k, v in rates.items()},
               "xla": xla,
               "ratio_vs_hand_written": {k: round(v / base, 2) for k, v in rates.items()}}
