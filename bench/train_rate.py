@@ -178,6 +178,12 @@ def main() -> None:
         rates[name], xla[name] = tanglec_rate(args.steps, **options)
     rates["hand-written loop, again (the machine's noise)"] = baseline_rate(args.steps)
     base = (rates["hand-written loop"] + rates["hand-written loop, again (the machine's noise)"]) / 2
+    # last: op determinism, which `tanglec compile` turns on for reproducible runs, can't be turned off
+    keras.utils.set_random_seed(0)
+    tf.config.experimental.enable_op_determinism()
+    rates["hand-written loop under op determinism (as tanglec trains)"] = baseline_rate(args.steps)
+    name = f"tanglec default, a run of {long_run} steps, under op determinism (as tanglec trains)"
+    rates[name], xla[name] = tanglec_rate(args.steps, long_run)
     result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, TensorFlow {tf.__version__}",
               "load_average": [round(x, 2) for x in load_before], "batch": BATCH, "steps": args.steps,
               "cli_compile": {k: round(v, 2) for k, v in cli.items()},
