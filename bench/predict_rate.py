@@ -71,7 +71,8 @@ def main() -> None:
         for n in (args.rows, 10 * args.rows):
             rows = tmp / f"rows{n}.csv"
             write_rows(rows, n)
-            seconds, peak_mb = tanglec("predict", str(tmp / "run"), str(rows), "-o", str(tmp / "answers.csv"))
+            seconds, peak_mb = tanglec("predict", str(tmp / "run"), str(rows), "-o", str(tmp / "answers.csv"),
+                                     "--overwrite")
             answered, wrong = wrong_answers(tmp / "answers.csv")
             figures[n] = {"seconds": round(seconds, 2), "rows_per_s": round(n / seconds), "peak_mb": peak_mb,
                           "answered": answered, "wrong": wrong}
