@@ -131,15 +131,20 @@ def tanglec_rate(steps: int, planned: int, eval_every: int | None = None, mux: s
     return chunks * per / (time.perf_counter() - start), xla and xla_compiles(model)
 
 
-def cli_compile_seconds(steps: int, folder: Path) -> float:
-    """Wall time of a whole `tanglec compile --steps N` process (seed spec, no `until exact`)."""
+def cli_compile_seconds(steps: int, folder: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds of a whole `tanglec compile --steps N` process (seed spec, no `until exact`).
+    CPU time (user + system, all threads) moves far less than wall time with other processes' load."""
     spec = folder / "arith_fixed_steps.tangle"
     spec.write_text((ROOT / "specs" / "arith.tangle").read_text().replace(" until exact", ""))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "tanglec.cli", "compile", str(spec), "--steps", str(steps),
-                    "-o", str(folder / f"run{steps}"), "--json"], check=True, env=env, capture_output=True)
-    return time.perf_counter() - start
+    proc = subprocess.Popen([sys.executable, "-m", "tanglec.cli", "compile", str(spec), "--steps", str(steps),
+                             "-o", str(folder / f"run{steps}"), "--json"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"tanglec compile --steps {steps} failed")
+    return time.perf_counter() - start, usage.ru_utime + usage.ru_stime
 
 
 def cli_rates(steps: int, repeats: int) -> dict[str, float]:
@@ -150,8 +155,18 @@ def cli_rates(steps: int, repeats: int) -> dict[str, float]:
         for _ in range(repeats):
             short.append(cli_compile_seconds(steps, Path(tmp)))
             long.append(cli_compile_seconds(2 * steps, Path(tmp)))
-    return {"short_seconds": min(short), "long_seconds": min(long),
-            "marginal_steps_per_s": steps / (min(long) - min(short))}
+    (wall_short, cpu_short), (wall_long, cpu_long) = (map(min, zip(*short)), map(min, zip(*long)))
+    return {"short_seconds": wall_short, "long_seconds": wall_long,
+            "marginal_steps_per_s": steps / (wall_long - wall_short),
+            "short_cpu_seconds": cpu_short, "long_cpu_seconds": cpu_long,
+            "marginal_steps_per_cpu_s": steps / (cpu_long - cpu_short)}
+
+
+def baseline_cpu_rate(steps: int) -> float:
+    """The hand-written loop's steps per CPU second of this process (the CLI's cross-check)."""
+    start = time.process_time()
+    baseline_rate(steps)
+    return steps / (time.process_time() - start)
 
 
 def main() -> None:
@@ -166,6 +181,7 @@ def main() -> None:
     rates, xla = {"hand-written loop": baseline_rate(args.steps)}, {}
     cli = cli_rates(args.cli_steps, args.cli_repeats)
     rates[f"tanglec compile (CLI), marginal rate of {args.cli_steps} more steps"] = cli["marginal_steps_per_s"]
+    cpu = {"hand-written loop": baseline_cpu_rate(args.steps), "tanglec compile (CLI)": cli["marginal_steps_per_cpu_s"]}
     xla[f"tanglec compile (CLI), marginal rate of {args.cli_steps} more steps"] = True
     variants = {
         f"tanglec default, a run of {long_run} steps (auto mux: where + XLA)": {"planned": long_run},
@@ -187,6 +203,8 @@ def main() -> None:
     result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, TensorFlow {tf.__version__}",
               "load_average": [round(x, 2) for x in load_before], "batch": BATCH, "steps": args.steps,
               "cli_compile": {k: round(v, 2) for k, v in cli.items()},
+              "steps_per_cpu_second": {k: round(v, 1) for k, v in cpu.items()},
+              "cli_vs_hand_written_by_cpu_time": round(cpu["tanglec compile (CLI)"] / cpu["hand-written loop"], 2),
               "ratios_against": "mean of the two hand-written runs",
               "rates_steps_per_s": {k: round(v, 1) for k, v in rates.items()},
               "xla": xla,
