@@ -213,6 +213,9 @@ def main() -> None:
     print("\n| training loop | XLA | steps/s | × hand-written |\n|---|---|---:|---:|")
     for k, v in rates.items():
         print(f"| {k} | {'yes' if xla.get(k) else 'no'} | {v:.0f} | {v / base:.2f} |")
+    print(f"\nby CPU time (other processes' load hardly moves it): hand-written loop "
+          f"{cpu['hand-written loop']:.0f} steps per CPU second, `tanglec compile` marginal "
+          f"{cpu['tanglec compile (CLI)']:.0f}: {result['cli_vs_hand_written_by_cpu_time']}x")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))
