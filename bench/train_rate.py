@@ -9,7 +9,12 @@ batches, as one XLA program when the run is long enough to earn the compilation 
 after a warm-up (tracing and compiling excluded); the hand-written loop runs first and last, and
 the ratios are against the mean of its two rates (absolute rates depend on the machine's load).
 
-    python bench/train_rate.py [--steps 2000] [--json PATH]
+Beside them, what users run: `tanglec compile` of specs/arith.tangle without `until exact`, as a
+whole process for `--steps N` and `--steps 2N`; the marginal rate N / (time(2N) - time(N)) is the
+training rate with every evaluation and every per-chunk cost included, start-up and compilation
+excluded.
+
+    python bench/train_rate.py [--steps 2000] [--cli-steps 3000] [--json PATH]
 """
 from __future__ import annotations
 
@@ -17,7 +22,9 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -124,13 +131,58 @@ def tanglec_rate(steps: int, planned: int, eval_every: int | None = None, mux: s
     return chunks * per / (time.perf_counter() - start), xla and xla_compiles(model)
 
 
+def cli_compile_seconds(steps: int, folder: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds of a whole `tanglec compile --steps N` process (seed spec, no `until exact`).
+    CPU time (user + system, all threads) moves far less than wall time with other processes' load."""
+    spec = folder / "arith_fixed_steps.tangle"
+    spec.write_text((ROOT / "specs" / "arith.tangle").read_text().replace(" until exact", ""))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "tanglec.cli", "compile", str(spec), "--steps", str(steps),
+                             "-o", str(folder / f"run{steps}"), "--json"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"tanglec compile --steps {steps} failed")
+    return time.perf_counter() - start, usage.ru_utime + usage.ru_stime
+
+
+def cli_rates(steps: int, repeats: int) -> dict[str, float]:
+    """`tanglec compile`: whole-process seconds for `steps` and 2 x `steps` (the fastest of `repeats`
+    alternating runs: other load only ever adds time), and the marginal rate."""
+    short, long = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(repeats):
+            short.append(cli_compile_seconds(steps, Path(tmp)))
+            long.append(cli_compile_seconds(2 * steps, Path(tmp)))
+    (wall_short, cpu_short), (wall_long, cpu_long) = (map(min, zip(*short)), map(min, zip(*long)))
+    return {"short_seconds": wall_short, "long_seconds": wall_long,
+            "marginal_steps_per_s": steps / (wall_long - wall_short),
+            "short_cpu_seconds": cpu_short, "long_cpu_seconds": cpu_long,
+            "marginal_steps_per_cpu_s": steps / (cpu_long - cpu_short)}
+
+
+def baseline_cpu_rate(steps: int) -> float:
+    """The hand-written loop's steps per CPU second of this process (the CLI's cross-check)."""
+    start = time.process_time()
+    baseline_rate(steps)
+    return steps / (time.process_time() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--cli-steps", type=int, default=3000)
+    parser.add_argument("--cli-repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     long_run, spec_run = max(args.steps, XLA_MIN_STEPS), 300
+    load_before = os.getloadavg()
     rates, xla = {"hand-written loop": baseline_rate(args.steps)}, {}
+    cli = cli_rates(args.cli_steps, args.cli_repeats)
+    rates[f"tanglec compile (CLI), marginal rate of {args.cli_steps} more steps"] = cli["marginal_steps_per_s"]
+    cpu = {"hand-written loop": baseline_cpu_rate(args.steps), "tanglec compile (CLI)": cli["marginal_steps_per_cpu_s"]}
+    xla[f"tanglec compile (CLI), marginal rate of {args.cli_steps} more steps"] = True
     variants = {
         f"tanglec default, a run of {long_run} steps (auto mux: where + XLA)": {"planned": long_run},
         f"tanglec default, the spec's {spec_run} steps (auto mux: partition, no XLA)": {"planned": spec_run},
@@ -142,8 +194,18 @@ def main() -> None:
         rates[name], xla[name] = tanglec_rate(args.steps, **options)
     rates["hand-written loop, again (the machine's noise)"] = baseline_rate(args.steps)
     base = (rates["hand-written loop"] + rates["hand-written loop, again (the machine's noise)"]) / 2
+    # last: op determinism, which `tanglec compile` turns on for reproducible runs, can't be turned off
+    keras.utils.set_random_seed(0)
+    tf.config.experimental.enable_op_determinism()
+    rates["hand-written loop under op determinism (as tanglec trains)"] = baseline_rate(args.steps)
+    name = f"tanglec default, a run of {long_run} steps, under op determinism (as tanglec trains)"
+    rates[name], xla[name] = tanglec_rate(args.steps, long_run)
     result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, TensorFlow {tf.__version__}",
-              "batch": BATCH, "steps": args.steps, "ratios_against": "mean of the two hand-written runs",
+              "load_average": [round(x, 2) for x in load_before], "batch": BATCH, "steps": args.steps,
+              "cli_compile": {k: round(v, 2) for k, v in cli.items()},
+              "steps_per_cpu_second": {k: round(v, 1) for k, v in cpu.items()},
+              "cli_vs_hand_written_by_cpu_time": round(cpu["tanglec compile (CLI)"] / cpu["hand-written loop"], 2),
+              "ratios_against": "mean of the two hand-written runs",
               "rates_steps_per_s": {k: round(v, 1) for k, v in rates.items()},
               "xla": xla,
               "ratio_vs_hand_written": {k: round(v / base, 2) for k, v in rates.items()}}
@@ -151,6 +213,9 @@ def main() -> None:
     print("\n| training loop | XLA | steps/s | × hand-written |\n|---|---|---:|---:|")
     for k, v in rates.items():
         print(f"| {k} | {'yes' if xla.get(k) else 'no'} | {v:.0f} | {v / base:.2f} |")
+    print(f"\nby CPU time (other processes' load hardly moves it): hand-written loop "
+          f"{cpu['hand-written loop']:.0f} steps per CPU second, `tanglec compile` marginal "
+          f"{cpu['tanglec compile (CLI)']:.0f}: {result['cli_vs_hand_written_by_cpu_time']}x")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))

@@ -358,7 +358,7 @@ def _load_model_or_fail(run: Path, checked, as_json: bool):
         fail(as_json, err)
 
 
-def _assignments(fields: tuple[str, ...]) -> list[tuple[str, str]]:
+def _assignments(fields) -> list[tuple[str, str]]:
     """NAME=VALUE arguments as (name, value) pairs, in order (query.parse_fields reports repeats)."""
     out = []
     for f in fields:
@@ -369,29 +369,130 @@ def _assignments(fields: tuple[str, ...]) -> list[tuple[str, str]]:
     return out
 
 
-@cli.command()
+QUERY_SEPARATOR = "\0--"  # a `--` between queries, kept from click (no argument can hold a NUL)
+
+
+class _GroupedQueries(click.Command):
+    """Keeps every `--` of the command line as a separator of queries (click drops the first)."""
+
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, [QUERY_SEPARATOR if a == "--" else a for a in args])
+
+
+def _query_groups(fields: tuple[str, ...]) -> list[list[str]]:
+    """The queries on the command line (groups of NAME=VALUE split by `--`), or, for a lone `-`, one
+    per line of stdin (blank lines and `#` comments skipped; values with spaces quoted as in a shell)."""
+    import shlex
+
+    if list(fields) == ["-"]:
+        lines = (line.strip() for line in sys.stdin)
+        return [shlex.split(line) for line in lines if line and not line.startswith("#")]
+    groups: list[list[str]] = [[]]
+    for f in fields:
+        if f == QUERY_SEPARATOR:
+            groups.append([])
+        else:
+            groups[-1].append(f)
+    return [g for g in groups if g] or [[]]
+
+
+def _query_columns(checked, groups: list[list[str]]) -> list[dict]:
+    """Every query's columns; the problems of all of them together (each named by its number when
+    there are several)."""
+    from dataclasses import replace
+
+    from . import pipeline
+
+    columns, problems = [], []
+    for number, group in enumerate(groups, 1):
+        try:
+            columns.append(pipeline.query_columns(checked, _assignments(group)))
+        except TangleError as err:
+            problems += [replace(d, message=f"query {number}: {d.message}") if len(groups) > 1 else d
+                         for d in err.diagnostics]
+        except click.UsageError as err:
+            raise click.UsageError(f"query {number}: {err.message}" if len(groups) > 1 else err.message)
+    if problems:
+        raise TangleError(problems)
+    return columns
+
+
+@cli.command(cls=_GroupedQueries)
 @run_argument
 @click.argument("fields", nargs=-1)
 @json_option
 def query(run: Path, fields: tuple[str, ...], as_json: bool) -> None:
-    """Ask a trained run: every decoder's answer and confidence, e.g. `x=7 encoding=binary op=times2`."""
+    """Ask a trained run: every decoder's answer and confidence, e.g. `x=7 encoding=binary op=times2`.
+    Several queries in one process: separate them with `--`, or give `-` to read one per line of stdin."""
     from . import pipeline
 
-    assignments = _assignments(fields)
+    groups = _query_groups(fields)
     try:
         checked = pipeline.load_run(run)
-        columns = pipeline.query_columns(checked, assignments)
+        queries = _query_columns(checked, groups)
     except TangleError as err:
         fail(as_json, err)
     model = _load_model_or_fail(run, checked, as_json)
-    route, result = pipeline.ask(checked, model, columns)
-    lines = [f"route {route.name}"]
-    for a in result:
-        conf = "" if a.confidence is None else f"  (confidence {a.confidence:.3f})"
-        exp = "" if a.expected is None else f"  expected {a.expected} {'✓' if a.correct else '✗'}"
-        lines.append(f"  {a.decoder:<14} {a.target} = {a.value}{conf}{exp}")
-    emit(as_json, {"ok": True, "route": route.to_json(), "answers": [a.to_json() for a in result]},
-         "\n".join(lines))
+    payloads, blocks = [], []
+    for columns in queries:
+        route, result = pipeline.ask(checked, model, columns)
+        lines = [f"route {route.name}"]
+        for a in result:
+            conf = "" if a.confidence is None else f"  (confidence {a.confidence:.3f})"
+            exp = "" if a.expected is None else f"  expected {a.expected} {'✓' if a.correct else '✗'}"
+            lines.append(f"  {a.decoder:<14} {a.target} = {a.value}{conf}{exp}")
+        payloads.append({"route": route.to_json(), "answers": [a.to_json() for a in result]})
+        blocks.append("\n".join(lines))
+    payload = {"ok": True, **payloads[0]} if len(groups) == 1 and fields != ("-",) else \
+        {"ok": True, "queries": payloads}
+    emit(as_json, payload, "\n\n".join(blocks))
+
+
+@cli.command()
+@run_argument
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the answers to this CSV file (default: stdout).")
+@overwrite_option
+@click.option("--skip-bad", is_flag=True, help="Leave out rows with a bad value and count them (default: stop).")
+@json_option
+def predict(run: Path, file: Path, out: Path | None, overwrite: bool, skip_bad: bool, as_json: bool) -> None:
+    """Answer every row of a CSV/JSONL FILE: its input columns, then each decoder's answer and confidence."""
+    import csv
+    import io
+
+    from . import pipeline
+
+    try:
+        checked = pipeline.load_run(run)
+    except TangleError as err:
+        fail(as_json, err)
+    if out is not None:
+        refuse_bad_output(as_json, out, "file", overwrite=overwrite, inputs=[run, file])
+    elif as_json:
+        raise click.UsageError("--json reports a summary: give -o for the answers")
+    model = _load_model_or_fail(run, checked, as_json)
+    try:
+        if out is None:
+            writer = csv.writer(sys.stdout, lineterminator="\n")
+            result = pipeline.predict(checked, model, file, writer.writerows, skip_bad=skip_bad)
+        else:
+            from .util.files import atomic_file
+
+            with atomic_file(out) as fh:
+                text = io.TextIOWrapper(fh, encoding="utf-8", newline="", write_through=True)
+                result = pipeline.predict(checked, model, file, csv.writer(text, lineterminator="\n").writerows,
+                                          skip_bad=skip_bad)
+                text.detach()
+    except TangleError as err:
+        fail(as_json, err)
+    skipped = f"; {result.skipped} bad row{'s' * (result.skipped != 1)} skipped" if skip_bad else ""
+    summary = f"{result.rows} rows answered{skipped}" + (f"; written to {out}" if out else "")
+    if as_json:
+        emit(True, {"ok": True, "run": str(run), "rows": result.rows, "skipped": result.skipped,
+                    "output": str(out)})
+    else:
+        click.echo(summary, err=True)
 
 
 @cli.command()

@@ -430,3 +430,27 @@ def train(spec: str | Path | Checked, out: str | Path | None = None, *, steps: i
     checked = spec if isinstance(spec, Checked) else load(spec, overrides, training=True)
     return compile(checked, prepare(checked), out=None if out is None else Path(out), overrides=overrides,
                    on_progress=on_progress)
+
+
+@dataclass(frozen=True)
+class Predicted:
+    rows: int  # rows answered
+    skipped: int  # bad rows left out (`skip_bad`)
+
+
+def predict(checked: Checked, model, path: Path, write_rows: Callable[[list[list[str]]], None], *,
+            skip_bad: bool = False, chunk_rows: int | None = None) -> Predicted:
+    """Every decoder's answer for every row of a CSV/JSONL file, a chunk at a time through one compiled
+    function: `write_rows` gets the header, then each chunk's rows (data.predictions). A bad row is a
+    DataError (E119 at file:row:column) unless `skip_bad`, which leaves it out and counts it."""
+    from .backend.predict import Predictor
+    from .data import predictions
+
+    reader = predictions.reader(checked, path, skip_bad, chunk_rows)
+    predictor = Predictor(model, checked)
+    write_rows([predictions.header(checked)])
+    answered = 0
+    for chunk in reader.chunks():
+        write_rows(predictions.rows(checked, chunk, predictor(chunk.inputs)))
+        answered += chunk.n
+    return Predicted(answered, reader.skipped)

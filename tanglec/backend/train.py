@@ -24,8 +24,8 @@ from ..spec.check_limits import estimate_parameters
 from ..spec.checked import Checked
 from .codegen import build_model, module_layers, training_device
 from .datasets import stream_dataset
-from .predict import predict_raw
-from ..data.features import training_arrays
+from .predict import Predictor
+from ..data.features import encode_inputs, training_arrays
 from ..data.rows import Examples
 from ..data.selection import route_mask, route_status
 from ..lang.diagnostics import Diagnostic, TangleError
@@ -33,6 +33,9 @@ from .distribute import DEFAULT, make_strategy
 from .mux_cost import XLA_MAX_PARAMETERS, XLA_STRATEGIES, xla_pays_off
 from ..data.evaluate import all_exact, evaluation_loss, route_report
 from .schedules import learning_rate
+
+
+EVALUATIONS_AT_LEAST = 50  # a long run's evaluations, when its accuracy stays put (_Observer.evaluation_due)
 
 
 @dataclass
@@ -190,14 +193,16 @@ def dataset(x, y, w, batch: int, seed: int) -> tf.data.Dataset:
 
 
 class _Observer(keras.callbacks.Callback):
-    """After each `eval_every` steps (and a phase's last step): evaluate every route, report, stop
-    when exact (if asked); E171 as soon as the loss or a weight is not finite."""
+    """After each chunk of `eval_every` steps: E171 as soon as the loss is not finite; at each
+    evaluation (`evaluation_due`) also a weight: evaluate every route, report, stop when exact (if
+    asked)."""
 
     def __init__(self, checked, examples, total_steps, on_progress, should_stop):
         super().__init__()
         self.checked, self.examples = checked, examples
-        self.eval_columns = {k: v[examples.eval_index] for k, v in examples.columns.items()}
         self.eval_examples = examples.take(examples.eval_index)
+        self.eval_inputs = encode_inputs(checked, self.eval_examples.columns)
+        self.predictor: Predictor | None = None
         self.total_steps = total_steps
         self.on_progress = on_progress
         self.should_stop = should_stop
@@ -211,6 +216,7 @@ class _Observer(keras.callbacks.Callback):
         self.phase: Phase | None = None
         self.sizes: list[int] = []
         self.epoch = 0
+        self.longest_gap = max(1, total_steps // (checked.train.eval_every * EVALUATIONS_AT_LEAST))
 
     def begin_phase(self, phase: "Phase", sizes: list[int]) -> None:
         self.phase, self.sizes = phase, sizes
@@ -236,13 +242,38 @@ class _Observer(keras.callbacks.Callback):
         if batch + 1 >= self.sizes[self.epoch] and self.epoch == len(self.sizes) - 1:
             self.model.stop_training = True
 
+    def evaluation_due(self, last_chunk: bool) -> bool:
+        """Every chunk while the accuracy moves; once it has stayed the same for n evaluations, every
+        2**n chunks, at most `longest_gap` (a run's evaluations number at least about
+        EVALUATIONS_AT_LEAST, so short runs evaluate every chunk); always at a phase's last step.
+        Decided from the history alone, so a resumed run evaluates where the whole run would have."""
+        if last_chunk or not self.history:
+            return True
+        accuracies = [h["accuracy"] for h in self.history]
+        unchanged = next((n for n, (a, b) in enumerate(zip(accuracies[::-1], accuracies[-2::-1])) if a != b),
+                         len(accuracies) - 1)
+        gap = min(self.longest_gap, 2 ** min(unchanged, 20))
+        return self.steps_run - self.history[-1]["step"] >= gap * self.checked.train.eval_every
+
     def on_epoch_end(self, epoch, logs=None):
-        first = self.steps_run + 1
+        first = (self.history[-1]["step"] if self.history else 0) + 1
         self.steps_run += self.sizes[epoch]
         losses = {k[:-5]: float(v) for k, v in (logs or {}).items() if k.endswith("_loss")}
         losses["total"] = float((logs or {}).get("loss", np.nan))
-        diverged(self.checked, self.phase, self.model, losses, first, self.steps_run)
-        outputs = predict_raw(self.model, self.checked, self.eval_columns)
+        due = self.evaluation_due(epoch == len(self.sizes) - 1)
+        if not due:  # the weights are checked at evaluations, the loss after every chunk
+            first = self.steps_run - self.sizes[epoch] + 1
+        diverged(self.checked, self.phase, self.model, losses, first, self.steps_run, weights=due)
+        if due:
+            self.evaluate(losses)
+        if self.should_stop and self.should_stop():
+            self.interrupted = True
+            self.model.stop_training = True
+
+    def evaluate(self, losses: dict[str, float]) -> None:
+        if self.predictor is None:  # compiled once per run, at its first evaluation
+            self.predictor = Predictor(self.model, self.checked)
+        outputs = self.predictor.encoded(self.eval_inputs)
         self.report = route_report(self.checked, self.eval_examples, outputs)
         if self.checked.train.until_loss:
             self.watch_loss(evaluation_loss(self.checked, self.eval_examples, outputs))
@@ -255,18 +286,15 @@ class _Observer(keras.callbacks.Callback):
         if self.until_exact and all_exact(self.report):
             self.stopped_early = True
             self.model.stop_training = True
-        if self.should_stop and self.should_stop():
-            self.interrupted = True
-            self.model.stop_training = True
 
 
 def diverged(checked: Checked, phase: "Phase", model: keras.Model, losses: dict[str, float],
-             first: int, last: int) -> None:
-    """E171 if training has diverged: a loss or a weight is NaN or infinite after steps first..last.
+             first: int, last: int, weights: bool = True) -> None:
+    """E171 if training has diverged: a loss or (if `weights`) a weight is NaN or infinite after steps first..last.
     Raised from inside `fit`, before the checkpoint callback, so neither a run nor a checkpoint of
     the broken weights is written."""
     bad_losses = sorted(name for name, value in losses.items() if not math.isfinite(value))
-    bad_weights = [v.path for v in model.trainable_variables if not np.isfinite(v.numpy()).all()]
+    bad_weights = [v.path for v in model.trainable_variables if not np.isfinite(v.numpy()).all()] if weights else []
     if not bad_losses and not bad_weights:
         return
     nan = any(math.isnan(losses[n]) for n in bad_losses)

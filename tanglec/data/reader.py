@@ -179,15 +179,18 @@ class Reader:
     and is reported at the row where it starts, a bad cell at its own row and column.
 
     `strict`: raise at the first problem (the training pass: the file changed since it was scanned);
-    otherwise keep reading to report every problem (first `MAX_REPORTED`, then a count), yielding no
+    `skip_bad`: leave out every row with a problem and count it (`skipped`); otherwise keep reading to report every problem (first `MAX_REPORTED`, then a count), yielding no
     more chunks once there is one, and raise at the end (`chunks()` is exhausted). A problem that
     stops the reading (not UTF-8, a row too long, a quoted cell never closed) is raised at once,
     after the ones found before it."""
 
-    def __init__(self, checked, chunk_rows: int | None = None, strict: bool = False, digest: bool = False):
+    def __init__(self, checked, chunk_rows: int | None = None, strict: bool = False, digest: bool = False,
+                 path: Path | None = None, wanted: dict | None = None, skip_bad: bool = False):
         self.checked = checked
-        self.path = Path(checked.data.path)
-        self.wanted = wanted_columns(checked)
+        self.path = Path(path or checked.data.path)
+        self.wanted = wanted_columns(checked) if wanted is None else wanted
+        self.skip_bad = skip_bad
+        self.skipped = 0
         g = checked.graph
         self.types = {n: (g.selectors[n] if t == "selector" else t) for n, t in self.wanted.items()}
         self.jsonl = self.path.suffix.lower() in (".jsonl", ".ndjson")
@@ -333,30 +336,15 @@ class Reader:
         start, numbers = 0, []
         values: dict[str, list] = {k: [] for k in self.wanted}
         for lineno, text, row in records:
-            if self.jsonl:
-                cells = self._jsonl_cells(lineno, text)
-                if cells is None:
-                    continue
-            elif len(row) != len(header):
-                self._add(lineno, 1, f"{len(row)} fields, the header has {len(header)}", text)
+            problems_before = self.problems.count
+            converted = self._convert(lineno, text, row, header, columns)
+            if self.problems.count > problems_before:
+                if self.skip_bad:
+                    self.problems.forget(problems_before)
+                    self.skipped += 1
                 continue
             self.rows += 1
-            for name, index, fast, t in columns:
-                if self.jsonl:
-                    if name not in cells:
-                        values[name].append(None)
-                        continue
-                    raw = cells[name][0]
-                else:
-                    raw = row[index]
-                try:
-                    value = fast(raw)
-                except Exception:  # noqa: BLE001 - the reference conversion decides, with its message
-                    try:
-                        value = convert_value(raw, t)
-                    except ValueError as err:
-                        self._bad_cell(lineno, text, index if not self.jsonl else cells[name][1], name, err)
-                        value = None
+            for name, value in converted.items():
                 values[name].append(value)
             numbers.append(lineno)
             if len(numbers) >= self.chunk_rows:
@@ -369,6 +357,35 @@ class Reader:
         self.raise_problems()
         if self.rows == 0:
             raise DataError([Diagnostic("E119", "the data file has no rows", ast.Span(str(self.path), 1, 1, 1, 2))])
+
+    def _convert(self, lineno: int, text: str, row, header, columns) -> dict[str, object]:
+        """One row's typed values by column name; its problems are added (a value None)."""
+        if self.jsonl:
+            cells = self._jsonl_cells(lineno, text)
+            if cells is None:
+                return {}
+        elif len(row) != len(header):
+            self._add(lineno, 1, f"{len(row)} fields, the header has {len(header)}", text)
+            return {}
+        converted = {}
+        for name, index, fast, t in columns:
+            if self.jsonl:
+                if name not in cells:
+                    converted[name] = None
+                    continue
+                raw = cells[name][0]
+            else:
+                raw = row[index]
+            try:
+                value = fast(raw)
+            except Exception:  # noqa: BLE001 - the reference conversion decides, with its message
+                try:
+                    value = convert_value(raw, t)
+                except ValueError as err:
+                    self._bad_cell(lineno, text, index if not self.jsonl else cells[name][1], name, err)
+                    value = None
+            converted[name] = value
+        return converted
 
     def _bad_cell(self, lineno: int, text: str, where: int, name: str, err: ValueError) -> None:
         """A cell that does not convert: at its row and column (`where`: the JSONL column, or the CSV

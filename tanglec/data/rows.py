@@ -75,6 +75,11 @@ class RowProblems:
             self.items.append(Diagnostic("E119", message, ast.Span(self.path, row, col, row, col + 1),
                                          hints=list(hints)))
 
+    def forget(self, count: int) -> None:
+        """Drop the problems added since there were `count` (a row left out, as `--skip-bad` asks)."""
+        del self.items[count:]
+        self.count = count
+
     def raise_if_any(self) -> None:
         if self.count:
             extra = self.count - len(self.items)
