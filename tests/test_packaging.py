@@ -52,7 +52,7 @@ def test_wheel_contents(wheel):
         entry_points = next(zf.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "tanglec/lang/tangle.lark" in names
     assert (ROOT / "tanglec" / "lang" / "tangle.lark").read_bytes() == zipfile.ZipFile(wheel).read("tanglec/lang/tangle.lark")
-    assert {"tanglec/cli.py", "tanglec/lang/parser.py", "tanglec/lang/fmt.py", "tanglec/lang/highlight.py"} <= names
+    assert {"tanglec/cli/__init__.py", "tanglec/lang/parser.py", "tanglec/lang/fmt.py", "tanglec/lang/highlight.py"} <= names
     assert not [n for n in names if n.endswith((".pyc", ".lark.cache"))]
     assert "tanglec = tanglec.cli:main" in entry_points
     assert "tangle = tanglec.lang.highlight:TangleLexer" in entry_points

@@ -126,4 +126,4 @@ def test_transfer_quick_cli(tmp_path):
     assert runs["a"]["all_exact"] and runs["a"]["mean"] == 1.0  # both operations, both decoders
     assert runs["b"]["routes"][1]["accuracy"] < 1.0  # times2 never trains from scratch
     assert results["summary"]["minimal_n"]["gray"]["a"]["all_routes"] == 10
-    assert "transfer" in ROOT.joinpath("tanglec", "cli.py").read_text()
+    assert "transfer" in ROOT.joinpath("tanglec", "cli", "transfer_command.py").read_text()
