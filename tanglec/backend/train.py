@@ -10,7 +10,6 @@ or weight that stops being finite ends training with E171 (`diverged`).
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -487,21 +486,3 @@ def tensorboard_hook(logdir: str, on_progress: Callable[[Progress], None] | None
             on_progress(p)
 
     return hook, writer.close
-
-
-def rich_progress(total_steps: int, stream=None):
-    """A rich progress bar on stderr (only when it is a terminal); returns (callback, context manager)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
-
-    console = Console(file=stream or sys.stderr)
-    bar = Bar(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-              TimeRemainingColumn(), console=console, disable=not console.is_terminal, transient=False)
-    task = bar.add_task("train", total=total_steps, status="")
-
-    def update(p: Progress) -> None:
-        acc = p.report["accuracy"]
-        status = f"loss {p.losses.get('total', float('nan')):.4f}  exact {acc:.0%}  {p.steps_per_second:.0f} steps/s"
-        bar.update(task, completed=p.step, total=p.total_steps, status=status)
-
-    return update, bar

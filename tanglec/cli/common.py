@@ -143,3 +143,21 @@ def load_model_or_fail(run: Path, checked, as_json: bool):
         return pipeline.load_run_model(run, checked)
     except TangleError as err:
         fail(as_json, err)
+
+
+def rich_progress(total_steps: int, stream=None):
+    """A rich progress bar on stderr (only when it is a terminal); returns (callback, context manager)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
+
+    console = Console(file=stream or sys.stderr)
+    bar = Bar(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
+              TimeRemainingColumn(), console=console, disable=not console.is_terminal, transient=False)
+    task = bar.add_task("train", total=total_steps, status="")
+
+    def update(p) -> None:
+        acc = p.report["accuracy"]
+        status = f"loss {p.losses.get('total', float('nan')):.4f}  exact {acc:.0%}  {p.steps_per_second:.0f} steps/s"
+        bar.update(task, completed=p.step, total=p.total_steps, status=status)
+
+    return update, bar

@@ -9,7 +9,7 @@ import click
 
 from ..lang.diagnostics import TangleError, printable
 from .common import (
-    load_model_or_fail, quiet_tensorflow, route_table, cli, emit, fail, json_option, overwrite_option,
+    load_model_or_fail, quiet_tensorflow, rich_progress, route_table, cli, emit, fail, json_option, overwrite_option,
     refuse_bad_output, run_argument, spec_argument, warnings_to_stderr)
 
 
@@ -62,8 +62,6 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
         fail(as_json, err)
     warnings_to_stderr(as_json, checked.diagnostics)
     quiet_tensorflow()
-    from ..backend.train import rich_progress
-
     update, bar = rich_progress(pipeline.total_steps(checked, overrides))
     with bar:
         try:
