@@ -111,7 +111,7 @@ def test_a_regression_decoder_reports_mae_and_rmse(half_run):
 
 def test_eval_query_and_predict_agree_on_the_same_rows(half_run):
     """One tolerance rule: the rows eval lists as wrong are exactly those query marks ✗ and the API's
-    predict + correct marks False, with the same values."""
+    predict + correct marks False, with the same values; `tanglec predict` answers the same numbers."""
     run = half_run / "run"
     report = json.loads(run_tanglec("eval", str(run), "--failures", "10", "--json").stdout)
     eval_wrong = {f["row"]: f["value"] for f in report["failures"]}
@@ -136,6 +136,13 @@ def test_eval_query_and_predict_agree_on_the_same_rows(half_run):
     assert [x for x in range(10) if not ok[x]] == sorted(eval_wrong)
     for x, (value, _) in queried.items():
         assert values[x] == pytest.approx(value, abs=1e-5)
+    rows = half_run / "rows.csv"  # `tanglec predict` on the same rows gives the same numbers
+    rows.write_text("x\n" + "".join(f"{x}\n" for x in range(10)))
+    predicted = run_tanglec("predict", str(run), str(rows))
+    assert predicted.returncode == 0, predicted.stderr
+    header, *lines = predicted.stdout.strip().splitlines()
+    column = header.split(",").index("half")
+    assert [float(line.split(",")[column]) for line in lines] == pytest.approx(values, abs=1e-5)
 
 
 def test_tolerance_is_checked(write_spec):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tanglec.reports import transfer
+from tanglec.reports import transfer, transfer_naive, transfer_render
 
 from support import ROOT, SPECS, run_tanglec
 
@@ -58,11 +58,11 @@ def test_naive_model_follows_the_route(tmp_path):
     checked = _checked(transfer.spec_variant(transfer.SCENARIOS["prime"].spec.read_text(), drop_init=True,
                                              drop_freeze=True), transfer.SCENARIOS["prime"].spec)
     route = checked.graph.routes()[1]  # binary -> times2 -> to_binary, to_decimal, is_prime
-    model = transfer.naive_model(checked, route, seed=0)
+    model = transfer_naive.naive_model(checked, route, seed=0)
     assert set(model.output) == {"to_binary", "to_decimal", "is_prime"}
     assert list(model.input) == ["x"]
-    assert transfer._producer(checked.graph, route, "times2") == "binary"
-    assert transfer._producer(checked.graph, route, "is_prime") == "to_decimal"
+    assert transfer_naive._producer(checked.graph, route, "times2") == "binary"
+    assert transfer_naive._producer(checked.graph, route, "is_prime") == "to_decimal"
 
 
 def _fake_results():
@@ -93,14 +93,14 @@ def test_summary_tables_and_figures(tmp_path):
     assert summary["holdout"]["align"]["exact_seeds"] == 2 and summary["holdout"]["no_align"]["exact_seeds"] == 0
     cell = next(t for t in summary["table"] if t["variant"] == "a" and t["n"] == 10)
     assert cell["mean"] == 1.0 and cell["all_exact_seeds"] == 2
-    text = transfer.print_tables(results, file=open(tmp_path / "tables.txt", "w"))
+    text = transfer_render.print_tables(results, file=open(tmp_path / "tables.txt", "w"))
     assert "100% 2/2" in text and "none ≤ 10" in text and "with alignment" in text
-    md = transfer.markdown(results)
+    md = transfer_render.markdown(results)
     assert "| gray | a: transfer, frozen + aligned | 40% (0/2) | 100% (2/2) | 10 |" in md
     assert "| gray | 10 | none ≤ 10 | ∞ (never, n ≤ 10) | 10 / 10 |" in md, md
-    png = transfer.write_png(results, tmp_path / "t.png")
+    png = transfer_render.write_png(results, tmp_path / "t.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "new encoder gray" in transfer.terminal_plot(results, width=80, height=12)
+    assert "new encoder gray" in transfer_render.terminal_plot(results, width=80, height=12)
 
 
 @pytest.mark.slow

@@ -37,7 +37,7 @@ def transfer_(ns: str, seeds: str, scenarios: str, variants: str, no_holdout: bo
               workdir: Path, out: Path | None, png: Path | None, no_plot: bool, cached_only: bool,
               overwrite: bool, as_json: bool) -> None:
     """The transfer report: accuracy of a new module's routes vs training examples (docs/transfer.md)."""
-    from ..reports import transfer as report
+    from ..reports import transfer as report, transfer_render as render
 
     if not report.SPECS.is_dir():
         raise click.UsageError(f"the transfer report trains the tanglec repository's own specs: run it from a checkout "
@@ -64,13 +64,13 @@ def transfer_(ns: str, seeds: str, scenarios: str, variants: str, no_holdout: bo
     except TangleError as err:
         fail(as_json, err)
     results["json"], results["png"] = str(out), str(png)
-    report.save(results, out, png)
+    render.save(results, out, png)
     if as_json:
         emit(True, results)
         return
-    report.print_tables(results)
+    render.print_tables(results)
     if not no_plot:
-        click.echo(report.terminal_plot(results))
+        click.echo(render.terminal_plot(results))
     click.echo(printable(f"results written to {out}, figure to {png}"))
 
 

@@ -32,54 +32,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..data.selection import route_mask
-from ..util.files import atomic_file, write_atomic
+from .transfer_naive import naive_routes
+from .transfer_render import elapsed, pct
 
-ROOT = Path(__file__).resolve().parents[2]  # the checkout: the report trains the repository's own specs
-SPECS = ROOT / "specs"
-BASE_SPEC = SPECS / "arith.tangle"
-HOLDOUT_SPEC = SPECS / "arith_holdout.tangle"
-
-VARIANTS = ("a", "a_noalign", "b", "c")
-EXTRA_VARIANTS = ("b_all",)
-VARIANT_LABELS = {
-    "a": "transfer, frozen + aligned",
-    "a_noalign": "transfer, no alignment",
-    "b": "same graph from scratch",
-    "c": "naive: a net per route",
-    "b_all": "scratch, every route",
-}
-DEFAULT_N = (1, 2, 3, 5, 10)
-DEFAULT_SEEDS = (0, 1, 2, 3, 4)
-QUICK_N = (10,)
-QUICK_SEEDS = (0,)
-SCRATCH_STEPS = 600  # cap for the from-scratch graph (b) and the naive networks (c)
-CACHE_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    spec: Path
-    what: str  # "encoder" | "operation" | "decoder"
-    module: str  # the new module
-    selector: str | None  # the selector that picks it (None: on every route)
-    n_all: tuple[int, ...]  # n for b_all: every example of the new module's routes (2 or 4 routes x 10)
-
-
-SCENARIOS = {
-    "gray": Scenario("gray", SPECS / "transfer_gray.tangle", "encoder", "gray", "encoding", (20,)),
-    "minus1": Scenario("minus1", SPECS / "transfer_minus1.tangle", "operation", "minus1", "op", (20,)),
-    "prime": Scenario("prime", SPECS / "transfer_prime.tangle", "decoder", "is_prime", None, (40,)),
-}
+from .transfer_scenarios import (
+    ROOT, SPECS, BASE_SPEC, HOLDOUT_SPEC, VARIANTS, EXTRA_VARIANTS, VARIANT_LABELS,
+    DEFAULT_N, DEFAULT_SEEDS, QUICK_N, QUICK_SEEDS, SCRATCH_STEPS, CACHE_VERSION, SCENARIOS, Scenario)
 
 
 # ---- spec text variants -------------------------------------------------------------------------
@@ -383,114 +347,6 @@ def route_metrics(routes: list[dict], decoder: str | None = None) -> dict:
 
 # ---- (c) the naive approach: one separate network per route -------------------------------------
 
-def naive_routes(checked, examples, module: str, seed: int, steps: int, until_exact: bool) -> tuple[list[dict], int]:
-    """Per route through `module`: a fresh network made of the route's modules (same layers, nothing
-    shared), trained only on that route's training rows; no rows, no network (accuracy 0)."""
-    g = checked.graph
-    routes, steps_total = [], 0
-    for index, route in enumerate(g.routes()):
-        if module not in route.modules:
-            continue
-        train_rows = examples.train_index[route_mask(g, examples.columns, route, examples.train_index)]
-        eval_rows = examples.eval_index[route_mask(g, examples.columns, route, examples.eval_index)]
-        if len(train_rows) == 0:
-            routes.append({"name": route.name, "status": "unseen", "training_rows": 0, "accuracy": 0.0,
-                           "decoders_accuracy": {d: 0.0 for d in route.decoders}, "network": False})
-            continue
-        entry, steps_run = _train_naive(checked, examples, route, train_rows, eval_rows, seed + 1000 * index,
-                                        steps, until_exact)
-        steps_total += steps_run
-        routes.append({"name": route.name, "status": "trained", "training_rows": int(len(train_rows)),
-                       "accuracy": entry["accuracy"], "decoders_accuracy": entry["decoders_accuracy"],
-                       "network": True})
-    return routes, steps_total
-
-
-def naive_model(checked, route, seed: int):
-    """The route's modules wired as in the tangle (a decoder read by a module feeds its soft form), with
-    fresh weights and no multiplexers: a plain network from the raw input field to the route's decoders."""
-    import keras
-
-    from ..backend.codegen import _encoder, field_input, module_model
-
-    g = checked.graph
-    inputs, tensors = {}, {}
-    for i, node in enumerate(n for n in g.topological() if n in route.modules):
-        producer = _producer(g, route, node)
-        if g.kind(producer) == "input":
-            if producer not in inputs:
-                inputs[producer] = field_input(producer, g.inputs[producer].type)
-            x = _encoder(g.inputs[producer], g.modules[node].input, f"encode_{producer}")(inputs[producer])
-        else:
-            x = tensors[producer]
-            kind = g.modules[producer].output.kind.text
-            if kind in ("onehot", "bits", "gray"):
-                x = keras.layers.Activation("softmax" if kind == "onehot" else "sigmoid")(x)
-        tensors[node] = module_model(g.modules[node], seed + i)(x)
-    return keras.Model(inputs, {d: tensors[d] for d in route.decoders}, name="naive")
-
-
-def _producer(g, route, node: str) -> str:
-    for p in g.predecessors(node):
-        kind = g.kind(p)
-        if kind == "input":
-            return p
-        if kind == "mux":
-            mux = g.muxes[p]
-            if mux.module_for(route.selection.get(mux.selector.text, "")) in route.modules:
-                return mux.module_for(route.selection[mux.selector.text])
-        elif p in route.modules:
-            return p
-    raise ValueError(f"no producer of {node} on route {route.name}")
-
-
-def _train_naive(checked, examples, route, train_rows, eval_rows, seed, steps, until_exact):
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
-    from ..data import codecs
-    from ..data.evaluate import route_report
-    from ..backend.train import dataset, losses_for, make_optimizer, set_determinism
-
-    g = checked.graph
-    set_determinism(seed)
-    model = naive_model(checked, route, seed)
-    fields = list(model.input.keys()) if isinstance(model.input, dict) else list(g.inputs)
-
-    def inputs_of(rows):
-        return {f: examples.columns[f][rows].astype(np.int32 if examples.columns[f].dtype.kind in "iu"
-                                                     else np.float32) for f in fields}
-
-    y, w = {}, {}
-    for d in route.decoders:
-        t, live = codecs.target_array(g.modules[d].output, examples.targets[g.decoders[d]][train_rows])
-        y[d], w[d] = t, live
-    losses = {d: loss for d, loss in losses_for(checked).items() if d in route.decoders}
-    weights = {d: checked.train.weights.get(d, 1.0) for d in route.decoders}
-    every = checked.train.eval_every
-    model.compile(optimizer=make_optimizer(checked.train.optimizer, checked.train.lr), loss=losses,
-                  loss_weights=weights, steps_per_execution=every)
-    ev = examples.take(eval_rows)
-    ev_x = {k: tf.constant(v) for k, v in inputs_of(eval_rows).items()}
-    state = {"entry": None, "steps": 0}
-
-    class Observer(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            state["steps"] += every
-            out = {k: np.asarray(v) for k, v in model(ev_x, training=False).items()}
-            report = route_report(checked, ev, out)
-            state["entry"] = next(r for r in report["routes"] if r["name"] == route.name)
-            if until_exact and state["entry"]["accuracy"] == 1.0:
-                model.stop_training = True
-
-    data = dataset(inputs_of(train_rows), y, w, checked.train.batch, seed)
-    model.fit(data, steps_per_epoch=every, epochs=max(1, -(-steps // every)), callbacks=[Observer()], verbose=0)
-    return state["entry"], state["steps"]
-
-
-# ---- the whole report ---------------------------------------------------------------------------
-
 def run_report(config: Config, log: Callable[[str], None] | None = None) -> dict:
     log = log or (lambda message: None)
     engine = Engine(config, log)
@@ -509,14 +365,14 @@ def run_report(config: Config, log: Callable[[str], None] | None = None) -> dict
             continue
         held.append(r)
         log(f"[{j}/{total}] holdout {'aligned' if aligned else 'no align'} seed={seed}: held-out route "
-            f"{_pct(r['accuracy'])} ({_elapsed(started)})")
+            f"{pct(r['accuracy'])} ({elapsed(started)})")
     for i, (s, v, n, seed) in enumerate(cells, len(holdouts) + 1):
         r = engine.transfer(s, v, n, seed)
         if r is None:
             continue
         runs.append(r)
-        log(f"[{i}/{total}] {s} {v} n={n} seed={seed}: mean {_pct(r['mean'])}, "
-            f"all routes exact: {'yes' if r['all_exact'] else 'no'} ({_elapsed(started)})")
+        log(f"[{i}/{total}] {s} {v} n={n} seed={seed}: mean {pct(r['mean'])}, "
+            f"all routes exact: {'yes' if r['all_exact'] else 'no'} ({elapsed(started)})")
     results = {"ok": True, "report": "transfer", "version": CACHE_VERSION,
                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "config": config.to_json(),
                "variants": {v: VARIANT_LABELS[v] for v in config.variants},
@@ -587,257 +443,6 @@ def summarize(results: dict) -> dict:
                 "mean": _mean([h["accuracy"] for h in rs]),
                 "per_seed": {str(h["seed"]): h["accuracy"] for h in rs}}
     return {"table": table, "minimal_n": minimal, "holdout": hold}
-
-
-def _pct(v) -> str:
-    return "-" if v is None else f"{v:.0%}"
-
-
-def _elapsed(started: float) -> str:
-    s = int(time.perf_counter() - started)
-    return f"{s // 60}m{s % 60:02d}s"
-
-
-# ---- rendering ----------------------------------------------------------------------------------
-
-def _columns(cfg) -> list[int]:
-    ns = set(cfg["n"])
-    for values in (cfg.get("n_all") or {}).values():
-        ns |= set(values)
-    return sorted(ns)
-
-
-def _ratio_text(m: dict, v: str) -> str:
-    if v not in m or "a" not in m:
-        return "-"
-    ratio, a = m.get(f"ratio_{v}_over_a"), m["a"]["all_routes"]
-    if ratio:
-        return f"{ratio:.1f}×"
-    if a and m[v]["max_n"]:
-        return f"∞ (never, n ≤ {m[v]['max_n']})"
-    return "-"
-
-
-def tables(results: dict):
-    """rich renderables: the transfer table, the minimal-n table, the held-out table."""
-    from rich.table import Table
-
-    cfg, summary = results["config"], results["summary"]
-    ns = _columns(cfg)
-    seeds = len(cfg["seeds"])
-    cell = {(t["scenario"], t["variant"], t["n"]): t for t in summary["table"]}
-    out = []
-    t = Table(title=f"exact accuracy on the new module's routes, mean over {seeds} seed(s) "
-                    f"(k/{seeds}: seeds with every such route 100%)")
-    t.add_column("scenario")
-    t.add_column("variant")
-    for n in ns:
-        t.add_column(f"n={n}", justify="right")
-    t.add_column("min n", justify="right")
-    for s in cfg["scenarios"]:
-        for v in cfg["variants"]:
-            row = [f"{s} ({SCENARIOS[s].what})", f"{v}: {VARIANT_LABELS[v]}"]
-            for n in ns:
-                c = cell.get((s, v, n))
-                row.append("" if c is None else f"{_pct(c['mean'])} {c['all_exact_seeds']}/{c['seeds']}")
-            m = summary["minimal_n"][s][v]
-            row.append(_n(m["all_routes"], m["max_n"]))
-            t.add_row(*row)
-        t.add_section()
-    out.append(t)
-    r = Table(title=f"examples needed for 100% on every route of the new module, {seeds}/{seeds} seeds")
-    r.add_column("scenario")
-    for v in cfg["variants"]:
-        r.add_column(v, justify="right")
-    for v in ("b", "b_all"):
-        if v in cfg["variants"]:
-            r.add_column(f"{v} / a", justify="right")
-    r.add_column("trained route only: a / b", justify="right")
-    for s in cfg["scenarios"]:
-        m = summary["minimal_n"][s]
-        ratios = [_ratio_text(m, v) for v in ("b", "b_all") if v in cfg["variants"]]
-        tr = " / ".join(_n(m[v]["trained_route"], m[v]["max_n"]) if v in m else "-" for v in ("a", "b"))
-        r.add_row(s, *[_n(m[v]["all_routes"], m[v]["max_n"]) for v in cfg["variants"]], *ratios, tr)
-    out.append(r)
-    if summary["holdout"]:
-        h = Table(title="arith_holdout: accuracy of the held-out route binary → times2")
-        h.add_column("")
-        for sd in cfg["seeds"]:
-            h.add_column(f"seed {sd}", justify="right")
-        h.add_column("100%", justify="right")
-        for key, label in (("align", "with alignment"), ("no_align", "without alignment")):
-            if key in summary["holdout"]:
-                hs = summary["holdout"][key]
-                h.add_row(label, *[_pct(hs["per_seed"].get(str(sd))) for sd in cfg["seeds"]],
-                          f"{hs['exact_seeds']}/{hs['seeds']}")
-        out.append(h)
-    return out
-
-
-def _n(v, limit=None) -> str:
-    """A minimal n: the number, or 'none ≤ LIMIT' (LIMIT: the largest n tried; no n tried: '-')."""
-    if v:
-        return str(v)
-    return f"none ≤ {limit}" if limit else "-"
-
-
-def print_tables(results: dict, file=None, width: int = 170) -> str:
-    from rich.console import Console
-
-    console = Console(file=file or sys.stdout, width=width, record=True)
-    for t in tables(results):
-        console.print(t)
-    return console.export_text()
-
-
-def markdown(results: dict) -> str:
-    """The same tables as markdown (for docs/transfer.md)."""
-    cfg, summary = results["config"], results["summary"]
-    ns = _columns(cfg)
-    seeds = len(cfg["seeds"])
-    cell = {(t["scenario"], t["variant"], t["n"]): t for t in summary["table"]}
-    lines = ["| scenario | variant | " + " | ".join(f"n={n}" for n in ns) + " | min n |",
-             "|---|---|" + "---:|" * (len(ns) + 1)]
-    for s in cfg["scenarios"]:
-        for v in cfg["variants"]:
-            cells = []
-            for n in ns:
-                c = cell.get((s, v, n))
-                cells.append("" if c is None else f"{_pct(c['mean'])} ({c['all_exact_seeds']}/{c['seeds']})")
-            m = summary["minimal_n"][s][v]
-            lines.append(f"| {s} | {v}: {VARIANT_LABELS[v]} | " + " | ".join(cells) + " | "
-                         + _n(m["all_routes"], m["max_n"]) + " |")
-    lines += ["", "| scenario | variant: trained route / unseen routes | " + " | ".join(f"n={n}" for n in ns)
-              + " |", "|---|---|" + "---:|" * len(ns)]
-    for s in cfg["scenarios"]:
-        for v in cfg["variants"]:
-            cells = []
-            for n in ns:
-                c = cell.get((s, v, n))
-                cells.append("" if c is None else f"{_pct(c['trained_mean'])} / {_pct(c['unseen_mean'])}")
-            lines.append(f"| {s} | {v} | " + " | ".join(cells) + " |")
-    ratio_cols = [v for v in ("b", "b_all") if v in cfg["variants"]]
-    lines += ["", f"| examples for 100% on every new-module route ({seeds}/{seeds} seeds) | "
-              + " | ".join(cfg["variants"]) + " | " + " | ".join(f"{v} / a" for v in ratio_cols)
-              + " | trained route only: a / b |", "|---|" + "---:|" * (len(cfg["variants"]) + len(ratio_cols) + 1)]
-    for s in cfg["scenarios"]:
-        m = summary["minimal_n"][s]
-        tr = " / ".join(_n(m[v]["trained_route"], m[v]["max_n"]) if v in m else "-" for v in ("a", "b"))
-        lines.append(f"| {s} | " + " | ".join(_n(m[v]["all_routes"], m[v]["max_n"]) for v in cfg["variants"])
-                     + " | " + " | ".join(_ratio_text(m, v) for v in ratio_cols) + f" | {tr} |")
-    if summary["holdout"]:
-        lines += ["", "| arith_holdout, held-out route | " + " | ".join(f"seed {sd}" for sd in cfg["seeds"])
-                  + " | 100% |", "|---|" + "---:|" * (len(cfg["seeds"]) + 1)]
-        for key, label in (("align", "with alignment"), ("no_align", "without alignment")):
-            if key in summary["holdout"]:
-                hs = summary["holdout"][key]
-                lines.append(f"| {label} | " + " | ".join(_pct(hs["per_seed"].get(str(sd))) for sd in cfg["seeds"])
-                             + f" | {hs['exact_seeds']}/{hs['seeds']} |")
-    return "\n".join(lines) + "\n"
-
-
-COLORS = {"a": "tab:green", "a_noalign": "tab:orange", "b": "tab:blue", "c": "tab:red", "b_all": "tab:purple"}
-
-
-def write_png(results: dict, path: Path) -> Path:
-    """One panel per scenario (mean accuracy on the new module's routes vs n, min-max band over seeds,
-    one line per variant), plus a panel for the held-out route."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cfg, summary = results["config"], results["summary"]
-    ns = _columns(cfg)
-    panels = list(cfg["scenarios"]) + (["holdout"] if summary["holdout"] else [])
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
-    for ax, s in zip(axes[0], panels):
-        if s == "holdout":
-            seeds = list(cfg["seeds"])
-            for k, (key, label, color) in enumerate((("align", "with alignment", "tab:green"),
-                                                     ("no_align", "without alignment", "tab:orange"))):
-                hs = summary["holdout"].get(key)
-                if hs:
-                    ax.bar([i + (k - 0.5) * 0.4 for i in range(len(seeds))],
-                           [100 * (hs["per_seed"].get(str(sd)) or 0) for sd in seeds], width=0.4, color=color,
-                           label=f"{label}: {hs['exact_seeds']}/{hs['seeds']} at 100%")
-            ax.set_xticks(range(len(seeds)), [f"seed {sd}" for sd in seeds], fontsize=8)
-            ax.set_ylim(0, 118)
-            ax.legend(fontsize=7, loc="upper right", frameon=False)
-            ax.set_title("arith_holdout: held-out route binary → times2", fontsize=10)
-            ax.set_ylabel("exact accuracy (%)")
-            continue
-        for v in cfg["variants"]:
-            rows = sorted((t for t in summary["table"] if t["scenario"] == s and t["variant"] == v),
-                          key=lambda t: t["n"])
-            if not rows:
-                continue
-            x = [t["n"] for t in rows]
-            ax.plot(x, [100 * t["mean"] for t in rows], marker="o", color=COLORS[v], label=VARIANT_LABELS[v])
-            ax.fill_between(x, [100 * t["min"] for t in rows], [100 * t["max"] for t in rows], color=COLORS[v],
-                            alpha=0.15)
-            for t in rows:
-                if t["all_exact_seeds"] == t["seeds"]:
-                    ax.plot([t["n"]], [100 * t["mean"]], marker="*", markersize=12, color=COLORS[v])
-        ax.set_xscale("log")
-        ax.set_xticks(ns, [str(n) for n in ns])
-        ax.minorticks_off()
-        ax.set_ylim(-3, 105)
-        ax.set_xlabel("training examples n")
-        ax.set_ylabel("exact accuracy on new-module routes (%)")
-        ax.set_title(f"new {SCENARIOS[s].what}: {SCENARIOS[s].module}", fontsize=10)
-        ax.grid(alpha=0.3)
-    legend = {}
-    for ax, s in zip(axes[0], panels):
-        if s != "holdout":
-            for handle, label in zip(*ax.get_legend_handles_labels()):
-                legend.setdefault(label, handle)
-    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=max(1, len(legend)), fontsize=8,
-               frameon=False)
-    fig.suptitle(f"tanglec transfer — mean over {len(cfg['seeds'])} seed(s), band = min..max, "
-                 f"★ = every seed 100% on every route", fontsize=10)
-    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
-    path = Path(path)
-    with atomic_file(path) as fh:
-        fig.savefig(fh, dpi=110, format="png")
-    plt.close(fig)
-    return path
-
-
-def terminal_plot(results: dict, width: int = 120, height: int = 18) -> str:
-    """The same curves in the terminal (plotext), one panel per scenario."""
-    import plotext as plt
-
-    cfg, summary = results["config"], results["summary"]
-    scenarios = list(cfg["scenarios"])
-    plt.clf()
-    plt.plotsize(width, height)
-    plt.subplots(1, len(scenarios))
-    markers = {"a": "a", "a_noalign": "n", "b": "b", "c": "c", "b_all": "B"}
-    for i, s in enumerate(scenarios, 1):
-        plt.subplot(1, i)
-        plt.title(f"new {SCENARIOS[s].what} {SCENARIOS[s].module}")
-        for v in cfg["variants"]:
-            rows = sorted((t for t in summary["table"] if t["scenario"] == s and t["variant"] == v),
-                          key=lambda t: t["n"])
-            if rows:
-                x = [math.log10(t["n"]) for t in rows]
-                plt.plot(x, [100 * t["mean"] for t in rows], marker=markers[v], label=v)
-        ns = _columns(cfg)
-        plt.xticks([math.log10(n) for n in ns], [str(n) for n in ns])
-        plt.ylim(0, 100)
-    text = plt.build()
-    plt.clf()
-    return text
-
-
-def save(results: dict, json_path: Path | None, png_path: Path | None) -> None:
-    from ..util import strict_json
-
-    if json_path:
-        write_atomic(Path(json_path), strict_json.dumps(results, indent=2) + "\n")
-    if png_path:
-        write_png(results, png_path)
 
 
 def parse_ints(text: str, what: str) -> tuple[int, ...]:
