@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from support import ROOT
 from tanglec.devtools import errors_doc, specfuzz as fuzz, specgen
 from tanglec.spec.check_limits import MAX_MODULES
+from tanglec.pipeline import check_spec
 from tanglec.spec.checks import check
 from tanglec.lang.diagnostics import TangleError, render_all
 from tanglec.spec.graph import MAX_ROUTES
@@ -86,14 +87,15 @@ def test_validate_catches_out_of_file_positions():
 # ---- regressions found by fuzzing, and the limits ---------------------------------------------
 
 def codes(text: str, file: str = "t.tangle") -> list[str]:
+    """What `tanglec check` reports: the spec's checks and the data-backed ones (pipeline.check_spec)."""
     spec, diags = parse_partial(text, file)
-    return [d.code for d in diags + check(spec).diagnostics]
+    return [d.code for d in diags + check_spec(spec).diagnostics]
 
 
 def first(text: str, code: str):
     spec, diags = parse_partial(text, "t.tangle")
-    found = [d for d in diags + check(spec).diagnostics if d.code == code]
-    assert found, render_all(diags + check(spec).diagnostics)
+    found = [d for d in diags + check_spec(spec).diagnostics if d.code == code]
+    assert found, render_all(diags + check_spec(spec).diagnostics)
     return found[0]
 
 

@@ -587,7 +587,7 @@ def test_cli_trains_a_stacked_run_that_loads_for_eval_and_query(tmp_path):
     encoders (different input widths) to partition; the run's weights load for eval and query."""
     from support import ARITH, run_tanglec
     from tanglec.backend.codegen import build_model, module_layers
-    from tanglec.spec.checks import load
+    from tanglec.pipeline import load
 
     model = build_model(load(ARITH), mux="stacked")
     strategies = {layer.name.split("_")[1]: layer.strategy for layer in model.layers if isinstance(layer, Multiplexer)}

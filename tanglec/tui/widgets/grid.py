@@ -62,7 +62,7 @@ class ModuleGrid(DataTable):
             label = Text(r.name, style="bold")
             if comp.is_held_out(r):
                 label.append(" held out", style="italic magenta")
-            self.add_row(label, *self._cells(r, {}), Text("—", style="dim"), key=r.name)
+            self.add_row(label, *self._cells(r, {}), Text("—", style="dim"), key=route_key(r.selection))
 
     def _cells(self, route, motion: dict[str, float]) -> list[Text]:
         frozen = self.checked.composition.frozen
@@ -71,15 +71,21 @@ class ModuleGrid(DataTable):
 
     def show(self, motion: dict[str, float], report: dict | None) -> None:
 
-        exact = {r["name"]: r.get("accuracy") for r in (report or {}).get("routes", [])}
+        exact = {route_key(r["selection"]): r.get("accuracy") for r in (report or {}).get("routes", [])}
         for r in self.routes:
+            key = route_key(r.selection)
             for m, cell in zip(self.modules, self._cells(r, motion)):
-                self.update_cell(r.name, m, cell)
-            self.update_cell(r.name, "__exact", percent(exact.get(r.name)))
+                self.update_cell(key, m, cell)
+            self.update_cell(key, "__exact", percent(exact.get(key)))
 
     def cells(self) -> list[list[str]]:
         """The grid as shown, a list per route (tests)."""
-        return [[str(self.get_cell(r.name, k)) for k in [*self.modules, "__exact"]] for r in self.routes]
+        return [[str(self.get_cell(route_key(r.selection), k)) for k in [*self.modules, "__exact"]] for r in self.routes]
+
+
+def route_key(selection: dict) -> str:
+    """A route's row: its selection (names repeat in a chain, where `stop` may stand at any position)."""
+    return "|".join(f"{k}={v}" for k, v in sorted(selection.items()))
 
 
 def losses_line(checked: Checked, losses: dict[str, float]) -> Text:
