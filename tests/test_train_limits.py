@@ -158,7 +158,7 @@ def _poison_weights(run: Path) -> None:
     """Set one weight of a run to NaN and re-hash it, as an older tanglec would have written it."""
     import h5py
 
-    from tanglec.artifacts.run import MANIFEST, WEIGHTS, _sha256, manifest_digest
+    from tanglec.artifacts.run import MANIFEST, WEIGHTS, file_sha256, manifest_digest
 
     with h5py.File(run / WEIGHTS, "r+") as f:
         datasets = []
@@ -168,7 +168,7 @@ def _poison_weights(run: Path) -> None:
         data[0, 0] = float("nan")
         datasets[0][...] = data
     manifest = json.loads((run / MANIFEST).read_text())
-    manifest["files"][WEIGHTS] = _sha256(run / WEIGHTS)
+    manifest["files"][WEIGHTS] = file_sha256(run / WEIGHTS)
     manifest["digest"] = manifest_digest(manifest)
     (run / MANIFEST).write_text(json.dumps(manifest))
 

@@ -50,7 +50,7 @@ MAX_BYTES = {  # the most tanglec reads of each file of a run, checked before it
 }
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -133,7 +133,7 @@ def _write_run_files(tmp: Path, run_dir: Path, checked: Checked, model, texts: d
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "spec_path": str(Path(checked.spec.path).resolve()),
-        "files": {name: _sha256(tmp / name) for name in [*texts, WEIGHTS]},
+        "files": {name: file_sha256(tmp / name) for name in [*texts, WEIGHTS]},
     }
     if checked.data.source == "file":
         manifest["data_file"] = _data_file(checked.spec)
@@ -216,7 +216,7 @@ def read_manifest(run_dir: Path) -> dict:
         if path.stat().st_size > MAX_BYTES[name]:
             raise run_error(run_dir, f"{name} is larger than tanglec writes it (over {MAX_BYTES[name]:,} bytes)")
         try:
-            intact = _sha256(path) == digest
+            intact = file_sha256(path) == digest
         except OSError as err:
             raise run_error(run_dir, f"can't read {name}: {err.strerror or err}") from None
         if not intact:

@@ -1,7 +1,6 @@
 """Damaged inputs for the CLI fuzzer (`clifuzz`): mutated data files, tampered runs, odd query fields."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -9,6 +8,7 @@ import re
 import shutil
 from pathlib import Path
 
+from tanglec.artifacts.run import file_sha256, manifest_digest
 from tanglec.devtools.clifuzz_specs import Spec
 
 RUN_FILES = ("spec.tangle", "model.weights.h5", "routes.json", "metrics.json", "manifest.json")
@@ -103,21 +103,15 @@ def mutate_data(rng: random.Random, spec: Spec) -> tuple[Spec, str]:
 
 # ---- tampered runs -------------------------------------------------------------------------------
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def rehash(run: Path) -> None:
-    """Make the manifest's hashes agree with the files again (a careful forger)."""
+    """Make the manifest's hashes and its own digest agree with the files again (a careful forger)."""
     manifest_path = run / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     for name in manifest.get("files", {}):
         if (run / name).is_file():
-            manifest["files"][name] = _sha256(run / name)
+            manifest["files"][name] = file_sha256(run / name)
+    if "digest" in manifest:
+        manifest["digest"] = manifest_digest(manifest)
     manifest_path.write_text(json.dumps(manifest, indent=2))
 
 
@@ -217,7 +211,7 @@ def tamper_run(rng: random.Random, run: Path, other_run: Path, outside: Path) ->
             "files: numbers": lambda m: {**m, "files": {k: 123 for k in m["files"]}},
             "files: empty": lambda m: {**m, "files": {}},
             "files: a path outside": lambda m: {**m, "files": {**m["files"], "../../escape": "0" * 64}},
-            "files: absolute path": lambda m: {**m, "files": {**m["files"], str(outside): _sha256(outside)}},
+            "files: absolute path": lambda m: {**m, "files": {**m["files"], str(outside): file_sha256(outside)}},
             "format: 5": lambda m: {**m, "format": 5},
             "format: other": lambda m: {**m, "format": "tanglec-run/999"},
             "no format": lambda m: {k: v for k, v in m.items() if k != "format"},
