@@ -266,17 +266,22 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
 def _mux_layer(checked: Checked, node: str, branch_modules: list[str], modules: dict, strategy_default: str,
                batch_size: int | None, xla: bool) -> Multiplexer:
     """The Multiplexer of a multiplexer node; a chain calls the one layer at every position, so every
-    position runs the same modules with the same weights, whatever the strategy."""
+    position runs the same modules with the same weights, whatever the strategy. Under `train update
+    lazy`, `auto` stacks whatever can be stacked: only a stack has the per-branch slices that a lazy
+    update moves one by one."""
     mux_node = checked.graph.muxes[node]
     strategy = mux_node.strategy.text if mux_node.strategy else strategy_default
     stackable = _stackable(checked, node, branch_modules, modules)
-    if strategy == "auto":
+    lazy = checked.train.update == "lazy"
+    if strategy == "auto" and lazy and stackable:
+        strategy = "stacked"
+    elif strategy == "auto":
         flops = float(np.mean([_flops(checked.graph.modules[m]) for m in branch_modules]))
         strategy = choose_strategy(len(branch_modules), batch_size or checked.train.batch, flops,
                                    device=training_device(), xla=xla, stackable=stackable)
     elif strategy == "stacked" and not stackable:
         strategy = "partition"
-    return Multiplexer([modules[m] for m in branch_modules], strategy=strategy,
+    return Multiplexer([modules[m] for m in branch_modules], strategy=strategy, lazy=lazy,
                        name=f"mux_{mux_node.selector.text}_{node.rsplit(':', 1)[1]}")
 
 

@@ -22,7 +22,7 @@ from ..lang.ast import PhaseDecl, TrainDecl
 from ..spec.check_limits import estimate_parameters
 from ..spec.checked import Checked
 from .codegen import build_model, module_layers, training_device
-from .datasets import stream_dataset
+from .datasets import grouped_index_batches, stream_dataset
 from .predict import Predictor
 from ..data.features import encode_inputs, training_arrays
 from ..data.rows import Examples
@@ -366,7 +366,10 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
             sizes = chunk_sizes(phase.steps, cfg.eval_every)
             observer.begin_phase(phase, sizes)
             epochs = len(sizes)
-            if chunked:
+            if chunked and cfg.batches == "grouped":
+                keys = np.stack([x[s] for s in checked.graph.mux_selectors()] or [np.zeros(len(x[next(iter(x))]))], 1)
+                data = grouped_index_batches(keys, phase.batch, seed + index)
+            elif chunked:
                 data = index_batches(len(next(iter(x.values()))), phase.batch, seed + index)
             elif stream is None:
                 data = dataset(x, y, w, phase.batch, seed + index)
