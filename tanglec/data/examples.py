@@ -111,8 +111,12 @@ def check_rows(checked, rows: int, cells: int) -> dict[str, np.ndarray]:
     return evaluate_targets(checked, columns)
 
 
+SUMMARY_VALUES = 1024  # a target with at most this many distinct values is summarised by all of them
+
+
 def summarise(targets: dict[str, np.ndarray]) -> dict[str, list]:
-    """Per 1-D target: [min, max], and a non-integer value if there is one (what E112 needs)."""
+    """Per 1-D target: its distinct values when they are few (a table decoder needs each one), else [min, max],
+    and a non-integer value if there is one (what E112 needs)."""
     out = {}
     for name, values in targets.items():
         values = np.asarray(values, dtype=float)
@@ -121,6 +125,10 @@ def summarise(targets: dict[str, np.ndarray]) -> dict[str, list]:
         values = values[~np.isnan(values)]
         if not len(values):
             out[name] = []
+            continue
+        distinct = np.unique(values)
+        if len(distinct) <= SUMMARY_VALUES:
+            out[name] = [v.item() for v in distinct]
             continue
         fractional = values[values != np.floor(values)]
         out[name] = [values.min().item(), values.max().item()] + [v.item() for v in fractional[:1]]
