@@ -51,6 +51,27 @@ def minimal(old: str, new: str) -> str:
     return MINIMAL.replace(old, new, 1)
 
 
+TABLE_SPEC = """\
+input x: int 0..3
+codec two: bits(2) table { 0: 00, 1: 01, 2: 10, 3: 11 }
+module enc: two -> latent(4) = dense 4
+module dec: latent(4) -> two = dense 2
+route x -> enc -> dec
+target y = x
+decode dec as y
+"""
+
+
+def table(old: str, new: str) -> str:
+    assert old in TABLE_SPEC, old
+    return TABLE_SPEC.replace(old, new, 1)
+
+
+def table_example(code: str, title: str, meaning: str, spec: str) -> Example:
+    """A table codec's example, shown whole (its few lines are all part of the problem)."""
+    return Example(code, title, meaning, spec, show=spec.strip().split("\n"))
+
+
 DATA_SPEC = """\
 input n: int 0..9
 module m : onehot(10) -> onehot(4) = dense 4
@@ -125,7 +146,7 @@ EXAMPLES = [
     Example("E116", "bad field type", "An empty range or an empty vector.", seed("int 0..9", "int 9..0")),
     Example("E117", "field and codec don't fit", "An input's values don't fit the codec of the module that "
             "reads it.", seed("input x: int 0..9", "input x: int 0..19")),
-    Example("E118", "decoder with a latent output", "Only bits, onehot, scalar, vector (and gray) outputs can "
+    Example("E118", "decoder with a latent output", "Only bits, onehot, scalar, vector, gray and table codec outputs can "
             "be decoded.", seed("decode to_binary, to_decimal as y", "decode to_binary, to_decimal, plus1 as y")),
     Example("E119", "data problem", "A bad cell in the data file, at file:row:column: missing field, wrong "
             "type, out of range, NaN/inf, wrong width. The first ten are listed with a count of the rest; "
@@ -174,6 +195,18 @@ EXAMPLES = [
     Example("E130", "bad query field", "`tanglec query`: an unknown field, a missing one, one given twice "
             "(`gate=xor gate=and`), or a bad value.",
             produce="E130"),
+    table_example("E131", "bad table pattern", "A table codec is declared bits(n), and each of its patterns is n "
+            "binary digits (leading zeros count).", table("3: 11", "3: 111")),
+    table_example("E132", "table key that is no value", "A table's key is not a value of the field a module reads "
+            "through it (an int outside its range, a name not among its categories), or not a value a decoder's "
+            "target can take (targets are numbers; an int target declared with a range bounds them).",
+            table("input x: int 0..3", "input x: int 0..2").replace("target y = x", "target y = 3 - x")),
+    table_example("E133", "value missing from a table", "A value of a field read through a table, or of a target "
+            "decoded through one, has no pattern in it; the message lists the missing values.",
+            table(", 3: 11", "")),
+    table_example("E134", "two values share a decoder's pattern", "A decoder's table gives two values the same "
+            "pattern, so the answer can't be told apart (a table only modules read gets W207 instead).",
+            table("3: 11", "3: 10")),
     Example("E140", "run directory problem", "A run that is missing (for `init`: when compile needs its "
             "weights; `check` only warns, W206), foreign, from an incompatible tanglec or Keras version or "
             "an older run format (tanglec-run/1: recompile it), whose manifest doesn't match its own digest "
@@ -259,6 +292,9 @@ EXAMPLES = [
     Example("W206", "init run not there yet", "The `init` run does not exist yet. The spec checks (and its "
             "graph draws); `tanglec compile` stops with E140 until the run is trained, and the alignment "
             "coverage (W205) is checked against it then.", SEED + 'init "runs/base"\n', show=['init "runs/base"']),
+    table_example("W207", "two values share an input table's pattern", "A table only read by modules (no decoder "
+            "outputs it) gives two values the same pattern: the modules can't tell them apart.",
+            table("3: 11", "3: 10").replace("latent(4) -> two = dense 2", "latent(4) -> onehot(4) = dense 4")),
 ]
 
 

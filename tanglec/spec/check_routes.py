@@ -236,7 +236,7 @@ class RouteChecks:
                 if not self.known_module(m):
                     continue
                 out = self.g.modules[m.text].output
-                if out.kind.text not in DATA_CODECS and out.table is None:
+                if out.kind.text not in DATA_CODECS and out.kind.text not in self.g.tables:
                     self.error("E118", f"'{m.text}' outputs {out}, which can't be decoded; decoders output "
                                        f"bits(n), onehot(n), scalar, vector(n) or a table codec", m.span,
                                related=[Related(out.span, "output declared here")])

@@ -125,5 +125,6 @@ def missing_problem(decl: ast.CodecDecl, values, what: str, where: Related) -> D
             if len(shown) == SHOWN_MISSING:
                 break
     listed = ", ".join(shown) + (f" and {missing_count - len(shown)} more" if missing_count > len(shown) else "")
-    return Diagnostic("E133", f"table '{decl.name.text}' has no pattern for {listed} ({what})", decl.name.span,
+    noun = "value" if missing_count == 1 else "values"
+    return Diagnostic("E133", f"table '{decl.name.text}' lacks {noun} {listed} of {what}", decl.name.span,
                       hints=[f"add an entry for each: `{shown[0]}: {'0' * decl.base.size}`"], related=[where])
