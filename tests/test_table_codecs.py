@@ -231,3 +231,15 @@ def test_seven_segment_compiles_to_100_percent_and_decodes_through_its_table(tmp
     lines = predicted.stdout.strip().splitlines()
     assert lines[0].startswith("x,encoding,to_seven,to_seven_confidence")
     assert [line.split(",")[2] for line in lines[1:]] == ["4", "0"]
+
+
+@pytest.mark.parametrize("stream", ["never", "always"])
+def test_a_data_files_target_values_are_checked_against_the_table(tmp_path, stream):
+    (tmp_path / "rows.csv").write_text("x,y\n0,0\n1,1\n2,2\n3,3\n")
+    spec = tmp_path / "spec.tangle"
+    text = DECODED.replace("int 0..2 from data", "int 0..3 from data").replace(", 3: 011, red: 100", "") \
+        .replace('"rows.csv"', f'"rows.csv" stream {stream}')
+    spec.write_text(text)
+    found = [d for d in check_spec(parse(text, str(spec))).diagnostics if d.is_error]
+    assert [(d.code, d.message) for d in found] == [("E133", "table 'three' lacks value 3 of target 'y' "
+                                                             "(decoded by 'dec')")]
