@@ -243,3 +243,15 @@ def test_a_data_files_target_values_are_checked_against_the_table(tmp_path, stre
     found = [d for d in check_spec(parse(text, str(spec))).diagnostics if d.is_error]
     assert [(d.code, d.message) for d in found] == [("E133", "table 'three' lacks value 3 of target 'y' "
                                                              "(decoded by 'dec')")]
+
+
+@pytest.mark.slow
+def test_a_trained_table_decoder_exports_and_the_savedmodel_decodes_like_the_run(tmp_path):
+    """`export` loads the SavedModel back and compares its decoded answers and confidences with the run's."""
+    run = tmp_path / "seven"
+    assert run_tanglec("compile", str(SEVEN), "-o", str(run), "--steps", "20").returncode == 0
+    exported = run_tanglec("export", str(run), "-o", str(tmp_path / "served"), "--json")
+    assert exported.returncode == 0, exported.stderr
+    outputs = json.loads(exported.stdout)["signature"]["outputs"]
+    assert outputs["to_seven"]["dtype"] == "int64" and outputs["to_seven"]["codec"] == "seven"
+    assert "to_seven.confidence" in outputs

@@ -166,15 +166,13 @@ class RouteChecks:
 
     def check_input_codec(self, field_decl: ast.InputDecl, module: ast.ModuleDecl, at: ast.Span) -> None:
         codec, t, name = module.input, field_decl.type, field_decl.name.text
-        kind = codec.kind.text
-        if codec.table is not None:
-            problem = self.check_table_field(codec.table, field_decl) if table_usable(codec.table) else None
-            kind = None
-        elif kind not in CODECS or (kind in SIZED_CODECS and codec.size is None):
+        kind = codec.family
+        if kind not in CODECS and kind != "table" or (kind in SIZED_CODECS and codec.size is None):
             return
-        else:
-            problem = None
-        if kind == "latent":
+        problem = None
+        if kind == "table":
+            problem = self.check_table_field(codec.table, field_decl) if table_usable(codec.table) else None
+        elif kind == "latent":
             problem = f"'{module.name.text}' takes a latent, but '{name}' is data; give it a data codec"
         elif kind in ("bits", "gray"):
             if not isinstance(t, ast.IntType) or t.lo < 0 or t.hi >= 2 ** codec.size:
