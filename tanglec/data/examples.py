@@ -14,7 +14,7 @@ import numpy as np
 
 from ..lang import ast
 from ..lang.diagnostics import Diagnostic
-from .rows import DataError, Examples, evaluate_targets, wanted_columns
+from .rows import SUMMARY_VALUES, DataError, Examples, evaluate_targets, wanted_columns
 from .selection import select_training_rows
 
 MAX_ENUMERATION = 1_000_000
@@ -109,9 +109,6 @@ def check_rows(checked, rows: int, cells: int) -> dict[str, np.ndarray]:
                 edges = [v for v in (0, decl.type.lo, decl.type.hi, 1, -1) if decl.type.lo <= v <= decl.type.hi]
                 columns[name][:len(edges)] = edges[:count]
     return evaluate_targets(checked, columns)
-
-
-SUMMARY_VALUES = 1024  # a target with at most this many distinct values is summarised by all of them
 
 
 def summarise(targets: dict[str, np.ndarray]) -> dict[str, list]:

@@ -45,8 +45,7 @@ from .features import training_arrays
 from .selection import route_mask, select_training_rows
 from ..lang.diagnostics import Diagnostic
 from .reader import Chunk, Reader
-from .examples import SUMMARY_VALUES
-from .rows import DataError, Examples, evaluate_targets
+from .rows import SUMMARY_VALUES, DataError, Examples, evaluate_targets
 
 STREAM_BYTES = 50 * 2**20  # `stream auto` streams files larger than this
 EVAL_SAMPLE = 10_000  # evaluation rows kept in memory (progress, until exact, the report)
