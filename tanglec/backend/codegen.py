@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..data.codecs import table_rows
 from ..lang import ast
 from ..spec.check_limits import estimate_parameters
 from ..spec.checked import Checked
@@ -57,6 +58,26 @@ class Encode(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "codec": self.codec, "size": self.size, "lo": self.lo, "hi": self.hi}
+
+
+@keras.saving.register_keras_serializable(package="tanglec")
+class TableEncode(keras.layers.Layer):
+    """A field's value -> its row of a table codec (`patterns[value - offset]`, as float bits)."""
+
+    def __init__(self, patterns: list[list[float]], offset: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.patterns = [[float(b) for b in row] for row in patterns]
+        self.offset = int(offset)
+
+    def call(self, x):
+        index = tf.cast(x, tf.int32) - self.offset
+        return tf.gather(tf.constant(self.patterns, tf.float32), index)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], len(self.patterns[0]))
+
+    def get_config(self):
+        return {**super().get_config(), "patterns": self.patterns, "offset": self.offset}
 
 
 @keras.saving.register_keras_serializable(package="tanglec")
@@ -136,8 +157,11 @@ def field_input(name: str, t: ast.FieldType):
     return keras.Input(shape=(), dtype=dtype, name=name)
 
 
-def _encoder(field: ast.InputDecl, codec: ast.Codec, name: str) -> Encode:
+def _encoder(field: ast.InputDecl, codec: ast.Codec, name: str) -> Encode | TableEncode:
     t = field.type
+    if codec.table is not None:
+        offset, patterns = table_rows(codec.table, t)
+        return TableEncode(patterns.tolist(), offset, name=name)
     lo, hi = 0.0, 1.0
     if isinstance(t, (ast.IntType, ast.FloatType)) and t.lo is not None:
         lo, hi = float(t.lo), float(t.hi)
@@ -200,8 +224,8 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
     # onehot, per-bit probabilities for bits/gray), i.e. what that codec's encoder would have fed.
     soft: dict[str, object] = {}
     for producer in g.modules:
-        kind = g.modules[producer].output.kind.text
-        if kind in ("onehot", "bits", "gray") and any(g.kind(s) == "module" for s in g.g.successors(producer)):
+        kind = g.modules[producer].output.family
+        if kind in ("onehot", "bits", "gray", "table") and any(g.kind(s) == "module" for s in g.g.successors(producer)):
             soft[producer] = None
 
     for node in g.topological():

@@ -74,8 +74,8 @@ def losses_for(checked: Checked) -> dict:
     g = checked.graph
     out = {}
     for d in g.decoders:
-        kind = g.modules[d].output.kind.text
-        if kind in ("bits", "gray"):
+        kind = g.modules[d].output.family
+        if kind in ("bits", "gray", "table"):
             out[d] = keras.losses.BinaryCrossentropy(from_logits=True)
         elif kind == "onehot":
             out[d] = keras.losses.SparseCategoricalCrossentropy(from_logits=True)

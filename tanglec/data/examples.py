@@ -14,7 +14,7 @@ import numpy as np
 
 from ..lang import ast
 from ..lang.diagnostics import Diagnostic
-from .rows import DataError, Examples, evaluate_targets, wanted_columns
+from .rows import SUMMARY_VALUES, DataError, Examples, evaluate_targets, wanted_columns
 from .selection import select_training_rows
 
 MAX_ENUMERATION = 1_000_000
@@ -112,7 +112,8 @@ def check_rows(checked, rows: int, cells: int) -> dict[str, np.ndarray]:
 
 
 def summarise(targets: dict[str, np.ndarray]) -> dict[str, list]:
-    """Per 1-D target: [min, max], and a non-integer value if there is one (what E112 needs)."""
+    """Per 1-D target: its distinct values when they are few (a table decoder needs each one), else [min, max],
+    and a non-integer value if there is one (what E112 needs)."""
     out = {}
     for name, values in targets.items():
         values = np.asarray(values, dtype=float)
@@ -121,6 +122,10 @@ def summarise(targets: dict[str, np.ndarray]) -> dict[str, list]:
         values = values[~np.isnan(values)]
         if not len(values):
             out[name] = []
+            continue
+        distinct = np.unique(values)
+        if len(distinct) <= SUMMARY_VALUES:
+            out[name] = [v.item() for v in distinct]
             continue
         fractional = values[values != np.floor(values)]
         out[name] = [values.min().item(), values.max().item()] + [v.item() for v in fractional[:1]]

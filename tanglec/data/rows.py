@@ -16,6 +16,7 @@ from ..lang.diagnostics import Diagnostic, TangleError
 from . import expr_numpy
 
 MAX_REPORTED = 10
+SUMMARY_VALUES = 1024  # a target with this many distinct values or fewer is summarised by all (tables check each)
 
 
 class DataError(TangleError):

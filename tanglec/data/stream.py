@@ -45,7 +45,7 @@ from .features import training_arrays
 from .selection import route_mask, select_training_rows
 from ..lang.diagnostics import Diagnostic
 from .reader import Chunk, Reader
-from .rows import DataError, Examples, evaluate_targets
+from .rows import SUMMARY_VALUES, DataError, Examples, evaluate_targets
 
 STREAM_BYTES = 50 * 2**20  # `stream auto` streams files larger than this
 EVAL_SAMPLE = 10_000  # evaluation rows kept in memory (progress, until exact, the report)
@@ -143,7 +143,7 @@ class Scan:
     sample_targets: dict[str, np.ndarray]
     combos: dict[tuple, int]  # training rows (before held-out routes and filters) per selector combination
     combos_all: dict[tuple, int]  # every row per selector combination
-    target_summary: dict[str, list] = field(default_factory=dict)  # per 1-D target: [min, max(, a non-integer)]
+    target_summary: dict[str, list] = field(default_factory=dict)  # per 1-D target: as examples.summarise
 
 
 def _is_eval(checked, keys: np.ndarray) -> np.ndarray:
@@ -182,6 +182,17 @@ def _summarise(summary: dict[str, list], targets: dict[str, np.ndarray]) -> None
                 entry.append(float(frac[0]))
 
 
+def _distinct(seen: dict[str, set | None], targets: dict[str, np.ndarray]) -> None:
+    """Each 1-D target's distinct values while they are few (None once they are not): a table decoder's
+    check needs every value, as examples.summarise keeps them."""
+    for name, arr in targets.items():
+        if arr.ndim != 1 or seen.get(name, set()) is None:
+            continue
+        values = arr.astype(np.float64)
+        found = seen.setdefault(name, set()) | set(np.unique(values[~np.isnan(values)]).tolist())
+        seen[name] = found if len(found) <= SUMMARY_VALUES else None
+
+
 def scan(checked, sample: int | None = None) -> Scan:
     """One pass over the data file: the evaluation sample, route counts and target summary."""
     sample = EVAL_SAMPLE if sample is None else sample
@@ -192,6 +203,7 @@ def scan(checked, sample: int | None = None) -> Scan:
     combos: dict[tuple, int] = {}
     combos_all: dict[tuple, int] = {}
     summary: dict[str, list] = {}
+    distinct: dict[str, set | None] = {}
     for chunk in reader.chunks():
         targets = evaluate_targets(checked, chunk.inputs, chunk.data_targets)
         keys = uniform(cfg.seed, chunk.rows)
@@ -201,6 +213,8 @@ def scan(checked, sample: int | None = None) -> Scan:
         if cfg.eval_fraction > 0:
             _combo_counts(selectors, chunk.inputs, ~_is_eval(checked, keys), combos)
         _summarise(summary, targets)
+        _distinct(distinct, targets)
+    summary.update({name: sorted(values) for name, values in distinct.items() if values is not None})
     rows, columns, targets, keys = keep.sorted()
     eval_all = cfg.eval_fraction <= 0 or reader.rows <= 1
     if not eval_all:

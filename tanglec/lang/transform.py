@@ -157,6 +157,14 @@ class AstBuilder:
         return ast.Codec(self.name(c[0]), self.literal(c[1], integer=True) if len(c) > 1 else None, span)
 
     @_rule
+    def codec_decl(self, span, c):
+        return ast.CodecDecl(self.name(c[0]), c[1], list(c[2:]), span)
+
+    @_rule
+    def table_entry(self, span, c):
+        return ast.TableEntry(self.name(c[0]), self.name(c[1]), span)
+
+    @_rule
     def layer(self, span, c):
         args = [self.name(a) if a.type == "NAME" else self.literal(a) for a in c[1:]]
         return ast.Layer(self.name(c[0]), args, [], span)

@@ -9,6 +9,7 @@ import networkx as nx
 from ..lang import ast
 from ..lang.diagnostics import Related, did_you_mean
 from ..lang.vocabulary import CODECS, DATA_CODECS, DECODE_KEYS, MUX_STRATEGIES, NUMERIC_CODECS, SIZED_CODECS
+from .check_tables import table_usable
 from .graph import codec_width
 
 
@@ -161,15 +162,17 @@ class RouteChecks:
                                     Related(target.input.span, f"'{consumer.text}' input declared here")])
 
     def _codec_known(self, c: ast.Codec) -> bool:
-        return c.kind.text in CODECS
+        return c.kind.text in CODECS or c.table is not None
 
     def check_input_codec(self, field_decl: ast.InputDecl, module: ast.ModuleDecl, at: ast.Span) -> None:
         codec, t, name = module.input, field_decl.type, field_decl.name.text
-        kind = codec.kind.text
-        if kind not in CODECS or (kind in SIZED_CODECS and codec.size is None):
+        kind = codec.family
+        if kind not in CODECS and kind != "table" or (kind in SIZED_CODECS and codec.size is None):
             return
         problem = None
-        if kind == "latent":
+        if kind == "table":
+            problem = self.check_table_field(codec.table, field_decl) if table_usable(codec.table) else None
+        elif kind == "latent":
             problem = f"'{module.name.text}' takes a latent, but '{name}' is data; give it a data codec"
         elif kind in ("bits", "gray"):
             if not isinstance(t, ast.IntType) or t.lo < 0 or t.hi >= 2 ** codec.size:
@@ -231,9 +234,9 @@ class RouteChecks:
                 if not self.known_module(m):
                     continue
                 out = self.g.modules[m.text].output
-                if out.kind.text not in DATA_CODECS:
+                if out.kind.text not in DATA_CODECS and out.kind.text not in self.g.tables:
                     self.error("E118", f"'{m.text}' outputs {out}, which can't be decoded; decoders output "
-                                       f"bits(n), onehot(n), scalar or vector(n)", m.span,
+                                       f"bits(n), onehot(n), scalar, vector(n) or a table codec", m.span,
                                related=[Related(out.span, "output declared here")])
             if d.target.text not in self.g.targets:
                 self.error("E101", f"unknown target '{d.target.text}'", d.target.span,
@@ -241,7 +244,7 @@ class RouteChecks:
             for s in d.settings:
                 self.decode_setting(d, s)
         for name, m in self.g.modules.items():
-            if m.output.kind.text in DATA_CODECS and name not in self.g.decoders:
+            if (m.output.kind.text in DATA_CODECS or m.output.table is not None) and name not in self.g.decoders:
                 self.error("E108", f"decoder '{name}' has no target", m.name.span,
                            hints=[f"add `decode {name} as <target>`"])
         if not self.g.decoders and not any(d.is_error for d in self.diags):

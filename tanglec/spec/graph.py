@@ -24,13 +24,16 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from ..lang import ast
+from ..lang.vocabulary import CODECS
 
 
 MAX_ROUTES = 4096
 
 
 def codec_width(codec: ast.Codec) -> int | None:
-    """Number of features a codec occupies: scalar is 1, the others their size."""
+    """Number of features a codec occupies: scalar is 1, a table its patterns' width, the others their size."""
+    if codec.table is not None:
+        return codec.table.base.size
     if codec.kind.text == "scalar":
         return 1
     return codec.size
@@ -98,6 +101,7 @@ class TangleGraph:
     modules: dict[str, ast.ModuleDecl] = field(default_factory=dict)
     targets: dict[str, ast.TargetDecl] = field(default_factory=dict)
     decoders: dict[str, str] = field(default_factory=dict)  # decoder module -> target name
+    tables: dict[str, ast.CodecDecl] = field(default_factory=dict)  # `codec name: bits(n) table {...}`
     muxes: dict[str, MuxNode] = field(default_factory=dict)
     g: nx.DiGraph = field(default_factory=nx.DiGraph)
 
@@ -211,6 +215,11 @@ def build(spec: ast.Spec) -> TangleGraph:
         elif isinstance(st, ast.DecodeDecl):
             for m in st.modules:
                 tg.decoders.setdefault(m.text, st.target.text)
+        elif isinstance(st, ast.CodecDecl) and st.name.text not in CODECS:
+            tg.tables.setdefault(st.name.text, st)
+    for decl in tg.modules.values():
+        for codec in (decl.input, decl.output):
+            codec.table = tg.tables.get(codec.kind.text) if codec.size is None else None
     for name, decl in tg.inputs.items():
         tg.g.add_node(name, kind="input", span=decl.span)
     for name, decl in tg.modules.items():
