@@ -69,11 +69,14 @@ class Disagreement(keras.layers.Layer):
     one's latent and nothing pulls the teacher; with no teacher it is the mean of all of them.
 
     Why the spread: a raw squared disagreement scales with the latents' size, which training sets, so
-    the weight that makes it count differed from spec to spec (at x in 0..99, weight 1 left a held-out
-    route at 9% after 600 steps; weight 10 reached 100%). Divided by the target latents' variance across
-    the batch (per component, averaged; stop-gradient, so it is a unit of measure and not something to
-    shrink), the term reads the same at any scale: 0 when aligned, about 2 for unrelated latents of the
-    same spread. `sources` names each latent's module, so training can say which are fixed.
+    the weight that made it count differed from spec to spec (x in 0..99: weight 1 left the held-out
+    route at 9% after 600 steps and 43% after 1500, weight 10 reached 100%). Divided by the reference
+    latents' variance across the batch (per component, averaged), the term is a ratio that reads the
+    same at any scale: 0 when aligned, about 1/2 for two unrelated peers of one spread. The gradient
+    flows through the spread: with it stopped, the pull grows as the latents shrink, and at weight 10
+    the encoders collapsed to a point (8.5% on every route); through it, shrinking the spread raises
+    the term, so alignment can't be bought by collapse. `sources` names each latent's module, so
+    training can say which are fixed (`set_teachers`); docs/language.md has the measurements.
     """
 
     SPREAD_FLOOR = 1e-4  # a batch whose target latents are (nearly) all equal: no division by ~0
@@ -89,7 +92,7 @@ class Disagreement(keras.layers.Layer):
                            axis=1)  # (batch, latents, width)
         reference = tf.gather(stacked, teachers, axis=1) if teachers else stacked
         target = tf.reduce_mean(reference, axis=1, keepdims=True)
-        spread = tf.stop_gradient(tf.reduce_mean(tf.math.reduce_variance(reference, axis=0)))
+        spread = tf.reduce_mean(tf.math.reduce_variance(reference, axis=0))
         deviation = (stacked - target) / tf.sqrt(spread + self.SPREAD_FLOOR)
         return tf.reshape(deviation, (-1, len(latents) * latents[0].shape[-1]))
 

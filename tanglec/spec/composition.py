@@ -19,7 +19,7 @@ from ..lang.vocabulary import OPTIMIZERS, PHASE_KEYS
 
 # The weight of an `align` term without `weight W`. The term is normalised (codegen.Disagreement: the
 # disagreement in units of the latents' spread across the batch), so one weight suits every latent size.
-DEFAULT_ALIGN_WEIGHT = 1.0
+DEFAULT_ALIGN_WEIGHT = 10.0
 
 
 @dataclass
