@@ -82,15 +82,46 @@ class TableEncode(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="tanglec")
 class Disagreement(keras.layers.Layer):
-    """Aligned latents -> each one's deviation from their mean, concatenated (trained towards 0)."""
+    """Aligned latents -> each one's deviation from the target, concatenated, in units of the latents'
+    spread across the batch (trained towards 0 by a mean squared error).
+
+    The target is the mean of the fixed latents — teachers, whose module does not train in this phase
+    (`freeze`, or a phase's `modules`) — under stop-gradient, so a new encoder is pulled onto a trained
+    one's latent and nothing pulls the teacher; with no teacher it is the mean of all of them.
+
+    Why the spread: a raw squared disagreement scales with the latents' size, which training sets, so
+    the weight that made it count differed from spec to spec (x in 0..99: weight 1 left the held-out
+    route at 9% after 600 steps and 43% after 1500, weight 10 reached 100%). Divided by the reference
+    latents' variance across the batch (per component, averaged), the term is a ratio that reads the
+    same at any scale: 0 when aligned, about 1/2 for two unrelated peers of one spread. The gradient
+    flows through the spread: with it stopped, the pull grows as the latents shrink, and at weight 10
+    the encoders collapsed to a point (8.5% on every route); through it, shrinking the spread raises
+    the term, so alignment can't be bought by collapse. `sources` names each latent's module, so
+    training can say which are fixed (`set_teachers`); docs/language.md has the measurements.
+    """
+
+    SPREAD_FLOOR = 1e-4  # a batch whose target latents are (nearly) all equal: no division by ~0
+
+    def __init__(self, sources: list[str] | None = None, fixed: list[bool] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.sources = list(sources or [])
+        self.fixed = [bool(f) for f in (fixed or [False] * len(self.sources))]
 
     def call(self, latents):
-        stacked = tf.stack(latents, axis=1)
-        deviation = stacked - tf.reduce_mean(stacked, axis=1, keepdims=True)
+        teachers = [k for k, fixed in enumerate(self.fixed) if fixed]
+        stacked = tf.stack([tf.stop_gradient(t) if k in teachers else t for k, t in enumerate(latents)],
+                           axis=1)  # (batch, latents, width)
+        reference = tf.gather(stacked, teachers, axis=1) if teachers else stacked
+        target = tf.reduce_mean(reference, axis=1, keepdims=True)
+        spread = tf.reduce_mean(tf.math.reduce_variance(reference, axis=0))
+        deviation = (stacked - target) / tf.sqrt(spread + self.SPREAD_FLOOR)
         return tf.reshape(deviation, (-1, len(latents) * latents[0].shape[-1]))
 
     def compute_output_shape(self, input_shapes):
         return (input_shapes[0][0], len(input_shapes) * input_shapes[0][-1])
+
+    def get_config(self):
+        return {**super().get_config(), "sources": self.sources, "fixed": self.fixed}
 
 
 @keras.saving.register_keras_serializable(package="tanglec")
@@ -269,9 +300,10 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
                 soft[node] = keras.layers.Activation(activation, name=f"{node}_{activation}")(tensors[node])
     outputs = {d: tensors[d] for d in g.decoders if d in tensors}
     for group in checked.composition.aligns:
-        if group.chain is None:
-            latents = [modules[m](feed(group.field, m)) for m in group.modules]
-            outputs[group.output_name] = Disagreement(name=group.output_name)(latents)
+        if group.chain is None:  # each module encodes the field it reads: a label alignment's differ
+            latents = [modules[m](feed(field, m)) for m, field in zip(group.modules, group.reads)]
+            outputs[group.output_name] = Disagreement(group.modules, _fixed(checked, group.modules),
+                                                      name=group.output_name)(latents)
             continue
         inputs.update({name: keras.Input(shape=(), dtype="int32", name=name) for name in group.step_inputs})
         parts = []
@@ -279,12 +311,27 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
             for m in group.modules:
                 field = g.encoded_field(m)
                 encode = _encoder(g.inputs[field], g.modules[m].input, f"encode_{name}_{m}")
-                parts.append(Disagreement(name=f"{group.output_name}_{name}_{m}")(
+                sources = [group.chain, m]
+                parts.append(Disagreement(sources, _fixed(checked, sources), name=f"{group.output_name}_{name}_{m}")(
                     [latent, modules[m](encode(inputs[name]))]))
         outputs[group.output_name] = keras.layers.Concatenate(name=group.output_name)(parts)
     for name in checked.composition.frozen:
         modules[name].trainable = False
     return keras.Model(inputs=inputs, outputs=outputs, name="tangle")
+
+
+def _fixed(checked: Checked, sources: list[str]) -> list[bool]:
+    """Which aligned latents are teachers at the start of training: those of frozen modules."""
+    return [name in checked.composition.frozen for name in sources]
+
+
+def set_teachers(model: keras.Model, trainable: dict[str, bool]) -> None:
+    """Mark each alignment's latents of modules that don't train (`trainable`: module -> whether it
+    trains in this phase) as fixed teachers. Read when the train step is traced, so call it before
+    compiling the phase."""
+    for layer in model._flatten_layers():
+        if isinstance(layer, Disagreement):
+            layer.fixed = [not trainable.get(source, True) for source in layer.sources]
 
 
 def _mux_layer(checked: Checked, node: str, branch_modules: list[str], modules: dict, strategy_default: str,

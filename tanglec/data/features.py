@@ -40,8 +40,20 @@ def training_arrays(checked: Checked, examples: Examples, rows: np.ndarray):
     for a in checked.composition.aligns:
         width = len(a.modules) * codec_width(g.modules[a.modules[0]].output) * (2 * a.positions or 1)
         y[a.output_name] = np.zeros((len(rows), width), np.float32)
-        w[a.output_name] = np.ones(len(rows), np.float32)
+        w[a.output_name] = _carries_all(examples, a.reads, rows)
     return x, y, w
+
+
+def _carries_all(examples: Examples, fields: list[str], rows: np.ndarray) -> np.ndarray:
+    """1.0 for the rows that carry every one of `fields` (an alignment compares a row's encodings of
+    them, so a row missing one has nothing to align); `Examples.present` lists which rows carry a
+    field, and a field it does not list is carried by every row."""
+    weight = np.ones(len(rows), np.float32)
+    present = getattr(examples, "present", None) or {}
+    for field in set(fields):
+        if field in present:
+            weight *= np.asarray(present[field], bool)[rows]
+    return weight
 
 
 def _reach_mask(checked: Checked, examples: Examples, rows: np.ndarray) -> dict[str, np.ndarray]:

@@ -221,7 +221,8 @@ EXAMPLES = [
             'use "shared.tangle"\n' + MINIMAL),
     Example("E151", "`use` cycle or chain too deep", "Specs that use each other (or themselves), or `use` "
             "chains more than {MAX_USE_DEPTH} specs deep.", 'use "spec.tangle"\n' + MINIMAL),
-    Example("E160", "align on a field the module doesn't read", "`align a, b on x`: each module must read x.",
+    Example("E160", "align a module that reads no field", "`align a, b on x`: each module must read an input "
+            "field (its own: a label alignment's differ), and at least one of them must read x.",
             seed("decode to_binary, to_decimal as y", "decode to_binary, to_decimal as y\nalign plus1, times2 on x"),
             show=["align plus1, times2 on x"]),
     Example("E161", "holdout matches no route", "`holdout a -> b` lists modules in route order that some route "
