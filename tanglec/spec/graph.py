@@ -162,6 +162,12 @@ class TangleGraph:
         inputs = [n for n, kind in self.g.nodes(data="kind") if kind == "input"]
         return set(inputs).union(*(nx.descendants(view, n) for n in inputs))
 
+    def fields_read(self, selection: dict[str, str]) -> set[str]:
+        """Input fields some module reads when each multiplexer follows the selected branch (a branch
+        `value from field` reads its own field, so a route need not read the route's source)."""
+        view = self.route_view(selection)
+        return {n for n in self.inputs if any(True for _ in view.successors(n))}
+
     def route_view(self, selection: dict[str, str]) -> nx.DiGraph:
         """The graph without the edges a selection turns off: into a branch module its selector didn't
         choose, and from that module into the multiplexer (a selector missing from `selection` keeps all)."""
@@ -243,7 +249,11 @@ def _add_route(tg: TangleGraph, route: ast.RouteDecl, counter) -> None:
                     continue
                 if module not in tg.modules:
                     continue
-                for p in producers:
+                feeding = producers
+                if branch.source is not None and stage is route.stages[0] and not tg.muxes[mid].is_chain:
+                    # `value from field`: the branch reads its own field (elsewhere `from` is an error, E131)
+                    feeding = [branch.source.text] if branch.source.text in tg.inputs else []
+                for p in feeding:
                     tg.g.add_edge(p, module, span=branch.span, mux=mid, value=branch.value.text)
                 tg.g.add_edge(module, mid, span=branch.span)
             producers = [mid]
@@ -259,8 +269,8 @@ def describe(tg: TangleGraph) -> str:
             head = f"input  {node}: {tg.inputs[node].type.describe()}"
         elif kind == "mux":
             mux = tg.muxes[node]
-            arms = " | ".join(f"{b.value.text}: {b.module.text}" if b.value.text != b.module.text else b.value.text
-                              for b in mux.branches)
+            arms = " | ".join((f"{b.value.text}: {b.module.text}" if b.value.text != b.module.text else b.value.text)
+                              + (f" from {b.source.text}" if b.source is not None else "") for b in mux.branches)
             head = f"mux    [{arms}] by {', '.join(s.text for s in mux.selectors)}"
             if mux.is_chain:
                 head += f"  (chain of {len(mux.selectors)} position{'s' * (len(mux.selectors) != 1)}, shared weights)"
