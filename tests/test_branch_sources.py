@@ -215,6 +215,20 @@ def test_a_query_names_only_the_fields_its_route_reads():
     assert diag.hints == ['give it as img=<value>: vector(4), 4 numbers separated by spaces or commas: img="0 0 0 0"']
 
 
+def test_a_table_to_predict_may_leave_out_what_a_row_does_not_read():
+    from tanglec.pipeline import predict_columns
+
+    checked = checked_spec(SPEC.replace("target y: int 0..3 from data", EXPR_TARGET))
+    columns = predict_columns(checked, {"encoding": ["pixels", "binary"], "op": ["plus1", "times2"],
+                                        "x": [None, 2], "img": [[0, 0, 1, 0], None]})
+    assert columns["x"].tolist() == [0, 2] and columns["img"].tolist() == [[0, 0, 1, 0], [0, 0, 0, 0]]
+    assert predict_columns(checked, {"encoding": ["binary"], "op": ["plus1"], "x": [3]})["img"].shape == (1, 4)
+    with pytest.raises(TangleError) as err:
+        predict_columns(checked, {"encoding": ["pixels"], "op": ["plus1"], "x": [1]})
+    assert [d.message for d in err.value.diagnostics] == [
+        "row 0: img: missing, and this row's route (encoding=pixels, op=plus1) reads it"]
+
+
 def test_predict_writes_an_absent_field_as_an_empty_cell(tmp_path):
     from tanglec.data import predictions
 

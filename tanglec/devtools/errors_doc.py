@@ -174,13 +174,10 @@ EXAMPLES = [
     Example("E130", "bad query field", "`tanglec query`: an unknown field, a missing one, one given twice "
             "(`gate=xor gate=and`), or a bad value.",
             produce="E130"),
-    Example("E131", "a branch reading a field where it can't", "`[a | b from field] by s`: a branch may read "
-            "its own input field only in the multiplexer right after the route's source; later stages and chains "
-            "read what the stage before gives, and an identity branch `value: _` runs no module to read it.",
-            seed("input x: int 0..9", "input x: int 0..9\ninput img: vector(4)")
-            .replace("[plus1 | times2] by op", "[plus1 | times2 from img] by op"),
-            show=["input img: vector(4)", "route x -> [binary | decimal] by encoding -> [plus1 | times2 from img] by op "
-                  "-> to_binary, to_decimal"]),
+    Example("E131", "a branch reading a field where it can't", "`[a | b from field] by s`: only a branch of the "
+            "multiplexer right after the route's source reads a field of its own; later stages and chains read what "
+            "the stage before gives, an identity branch `value: _` runs no module.",
+            seed("input x: int 0..9", "input x: int 0..9\ninput img: vector(4)").replace("times2] by", "times2 from img] by")),
     Example("E140", "run directory problem", "A run that is missing (for `init`: when compile needs its "
             "weights; `check` only warns, W206), foreign, from an incompatible tanglec or Keras version or "
             "an older run format (tanglec-run/1: recompile it), whose manifest doesn't match its own digest "
