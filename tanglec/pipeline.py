@@ -348,7 +348,7 @@ def predict_columns(checked: Checked, table) -> dict[str, np.ndarray]:
                 codes = {s: columns[s][row] for s in needs.selectors}
                 if name in needs.needed(codes):
                     problems.append(Diagnostic("E130", f"row {row}: {name}: missing, and this row's route "
-                                                       f"({needs.route_label(codes, g)}) reads it", None))
+                                                       f"({needs.why(name, codes, g)}) reads it", None))
                 values.append(neutral_value(g.inputs[name].type))
                 continue
             text = " ".join(str(x) for x in cell) if isinstance(cell, (list, tuple, np.ndarray)) else str(cell)

@@ -10,6 +10,7 @@ import pytest
 
 from support import run_tanglec
 from tanglec.data.examples import DataError, build_examples
+from tanglec.data.needs import FieldNeeds
 from tanglec.data.query import parse_fields
 from tanglec.lang.diagnostics import TangleError
 from tanglec.lang.parser import parse
@@ -80,8 +81,12 @@ def test_the_spec_checks_without_e117_or_e128():
     assert g.encoded_field("pixels") == "img" and g.encoded_field("binary") == "x"
     edge = g.g.edges["img", "pixels"]
     assert edge["mux"] == g.g.edges["x", "binary"]["mux"] and edge["value"] == "pixels"
-    assert g.fields_read({"encoding": "pixels", "op": "plus1"}) == {"img"}
-    assert g.fields_read({"encoding": "decimal", "op": "plus1"}) == {"x"}
+    assert g.field_readers("img") == {"encoding": {"pixels"}}
+    assert g.field_readers("x") == {"encoding": {"binary", "decimal"}}
+    needs = FieldNeeds(checked, with_targets=False)
+    assert needs.optional == ["x", "img"]
+    assert needs.needed({"encoding": 2, "op": 0}) == {"img"} and needs.needed({"encoding": 1, "op": 1}) == {"x"}
+    assert FieldNeeds(checked).optional == ["img"]  # the target reads x: every row carries it
     assert len(g.routes()) == 6
 
 
@@ -113,7 +118,8 @@ def test_unknown_and_misplaced_sources():
 
 
 def test_from_on_an_identity_branch_or_a_chain_is_e131():
-    chain = SPEC.replace("select op: plus1 | times2", "select op: plus1 | times2 | stop\nselect op2: plus1 | times2 | stop")
+    chain = SPEC.replace("select op: plus1 | times2",
+                         "select op: plus1 | times2 | stop\nselect op2: plus1 | times2 | stop")
     chain = chain.replace("[plus1 | times2] by op", "[plus1 | times2 | stop: _ from img] by op, op2").replace(
         "target y: int 0..3 from data",
         "target y = fold v from x by op, op2 { plus1: (v + 1) % 4, times2: (v * 2) % 4, stop: v }")
@@ -181,7 +187,7 @@ def test_jsonl_rows_may_leave_out_or_null_a_field_their_route_does_not_read(tmp_
         build_examples(checked_spec(SPEC, tmp_path, lines, "rows.jsonl"))
     (diag,) = err.value.diagnostics
     assert (diag.code, diag.span.line, diag.span.col) == ("E119", 4, 1)
-    assert diag.message == "img: missing, and this row's route (encoding=pixels, op=plus1) reads it"
+    assert diag.message == "img: missing, and this row's route (encoding=pixels) reads it"
 
 
 def test_a_streamed_file_keeps_the_presence_of_its_sample(tmp_path):
@@ -226,7 +232,7 @@ def test_a_table_to_predict_may_leave_out_what_a_row_does_not_read():
     with pytest.raises(TangleError) as err:
         predict_columns(checked, {"encoding": ["pixels"], "op": ["plus1"], "x": [1]})
     assert [d.message for d in err.value.diagnostics] == [
-        "row 0: img: missing, and this row's route (encoding=pixels, op=plus1) reads it"]
+        "row 0: img: missing, and this row's route (encoding=pixels) reads it"]
 
 
 def test_predict_writes_an_absent_field_as_an_empty_cell(tmp_path):
@@ -247,7 +253,7 @@ def test_predict_writes_an_absent_field_as_an_empty_cell(tmp_path):
     (",0 0 1,pixels,plus1,2", 2, "img: 3 values, expected 4"),
     (",0 nan 1 0,pixels,plus1,2", 2, "img: a vector holds finite numbers only"),
     (",0 a 1 0,pixels,plus1,2", 2, "img: a vector holds numbers only"),
-    ("1,,pixels,plus1,2", 3, "img: missing, and this row's route (encoding=pixels, op=plus1) reads it"),
+    ("1,,pixels,plus1,2", 3, "img: missing, and this row's route (encoding=pixels) reads it"),
 ], ids=["wrong-length", "nan", "not-a-number", "route-field-missing"])
 def test_a_bad_image_row_stops_compile_and_writes_nothing(tmp_path, row, col, message):
     checked_spec(SPEC, tmp_path, GOOD_ROWS + [row])

@@ -20,21 +20,24 @@ class FieldNeeds:
         g = checked.graph
         always = target_fields(checked) if with_targets else set()
         self.selectors = g.mux_selectors()
-        routes = g.routes()
-        self.by_route = {tuple(selector_code(g, s, r.selection[s]) for s in self.selectors): g.fields_read(r.selection)
-                         for r in routes}
-        read_everywhere = set.intersection(*self.by_route.values()) if self.by_route else set(g.inputs)
-        self.optional = [n for n in g.inputs if n not in always and n not in read_everywhere]
+        self.readers: dict[str, dict[str, set[int]]] = {}  # optional field -> selector -> codes that read it
+        for name in g.inputs:
+            readers = g.field_readers(name)
+            if name in always or readers is None or any(
+                    len(values) == len(g.selectors[s].values) for s, values in readers.items()):
+                continue  # read on every route (selectors are independent: a route is any combination)
+            self.readers[name] = {s: {selector_code(g, s, v) for v in values} for s, values in readers.items()}
+        self.optional = list(self.readers)
 
     def needed(self, codes: dict[str, object]) -> set[str]:
-        """The optional fields a row's route reads, from its selector codes (nothing when a selector is bad)."""
-        key = tuple(codes.get(s) for s in self.selectors)
-        return self.by_route.get(key, set())
+        """The optional fields a row's route reads, from its selector codes."""
+        return {name for name, readers in self.readers.items()
+                if any(codes.get(s) in values for s, values in readers.items())}
 
-    def route_label(self, codes: dict[str, object], g) -> str:
-        """`encoding=pixels`: the row's selector values, as a message names its route."""
-        return ", ".join(f"{s}={g.selectors[s].values[codes[s]].text}" for s in self.selectors)
-
+    def why(self, field: str, codes: dict[str, object], g) -> str:
+        """`encoding=pixels`: the selector values of a row that make its route read `field`."""
+        return ", ".join(f"{s}={g.selectors[s].values[codes[s]].text}" for s, values in self.readers[field].items()
+                         if codes.get(s) in values)
 
 def target_fields(checked) -> set[str]:
     """Input fields the targets are computed from: those the target expressions and `align ... on

@@ -95,8 +95,8 @@ def _describe(checked: Checked, name: str) -> str:
         return "one of " + " | ".join(v.text for v in g.selectors[name].values)
     t = g.inputs[name].type
     if isinstance(t, ast.VectorType):
-        return f"{t.describe()}, {t.size} numbers separated by spaces or commas: {name}=\"{' '.join(['0'] * min(t.size, 4))}" \
-               f"{' ...' if t.size > 4 else ''}\""
+        example = " ".join(["0"] * min(t.size, 4)) + (" ..." if t.size > 4 else "")
+        return f'{t.describe()}, {t.size} numbers separated by spaces or commas: {name}="{example}"'
     return t.describe()
 
 

@@ -407,10 +407,10 @@ class Reader:
                     value = None
             converted[name] = value
         if absent:
-            self._missing_on_route(lineno, text, cells if self.jsonl else None, converted, absent)
+            self._missing_on_route(lineno, text, converted, absent)
         return converted
 
-    def _missing_on_route(self, lineno: int, text: str, cells, converted: dict, absent: list) -> None:
+    def _missing_on_route(self, lineno: int, text: str, converted: dict, absent: list) -> None:
         """E119 for an empty (CSV) or left-out (JSONL) field that the row's route reads."""
         codes = {s: converted.get(s) for s in self.needs.selectors}
         if None in codes.values():
@@ -419,8 +419,8 @@ class Reader:
         for name, index in absent:
             if name not in needed:
                 continue
-            message = f"{name}: missing, and this row's route ({self.needs.route_label(codes, self.checked.graph)}) " \
-                      f"reads it"
+            why = self.needs.why(name, codes, self.checked.graph)
+            message = f"{name}: missing, and this row's route ({why}) reads it"
             if self.jsonl or index is None:
                 self._add(lineno, 1, message, text)
             else:

@@ -163,11 +163,17 @@ class TangleGraph:
         inputs = [n for n, kind in self.g.nodes(data="kind") if kind == "input"]
         return set(inputs).union(*(nx.descendants(view, n) for n in inputs))
 
-    def fields_read(self, selection: dict[str, str]) -> set[str]:
-        """Input fields some module reads when each multiplexer follows the selected branch (a branch
-        `value from field` reads its own field, so a route need not read the route's source)."""
-        view = self.route_view(selection)
-        return {n for n in self.inputs if any(True for _ in view.successors(n))}
+    def field_readers(self, field: str) -> dict[str, set[str]] | None:
+        """When a route reads an input field: None when on every route (a module reads it outside any
+        multiplexer), else selector -> the values whose branch reads it (a branch `value from field`
+        reads its own field, so a route need not read the route's source)."""
+        readers: dict[str, set[str]] = {}
+        for _, _, data in self.g.out_edges(field, data=True):
+            if "mux" not in data:
+                return None
+            for selector in self.muxes[data["mux"]].selectors:
+                readers.setdefault(selector.text, set()).add(data["value"])
+        return readers
 
     def route_view(self, selection: dict[str, str]) -> nx.DiGraph:
         """The graph without the edges a selection turns off: into a branch module its selector didn't
