@@ -8,17 +8,22 @@ from ..lang import ast
 from ..spec.checks import Checked
 from ..spec.graph import codec_width
 from . import codecs, expr_numpy
+from .needs import neutral_value
 from .rows import Examples
 from .selection import route_mask
 
 
 def encode_inputs(checked: Checked, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Raw example columns -> the arrays the model's inputs take."""
+    """Raw example columns -> the arrays the model's inputs take. A field left out of `columns` (a query
+    whose route doesn't read it) is given its neutral value: the model takes every input, and a row's
+    route runs only the modules that read the fields it carries."""
     g = checked.graph
     out = {}
+    rows = len(next(iter(columns.values()))) if columns else 0
     for n, d in g.inputs.items():
         dtype = np.float32 if isinstance(d.type, (ast.FloatType, ast.VectorType)) else np.int32
-        out[n] = columns[n].astype(dtype)
+        column = columns[n] if n in columns else np.asarray([neutral_value(d.type)] * rows)
+        out[n] = column.astype(dtype)
     for n in g.mux_selectors():
         out[n] = columns[n].astype(np.int32)
     for group in checked.composition.aligns:

@@ -200,6 +200,10 @@ EXAMPLES = [
     table_example("E134", "two values share a decoder's pattern", "A decoder's table gives two values the same "
             "pattern, so the answer can't be told apart (a table only modules read gets W207 instead).",
             table("3: 11", "3: 10")),
+    Example("E135", "a branch reading a field where it can't", "`[a | b from field] by s`: only a branch of the "
+            "multiplexer right after the route's source reads a field of its own; later stages and chains read what "
+            "the stage before gives, an identity branch `value: _` runs no module.",
+            seed("input x: int 0..9", "input x: int 0..9\ninput img: vector(4)").replace("times2] by", "times2 from img] by")),
     Example("E140", "run directory problem", "A run that is missing (for `init`: when compile needs its "
             "weights; `check` only warns, W206), foreign, from an incompatible tanglec or Keras version or "
             "an older run format (tanglec-run/1: recompile it), whose manifest doesn't match its own digest "

@@ -263,6 +263,7 @@ class Branch:
     module: Name  # the module run for it (same name as the value unless written `value: module`)
     span: Span
     identity: bool = False  # `value: _`: no module, the input passes through (a chain's "stop")
+    source: Name | None = None  # `value from field`: the input field it reads (None: what the stage is fed)
 
 
 @dataclass
