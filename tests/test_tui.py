@@ -225,6 +225,41 @@ def test_views_help_and_quit_by_keyboard(in_tmp):
 
 # -- Train (TensorFlow) --------------------------------------------------------------------
 
+def test_training_progress_repaints_the_train_view_once_per_batch_with_every_point_plotted(in_tmp):
+    """Evaluations that come faster than the Train view repaints are shown together: every step on the
+    loss plot, one draw, the statistics as of the last one (a key press doesn't queue behind them)."""
+    from types import SimpleNamespace
+
+    from tanglec.tui.controllers import TrainUpdate
+    from tanglec.tui.messages import TrainProgress
+
+    def update(step: int) -> TrainUpdate:
+        report = {"accuracy": 0.5, "exact": 2, "cases": 4, "routes": []}
+        progress = SimpleNamespace(step=step, total_steps=300, losses={"total": 1.0 / step}, report=report,
+                                   steps_per_second=10.0, elapsed=step / 10)
+        return TrainUpdate(progress, rate=10.0)
+
+    async def body():
+        app = ExploreApp(ARITH, load_tensorflow=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("2")
+            await wait_for(pilot, lambda: app._has("#loss-plot"), 30, "the Train view")
+            plot = app.query_one("#loss-plot")
+            draws = []
+            plot.draw = lambda: draws.append(list(plot.steps))
+            app.train_state = "running"
+            for step in (10, 20, 30):
+                app.post_message(TrainProgress(update(step)))
+            await wait_for(pilot, lambda: draws, 5, "the Train view's repaint")
+            await pilot.pause(0.4)
+            assert draws == [[10, 20, 30]]
+            assert [h["step"] for h in app.history] == [10, 20, 30]
+            assert "step 30/300" in screen_text(app)
+
+    run(body())
+
+
+
 @pytest.mark.slow
 def test_training_from_the_ui_reaches_compile_accuracy_and_stops_safely(in_tmp, arith_run):
     run_dir = in_tmp / "runs" / "arith"

@@ -23,10 +23,10 @@ from .editing import Editing
 from .loading import Loading
 from .querying import Querying
 from .keymap import ACTIONS, bindings, effective_keys, load_keymap
-from .messages import LightRoute, NodeHighlighted
+from .messages import LightRoute
 from .session import Session, display_path, open_target, short_path
 from .training import Training
-from .widgets.details import GraphPane, NodeDetails, describe_node
+from .widgets.details import GraphPane, NodeDetails
 from .widgets.graph import GraphView, safe_routes
 from .widgets.help import HelpScreen
 from .widgets.spec import SpecView, summary
@@ -241,16 +241,10 @@ class ExploreApp(Loading, Training, Editing, Querying, App[int]):
         self.exit(0)
 
     # -- graph -----------------------------------------------------------------------
-    def on_node_highlighted(self, message: NodeHighlighted) -> None:
-        self._refresh_details(message.node)
-
-    def _refresh_details(self, node: str | None = None) -> None:
-        if not self._has("#node-details") or self.session.checked is None:
-            return
-        if node is None:
-            node = self.query_one("#graph-view", GraphView).cursor
-        self.query_one("#node-details", NodeDetails).update(
-            describe_node(self.session.checked.graph, node, self.model, self.session.checked, self.model_how))
+    def _refresh_details(self) -> None:
+        """The model changed: the module details show its parameters and weights."""
+        for details in self.query(NodeDetails):
+            details.show(details.node)
 
     @on(OptionList.OptionHighlighted, "#route-list")
     def _route_highlighted(self, event: OptionList.OptionHighlighted) -> None:

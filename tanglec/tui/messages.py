@@ -86,13 +86,6 @@ class LightRoute(Message):
 
 
 @dataclass
-class NodeHighlighted(Message):
-    """The graph's cursor moved to a node."""
-
-    node: str | None
-
-
-@dataclass
 class QueryFieldsChanged(Message):
     """The query form has a new set of values: `columns` when they are valid, else the problems."""
 

@@ -15,6 +15,9 @@ from .session import TrainControl, display_path, short_path
 from .widgets.train import BUSY
 
 TRAIN_ACTIONS = {"train_start", "train_pause", "train_stop", "train_save"}
+# The Train view repaints at most this often while training runs: evaluations can come faster (every
+# 10 steps by default), and a key press should not queue behind one repaint per evaluation.
+PROGRESS_PERIOD = 0.25
 
 
 class Training:
@@ -26,6 +29,8 @@ class Training:
         self.stopped_result = None
         self.history: list[dict] = []  # (step, losses, accuracy) seen by the UI during the last training
         self.last_update: controllers.TrainUpdate | None = None
+        self.unshown_updates: list[controllers.TrainUpdate] = []  # evaluations not in the Train view yet
+        self._progress_timer = None
 
     def _panel(self):
         return self.query_one("#train-panel") if self._has("#train-panel") else None
@@ -77,7 +82,8 @@ class Training:
             panel.set_note(Text(refusal, style="bold red"))
             return
         self.control = TrainControl()
-        self.history, self.stopped_result, self.last_update = [], None, None
+        self._cancel_progress_timer()
+        self.history, self.stopped_result, self.last_update, self.unshown_updates = [], None, None, []
         self.refresh_bindings()
         panel.reset()
         if self.tf_ready.is_set() and not self.tf_error:
@@ -104,7 +110,7 @@ class Training:
         elif self.train_state in ("paused", "pausing"):
             self.control.resume()
             self._set_train_state("running")
-            self._show_update()
+            self._show_progress_now()
 
     def action_train_stop(self) -> None:
         if self.control is None or self.train_state not in ("waiting", "running", "pausing", "paused"):
@@ -156,18 +162,35 @@ class Training:
         p = message.update.progress
         self.last_update = message.update
         self.history.append({"step": p.step, "losses": dict(p.losses), "accuracy": p.report["accuracy"]})
+        self.unshown_updates.append(message.update)
         if self.train_state == "pausing" and self.control is not None and self.control.paused:
             self._set_train_state("paused")
-        self._show_update()
+            self._show_progress_now()
+        elif self._progress_timer is None:
+            self._progress_timer = self.set_timer(PROGRESS_PERIOD, self._show_progress)
 
-    def _show_update(self) -> None:
+    def _show_progress(self) -> None:
+        """Show the evaluations that came since the last repaint: every point on the plot, the rest as of
+        the last one."""
+        self._progress_timer = None
+        updates, self.unshown_updates = self.unshown_updates, []
         panel = self._panel()
         if panel is not None and self.last_update is not None:
-            panel.show_update(self.last_update, self.train_state)
+            panel.show_update(self.last_update, self.train_state, updates)
+
+    def _cancel_progress_timer(self) -> None:
+        if self._progress_timer is not None:
+            self._progress_timer.stop()
+            self._progress_timer = None
+
+    def _show_progress_now(self) -> None:
+        self._cancel_progress_timer()
+        self._show_progress()
 
     def on_train_done(self, message: TrainDone) -> None:
         outcome, panel = message.outcome, self._panel()
         self.control = None
+        self._show_progress_now()
         if outcome.problems:
             self.session.data_problems = list(outcome.problems)
             self._refresh_problems()

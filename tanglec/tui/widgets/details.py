@@ -23,13 +23,16 @@ class GraphPane(Vertical):
             yield Static("Nothing to draw: the spec could not be read. See Spec (4).", classes="blocked")
             return
         frozen = checked.composition.frozen
+        graph = GraphView(checked.graph, frozen=frozen, id="graph-view")
+        details = NodeDetails(id="node-details")
+        details.border_title = "module"
+        # the details follow the cursor in the same frame as the graph's highlight (a watcher, not a message)
+        self.watch(graph, "cursor", details.show)
         with ScrollableContainer(id="graph-box") as box:
             box.border_title = "module graph"
-            yield GraphView(checked.graph, frozen=frozen, id="graph-view")
+            yield graph
         yield Static(LEGEND + ("   [i]┌┐ frozen (italic)[/i]" if frozen else ""), id="legend")
         with Horizontal(id="graph-bottom"):
-            details = NodeDetails(id="node-details")
-            details.border_title = "module"
             yield details
             routes = OptionList(*route_options(checked.graph), id="route-list")
             routes.border_title = "routes (highlight or click one to light it)"
@@ -124,4 +127,13 @@ def describe_node(tg: TangleGraph, node: str | None, model=None, checked=None, w
 
 
 class NodeDetails(Static):
-    """Details of the node under the graph's cursor."""
+    """Details of the node under the graph's cursor, for the app's current model."""
+
+    node: str | None = None
+
+    def show(self, node: str | None) -> None:
+        app = self.app
+        self.node = node
+        checked = app.session.checked
+        # the panel's size is fixed by the layout: a new text needs no layout pass of the screen
+        self.update(describe_node(checked.graph, node, app.model, checked, app.model_how), layout=False)

@@ -1,27 +1,21 @@
-"""The module graph, laid out left to right (inputs → encoders → multiplexers → operations → decoders).
-
-`GraphLayout` is a small layered layout (no TensorFlow, no networkx): longest-path layers with the
-decoders pulled into the last column, a dummy point per layer an edge skips, barycenter ordering, and
-orthogonal edges drawn with box characters (one vertical track per connected bundle in each gap).
-`GraphView` renders it, moves a cursor through the nodes and lights up one route.
+"""The module graph on screen: `GraphView` draws the layout (tanglec.tui.widgets.graph_layout) with box
+characters, moves a cursor through the nodes and lights up one route.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import networkx as nx
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 from textual.events import Click
 from textual.geometry import Region, Size
 from textual.reactive import reactive
+from textual.strip import Strip
 from textual.widget import Widget
 
 from ...spec.graph import TangleGraph
-from ..messages import NodeHighlighted
+from .graph_layout import D, L, R, U, GraphLayout, lit_edges
 
-L, R, U, D = 1, 2, 4, 8
 LINES = {L: "─", R: "─", L | R: "─", U: "│", D: "│", U | D: "│", R | D: "╭", L | D: "╮", R | U: "╰",
          L | U: "╯", L | R | D: "┬", L | R | U: "┴", U | D | R: "├", U | D | L: "┤", L | R | U | D: "┼"}
 # corners tl, tr, bl, br, horizontal, vertical, exit port on the right border
@@ -31,281 +25,14 @@ BORDERS = {
     "decoder": ("┏", "┓", "┗", "┛", "━", "┃", "┠"),
     "mux": ("╔", "╗", "╚", "╝", "═", "║", "╟"),
 }
-BOX_HEIGHT = 3
-
-
-@dataclass
-class Item:
-    id: str
-    kind: str  # input | module | decoder | mux | dummy
-    label: str
-    layer: int
-    x: int = 0
-    y: int = 0
-    w: int = 1
-    h: int = BOX_HEIGHT
-
-    @property
-    def mid(self) -> int:
-        return self.y + self.h // 2
-
-    @property
-    def is_dummy(self) -> bool:
-        return self.kind == "dummy"
-
-    def contains(self, x: int, y: int) -> bool:
-        return self.x <= x < self.x + self.w and self.y <= y < self.y + self.h
-
-
-def node_kind(tg: TangleGraph, node: str) -> str:
-    kind = tg.kind(node)
-    if kind == "module" and node in tg.decoders:
-        return "decoder"
-    return kind
-
-
-def node_label(tg: TangleGraph, node: str) -> str:
-    if tg.kind(node) == "mux":
-        return "by " + ", ".join(s.text for s in tg.muxes[node].selectors)
-    return node
-
-
-class GraphLayout:
-    """Positions for every node and the cells of every edge (character grid coordinates)."""
-
-    def __init__(self, tg: TangleGraph) -> None:
-        self.tg = tg
-        self.items: dict[str, Item] = {}
-        self.layers: list[list[str]] = []
-        self.chains: dict[tuple[str, str], list[str]] = {}
-        self.cells: dict[tuple[int, int], list] = {}  # (x, y) -> [bits, set of edges]
-        self.arrows: dict[tuple[int, int], set] = {}
-        self.ports: dict[tuple[int, int], set] = {}
-        self.width = self.height = 0
-        if len(tg.g):
-            self._layer()
-            self._order()
-            self._place()
-            self._route_edges()
-
-    # -- layering --------------------------------------------------------------------
-    def _forward_edges(self) -> list[tuple[str, str]]:
-        """Every edge except the back edges of a depth-first search (a spec with a cycle still gets a picture)."""
-        g = self.tg.g
-        if self.tg.is_dag():
-            return [(u, v) for u in self.tg.topological() for v in g.successors(u)]
-        on_path: set[str] = set()
-        edges = []
-        for u, v, kind in nx.dfs_labeled_edges(g):
-            if kind == "forward":
-                on_path.add(v)
-                if u != v:  # (root, root) opens a search tree
-                    edges.append((u, v))
-            elif kind == "reverse":
-                on_path.discard(v)
-            elif kind == "nontree" and v not in on_path:  # a cross edge; one to the path closes a cycle
-                edges.append((u, v))
-        return edges
-
-    def _layer(self) -> None:
-        tg, g = self.tg, self.tg.g
-        edges = self._forward_edges()
-        forward = nx.DiGraph(edges)
-        forward.add_nodes_from(g)
-        has_inputs = any(tg.kind(n) == "input" for n in g)
-        layer: dict[str, int] = {}
-        for n in nx.topological_sort(forward):  # a node's layer: the longest path to it
-            base = 0 if tg.kind(n) == "input" or not has_inputs else 1
-            layer[n] = max([layer[p] + 1 for p in forward.predecessors(n)] + [base])
-        last = max(layer.values())
-        for d in tg.decoders:  # decoders line up in the last column
-            if d in layer and not forward.out_degree(d):
-                layer[d] = last
-        self.layers = [[] for _ in range(last + 1)]
-        for n in g:
-            self.items[n] = Item(n, node_kind(tg, n), node_label(tg, n), layer[n])
-        for n in g:  # insertion order: declaration order within a layer
-            self.layers[layer[n]].append(n)
-        for u, v in edges:
-            chain = [u]
-            for k in range(layer[u] + 1, layer[v]):
-                dummy = f"\0{u}\0{v}\0{k}"
-                self.items[dummy] = Item(dummy, "dummy", "", k, h=1)
-                self.layers[k].append(dummy)
-                chain.append(dummy)
-            chain.append(v)
-            self.chains[(u, v)] = chain
-
-    def _links(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-        up: dict[str, list[str]] = {n: [] for n in self.items}
-        down: dict[str, list[str]] = {n: [] for n in self.items}
-        for chain in self.chains.values():
-            for a, b in zip(chain, chain[1:]):
-                down[a].append(b)
-                up[b].append(a)
-        return up, down
-
-    def _order(self) -> None:
-        up, down = self._links()
-        for _ in range(2):
-            for k in range(1, len(self.layers)):
-                self._sort_layer(k, up, k - 1)
-            for k in range(len(self.layers) - 2, -1, -1):
-                self._sort_layer(k, down, k + 1)
-
-    def _sort_layer(self, k: int, neighbours: dict[str, list[str]], other: int) -> None:
-        pos = {n: i for i, n in enumerate(self.layers[other])}
-        current = {n: i for i, n in enumerate(self.layers[k])}
-
-        def key(n: str) -> tuple[float, int]:
-            near = [pos[m] for m in neighbours[n] if m in pos]
-            return (sum(near) / len(near) if near else current[n], current[n])
-
-        self.layers[k].sort(key=key)
-
-    # -- placement -------------------------------------------------------------------
-    def _place(self) -> None:
-        up, down = self._links()
-        for item in self.items.values():
-            if not item.is_dummy:
-                item.w = len(item.label) + 4
-        col_w = [max([self.items[n].w for n in layer] + [1]) for layer in self.layers]
-        for k, layer in enumerate(self.layers):
-            self._stack(layer, self._centre(layer, up) if k else None)
-        if len(self.layers) > 1:  # sources (inputs) centre on what they feed
-            self._stack(self.layers[0], self._centre(self.layers[0], down))
-        top = min(i.y for i in self.items.values())
-        for item in self.items.values():
-            item.y -= top
-        gaps = [self._tracks(k) for k in range(len(self.layers) - 1)]
-        x = 1
-        self.col_x, self.col_w, self.gap_x, self.gap_tracks = [], col_w, [], gaps
-        for k, layer in enumerate(self.layers):
-            self.col_x.append(x)
-            for n in layer:
-                item = self.items[n]
-                if item.is_dummy:
-                    item.x, item.w = x, col_w[k]
-                else:
-                    item.x = x + (col_w[k] - item.w) // 2
-            x += col_w[k]
-            if k < len(gaps):
-                self.gap_x.append(x)
-                x += 2 * max(len(set(gaps[k].values())), 1) + 3
-        self.width = x + 1
-        self.height = max(i.y + i.h for i in self.items.values())
-
-    def _centre(self, layer: list[str], neighbours: dict[str, list[str]]) -> float | None:
-        mids = [self.items[m].mid for n in layer for m in neighbours[n]]
-        return sum(mids) / len(mids) if mids else None
-
-    def _stack(self, layer: list[str], centre: float | None) -> None:
-        heights = [self.items[n].h for n in layer]
-        total = sum(heights) + max(len(layer) - 1, 0)
-        y = 0 if centre is None else round(centre - (total - 1) / 2)
-        for n in layer:
-            self.items[n].y = y
-            y += self.items[n].h + 1
-
-    def _tracks(self, k: int) -> dict[str, int]:
-        """Connected bundles of the segments between layer k and k+1: each gets one vertical track."""
-        parent: dict[str, str] = {}
-
-        def find(a: str) -> str:
-            while parent.setdefault(a, a) != a:
-                a = parent[a]
-            return a
-
-        segs = self._segments(k)
-        for a, b, _ in segs:
-            parent[find(a)] = find(b)
-        roots: dict[str, int] = {}
-        out = {}
-        ordered = sorted({a for a, _, _ in segs}, key=lambda n: self.layers[k].index(n))
-        for a in ordered:
-            out[a] = roots.setdefault(find(a), len(roots))
-        for _, b, _ in segs:
-            out[b] = roots.setdefault(find(b), len(roots))
-        return out
-
-    def _segments(self, k: int) -> list[tuple[str, str, tuple[str, str]]]:
-        segs = []
-        for edge, chain in self.chains.items():
-            for a, b in zip(chain, chain[1:]):
-                if self.items[a].layer == k:
-                    segs.append((a, b, edge))
-        return segs
-
-    # -- edges -----------------------------------------------------------------------
-    def _mark(self, x: int, y: int, bits: int, edge) -> None:
-        cell = self.cells.setdefault((x, y), [0, set()])
-        cell[0] |= bits
-        cell[1].add(edge)
-
-    def _hline(self, x1: int, x2: int, y: int, edge) -> None:
-        for x in range(min(x1, x2), max(x1, x2) + 1):
-            bits = (L if x > min(x1, x2) else 0) | (R if x < max(x1, x2) else 0)
-            self._mark(x, y, bits, edge)
-
-    def _vline(self, x: int, y1: int, y2: int, edge) -> None:
-        for y in range(min(y1, y2), max(y1, y2) + 1):
-            bits = (U if y > min(y1, y2) else 0) | (D if y < max(y1, y2) else 0)
-            self._mark(x, y, bits, edge)
-
-    def _route_edges(self) -> None:
-        for k in range(len(self.layers) - 1):
-            tracks = self.gap_tracks[k]
-            for a, b, edge in self._segments(k):
-                src, dst = self.items[a], self.items[b]
-                tx = self.gap_x[k] + 1 + 2 * tracks[a]
-                sx = src.x + src.w
-                sy, ty = src.mid, dst.mid
-                ex = dst.x - 1 if dst.is_dummy else dst.x - 2
-                self._hline(sx, tx, sy, edge)
-                self._mark(sx, sy, L, edge)  # joins the box's port or the dummy's line
-                self._vline(tx, sy, ty, edge)
-                self._hline(tx, ex, ty, edge)
-                self._mark(ex, ty, R, edge)
-                if dst.is_dummy:
-                    self._mark(ex, ty, R, edge)
-                else:
-                    self.arrows.setdefault((dst.x - 1, ty), set()).add(edge)
-                if not src.is_dummy:
-                    self.ports.setdefault((src.x + src.w - 1, sy), set()).add(edge)
-        for item in self.items.values():
-            if item.is_dummy:
-                edge = next(e for e, c in self.chains.items() if item.id in c)
-                self._hline(item.x - 1, item.x + item.w, item.y, edge)
-
-    def item_at(self, x: int, y: int) -> Item | None:
-        for item in self.items.values():
-            if not item.is_dummy and item.contains(x, y):
-                return item
-        return None
-
-    def nodes_by_layer(self) -> list[list[str]]:
-        return [[n for n in layer if not self.items[n].is_dummy] for layer in self.layers]
-
-
-def lit_edges(tg: TangleGraph, selection: dict[str, str] | None) -> tuple[set[str], set[tuple[str, str]]]:
-    """The nodes and edges a route (a selector value for each multiplexer) runs through."""
-    if selection is None:
-        return set(), set()
-    active = tg.active_nodes(selection)
-    edges = set()
-    for u, v, data in tg.g.edges(data=True):
-        if u not in active or v not in active:
-            continue
-        mux = data.get("mux")
-        chosen = tg.muxes[mux].chosen(selection) if mux is not None else None
-        if chosen is not None and data.get("value") not in chosen:
-            continue
-        edges.add((u, v))
-    return active, edges
 
 
 class GraphView(Widget, can_focus=True):
-    """The laid-out graph; arrows (or hjkl, or a click) move through the nodes."""
+    """The laid-out graph; arrows (or hjkl, or a click) move through the nodes.
+
+    Drawn a line at a time (Textual's line API) from a cached picture: a cursor move repaints only
+    the label rows of the node it leaves and the node it lands on, not the whole graph.
+    """
 
     COMPONENT_CLASSES = {"graph--edge", "graph--lit", "graph--faded", "graph--cursor", "graph--input",
                          "graph--module", "graph--decoder", "graph--mux", "graph--cursor-blur", "graph--frozen"}
@@ -328,6 +55,8 @@ class GraphView(Widget, can_focus=True):
         self.layout_ = GraphLayout(tg)
         self.show_cursor = cursor
         self.can_focus = cursor
+        self._canvas: tuple[list[list[str]], list[list[Style | None]]] | None = None
+        self._strips: dict[int, Strip] = {}
         first = next((n for layer in self.layout_.nodes_by_layer() for n in layer), None)
         self.set_reactive(GraphView.cursor, first if cursor else None)
 
@@ -338,10 +67,6 @@ class GraphView(Widget, can_focus=True):
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return max(self.layout_.height, 1)
-
-    def on_mount(self) -> None:
-        if self.cursor is not None:
-            self.post_message(NodeHighlighted(self.cursor))
 
     # -- interaction -----------------------------------------------------------------
     def action_move(self, dx: int, dy: int) -> None:
@@ -376,8 +101,8 @@ class GraphView(Widget, can_focus=True):
             self.cursor = item.id
             self.focus()
 
-    def watch_cursor(self, node: str | None) -> None:
-        self.refresh()
+    def watch_cursor(self, old: str | None, node: str | None) -> None:
+        self._repaint_labels(old, node)
         if node is None or not self.is_mounted:
             return
         item = self.layout_.items[node]
@@ -385,17 +110,42 @@ class GraphView(Widget, can_focus=True):
         if parent is not None and hasattr(parent, "scroll_to_region"):
             vr = self.virtual_region
             parent.scroll_to_region(Region(vr.x + item.x - 1, vr.y + item.y, item.w + 2, item.h), animate=False)
-        self.post_message(NodeHighlighted(node))
 
     def select(self, node: str) -> None:
         if node in self.layout_.items:
             self.cursor = node
 
+    def watch_lit(self, _: dict | None) -> None:
+        self._forget_picture()
+
+    def on_focus(self) -> None:
+        self._repaint_labels(self.cursor)
+
+    def on_blur(self) -> None:
+        self._repaint_labels(self.cursor)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._forget_picture()
+
     # -- drawing ---------------------------------------------------------------------
-    def render(self) -> Text:
+    def _forget_picture(self) -> None:
+        """The route or the styles changed: every cell may look different."""
+        self._canvas = None
+        self._strips.clear()
+        self.refresh()
+
+    def _repaint_labels(self, *nodes: str | None) -> None:
+        """Repaint only the label rows of these nodes (the cursor left one and landed on another)."""
+        for node in nodes:
+            if node is not None and node in self.layout_.items:
+                y = self.layout_.items[node].mid
+                self._strips.pop(y, None)
+                self.refresh(Region(0, y, self.layout_.width, 1))
+
+    def _paint(self) -> tuple[list[list[str]], list[list[Style | None]]]:
+        """A character and a style per cell: the edges and boxes, lit or faded, without the cursor."""
         lay = self.layout_
-        if not lay.items:
-            return Text(self.EMPTY, style="italic")
         width, height = lay.width, lay.height
         chars = [[" "] * width for _ in range(height)]
         styles: list[list[Style | None]] = [[None] * width for _ in range(height)]
@@ -417,7 +167,6 @@ class GraphView(Widget, can_focus=True):
             put(x, y, LINES.get(bits, "─"), edge_style(owners))
         for (x, y), owners in lay.arrows.items():
             put(x, y, "▶", edge_style(owners))
-        focused = self.has_focus
         for item in lay.items.values():
             if item.is_dummy:
                 continue
@@ -434,33 +183,51 @@ class GraphView(Widget, can_focus=True):
                 put(x0 + i, y0 + 2, ch, base)
             put(x0, y0 + 1, vt, base)
             put(x0 + w - 1, y0 + 1, port if (x0 + w - 1, y0 + 1) in lay.ports else vt, base)
-            label = item.label.center(w - 2)
-            label_style = base
-            if self.show_cursor and item.id == self.cursor:
-                label_style = base + st["graph--cursor" if focused else "graph--cursor-blur"]
-            for i, ch in enumerate(label):
-                put(x0 + 1 + i, y0 + 1, ch, label_style)
+            for i, ch in enumerate(item.label.center(w - 2)):
+                put(x0 + 1 + i, y0 + 1, ch, base)
+        return chars, styles
+
+    def _row(self, y: int) -> list[tuple[str, Style | None]]:
+        """Row y of the picture as runs of one style, the cursor's label highlighted."""
+        if self._canvas is None:
+            self._canvas = self._paint()
+        chars, styles = self._canvas
+        row_styles = styles[y]
+        item = self.layout_.items.get(self.cursor) if self.show_cursor and self.cursor else None
+        if item is not None and item.mid == y:
+            cursor = self.get_component_rich_style("graph--cursor" if self.has_focus else "graph--cursor-blur")
+            row_styles = list(row_styles)
+            for x in range(item.x + 1, item.x + item.w - 1):
+                row_styles[x] = row_styles[x] + cursor
+        runs, start = [], 0
+        for x in range(1, len(row_styles) + 1):
+            if x == len(row_styles) or row_styles[x] != row_styles[start]:
+                runs.append(("".join(chars[y][start:x]), row_styles[start]))
+                start = x
+        return runs
+
+    def render_line(self, y: int) -> Strip:
+        base = self.visual_style.rich_style
+        lay = self.layout_
+        if not lay.items:
+            return Strip([Segment(self.EMPTY, base + Style(italic=True))] if y == 0 else [])
+        if not 0 <= y < lay.height:
+            return Strip.blank(lay.width, base)
+        if y not in self._strips:
+            self._strips[y] = Strip([Segment(text, base + style) for text, style in self._row(y)], lay.width)
+        return self._strips[y]
+
+    def render(self) -> Text:
+        """The whole picture as one Text (what the screen shows, for tests and exports)."""
+        if not self.layout_.items:
+            return Text(self.EMPTY, style="italic")
         text = Text(no_wrap=True, overflow="crop", end="")
-        for y in range(height):
-            run_style, run = styles[y][0], []
-            for x in range(width):
-                if styles[y][x] != run_style:
-                    text.append("".join(run), run_style or "")
-                    run_style, run = styles[y][x], []
-                run.append(chars[y][x])
-            text.append("".join(run), run_style or "")
-            if y < height - 1:
+        for y in range(self.layout_.height):
+            for chunk, style in self._row(y):
+                text.append(chunk, style or "")
+            if y < self.layout_.height - 1:
                 text.append("\n")
         return text
-
-    def watch_lit(self, _: dict | None) -> None:
-        self.refresh()
-
-    def on_focus(self) -> None:
-        self.refresh()
-
-    def on_blur(self) -> None:
-        self.refresh()
 
 
 LEGEND = "╭╮ input   ┌┐ module   ┏┓ decoder   ╔╗ multiplexer (by its selector)"

@@ -23,11 +23,13 @@ class LossPlot(PlotextPlot):
         self.series = {d: [] for d in [*self.decoders, "total"]}
         self.draw()
 
-    def add(self, step: int, losses: dict[str, float]) -> None:
-        self.steps.append(step)
-        for name in self.series:
-            value = losses.get(name, math.nan)
-            self.series[name].append(value if math.isfinite(value) and value > 0 else math.nan)
+    def add(self, points: list[tuple[int, dict[str, float]]]) -> None:
+        """Evaluations (step, loss per decoder), drawn once."""
+        for step, losses in points:
+            self.steps.append(step)
+            for name in self.series:
+                value = losses.get(name, math.nan)
+                self.series[name].append(value if math.isfinite(value) and value > 0 else math.nan)
         self.draw()
 
     def draw(self) -> None:

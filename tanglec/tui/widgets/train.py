@@ -161,10 +161,12 @@ class TrainPanel(Vertical):
         self.query_one("#losses-line", LossesLine).show({})
         self.set_progress(0, self.checked.train.steps)
 
-    def show_update(self, update, state: str) -> None:
-        """One evaluation: the plot, the matrix, the grid, the bar and the statistics."""
+    def show_update(self, update, state: str, new: list) -> None:
+        """The last evaluation (the matrix, the grid, the bar and the statistics), and the `new` evaluations
+        since the last call on the plot."""
         p = update.progress
-        self.query_one("#loss-plot").add(p.step, p.losses)
+        if new:
+            self.query_one("#loss-plot").add([(u.progress.step, u.progress.losses) for u in new])
         self.query_one("#route-matrix").show(p.report)
         self.query_one("#module-grid", ModuleGrid).show(update.motion, p.report)
         self.query_one("#losses-line", LossesLine).show(p.losses)
