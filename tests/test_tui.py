@@ -199,6 +199,24 @@ def test_bad_query_value_shows_an_error_not_a_crash(in_tmp):
     run(body())
 
 
+def test_an_answer_arriving_while_the_query_panel_is_torn_down_is_dropped(in_tmp):
+    """Closing the app just as a query's answer arrives: the panel's children are already gone."""
+    async def body():
+        app = ExploreApp(ARITH, load_tensorflow=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            await pilot.pause()
+            panel = app.query_one("#query-panel")
+            await panel.query_one("#answers").remove()
+            await panel.query_one("#query-note").remove()
+            panel.show_answers([])
+            panel.set_note("late")
+            await pilot.pause()
+            assert app.is_running
+
+    run(body())
+
+
 def test_views_help_and_quit_by_keyboard(in_tmp):
     async def body():
         app = ExploreApp(ARITH, load_tensorflow=False)

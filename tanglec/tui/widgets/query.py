@@ -3,6 +3,7 @@ decoder's answer / confidence / expected target, and the route the query takes, 
 from __future__ import annotations
 
 from rich.text import Text
+from textual.css.query import NoMatches
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -158,7 +159,10 @@ class QueryPanel(Vertical):
         self.query_one("#query-graph", GraphView).lit = selection
 
     def show_answers(self, answers: list | None) -> None:
-        table = self.query_one("#answers", DataTable)
+        try:
+            table = self.query_one("#answers", DataTable)
+        except NoMatches:  # an answer that arrives while the app closes: the panel's children are gone
+            return
         table.clear()
         for a in answers or []:
             ok = Text("")
@@ -169,7 +173,10 @@ class QueryPanel(Vertical):
                           show_value(a.expected), ok, key=a.decoder)
 
     def set_note(self, text: str | Text) -> None:
-        self.query_one("#query-note", Static).update(text)
+        try:
+            self.query_one("#query-note", Static).update(text)
+        except NoMatches:  # as in show_answers
+            return
 
     def focus_first(self) -> None:
         fields = self.query(".field-input")
