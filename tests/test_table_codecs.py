@@ -12,6 +12,7 @@ from tanglec.data import codecs
 from tanglec.lang.fmt import format_source, signature
 from tanglec.lang.highlight import TangleLexer
 from tanglec.lang.parser import parse
+from tanglec.devtools.errors_examples import TABLE_SPEC
 from tanglec.pipeline import check_spec
 from tanglec.spec.graph import build
 from pygments.token import Keyword
@@ -20,15 +21,7 @@ SEVEN = SPECS / "seven_segment.tangle"
 DIGITS = ["1111110", "0110000", "1101101", "1111001", "0110011", "1011011", "1011111", "1110000", "1111111",
           "1111011"]
 
-SMALL = """\
-input x: int 0..3
-codec two: bits(2) table { 0: 00, 1: 01, 2: 10, 3: 11 }
-module enc: two -> latent(4) = dense 4
-module dec: latent(4) -> two = dense 2
-route x -> enc -> dec
-target y = x
-decode dec as y
-"""
+SMALL = TABLE_SPEC  # the errors doc's table example: 0..3 as bits(2), encoded and decoded
 
 
 def diagnostics(text: str) -> list:
