@@ -23,7 +23,7 @@ STREAM_MODES = ("auto", "always", "never")  # how a data file is read: in chunks
 TRAIN_KEYS = frozenset({"steps", "batch", "lr", "seed", "until", "weight", "mux", "eval_every", "optimizer",
                         "strategy", "memory", "schedule", "warmup", "decay", "decay_every", "patience"}) | OPTIMIZERS
 SCHEDULES = ("constant", "cosine", "step")  # `train schedule cosine warmup 50` (backend/schedules.py)
-DATA_KEYS = frozenset({"seed", "eval", "limit", "per_route", "only", "stream"})
+DATA_KEYS = frozenset({"seed", "eval", "group", "limit", "per_route", "only", "stream"})
 PHASE_KEYS = frozenset({"steps", "lr", "optimizer", "modules", "until", "batch"}) | OPTIMIZERS
 ALIGN_KEYS = frozenset({"weight"})
 UNTIL_VALUES = frozenset({"exact", "loss"})  # `until exact`; `until loss patience N` (evaluation loss)
