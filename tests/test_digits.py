@@ -135,7 +135,7 @@ def test_digits_report_tables_and_acceptance(tmp_path):
     assert every["seeds"][0]["gap"] == pytest.approx(0.01) and every["seeds"][0]["training_images"] == 1348
     md = transfer_render.markdown(results)
     assert "| a | " in md and "96.0% / 94.0%" in md and "n=all" in md
-    assert "| seed 1 | 96.0% | 93.0% | 3.0 points | 1348 | no |" in md
+    assert "| seed 1 | 96.0% | 93.0% | +3.0 points | 1348 | no |" in md
     assert "**1/2 seeds pass**" in md
     assert "min n" not in md  # the 100%-or-not tables are for the arith scenarios
     text = transfer_render.print_tables(results, file=open(tmp_path / "tables.txt", "w"))

@@ -343,7 +343,8 @@ def route_metrics(routes: list[dict], decoder: str | None = None) -> dict:
     unseen = [r["accuracy"] for r in routes if r["training_rows"] == 0]
     out = {"mean": _mean([r["accuracy"] for r in routes]),
            "all_exact": bool(routes) and all(r["accuracy"] == 1.0 for r in routes),
-           "trained_mean": _mean(trained), "unseen_mean": _mean(unseen), "unseen_min": min(unseen, default=None)}
+           "trained_mean": _mean(trained), "unseen_mean": _mean(unseen), "unseen_min": min(unseen, default=None),
+           "unseen_max": max(unseen, default=None)}
     if decoder:  # a new decoder: also its own accuracy, apart from the other decoders of its routes
         out["decoder_mean"] = _mean([(r["decoders_accuracy"] or {}).get(decoder) for r in routes])
     return out
@@ -418,6 +419,7 @@ def summarize(results: dict) -> dict:
                       "trained_mean": _mean([r["trained_mean"] for r in rs]),
                       "unseen_mean": _mean([r["unseen_mean"] for r in rs]),
                       "per_seed": {str(r["seed"]): {"trained": r["trained_mean"], "unseen_min": r.get("unseen_min"),
+                                                    "unseen_max": r.get("unseen_max"),
                                                     "training_examples": r["training_examples"]} for r in rs},
                       "all_exact_seeds": sum(r["all_exact"] for r in rs),
                       "trained_exact_seeds": sum(all(x["accuracy"] == 1.0 for x in r["routes"]

@@ -1,14 +1,14 @@
 """The transfer report's digits scenario: real images, so accuracy on held-out images instead of 100%-or-not.
 
 Issue 14's acceptance: with every training image, the trained route (`pixels → plus1`) is at least 95% exact
-on images never trained on, and every zero-shot route (`pixels → times2`) within 2 points of it, for every
-seed; with 100 training images the zero-shot routes are within 3 points of the trained route.
+on images never trained on, and every zero-shot route (`pixels → times2`) within 2 points of it (above or
+below), for every seed; with 100 training images the zero-shot routes are within 3 points of the trained route.
 """
 from __future__ import annotations
 
 from .transfer_scenarios import DIGITS_ALL, SCENARIOS
 
-ACCEPTANCE = (  # (n, lowest trained-route accuracy, largest gap to the worst zero-shot route)
+ACCEPTANCE = (  # (n, lowest trained-route accuracy, largest distance of a zero-shot route from it)
     (DIGITS_ALL, 0.95, 0.02),
     (100, None, 0.03),
 )
@@ -23,8 +23,9 @@ def n_label(n: int) -> str:
 
 
 def acceptance(table: list[dict]) -> list[dict]:
-    """Per acceptance row: each seed's trained-route and worst zero-shot accuracy, the gap, and whether it
-    passes (variant a of the digits scenario; rows without those runs are left out)."""
+    """Per acceptance row: each seed's trained-route accuracy, its zero-shot routes' lowest and highest, the
+    gap (trained minus zero-shot, the larger in size) and whether it passes (variant a of the digits scenario;
+    rows without those runs are left out)."""
     cells = {t["n"]: t for t in table if t["scenario"] == "digits" and t["variant"] == "a"}
     out = []
     for n, floor, gap in ACCEPTANCE:
@@ -33,10 +34,12 @@ def acceptance(table: list[dict]) -> list[dict]:
             continue
         seeds = []
         for seed, r in sorted(cell["per_seed"].items(), key=lambda item: int(item[0])):
-            trained, unseen = r["trained"], r["unseen_min"]
-            difference = None if trained is None or unseen is None else trained - unseen
-            passed = difference is not None and difference <= gap + 1e-9 and (floor is None or trained >= floor)
-            seeds.append({"seed": int(seed), "trained": trained, "zero_shot_min": unseen, "gap": difference,
+            trained, lowest, highest = r["trained"], r["unseen_min"], r["unseen_max"]
+            difference = None if trained is None or lowest is None else \
+                max(trained - lowest, trained - highest, key=abs)
+            passed = difference is not None and abs(difference) <= gap + 1e-9 and (floor is None or trained >= floor)
+            seeds.append({"seed": int(seed), "trained": trained, "zero_shot_min": lowest, "zero_shot_max": highest,
+                          "gap": difference,
                           "training_images": r["training_examples"], "passed": passed})
         out.append({"n": n, "trained_at_least": floor, "gap_at_most": gap, "seeds": seeds,
                     "passed": sum(s["passed"] for s in seeds)})
@@ -70,7 +73,7 @@ def markdown(results: dict) -> str:
         lines += ["", f"| digits, a, n={n_label(row['n'])} ({_requirement(row)}) | trained | zero-shot | gap | "
                   f"training images | passes |", "|---|---:|---:|---:|---:|---|"]
         for s in row["seeds"]:
-            gap = "-" if s["gap"] is None else f"{100 * s['gap']:.1f} points"
+            gap = "-" if s["gap"] is None else f"{100 * s['gap']:+.1f} points"
             lines.append(f"| seed {s['seed']} | {_pct(s['trained'])} | {_pct(s['zero_shot_min'])} | {gap} | "
                          f"{s['training_images']} | {'yes' if s['passed'] else 'no'} |")
         lines.append(f"| **{row['passed']}/{len(row['seeds'])} seeds pass** | | | | | |")
@@ -102,7 +105,7 @@ def tables(results: dict) -> list:
             a.add_column(name, justify="left" if name == "seed" else "right")
         for s in row["seeds"]:
             a.add_row(str(s["seed"]), _pct(s["trained"]), _pct(s["zero_shot_min"]),
-                      "-" if s["gap"] is None else f"{100 * s['gap']:.1f}", str(s["training_images"]),
+                      "-" if s["gap"] is None else f"{100 * s['gap']:+.1f}", str(s["training_images"]),
                       "yes" if s["passed"] else "no")
         out.append(a)
     return out
