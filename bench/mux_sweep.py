@@ -14,6 +14,9 @@ For every cell (K branches, batch size B) the script builds, in one process:
   only for batch <= ``--xla-max-batch`` (256) and K <= ``--xla-max-k`` (8 with ``--quick``,
   else 32: compiling them is slow); ``one+xla`` is the baseline under XLA
   (ratios are always relative to the plain, non-XLA ``one``);
+* ``lazy``     -- ``stacked`` with ``lazy=True`` (``train update lazy``): only the branches that hold
+  rows of the batch run and are updated; with ``--routing grouped`` (every batch to one branch, as
+  ``train batches grouped`` makes them) that is one branch's work whatever K is;
 * ``noroute``  -- a reference, not a strategy: the K branches each run on a fixed,
   contiguous B/K slice of the batch. Same FLOPs and same K-fold parameters as the
   multiplexed models but no routing ops at all, so it is the ceiling any routing
@@ -100,6 +103,8 @@ def build(kind: str, k: int, width: int) -> keras.Model:
         y = branch_mlp(width)(x)
     elif kind == "noroute":
         y = StaticSlices([branch_mlp(width) for _ in range(k)])(x)
+    elif kind == "lazy":
+        y = Multiplexer([branch_mlp(width) for _ in range(k)], strategy="stacked", lazy=True)([sel] + [x] * k)
     else:
         strategy = kind.split("+")[0]
         y = Multiplexer([branch_mlp(width) for _ in range(k)], strategy=strategy)([sel] + [x] * k)
@@ -177,7 +182,10 @@ class Timer:
 
 def routing_index(rng, k: int, batch: int, routing: str) -> np.ndarray:
     """`random`: every row to a uniformly random branch (natural routing); `balanced`: every branch
-    gets batch/K rows (one more for the first batch % K), in random order."""
+    gets batch/K rows (one more for the first batch % K), in random order; `grouped`: every row to one
+    branch, as in a batch of one route (`train batches grouped`)."""
+    if routing == "grouped":
+        return np.full(batch, rng.integers(0, k), dtype="int32")
     if routing == "random":
         return rng.integers(0, k, batch).astype("int32")
     return rng.permutation(np.arange(batch) % k).astype("int32")
@@ -254,7 +262,7 @@ def markdown(cells, metric: str = "ratio_to_one") -> str:
     """
     xla = [kk for kk in XLA_KINDS if any(kk in c["ratio_to_one"] for c in cells)]
     wall = metric == "ratio_to_one"
-    cols = ["routing", "K", "batch", "one steps/s", "limit", *STRATEGIES, *xla]
+    cols = ["routing", "K", "batch", "one steps/s", "limit", *STRATEGIES, "lazy", *xla]
     cols += ["auto (pick)", "best", "auto ≤10% off"]
     cols += ["noroute (ceiling)", "one+xla"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -270,7 +278,7 @@ def markdown(cells, metric: str = "ratio_to_one") -> str:
             return "err" if kind in c.get("errors", {}) else "–"
 
         row = [c["routing"], str(c["K"]), str(c["batch"]), f"{c['steps_per_s']['one']:.0f}", f("limit")]
-        row += [f(s) for s in STRATEGIES] + [f(kk) for kk in xla]
+        row += [f(s) for s in STRATEGIES] + [f("lazy")] + [f(kk) for kk in xla]
         row += [
             f"{r.get(c['auto'], float('nan')):.3f} ({c['auto']})",
             str(best),
@@ -324,8 +332,9 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, nargs="*", help="override the batch sizes")
     ap.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="adam",
                     help="adam: tanglec's (FusedAdam); keras-adam: Keras's own")
-    ap.add_argument("--routing", choices=("random", "balanced", "both"), default="both",
-                    help="random: natural routing; balanced: every branch gets batch/K rows")
+    ap.add_argument("--routing", choices=("random", "balanced", "grouped", "both", "all"), default="both",
+                    help="random: natural routing; balanced: every branch gets batch/K rows; grouped: a batch "
+                         "of one route; both: random and balanced; all: the three")
     ap.add_argument("--rounds", type=int, help="timing rounds per configuration (best kept)")
     ap.add_argument("--target-seconds", type=float, help="wall time of one timing round")
     ap.add_argument(
@@ -349,9 +358,10 @@ def main(argv=None) -> int:
     keras.utils.set_random_seed(0)
     started = time.time()
     cells = []
-    routings = ("random", "balanced") if args.routing == "both" else (args.routing,)
+    routings = {"both": ("random", "balanced"), "all": ("random", "balanced", "grouped")}.get(args.routing,
+                                                                                            (args.routing,))
     for routing, batch, k in [(r, b, k) for r in routings for b in bs for k in ks]:
-            kinds = ["one", "limit", *STRATEGIES]
+            kinds = ["one", "limit", *STRATEGIES, "lazy"]
             if 0 <= batch <= args.xla_max_batch and k <= xla_max_k:
                 kinds += ["gather+xla", "where+xla"]
             if args.xla_max_batch >= 0:
@@ -413,7 +423,9 @@ def main(argv=None) -> int:
             f"stacked {r.get('stacked', float('nan')):.3f}x of one branch, limit (one branch + the update "
             f"of all K branches) {r.get('limit', float('nan')):.3f}x -> stacked/limit "
             f"{r.get('stacked', float('nan')) / r.get('limit', float('nan')):.3f} (goal >= 0.8); "
-            f"best {key['best']} {r[key['best']]:.3f}x; load {os.getloadavg()[0]:.2f}"
+            f"best {key['best']} {r[key['best']]:.3f}x; lazy {r.get('lazy', float('nan')):.3f}x of one branch"
+            + (" (goal >= 0.5 with grouped batches)" if key["routing"] == "grouped" else "")
+            + f"; load {os.getloadavg()[0]:.2f}"
         )
     return 0
 

@@ -323,26 +323,40 @@ def query_columns(checked: Checked, assignments: list[tuple[str, str]]) -> dict:
 
 def predict_columns(checked: Checked, table) -> dict[str, np.ndarray]:
     """A table of field values (a dict of columns, or anything DataFrame-like with `table[name]`) as
-    model columns, every cell validated like a query's (E130 naming the row)."""
+    model columns, every cell validated like a query's (E130 naming the row). A field no module on a
+    row's route reads may be None there (or its column left out): it is filled with a neutral value."""
     import numpy as np
 
+    from .data.needs import FieldNeeds, neutral_value
     from .data.query import field_value
 
     g = checked.graph
-    names = list(g.inputs) + list(g.selectors)
-    missing = [n for n in names if n not in table]
+    needs = FieldNeeds(checked, with_targets=False)
+    names = list(g.selectors) + list(g.inputs)
+    missing = [n for n in names if n not in table and n not in needs.optional]
     if missing:
         raise TangleError([Diagnostic("E130", f"the table has no column '{m}'", None,
                                       hints=[f"columns: {', '.join(names)}"]) for m in missing])
+    first = next((n for n in names if n in table), None)
+    rows = 0 if first is None else len(list(table[first]))
     columns, problems = {}, []
     for name in names:
         values = []
-        for row, cell in enumerate(list(table[name])):
+        cells = list(table[name]) if name in table else [None] * rows
+        for row, cell in enumerate(cells):
+            if cell is None and name in needs.optional:
+                codes = {s: columns[s][row] for s in needs.selectors}
+                if name in needs.needed(codes):
+                    problems.append(Diagnostic("E130", f"row {row}: {name}: missing, and this row's route "
+                                                       f"({needs.why(name, codes, g)}) reads it", None))
+                values.append(neutral_value(g.inputs[name].type))
+                continue
             text = " ".join(str(x) for x in cell) if isinstance(cell, (list, tuple, np.ndarray)) else str(cell)
             try:
                 values.append(field_value(checked, name, text))
             except ValueError as err:
                 problems.append(Diagnostic("E130", f"row {row}: {name}: {err}", None))
+                values.append(None)  # keeps the rows aligned: a bad selector leaves its row's route unknown
         columns[name] = np.asarray(values)
     if problems:
         raise TangleError(problems)

@@ -179,6 +179,7 @@ def test_spacing_rules():
         "target t : int 0..3 from data": "target t: int 0..3 from data",
         "route x->a,b": "route x -> a, b",
         "route x -> [p: m1 | q: m2] by s using gather": "route x -> [p: m1 | q: m2] by s using gather",
+        "route x->[a|b:m  from  img|c from x]by s": "route x -> [a | b: m from img | c from x] by s",
         "target t = 1.50e+3 + 007": "target t = 1.50e+3 + 007",  # numbers as written
         "holdout binary->times2": "holdout binary -> times2",
         "align binary,decimal on x weight 0.5": "align binary, decimal on x weight 0.5",

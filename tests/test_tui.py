@@ -258,7 +258,8 @@ def test_training_from_the_ui_reaches_compile_accuracy_and_stops_safely(in_tmp, 
             for cells in app.query_one("#module-grid").cells():
                 assert cells[-1] == "100%"
                 assert all(c == "·" or float(c) > 0 for c in cells[:-1]), cells
-            assert "to_decimal" in app.query_one("#losses-line").render().plain
+            losses = app.query_one("#losses-line").render().plain
+            assert "to_decimal" in losses and "align_binary_decimal" in losses  # each alignment term's loss
             # the run directory is what `tanglec compile` writes, with the same accuracy
             report = json.loads((run_dir / "routes.json").read_text())
             assert [(r["name"], r["exact"]) for r in report["routes"]] == \

@@ -19,9 +19,9 @@ a name that is not a value of its category/selector, fails the call with Invalid
 It returns, for every decoder ``D`` (a module decoded `as` a target):
 
 * ``D``: the decoded answer, decoded as `tanglec.data.codecs.decode` does — int64 ``[batch]`` for
-  ``bits(n)``, ``gray(n)`` and ``onehot(n)``, float32 ``[batch]`` for ``scalar``, float32
-  ``[batch, n]`` for ``vector(n)``;
-* ``D.confidence`` (bits, gray and onehot only): float32 ``[batch]`` in [0, 1];
+  ``bits(n)``, ``gray(n)``, ``onehot(n)`` and table codecs, float32 ``[batch]`` for ``scalar``,
+  float32 ``[batch, n]`` for ``vector(n)``;
+* ``D.confidence`` (bits, gray, onehot and tables only): float32 ``[batch]`` in [0, 1];
 * ``D.active``: bool ``[batch]``, whether the row's route reaches ``D`` (an answer on a route that
   does not reach a decoder means nothing; `tanglec query` leaves such decoders out).
 
@@ -57,6 +57,7 @@ import numpy as np
 from ..lang import ast
 from ..data import codecs
 from ..spec.checks import Checked
+from ..spec.graph import codec_width
 from ..lang.diagnostics import Diagnostic, TangleError, output_refused
 from ..util import files
 
@@ -133,8 +134,8 @@ def serving_signature(checked: Checked) -> dict:
     outputs = {}
     for d, target in g.decoders.items():
         codec = g.modules[d].output
-        kind = codec.kind.text
-        if kind in ("bits", "gray", "onehot"):
+        kind = codec.family
+        if kind in ("bits", "gray", "onehot", "table"):
             outputs[d] = {"dtype": "int64", "shape": [None], "target": target, "codec": str(codec)}
             outputs[f"{d}.confidence"] = {"dtype": "float32", "shape": [None]}
         elif kind == "scalar":
@@ -166,13 +167,21 @@ def _keras_signature(checked: Checked) -> dict:
 
 
 def _width(codec: ast.Codec) -> int:
-    return 1 if codec.kind.text == "scalar" else int(codec.size)
+    return int(codec_width(codec))
 
 
 def decode_tf(codec: ast.Codec, raw):
     """`tanglec.data.codecs.decode` in TensorFlow ops, the same float32 arithmetic step for step."""
     import tensorflow as tf
 
+    if codec.table is not None:  # in float64, as codecs.table_scores, so the same row wins
+        keys, patterns = codecs.table_arrays(codec.table)
+        z = tf.cast(raw, tf.float64)
+        on = tf.constant(patterns.T.astype(np.float64))
+        scores = tf.matmul(-tf.math.softplus(-z), on) + tf.matmul(-tf.math.softplus(z), 1.0 - on)
+        p = tf.nn.softmax(scores, axis=-1)
+        best = tf.argmax(p, axis=-1, output_type=tf.int64)
+        return tf.gather(tf.constant(keys), best), tf.cast(tf.reduce_max(p, axis=-1), tf.float32)
     kind = codec.kind.text
     if kind in ("bits", "gray"):
         p = 1.0 / (1.0 + tf.exp(-tf.clip_by_value(raw, -60.0, 60.0)))

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..data.codecs import table_rows
 from ..lang import ast
 from ..spec.check_limits import estimate_parameters
 from ..spec.checked import Checked
@@ -60,16 +61,67 @@ class Encode(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tanglec")
+class TableEncode(keras.layers.Layer):
+    """A field's value -> its row of a table codec (`patterns[value - offset]`, as float bits)."""
+
+    def __init__(self, patterns: list[list[float]], offset: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.patterns = [[float(b) for b in row] for row in patterns]
+        self.offset = int(offset)
+
+    def call(self, x):
+        index = tf.cast(x, tf.int32) - self.offset
+        return tf.gather(tf.constant(self.patterns, tf.float32), index)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], len(self.patterns[0]))
+
+    def get_config(self):
+        return {**super().get_config(), "patterns": self.patterns, "offset": self.offset}
+
+
+@keras.saving.register_keras_serializable(package="tanglec")
 class Disagreement(keras.layers.Layer):
-    """Aligned latents -> each one's deviation from their mean, concatenated (trained towards 0)."""
+    """Aligned latents -> each one's deviation from the target, concatenated, in units of the latents'
+    spread across the batch (trained towards 0 by a mean squared error).
+
+    The target is the mean of the fixed latents — teachers, whose module does not train in this phase
+    (`freeze`, or a phase's `modules`) — under stop-gradient, so a new encoder is pulled onto a trained
+    one's latent and nothing pulls the teacher; with no teacher it is the mean of all of them.
+
+    Why the spread: a raw squared disagreement scales with the latents' size, which training sets, so
+    the weight that made it count differed from spec to spec (x in 0..99: weight 1 left the held-out
+    route at 9% after 600 steps and 43% after 1500, weight 10 reached 100%). Divided by the reference
+    latents' variance across the batch (per component, averaged), the term is a ratio that reads the
+    same at any scale: 0 when aligned, about 1/2 for two unrelated peers of one spread. The gradient
+    flows through the spread: with it stopped, the pull grows as the latents shrink, and at weight 10
+    the encoders collapsed to a point (8.5% on every route); through it, shrinking the spread raises
+    the term, so alignment can't be bought by collapse. `sources` names each latent's module, so
+    training can say which are fixed (`set_teachers`); docs/language.md has the measurements.
+    """
+
+    SPREAD_FLOOR = 1e-4  # a batch whose target latents are (nearly) all equal: no division by ~0
+
+    def __init__(self, sources: list[str] | None = None, fixed: list[bool] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.sources = list(sources or [])
+        self.fixed = [bool(f) for f in (fixed or [False] * len(self.sources))]
 
     def call(self, latents):
-        stacked = tf.stack(latents, axis=1)
-        deviation = stacked - tf.reduce_mean(stacked, axis=1, keepdims=True)
+        teachers = [k for k, fixed in enumerate(self.fixed) if fixed]
+        stacked = tf.stack([tf.stop_gradient(t) if k in teachers else t for k, t in enumerate(latents)],
+                           axis=1)  # (batch, latents, width)
+        reference = tf.gather(stacked, teachers, axis=1) if teachers else stacked
+        target = tf.reduce_mean(reference, axis=1, keepdims=True)
+        spread = tf.reduce_mean(tf.math.reduce_variance(reference, axis=0))
+        deviation = (stacked - target) / tf.sqrt(spread + self.SPREAD_FLOOR)
         return tf.reshape(deviation, (-1, len(latents) * latents[0].shape[-1]))
 
     def compute_output_shape(self, input_shapes):
         return (input_shapes[0][0], len(input_shapes) * input_shapes[0][-1])
+
+    def get_config(self):
+        return {**super().get_config(), "sources": self.sources, "fixed": self.fixed}
 
 
 @keras.saving.register_keras_serializable(package="tanglec")
@@ -136,8 +188,11 @@ def field_input(name: str, t: ast.FieldType):
     return keras.Input(shape=(), dtype=dtype, name=name)
 
 
-def _encoder(field: ast.InputDecl, codec: ast.Codec, name: str) -> Encode:
+def _encoder(field: ast.InputDecl, codec: ast.Codec, name: str) -> Encode | TableEncode:
     t = field.type
+    if codec.table is not None:
+        offset, patterns = table_rows(codec.table, t)
+        return TableEncode(patterns.tolist(), offset, name=name)
     lo, hi = 0.0, 1.0
     if isinstance(t, (ast.IntType, ast.FloatType)) and t.lo is not None:
         lo, hi = float(t.lo), float(t.hi)
@@ -200,8 +255,8 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
     # onehot, per-bit probabilities for bits/gray), i.e. what that codec's encoder would have fed.
     soft: dict[str, object] = {}
     for producer in g.modules:
-        kind = g.modules[producer].output.kind.text
-        if kind in ("onehot", "bits", "gray") and any(g.kind(s) == "module" for s in g.g.successors(producer)):
+        kind = g.modules[producer].output.family
+        if kind in ("onehot", "bits", "gray", "table") and any(g.kind(s) == "module" for s in g.g.successors(producer)):
             soft[producer] = None
 
     for node in g.topological():
@@ -245,9 +300,10 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
                 soft[node] = keras.layers.Activation(activation, name=f"{node}_{activation}")(tensors[node])
     outputs = {d: tensors[d] for d in g.decoders if d in tensors}
     for group in checked.composition.aligns:
-        if group.chain is None:
-            latents = [modules[m](feed(group.field, m)) for m in group.modules]
-            outputs[group.output_name] = Disagreement(name=group.output_name)(latents)
+        if group.chain is None:  # each module encodes the field it reads: a label alignment's differ
+            latents = [modules[m](feed(field, m)) for m, field in zip(group.modules, group.reads)]
+            outputs[group.output_name] = Disagreement(group.modules, _fixed(checked, group.modules),
+                                                      name=group.output_name)(latents)
             continue
         inputs.update({name: keras.Input(shape=(), dtype="int32", name=name) for name in group.step_inputs})
         parts = []
@@ -255,7 +311,8 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
             for m in group.modules:
                 field = g.encoded_field(m)
                 encode = _encoder(g.inputs[field], g.modules[m].input, f"encode_{name}_{m}")
-                parts.append(Disagreement(name=f"{group.output_name}_{name}_{m}")(
+                sources = [group.chain, m]
+                parts.append(Disagreement(sources, _fixed(checked, sources), name=f"{group.output_name}_{name}_{m}")(
                     [latent, modules[m](encode(inputs[name]))]))
         outputs[group.output_name] = keras.layers.Concatenate(name=group.output_name)(parts)
     for name in checked.composition.frozen:
@@ -263,20 +320,39 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
     return keras.Model(inputs=inputs, outputs=outputs, name="tangle")
 
 
+def _fixed(checked: Checked, sources: list[str]) -> list[bool]:
+    """Which aligned latents are teachers at the start of training: those of frozen modules."""
+    return [name in checked.composition.frozen for name in sources]
+
+
+def set_teachers(model: keras.Model, trainable: dict[str, bool]) -> None:
+    """Mark each alignment's latents of modules that don't train (`trainable`: module -> whether it
+    trains in this phase) as fixed teachers. Read when the train step is traced, so call it before
+    compiling the phase."""
+    for layer in model._flatten_layers():
+        if isinstance(layer, Disagreement):
+            layer.fixed = [not trainable.get(source, True) for source in layer.sources]
+
+
 def _mux_layer(checked: Checked, node: str, branch_modules: list[str], modules: dict, strategy_default: str,
                batch_size: int | None, xla: bool) -> Multiplexer:
     """The Multiplexer of a multiplexer node; a chain calls the one layer at every position, so every
-    position runs the same modules with the same weights, whatever the strategy."""
+    position runs the same modules with the same weights, whatever the strategy. Under `train update
+    lazy`, `auto` stacks whatever can be stacked: only a stack has the per-branch slices that a lazy
+    update moves one by one."""
     mux_node = checked.graph.muxes[node]
     strategy = mux_node.strategy.text if mux_node.strategy else strategy_default
     stackable = _stackable(checked, node, branch_modules, modules)
-    if strategy == "auto":
+    lazy = checked.train.update == "lazy"
+    if strategy == "auto" and lazy and stackable:
+        strategy = "stacked"
+    elif strategy == "auto":
         flops = float(np.mean([_flops(checked.graph.modules[m]) for m in branch_modules]))
         strategy = choose_strategy(len(branch_modules), batch_size or checked.train.batch, flops,
                                    device=training_device(), xla=xla, stackable=stackable)
     elif strategy == "stacked" and not stackable:
         strategy = "partition"
-    return Multiplexer([modules[m] for m in branch_modules], strategy=strategy,
+    return Multiplexer([modules[m] for m in branch_modules], strategy=strategy, lazy=lazy,
                        name=f"mux_{mux_node.selector.text}_{node.rsplit(':', 1)[1]}")
 
 

@@ -28,7 +28,8 @@ the same function and the same gradients (up to float rounding):
     (``[K, in, out]`` per layer); rows are grouped by branch into a padded
     ``[K, n_max, d]`` block and every layer is one batched matmul
     (:mod:`tanglec.backend.stacked`). The branch models are then only the
-    architecture and the names: the weights live in the stack.
+    architecture and the names: the weights live in the stack. With ``lazy`` (``train update
+    lazy``) a batch runs only the branches it routes rows to, and the optimizer moves only those.
 
 ``where`` and ``gather`` compile with XLA; on CPU that only pays off for tiny
 models. Which strategy ``auto`` picks, and when XLA pays off, is the cost model
@@ -40,7 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .stacked import stack_specs, group_slots, stacked_forward
+from .stacked import stack_specs, group_slots, lazy_stacked_forward, stacked_forward
 
 STRATEGIES = ("where", "partition", "gather", "stacked")
 
@@ -73,7 +74,7 @@ class Multiplexer(keras.layers.Layer):
     finite, with finite derivatives, at a zero input (true for dense stacks).
     """
 
-    def __init__(self, branches, strategy: str = "where", **kwargs):
+    def __init__(self, branches, strategy: str = "where", lazy: bool = False, **kwargs):
         super().__init__(**kwargs)
         branches = list(branches)
         if not branches:
@@ -86,6 +87,7 @@ class Multiplexer(keras.layers.Layer):
             if not isinstance(b, keras.layers.Layer):
                 raise TypeError(f"branch {b!r} is not a keras Layer")
         self.strategy = strategy
+        self.lazy = bool(lazy) and strategy == "stacked"  # `update lazy`: only branches with rows move
         self._branches_loaded = False  # stacked: branch models just loaded from a file, the stack not yet
         if strategy == "stacked":
             self.specs = stack_specs(branches)
@@ -269,10 +271,12 @@ class Multiplexer(keras.layers.Layer):
             rows = tf.stack([index, tf.range(tf.shape(index)[0])], axis=1)
             x = tf.gather_nd(tf.stack(xs), rows)
         self._pull_loaded_branches()
-        slots, n_max = group_slots(index, self.n_branches)
         keep = [b.trainable for b in self.branches]
-        return stacked_forward(x, slots, n_max, self.n_branches, self._stack,
-                               keep=None if all(keep) else tf.constant(keep))
+        keep = None if all(keep) else tf.constant(keep)
+        if self.lazy:
+            return lazy_stacked_forward(x, index, self._stack, keep=keep)
+        slots, n_max = group_slots(index, self.n_branches)
+        return stacked_forward(x, slots, n_max, self.n_branches, self._stack, keep=keep)
 
     # ----------------------------------------------------------- serialization
     def get_config(self):
@@ -287,7 +291,7 @@ class Multiplexer(keras.layers.Layer):
             branches = list(self.branches)
         else:
             branches = [keras.saving.serialize_keras_object(b) for b in self.branches]
-        config.update({"branches": branches, "strategy": self.strategy})
+        config.update({"branches": branches, "strategy": self.strategy, "lazy": self.lazy})
         return config
 
     @classmethod

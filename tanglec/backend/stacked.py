@@ -86,6 +86,28 @@ def stacked_forward(x, slots, n_max, n_branches, layers, keep=None):
     """Rows of `x` through their branch's Dense chain; `layers` = [(spec, kernel, bias)] with
     stacked weights. `keep`: bool [K], False for frozen slices (their gradient is zeroed)."""
     block = tf.scatter_nd(slots, x, tf.stack([n_branches, n_max, tf.shape(x)[-1]]))
+    return tf.gather_nd(_through_layers(block, layers, keep), slots)
+
+
+def lazy_stacked_forward(x, index, layers, keep=None):
+    """`stacked_forward` over only the branches that hold rows of this batch: their slices are
+    gathered from the stacked variables, so each variable's gradient is an `IndexedSlices` over those
+    branches and `FusedAdam` moves only them (a lazy update). On a batch of one route that is one
+    branch's matmuls and one slice's update, whatever K is."""
+    used, local = tf.unique(index)
+    slots, n_max = group_slots(local, tf.size(used))
+    picked = [(spec, tf.gather(_resource(kernel), used), None if bias is None else tf.gather(_resource(bias), used))
+              for spec, kernel, bias in layers]
+    block = tf.scatter_nd(slots, x, tf.stack([tf.size(used), n_max, tf.shape(x)[-1]]))
+    return tf.gather_nd(_through_layers(block, picked, None if keep is None else tf.gather(keep, used)), slots)
+
+
+def _resource(variable):
+    """The backend variable under a Keras variable: gathering from it gives a sparse gradient."""
+    return variable.value if isinstance(variable, keras.Variable) else variable
+
+
+def _through_layers(block, layers, keep):
     for spec, kernel, bias in layers:
         if keep is not None:
             kernel = _masked_gradient(kernel, keep)
@@ -95,7 +117,7 @@ def stacked_forward(x, slots, n_max, n_branches, layers, keep=None):
                 bias = _masked_gradient(bias, keep)
             block = block + bias[:, None, :]
         block = keras.activations.get(spec.activation)(block)
-    return tf.gather_nd(block, slots)
+    return block
 
 
 def _masked_gradient(weight, keep):
@@ -149,12 +171,13 @@ class FusedAdam(keras.optimizers.Adam):
 
     def update_step(self, gradient, variable, learning_rate):
         target = variable.value if isinstance(variable, keras.Variable) else variable
-        if self.amsgrad or isinstance(gradient, tf.IndexedSlices) or not hasattr(target, "handle") \
-                or type(target).__name__ != "ResourceVariable":
+        if self.amsgrad or not hasattr(target, "handle") or type(target).__name__ != "ResourceVariable":
             return super().update_step(gradient, variable, learning_rate)
         index = self._get_variable_index(variable)
         dtype = target.dtype
         step = tf.cast(self.iterations + 1, dtype)
+        if isinstance(gradient, tf.IndexedSlices):
+            return self._lazy_update(gradient, target, index, step, tf.cast(learning_rate, dtype))
         tf.raw_ops.ResourceApplyAdam(
             var=target.handle, m=self._momentums[index].value.handle, v=self._velocities[index].value.handle,
             beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step),
@@ -162,3 +185,18 @@ class FusedAdam(keras.optimizers.Adam):
             lr=tf.cast(learning_rate, dtype), beta1=tf.cast(self.beta_1, dtype),
             beta2=tf.cast(self.beta_2, dtype), epsilon=tf.cast(self.epsilon, dtype),
             grad=tf.cast(gradient, dtype), use_locking=False)
+
+    def _lazy_update(self, gradient, target, index, step, learning_rate):
+        """Adam on the rows a sparse gradient names, and only on them (as LazyAdam does): the other
+        rows' weights and moments stay as they are, so a branch that saw no rows in a step neither
+        moves nor decays its moments. Only `update lazy` gives sparse gradients (lazy_stacked_forward)."""
+        rows, position = tf.unique(gradient.indices)
+        grad = tf.math.unsorted_segment_sum(gradient.values, position, tf.size(rows))
+        m, v = self._momentums[index].value, self._velocities[index].value
+        b1, b2 = tf.cast(self.beta_1, target.dtype), tf.cast(self.beta_2, target.dtype)
+        m_rows = b1 * tf.gather(m, rows) + (1 - b1) * grad
+        v_rows = b2 * tf.gather(v, rows) + (1 - b2) * tf.square(grad)
+        alpha = learning_rate * tf.sqrt(1 - tf.pow(b2, step)) / (1 - tf.pow(b1, step))
+        m.scatter_update(tf.IndexedSlices(m_rows, rows))
+        v.scatter_update(tf.IndexedSlices(v_rows, rows))
+        target.scatter_sub(tf.IndexedSlices(alpha * m_rows / (tf.sqrt(v_rows) + self.epsilon), rows))

@@ -21,8 +21,8 @@ import tensorflow as tf
 from ..lang.ast import PhaseDecl, TrainDecl
 from ..spec.check_limits import estimate_parameters
 from ..spec.checked import Checked
-from .codegen import build_model, module_layers, training_device
-from .datasets import stream_dataset
+from .codegen import build_model, module_layers, set_teachers, training_device
+from .datasets import grouped_index_batches, stream_dataset
 from .predict import Predictor
 from ..data.features import encode_inputs, training_arrays
 from ..data.rows import Examples
@@ -74,14 +74,14 @@ def losses_for(checked: Checked) -> dict:
     g = checked.graph
     out = {}
     for d in g.decoders:
-        kind = g.modules[d].output.kind.text
-        if kind in ("bits", "gray"):
+        kind = g.modules[d].output.family
+        if kind in ("bits", "gray", "table"):
             out[d] = keras.losses.BinaryCrossentropy(from_logits=True)
         elif kind == "onehot":
             out[d] = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         else:
             out[d] = keras.losses.MeanSquaredError()
-    for a in checked.composition.aligns:  # consistency: aligned latents' deviation from their mean -> 0
+    for a in checked.composition.aligns:  # consistency: aligned latents' deviation from their target -> 0
         out[a.output_name] = keras.losses.MeanSquaredError()
     return out
 
@@ -276,7 +276,8 @@ class _Observer(keras.callbacks.Callback):
         self.report = route_report(self.checked, self.eval_examples, outputs)
         if self.checked.train.until_loss:
             self.watch_loss(evaluation_loss(self.checked, self.eval_examples, outputs))
-        losses = {k: v for k, v in losses.items() if k in outputs or k == "total"}
+        aligns = {a.output_name for a in self.checked.composition.aligns}
+        losses = {k: v for k, v in losses.items() if k in outputs or k in aligns or k == "total"}
         elapsed = time.perf_counter() - self.started
         self.history.append({"step": self.steps_run, "losses": losses, "accuracy": self.report["accuracy"]})
         if self.on_progress:
@@ -366,7 +367,10 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
             sizes = chunk_sizes(phase.steps, cfg.eval_every)
             observer.begin_phase(phase, sizes)
             epochs = len(sizes)
-            if chunked:
+            if chunked and cfg.batches == "grouped":
+                keys = np.stack([x[s] for s in checked.graph.mux_selectors()] or [np.zeros(len(x[next(iter(x))]))], 1)
+                data = grouped_index_batches(keys, phase.batch, seed + index)
+            elif chunked:
                 data = index_batches(len(next(iter(x.values()))), phase.batch, seed + index)
             elif stream is None:
                 data = dataset(x, y, w, phase.batch, seed + index)
@@ -426,18 +430,23 @@ def plan_phases(checked: Checked, steps_override: int | None = None) -> list[Pha
 
 
 def set_trainable(model: keras.Model, checked: Checked, only: list[str] | None) -> None:
-    """Frozen modules never train; in a phase with `modules`, only those do."""
+    """Frozen modules never train; in a phase with `modules`, only those do. An aligned module that does not
+    train is its alignment's teacher (codegen.Disagreement)."""
     frozen = checked.composition.frozen
+    trainable = {name: name not in frozen and (only is None or name in only) for name in module_layers(model)}
     for name, layer in module_layers(model).items():
-        layer.trainable = name not in frozen and (only is None or name in only)
+        layer.trainable = trainable[name]
+    set_teachers(model, trainable)
 
 
 def load_init(model: keras.Model, weights: dict[str, list[np.ndarray]]) -> list[str]:
-    """Set each named module's weights (checks already matched the init run's shapes)."""
+    """Set each named module's weights (checks already matched the init run's shapes). A module no output
+    needs (an encoder whose route ends at it, unaligned) is not in the model, so it loads nothing."""
     target = module_layers(model)
     for name, values in weights.items():
-        target[name].set_weights(values)
-    return sorted(weights)
+        if name in target:
+            target[name].set_weights(values)
+    return sorted(set(weights) & set(target))
 
 
 def annotate_routes(checked: Checked, examples: Examples, report: dict | None) -> dict | None:

@@ -145,8 +145,10 @@ def load_model_or_fail(run: Path, checked, as_json: bool):
         fail(as_json, err)
 
 
-def rich_progress(total_steps: int, stream=None):
-    """A rich progress bar on stderr (only when it is a terminal); returns (callback, context manager)."""
+def rich_progress(total_steps: int, stream=None, terms: list[str] = ()):
+    """A rich progress bar on stderr (only when it is a terminal), its status updated at every evaluation:
+    the total loss, each of `terms`' (the alignment terms'), exact match, speed. Returns (callback,
+    context manager)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
 
@@ -157,7 +159,9 @@ def rich_progress(total_steps: int, stream=None):
 
     def update(p) -> None:
         acc = p.report["accuracy"]
-        status = f"loss {p.losses.get('total', float('nan')):.4f}  exact {acc:.0%}  {p.steps_per_second:.0f} steps/s"
+        status = f"loss {p.losses.get('total', float('nan')):.4f}  " + "".join(
+            f"{name} {p.losses[name]:.4f}  " for name in terms if name in p.losses) + \
+            f"exact {acc:.0%}  {p.steps_per_second:.0f} steps/s"
         bar.update(task, completed=p.step, total=p.total_steps, status=status)
 
     return update, bar

@@ -62,7 +62,8 @@ def compile_(spec: Path, out: Path | None, seed: int | None, steps: int | None, 
         fail(as_json, err)
     warnings_to_stderr(as_json, checked.diagnostics)
     quiet_tensorflow()
-    update, bar = rich_progress(pipeline.total_steps(checked, overrides))
+    update, bar = rich_progress(pipeline.total_steps(checked, overrides),
+                                terms=[a.output_name for a in checked.composition.aligns])
     with bar:
         try:
             compiled, interruption = pipeline.compile_resumable(

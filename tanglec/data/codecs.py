@@ -1,7 +1,12 @@
 """What a codec means for data, in numpy: training targets, decoding of outputs, confidence, exactness.
 
-The model itself outputs raw scores (logits for bits/onehot, values for scalar/vector); the loss and
-the decoding below are both fixed by the decoder's output codec, so they always agree.
+The model itself outputs raw scores (logits for bits/onehot/tables, values for scalar/vector); the loss
+and the decoding below are both fixed by the decoder's output codec, so they always agree.
+
+A table codec's decoder is trained like bits(n) on its target's pattern, and decodes to the table value
+whose pattern is most likely under the per-bit sigmoids (the largest sum of bit log-likelihoods); its
+confidence is that value's probability normalised over the table's rows (a softmax of those sums), so
+it reads as "which of the table's values is it", not as the chance of one exact bit string.
 """
 from __future__ import annotations
 
@@ -30,10 +35,58 @@ def from_gray(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def table_rows(table: ast.CodecDecl, field: ast.FieldType) -> tuple[int, np.ndarray]:
+    """An input field's encoding by a table: (offset, patterns), the pattern of value v at row v - offset
+    (an int field's lo, or 0 for a category's value index); a value the table lacks (the checker reports
+    it, E133) gets zeros."""
+    if isinstance(field, ast.CategoryType):
+        offset, keys = 0, [v.text for v in field.values]
+    else:
+        offset, keys = field.lo, list(range(field.lo, field.hi + 1))
+    by_key = {e.key.text if e.number is None else e.number: e.pattern.text for e in table.valid_entries()}
+    patterns = np.zeros((len(keys), table.base.size), np.float32)
+    for row, key in enumerate(keys):
+        if key in by_key:
+            patterns[row] = [float(b) for b in by_key[key]]
+    return offset, patterns
+
+
+def table_arrays(table: ast.CodecDecl) -> tuple[np.ndarray, np.ndarray]:
+    """A decoder's table: its int values [k] and their patterns [k, n] as floats (a key that is not an int
+    can't be a target's value: the checker reports it, E132)."""
+    entries = [e for e in table.valid_entries() if e.number is not None]
+    values = np.array([e.number for e in entries], np.int64)
+    patterns = np.array([[float(b) for b in e.pattern.text] for e in entries], np.float32)
+    return values, patterns.reshape(len(entries), table.base.size)
+
+
+def _table_target(table: ast.CodecDecl, values: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each target's pattern; a value with no pattern (or undefined) gets weight 0."""
+    keys, patterns = table_arrays(table)
+    if not len(keys):
+        return np.zeros((len(values), table.base.size), np.float32), np.zeros(len(values), np.float32)
+    order = np.argsort(keys)
+    keys, patterns = keys[order], patterns[order]
+    ints = np.where(live, values, 0).astype(np.int64)
+    at = np.clip(np.searchsorted(keys, ints), 0, len(keys) - 1)
+    found = live & (keys[at] == ints)
+    return np.where(found[:, None], patterns[at], 0).astype(np.float32), found.astype(np.float32)
+
+
+def table_scores(patterns: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """[batch, k]: each table row's log-likelihood under the per-bit sigmoids of `raw` (logits)."""
+    raw = raw.astype(np.float64)
+    log_on = -np.logaddexp(0.0, -raw)  # log sigmoid(z)
+    log_off = -np.logaddexp(0.0, raw)  # log sigmoid(-z)
+    return log_on @ patterns.T.astype(np.float64) + log_off @ (1 - patterns.T.astype(np.float64))
+
+
 def target_array(codec: ast.Codec, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(training target, per-example weight); rows whose target is undefined (NaN) get weight 0."""
     live = ~np.isnan(values.astype(np.float64)) if values.ndim == 1 else np.ones(len(values), bool)
     clean = np.where(live, values, 0) if values.ndim == 1 else values
+    if codec.table is not None:
+        return _table_target(codec.table, clean, live)
     kind = codec.kind.text
     if kind == "bits":
         return bits_of(clean.astype(np.int64), codec.size), live.astype(np.float32)
@@ -58,6 +111,11 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 def decode(codec: ast.Codec, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Model output -> (decoded values, confidence in [0, 1] or None where the codec has none)."""
+    if codec.table is not None:
+        keys, patterns = table_arrays(codec.table)
+        p = _softmax(table_scores(patterns, raw))
+        best = p.argmax(axis=-1)
+        return keys[best], p[np.arange(len(best)), best]
     kind = codec.kind.text
     if kind in ("bits", "gray"):
         p = _sigmoid(raw)
@@ -77,9 +135,9 @@ def decode(codec: ast.Codec, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | 
 def loss(codec: ast.Codec, raw: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Per-example loss, as training computes it from `target_array`'s targets: cross-entropy on logits
     for bits and onehot, squared error (mean over components) for scalar and vector."""
-    kind = codec.kind.text
+    kind = codec.family
     raw = raw.astype(np.float64)
-    if kind in ("bits", "gray"):
+    if kind in ("bits", "gray", "table"):
         return np.mean(np.maximum(raw, 0) - raw * target + np.log1p(np.exp(-np.abs(raw))), axis=-1)
     if kind == "onehot":
         z = raw - raw.max(axis=-1, keepdims=True)
@@ -91,8 +149,8 @@ def loss(codec: ast.Codec, raw: np.ndarray, target: np.ndarray) -> np.ndarray:
 def exact(codec: ast.Codec, decoded: np.ndarray, target: np.ndarray, tolerance: float) -> np.ndarray:
     """Per-example exact match; scalars and vectors count as exact within `tolerance` (the decoder's,
     Checked.tolerance)."""
-    kind = codec.kind.text
-    if kind in ("bits", "gray", "onehot"):
+    kind = codec.family
+    if kind in ("bits", "gray", "onehot", "table"):
         return decoded == target.astype(np.int64)
     if kind == "scalar":
         return np.abs(decoded - target.reshape(-1)) <= tolerance

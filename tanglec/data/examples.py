@@ -14,7 +14,7 @@ import numpy as np
 
 from ..lang import ast
 from ..lang.diagnostics import Diagnostic
-from .rows import DataError, Examples, evaluate_targets, wanted_columns
+from .rows import SUMMARY_VALUES, DataError, Examples, evaluate_targets, wanted_columns
 from .selection import select_training_rows
 
 MAX_ENUMERATION = 1_000_000
@@ -43,11 +43,12 @@ def build_examples(checked, check_ranges: bool = True) -> Examples:
 
         if should_stream(checked):  # a large file: read in chunks, bounded memory (tanglec/stream.py)
             return streamed_examples(checked)
-        columns, data_targets = read_file(checked)
+        chunk = whole_file(checked)
+        columns, data_targets, present = chunk.inputs, chunk.data_targets, chunk.present
     elif cfg.source == "sample":
-        columns, data_targets = _sample(g, cfg.count, cfg.seed), {}
+        columns, data_targets, present = _sample(g, cfg.count, cfg.seed), {}, {}
     else:
-        columns, data_targets = _enumerate(checked), {}
+        columns, data_targets, present = _enumerate(checked), {}, {}
     targets = evaluate_targets(checked, columns, data_targets)
     if check_ranges:
         from ..spec.check_targets import range_problems
@@ -67,7 +68,7 @@ def build_examples(checked, check_ranges: bool = True) -> Examples:
         span = cfg.span or (holdouts[0] if holdouts else ast.Span(checked.spec.path, 1, 1, 1, 2))
         raise DataError([Diagnostic("E163", "no training examples are left after held-out routes and data "
                                             "filters", span)])
-    return Examples(columns, targets, eval_rows, train_rows)
+    return Examples(columns, targets, eval_rows, train_rows, present=present)
 
 
 def stratified_split(checked, columns: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +130,8 @@ def check_rows(checked, rows: int, cells: int) -> dict[str, np.ndarray]:
 
 
 def summarise(targets: dict[str, np.ndarray]) -> dict[str, list]:
-    """Per 1-D target: [min, max], and a non-integer value if there is one (what E112 needs)."""
+    """Per 1-D target: its distinct values when they are few (a table decoder needs each one), else [min, max],
+    and a non-integer value if there is one (what E112 needs)."""
     out = {}
     for name, values in targets.items():
         values = np.asarray(values, dtype=float)
@@ -138,6 +140,10 @@ def summarise(targets: dict[str, np.ndarray]) -> dict[str, list]:
         values = values[~np.isnan(values)]
         if not len(values):
             out[name] = []
+            continue
+        distinct = np.unique(values)
+        if len(distinct) <= SUMMARY_VALUES:
+            out[name] = [v.item() for v in distinct]
             continue
         fractional = values[values != np.floor(values)]
         out[name] = [values.min().item(), values.max().item()] + [v.item() for v in fractional[:1]]
@@ -190,7 +196,8 @@ def _sample(g, count: int, seed: int) -> dict[str, np.ndarray]:
 
 def rows_jsonl(checked, examples: Examples) -> str:
     """`examples` as JSONL that `read_file` reads back to the same columns (a category or selector by
-    its name, a vector as a list): how a run keeps its evaluation rows (tanglec/run.py)."""
+    its name, a vector as a list; a field a row does not carry left out): how a run keeps its
+    evaluation rows (tanglec/run.py)."""
     g = checked.graph
     wanted = wanted_columns(checked)
     data = {**examples.columns, **examples.targets}
@@ -201,24 +208,35 @@ def rows_jsonl(checked, examples: Examples) -> str:
             names = [v.text for v in (g.selectors[name] if t == "selector" else t).values]
             values = [names[int(v)] for v in values]
         columns[name] = values
-    return "".join(json.dumps(dict(zip(columns, row))) + "\n" for row in zip(*columns.values()))
+    present = {name: examples.present[name].tolist() for name in columns if name in examples.present}
+    lines = []
+    for index, row in enumerate(zip(*columns.values())):
+        cells = {name: value for name, value in zip(columns, row)
+                 if name not in present or present[name][index]}
+        lines.append(json.dumps(cells) + "\n")
+    return "".join(lines)
 
 
 def file_examples(checked) -> Examples:
     """Every row of the spec's data file as evaluation rows, each with its line in the file (what
     `eval --data` and a run's kept rows are scored on); DataError at file:row:column for bad rows."""
-    from .reader import Reader
-
-    (chunk,) = Reader(checked, chunk_rows=sys.maxsize).chunks()
+    chunk = whole_file(checked)
     targets = evaluate_targets(checked, chunk.inputs, chunk.data_targets)
     rows = np.arange(chunk.n)
-    return Examples(chunk.inputs, targets, rows, np.arange(0), np.asarray(chunk.lines, dtype=np.int64))
+    return Examples(chunk.inputs, targets, rows, np.arange(0), np.asarray(chunk.lines, dtype=np.int64),
+                    chunk.present)
 
 
 def read_file(checked) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(inputs, data targets) of the whole file in memory (`whole_file` has each field's presence too)."""
+    chunk = whole_file(checked)
+    return chunk.inputs, chunk.data_targets
+
+
+def whole_file(checked):
     """The whole file in memory: the chunked reader (tanglec.data.stream) in a single chunk, so a file
     gets the same problems, positions and messages whichever way it is read."""
     from .reader import Reader
 
     (chunk,) = Reader(checked, chunk_rows=sys.maxsize).chunks()
-    return chunk.inputs, chunk.data_targets
+    return chunk

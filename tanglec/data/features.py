@@ -8,17 +8,22 @@ from ..lang import ast
 from ..spec.checks import Checked
 from ..spec.graph import codec_width
 from . import codecs, expr_numpy
+from .needs import neutral_value
 from .rows import Examples
 from .selection import route_mask
 
 
 def encode_inputs(checked: Checked, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Raw example columns -> the arrays the model's inputs take."""
+    """Raw example columns -> the arrays the model's inputs take. A field left out of `columns` (a query
+    whose route doesn't read it) is given its neutral value: the model takes every input, and a row's
+    route runs only the modules that read the fields it carries."""
     g = checked.graph
     out = {}
+    rows = len(next(iter(columns.values()))) if columns else 0
     for n, d in g.inputs.items():
         dtype = np.float32 if isinstance(d.type, (ast.FloatType, ast.VectorType)) else np.int32
-        out[n] = columns[n].astype(dtype)
+        column = columns[n] if n in columns else np.asarray([neutral_value(d.type)] * rows)
+        out[n] = column.astype(dtype)
     for n in g.mux_selectors():
         out[n] = columns[n].astype(np.int32)
     for group in checked.composition.aligns:
@@ -40,8 +45,20 @@ def training_arrays(checked: Checked, examples: Examples, rows: np.ndarray):
     for a in checked.composition.aligns:
         width = len(a.modules) * codec_width(g.modules[a.modules[0]].output) * (2 * a.positions or 1)
         y[a.output_name] = np.zeros((len(rows), width), np.float32)
-        w[a.output_name] = np.ones(len(rows), np.float32)
+        w[a.output_name] = _carries_all(examples, a.reads, rows)
     return x, y, w
+
+
+def _carries_all(examples: Examples, fields: list[str], rows: np.ndarray) -> np.ndarray:
+    """1.0 for the rows that carry every one of `fields` (an alignment compares a row's encodings of
+    them, so a row missing one has nothing to align); `Examples.present` lists which rows carry a
+    field, and a field it does not list is carried by every row."""
+    weight = np.ones(len(rows), np.float32)
+    present = getattr(examples, "present", None) or {}
+    for field in set(fields):
+        if field in present:
+            weight *= np.asarray(present[field], bool)[rows]
+    return weight
 
 
 def _reach_mask(checked: Checked, examples: Examples, rows: np.ndarray) -> dict[str, np.ndarray]:

@@ -1,6 +1,7 @@
 """`tanglec predict`: a file's rows with every decoder's answer, a chunk at a time (numpy only).
 
-A row's columns are the spec's inputs and selectors as read, then for each decoder its answer (a
+A row's columns are the spec's inputs and selectors as read (empty where the row doesn't carry a
+field its route doesn't read), then for each decoder its answer (a
 column named after the decoder) and `<decoder>_confidence`; both are empty where the row's route
 does not reach the decoder, or the codec has no confidence.
 """
@@ -25,7 +26,7 @@ def input_columns(checked) -> dict:
 def reader(checked, path: Path, skip_bad: bool, chunk_rows: int | None = None) -> Reader:
     """A reader of `path`'s inputs: stops at the first bad row unless `skip_bad` (then counts them)."""
     return Reader(checked, chunk_rows, strict=not skip_bad, path=path, wanted=input_columns(checked),
-                  skip_bad=skip_bad)
+                  skip_bad=skip_bad, with_targets=False)
 
 
 def header(checked) -> list[str]:
@@ -35,7 +36,11 @@ def header(checked) -> list[str]:
 def rows(checked, chunk: Chunk, outputs: dict[str, np.ndarray]) -> list[list[str]]:
     """The chunk's rows as output cells (text), from the model's raw outputs for them."""
     g = checked.graph
-    columns = [_cells(g, name, t, chunk.inputs[name]) for name, t in input_columns(checked).items()]
+    columns = []
+    for name, t in input_columns(checked).items():
+        cells = _cells(g, name, t, chunk.inputs[name])
+        carried = chunk.present.get(name)
+        columns.append(cells if carried is None else [c if here else "" for c, here in zip(cells, carried)])
     for decoder in g.decoders:
         value, confidence = codecs.decode(g.modules[decoder].output, outputs[decoder])
         reached = np.zeros(chunk.n, bool)

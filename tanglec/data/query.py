@@ -8,6 +8,7 @@ import numpy as np
 from ..lang import ast
 from . import codecs
 from ..spec.checks import Checked
+from .needs import FieldNeeds, target_fields
 from .rows import convert_value, evaluate_targets
 from ..lang.diagnostics import Diagnostic, TangleError, did_you_mean
 
@@ -47,7 +48,10 @@ def parse_fields(checked: Checked, assignments: dict[str, str] | list[tuple[str,
         if key not in known:
             problems.append(Diagnostic("E130", f"unknown field '{key}'", None,
                                        hints=did_you_mean(key, known) + [f"fields: {', '.join(known)}"]))
+    optional = _not_read(checked, assignments)
     for name in known:
+        if name not in assignments and name in optional:
+            continue
         if name not in assignments:
             problems.append(Diagnostic("E130", f"missing value for '{name}'", None,
                                        hints=[f"give it as {name}=<value>: {_describe(checked, name)}"]))
@@ -64,6 +68,19 @@ def parse_fields(checked: Checked, assignments: dict[str, str] | list[tuple[str,
     return columns
 
 
+def _not_read(checked: Checked, assignments: dict[str, str]) -> set[str]:
+    """Input fields a query may leave out: those its route doesn't read (none when a selector is
+    missing or bad: the route is unknown)."""
+    needs = FieldNeeds(checked, with_targets=False)
+    codes = {}
+    for selector in needs.selectors:
+        try:
+            codes[selector] = convert_value(assignments.get(selector, ""), checked.graph.selectors[selector])
+        except ValueError:
+            return set()
+    return set(needs.optional) - needs.needed(codes)
+
+
 def _choices(checked: Checked, name: str) -> list[str]:
     g = checked.graph
     if name in g.selectors:
@@ -76,7 +93,11 @@ def _describe(checked: Checked, name: str) -> str:
     g = checked.graph
     if name in g.selectors:
         return "one of " + " | ".join(v.text for v in g.selectors[name].values)
-    return g.inputs[name].type.describe()
+    t = g.inputs[name].type
+    if isinstance(t, ast.VectorType):
+        example = " ".join(["0"] * min(t.size, 4)) + (" ..." if t.size > 4 else "")
+        return f'{t.describe()}, {t.size} numbers separated by spaces or commas: {name}="{example}"'
+    return t.describe()
 
 
 def field_value(checked: Checked, name: str, text: str):
@@ -95,8 +116,8 @@ def answers(checked: Checked, columns: dict[str, np.ndarray], outputs: dict[str,
     g = checked.graph
     selection = {s: g.selectors[s].values[int(columns[s][0])].text for s in g.mux_selectors()}
     active = g.active_nodes(selection)
-    try:
-        expected_values = evaluate_targets(checked, columns)
+    try:  # no expected values when the query leaves out a field the targets are computed from
+        expected_values = evaluate_targets(checked, columns) if target_fields(checked) <= set(columns) else {}
     except TangleError:
         expected_values = {}
     result = []

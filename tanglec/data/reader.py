@@ -18,9 +18,11 @@ import numpy as np
 from ..lang import ast
 from ..lang.diagnostics import SOURCES, Diagnostic
 from ..util.files import data_file_problem
+from .needs import FieldNeeds, neutral_value, target_fields
 from .rows import DataError, RowProblems, column_arrays, convert_value, jsonl_cells, wanted_columns
 
 CHUNK_ROWS = 50_000  # rows parsed, converted and encoded at a time
+_ABSENT = object()  # an optional field's empty cell (CSV) or left-out key (JSONL)
 
 
 @dataclass
@@ -29,6 +31,7 @@ class Chunk:
     lines: list[int]  # line number of each row
     inputs: dict[str, np.ndarray]  # inputs and selectors, as data.read_file returns them
     data_targets: dict[str, np.ndarray]
+    present: dict[str, np.ndarray]  # optional field -> which rows carry it (as Examples.present)
 
     @property
     def n(self) -> int:
@@ -141,9 +144,9 @@ def _csv_cell_starts(text: str, upto: int | None = None) -> tuple[list[tuple[int
     return starts, None
 
 
-def csv_header(path: Path, row: int, text: str, cells: list[str], wanted) -> list[str]:
-    """The header's column names; E119 for a repeated column (at its second place) or a missing one,
-    found in time linear in the header."""
+def csv_header(path: Path, row: int, text: str, cells: list[str], wanted, optional=()) -> list[str]:
+    """The header's column names; E119 for a repeated column (at its second place) or a missing one
+    (an `optional` field's column may be missing: no row carries it), found in time linear in the header."""
     header = [h.strip() for h in cells]
     seen: set[str] = set()
     for index, name in enumerate(header):
@@ -152,7 +155,7 @@ def csv_header(path: Path, row: int, text: str, cells: list[str], wanted) -> lis
             raise DataError([Diagnostic("E119", f"column {name} appears more than once in the header",
                                         ast.Span(str(path), row + rows, col, row + rows, col + max(1, len(name))))])
         seen.add(name)
-    missing = [c for c in wanted if c not in seen]
+    missing = [c for c in wanted if c not in seen and c not in optional]
     if missing:
         raise DataError([Diagnostic("E119", f"missing column{'s' * (len(missing) > 1)}: {', '.join(missing)}",
                                     ast.Span(str(path), row, 1, row, len(text.split("\n")[0]) + 1),
@@ -185,10 +188,15 @@ class Reader:
     after the ones found before it."""
 
     def __init__(self, checked, chunk_rows: int | None = None, strict: bool = False, digest: bool = False,
-                 path: Path | None = None, wanted: dict | None = None, skip_bad: bool = False):
+                 path: Path | None = None, wanted: dict | None = None, skip_bad: bool = False,
+                 with_targets: bool = True):
         self.checked = checked
         self.path = Path(path or checked.data.path)
         self.wanted = wanted_columns(checked) if wanted is None else wanted
+        self.needs = FieldNeeds(checked, with_targets)  # `with_targets`: the rows' targets are computed
+        self.optional = [n for n in self.needs.optional if n in self.wanted]
+        self.optional_set = frozenset(self.optional)
+        self.target_fields = target_fields(checked) if with_targets and self.optional else set()
         self.skip_bad = skip_bad
         self.skipped = 0
         g = checked.graph
@@ -326,15 +334,16 @@ class Reader:
                     raise DataError([Diagnostic("E119", "the data file is empty",
                                                 ast.Span(str(self.path), 1, 1, 1, 2))])
                 self._quote(first[0], first[1])
-                header = csv_header(self.path, *first, self.wanted)
+                header = csv_header(self.path, *first, self.wanted, self.optional)
                 self.in_header = False
             yield from self._rows(records, header)
 
     def _rows(self, records, header):
-        columns = [(name, header.index(name) if header else -1, _fast_converter(t), t)
+        columns = [(name, (header.index(name) if name in header else None) if header else -1, _fast_converter(t), t)
                    for name, t in self.types.items()]
         start, numbers = 0, []
         values: dict[str, list] = {k: [] for k in self.wanted}
+        present: dict[str, list] = {k: [] for k in self.optional}
         for lineno, text, row in records:
             problems_before = self.problems.count
             converted = self._convert(lineno, text, row, header, columns)
@@ -345,15 +354,19 @@ class Reader:
                 continue
             self.rows += 1
             for name, value in converted.items():
+                if name in present:
+                    present[name].append(value is not _ABSENT)
+                    if value is _ABSENT:
+                        value = neutral_value(self.types[name])
                 values[name].append(value)
             numbers.append(lineno)
             if len(numbers) >= self.chunk_rows:
                 if not self.failed:
-                    yield self._chunk(start, numbers, values)
+                    yield self._chunk(start, numbers, values, present)
                 start += len(numbers)
-                numbers, values = [], {k: [] for k in self.wanted}
+                numbers, values, present = [], {k: [] for k in self.wanted}, {k: [] for k in self.optional}
         if numbers and not self.failed:
-            yield self._chunk(start, numbers, values)
+            yield self._chunk(start, numbers, values, present)
         self.raise_problems()
         if self.rows == 0:
             raise DataError([Diagnostic("E119", "the data file has no rows", ast.Span(str(self.path), 1, 1, 1, 2))])
@@ -367,38 +380,67 @@ class Reader:
         elif len(row) != len(header):
             self._add(lineno, 1, f"{len(row)} fields, the header has {len(header)}", text)
             return {}
-        converted = {}
+        converted, absent = {}, []
         for name, index, fast, t in columns:
             if self.jsonl:
                 if name not in cells:
-                    converted[name] = None
+                    converted[name] = _ABSENT if name in self.optional_set else None
+                    if name in self.optional_set:
+                        absent.append((name, index))
                     continue
                 raw = cells[name][0]
             else:
-                raw = row[index]
+                raw = row[index] if index is not None else ""
+            if name in self.optional_set and (raw is None or isinstance(raw, str) and not raw.strip()):
+                converted[name] = _ABSENT
+                absent.append((name, index))
+                continue
             try:
                 value = fast(raw)
             except Exception:  # noqa: BLE001 - the reference conversion decides, with its message
                 try:
+                    if name in self.target_fields and isinstance(raw, str) and not raw.strip():
+                        raise ValueError("missing, and the targets are computed from it on every row")
                     value = convert_value(raw, t)
                 except ValueError as err:
                     self._bad_cell(lineno, text, index if not self.jsonl else cells[name][1], name, err)
                     value = None
             converted[name] = value
+        if absent:
+            self._missing_on_route(lineno, text, converted, absent)
         return converted
+
+    def _missing_on_route(self, lineno: int, text: str, converted: dict, absent: list) -> None:
+        """E119 for an empty (CSV) or left-out (JSONL) field that the row's route reads."""
+        codes = {s: converted.get(s) for s in self.needs.selectors}
+        if None in codes.values():
+            return  # a bad selector is reported already: the route is unknown
+        needed = self.needs.needed(codes)
+        for name, index in absent:
+            if name not in needed:
+                continue
+            why = self.needs.why(name, codes, self.checked.graph)
+            message = f"{name}: missing, and this row's route ({why}) reads it"
+            if self.jsonl or index is None:
+                self._add(lineno, 1, message, text)
+            else:
+                self._bad_cell_at(lineno, text, index, message)
 
     def _bad_cell(self, lineno: int, text: str, where: int, name: str, err: ValueError) -> None:
         """A cell that does not convert: at its row and column (`where`: the JSONL column, or the CSV
         cell index, located only when the problem is shown)."""
+        self._bad_cell_at(lineno, text, where, f"{name}: {err}")
+
+    def _bad_cell_at(self, lineno: int, text: str, where: int, message: str) -> None:
         row, col = 0, where
         if not self.jsonl:
             row, col = (0, 1) if self.problems.full else _csv_cell_starts(text, where)[0][where]
-        self._add(lineno + row, col, f"{name}: {err}", text, cell_row=row)
+        self._add(lineno + row, col, message, text, cell_row=row)
 
     def _jsonl_cells(self, lineno: int, text: str):
         count = self.problems.count
         shown = self.problems.full
-        cells = jsonl_cells(lineno, text, self.wanted, self.problems)
+        cells = jsonl_cells(lineno, text, self.wanted, self.problems, self.optional)
         if self.problems.count > count:
             if not shown:
                 self._quote(lineno, text)
@@ -406,6 +448,6 @@ class Reader:
                 self.raise_problems()
         return cells
 
-    def _chunk(self, start: int, numbers: list[int], values: dict[str, list]) -> Chunk:
+    def _chunk(self, start: int, numbers: list[int], values: dict[str, list], present: dict[str, list]) -> Chunk:
         inputs, targets = column_arrays(self.checked, self.wanted, values)
-        return Chunk(start, numbers, inputs, targets)
+        return Chunk(start, numbers, inputs, targets, {k: np.asarray(v, dtype=bool) for k, v in present.items()})

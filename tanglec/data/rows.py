@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -16,6 +16,7 @@ from ..lang.diagnostics import Diagnostic, TangleError
 from . import expr_numpy
 
 MAX_REPORTED = 10
+SUMMARY_VALUES = 1024  # a target with this many distinct values or fewer is summarised by all (tables check each)
 
 
 class DataError(TangleError):
@@ -29,6 +30,9 @@ class Examples:
     eval_index: np.ndarray  # rows used for evaluation
     train_index: np.ndarray  # rows used for training
     lines: np.ndarray | None = None  # each row's line in the file it was read from (None: not from a file)
+    # field -> which rows carry it (a field no module on a row's route reads may be absent, its value
+    # filled); a field not here is carried by every row
+    present: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -38,7 +42,8 @@ class Examples:
         cols = {k: v[index] for k, v in self.columns.items()}
         tg = {k: v[index] for k, v in self.targets.items()}
         all_rows = np.arange(len(index))
-        return Examples(cols, tg, all_rows, all_rows, None if self.lines is None else self.lines[index])
+        return Examples(cols, tg, all_rows, all_rows, None if self.lines is None else self.lines[index],
+                        {k: v[index] for k, v in self.present.items()})
 
 
 def evaluate_targets(checked, columns: dict[str, np.ndarray],
@@ -98,9 +103,11 @@ def wanted_columns(checked) -> dict[str, ast.FieldType | str]:
     return cols
 
 
-def jsonl_cells(lineno: int, text: str, wanted, problems: RowProblems) -> dict[str, tuple[object, int]] | None:
+def jsonl_cells(lineno: int, text: str, wanted, problems: RowProblems,
+                optional=()) -> dict[str, tuple[object, int]] | None:
     """One JSONL line's wanted cells as {key: (value, char column)}; None when it is not a JSON object
-    (problems are added; also used by tanglec.data.stream)."""
+    (problems are added; also used by tanglec.data.stream). An `optional` field may be left out or
+    null (left out of the cells: the reader decides whether the row's route needs it)."""
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as err:
@@ -115,6 +122,8 @@ def jsonl_cells(lineno: int, text: str, wanted, problems: RowProblems) -> dict[s
         return None
     cells = {}
     for key in wanted:
+        if key in optional and obj.get(key) is None:
+            continue
         if key not in obj:
             problems.add(lineno, 1, f"missing field '{key}'")
             continue

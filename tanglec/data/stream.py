@@ -45,7 +45,7 @@ from .features import training_arrays
 from .selection import route_mask, select_training_rows
 from ..lang.diagnostics import Diagnostic
 from .reader import Chunk, Reader
-from .rows import DataError, Examples, evaluate_targets
+from .rows import SUMMARY_VALUES, DataError, Examples, evaluate_targets
 
 STREAM_BYTES = 50 * 2**20  # `stream auto` streams files larger than this
 EVAL_SAMPLE = 10_000  # evaluation rows kept in memory (progress, until exact, the report)
@@ -98,37 +98,34 @@ class BottomK:
         self.k = k
         self.keys = np.zeros(0)
         self.rows = np.zeros(0, np.int64)
-        self.columns: dict[str, np.ndarray] | None = None
-        self.targets: dict[str, np.ndarray] | None = None
+        self.tables: tuple[dict[str, np.ndarray], ...] | None = None  # columns, targets, presence
 
-    def add(self, keys, rows, columns, targets, mask=None) -> None:
+    def add(self, keys, rows, columns, targets, mask=None, present=None) -> None:
+        tables = (columns, targets, present or {})
         if mask is not None:
             keys, rows = keys[mask], rows[mask]
-            columns = {k: v[mask] for k, v in columns.items()}
-            targets = {k: v[mask] for k, v in targets.items()}
+            tables = tuple({k: v[mask] for k, v in table.items()} for table in tables)
         if self.k <= 0 or not len(keys):
             return
-        if self.columns is None:
-            self.columns = {k: v[:0] for k, v in columns.items()}
-            self.targets = {k: v[:0] for k, v in targets.items()}
+        if self.tables is None:
+            self.tables = tuple({k: v[:0] for k, v in table.items()} for table in tables)
         all_keys = np.concatenate([self.keys, keys])
         all_rows = np.concatenate([self.rows, rows])
-        cols = {k: np.concatenate([self.columns[k], v]) for k, v in columns.items()}
-        tgts = {k: np.concatenate([self.targets[k], v]) for k, v in targets.items()}
+        tables = tuple({k: np.concatenate([mine[k], v]) for k, v in table.items()}
+                       for mine, table in zip(self.tables, tables))
         if len(all_keys) > self.k:
             keep = np.argpartition(all_keys, self.k - 1)[:self.k]
             all_keys, all_rows = all_keys[keep], all_rows[keep]
-            cols = {k: v[keep] for k, v in cols.items()}
-            tgts = {k: v[keep] for k, v in tgts.items()}
-        self.keys, self.rows, self.columns, self.targets = all_keys, all_rows, cols, tgts
+            tables = tuple({k: v[keep] for k, v in table.items()} for table in tables)
+        self.keys, self.rows, self.tables = all_keys, all_rows, tables
 
     def sorted(self):
-        """(rows, columns, targets, keys) in file order."""
+        """(rows, columns, targets, keys, presence) in file order."""
         order = np.argsort(self.rows, kind="stable")
-        if self.columns is None:
-            return self.rows, {}, {}, self.keys
-        return (self.rows[order], {k: v[order] for k, v in self.columns.items()},
-                {k: v[order] for k, v in self.targets.items()}, self.keys[order])
+        if self.tables is None:
+            return self.rows, {}, {}, self.keys, {}
+        columns, targets, present = ({k: v[order] for k, v in table.items()} for table in self.tables)
+        return self.rows[order], columns, targets, self.keys[order], present
 
 
 @dataclass
@@ -143,9 +140,10 @@ class Scan:
     sample_rows: np.ndarray  # the evaluation sample, in file order
     sample_columns: dict[str, np.ndarray]
     sample_targets: dict[str, np.ndarray]
+    sample_present: dict[str, np.ndarray]  # as Examples.present
     combos: dict[tuple, int]  # training rows (before held-out routes and filters) per selector combination
     combos_all: dict[tuple, int]  # every row per selector combination
-    target_summary: dict[str, list] = field(default_factory=dict)  # per 1-D target: [min, max(, a non-integer)]
+    target_summary: dict[str, list] = field(default_factory=dict)  # per 1-D target: as examples.summarise
 
 
 def _is_eval(checked, keys: np.ndarray) -> np.ndarray:
@@ -184,6 +182,17 @@ def _summarise(summary: dict[str, list], targets: dict[str, np.ndarray]) -> None
                 entry.append(float(frac[0]))
 
 
+def _distinct(seen: dict[str, set | None], targets: dict[str, np.ndarray]) -> None:
+    """Each 1-D target's distinct values while they are few (None once they are not): a table decoder's
+    check needs every value, as examples.summarise keeps them."""
+    for name, arr in targets.items():
+        if arr.ndim != 1 or seen.get(name, set()) is None:
+            continue
+        values = arr.astype(np.float64)
+        found = seen.setdefault(name, set()) | set(np.unique(values[~np.isnan(values)]).tolist())
+        seen[name] = found if len(found) <= SUMMARY_VALUES else None
+
+
 def scan(checked, sample: int | None = None) -> Scan:
     """One pass over the data file: the evaluation sample, route counts and target summary."""
     sample = EVAL_SAMPLE if sample is None else sample
@@ -194,16 +203,19 @@ def scan(checked, sample: int | None = None) -> Scan:
     combos: dict[tuple, int] = {}
     combos_all: dict[tuple, int] = {}
     summary: dict[str, list] = {}
+    distinct: dict[str, set | None] = {}
     for chunk in reader.chunks():
         targets = evaluate_targets(checked, chunk.inputs, chunk.data_targets)
         keys = uniform(cfg.seed, chunk.rows)
-        keep.add(keys, chunk.rows, chunk.inputs, targets)
+        keep.add(keys, chunk.rows, chunk.inputs, targets, present=chunk.present)
         every = np.ones(chunk.n, dtype=bool)
         _combo_counts(selectors, chunk.inputs, every, combos_all)
         if cfg.eval_fraction > 0:
             _combo_counts(selectors, chunk.inputs, ~_is_eval(checked, keys), combos)
         _summarise(summary, targets)
-    rows, columns, targets, keys = keep.sorted()
+        _distinct(distinct, targets)
+    summary.update({name: sorted(values) for name, values in distinct.items() if values is not None})
+    rows, columns, targets, keys, present = keep.sorted()
     eval_all = cfg.eval_fraction <= 0 or reader.rows <= 1
     if not eval_all:
         mask = _is_eval(checked, keys)
@@ -211,10 +223,11 @@ def scan(checked, sample: int | None = None) -> Scan:
             rows, keys = rows[mask], keys[mask]
             columns = {k: v[mask] for k, v in columns.items()}
             targets = {k: v[mask] for k, v in targets.items()}
+            present = {k: v[mask] for k, v in present.items()}
         else:
             eval_all = True  # a tiny file where no row fell below the fraction: evaluate on every row
     return Scan(str(checked.data.path), reader.rows, reader.hash.hexdigest(), eval_all, rows, columns, targets,
-                dict(combos_all) if eval_all else combos, combos_all, summary)
+                present, dict(combos_all) if eval_all else combos, combos_all, summary)
 
 
 # ---- examples -------------------------------------------------------------------------------------
@@ -277,6 +290,7 @@ def streamed_examples(checked) -> StreamedExamples:
     if cfg.limit or cfg.per_route:
         return _fewshot_examples(checked, result)
     return StreamedExamples(result.sample_columns, result.sample_targets, np.arange(n), np.zeros(0, np.int64),
+                            present=result.sample_present,
                             stream=Stream(checked, result), route_rows=routes, target_summary=result.target_summary,
                             file_rows=result.rows)
 
@@ -303,26 +317,27 @@ def _fewshot_examples(checked, result: Scan) -> StreamedExamples:
         if per_route is not None:
             for route, store in zip(routes, per_route):
                 mine = mask & route_mask(g, chunk.inputs, route)
-                store.add(keys, chunk.rows, chunk.inputs, targets, mine)
+                store.add(keys, chunk.rows, chunk.inputs, targets, mine, chunk.present)
         else:
-            overall.add(keys, chunk.rows, chunk.inputs, targets, mask)
+            overall.add(keys, chunk.rows, chunk.inputs, targets, mask, chunk.present)
     if per_route is not None:  # a row may be in several routes' picks: keep it once, then apply the limit
         overall = BottomK(cfg.limit or sum(s.k for s in per_route))
         seen: set[int] = set()
         for store in per_route:
-            rows, cols, tgts, keys = store.sorted()
+            rows, cols, tgts, keys, present = store.sorted()
             fresh = np.array([r not in seen for r in rows.tolist()], dtype=bool)
             seen.update(rows.tolist())
             if cols:
-                overall.add(keys, rows, cols, tgts, fresh)
-    rows, cols, tgts, _ = overall.sorted()
+                overall.add(keys, rows, cols, tgts, fresh, present)
+    rows, cols, tgts, _, present = overall.sorted()
     n_eval, n_train = len(result.sample_rows), len(rows)
     if not cols:
         raise _no_training_rows(checked)
     columns = {k: np.concatenate([result.sample_columns[k], cols[k]]) for k in cols}
     targets = {k: np.concatenate([result.sample_targets[k], tgts[k]]) for k in tgts}
+    present = {k: np.concatenate([result.sample_present[k], present[k]]) for k in present}
     return StreamedExamples(columns, targets, np.arange(n_eval), np.arange(n_eval, n_eval + n_train),
-                            stream=None, route_rows=None, target_summary=result.target_summary,
+                            present=present, stream=None, route_rows=None, target_summary=result.target_summary,
                             file_rows=result.rows)
 
 
@@ -348,9 +363,11 @@ class Stream:
             if not len(rows):
                 continue
             rows = np.random.default_rng([seed, epoch, chunk.start]).permutation(rows)
-            yield training_arrays(self.checked, Examples(chunk.inputs, targets, rows, rows), rows)
+            yield training_arrays(self.checked, Examples(chunk.inputs, targets, rows, rows, present=chunk.present),
+                                  rows)
 
     def probe(self):
         """(x, y, w) of one sampled row: the shapes and dtypes every chunk's arrays have."""
-        probe = Examples(self.scan.sample_columns, self.scan.sample_targets, np.arange(1), np.arange(1))
+        probe = Examples(self.scan.sample_columns, self.scan.sample_targets, np.arange(1), np.arange(1),
+                         present=self.scan.sample_present)
         return training_arrays(self.checked, probe, np.arange(1))

@@ -175,12 +175,53 @@ class SelectDecl:
 
 @dataclass
 class Codec:
-    kind: Name  # bits onehot scalar latent vector
+    kind: Name  # bits onehot scalar latent vector, or the name of a `codec ... table`
     size: int | None
     span: Span
+    table: "CodecDecl | None" = field(default=None, compare=False, repr=False)  # set by graph.build
 
     def __str__(self) -> str:
         return self.kind.text if self.size is None else f"{self.kind.text}({self.size})"
+
+    @property
+    def family(self) -> str:
+        """What the codec does: its built-in kind, or "table" for a declared table codec."""
+        return "table" if self.table is not None else self.kind.text
+
+
+@dataclass
+class TableEntry:
+    """`3: 1111001`: a value of the field (an int, or a category's name) and its bit pattern as written."""
+
+    key: Name
+    pattern: Name  # the digits' text: leading zeros are part of the pattern
+    span: Span
+
+    @property
+    def number(self) -> int | None:
+        """The key as an int (None for a category name)."""
+        text = self.key.text
+        return int(text) if text.lstrip("+-").isdigit() else None
+
+
+@dataclass
+class CodecDecl:
+    """`codec segments: bits(7) table { 0: 1111110, ... }`: a codec given value by value."""
+
+    name: Name
+    base: Codec  # bits(n): the width of every pattern
+    entries: list[TableEntry]
+    span: Span
+
+    def valid_entries(self) -> list[TableEntry]:
+        """Entries whose pattern is n binary digits, the first of each key: what the backends use (the
+        checker reports the others)."""
+        width, keys, out = self.base.size, set(), []
+        for e in self.entries:
+            if len(e.pattern.text) == width and set(e.pattern.text) <= {"0", "1"} and e.key.text not in keys:
+                keys.add(e.key.text)
+                out.append(e)
+        return out
 
 
 @dataclass
@@ -222,6 +263,7 @@ class Branch:
     module: Name  # the module run for it (same name as the value unless written `value: module`)
     span: Span
     identity: bool = False  # `value: _`: no module, the input passes through (a chain's "stop")
+    source: Name | None = None  # `value from field`: the input field it reads (None: what the stage is fed)
 
 
 @dataclass
@@ -336,7 +378,7 @@ class InitDecl:
 
 
 Statement = Union[InputDecl, SelectDecl, ModuleDecl, RouteDecl, TargetDecl, DecodeDecl, DataDecl, TrainDecl,
-                  PhaseDecl, AlignDecl, HoldoutDecl, FreezeDecl, UseDecl, InitDecl]
+                  PhaseDecl, AlignDecl, HoldoutDecl, FreezeDecl, UseDecl, InitDecl, CodecDecl]
 
 
 @dataclass

@@ -7,11 +7,11 @@ one line with its tokens normalised by a few generic spacing rules. On top of th
 
 * `module` declarations in a block (consecutive lines, no blank line between) are aligned so the
   `:`, `->` and `=` line up;
-* a `{ ... }` block (the cases of a `match`) stays on one line unless it ends with a comma, holds a
-  comment, or its line would be wider than WIDTH columns (outer blocks explode first): then it is
-  "exploded", one item per line, indented, with a trailing comma and the case labels padded so the
-  expressions line up (the trailing comma keeps it exploded on the next run: write one to ask for
-  this layout);
+* a `{ ... }` block (the cases of a `match`, the entries of a codec `table`) stays on one line unless
+  it ends with a comma, holds a comment, or its line would be wider than WIDTH columns (outer blocks
+  explode first): then it is "exploded", one item per line, indented, with a trailing comma and the
+  labels padded so the expressions line up (the trailing comma keeps it exploded on the next run:
+  write one to ask for this layout);
 * a `route` wider than WIDTH columns wraps before each `->` after its first stage;
 * comments stay where they were: a comment after code stays at the end of that line (the comments
   of consecutive lines aligned, two spaces after the longest code), a comment on its own line stays

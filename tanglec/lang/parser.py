@@ -355,6 +355,8 @@ def _resolve_uses(spec: ast.Spec, read: Callable[[Path], str], using: tuple[str,
                 else:
                     problems.append(Diagnostic("E101", f"{st.path} declares no module '{name.text}'", name.span,
                                                hints=did_you_mean(name.text, modules)))
+            named = {codec.kind.text for m in brought for codec in (m.input, m.output)}
+            brought += [u for u in used.statements if isinstance(u, ast.CodecDecl) and u.name.text in named]
         if len(statements) + len(brought) > MAX_USED_STATEMENTS:
             problems.append(Diagnostic("E150", f"can't use {st.path}: the specs it uses bring in more than "
                                                f"{MAX_USED_STATEMENTS:,} statements", st.span))

@@ -11,7 +11,7 @@ from .diagnostics import Diagnostic
 from .transform import MAX_EXPR_DEPTH
 
 STATEMENT_KEYWORDS = ("input", "select", "module", "route", "target", "decode", "data", "train", "phase",
-                      "align", "holdout", "freeze", "use", "init")
+                      "align", "holdout", "freeze", "use", "init", "codec")
 MAX_NESTING = 64
 MAX_TOKENS = 200_000  # words, numbers and operators in one spec (comments and strings aside); see parser.py
 

@@ -157,6 +157,14 @@ class AstBuilder:
         return ast.Codec(self.name(c[0]), self.literal(c[1], integer=True) if len(c) > 1 else None, span)
 
     @_rule
+    def codec_decl(self, span, c):
+        return ast.CodecDecl(self.name(c[0]), c[1], list(c[2:]), span)
+
+    @_rule
+    def table_entry(self, span, c):
+        return ast.TableEntry(self.name(c[0]), self.name(c[1]), span)
+
+    @_rule
     def layer(self, span, c):
         args = [self.name(a) if a.type == "NAME" else self.literal(a) for a in c[1:]]
         return ast.Layer(self.name(c[0]), args, [], span)
@@ -186,9 +194,15 @@ class AstBuilder:
 
     @_rule
     def branch(self, span, c):
+        """`value`, `value: module` or `value: _`, then optionally `from field` (its own input field)."""
+        source = c.pop() if isinstance(c[-1], ast.Name) else None
         value = self.name(c[0])
         module = self.name(c[1]) if len(c) > 1 else value
-        return ast.Branch(value, module, span, identity=len(c) > 1 and c[1].type == "WILDCARD")
+        return ast.Branch(value, module, span, identity=len(c) > 1 and c[1].type == "WILDCARD", source=source)
+
+    @_rule
+    def branch_source(self, span, c):
+        return self.name(c[0])
 
     @_rule
     def target_expr(self, span, c):
@@ -334,12 +348,6 @@ class AstBuilder:
     def case(self, span, c):
         value = None if c[0].type == "WILDCARD" else self.name(c[0])
         return ast.MatchCase(value, c[1], span)
-
-
-def _number(text: str) -> int | float:
-    return float(text) if any(ch in text for ch in ".eE") else int(text)
-
-
 
 
 def _number(text: str) -> int | float:

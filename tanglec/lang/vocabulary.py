@@ -21,7 +21,10 @@ DISTRIBUTE_STRATEGIES = ("default", "mirrored", "multiworker")  # tanglec.backen
 STREAM_MODES = ("auto", "always", "never")  # how a data file is read: in chunks, whole, or by its size
 
 TRAIN_KEYS = frozenset({"steps", "batch", "lr", "seed", "until", "weight", "mux", "eval_every", "optimizer",
-                        "strategy", "memory", "schedule", "warmup", "decay", "decay_every", "patience"}) | OPTIMIZERS
+                        "strategy", "memory", "schedule", "warmup", "decay", "decay_every", "patience", "update",
+                        "batches"}) | OPTIMIZERS
+UPDATE_MODES = ("dense", "lazy")  # `train update lazy`: a stacked multiplexer's branches move only when they get rows
+BATCH_MODES = ("mixed", "grouped")  # `train batches grouped`: every batch holds the rows of one route
 SCHEDULES = ("constant", "cosine", "step")  # `train schedule cosine warmup 50` (backend/schedules.py)
 DATA_KEYS = frozenset({"seed", "eval", "group", "limit", "per_route", "only", "stream"})
 PHASE_KEYS = frozenset({"steps", "lr", "optimizer", "modules", "until", "batch"}) | OPTIMIZERS

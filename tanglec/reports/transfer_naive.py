@@ -44,8 +44,8 @@ def naive_model(checked, route, seed: int):
             x = _encoder(g.inputs[producer], g.modules[node].input, f"encode_{producer}")(inputs[producer])
         else:
             x = tensors[producer]
-            kind = g.modules[producer].output.kind.text
-            if kind in ("onehot", "bits", "gray"):
+            kind = g.modules[producer].output.family
+            if kind in ("onehot", "bits", "gray", "table"):
                 x = keras.layers.Activation("softmax" if kind == "onehot" else "sigmoid")(x)
         tensors[node] = module_model(g.modules[node], seed + i)(x)
     return keras.Model(inputs, {d: tensors[d] for d in route.decoders}, name="naive")

@@ -10,13 +10,14 @@ from ..lang.diagnostics import Related, did_you_mean
 from ..lang.vocabulary import ACTIVATIONS, CODECS, LAYER_KINDS, SIZED_CODECS
 from .graph import codec_width
 from .check_limits import MAX_WIDTH
+from .check_tables import table_usable
 
 
 class ModuleChecks:
     def check_names(self) -> None:
         seen: dict[str, ast.Name] = {}
         kinds = ((ast.InputDecl, "input"), (ast.SelectDecl, "selector"), (ast.ModuleDecl, "module"),
-                 (ast.TargetDecl, "target"))
+                 (ast.TargetDecl, "target"), (ast.CodecDecl, "codec"))
         for st in self.spec.statements:
             for cls, what in kinds:
                 if isinstance(st, cls):
@@ -71,10 +72,16 @@ class ModuleChecks:
 
     def check_codec(self, codec: ast.Codec) -> bool:
         kind = codec.kind.text
+        if kind in self.g.tables and kind not in CODECS:
+            if codec.size is not None:
+                self.error("E114", f"table codec '{kind}' takes no size: its patterns give it", codec.span,
+                           hints=[f"write `{kind}`"])
+                return False
+            return table_usable(self.g.tables[kind])
         if kind not in CODECS:
             self.error("E114", f"unknown codec '{kind}'", codec.kind.span,
-                       hints=did_you_mean(kind, CODECS) + ["codecs: bits(n), gray(n), onehot(n), scalar, latent(n), "
-                                                           "vector(n)"])
+                       hints=did_you_mean(kind, CODECS | set(self.g.tables)) +
+                       ["codecs: bits(n), gray(n), onehot(n), scalar, latent(n), vector(n), or a `codec ... table`"])
             return False
         if kind in SIZED_CODECS and codec.size is None:
             self.error("E114", f"{kind} needs a size, e.g. {kind}(8)", codec.span)

@@ -9,6 +9,7 @@ import networkx as nx
 from ..lang import ast
 from ..lang.diagnostics import Related, did_you_mean
 from ..lang.vocabulary import CODECS, DATA_CODECS, DECODE_KEYS, MUX_STRATEGIES, NUMERIC_CODECS, SIZED_CODECS
+from .check_tables import table_usable
 from .graph import codec_width
 
 
@@ -43,7 +44,7 @@ class RouteChecks:
                         self.check_edges(producers, m)
                 producers = consumers
             else:
-                producers = self.check_mux(stage, producers)
+                producers = self.check_mux(stage, producers, first=i == 0)
 
     def known_module(self, name: ast.Name) -> bool:
         if name.text in self.g.modules:
@@ -55,7 +56,7 @@ class RouteChecks:
                    name.span, hints=hints)
         return False
 
-    def check_mux(self, stage: ast.Mux, producers):
+    def check_mux(self, stage: ast.Mux, producers, first: bool = False):
         mid = self._mux_ids()[(stage.span, stage.selector)]
         if len(stage.branches) < 2:
             self.error("E105", f"a multiplexer needs at least two branches, this one has {len(stage.branches)}",
@@ -68,7 +69,12 @@ class RouteChecks:
                        hints=did_you_mean(stage.strategy.text, MUX_STRATEGIES) + [", ".join(sorted(MUX_STRATEGIES))])
         for b in stage.branches:
             if not b.identity and self.known_module(b.module):
-                self.check_edges(producers, b.module)
+                source = self._branch_source(b, first and not self.g.muxes[mid].is_chain)
+                if source is not False:
+                    self.check_edges(producers if source is None else [(source, b.source.span)], b.module, b)
+            elif b.identity and b.source is not None:
+                self.error("E135", f"the identity branch '{b.value.text}' runs no module, so it reads no field",
+                           b.source.span, hints=[f"remove `from {b.source.text}`"])
         misspelled_branch = any(b.value is b.module and b.module.text not in self.g.modules for b in stage.branches)
         if not misspelled_branch:  # `[binry | decimal]`: the unknown module is reported; a value mismatch is noise
             for position, sel in enumerate(stage.selectors, 1):
@@ -84,6 +90,29 @@ class RouteChecks:
         if self.g.muxes[mid].is_chain:
             self._check_chain_closure(stage, outs, producers)
         return [(mid, stage.span)]
+
+    def _branch_source(self, branch: ast.Branch, first: bool) -> str | None | bool:
+        """The field a branch reads with `from` (None: what the stage is fed; False: a bad `from`,
+        reported: an unknown field, or `from` where branches read latents: past the route's first
+        stage (`first` False), or in a chain)."""
+        if branch.source is None:
+            return None
+        name = branch.source.text
+        if not first or name not in self.g.inputs:
+            self.misspelled.add(branch.module.text)  # a bad `from` leaves the module unfed: not also E107
+        if not first:
+            self.error("E135", f"'{branch.value.text}' reads the field '{name}', but only the first stage of a route "
+                               "reads fields: later stages and chains read what the stage before gives",
+                       branch.source.span,
+                       hints=[f"remove `from {name}`: a branch reads a field of its own only in the multiplexer "
+                              "right after the route's source (`route x -> [a | b from f] by s -> ...`)"])
+            return False
+        if name not in self.g.inputs:
+            what = " ('{}' is a module, not an input field)".format(name) if name in self.g.modules else ""
+            self.error("E101", f"unknown input field '{name}'{what}", branch.source.span,
+                       hints=did_you_mean(name, self.g.inputs))
+            return False
+        return name
 
     def _check_mux_selector(self, stage: ast.Mux, selector: ast.Name, position: int) -> None:
         """The selector of one position: declared, and its values exactly the branches' values."""
@@ -144,11 +173,12 @@ class RouteChecks:
                 self._mux_id_index.setdefault((v.span, v.selector), k)
         return self._mux_id_index
 
-    def check_edges(self, producers, consumer: ast.Name) -> None:
+    def check_edges(self, producers, consumer: ast.Name, branch: ast.Branch | None = None) -> None:
+        """Each producer's output against what `consumer` takes (`branch`: the multiplexer branch it runs as)."""
         target = self.g.modules[consumer.text]
         for node, _ in producers:
             if self.g.kind(node) == "input":
-                self.check_input_codec(self.g.inputs[node], target, consumer.span)
+                self.check_input_codec(self.g.inputs[node], target, consumer.span, branch)
                 continue
             out = self.producer_codec(node)
             if out is None or not self._codec_known(out) or not self._codec_known(target.input):
@@ -161,35 +191,30 @@ class RouteChecks:
                                     Related(target.input.span, f"'{consumer.text}' input declared here")])
 
     def _codec_known(self, c: ast.Codec) -> bool:
-        return c.kind.text in CODECS
+        return c.kind.text in CODECS or c.table is not None
 
-    def check_input_codec(self, field_decl: ast.InputDecl, module: ast.ModuleDecl, at: ast.Span) -> None:
-        codec, t, name = module.input, field_decl.type, field_decl.name.text
-        kind = codec.kind.text
-        if kind not in CODECS or (kind in SIZED_CODECS and codec.size is None):
+    def check_input_codec(self, field_decl: ast.InputDecl, module: ast.ModuleDecl, at: ast.Span,
+                          branch: ast.Branch | None = None) -> None:
+        codec = module.input
+        if codec.family == "table":
+            problem = self.check_table_field(codec.table, field_decl) if table_usable(codec.table) else None
+        else:
+            problem = _input_codec_problem(field_decl, module)
+        if problem is None:
             return
-        problem = None
-        if kind == "latent":
-            problem = f"'{module.name.text}' takes a latent, but '{name}' is data; give it a data codec"
-        elif kind in ("bits", "gray"):
-            if not isinstance(t, ast.IntType) or t.lo < 0 or t.hi >= 2 ** codec.size:
-                problem = f"{codec} holds ints 0..{2 ** codec.size - 1}, but '{name}' is {t.describe()}"
-        elif kind == "onehot":
-            if isinstance(t, ast.CategoryType):
-                if len(t.values) > codec.size:
-                    problem = f"{codec} has {codec.size} slots, but '{name}' has {len(t.values)} categories"
-            elif not isinstance(t, ast.IntType) or t.lo < 0 or t.hi >= codec.size:
-                problem = f"{codec} holds ints 0..{codec.size - 1}, but '{name}' is {t.describe()}"
-        elif kind == "scalar":
-            if not isinstance(t, (ast.IntType, ast.FloatType)):
-                problem = f"scalar needs a numeric field, but '{name}' is {t.describe()}"
-        elif kind == "vector":
-            if not isinstance(t, ast.VectorType) or t.size != codec.size:
-                problem = f"{codec} needs a vector({codec.size}) field, but '{name}' is {t.describe()}"
-        if problem:
-            self.error("E117", f"interface mismatch: {problem}", at,
-                       related=[Related(codec.span, "input interface declared here"),
-                                Related(field_decl.span, f"'{name}' declared here")])
+        name, hints = field_decl.name.text, []
+        if branch is not None:
+            fitting = [f for f, decl in self.g.inputs.items()
+                       if f != name and _input_codec_problem(decl, module) is None]
+            if fitting:
+                hints.append(f"a branch may read its own field: `{branch.value.text}"
+                             f"{'' if branch.value is branch.module else ': ' + branch.module.text} from {fitting[0]}`")
+            else:
+                hints.append(f"declare a field '{module.name.text}' can read, e.g. `input "
+                             f"{module.name.text}_in: ...`, and read it with `from`")
+        self.error("E117", f"interface mismatch: {problem}", at, hints=hints,
+                   related=[Related(module.input.span, "input interface declared here"),
+                            Related(field_decl.span, f"'{name}' declared here")])
 
     def check_single_producer(self) -> None:
         """A module reads exactly one producer; several producers need a multiplexer to choose."""
@@ -231,9 +256,9 @@ class RouteChecks:
                 if not self.known_module(m):
                     continue
                 out = self.g.modules[m.text].output
-                if out.kind.text not in DATA_CODECS:
+                if out.kind.text not in DATA_CODECS and out.kind.text not in self.g.tables:
                     self.error("E118", f"'{m.text}' outputs {out}, which can't be decoded; decoders output "
-                                       f"bits(n), onehot(n), scalar or vector(n)", m.span,
+                                       f"bits(n), onehot(n), scalar, vector(n) or a table codec", m.span,
                                related=[Related(out.span, "output declared here")])
             if d.target.text not in self.g.targets:
                 self.error("E101", f"unknown target '{d.target.text}'", d.target.span,
@@ -241,7 +266,7 @@ class RouteChecks:
             for s in d.settings:
                 self.decode_setting(d, s)
         for name, m in self.g.modules.items():
-            if m.output.kind.text in DATA_CODECS and name not in self.g.decoders:
+            if (m.output.kind.text in DATA_CODECS or m.output.table is not None) and name not in self.g.decoders:
                 self.error("E108", f"decoder '{name}' has no target", m.name.span,
                            hints=[f"add `decode {name} as <target>`"])
         if not self.g.decoders and not any(d.is_error for d in self.diags):
@@ -269,6 +294,32 @@ class RouteChecks:
                            hints=["categorical answers are right or wrong; remove `tolerance`"])
             else:
                 self.train.tolerance[m.text] = float(v)
+
+
+def _input_codec_problem(field_decl: ast.InputDecl, module: ast.ModuleDecl) -> str | None:
+    """Why a field's values don't fit a module's input codec (None: they fit, or the codec is reported elsewhere)."""
+    codec, t, name = module.input, field_decl.type, field_decl.name.text
+    kind = codec.kind.text
+    if kind not in CODECS or (kind in SIZED_CODECS and codec.size is None):
+        return None
+    if kind == "latent":
+        return f"'{module.name.text}' takes a latent, but '{name}' is data; give it a data codec"
+    if kind in ("bits", "gray"):
+        if not isinstance(t, ast.IntType) or t.lo < 0 or t.hi >= 2 ** codec.size:
+            return f"{codec} holds ints 0..{2 ** codec.size - 1}, but '{name}' is {t.describe()}"
+    elif kind == "onehot":
+        if isinstance(t, ast.CategoryType):
+            if len(t.values) > codec.size:
+                return f"{codec} has {codec.size} slots, but '{name}' has {len(t.values)} categories"
+        elif not isinstance(t, ast.IntType) or t.lo < 0 or t.hi >= codec.size:
+            return f"{codec} holds ints 0..{codec.size - 1}, but '{name}' is {t.describe()}"
+    elif kind == "scalar":
+        if not isinstance(t, (ast.IntType, ast.FloatType)):
+            return f"scalar needs a numeric field, but '{name}' is {t.describe()}"
+    elif kind == "vector":
+        if not isinstance(t, ast.VectorType) or t.size != codec.size:
+            return f"{codec} needs a vector({codec.size}) field, but '{name}' is {t.describe()}"
+    return None
 
 
 def _same_codec(a: ast.Codec, b: ast.Codec) -> bool:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from ..lang import ast
 from ..lang.diagnostics import Related, did_you_mean
-from ..lang.vocabulary import (DATA_KEYS, DISTRIBUTE_STRATEGIES, MUX_STRATEGIES, OPTIMIZERS, SCHEDULES, STREAM_MODES,
-                               TRAIN_KEYS, UNTIL_VALUES)
+from ..lang.vocabulary import (BATCH_MODES, DATA_KEYS, DISTRIBUTE_STRATEGIES, MUX_STRATEGIES, OPTIMIZERS, SCHEDULES,
+                               STREAM_MODES, TRAIN_KEYS, UNTIL_VALUES, UPDATE_MODES)
 from ..util.files import data_file_problem
 from .composition import check_data_limits
 from .check_limits import MAX_SAMPLE
@@ -93,12 +93,13 @@ class SettingChecks:
                 t.until_exact = True
             else:
                 t.until_loss = True
-        elif key == "schedule":
-            if not isinstance(s.value, ast.Name) or s.value.text not in SCHEDULES:
-                self.error("E115", "schedule is one of " + ", ".join(SCHEDULES), s.span,
-                           hints=did_you_mean(getattr(s.value, "text", str(s.value)), SCHEDULES))
+        elif key in ("schedule", "update", "batches"):
+            choices = {"schedule": SCHEDULES, "update": UPDATE_MODES, "batches": BATCH_MODES}[key]
+            if not isinstance(s.value, ast.Name) or s.value.text not in choices:
+                self.error("E115", f"{key} is one of " + ", ".join(choices), s.span,
+                           hints=did_you_mean(getattr(s.value, "text", str(s.value)), choices))
             else:
-                t.schedule = s.value.text
+                setattr(t, key, s.value.text)
         elif key == "warmup":
             v = self._number(s, 0, 10_000_000, True)
             if v is not None:

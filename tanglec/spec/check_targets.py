@@ -11,6 +11,7 @@ import networkx as nx
 
 from ..lang import ast, expr
 from ..lang.diagnostics import Diagnostic, Related
+from .check_tables import missing_problem, table_usable
 from .checked import Checked
 from .graph import TangleGraph
 
@@ -139,18 +140,51 @@ def _small_domain(g: TangleGraph) -> tuple[list[str], list[list[int]]] | None:
 def range_problems(g: TangleGraph, values: dict[str, list]) -> list[Diagnostic]:
     """E112 for each decoded target whose values (or a [min, max(, a non-integer)] summary of them)
     its decoder's codec can't represent."""
-    out = []
+    out, tables_checked = [], set()
     for decoder, target in g.decoders.items():
         if decoder not in g.modules or target not in values:
             continue
         codec = g.modules[decoder].output
         t = g.targets[target]
+        if codec.table is not None:
+            if (codec.table.name.text, target) in tables_checked:
+                continue  # two decoders of one target through one table: its problems once
+            tables_checked.add((codec.table.name.text, target))
+            out += _table_problems(codec.table, decoder, target, t, [v for v in values[target] if v is not None])
+            continue
         problem = _range_problem(codec, [v for v in values[target] if v is not None])
         if problem:
             where = t.expr.span if t.expr is not None else t.span
             out.append(Diagnostic("E112", f"target '{target}' {problem} for decoder '{decoder}' ({codec})", where,
                                   related=[Related(codec.span, f"'{decoder}' output declared here")]))
     return out
+
+
+def _table_problems(table: ast.CodecDecl, decoder: str, target: str, t: ast.TargetDecl,
+                    values: list) -> list[Diagnostic]:
+    """A decoder's table must have a pattern for every value its target takes (E133 at the table), and only
+    ints as keys, within the target's declared range if it has one (E132 at a key). A key the target never
+    takes is allowed otherwise: the table may also encode a field with more values."""
+    if not table_usable(table):
+        return []
+    where = Related(t.expr.span if t.expr is not None else t.span, f"target '{target}' declared here")
+    declared = t.type if isinstance(t.type, ast.IntType) else None
+    out = []
+    for e in table.valid_entries():
+        if e.number is None:
+            out.append(Diagnostic("E132", f"'{e.key.text}' is not a value of target '{target}': targets are "
+                                          f"numbers, and decoder '{decoder}' decodes it with '{table.name.text}'",
+                                  e.key.span, related=[where]))
+        elif declared is not None and not declared.lo <= e.number <= declared.hi:
+            out.append(Diagnostic("E132", f"'{e.key.text}' is not a value of target '{target}' "
+                                          f"({declared.describe()})", e.key.span, related=[where]))
+    if any(float(v) != int(v) for v in values):
+        out.append(Diagnostic("E112", f"target '{target}' has non-integer values for decoder '{decoder}' "
+                                      f"({table.name.text})", where.span))
+        return out
+    taken = sorted({int(v) for v in values})
+    problem = missing_problem(table, taken, f"target '{target}' (decoded by '{decoder}')", where)
+    return out + ([problem] if problem is not None else [])
 
 
 def _range_problem(codec: ast.Codec, values: list) -> str | None:

@@ -29,6 +29,8 @@ class TrainConfig:
     decay_every: int | None = None  # None: a third of the phase's steps
     weights: dict[str, float] = field(default_factory=dict)
     mux: str = "auto"  # the cost model in tanglec/mux.py: partition on CPU (measured), where for 1 branch
+    update: str = "dense"  # lazy: a stacked multiplexer's branches move only on steps that route rows to them
+    batches: str = "mixed"  # grouped: every batch holds the rows of one route (backend/datasets.py)
     eval_every: int = 10
     strategy: str = "default"  # tf.distribute strategy (docs/distributed.md); --strategy overrides
     memory_gb: float = MEMORY_GB

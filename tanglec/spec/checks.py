@@ -15,6 +15,7 @@ from .check_limits import LimitChecks
 from .check_modules import ModuleChecks
 from .check_routes import RouteChecks
 from .check_settings import SettingChecks
+from .check_tables import TableChecks
 from .check_targets import TargetChecks
 from .checked import Checked, DataConfig, TrainConfig
 from .composition import Composition, InitRun, check_alignment_coverage, check_composition, check_init
@@ -48,7 +49,7 @@ def check_or_raise(spec: ast.Spec, init: InitRun | None = None, stored_rows: Pat
     return checked
 
 
-class _Checker(ModuleChecks, RouteChecks, SettingChecks, TargetChecks, LimitChecks):
+class _Checker(ModuleChecks, RouteChecks, SettingChecks, TargetChecks, LimitChecks, TableChecks):
     """The checking context: the spec, its graph, what is resolved so far and the diagnostics; the
     checks themselves are by topic in spec/check_*.py."""
 
@@ -82,6 +83,7 @@ class _Checker(ModuleChecks, RouteChecks, SettingChecks, TargetChecks, LimitChec
             self.check_field_type(decl.type)
         for decl in self.spec.of(ast.SelectDecl):
             self.check_selector(decl)
+        self.check_tables()
         for decl in self.g.modules.values():
             self.check_module(decl)
         for route in self.spec.of(ast.RouteDecl):

@@ -4,7 +4,8 @@ The graph is a `networkx.DiGraph`. Nodes are named after the spec: an input fiel
 multiplexer (`mux:<selector>:<n>`), with a `kind` attribute (and `selector` on a multiplexer). An
 edge into a multiplexer's branch module carries `mux` and `value`, so a route — one value per
 selector — is what is reachable from the inputs when each multiplexer follows only its chosen
-branch (`route_view`). Ordering, cycle finding and reachability are networkx's algorithms.
+branch (`route_view`). A branch `value from field` is fed by that input field's edge instead of
+the stage's producer. Ordering, cycle finding and reachability are networkx's algorithms.
 
 `import networkx` (3.6) costs ~0.1 s here: `python -X importtime` says 82-88 ms; on a quiet machine
 the best of 10 cold processes took 0.11 s against 0.02 s for an empty interpreter. Nearly all of it
@@ -24,13 +25,16 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from ..lang import ast
+from ..lang.vocabulary import CODECS
 
 
 MAX_ROUTES = 4096
 
 
 def codec_width(codec: ast.Codec) -> int | None:
-    """Number of features a codec occupies: scalar is 1, the others their size."""
+    """Number of features a codec occupies: scalar is 1, a table its patterns' width, the others their size."""
+    if codec.table is not None:
+        return codec.table.base.size
     if codec.kind.text == "scalar":
         return 1
     return codec.size
@@ -98,6 +102,7 @@ class TangleGraph:
     modules: dict[str, ast.ModuleDecl] = field(default_factory=dict)
     targets: dict[str, ast.TargetDecl] = field(default_factory=dict)
     decoders: dict[str, str] = field(default_factory=dict)  # decoder module -> target name
+    tables: dict[str, ast.CodecDecl] = field(default_factory=dict)  # `codec name: bits(n) table {...}`
     muxes: dict[str, MuxNode] = field(default_factory=dict)
     g: nx.DiGraph = field(default_factory=nx.DiGraph)
 
@@ -162,6 +167,18 @@ class TangleGraph:
         inputs = [n for n, kind in self.g.nodes(data="kind") if kind == "input"]
         return set(inputs).union(*(nx.descendants(view, n) for n in inputs))
 
+    def field_readers(self, field: str) -> dict[str, set[str]] | None:
+        """When a route reads an input field: None when on every route (a module reads it outside any
+        multiplexer), else selector -> the values whose branch reads it (a branch `value from field`
+        reads its own field, so a route need not read the route's source)."""
+        readers: dict[str, set[str]] = {}
+        for _, _, data in self.g.out_edges(field, data=True):
+            if "mux" not in data:
+                return None
+            for selector in self.muxes[data["mux"]].selectors:
+                readers.setdefault(selector.text, set()).add(data["value"])
+        return readers
+
     def route_view(self, selection: dict[str, str]) -> nx.DiGraph:
         """The graph without the edges a selection turns off: into a branch module its selector didn't
         choose, and from that module into the multiplexer (a selector missing from `selection` keeps all)."""
@@ -211,6 +228,11 @@ def build(spec: ast.Spec) -> TangleGraph:
         elif isinstance(st, ast.DecodeDecl):
             for m in st.modules:
                 tg.decoders.setdefault(m.text, st.target.text)
+        elif isinstance(st, ast.CodecDecl) and st.name.text not in CODECS:
+            tg.tables.setdefault(st.name.text, st)
+    for decl in tg.modules.values():
+        for codec in (decl.input, decl.output):
+            codec.table = tg.tables.get(codec.kind.text) if codec.size is None else None
     for name, decl in tg.inputs.items():
         tg.g.add_node(name, kind="input", span=decl.span)
     for name, decl in tg.modules.items():
@@ -243,7 +265,11 @@ def _add_route(tg: TangleGraph, route: ast.RouteDecl, counter) -> None:
                     continue
                 if module not in tg.modules:
                     continue
-                for p in producers:
+                feeding = producers
+                if branch.source is not None and stage is route.stages[0] and not tg.muxes[mid].is_chain:
+                    # `value from field`: the branch reads its own field (elsewhere `from` is an error, E135)
+                    feeding = [branch.source.text] if branch.source.text in tg.inputs else []
+                for p in feeding:
                     tg.g.add_edge(p, module, span=branch.span, mux=mid, value=branch.value.text)
                 tg.g.add_edge(module, mid, span=branch.span)
             producers = [mid]
@@ -259,8 +285,8 @@ def describe(tg: TangleGraph) -> str:
             head = f"input  {node}: {tg.inputs[node].type.describe()}"
         elif kind == "mux":
             mux = tg.muxes[node]
-            arms = " | ".join(f"{b.value.text}: {b.module.text}" if b.value.text != b.module.text else b.value.text
-                              for b in mux.branches)
+            arms = " | ".join((f"{b.value.text}: {b.module.text}" if b.value.text != b.module.text else b.value.text)
+                              + (f" from {b.source.text}" if b.source is not None else "") for b in mux.branches)
             head = f"mux    [{arms}] by {', '.join(s.text for s in mux.selectors)}"
             if mux.is_chain:
                 head += f"  (chain of {len(mux.selectors)} position{'s' * (len(mux.selectors) != 1)}, shared weights)"

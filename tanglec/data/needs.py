@@ -1,0 +1,63 @@
+"""Which input fields a row must carry: those its route reads (plus, when targets are computed, those
+the targets and alignments read). A branch `value from field` reads its own field, so a row whose
+route takes it needs that field and not the route's source; a field no module on the row's route
+reads may be left empty (CSV) or out (JSONL), and is then filled with a neutral value and marked
+absent in `Examples.present`.
+"""
+from __future__ import annotations
+
+from ..lang import ast
+from ..lang.expr import referenced_names
+from .selection import selector_code
+
+
+class FieldNeeds:
+    """The input fields a row may go without (`optional`) and, by its selector values, which of them
+    its route reads. `with_targets`: the targets are computed on the row (training, eval), so the
+    fields the target expressions and `align ... on field` read are needed on every row."""
+
+    def __init__(self, checked, with_targets: bool = True):
+        g = checked.graph
+        always = target_fields(checked) if with_targets else set()
+        self.selectors = g.mux_selectors()
+        self.readers: dict[str, dict[str, set[int]]] = {}  # optional field -> selector -> codes that read it
+        for name in g.inputs:
+            readers = g.field_readers(name)
+            if name in always or readers is None or any(
+                    len(values) == len(g.selectors[s].values) for s, values in readers.items()):
+                continue  # read on every route (selectors are independent: a route is any combination)
+            self.readers[name] = {s: {selector_code(g, s, v) for v in values} for s, values in readers.items()}
+        self.optional = list(self.readers)
+
+    def needed(self, codes: dict[str, object]) -> set[str]:
+        """The optional fields a row's route reads, from its selector codes."""
+        return {name for name, readers in self.readers.items()
+                if any(codes.get(s) in values for s, values in readers.items())}
+
+    def why(self, field: str, codes: dict[str, object], g) -> str:
+        """`encoding=pixels`: the selector values of a row that make its route read `field`."""
+        return ", ".join(f"{s}={g.selectors[s].values[codes[s]].text}" for s, values in self.readers[field].items()
+                         if codes.get(s) in values)
+
+def target_fields(checked) -> set[str]:
+    """Input fields the targets are computed from: those the target expressions and `align ... on
+    field` read (a row whose targets are computed carries them, whatever its route)."""
+    g = checked.graph
+    fields = {group.field for group in checked.composition.aligns if group.field in g.inputs}
+    for target in g.targets.values():
+        if target.expr is not None:
+            fields |= referenced_names(target.expr) & set(g.inputs)
+    return fields
+
+
+def neutral_value(t: ast.FieldType):
+    """What fills a field a row does not carry: zero (a vector of zeros), or the nearest value of its range."""
+    if isinstance(t, ast.VectorType):
+        return [0.0] * t.size
+    if isinstance(t, ast.CategoryType):
+        return 0
+    if isinstance(t, ast.IntType):
+        return min(max(0, t.lo), t.hi)
+    if isinstance(t, ast.FloatType) and t.lo is not None:
+        return min(max(0.0, t.lo), t.hi)
+    return 0.0
