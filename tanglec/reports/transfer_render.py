@@ -183,7 +183,7 @@ def write_png(results: dict, path: Path) -> Path:
     cfg, summary = results["config"], results["summary"]
     by_scenario = cfg.get("n_by_scenario") or {s: cfg["n"] for s in cfg["scenarios"]}
     panels = list(cfg["scenarios"]) + (["holdout"] if summary["holdout"] else [])
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(4.2 * len(panels), 9.0), 3.8), squeeze=False)
     for ax, s in zip(axes[0], panels):
         if s == "holdout":
             seeds = list(cfg["seeds"])
