@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--markdown"]:
-        from tanglec.reports.transfer import markdown
+        from tanglec.reports.transfer_render import markdown
 
         path = Path(argv[1] if len(argv) > 1 else "bench/results/transfer.json")
         print(markdown(json.loads(path.read_text())), end="")

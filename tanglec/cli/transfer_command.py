@@ -10,12 +10,13 @@ from .common import quiet_tensorflow, cli, emit, fail, json_option, overwrite_op
 
 
 @cli.command(name="transfer")
-@click.option("--n", "ns", default="1,2,3,5,10", show_default=True, metavar="LIST",
-              help="Training example counts (the new module's one trained route has 10 examples: 10 = all).")
+@click.option("--n", "ns", default=None, metavar="LIST",
+              help="Training example counts (default 1,2,3,5,10: the new module's one trained route has 10 examples; "
+                   "digits: 10,20,50,100,200,1797, where 1797 = every training image).")
 @click.option("--seeds", default="5", show_default=True, metavar="SEEDS",
               help="A count (5 = seeds 0..4) or a list (0,2,4; one seed: 2,); each is the data and the training seed.")
 @click.option("--scenarios", default="gray,minus1,prime", show_default=True, metavar="LIST",
-              help="New encoder (gray), operation (minus1), decoder (prime).")
+              help="New encoder (gray), operation (minus1), decoder (prime); digits: an image encoder on real data.")
 @click.option("--variants", default="a,a_noalign,b,c", show_default=True, metavar="LIST",
               help="a: frozen + aligned transfer; a_noalign: without alignment; b: from scratch; c: naive nets; "
                    "b_all (extra): from scratch with examples on every route of the new module.")
@@ -33,7 +34,7 @@ from .common import quiet_tensorflow, cli, emit, fail, json_option, overwrite_op
 @click.option("--cached-only", is_flag=True, help="Train nothing: report the cells the workdir's cache holds.")
 @overwrite_option
 @json_option
-def transfer_(ns: str, seeds: str, scenarios: str, variants: str, no_holdout: bool, stop: str, quick: bool,
+def transfer_(ns: str | None, seeds: str, scenarios: str, variants: str, no_holdout: bool, stop: str, quick: bool,
               workdir: Path, out: Path | None, png: Path | None, no_plot: bool, cached_only: bool,
               overwrite: bool, as_json: bool) -> None:
     """The transfer report: accuracy of a new module's routes vs training examples (docs/transfer.md)."""
@@ -47,7 +48,7 @@ def transfer_(ns: str, seeds: str, scenarios: str, variants: str, no_holdout: bo
         config = report.Config(
             scenarios=_choices(scenarios, report.SCENARIOS, "--scenarios"),
             variants=_choices(variants, report.VARIANTS + report.EXTRA_VARIANTS, "--variants"),
-            ns=report.QUICK_N if quick else report.parse_ints(ns, "n"),
+            ns=report.QUICK_N if quick else report.parse_ints(ns, "n") if ns else None,
             seeds=report.QUICK_SEEDS if quick else report.parse_ints(seeds, "seeds"),
             holdout=not no_holdout, stop=stop, workdir=workdir, cached_only=cached_only)
     except ValueError as err:

@@ -60,7 +60,8 @@ def build_examples(checked, check_ranges: bool = True) -> Examples:
     rows = np.arange(n)
     eval_rows, train_rows = rows, rows
     if cfg.eval_fraction > 0 and n > 1:
-        eval_rows, train_rows = stratified_split(checked, columns, n)
+        split = group_split if cfg.group else stratified_split
+        eval_rows, train_rows = split(checked, columns, n)
     train_rows = select_training_rows(checked, columns, train_rows)
     if len(train_rows) == 0:
         holdouts = [h.span for h in checked.spec.of(ast.HoldoutDecl)]
@@ -90,6 +91,22 @@ def stratified_split(checked, columns: dict[str, np.ndarray], n: int) -> tuple[n
     if not len(eval_rows):  # every route has a single row: evaluate on all of them, as with no split
         return np.arange(n), np.arange(n)
     return eval_rows, np.setdiff1d(np.arange(n), eval_rows)
+
+
+def group_split(checked, columns: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(evaluation rows, training rows) for `eval FRACTION group FIELD`: the fraction of the field's
+    distinct values (at least one, never all) is drawn, and every row holding one of them evaluates, so
+    nothing evaluated was trained on under another route."""
+    values = columns[checked.data.group]
+    _, group_of = np.unique(values, axis=0, return_inverse=True)
+    group_of = group_of.reshape(-1)
+    groups = int(group_of.max()) + 1
+    if groups < 2:
+        return np.arange(n), np.arange(n)
+    count = min(groups - 1, max(1, round(groups * checked.data.eval_fraction)))
+    held = np.random.default_rng(checked.data.seed).permutation(groups)[:count]
+    is_eval = np.isin(group_of, held)
+    return np.flatnonzero(is_eval), np.flatnonzero(~is_eval)
 
 
 def check_rows(checked, rows: int, cells: int) -> dict[str, np.ndarray]:

@@ -69,6 +69,8 @@ def should_stream(checked) -> bool:
         return False
     if cfg.stream in ("always", "never"):
         return cfg.stream == "always"
+    if cfg.group:  # a split by group needs every row's group at once: the file is read whole
+        return False
     try:
         return Path(cfg.path).stat().st_size > stream_threshold()
     except OSError:

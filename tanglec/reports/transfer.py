@@ -38,12 +38,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .transfer_digits import acceptance as digits_acceptance
 from .transfer_naive import naive_routes
 from .transfer_render import elapsed, pct
 
 from .transfer_scenarios import (
     ROOT, SPECS, BASE_SPEC, HOLDOUT_SPEC, VARIANTS, EXTRA_VARIANTS, VARIANT_LABELS,
-    DEFAULT_N, DEFAULT_SEEDS, QUICK_N, QUICK_SEEDS, SCRATCH_STEPS, CACHE_VERSION, SCENARIOS, Scenario)
+    DEFAULT_N, DEFAULT_SEEDS, QUICK_N, QUICK_SEEDS, SCRATCH_STEPS, CACHE_VERSION, SCENARIOS, DEFAULT_SCENARIOS,
+    Scenario)
 
 
 # ---- spec text variants -------------------------------------------------------------------------
@@ -109,9 +111,9 @@ def _hash(*parts) -> str:
 
 @dataclass
 class Config:
-    scenarios: tuple[str, ...] = tuple(SCENARIOS)
+    scenarios: tuple[str, ...] = DEFAULT_SCENARIOS
     variants: tuple[str, ...] = VARIANTS
-    ns: tuple[int, ...] = DEFAULT_N
+    ns: tuple[int, ...] | None = None  # None: each scenario's own (DEFAULT_N; digits: DIGITS_N)
     seeds: tuple[int, ...] = DEFAULT_SEEDS
     holdout: bool = True
     stop: str = "exact"  # "exact": the specs' `until exact` (every route evaluated); "fixed": full budget
@@ -124,10 +126,12 @@ class Config:
     def n_for(self, scenario: str, variant: str) -> tuple[int, ...]:
         if variant == "b_all":
             return self.ns_all or SCENARIOS[scenario].n_all
-        return self.ns
+        return self.ns or SCENARIOS[scenario].ns
 
     def to_json(self) -> dict:
-        return {"scenarios": list(self.scenarios), "variants": list(self.variants), "n": list(self.ns),
+        ns = sorted({n for s in self.scenarios for n in self.n_for(s, "a")})
+        return {"scenarios": list(self.scenarios), "variants": list(self.variants), "n": ns,
+                "n_by_scenario": {s: list(self.n_for(s, "a")) for s in self.scenarios},
                 "cached_only": self.cached_only,
                 "n_all": {s: list(self.n_for(s, "b_all")) for s in self.scenarios} if "b_all" in self.variants
                 else None,
@@ -240,9 +244,9 @@ class Engine:
             steps = None
         elif variant in ("b", "c", "b_all"):
             text = spec_variant(source, n=n, seed=seed, drop_init=True, drop_freeze=True, until_exact=until,
-                                steps=self.config.scratch_steps,
+                                steps=sc.scratch_steps or self.config.scratch_steps,
                                 only_keep=((sc.selector,) if sc.selector else ()) if variant == "b_all" else None)
-            steps = self.config.scratch_steps
+            steps = sc.scratch_steps or self.config.scratch_steps
         else:
             raise ValueError(f"unknown variant {variant!r}")
         base_text = self.base_text(*base) if base else None
@@ -339,7 +343,8 @@ def route_metrics(routes: list[dict], decoder: str | None = None) -> dict:
     unseen = [r["accuracy"] for r in routes if r["training_rows"] == 0]
     out = {"mean": _mean([r["accuracy"] for r in routes]),
            "all_exact": bool(routes) and all(r["accuracy"] == 1.0 for r in routes),
-           "trained_mean": _mean(trained), "unseen_mean": _mean(unseen)}
+           "trained_mean": _mean(trained), "unseen_mean": _mean(unseen), "unseen_min": min(unseen, default=None),
+           "unseen_max": max(unseen, default=None)}
     if decoder:  # a new decoder: also its own accuracy, apart from the other decoders of its routes
         out["decoder_mean"] = _mean([(r["decoders_accuracy"] or {}).get(decoder) for r in routes])
     return out
@@ -396,6 +401,8 @@ NOTES = [
     "b trains every module from random weights on the same n examples of the one route: modules that are "
     "not on that route (e.g. times2 for gray) never get a gradient from a decoder.",
     "c: routes without training examples get no network and score 0.",
+    "digits: accuracy is the exact fraction of the held-out images (`eval 0.25 group img`: a quarter of the "
+    "images, none trained on, each through both operations); n=1797 is every training image.",
     "stop=exact uses the specs' `until exact`, which evaluates every route (unseen and held-out ones too) "
     "to decide when to stop; stop=fixed trains the full step budget and never looks at them.",
 ]
@@ -413,6 +420,9 @@ def summarize(results: dict) -> dict:
                       "mean": _mean(means), "min": min(means), "max": max(means),
                       "trained_mean": _mean([r["trained_mean"] for r in rs]),
                       "unseen_mean": _mean([r["unseen_mean"] for r in rs]),
+                      "per_seed": {str(r["seed"]): {"trained": r["trained_mean"], "unseen_min": r.get("unseen_min"),
+                                                    "unseen_max": r.get("unseen_max"),
+                                                    "training_examples": r.get("training_examples")} for r in rs},
                       "all_exact_seeds": sum(r["all_exact"] for r in rs),
                       "trained_exact_seeds": sum(all(x["accuracy"] == 1.0 for x in r["routes"]
                                                      if x["training_rows"] > 0) for r in rs),
@@ -442,7 +452,10 @@ def summarize(results: dict) -> dict:
                 "exact_seeds": sum(h["exact"] for h in rs), "seeds": len(rs),
                 "mean": _mean([h["accuracy"] for h in rs]),
                 "per_seed": {str(h["seed"]): h["accuracy"] for h in rs}}
-    return {"table": table, "minimal_n": minimal, "holdout": hold}
+    out = {"table": table, "minimal_n": minimal, "holdout": hold}
+    if "digits" in cfg["scenarios"]:
+        out["digits"] = digits_acceptance(table)
+    return out
 
 
 def parse_ints(text: str, what: str) -> tuple[int, ...]:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from ..util.files import atomic_file, write_atomic
+from . import transfer_digits
 from .transfer_scenarios import SCENARIOS, VARIANT_LABELS
 
 
@@ -21,8 +22,14 @@ def elapsed(started: float) -> str:
 
 # ---- rendering ----------------------------------------------------------------------------------
 
+def _exact_scenarios(cfg) -> list[str]:
+    """The scenarios scored 100%-or-not on every case (not the real-data digits, tabled on their own)."""
+    return [s for s in cfg["scenarios"] if not transfer_digits.real_data(s)]
+
+
 def _columns(cfg) -> list[int]:
-    ns = set(cfg["n"])
+    by_scenario = cfg.get("n_by_scenario") or {s: cfg["n"] for s in cfg["scenarios"]}
+    ns = {n for s in _exact_scenarios(cfg) for n in by_scenario[s]}
     for values in (cfg.get("n_all") or {}).values():
         ns |= set(values)
     return sorted(ns)
@@ -47,7 +54,9 @@ def tables(results: dict):
     ns = _columns(cfg)
     seeds = len(cfg["seeds"])
     cell = {(t["scenario"], t["variant"], t["n"]): t for t in summary["table"]}
-    out = []
+    out = transfer_digits.tables(results) if "digits" in cfg["scenarios"] else []
+    if not _exact_scenarios(cfg):
+        return out
     t = Table(title=f"exact accuracy on the new module's routes, mean over {seeds} seed(s) "
                     f"(k/{seeds}: seeds with every such route 100%)")
     t.add_column("scenario")
@@ -55,7 +64,7 @@ def tables(results: dict):
     for n in ns:
         t.add_column(f"n={n}", justify="right")
     t.add_column("min n", justify="right")
-    for s in cfg["scenarios"]:
+    for s in _exact_scenarios(cfg):
         for v in cfg["variants"]:
             row = [f"{s} ({SCENARIOS[s].what})", f"{v}: {VARIANT_LABELS[v]}"]
             for n in ns:
@@ -74,7 +83,7 @@ def tables(results: dict):
         if v in cfg["variants"]:
             r.add_column(f"{v} / a", justify="right")
     r.add_column("trained route only: a / b", justify="right")
-    for s in cfg["scenarios"]:
+    for s in _exact_scenarios(cfg):
         m = summary["minimal_n"][s]
         ratios = [_ratio_text(m, v) for v in ("b", "b_all") if v in cfg["variants"]]
         tr = " / ".join(_n(m[v]["trained_route"], m[v]["max_n"]) if v in m else "-" for v in ("a", "b"))
@@ -114,12 +123,15 @@ def print_tables(results: dict, file=None, width: int = 170) -> str:
 def markdown(results: dict) -> str:
     """The same tables as markdown (for docs/transfer.md)."""
     cfg, summary = results["config"], results["summary"]
+    digits = transfer_digits.markdown(results)
+    if not _exact_scenarios(cfg):
+        return digits
     ns = _columns(cfg)
     seeds = len(cfg["seeds"])
     cell = {(t["scenario"], t["variant"], t["n"]): t for t in summary["table"]}
     lines = ["| scenario | variant | " + " | ".join(f"n={n}" for n in ns) + " | min n |",
              "|---|---|" + "---:|" * (len(ns) + 1)]
-    for s in cfg["scenarios"]:
+    for s in _exact_scenarios(cfg):
         for v in cfg["variants"]:
             cells = []
             for n in ns:
@@ -130,7 +142,7 @@ def markdown(results: dict) -> str:
                          + _n(m["all_routes"], m["max_n"]) + " |")
     lines += ["", "| scenario | variant: trained route / unseen routes | " + " | ".join(f"n={n}" for n in ns)
               + " |", "|---|---|" + "---:|" * len(ns)]
-    for s in cfg["scenarios"]:
+    for s in _exact_scenarios(cfg):
         for v in cfg["variants"]:
             cells = []
             for n in ns:
@@ -141,7 +153,7 @@ def markdown(results: dict) -> str:
     lines += ["", f"| examples for 100% on every new-module route ({seeds}/{seeds} seeds) | "
               + " | ".join(cfg["variants"]) + " | " + " | ".join(f"{v} / a" for v in ratio_cols)
               + " | trained route only: a / b |", "|---|" + "---:|" * (len(cfg["variants"]) + len(ratio_cols) + 1)]
-    for s in cfg["scenarios"]:
+    for s in _exact_scenarios(cfg):
         m = summary["minimal_n"][s]
         tr = " / ".join(_n(m[v]["trained_route"], m[v]["max_n"]) if v in m else "-" for v in ("a", "b"))
         lines.append(f"| {s} | " + " | ".join(_n(m[v]["all_routes"], m[v]["max_n"]) for v in cfg["variants"])
@@ -154,7 +166,7 @@ def markdown(results: dict) -> str:
                 hs = summary["holdout"][key]
                 lines.append(f"| {label} | " + " | ".join(pct(hs["per_seed"].get(str(sd))) for sd in cfg["seeds"])
                              + f" | {hs['exact_seeds']}/{hs['seeds']} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + ("\n" + digits if digits else "")
 
 
 COLORS = {"a": "tab:green", "a_noalign": "tab:orange", "b": "tab:blue", "c": "tab:red", "b_all": "tab:purple"}
@@ -169,9 +181,9 @@ def write_png(results: dict, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     cfg, summary = results["config"], results["summary"]
-    ns = _columns(cfg)
+    by_scenario = cfg.get("n_by_scenario") or {s: cfg["n"] for s in cfg["scenarios"]}
     panels = list(cfg["scenarios"]) + (["holdout"] if summary["holdout"] else [])
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(4.2 * len(panels), 9.0), 3.8), squeeze=False)
     for ax, s in zip(axes[0], panels):
         if s == "holdout":
             seeds = list(cfg["seeds"])
@@ -194,6 +206,12 @@ def write_png(results: dict, path: Path) -> Path:
             if not rows:
                 continue
             x = [t["n"] for t in rows]
+            if transfer_digits.real_data(s):  # held-out images: the trained route solid, the zero-shot one dashed
+                ax.plot(x, [100 * (t["trained_mean"] or 0) for t in rows], marker="o", color=COLORS[v],
+                        label=VARIANT_LABELS[v])
+                ax.plot(x, [100 * (t["unseen_mean"] or 0) for t in rows], marker="x", linestyle="--",
+                        color=COLORS[v])
+                continue
             ax.plot(x, [100 * t["mean"] for t in rows], marker="o", color=COLORS[v], label=VARIANT_LABELS[v])
             ax.fill_between(x, [100 * t["min"] for t in rows], [100 * t["max"] for t in rows], color=COLORS[v],
                             alpha=0.15)
@@ -201,12 +219,15 @@ def write_png(results: dict, path: Path) -> Path:
                 if t["all_exact_seeds"] == t["seeds"]:
                     ax.plot([t["n"]], [100 * t["mean"]], marker="*", markersize=12, color=COLORS[v])
         ax.set_xscale("log")
-        ax.set_xticks(ns, [str(n) for n in ns])
+        ax.set_xticks(by_scenario[s], [transfer_digits.n_label(n) if transfer_digits.real_data(s) else str(n)
+                                       for n in by_scenario[s]])
         ax.minorticks_off()
         ax.set_ylim(-3, 105)
         ax.set_xlabel("training examples n")
         ax.set_ylabel("exact accuracy on new-module routes (%)")
-        ax.set_title(f"new {SCENARIOS[s].what}: {SCENARIOS[s].module}", fontsize=10)
+        ax.set_title(f"new {SCENARIOS[s].what}: {SCENARIOS[s].module}"
+                     + (" (held-out images; dashed: zero-shot route)" if transfer_digits.real_data(s) else ""),
+                     fontsize=10 if not transfer_digits.real_data(s) else 8)
         ax.grid(alpha=0.3)
     legend = {}
     for ax, s in zip(axes[0], panels):
@@ -230,6 +251,7 @@ def terminal_plot(results: dict, width: int = 120, height: int = 18) -> str:
     import plotext as plt
 
     cfg, summary = results["config"], results["summary"]
+    by_scenario = cfg.get("n_by_scenario") or {s: cfg["n"] for s in cfg["scenarios"]}
     scenarios = list(cfg["scenarios"])
     plt.clf()
     plt.plotsize(width, height)
@@ -243,9 +265,10 @@ def terminal_plot(results: dict, width: int = 120, height: int = 18) -> str:
                           key=lambda t: t["n"])
             if rows:
                 x = [math.log10(t["n"]) for t in rows]
-                plt.plot(x, [100 * t["mean"] for t in rows], marker=markers[v], label=v)
-        ns = _columns(cfg)
-        plt.xticks([math.log10(n) for n in ns], [str(n) for n in ns])
+                plt.plot(x, [100 * (t["trained_mean"] if transfer_digits.real_data(s) else t["mean"]) for t in rows],
+                         marker=markers[v], label=v)
+        ns = by_scenario[s]
+        plt.xticks([math.log10(n) for n in ns], [transfer_digits.n_label(n) for n in ns])
         plt.ylim(0, 100)
     text = plt.build()
     plt.clf()

@@ -20,6 +20,8 @@ VARIANT_LABELS = {
     "b_all": "scratch, every route",
 }
 DEFAULT_N = (1, 2, 3, 5, 10)
+DIGITS_ALL = 1797  # the digits data set's image count: a limit no training split reaches, i.e. every training image
+DIGITS_N = (10, 20, 50, 100, 200, DIGITS_ALL)
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 QUICK_N = (10,)
 QUICK_SEEDS = (0,)
@@ -35,10 +37,16 @@ class Scenario:
     module: str  # the new module
     selector: str | None  # the selector that picks it (None: on every route)
     n_all: tuple[int, ...]  # n for b_all: every example of the new module's routes (2 or 4 routes x 10)
+    ns: tuple[int, ...] = DEFAULT_N  # the training example counts when the report isn't given any
+    scratch_steps: int | None = None  # b and c train this long (None: the report's cap, SCRATCH_STEPS)
+    real_data: bool = False  # accuracy on held-out rows of a data file, not 100%-or-not on 10 cases
 
 
 SCENARIOS = {
     "gray": Scenario("gray", SPECS / "transfer_gray.tangle", "encoder", "gray", "encoding", (20,)),
     "minus1": Scenario("minus1", SPECS / "transfer_minus1.tangle", "operation", "minus1", "op", (20,)),
     "prime": Scenario("prime", SPECS / "transfer_prime.tangle", "decoder", "is_prime", None, (40,)),
+    "digits": Scenario("digits", SPECS / "digits.tangle", "encoder", "pixels", "encoding", (), DIGITS_N,
+                       scratch_steps=2000, real_data=True),
 }
+DEFAULT_SCENARIOS = ("gray", "minus1", "prime")  # digits is heavier (1797 images): asked for by name

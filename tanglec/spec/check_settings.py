@@ -44,6 +44,12 @@ class SettingChecks:
                 self.data_setting(s)
         if self.stream_override is not None:
             self.data.stream = self.stream_override
+        if self.data.group and not self.data.eval_fraction:
+            self.error("E115", "group says how the evaluation rows are split off: it needs `eval FRACTION`",
+                       datas[0].span, hints=[f"e.g. `eval 0.25 group {self.data.group}`"])
+        elif self.data.group and self.data.stream == "always":
+            self.error("E115", "a split by group reads the data file whole; it can't be streamed", datas[0].span,
+                       hints=["drop `stream always`, or the `group` setting"])
 
     def _number(self, s: ast.Setting, lo: float, hi: float | None, integer: bool) -> float | None:
         """The setting's value if in range (a float unless `integer`: `adam 1` is a learning rate of 1.0)."""
@@ -144,6 +150,8 @@ class SettingChecks:
             v = self._number(s, 0, 0.9, False)
             if v is not None:
                 self.data.eval_fraction = float(v)
+        elif key == "group":
+            self.group_setting(s)
         elif key == "stream":
             if not isinstance(s.value, ast.Name) or s.value.text not in STREAM_MODES:
                 self.error("E115", "stream is one of " + ", ".join(STREAM_MODES), s.span)
@@ -151,3 +159,15 @@ class SettingChecks:
                 self.error("E115", "only a data file is streamed", s.span)
             else:
                 self.data.stream = s.value.text
+
+    def group_setting(self, s: ast.Setting) -> None:
+        """`group FIELD`: the evaluation split keeps every row of one value of an input on one side (an
+        image written once per operation is evaluated on images never trained on, through every operation)."""
+        name = s.value.text if isinstance(s.value, ast.Name) else None
+        if name is None:
+            self.error("E115", "group names an input field: `group img`", s.span)
+        elif name not in self.g.inputs:
+            self.error("E101", f"unknown input '{name}' to group by", s.value.span,
+                       hints=did_you_mean(name, self.g.inputs))
+        else:
+            self.data.group = name

@@ -44,6 +44,7 @@ class DataConfig:
     path: Path | None = None
     seed: int = 0
     eval_fraction: float = 0.0
+    group: str | None = None  # `eval F group FIELD`: rows with the same value of this input split together
     span: ast.Span | None = None
     limit: int | None = None  # at most this many training examples in all (few-shot)
     per_route: int | None = None  # at most this many training examples per route
