@@ -12,7 +12,10 @@ from tanglec.data.evaluate import route_report
 from tanglec.data.examples import build_examples
 from tanglec.pipeline import load
 
-STEPS_TO_EXACT = {0: 30, 1: 30, 2: 30, 3: 40, 4: 30}  # the seed spec, evaluated every chunk by eager calls
+# The seed spec's first step with every route exact at a chunk's end, where evaluation by eager calls after
+# every chunk stopped; under the alignment term normalised by the latents' spread (codegen.Disagreement;
+# with the raw squared term it was 30, 30, 30, 40, 30).
+STEPS_TO_EXACT = {0: 30, 1: 40, 2: 40, 3: 50, 4: 30}
 
 
 @pytest.mark.parametrize("seed", sorted(STEPS_TO_EXACT))
