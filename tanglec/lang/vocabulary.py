@@ -13,7 +13,6 @@ CODECS = DATA_CODECS | LATENT_CODECS
 SIZED_CODECS = frozenset({"bits", "gray", "onehot", "latent", "vector"})
 
 LAYER_KINDS = frozenset({"dense", "dropout", "norm", "residual", "image", "conv2d", "pool"})
-IMAGE_LAYERS = frozenset({"conv2d", "pool"})  # need an image shape: `image H W [C]` before them
 ACTIVATIONS = frozenset({"relu", "gelu", "tanh", "sigmoid", "elu", "selu", "swish", "softplus", "linear",
                          "leaky_relu"})
 OPTIMIZERS = frozenset({"adam", "sgd", "rmsprop", "adamw"})
