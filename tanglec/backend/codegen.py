@@ -209,7 +209,18 @@ def module_model(decl: ast.ModuleDecl, seed: int) -> keras.Model:
             kind = layer.kind.text
             idx = next(counter)
             init = keras.initializers.GlorotUniform(seed=seed * 7919 + idx)
-            if kind == "dense":
+            if kind == "dense" and len(x.shape) == 4:  # an image into a dense layer: flat again
+                x = keras.layers.Flatten(name=f"flatten_{idx}")(x)
+            if kind == "image":
+                x = keras.layers.Reshape(tuple(layer.args) + (1,) * (3 - len(layer.args)), name=f"image_{idx}")(x)
+            elif kind == "conv2d":
+                act = layer.args[2].text if len(layer.args) > 2 else None
+                x = keras.layers.Conv2D(layer.args[0], layer.args[1], padding="same",
+                                        activation=None if act == "linear" else act, kernel_initializer=init,
+                                        name=f"conv2d_{idx}")(x)
+            elif kind == "pool":
+                x = keras.layers.MaxPooling2D(layer.args[0], name=f"pool_{idx}")(x)
+            elif kind == "dense":
                 act = layer.args[1].text if len(layer.args) > 1 else None
                 x = keras.layers.Dense(layer.args[0], activation=None if act == "linear" else act,
                                        kernel_initializer=init, name=f"dense_{idx}")(x)
@@ -221,7 +232,10 @@ def module_model(decl: ast.ModuleDecl, seed: int) -> keras.Model:
                 x = ResidualAdd(name=f"residual_{idx}")([x, stack(x, layer.children)])
         return x
 
-    return keras.Model(inp, stack(inp, decl.layers), name=decl.name.text)
+    out = stack(inp, decl.layers)
+    if len(out.shape) == 4:  # a module ends flat: its output codec is a vector of features
+        out = keras.layers.Flatten(name="flatten_out")(out)
+    return keras.Model(inp, out, name=decl.name.text)
 
 
 def build_model(checked: Checked, mux: str | None = None, batch_size: int | None = None,

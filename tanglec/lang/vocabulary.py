@@ -12,7 +12,7 @@ LATENT_CODECS = frozenset({"latent"})
 CODECS = DATA_CODECS | LATENT_CODECS
 SIZED_CODECS = frozenset({"bits", "gray", "onehot", "latent", "vector"})
 
-LAYER_KINDS = frozenset({"dense", "dropout", "norm", "residual"})
+LAYER_KINDS = frozenset({"dense", "dropout", "norm", "residual", "image", "conv2d", "pool"})
 ACTIVATIONS = frozenset({"relu", "gelu", "tanh", "sigmoid", "elu", "selu", "swish", "softplus", "linear",
                          "leaky_relu"})
 OPTIMIZERS = frozenset({"adam", "sgd", "rmsprop", "adamw"})

@@ -131,14 +131,24 @@ def domain_size(t: ast.IntType | ast.CategoryType) -> int:
 def estimate_parameters(m: ast.ModuleDecl) -> int:
     """Weights a module will have, computed from the spec alone (before TensorFlow builds anything)."""
     width = codec_width(m.input) or 0
+    channels = 1  # the last axis: what a layer's weights see (an image's channels, else the width)
     total = 0
     for layer in _flatten(m.layers):
-        if layer.kind.text == "dense" and layer.args and isinstance(layer.args[0], int):
+        kind, numbers = layer.kind.text, [a for a in layer.args if isinstance(a, int)]
+        if kind == "dense" and layer.args and isinstance(layer.args[0], int):
             units = layer.args[0]
             total += width * units + units
-            width = units
-        elif layer.kind.text == "norm":
-            total += 2 * width
+            width = channels = units
+        elif kind == "norm":
+            total += 2 * channels
+        elif kind == "image" and len(numbers) >= 2:
+            channels = numbers[2] if len(numbers) > 2 else 1
+        elif kind == "conv2d" and len(numbers) >= 2:
+            filters, size = numbers[:2]
+            total += size * size * channels * filters + filters
+            width, channels = width // max(channels, 1) * filters, filters
+        elif kind == "pool" and numbers:
+            width //= numbers[0] ** 2
     return total
 
 

@@ -104,7 +104,7 @@ class ModuleChecks:
         ok_in = self.check_codec(m.input)
         ok_out = self.check_codec(m.output)
         width = codec_width(m.input) if ok_in else None
-        width = self.check_layers(m.layers, width)
+        width = flat_width(self.check_layers(m.layers, width))
         if ok_out and width is not None and width != codec_width(m.output):
             last = m.layers[-1].span if m.layers else m.span
             self.error("E111", f"module '{m.name.text}' ends with width {width} but its output "
@@ -145,6 +145,8 @@ class ModuleChecks:
             self.error("E111", f"'{kind}' is not a block; only residual(...) takes layers", layer.span)
             return width
         args = layer.args
+        if kind in ("image", "conv2d", "pool"):
+            return self.check_image_layer(layer, width)
         if kind == "dense":
             if not args or not isinstance(args[0], int) or args[0] < 1:
                 self.error("E111", "dense needs a positive number of units: `dense 64 relu`", layer.span)
@@ -169,3 +171,50 @@ class ModuleChecks:
         if kind == "norm" and args:
             self.error("E111", "norm takes no arguments", layer.span)
         return width
+
+    def check_image_layer(self, layer: ast.Layer, shape: Shape) -> Shape:
+        """`image H W [C]` reads a flat vector as an H x W x C image; `conv2d FILTERS KERNEL [activation]`
+        (same padding) and `pool P` (max pooling, P x P) work on it; a `dense` or the module's end flattens
+        it again. Returns the shape after the layer (None when unknown)."""
+        kind, args = layer.kind.text, layer.args
+        numbers = [a for a in args if isinstance(a, int) and not isinstance(a, bool)]
+        if kind == "image":
+            if len(args) not in (2, 3) or len(numbers) != len(args) or min(numbers) < 1:
+                self.error("E111", "image takes a height, a width and optionally channels: `image 8 8`", layer.span)
+                return None
+            h, w, c = (*numbers, 1)[:3]
+            width = flat_width(shape)
+            if width is not None and h * w * c != width:
+                self.error("E111", f"image {h} {w} {c} holds {h * w * c} values, but its input has {width}",
+                           layer.span, hints=[f"an image of {width} values, e.g. `image {width} 1`"])
+                return None
+            return (h, w, c)
+        if shape is not None and not isinstance(shape, tuple):
+            self.error("E111", f"{kind} works on an image: read the vector as one first, e.g. `image 8 8, {kind} ...`",
+                       layer.span)
+            return None
+        if kind == "conv2d":
+            act = args[2] if len(args) == 3 else None
+            if len(args) not in (2, 3) or len(numbers) != 2 or min(numbers) < 1 or \
+                    (act is not None and (not isinstance(act, ast.Name) or act.text not in ACTIVATIONS)):
+                self.error("E111", "conv2d takes filters, a kernel size and an optional activation: "
+                                   "`conv2d 16 3 relu`", layer.span)
+                return None
+            return None if shape is None else (shape[0], shape[1], numbers[0])
+        if len(args) != 1 or len(numbers) != 1 or numbers[0] < 1:
+            self.error("E111", "pool takes a window size: `pool 2`", layer.span)
+            return None
+        if shape is not None and (shape[0] < numbers[0] or shape[1] < numbers[0]):
+            self.error("E111", f"pool {numbers[0]} is larger than the {shape[0]} x {shape[1]} image", layer.span)
+            return None
+        return None if shape is None else (shape[0] // numbers[0], shape[1] // numbers[0], shape[2])
+
+
+Shape = int | tuple[int, int, int] | None  # a flat width, an image's height, width and channels, or unknown
+
+
+def flat_width(shape: Shape) -> int | None:
+    """The width of a layer's output once flattened (dense layers and the module's output are flat)."""
+    if isinstance(shape, tuple):
+        return shape[0] * shape[1] * shape[2]
+    return shape
