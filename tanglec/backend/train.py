@@ -367,11 +367,12 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
             sizes = chunk_sizes(phase.steps, cfg.eval_every)
             observer.begin_phase(phase, sizes)
             epochs = len(sizes)
+            rows = len(next(iter(x.values())))
             if chunked and cfg.batches == "grouped":
-                keys = np.stack([x[s] for s in checked.graph.mux_selectors()] or [np.zeros(len(x[next(iter(x))]))], 1)
-                data = grouped_index_batches(keys, phase.batch, seed + index)
+                keys = [x[s] for s in checked.graph.mux_selectors()] or [np.zeros(rows)]  # no selector: one route
+                data = grouped_index_batches(np.stack(keys, 1), phase.batch, seed + index)
             elif chunked:
-                data = index_batches(len(next(iter(x.values()))), phase.batch, seed + index)
+                data = index_batches(rows, phase.batch, seed + index)
             elif stream is None:
                 data = dataset(x, y, w, phase.batch, seed + index)
             else:
@@ -433,8 +434,9 @@ def set_trainable(model: keras.Model, checked: Checked, only: list[str] | None) 
     """Frozen modules never train; in a phase with `modules`, only those do. An aligned module that does not
     train is its alignment's teacher (codegen.Disagreement)."""
     frozen = checked.composition.frozen
-    trainable = {name: name not in frozen and (only is None or name in only) for name in module_layers(model)}
-    for name, layer in module_layers(model).items():
+    layers = module_layers(model)
+    trainable = {name: name not in frozen and (only is None or name in only) for name in layers}
+    for name, layer in layers.items():
         layer.trainable = trainable[name]
     set_teachers(model, trainable)
 

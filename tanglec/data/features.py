@@ -54,10 +54,9 @@ def _carries_all(examples: Examples, fields: list[str], rows: np.ndarray) -> np.
     them, so a row missing one has nothing to align); `Examples.present` lists which rows carry a
     field, and a field it does not list is carried by every row."""
     weight = np.ones(len(rows), np.float32)
-    present = getattr(examples, "present", None) or {}
     for field in set(fields):
-        if field in present:
-            weight *= np.asarray(present[field], bool)[rows]
+        if field in examples.present:
+            weight *= np.asarray(examples.present[field], bool)[rows]
     return weight
 
 
