@@ -40,8 +40,8 @@ from tanglec.pipeline import load  # noqa: E402
 from tanglec.backend.codegen import build_model  # noqa: E402
 from tanglec.data.examples import build_examples  # noqa: E402
 from tanglec.backend.mux_cost import XLA_MIN_STEPS  # noqa: E402
-from tanglec.backend.train import (compile_model, dataset, in_chunks, index_batches,  # noqa: E402
-                           xla_compiles, xla_pays_off_for)
+from tanglec.backend.datasets import dataset, in_chunks, index_batches  # noqa: E402
+from tanglec.backend.train import compile_model, xla_compiles, xla_pays_off_for  # noqa: E402
 from tanglec.data.features import training_arrays  # noqa: E402
 
 BATCH = 64

@@ -9,6 +9,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 import sys
@@ -37,6 +38,38 @@ def run_tanglec(*args: str, cwd: Path | None = None, timeout: float = 300, env: 
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "tanglec.cli", *args], capture_output=True, text=True,
                           cwd=cwd or ROOT, timeout=timeout, env=full_env)
+
+
+def call_tanglec(*args: str, cwd: Path | None = None, env: dict | None = None, stdin: str = ""):
+    """Run `tanglec ARGS` in this test process: the same `main()`, exit-code mapping and output streams as
+    the real command, without paying a TensorFlow import per call (seconds each, minutes over the suite).
+    For what a separate process shows (signals, lazy imports, peak memory, stdout pipes), use run_tanglec.
+    What a command leaves in the process (working directory, environment, signal handlers, Keras's
+    session) is put back, as a user's next process would find it."""
+    from click.testing import CliRunner
+
+    from tanglec import cli
+    from tanglec.devtools.clifuzz_driver import reset_state
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    argv, cwd_before = sys.argv, os.getcwd()
+    with CliRunner().isolation(input=stdin, env={"PYTHONUNBUFFERED": "1", **(env or {})}) as (out, err, _):
+        sys.argv = ["tanglec", *args]
+        os.chdir(cwd or ROOT)
+        try:
+            cli.main()
+            code = 0
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        finally:
+            sys.stdout.flush(), sys.stderr.flush()  # what the command wrote without click.echo
+            sys.argv = argv
+            os.chdir(cwd_before)
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+            reset_state()
+        stdout, stderr = out.getvalue().decode("utf-8", "replace"), err.getvalue().decode("utf-8", "replace")
+    return subprocess.CompletedProcess(["tanglec", *args], code, stdout, stderr)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from support import run_tanglec
+from support import call_tanglec
 from tanglec.data.examples import DataError, build_examples
 from tanglec.data.needs import FieldNeeds
 from tanglec.data.query import parse_fields
@@ -133,7 +133,7 @@ def test_graph_text_and_cli_show_the_field_edge(tmp_path):
     assert "input  img: vector(4)\n       └─> pixels" in text
     assert "mux    [binary | decimal | pixels from img] by encoding" in text
     checked_spec(SPEC, tmp_path)
-    proc = run_tanglec("graph", str(tmp_path / "spec.tangle"))
+    proc = call_tanglec("graph", str(tmp_path / "spec.tangle"))
     assert proc.returncode == 0, proc.stderr
     assert "input  img: vector(4)\n       └─> pixels" in proc.stdout
     assert "pixels → times2" in proc.stdout
@@ -258,7 +258,7 @@ def test_predict_writes_an_absent_field_as_an_empty_cell(tmp_path):
 def test_a_bad_image_row_stops_compile_and_writes_nothing(tmp_path, row, col, message):
     checked_spec(SPEC, tmp_path, GOOD_ROWS + [row])
     before = sorted(p.name for p in tmp_path.iterdir())
-    proc = run_tanglec("compile", str(tmp_path / "spec.tangle"), "-o", str(tmp_path / "run"))
+    proc = call_tanglec("compile", str(tmp_path / "spec.tangle"), "-o", str(tmp_path / "run"))
     assert proc.returncode == 1, proc.stderr
     assert f"{tmp_path / 'rows.csv'}:6:{col}: error[E119]: {message}" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from support import SPECS, run_tanglec
+from support import SPECS, call_tanglec
 from tanglec.data.examples import build_examples
 from tanglec.data import expr_numpy
 from tanglec.lang import expr
@@ -32,13 +32,13 @@ def errors(text: str) -> list[tuple[str, str, int]]:
 # ---- the language and its checks ---------------------------------------------------------
 
 def test_chain_spec_checks_and_graph_counts_every_chain_by_length():
-    proc = run_tanglec("graph", str(CHAINS))
+    proc = call_tanglec("graph", str(CHAINS))
     assert proc.returncode == 0, proc.stderr
     assert "by op1, op2, op3, op4  (chain of 4 positions, shared weights)" in proc.stdout
     assert "162 routes:" in proc.stdout  # 2 encodings x 3^4 position choices
     assert "by chain length: 0: 2, 1: 16, 2: 48, 3: 64, 4: 32" in proc.stdout
     assert "binary → times2 → plus1 → times2 → plus1" in proc.stdout
-    proc = run_tanglec("check", str(CHAINS), "--json")
+    proc = call_tanglec("check", str(CHAINS), "--json")
     assert proc.returncode == 0 and json.loads(proc.stdout)["routes"] == 162
 
 
@@ -114,7 +114,7 @@ def test_route_enumeration_refuses_too_many_chains():
 
 
 def test_fmt_keeps_chain_syntax():
-    proc = run_tanglec("fmt", "--check", str(CHAINS))
+    proc = call_tanglec("fmt", "--check", str(CHAINS))
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -146,33 +146,33 @@ def test_every_strategy_shares_the_weights_of_all_positions(strategy):
 @pytest.mark.parametrize("strategy", ["partition", "stacked"])
 def test_compile_trains_chains_with_a_strategy_and_reports_by_length(tmp_path, strategy):
     out = tmp_path / "run"
-    proc = run_tanglec("compile", str(CHAINS), "-o", str(out), "--steps", "20", "--mux", strategy, "--json")
+    proc = call_tanglec("compile", str(CHAINS), "-o", str(out), "--steps", "20", "--mux", strategy, "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert all("length" in r for r in report["routes"])
-    proc = run_tanglec("eval", str(out), "--json")
+    proc = call_tanglec("eval", str(out), "--json")
     assert proc.returncode == 0, proc.stderr
     groups = json.loads(proc.stdout)["by_length"]
     assert [g["length"] for g in groups] == [0, 1, 2, 3, 4] and [g["routes"] for g in groups] == [2, 16, 48, 64, 32]
     held = {r["status"] for r in json.loads(proc.stdout)["routes"] if r["length"] >= 3}
     assert held == {"held-out"}
-    proc = run_tanglec("eval", str(out))
+    proc = call_tanglec("eval", str(out))
     assert "by chain length" in proc.stdout
 
 
 def test_held_out_chains_of_three_and_four_are_exact_with_alignment(tmp_path):
     """Acceptance on seed 0 (bench/chains.py runs seeds 0-4): trained lengths at 100%, held-out 3 and 4
     at 95% or more on every route."""
-    proc = run_tanglec("compile", str(CHAINS), "-o", str(tmp_path / "run"), "--json")
+    proc = call_tanglec("compile", str(CHAINS), "-o", str(tmp_path / "run"), "--json")
     assert proc.returncode == 0, proc.stderr
     routes = json.loads(proc.stdout)["routes"]
     assert all(r["accuracy"] == 1.0 for r in routes if r["length"] <= 2)
     assert all(r["accuracy"] >= 0.95 for r in routes if r["length"] >= 3)
-    proc = run_tanglec("query", str(tmp_path / "run"), "x=7", "encoding=binary", "op1=times2", "op2=plus1",
+    proc = call_tanglec("query", str(tmp_path / "run"), "x=7", "encoding=binary", "op1=times2", "op2=plus1",
                        "op3=times2", "op4=plus1")
     assert proc.returncode == 0 and "y = 1" in proc.stdout and "expected 1 ✓" in proc.stdout
     # the served model takes raw fields and selectors only: the fold alignment's inputs are training's
-    proc = run_tanglec("export", str(tmp_path / "run"), "--format", "keras", "-o", str(tmp_path / "m.keras"),
+    proc = call_tanglec("export", str(tmp_path / "run"), "--format", "keras", "-o", str(tmp_path / "m.keras"),
                        "--json")
     assert proc.returncode == 0, proc.stderr
     exported = json.loads(proc.stdout)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from support import ARITH, ROOT, run_tanglec
+from support import ARITH, ROOT, call_tanglec
 from tanglec.pipeline import check_spec
 from tanglec.lang.diagnostics import TangleError, render_all
 from tanglec.lang.parser import parse
@@ -130,11 +130,11 @@ def test_syntax_errors_in_several_statements_are_all_reported():
 def test_cli_exit_1_and_no_traceback(tmp_path, case_id, text, code, anchor, occurrence):
     spec = tmp_path / "bad.tangle"
     spec.write_text(text)
-    proc = run_tanglec("check", str(spec))
+    proc = call_tanglec("check", str(spec))
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr + proc.stdout
     assert f"error[{code}]" in proc.stderr
-    as_json = run_tanglec("check", str(spec), "--json")
+    as_json = call_tanglec("check", str(spec), "--json")
     assert as_json.returncode == 1
     payload = json.loads(as_json.stdout)
     assert payload["ok"] is False
@@ -143,13 +143,13 @@ def test_cli_exit_1_and_no_traceback(tmp_path, case_id, text, code, anchor, occu
 
 
 def test_cli_usage_error_exits_2(tmp_path):
-    assert run_tanglec("check").returncode == 2
-    assert run_tanglec("check", str(tmp_path / "missing.tangle")).returncode == 2
-    assert run_tanglec("frobnicate").returncode == 2
+    assert call_tanglec("check").returncode == 2
+    assert call_tanglec("check", str(tmp_path / "missing.tangle")).returncode == 2
+    assert call_tanglec("frobnicate").returncode == 2
 
 
 def test_check_json_summary():
-    proc = run_tanglec("check", str(ARITH), "--json")
+    proc = call_tanglec("check", str(ARITH), "--json")
     assert proc.returncode == 0
     payload = json.loads(proc.stdout)
     assert payload["ok"] is True
@@ -158,10 +158,10 @@ def test_check_json_summary():
 
 
 def test_graph_lists_routes():
-    proc = run_tanglec("graph", str(ARITH))
+    proc = call_tanglec("graph", str(ARITH))
     assert proc.returncode == 0
     for route in ("binary → plus1", "binary → times2", "decimal → plus1", "decimal → times2"):
         assert route in proc.stdout
-    as_json = json.loads(run_tanglec("graph", str(ARITH), "--json").stdout)
+    as_json = json.loads(call_tanglec("graph", str(ARITH), "--json").stdout)
     assert {n["id"] for n in as_json["nodes"]} >= {"x", "binary", "decimal", "plus1", "times2", "to_binary"}
     assert len(as_json["routes"]) == 4

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from support import ARITH, SPECS, run_tanglec
+from support import ARITH, SPECS, call_tanglec
 from tanglec.pipeline import load
 from tanglec.data.examples import build_examples
 
@@ -35,7 +35,7 @@ def test_seed_task_is_exact_on_all_40_cases_within_300_steps(seed):
 
 def test_compile_json_eval_query_and_reload(tmp_path):
     run = tmp_path / "arith"
-    proc = run_tanglec("compile", str(ARITH), "-o", str(run), "--json", "--seed", "3")
+    proc = call_tanglec("compile", str(ARITH), "-o", str(run), "--json", "--seed", "3")
     assert proc.returncode == 0, proc.stderr
     payload = json.loads(proc.stdout)
     assert payload["accuracy"] == 1.0 and payload["cases"] == 40
@@ -46,12 +46,12 @@ def test_compile_json_eval_query_and_reload(tmp_path):
     assert sorted(p.name for p in run.iterdir()) == ["manifest.json", "metrics.json", "model.weights.h5",
                                                      "routes.json", "spec.tangle"]
 
-    evaluated = json.loads(run_tanglec("eval", str(run), "--json").stdout)
+    evaluated = json.loads(call_tanglec("eval", str(run), "--json").stdout)
     assert evaluated["accuracy"] == 1.0 and evaluated["cases"] == 40
 
     for x, encoding, op in [(7, "binary", "times2"), (9, "decimal", "plus1"), (0, "binary", "plus1"),
                             (5, "decimal", "times2")]:
-        answer = run_tanglec("query", str(run), f"x={x}", f"encoding={encoding}", f"op={op}", "--json")
+        answer = call_tanglec("query", str(run), f"x={x}", f"encoding={encoding}", f"op={op}", "--json")
         assert answer.returncode == 0, answer.stderr
         body = json.loads(answer.stdout)
         expected = (x + 1) % 10 if op == "plus1" else (x * 2) % 10
@@ -62,13 +62,13 @@ def test_compile_json_eval_query_and_reload(tmp_path):
 
 def test_query_rejects_bad_values(tmp_path):
     run = tmp_path / "arith"
-    assert run_tanglec("compile", str(ARITH), "-o", str(run), "--steps", "10").returncode == 0
-    bad = run_tanglec("query", str(run), "x=12", "encoding=binar", "op=times2")
+    assert call_tanglec("compile", str(ARITH), "-o", str(run), "--steps", "10").returncode == 0
+    bad = call_tanglec("query", str(run), "x=12", "encoding=binar", "op=times2")
     assert bad.returncode == 1
     assert "x: 12 is outside 0..9" in bad.stderr
     assert "'binar' is not one of binary, decimal" in bad.stderr
     assert "Traceback" not in bad.stderr
-    usage = run_tanglec("query", str(run), "x7")
+    usage = call_tanglec("query", str(run), "x7")
     assert usage.returncode == 2
 
 

@@ -200,7 +200,7 @@ def test_shipped_transfer_specs_check_before_their_init_run_exists(tmp_path, mon
     name the command that trains the run, and nothing is written."""
     import shutil
 
-    from support import run_tanglec
+    from support import call_tanglec
     from tanglec.spec.composition import missing_init_run
 
     shutil.copytree(SPECS, tmp_path / "specs")
@@ -211,9 +211,9 @@ def test_shipped_transfer_specs_check_before_their_init_run_exists(tmp_path, mon
         assert [(d.code, d.severity) for d in checked.diagnostics] == [("W206", "warning")], spec.name
         assert checked.diagnostics[0].hints == [hint] and checked.diagnostics[0].span.col == 1
         assert missing_init_run(checked).code == "E140"
-        proc = run_tanglec("check", str(spec.relative_to(tmp_path)), cwd=tmp_path)
+        proc = call_tanglec("check", str(spec.relative_to(tmp_path)), cwd=tmp_path)
         assert proc.returncode == 0 and "warning[W206]" in proc.stderr, proc.stderr
-    proc = run_tanglec("compile", "specs/transfer_gray.tangle", "-o", "runs/gray", cwd=tmp_path)
+    proc = call_tanglec("compile", "specs/transfer_gray.tangle", "-o", "runs/gray", cwd=tmp_path)
     assert proc.returncode == 1 and "error[E140]: init: no run directory at" in proc.stderr
     assert hint in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "runs").exists()

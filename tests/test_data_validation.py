@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from support import measured_tanglec, run_tanglec
+from support import measured_tanglec, call_tanglec
 from tanglec.pipeline import check_spec
 from tanglec.data.examples import DataError, build_examples
 from tanglec.data.rows import MAX_REPORTED
@@ -200,13 +200,13 @@ def test_data_errors_leave_no_run_behind(tmp_path):
     spec = tmp_path / "spec.tangle"
     spec.write_text(SPEC.format(file="rows.csv"))
     run = tmp_path / "run"
-    proc = run_tanglec("compile", str(spec), "-o", str(run))
+    proc = call_tanglec("compile", str(spec), "-o", str(run))
     assert proc.returncode == 1, proc.stderr
     assert f"{data}:3:3: error[E119]: f: nan is not a finite number" in proc.stderr
     assert f"{data}:4:1: error[E119]: n: 11 is outside 0..9" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.csv", "spec.tangle"]  # no run, no temp dir
-    proc = run_tanglec("compile", str(spec), "-o", str(run), "--json")
+    proc = call_tanglec("compile", str(spec), "-o", str(run), "--json")
     assert proc.returncode == 1
     spans = [(d["span"]["line"], d["span"]["col"]) for d in json.loads(proc.stdout)["diagnostics"]]
     assert spans == [(3, 3), (4, 1)] and not run.exists()
@@ -236,7 +236,7 @@ def test_jsonl_offenders_listed_with_a_count_and_compile_writes_nothing(tmp_path
     data.write_text(jsonl(missing, wrong))
     spec = tmp_path / "spec.tangle"
     spec.write_text(SPEC.format(file="rows.jsonl"))
-    proc = run_tanglec("compile", str(spec), "-o", str(tmp_path / "run"))
+    proc = call_tanglec("compile", str(spec), "-o", str(tmp_path / "run"))
     assert proc.returncode == 1, proc.stderr
     assert f"{data}:2:1: error[E119]: missing field 'k'" in proc.stderr
     assert f'{data}:3:2: error[E119]: n: expected an integer, got a string ("1")' in proc.stderr

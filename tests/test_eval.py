@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from support import SPECS, run_tanglec
+from support import SPECS, call_tanglec
 
 HALF = """\
 input x: int 0..9
@@ -28,7 +28,7 @@ def gates_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("gates")
     shutil.copytree(SPECS / "data", folder / "data")
     shutil.copy(SPECS / "gates.tangle", folder / "gates.tangle")
-    proc = run_tanglec("compile", str(folder / "gates.tangle"), "-o", str(folder / "run"), "--steps", "20")
+    proc = call_tanglec("compile", str(folder / "gates.tangle"), "-o", str(folder / "run"), "--steps", "20")
     assert proc.returncode == 0, proc.stderr
     return folder
 
@@ -37,7 +37,7 @@ def gates_run(tmp_path_factory):
 def half_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("half")
     (folder / "half.tangle").write_text(HALF)
-    proc = run_tanglec("compile", str(folder / "half.tangle"), "-o", str(folder / "run"), "--json")
+    proc = call_tanglec("compile", str(folder / "half.tangle"), "-o", str(folder / "run"), "--json")
     assert proc.returncode == 0, proc.stderr
     (folder / "compile.json").write_text(proc.stdout)
     return folder
@@ -59,7 +59,7 @@ def _new_csv(folder):
 
 def test_eval_on_a_new_csv_reports_routes_confusion_and_failures_at_file_row(gates_run):
     csv = _new_csv(gates_run)
-    proc = run_tanglec("eval", str(gates_run / "run"), "--data", str(csv), "--failures", "3", "--json")
+    proc = call_tanglec("eval", str(gates_run / "run"), "--data", str(csv), "--failures", "3", "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     routes = {r["name"]: r for r in report["routes"]}
@@ -76,36 +76,36 @@ def test_eval_on_a_new_csv_reports_routes_confusion_and_failures_at_file_row(gat
         where, line = f["where"].rsplit(":", 1)
         assert where == str(csv)
         assert lines[int(line) - 1].endswith(f",{f['expected']}")
-    text = run_tanglec("eval", str(gates_run / "run"), "--data", str(csv), "--failures", "3")
+    text = call_tanglec("eval", str(gates_run / "run"), "--data", str(csv), "--failures", "3")
     assert "rows: expected, columns: answered" in text.stdout and f"{csv}:" in text.stdout
 
 
 def test_eval_plot_writes_a_png_and_refuses_to_overwrite_a_foreign_file(gates_run, tmp_path):
     png = tmp_path / "confusion.png"
-    proc = run_tanglec("eval", str(gates_run / "run"), "--plot", str(png))
+    proc = call_tanglec("eval", str(gates_run / "run"), "--plot", str(png))
     assert proc.returncode == 0, proc.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     mine = tmp_path / "notes.txt"
     mine.write_text("keep me")
-    proc = run_tanglec("eval", str(gates_run / "run"), "--plot", str(mine))
+    proc = call_tanglec("eval", str(gates_run / "run"), "--plot", str(mine))
     assert proc.returncode == 1 and "E192" in proc.stderr and mine.read_text() == "keep me"
 
 
 def test_eval_data_problems_are_positioned_in_the_file(gates_run, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("pair,gate,out\n0 0 0 0 0 0,nand,0\n")
-    proc = run_tanglec("eval", str(gates_run / "run"), "--data", str(bad))
+    proc = call_tanglec("eval", str(gates_run / "run"), "--data", str(bad))
     assert proc.returncode == 1 and f"{bad}:2:" in proc.stderr and "E119" in proc.stderr
-    proc = run_tanglec("eval", str(gates_run / "run"), "--data", str(tmp_path / "missing.csv"))
+    proc = call_tanglec("eval", str(gates_run / "run"), "--data", str(tmp_path / "missing.csv"))
     assert proc.returncode == 1 and "E119" in proc.stderr
 
 
 def test_a_regression_decoder_reports_mae_and_rmse(half_run):
-    proc = run_tanglec("eval", str(half_run / "run"), "--json")
+    proc = call_tanglec("eval", str(half_run / "run"), "--json")
     d = json.loads(proc.stdout)["decoders"]["half"]
     assert d["tolerance"] == 0.1 and d["cases"] == 10 and "confusion" not in d
     assert 0 <= d["mae"] <= d["rmse"]
-    text = run_tanglec("eval", str(half_run / "run")).stdout
+    text = call_tanglec("eval", str(half_run / "run")).stdout
     assert "MAE" in text and "RMSE" in text and "tolerance 0.1" in text
 
 
@@ -113,14 +113,14 @@ def test_eval_query_and_predict_agree_on_the_same_rows(half_run):
     """One tolerance rule: the rows eval lists as wrong are exactly those query marks ✗ and the API's
     predict + correct marks False, with the same values; `tanglec predict` answers the same numbers."""
     run = half_run / "run"
-    report = json.loads(run_tanglec("eval", str(run), "--failures", "10", "--json").stdout)
+    report = json.loads(call_tanglec("eval", str(run), "--failures", "10", "--json").stdout)
     eval_wrong = {f["row"]: f["value"] for f in report["failures"]}
     trained = json.loads((half_run / "compile.json").read_text())  # training's exactness, same rows
     assert (trained["exact"], trained["cases"]) == (report["exact"], report["cases"]) == (10 - len(eval_wrong), 10)
     right = [x for x in range(10) if x not in eval_wrong]
     queried = {}
     for x in sorted(eval_wrong)[:2] + right[:2]:  # each query loads TensorFlow: a few rows of each kind
-        answer = json.loads(run_tanglec("query", str(run), f"x={x}", "--json").stdout)["answers"][0]
+        answer = json.loads(call_tanglec("query", str(run), f"x={x}", "--json").stdout)["answers"][0]
         queried[x] = (answer["value"], answer["correct"])
         assert answer["correct"] == (x not in eval_wrong)
         if x in eval_wrong:
@@ -138,7 +138,7 @@ def test_eval_query_and_predict_agree_on_the_same_rows(half_run):
         assert values[x] == pytest.approx(value, abs=1e-5)
     rows = half_run / "rows.csv"  # `tanglec predict` on the same rows gives the same numbers
     rows.write_text("x\n" + "".join(f"{x}\n" for x in range(10)))
-    predicted = run_tanglec("predict", str(run), str(rows))
+    predicted = call_tanglec("predict", str(run), str(rows))
     assert predicted.returncode == 0, predicted.stderr
     header, *lines = predicted.stdout.strip().splitlines()
     column = header.split(",").index("half")
@@ -147,10 +147,10 @@ def test_eval_query_and_predict_agree_on_the_same_rows(half_run):
 
 def test_tolerance_is_checked(write_spec):
     bad = HALF.replace("tolerance 0.1", "tolerance -1")
-    proc = run_tanglec("check", str(write_spec(bad)))
+    proc = call_tanglec("check", str(write_spec(bad)))
     assert proc.returncode == 1 and "E115" in proc.stderr and "tolerance takes a number >= 0" in proc.stderr
     onehot = HALF.replace("scalar   ", "onehot(5)").replace("dense 1\n", "dense 5\n").replace("x / 2", "x // 2")
-    proc = run_tanglec("check", str(write_spec(onehot)))
+    proc = call_tanglec("check", str(write_spec(onehot)))
     assert proc.returncode == 1 and "a tolerance applies only to scalar and vector outputs" in proc.stderr
 
 
@@ -161,7 +161,7 @@ def test_the_evaluation_split_is_stratified_by_route(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "gates.csv").write_text("\n".join(lines) + "\n")
     (tmp_path / "gates.tangle").write_text((SPECS / "gates.tangle").read_text())
-    proc = run_tanglec("compile", str(tmp_path / "gates.tangle"), "-o", str(tmp_path / "run"), "--steps", "1", "--json")
+    proc = call_tanglec("compile", str(tmp_path / "gates.tangle"), "-o", str(tmp_path / "run"), "--steps", "1", "--json")
     assert proc.returncode == 0, proc.stderr
     routes = {r["selection"]["gate"]: r for r in json.loads(proc.stdout)["routes"]}
     assert {g: r["cases"] for g, r in routes.items()} == {"and": 2, "or": 1, "xor": 8}

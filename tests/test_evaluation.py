@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from support import ARITH, run_tanglec
+from support import ARITH, call_tanglec
 from tanglec.data.evaluate import route_report
 from tanglec.data.examples import build_examples
 from tanglec.pipeline import load
@@ -46,7 +46,7 @@ def test_compiled_evaluation_reports_what_direct_calls_report():
 def test_long_runs_evaluate_less_often_once_accuracy_stays_put(tmp_path):
     spec = tmp_path / "spec.tangle"
     spec.write_text(ARITH.read_text().replace(" until exact", " eval_every 2"))
-    proc = run_tanglec("compile", str(spec), "--steps", "400", "-o", str(tmp_path / "run"))
+    proc = call_tanglec("compile", str(spec), "--steps", "400", "-o", str(tmp_path / "run"))
     assert proc.returncode == 0, proc.stderr
     history = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
     steps = [h["step"] for h in history]

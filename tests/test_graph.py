@@ -8,7 +8,7 @@ import sys
 
 import networkx as nx
 
-from support import ARITH, ROOT, run_tanglec
+from support import ARITH, ROOT, call_tanglec
 from tanglec.pipeline import check_spec, load
 from tanglec.spec.graph import build
 from tanglec.lang.parser import parse
@@ -59,17 +59,17 @@ def _check_cpu_seconds() -> float:
     """CPU seconds (user + system) of one cold `tanglec check` of the seed spec: on an idle machine that is its
     wall time, and unlike wall time it doesn't grow when other work shares the cores."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    assert run_tanglec("check", str(ARITH)).returncode == 0
+    assert call_tanglec("check", str(ARITH)).returncode == 0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
 def test_a_module_cycle_is_reported_along_its_edges_at_the_edge_that_closes_it(write_spec):
-    proc = run_tanglec("check", str(write_spec(LOOP)))
+    proc = call_tanglec("check", str(write_spec(LOOP)))
     line = LOOP.splitlines().index("route a -> b -> a") + 1
     assert proc.returncode == 1
     assert f"spec.tangle:{line}:17: error[E103]: cycle in the module graph: a -> b -> a\n" in proc.stderr
-    proc = run_tanglec("check", str(write_spec(SELF_LOOP)))
+    proc = call_tanglec("check", str(write_spec(SELF_LOOP)))
     assert proc.returncode == 1 and "error[E103]: cycle in the module graph: a -> a\n" in proc.stderr
 
 
@@ -80,7 +80,7 @@ def test_expression_targets_are_ordered_by_what_they_use():
 
 def test_a_target_cycle_names_every_target_it_holds_up(write_spec):
     text = TARGETS.format(first="c", first_expr="d + 1", second="d", second_expr="c + 1")
-    proc = run_tanglec("check", str(write_spec(text)))
+    proc = call_tanglec("check", str(write_spec(text)))
     assert proc.returncode == 1
     assert "spec.tangle:2:8: error[E103]: targets depend on each other in a cycle: c, d, y\n" in proc.stderr
     assert "spec.tangle:3:8: 'd' declared here" in proc.stderr and "spec.tangle:4:8: 'y' declared here" in proc.stderr

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import shutil
 
-from support import ARITH, SPECS, run_tanglec
+from support import ARITH, SPECS, call_tanglec
 
 SEED = ARITH.read_text()
 
 
 def _check(path):
-    proc = run_tanglec("check", str(path))
+    proc = call_tanglec("check", str(path))
     assert proc.returncode == 1
     return proc.stderr
 
@@ -66,5 +66,5 @@ def test_a_row_with_too_many_fields_does_not_hide_the_other_bad_cells(tmp_path):
 def test_check_counts_in_the_singular_when_there_is_one(write_spec):
     spec = write_spec("input x: int 0..3\nmodule m : onehot(4) -> onehot(4) = dense 4\nroute x -> m\n"
                       "target y = x\ndecode m as y\n")
-    assert "ok — 1 module, 1 route, 1 decoder" in run_tanglec("check", str(spec)).stdout
+    assert "ok — 1 module, 1 route, 1 decoder" in call_tanglec("check", str(spec)).stdout
 

@@ -585,7 +585,7 @@ def test_weights_files_load_across_strategies(saved, loaded, tmp_path):
 def test_cli_trains_a_stacked_run_that_loads_for_eval_and_query(tmp_path):
     """`--mux stacked` stacks arith's op multiplexer (plus1 | times2: one Dense chain) and leaves the
     encoders (different input widths) to partition; the run's weights load for eval and query."""
-    from support import ARITH, run_tanglec
+    from support import ARITH, call_tanglec
     from tanglec.backend.codegen import build_model, module_layers
     from tanglec.pipeline import load
 
@@ -595,10 +595,10 @@ def test_cli_trains_a_stacked_run_that_loads_for_eval_and_query(tmp_path):
     assert isinstance(module_layers(model)["plus1"], BranchSlice)
 
     run = tmp_path / "run"
-    proc = run_tanglec("compile", str(ARITH), "--mux", "stacked", "--steps", "20", "-o", str(run))
+    proc = call_tanglec("compile", str(ARITH), "--mux", "stacked", "--steps", "20", "-o", str(run))
     assert proc.returncode == 0, proc.stderr
-    proc = run_tanglec("eval", str(run), "--json")
+    proc = call_tanglec("eval", str(run), "--json")
     assert proc.returncode == 0, proc.stderr
     assert "accuracy" in json.loads(proc.stdout)
-    proc = run_tanglec("query", str(run), "x=7", "encoding=binary", "op=times2", "--json")
+    proc = call_tanglec("query", str(run), "x=7", "encoding=binary", "op=times2", "--json")
     assert proc.returncode == 0, proc.stderr

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from support import run_tanglec
+from support import call_tanglec
 
 ROWS = [(7, "binary", "times2"), (3, "decimal", "plus1"), (0, "decimal", "times2"), (9, "binary", "plus1")]
 
@@ -18,7 +18,7 @@ def _query_answers(run, rows) -> list[dict]:
     args = []
     for x, encoding, op in rows:
         args += ["--", f"x={x}", f"encoding={encoding}", f"op={op}"]
-    proc = run_tanglec("query", str(run), *args, "--json")
+    proc = call_tanglec("query", str(run), *args, "--json")
     assert proc.returncode == 0, proc.stderr
     return [{a["decoder"]: a for a in q["answers"]} for q in json.loads(proc.stdout)["queries"]]
 
@@ -27,7 +27,7 @@ def test_predict_answers_as_query_does(arith_run, tmp_path):
     data = tmp_path / "rows.csv"
     data.write_text("op,x,encoding,note\n" + "".join(f"{op},{x},{e},n\n" for x, e, op in ROWS))
     out = tmp_path / "answers.csv"
-    proc = run_tanglec("predict", str(arith_run.run), str(data), "-o", str(out))
+    proc = call_tanglec("predict", str(arith_run.run), str(data), "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     assert f"{len(ROWS)} rows answered" in proc.stderr
     table = list(csv.DictReader(out.open()))
@@ -43,7 +43,7 @@ def test_predict_answers_as_query_does(arith_run, tmp_path):
 def test_predict_reads_jsonl_and_writes_stdout(arith_run, tmp_path):
     data = tmp_path / "rows.jsonl"
     data.write_text("".join(json.dumps({"x": x, "encoding": e, "op": op}) + "\n" for x, e, op in ROWS))
-    proc = run_tanglec("predict", str(arith_run.run), str(data))
+    proc = call_tanglec("predict", str(arith_run.run), str(data))
     assert proc.returncode == 0, proc.stderr
     table = list(csv.DictReader(io.StringIO(proc.stdout)))
     assert [int(r["to_decimal"]) for r in table] == [4, 4, 0, 0]
@@ -53,13 +53,13 @@ def test_bad_row_is_e119_at_its_cell_and_nothing_is_written(arith_run, tmp_path)
     data = tmp_path / "rows.csv"
     data.write_text("x,encoding,op\n1,binary,plus1\n4,decimal,times3\n12,binary,plus1\n")
     out = tmp_path / "answers.csv"
-    proc = run_tanglec("predict", str(arith_run.run), str(data), "-o", str(out))
+    proc = call_tanglec("predict", str(arith_run.run), str(data), "-o", str(out))
     assert proc.returncode == 1
     assert f"{data}:3:11: error[E119]" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not out.exists() and list(tmp_path.iterdir()) == [data]
 
-    skipped = run_tanglec("predict", str(arith_run.run), str(data), "-o", str(out), "--skip-bad", "--json")
+    skipped = call_tanglec("predict", str(arith_run.run), str(data), "-o", str(out), "--skip-bad", "--json")
     assert skipped.returncode == 0, skipped.stderr
     assert json.loads(skipped.stdout)["rows"] == 1 and json.loads(skipped.stdout)["skipped"] == 2
     assert [r["x"] for r in csv.DictReader(out.open())] == ["1"]
@@ -70,10 +70,10 @@ def test_predict_keeps_an_existing_file_without_overwrite(arith_run, tmp_path):
     data.write_text("x,encoding,op\n1,binary,plus1\n")
     out = tmp_path / "answers.csv"
     out.write_text("mine\n")
-    refused = run_tanglec("predict", str(arith_run.run), str(data), "-o", str(out))
+    refused = call_tanglec("predict", str(arith_run.run), str(data), "-o", str(out))
     assert refused.returncode == 1 and "E192" in refused.stderr
     assert out.read_text() == "mine\n"
-    assert run_tanglec("predict", str(arith_run.run), str(data), "-o", str(out), "--overwrite").returncode == 0
+    assert call_tanglec("predict", str(arith_run.run), str(data), "-o", str(out), "--overwrite").returncode == 0
     assert out.read_text().startswith("x,encoding,op,")
 
 
@@ -89,7 +89,7 @@ def test_queries_from_stdin_in_one_process(arith_run):
 
 
 def test_each_bad_query_is_named_by_its_number(arith_run):
-    proc = run_tanglec("query", str(arith_run.run), "x=1", "encoding=binary", "op=plus1", "--", "x=12",
+    proc = call_tanglec("query", str(arith_run.run), "x=1", "encoding=binary", "op=plus1", "--", "x=12",
                        "encoding=binary", "op=plus1")
     assert proc.returncode == 1
     assert "query 2: x: 12 is outside 0..9" in proc.stderr and "query 1" not in proc.stderr

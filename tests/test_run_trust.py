@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from support import SPECS, run_tanglec
+from support import SPECS, call_tanglec, run_tanglec
 from tanglec.artifacts.run import FORMAT, MANIFEST, METRICS, REPORT, ROWS, SPEC, manifest_digest
 
 SECRET = "tanglec-test-secret-5a1f0c"
@@ -30,7 +30,7 @@ def gates_run(tmp_path_factory):
     shutil.copy(SPECS / "gates.tangle", folder / "gates.tangle")
     shutil.copy(SPECS / "data" / "gates.csv", folder / "data" / "gates.csv")
     run = folder / "run"
-    proc = run_tanglec("compile", str(folder / "gates.tangle"), "-o", str(run), "--steps", "20", "--json")
+    proc = call_tanglec("compile", str(folder / "gates.tangle"), "-o", str(run), "--steps", "20", "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     (folder / "data" / "gates.csv").unlink()
     return run
@@ -65,7 +65,7 @@ def test_query_eval_and_export_need_no_original_data(gates_run, tmp_path):
     manifest = json.loads((gates_run / MANIFEST).read_text())
     assert manifest["format"] == FORMAT and manifest["data_file"] == "data/gates.csv" and ROWS in manifest["files"]
 
-    evaluated = run_tanglec("eval", str(gates_run), "--json")
+    evaluated = call_tanglec("eval", str(gates_run), "--json")
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     compiled = json.loads((gates_run / REPORT).read_text())
     result = json.loads(evaluated.stdout)
@@ -73,11 +73,11 @@ def test_query_eval_and_export_need_no_original_data(gates_run, tmp_path):
     assert [(r["training_rows"], r["status"]) for r in result["routes"]] == \
         [(r["training_rows"], r["status"]) for r in compiled["routes"]]
 
-    answered = run_tanglec("query", str(gates_run), *GATE_QUERY, "--json")
+    answered = call_tanglec("query", str(gates_run), *GATE_QUERY, "--json")
     assert answered.returncode == 0, answered.stderr[-2000:]
     assert json.loads(answered.stdout)["route"]["selection"] == {"gate": "xor"}
 
-    exported = run_tanglec("export", str(gates_run), "-o", str(tmp_path / "model"), "--json")
+    exported = call_tanglec("export", str(gates_run), "-o", str(tmp_path / "model"), "--json")
     assert exported.returncode == 0, exported.stderr[-2000:]
     assert json.loads(exported.stdout)["verified_rows"] == 48  # checked on the rows the run keeps
 
@@ -93,7 +93,7 @@ def test_spec_naming_a_file_outside_the_run_is_refused_unread(run, tmp_path, com
     a planted secret) never reaches the output."""
     _name_in_spec(run, "/proc/self/environ")
     reseal(run)
-    proc = run_tanglec(command[0], str(run), *command[1:], "--json", env={"TANGLEC_SECRET": SECRET})
+    proc = call_tanglec(command[0], str(run), *command[1:], "--json", env={"TANGLEC_SECRET": SECRET})
     refused(proc, 'spec.tangle names data file "/proc/self/environ", but the run holds the rows of data/gates.csv')
 
 
@@ -135,15 +135,15 @@ def test_a_run_answers_from_its_stored_used_specs(tmp_path):
         "input n: int 0..9\nroute n -> decimal -> plus1 -> to_decimal\n"
         'target z: int 0..9 from data\ndecode to_decimal as z\ndata file "rows.csv"\ntrain steps 20\n')
     run = tmp_path / "run"
-    proc = run_tanglec("compile", str(folder / "uses.tangle"), "-o", str(run), "--json")
+    proc = call_tanglec("compile", str(folder / "uses.tangle"), "-o", str(run), "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     shutil.rmtree(folder / "lib")
     (folder / "rows.csv").unlink()
     folder.rename(tmp_path / "moved")
-    answered = run_tanglec("query", str(run), "n=3", "--json")
+    answered = call_tanglec("query", str(run), "n=3", "--json")
     assert answered.returncode == 0, answered.stderr[-2000:]
     assert [a["decoder"] for a in json.loads(answered.stdout)["answers"]] == ["to_decimal"]
-    evaluated = run_tanglec("eval", str(run), "--json")
+    evaluated = call_tanglec("eval", str(run), "--json")
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert json.loads(evaluated.stdout)["cases"] == 10
 
@@ -162,7 +162,7 @@ def test_an_edited_manifest_is_refused(run, name, change):
     change(manifest)
     (run / MANIFEST).write_text(json.dumps(manifest, indent=2))
     for command in (("eval",), ("query", *GATE_QUERY)):
-        diagnostic = refused(run_tanglec(command[0], str(run), *command[1:], "--json"),
+        diagnostic = refused(call_tanglec(command[0], str(run), *command[1:], "--json"),
                              "manifest.json does not match its digest")
         assert diagnostic["hints"] == ["recompile the run; tanglec refuses files it did not write"]
 
@@ -183,13 +183,13 @@ MALFORMED = [
 def test_malformed_json_with_valid_hashes_is_e140(run, name, text, fragment):
     (run / name).write_text(text)
     reseal(run)
-    refused(run_tanglec("eval", str(run), "--json"), fragment)
+    refused(call_tanglec("eval", str(run), "--json"), fragment)
 
 
 def test_export_refuses_a_run_whose_rows_it_can_not_verify_on(run, tmp_path):
     (run / REPORT).write_text('{"routes": []}')
     reseal(run)
-    refused(run_tanglec("export", str(run), "-o", str(tmp_path / "model"), "--json"),
+    refused(call_tanglec("export", str(run), "-o", str(tmp_path / "model"), "--json"),
             "routes.json does not describe this spec's 3 routes")
     assert not (tmp_path / "model").exists()
 
@@ -199,7 +199,7 @@ def test_malformed_stored_rows_are_positioned_in_the_run(run):
     rows[2] = rows[2].replace('"xor"', '"nand"').replace('"or"', '"nand"').replace('"and"', '"nand"')
     (run / ROWS).write_text("\n".join(rows) + "\n")
     reseal(run)
-    diagnostic = refused(run_tanglec("eval", str(run), "--json"), "gate: 'nand' is not one of and, or, xor",
+    diagnostic = refused(call_tanglec("eval", str(run), "--json"), "gate: 'nand' is not one of and, or, xor",
                          code="E119")
     assert diagnostic["span"]["file"] == str(run / ROWS) and diagnostic["span"]["line"] == 3
 
@@ -216,15 +216,15 @@ def test_a_run_of_the_previous_format_asks_for_a_recompile(run):
     manifest = json.loads((run / MANIFEST).read_text())
     manifest["format"] = "tanglec-run/1"
     (run / MANIFEST).write_text(json.dumps(manifest))
-    diagnostic = refused(run_tanglec("eval", str(run), "--json"), "written by an older tanglec (tanglec-run/1)")
+    diagnostic = refused(call_tanglec("eval", str(run), "--json"), "written by an older tanglec (tanglec-run/1)")
     assert diagnostic["hints"] == ["recompile the run: `tanglec compile SPEC -o DIR`"]
 
 
 def test_a_repeated_query_field_is_e130(gates_run):
-    proc = run_tanglec("query", str(gates_run), *GATE_QUERY, "gate=and", "--json")
+    proc = call_tanglec("query", str(gates_run), *GATE_QUERY, "gate=and", "--json")
     diagnostic = refused(proc, "'gate' is given 2 times: gate=xor, gate=and", code="E130")
     assert diagnostic["hints"] == ["give each field once: gate=<value>"]
-    human = run_tanglec("query", str(gates_run), "gate=and", *GATE_QUERY)
+    human = call_tanglec("query", str(gates_run), "gate=and", *GATE_QUERY)
     assert human.returncode == 1 and "error[E130]: 'gate' is given 2 times: gate=and, gate=xor" in human.stderr
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from support import ARITH, ROOT, run_tanglec
+from support import ARITH, ROOT, call_tanglec
 from tanglec.pipeline import load
 from tanglec.lang.diagnostics import TangleError
 from tanglec.artifacts.run import FORMAT, MANIFEST, SPEC, WEIGHTS, manifest_digest, read_manifest, write_run
@@ -192,11 +192,11 @@ def test_cli_refuses_a_tampered_run_without_a_traceback(run):
     (run / SPEC).write_text((run / SPEC).read_text() + "\n# edited\n")
     before = snapshot(run.parent)
     for command in (["eval", str(run)], ["query", str(run), "x=1", "encoding=binary", "op=plus1"]):
-        proc = run_tanglec(*command)
+        proc = call_tanglec(*command)
         assert proc.returncode == 1, proc.stderr
         assert "error[E140]: spec.tangle does not match its hash in manifest.json" in proc.stderr
         assert "Traceback" not in proc.stderr
-    proc = run_tanglec("eval", str(run), "--json")
+    proc = call_tanglec("eval", str(run), "--json")
     assert json.loads(proc.stdout)["diagnostics"][0]["code"] == "E140"
     assert snapshot(run.parent) == before
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from support import run_tanglec
+from support import call_tanglec
 
 SPEC = """\
 input x: int 0..9
@@ -33,7 +33,7 @@ def test_the_schedules_follow_their_shapes():
 
 def test_until_loss_stops_when_the_evaluation_loss_stops_improving(write_spec):
     spec = write_spec(SPEC.format(extra="schedule cosine warmup 20 until loss patience 3"))
-    proc = run_tanglec("compile", str(spec), "-o", str(spec.parent / "run"), "--json")
+    proc = call_tanglec("compile", str(spec), "-o", str(spec.parent / "run"), "--json")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["stopped_early"] and result["steps_run"] < 400
@@ -47,5 +47,5 @@ def test_until_loss_stops_when_the_evaluation_loss_stops_improving(write_spec):
     ("until loss patience 0", "patience takes an integer in 1..10000000"),
 ])
 def test_schedule_and_stopping_settings_are_checked(write_spec, extra, message):
-    proc = run_tanglec("check", str(write_spec(SPEC.format(extra=extra))))
+    proc = call_tanglec("check", str(write_spec(SPEC.format(extra=extra))))
     assert proc.returncode == 1 and "E115" in proc.stderr and message in proc.stderr

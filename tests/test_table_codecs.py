@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from support import SPECS, run_tanglec
+from support import SPECS, call_tanglec
 from tanglec.data import codecs
 from tanglec.lang.fmt import format_source, signature
 from tanglec.lang.highlight import TangleLexer
@@ -205,21 +205,21 @@ def test_loss_is_binary_cross_entropy_on_the_pattern():
 @pytest.mark.slow
 def test_seven_segment_compiles_to_100_percent_and_decodes_through_its_table(tmp_path):
     run = tmp_path / "seven"
-    proc = run_tanglec("compile", str(SEVEN), "-o", str(run), "--json")
+    proc = call_tanglec("compile", str(SEVEN), "-o", str(run), "--json")
     assert proc.returncode == 0, proc.stderr
     payload = json.loads(proc.stdout)
     assert payload["accuracy"] == 1.0 and all(r["accuracy"] == 1.0 for r in payload["routes"])
 
-    evaluated = json.loads(run_tanglec("eval", str(run), "--json").stdout)  # the run's spec, re-parsed
+    evaluated = json.loads(call_tanglec("eval", str(run), "--json").stdout)  # the run's spec, re-parsed
     assert evaluated["accuracy"] == 1.0 and evaluated["cases"] == 20
 
-    answer = json.loads(run_tanglec("query", str(run), "x=7", "encoding=segments", "--json").stdout)
+    answer = json.loads(call_tanglec("query", str(run), "x=7", "encoding=segments", "--json").stdout)
     seven = next(a for a in answer["answers"] if a["decoder"] == "to_seven")
     assert seven["value"] == 8 and seven["expected"] == 8 and 0.5 < seven["confidence"] <= 1
 
     rows = tmp_path / "rows.csv"
     rows.write_text("x,encoding\n3,segments\n9,decimal\n")
-    predicted = run_tanglec("predict", str(run), str(rows))
+    predicted = call_tanglec("predict", str(run), str(rows))
     assert predicted.returncode == 0, predicted.stderr
     lines = predicted.stdout.strip().splitlines()
     assert lines[0].startswith("x,encoding,to_seven,to_seven_confidence")
@@ -242,8 +242,8 @@ def test_a_data_files_target_values_are_checked_against_the_table(tmp_path, stre
 def test_a_trained_table_decoder_exports_and_the_savedmodel_decodes_like_the_run(tmp_path):
     """`export` loads the SavedModel back and compares its decoded answers and confidences with the run's."""
     run = tmp_path / "seven"
-    assert run_tanglec("compile", str(SEVEN), "-o", str(run), "--steps", "20").returncode == 0
-    exported = run_tanglec("export", str(run), "-o", str(tmp_path / "served"), "--json")
+    assert call_tanglec("compile", str(SEVEN), "-o", str(run), "--steps", "20").returncode == 0
+    exported = call_tanglec("export", str(run), "-o", str(tmp_path / "served"), "--json")
     assert exported.returncode == 0, exported.stderr
     outputs = json.loads(exported.stdout)["signature"]["outputs"]
     assert outputs["to_seven"]["dtype"] == "int64" and outputs["to_seven"]["codec"] == "seven"

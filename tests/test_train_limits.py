@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from support import ARITH, ROOT, run_tanglec
+from support import ARITH, ROOT, call_tanglec, run_tanglec
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 
 def compile_json(spec: Path, out: Path, *args: str, **kwargs):
-    proc = run_tanglec("compile", str(spec), "-o", str(out), "--json", *args, **kwargs)
+    proc = call_tanglec("compile", str(spec), "-o", str(out), "--json", *args, **kwargs)
     assert "Traceback" not in proc.stderr and proc.returncode in (0, 1), proc.stderr[-2000:]
     return proc, strict_loads(proc.stdout)
 
@@ -129,7 +129,7 @@ def test_diverging_training_stops_and_writes_nothing(good_run):
     before = snapshot(out.parent)
     spec.write_text(DIVERGING)
     for extra in ([], ["--json"]):
-        proc = run_tanglec("compile", str(spec), "-o", str(out), "--steps", "40", *extra)
+        proc = call_tanglec("compile", str(spec), "-o", str(out), "--steps", "40", *extra)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
         if extra:
             (diag,) = strict_loads(proc.stdout)["diagnostics"]
@@ -145,7 +145,7 @@ def test_diverging_training_stops_and_writes_nothing(good_run):
 def test_diverging_phase_is_named_and_located(tmp_path):
     spec = tmp_path / "p.tangle"
     spec.write_text(SEED + "\nphase calm steps 10\nphase wild steps 10 sgd 10.0\n")
-    proc = run_tanglec("compile", str(spec), "-o", str(tmp_path / "run"), "--json")
+    proc = call_tanglec("compile", str(spec), "-o", str(tmp_path / "run"), "--json")
     assert proc.returncode == 1, proc.stderr[-2000:]
     (diag,) = strict_loads(proc.stdout)["diagnostics"]
     assert diag["code"] == "E171" and "between steps 11 and 20" in diag["message"]
@@ -179,7 +179,7 @@ def test_a_run_with_non_finite_weights_is_refused_everywhere(good_run, tmp_path)
     target = tmp_path / "exported"
     for args in (["query", str(out), "x=3", "encoding=binary", "op=plus1"], ["eval", str(out)],
                  ["export", str(out), "-o", str(target)]):
-        proc = run_tanglec(*args, "--json")
+        proc = call_tanglec(*args, "--json")
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, (args, proc.stderr[-2000:])
         (diag,) = strict_loads(proc.stdout)["diagnostics"]
         assert diag["code"] == "E140" and "not finite" in diag["message"], diag  # not export blaming itself

@@ -21,8 +21,8 @@ def weights_after(checked, mux: str, chunked: bool) -> tuple[list[np.ndarray], b
     import keras
 
     from tanglec.backend.codegen import build_model
-    from tanglec.backend.train import (compile_model, dataset, in_chunks, index_batches, set_determinism,
-                               training_arrays, xla_compiles)
+    from tanglec.backend.datasets import dataset, in_chunks, index_batches
+    from tanglec.backend.train import compile_model, set_determinism, training_arrays, xla_compiles
 
     set_determinism(0)
     examples = build_examples(checked)

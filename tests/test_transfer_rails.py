@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from support import ARITH, SPECS, run_tanglec
+from support import ARITH, SPECS, call_tanglec
 
 
 @pytest.fixture(scope="module")
@@ -16,13 +16,13 @@ def transfer_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("rails")
     specs = folder / "specs"
     shutil.copytree(SPECS, specs, ignore=shutil.ignore_patterns("data"))
-    proc = run_tanglec("compile", str(ARITH), "-o", str(folder / "runs" / "arith"), "--steps", "20")
+    proc = call_tanglec("compile", str(ARITH), "-o", str(folder / "runs" / "arith"), "--steps", "20")
     assert proc.returncode == 0, proc.stderr
     return specs
 
 
 def _check(path):
-    proc = run_tanglec("check", str(path), "--json")
+    proc = call_tanglec("check", str(path), "--json")
     assert proc.returncode == 0, proc.stdout
     return json.loads(proc.stdout)["diagnostics"]
 
@@ -50,5 +50,5 @@ def test_a_new_module_seeing_half_its_inputs_names_the_missing_values(transfer_f
     spec.write_text((transfer_folder / "transfer_prime.tangle").read_text().replace("only op:plus1", "only op:times2"))
     (w,) = [d for d in _check(spec) if d["code"] == "W221"]
     assert "'is_prime' is trained on 5 of the 10 values" in w["message"] and w["message"].endswith("1, 3, 5, 7, 9")
-    text = run_tanglec("check", str(spec)).stderr
+    text = call_tanglec("check", str(spec)).stderr
     assert "warning[W221]" in text and "hint:" in text

@@ -1,5 +1,5 @@
-"""tf.data pipelines of training rows: a streamed data file (chunks from data.stream, shuffled across
-chunks) and batches grouped by route."""
+"""tf.data pipelines of training rows: arrays in memory (or their row indices, which the chunked loop
+gathers), a streamed data file (chunks from data.stream, shuffled across chunks) and batches grouped by route."""
 from __future__ import annotations
 
 import itertools
@@ -8,6 +8,30 @@ import numpy as np
 import tensorflow as tf
 
 SHUFFLE_ROWS = 16_384  # rows in tf.data's shuffle buffer (on top of the permutation within a chunk)
+
+
+def index_batches(n: int, batch: int, seed: int) -> tf.data.Dataset:
+    """Batches of row indices, shuffled as `dataset` shuffles rows (same seed, same order)."""
+    ds = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True).repeat()
+    return ds.batch(batch, drop_remainder=False)
+
+
+def in_chunks(data: tf.data.Dataset, steps: int, sizes: list[int] | None = None) -> tf.data.Dataset:
+    """Batches stacked `steps` at a time, each with the number of steps to train on it (`sizes`,
+    then `steps` for ever): one element per call of a chunked train step. The counts stay an endless
+    dataset like the batches, so Keras never restarts the pipeline at the end of a phase."""
+    counts = tf.data.Dataset.from_tensor_slices(np.asarray(sizes or [steps], np.int32)).concatenate(
+        tf.data.Dataset.from_tensors(np.int32(steps)).repeat())
+    blocks = data.batch(steps, drop_remainder=True)
+    return tf.data.Dataset.zip((blocks, counts)).prefetch(tf.data.AUTOTUNE)
+
+
+def dataset(x, y, w, batch: int, seed: int) -> tf.data.Dataset:
+    """Batches of the (x, y, w) training arrays held in memory, shuffled and repeated forever."""
+    n = len(next(iter(x.values())))
+    ds = tf.data.Dataset.from_tensor_slices((x, y, w))
+    ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).repeat()
+    return ds.batch(batch, drop_remainder=False).prefetch(tf.data.AUTOTUNE)
 
 
 def stream_dataset(stream, batch: int, seed: int) -> tf.data.Dataset:

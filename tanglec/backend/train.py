@@ -22,7 +22,7 @@ from ..lang.ast import PhaseDecl, TrainDecl
 from ..spec.check_limits import estimate_parameters
 from ..spec.checked import Checked
 from .codegen import build_model, module_layers, set_teachers, training_device
-from .datasets import grouped_index_batches, stream_dataset
+from .datasets import dataset, grouped_index_batches, in_chunks, index_batches, stream_dataset
 from .predict import Predictor
 from ..data.features import encode_inputs, training_arrays
 from ..data.rows import Examples
@@ -139,13 +139,15 @@ def chunk_train_steps(model: keras.Model, steps: int, arrays, xla: bool) -> None
     Why: Keras compiles a single step and loops over `steps_per_execution` outside it, paying the
     launch of every op (and of an XLA program) per step, and a tf.data pipeline that shuffles and
     batches dicts of tensors costs about as much again; on small models these overheads are most
-    of the step. Keras also turns its own `jit_compile` off under op determinism, which training
-    keeps on; an inner XLA function is not affected. Each inner step is `keras.Model.train_step`
-    unchanged (losses, sample weights, loss trackers, optimizer), so logs and checkpoints are as
-    with plain `fit`.
+    of the step. Keras also turns its own `jit_compile` off under op determinism, which training keeps on;
+    an inner XLA function is not affected. Each inner step is `keras.Model.train_step` unchanged (losses,
+    sample weights, loss trackers, optimizer), so logs and checkpoints are as with plain `fit`. The
+    optimizer's and metrics' variables are built first, from one row's shapes: built in the first trace
+    (Keras's way), they make tf.function trace the chunk twice (~5 s of CPU on a small spec here).
     """
     keras_step = type(model).train_step
     tensors = tf.nest.map_structure(tf.constant, arrays)
+    model._symbolic_build(data_batch=tf.nest.map_structure(lambda a: a[:1], arrays))  # see the docstring
 
     def run_chunk(indices, count):
         def body(i):
@@ -163,32 +165,9 @@ def chunk_train_steps(model: keras.Model, steps: int, arrays, xla: bool) -> None
     model.train_step = train_step
 
 
-def index_batches(n: int, batch: int, seed: int) -> tf.data.Dataset:
-    """Batches of row indices, shuffled as `dataset` shuffles rows (same seed, same order)."""
-    ds = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True).repeat()
-    return ds.batch(batch, drop_remainder=False)
-
-
-def in_chunks(data: tf.data.Dataset, steps: int, sizes: list[int] | None = None) -> tf.data.Dataset:
-    """Batches stacked `steps` at a time, each with the number of steps to train on it (`sizes`,
-    then `steps` for ever): one element per call of a chunked train step. The counts stay an endless
-    dataset like the batches, so Keras never restarts the pipeline at the end of a phase."""
-    counts = tf.data.Dataset.from_tensor_slices(np.asarray(sizes or [steps], np.int32)).concatenate(
-        tf.data.Dataset.from_tensors(np.int32(steps)).repeat())
-    blocks = data.batch(steps, drop_remainder=True)
-    return tf.data.Dataset.zip((blocks, counts)).prefetch(tf.data.AUTOTUNE)
-
-
 def chunk_sizes(steps: int, every: int) -> list[int]:
     """The steps of each epoch of a phase of `steps`: `every` each, the last one shorter if need be."""
     return [every] * (steps // every) + ([steps % every] if steps % every else [])
-
-
-def dataset(x, y, w, batch: int, seed: int) -> tf.data.Dataset:
-    n = len(next(iter(x.values())))
-    ds = tf.data.Dataset.from_tensor_slices((x, y, w))
-    ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).repeat()
-    return ds.batch(batch, drop_remainder=False).prefetch(tf.data.AUTOTUNE)
 
 
 class _Observer(keras.callbacks.Callback):

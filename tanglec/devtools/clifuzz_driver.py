@@ -162,11 +162,11 @@ def _run_in_process(cli, argv: list[str], cwd: Path) -> dict:
         else:
             os.environ["TMPDIR"] = tmpdir
         tempfile.tempdir = None
-        _reset_state()
+        reset_state()
     return {"rc": rc, "stdout": _captured(sys.stdout), "stderr": _captured(sys.stderr)}
 
 
-def _reset_state() -> None:
+def reset_state() -> None:
     """What one command leaves in the process that a real user's next process would not see."""
     stream = sys.modules.get("tanglec.data.stream")
     if stream is not None:
