@@ -14,7 +14,7 @@ from tanglec.lang.parser import parse
 from tanglec.pipeline import Overrides, check_spec
 from tanglec.reports import transfer, transfer_digits, transfer_render
 
-from support import SPECS, run_tanglec
+from support import SPECS, call_tanglec
 
 DIGITS = SPECS / "digits.tangle"
 CSV = SPECS / "data" / "digits.csv"
@@ -99,7 +99,7 @@ def test_a_small_training_run_through_the_cli(tmp_path, arith_run):
     text = text.replace('init "../runs/arith"', f'init "{arith_run.run}"')
     text = text.replace('"data/digits.csv"', f'"{CSV}"').replace("only op:plus1", "only op:plus1 limit 60")
     spec.write_text(text)
-    r = run_tanglec("compile", str(spec), "-o", str(tmp_path / "run"), "--steps", "40", "--json", timeout=600)
+    r = call_tanglec("compile", str(spec), "-o", str(tmp_path / "run"), "--steps", "40", "--json")
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     routes = {x["name"]: x for x in report["routes"]}  # decimal (the alignment's teacher) is on every route

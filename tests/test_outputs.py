@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from support import ARITH, SPECS, run_tanglec
+from support import ARITH, SPECS, call_tanglec, run_tanglec
 
 ESCAPE = "\x1b]0;pwned\x07"
 SHOWN = "\\x1b]0;pwned\\x07"
@@ -134,7 +134,7 @@ def test_recompiling_into_a_run_replaces_it_and_leaves_nothing_beside_it(trained
     stale = tmp_path / "runs" / f".arith.{dead.stdout.strip()}.abcd1234.tmp"  # a killed compile's folder
     stale.mkdir()
     old = (tmp_path / "runs" / "arith" / "manifest.json").read_bytes()
-    proc = run_tanglec("compile", str(ARITH), "-o", "runs/arith", "--steps", "20", "--seed", "7", cwd=tmp_path)
+    proc = call_tanglec("compile", str(ARITH), "-o", "runs/arith", "--steps", "20", "--seed", "7", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "runs" / "arith" / "manifest.json").read_bytes() != old
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["arith"]
@@ -165,11 +165,11 @@ def test_export_replaces_its_own_export_only_and_cleans_a_killed_exports_leftove
     stale = tmp_path / f".model.keras.{dead.stdout.strip()}.abcd1234.tmp.keras"
     stale.write_bytes(b"half")
     for _ in range(2):  # the second export replaces the first
-        proc = run_tanglec("export", "runs/arith", "--format", "keras", "-o", "model.keras", "--no-verify",
-                           cwd=tmp_path)
+        proc = call_tanglec("export", "runs/arith", "--format", "keras", "-o", "model.keras", "--no-verify",
+                            cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
     assert not stale.exists()
-    proc = run_tanglec("export", "runs/arith", "-o", "model.keras", cwd=tmp_path)  # another kind
+    proc = call_tanglec("export", "runs/arith", "-o", "model.keras", cwd=tmp_path)  # another kind
     refused(proc, "model.keras", "-o")
     assert "a tanglec .keras export, not a tanglec SavedModel export" in proc.stderr
 
@@ -300,9 +300,9 @@ def test_spec_lines_and_data_cells_print_escaped(tmp_path):
 
 
 def test_query_arguments_print_escaped(trained):
-    proc = run_tanglec("query", "runs/arith", f"x={ESCAPE}", "encoding=binary", "op=plus1", cwd=trained)
+    proc = call_tanglec("query", "runs/arith", f"x={ESCAPE}", "encoding=binary", "op=plus1", cwd=trained)
     assert proc.returncode == 1 and "\x1b" not in proc.stderr and "\x07" not in proc.stderr, proc.stderr
-    proc = run_tanglec("query", "runs/arith", "x=3", f"encoding=binary{ESCAPE}", "op=plus1", "--json", cwd=trained)
+    proc = call_tanglec("query", "runs/arith", "x=3", f"encoding=binary{ESCAPE}", "op=plus1", "--json", cwd=trained)
     assert proc.returncode == 1 and "\x1b" not in proc.stdout  # JSON escapes it too
 
 
