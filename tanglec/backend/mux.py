@@ -41,7 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .stacked import stack_specs, group_slots, lazy_stacked_forward, stacked_forward
+from .stacked import stacked_forward, lazy_stacked_forward, stack_specs
 
 STRATEGIES = ("where", "partition", "gather", "stacked")
 
@@ -275,8 +275,7 @@ class Multiplexer(keras.layers.Layer):
         keep = None if all(keep) else tf.constant(keep)
         if self.lazy:
             return lazy_stacked_forward(x, index, self._stack, keep=keep)
-        slots, n_max = group_slots(index, self.n_branches)
-        return stacked_forward(x, slots, n_max, self.n_branches, self._stack, keep=keep)
+        return stacked_forward(x, index, self.n_branches, self._stack, keep=keep)
 
     # ----------------------------------------------------------- serialization
     def get_config(self):
