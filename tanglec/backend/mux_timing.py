@@ -26,11 +26,11 @@ import tensorflow as tf
 from ..util.cache import read_record, write_record
 from .mux import STRATEGIES, Multiplexer
 
-MEASURE_MIN_PARAMETERS = 50_000  # branches' weights together; below, a step is too cheap for the choice to matter
+MEASURE_MIN_PARAMETERS = 100_000  # branches' weights together; below, a step is too cheap for the choice to matter
 CACHE_FILE = "mux-strategies.json"
 CACHE_ENTRIES = 200  # the most recent measurements kept
-ROUNDS = 3  # round-robin rounds per candidate; the best round counts
-ROUND_SECONDS = 0.06  # wall time of one round of one candidate
+ROUNDS = 4  # round-robin rounds per candidate; the best round counts
+ROUND_SECONDS = 0.15  # wall time of one round of one candidate
 
 
 def measured_candidates(n_branches: int, stackable: bool) -> list[str]:
@@ -132,7 +132,7 @@ def _cache_key(branches, shapes, candidates, batch_size, optimizer, grouped) -> 
     architecture = [[shape, [[type(layer).__name__, _layer_signature(layer)] for layer in branch.layers]]
                     for branch, shape in zip(branches, shapes)]
     key = {
-        "machine": [platform.machine(), _cpu_model(), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+        "machine": [platform.machine(), cpu_model(), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                     else os.cpu_count()],
         "software": [tf.__version__, keras.__version__, os.environ.get("TF_ENABLE_ONEDNN_OPTS", ""),
                      tf.config.threading.get_intra_op_parallelism_threads(),
@@ -149,7 +149,7 @@ def _layer_signature(layer) -> str:
     return json.dumps(config, sort_keys=True, default=str)
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as info:
             return next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "")
