@@ -119,7 +119,7 @@ def build(kind: str, k: int, width: int) -> keras.Model:
 
 OPTIMIZERS = {
     "sgd": lambda: keras.optimizers.SGD(1e-3),
-    "adam": lambda: FusedAdam(1e-4),  # what `tanglec compile` trains with (train.make_optimizer)
+    "adam": lambda: FusedAdam(1e-4),  # what `tanglec compile` trains with (optimizers.make_optimizer)
     "keras-adam": lambda: keras.optimizers.Adam(1e-4),
 }
 

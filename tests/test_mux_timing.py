@@ -45,7 +45,7 @@ def test_pick_is_measured_once_then_read_from_the_users_cache(cache_home, monkey
     pick = measured_strategy(mux_branches, ["partition", "gather", "stacked"], 16, "adam", grouped=False)
     assert pick in ("partition", "gather", "stacked")
     (entry,) = json.loads((cache_home / CACHE_FILE).read_text()).values()
-    assert entry["strategy"] == pick and set(entry["steps_per_s"]) == {"partition", "gather", "stacked"}
+    assert entry["strategy"] == pick and set(entry["steps_per_cpu_s"]) == {"partition", "gather", "stacked"}
     assert oct(cache_home.stat().st_mode & 0o777) == "0o700"
 
     def no_timing(*args):

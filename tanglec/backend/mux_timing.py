@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from ..util.cache import read_record, write_record
 from .mux import STRATEGIES, Multiplexer
+from .optimizers import make_optimizer
 
 MEASURE_MIN_PARAMETERS = 100_000  # branches' weights together; below, a step is too cheap for the choice to matter
 CACHE_FILE = "mux-strategies.json"
@@ -52,7 +53,7 @@ def measured_strategy(branches, candidates, batch_size: int, optimizer: str, gro
     rates = time_strategies(branches, shapes, candidates, batch_size, optimizer, grouped)
     best = max(rates, key=rates.get)
     record = read_record(CACHE_FILE)
-    record[key] = {"strategy": best, "steps_per_s": {s: round(r, 2) for s, r in rates.items()},
+    record[key] = {"strategy": best, "steps_per_cpu_s": {s: round(r, 2) for s, r in rates.items()},
                    "measured": time.time()}
     newest = sorted(record.items(), key=lambda item: item[1].get("measured", 0) if isinstance(item[1], dict) else 0)
     write_record(CACHE_FILE, dict(newest[-CACHE_ENTRIES:]))
@@ -60,12 +61,11 @@ def measured_strategy(branches, candidates, batch_size: int, optimizer: str, gro
 
 
 def time_strategies(branches, shapes, candidates, batch_size: int, optimizer: str, grouped: bool) -> dict:
-    """Training steps per second of each candidate strategy on synthetic rows, measured side by side
-    (round-robin, best round kept, so a busy machine slows them alike). The per-branch strategies
+    """Training steps per CPU second of each candidate strategy on synthetic rows (round-robin, best
+    round kept). CPU time, not wall time: other processes sharing the cores slow the wall clock by
+    2x and more in bursts, enough to reverse close rankings, and hardly move the process's CPU time. The per-branch strategies
     train the branches themselves: all their variables (weights, and the seed state a dropout layer
     advances) are put back afterwards, so a run is the same whether its pick was measured or cached."""
-    from .train import make_optimizer
-
     rng = np.random.default_rng(0)
     n = len(branches)
     index = tf.constant(np.full(batch_size, rng.integers(n)) if grouped else rng.integers(0, n, batch_size),
@@ -82,9 +82,9 @@ def time_strategies(branches, shapes, candidates, batch_size: int, optimizer: st
         best = dict.fromkeys(candidates, 0.0)
         for _ in range(ROUNDS):
             for s, loop in loops.items():
-                start = time.perf_counter()
+                start = time.process_time()
                 loop(tf.constant(steps[s])).numpy()
-                best[s] = max(best[s], steps[s] / (time.perf_counter() - start))
+                best[s] = max(best[s], steps[s] / max(time.process_time() - start, 1e-9))
     finally:
         for variable, value in zip(variables, saved):
             variable.assign(value)
