@@ -384,6 +384,7 @@ def main(argv=None) -> int:
 
     keras.utils.set_random_seed(0)
     started = time.time()
+    load_at_start = os.getloadavg() if hasattr(os, "getloadavg") else None
     cells = []
     named = {"both": ("random", "balanced"), "all": ("random", "balanced", "grouped")}
     routings = tuple(dict.fromkeys(r for name in args.routing for r in named.get(name, (name,))))
@@ -420,7 +421,7 @@ def main(argv=None) -> int:
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
-            "loadavg_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
+            "loadavg_at_start": load_at_start,
             "cpu": cpu_model(),
             "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
             "tf_threads": [tf.config.threading.get_intra_op_parallelism_threads(),
