@@ -63,8 +63,8 @@ def measured_strategy(branches, candidates, batch_size: int, optimizer: str, gro
 def time_strategies(branches, shapes, candidates, batch_size: int, optimizer: str, grouped: bool) -> dict:
     """Training steps per CPU second of each candidate strategy on synthetic rows (round-robin, best
     round kept). CPU time, not wall time: other processes sharing the cores slow the wall clock by
-    2x and more in bursts, enough to reverse close rankings, and hardly move the process's CPU time. The per-branch strategies
-    train the branches themselves: all their variables (weights, and the seed state a dropout layer
+    2x and more in bursts, enough to reverse close rankings, and hardly move the process's CPU time.
+    The per-branch strategies train the branches themselves: all their variables (weights, and the seed state a dropout layer
     advances) are put back afterwards, so a run is the same whether its pick was measured or cached."""
     rng = np.random.default_rng(0)
     n = len(branches)

@@ -99,7 +99,8 @@ def stacked_forward(x, index, n_branches, layers, keep=None):
         kernels = tf.unstack(kernel, num=n_branches)
         biases = [None] * n_branches if bias is None else tf.unstack(bias, num=n_branches)
         activation = keras.activations.get(spec.activation)
-        parts = [activation(p @ w if b is None else tf.nn.bias_add(p @ w, b)) for p, w, b in zip(parts, kernels, biases)]
+        parts = [activation(p @ w if b is None else tf.nn.bias_add(p @ w, b))
+                 for p, w, b in zip(parts, kernels, biases)]
     return tf.gather(tf.concat(parts, 0), tf.math.invert_permutation(order))
 
 
