@@ -22,8 +22,11 @@ For every cell (K branches, batch size B) the script builds, in one process:
   multiplexed models but no routing ops at all, so it is the ceiling any routing
   strategy can reach (what is left between ``one`` and ``noroute`` is the price of
   having K separate weight sets, not of routing);
-* ``auto`` -- ``choose_strategy(K, B, flops, stackable=True)``'s pick (the same layer as that
-  strategy, so its rate is that strategy's measured rate).
+* ``auto`` -- what ``strategy auto`` gives this cell in ``tanglec compile``: the cost table
+  (``choose_strategy(K, B, flops, stackable=True)``) for branches with fewer than
+  ``MEASURE_MIN_PARAMETERS`` weights together, else ``mux_timing.measured_strategy``'s pick, measured
+  in this process on fresh branches before the cell is timed (into a fresh cache folder unless
+  ``--auto-cache``). Its rate is the picked strategy's rate in the cell's own measurement.
 
 Branch = MLP ``Dense(W, relu) -> Dense(W)`` on ``[B, W]`` inputs, W = 256.
 Rate = steps/s of a compiled train step (``tf.function`` running ``n`` steps of
@@ -35,7 +38,7 @@ which makes the numbers robust to other processes sharing the CPU; the process C
 time per step is recorded too (``cpu_ratio_to_one``), a cross-check that hardly
 moves when other processes compete for the cores.
 
-    python bench/mux_sweep.py --k 32 --batch 256 --xla-max-batch -1   # the acceptance cell, ~2 min
+    taskset -c 1 python bench/mux_sweep.py --k 32 --batch 256 --xla-max-batch -1 --threads 1   # acceptance cell
     python bench/mux_sweep.py --quick --json runs/mux_quick.json   # ~1.5-3 min on 2 cores
     python bench/mux_sweep.py --json runs/mux_full.json            # ~13 min with other load
 
@@ -50,6 +53,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -62,6 +66,8 @@ import tensorflow as tf  # noqa: E402
 
 from tanglec.backend.mux import STRATEGIES, Multiplexer  # noqa: E402
 from tanglec.backend.mux_cost import choose_strategy  # noqa: E402
+from tanglec.backend.mux_timing import (MEASURE_MIN_PARAMETERS, cpu_model, measured_candidates,  # noqa: E402
+                                        measured_strategy)
 from tanglec.backend.stacked import FusedAdam  # noqa: E402
 
 FULL_K = (2, 8, 32, 64)
@@ -113,7 +119,7 @@ def build(kind: str, k: int, width: int) -> keras.Model:
 
 OPTIMIZERS = {
     "sgd": lambda: keras.optimizers.SGD(1e-3),
-    "adam": lambda: FusedAdam(1e-4),  # what `tanglec compile` trains with (train.make_optimizer)
+    "adam": lambda: FusedAdam(1e-4),  # what `tanglec compile` trains with (optimizers.make_optimizer)
     "keras-adam": lambda: keras.optimizers.Adam(1e-4),
 }
 
@@ -191,7 +197,19 @@ def routing_index(rng, k: int, batch: int, routing: str) -> np.ndarray:
     return rng.permutation(np.arange(batch) % k).astype("int32")
 
 
+def auto_pick(k: int, batch: int, width: int, routing: str, optimizer: str) -> tuple[str, float]:
+    """`strategy auto`'s pick for the cell, as the compiler makes it, and the seconds it took."""
+    start = time.perf_counter()
+    pick = choose_strategy(k, batch, branch_flops(width), stackable=True)
+    branches = [branch_mlp(width) for _ in range(k)]
+    if sum(b.count_params() for b in branches) >= MEASURE_MIN_PARAMETERS:
+        pick = measured_strategy(branches, measured_candidates(k, stackable=True), batch,
+                                 {"keras-adam": "adam"}.get(optimizer, optimizer), routing == "grouped") or pick
+    return pick, time.perf_counter() - start
+
+
 def bench_cell(k, batch, width, kinds, optimizer, rounds, target_s, max_steps, seed=0, routing="random"):
+    auto, auto_seconds = auto_pick(k, batch, width, routing, optimizer)
     rng = np.random.default_rng(seed)
     data = (
         tf.constant(rng.standard_normal((batch, width)).astype("float32")),
@@ -219,7 +237,6 @@ def bench_cell(k, batch, width, kinds, optimizer, rounds, target_s, max_steps, s
     ratio = {kind: r / one for kind, r in rates.items() if kind != "one"}
     cpu_ratio = {kind: timers["one"].cpu / t.cpu for kind, t in timers.items() if kind != "one"}
     flops = branch_flops(width)
-    auto = choose_strategy(k, batch, flops, stackable=True)
     strat = {s: ratio[s] for s in STRATEGIES if s in ratio}
     best = max(strat, key=strat.get) if strat else None
     cpu_strat = {s: cpu_ratio[s] for s in STRATEGIES if s in cpu_ratio}
@@ -239,6 +256,7 @@ def bench_cell(k, batch, width, kinds, optimizer, rounds, target_s, max_steps, s
         "best_incl_xla": max(routed, key=routed.get) if routed else None,
         "cpu_best": cpu_best,
         "auto": auto,
+        "auto_seconds": round(auto_seconds, 2),
     }
     if best is not None and auto in strat:
         cell["auto_ratio"] = round(strat[auto], 4)
@@ -332,9 +350,9 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, nargs="*", help="override the batch sizes")
     ap.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="adam",
                     help="adam: tanglec's (FusedAdam); keras-adam: Keras's own")
-    ap.add_argument("--routing", choices=("random", "balanced", "grouped", "both", "all"), default="both",
-                    help="random: natural routing; balanced: every branch gets batch/K rows; grouped: a batch "
-                         "of one route; both: random and balanced; all: the three")
+    ap.add_argument("--routing", choices=("random", "balanced", "grouped", "both", "all"), default=["both"],
+                    nargs="+", help="random: natural routing; balanced: every branch gets batch/K rows; grouped: "
+                                    "a batch of one route; both: random and balanced; all: the three")
     ap.add_argument("--rounds", type=int, help="timing rounds per configuration (best kept)")
     ap.add_argument("--target-seconds", type=float, help="wall time of one timing round")
     ap.add_argument(
@@ -346,7 +364,16 @@ def main(argv=None) -> int:
         help="time the XLA variants only for K <= this (default: 8 with --quick, else 32)",
     )
     ap.add_argument("--no-noroute", action="store_true", help="skip the no-routing reference")
+    ap.add_argument("--threads", type=int, help="TensorFlow's intra- and inter-op threads (default: TF's own)")
+    ap.add_argument("--auto-cache", action="store_true",
+                    help="let auto's measurements use the user's cache folder (default: a fresh one, so every "
+                         "cell's pick is measured in this run)")
     args = ap.parse_args(argv)
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    if not args.auto_cache:
+        os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="mux-sweep-cache-")
 
     ks = tuple(args.k or (QUICK_K if args.quick else FULL_K))
     bs = tuple(args.batch or (QUICK_B if args.quick else FULL_B))
@@ -357,9 +384,10 @@ def main(argv=None) -> int:
 
     keras.utils.set_random_seed(0)
     started = time.time()
+    load_at_start = os.getloadavg() if hasattr(os, "getloadavg") else None
     cells = []
-    routings = {"both": ("random", "balanced"), "all": ("random", "balanced", "grouped")}.get(args.routing,
-                                                                                            (args.routing,))
+    named = {"both": ("random", "balanced"), "all": ("random", "balanced", "grouped")}
+    routings = tuple(dict.fromkeys(r for name in args.routing for r in named.get(name, (name,))))
     for routing, batch, k in [(r, b, k) for r in routings for b in bs for k in ks]:
             kinds = ["one", "limit", *STRATEGIES, "lazy"]
             if 0 <= batch <= args.xla_max_batch and k <= xla_max_k:
@@ -393,7 +421,12 @@ def main(argv=None) -> int:
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
-            "loadavg_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
+            "loadavg_at_start": load_at_start,
+            "cpu": cpu_model(),
+            "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "tf_threads": [tf.config.threading.get_intra_op_parallelism_threads(),
+                           tf.config.threading.get_inter_op_parallelism_threads()],
+            "loadavg_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
         },

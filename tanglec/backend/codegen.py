@@ -18,6 +18,7 @@ from ..spec.checked import Checked
 from ..spec.graph import codec_width
 from .mux import Multiplexer
 from .mux_cost import choose_strategy
+from .mux_timing import MEASURE_MIN_PARAMETERS, measured_candidates, measured_strategy
 from .stacked import BranchSlice, stack_specs
 
 
@@ -362,8 +363,14 @@ def _mux_layer(checked: Checked, node: str, branch_modules: list[str], modules: 
         strategy = "stacked"
     elif strategy == "auto":
         flops = float(np.mean([_flops(checked.graph.modules[m]) for m in branch_modules]))
-        strategy = choose_strategy(len(branch_modules), batch_size or checked.train.batch, flops,
-                                   device=training_device(), xla=xla, stackable=stackable)
+        batch = batch_size or checked.train.batch
+        device = training_device()
+        strategy = choose_strategy(len(branch_modules), batch, flops, device=device, xla=xla, stackable=stackable)
+        parameters = sum(estimate_parameters(checked.graph.modules[m]) for m in set(branch_modules))
+        if device == "CPU" and not xla and parameters >= MEASURE_MIN_PARAMETERS:
+            strategy = measured_strategy([modules[m] for m in branch_modules],
+                                         measured_candidates(len(branch_modules), stackable), batch,
+                                         checked.train.optimizer, checked.train.batches == "grouped") or strategy
     elif strategy == "stacked" and not stackable:
         strategy = "partition"
     return Multiplexer([modules[m] for m in branch_modules], strategy=strategy, lazy=lazy,

@@ -25,15 +25,17 @@ the same function and the same gradients (up to float rounding):
 
 ``stacked``
     Branches that are the same chain of Dense layers keep their weights stacked
-    (``[K, in, out]`` per layer); rows are grouped by branch into a padded
-    ``[K, n_max, d]`` block and every layer is one batched matmul
+    (``[K, in, out]`` per layer, one optimizer update per layer); rows are sorted by
+    branch and every layer runs each branch's rows through its slice
     (:mod:`tanglec.backend.stacked`). The branch models are then only the
     architecture and the names: the weights live in the stack. With ``lazy`` (``train update
     lazy``) a batch runs only the branches it routes rows to, and the optimizer moves only those.
 
 ``where`` and ``gather`` compile with XLA; on CPU that only pays off for tiny
-models. Which strategy ``auto`` picks, and when XLA pays off, is the cost model
-in :mod:`tanglec.backend.mux_cost`.
+models. Which strategy ``auto`` picks: for a multiplexer with many weights, on CPU
+without XLA, the fastest in a measurement on the machine itself
+(:mod:`tanglec.backend.mux_timing`); otherwise, and for when XLA pays off, the
+cost model in :mod:`tanglec.backend.mux_cost`.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .stacked import stack_specs, group_slots, lazy_stacked_forward, stacked_forward
+from .stacked import stacked_forward, lazy_stacked_forward, stack_specs
 
 STRATEGIES = ("where", "partition", "gather", "stacked")
 
@@ -275,8 +277,7 @@ class Multiplexer(keras.layers.Layer):
         keep = None if all(keep) else tf.constant(keep)
         if self.lazy:
             return lazy_stacked_forward(x, index, self._stack, keep=keep)
-        slots, n_max = group_slots(index, self.n_branches)
-        return stacked_forward(x, slots, n_max, self.n_branches, self._stack, keep=keep)
+        return stacked_forward(x, index, self.n_branches, self._stack, keep=keep)
 
     # ----------------------------------------------------------- serialization
     def get_config(self):

@@ -1,7 +1,11 @@
 """The cost model behind ``strategy="auto"``: which multiplexer strategy a layer gets, and when XLA pays off.
 
 Calibrated with ``bench/mux_sweep.py`` and ``bench/train_rate.py`` (numbers in the docstrings below).
-It needs no TensorFlow: the compiler decides before it builds anything.
+It needs no TensorFlow: the compiler decides before it builds anything. On CPU without XLA, a
+multiplexer whose branches hold ``mux_timing.MEASURE_MIN_PARAMETERS`` weights or more gets the strategy
+measured fastest on the machine itself instead (``tanglec.backend.mux_timing``): how they rank there
+depends on the CPU more than this table can say. The table decides for smaller multiplexers (where the
+choice costs microseconds), on GPU and under XLA.
 """
 from __future__ import annotations
 

@@ -2,12 +2,14 @@
 
 When every branch of a multiplexer is the same chain of Dense layers (same widths, activations and
 biases), the K branches' weights are kept as one variable per layer, ``[K, in, out]`` kernels and
-``[K, out]`` biases. A batch is grouped by branch: row i goes to slot ``(index[i], rank of i among
-the rows of its branch)`` of a zero-padded ``[K, n_max, d]`` block, every layer is one batched
-``tf.linalg.matmul`` over the K branches, and row i of the result is read back from the same slot.
-Rows never leave their own branch, and padding slots are zeros that no output reads, so the outputs
-and the gradients are those of ``partition`` (a branch sees only its own rows and zero pads, which
-is the ``where`` guard's condition: finite at a zero input).
+``[K, out]`` biases. A batch is sorted by branch and split at the branch counts; every layer runs
+each branch's own rows through its slice of the stack, and the outputs go back to the rows' places.
+Rows never leave their own branch, so the outputs and the gradients are those of ``partition``.
+On CPU that is K small matmuls per layer: one batched ``tf.linalg.matmul`` over a zero-padded
+``[K, n_max, d]`` block was slower on a machine without AVX-512 (TensorFlow's batched matmul of
+few rows is several times slower there) and pays for the padding, ~2.5x the rows under random
+routing at K = 32 and K x the rows when a batch is one route. The lazy update keeps the block
+(`lazy_stacked_forward`): it runs only the branches a batch uses, so there is no padding to pay.
 
 The optimizer then sees one variable per layer instead of K: `FusedAdam` updates each with a single
 ``ResourceApplyAdam`` kernel (one pass over weights, gradient and both moments), which is Keras's
@@ -82,15 +84,29 @@ def group_slots(index: tf.Tensor, n_branches: int):
     return tf.stack([index, rank], axis=1), tf.reduce_max(tf.concat([counts, [0]], 0))
 
 
-def stacked_forward(x, slots, n_max, n_branches, layers, keep=None):
-    """Rows of `x` through their branch's Dense chain; `layers` = [(spec, kernel, bias)] with
-    stacked weights. `keep`: bool [K], False for frozen slices (their gradient is zeroed)."""
-    block = tf.scatter_nd(slots, x, tf.stack([n_branches, n_max, tf.shape(x)[-1]]))
-    return tf.gather_nd(_through_layers(block, layers, keep), slots)
+def stacked_forward(x, index, n_branches, layers, keep=None):
+    """Rows of `x` through their branch's Dense chain; `layers` = [(spec, kernel, bias)] with stacked
+    weights, `keep`: bool [K], False for frozen slices (their gradient is zeroed). Rows are sorted by
+    branch and split at the branch counts, and every layer is K matmuls of each branch's own rows
+    with its slice of the stack (no padding: a skewed batch costs what a balanced one does)."""
+    order = tf.argsort(index, stable=True)
+    counts = tf.math.bincount(index, minlength=n_branches, maxlength=n_branches, dtype=tf.int32)
+    parts = tf.split(tf.gather(x, order), counts, num=n_branches)
+    for spec, kernel, bias in layers:
+        if keep is not None:
+            kernel = _masked_gradient(kernel, keep)
+            bias = None if bias is None else _masked_gradient(bias, keep)
+        kernels = tf.unstack(kernel, num=n_branches)
+        biases = [None] * n_branches if bias is None else tf.unstack(bias, num=n_branches)
+        activation = keras.activations.get(spec.activation)
+        parts = [activation(p @ w if b is None else tf.nn.bias_add(p @ w, b))
+                 for p, w, b in zip(parts, kernels, biases)]
+    return tf.gather(tf.concat(parts, 0), tf.math.invert_permutation(order))
 
 
 def lazy_stacked_forward(x, index, layers, keep=None):
-    """`stacked_forward` over only the branches that hold rows of this batch: their slices are
+    """The stacked Dense chain over only the branches that hold rows of this batch, as one batched
+    matmul per layer on a zero-padded ``[used, n_max, d]`` block of their rows: their slices are
     gathered from the stacked variables, so each variable's gradient is an `IndexedSlices` over those
     branches and `FusedAdam` moves only them (a lazy update). On a batch of one route that is one
     branch's matmuls and one slice's update, whatever K is."""

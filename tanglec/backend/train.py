@@ -30,6 +30,7 @@ from ..data.selection import route_mask, route_status
 from ..lang.diagnostics import Diagnostic, TangleError
 from .distribute import DEFAULT, make_strategy
 from .mux_cost import XLA_MAX_PARAMETERS, XLA_STRATEGIES, xla_pays_off
+from .optimizers import make_optimizer
 from ..data.evaluate import all_exact, evaluation_loss, route_report
 from .schedules import learning_rate
 
@@ -84,14 +85,6 @@ def losses_for(checked: Checked) -> dict:
     for a in checked.composition.aligns:  # consistency: aligned latents' deviation from their target -> 0
         out[a.output_name] = keras.losses.MeanSquaredError()
     return out
-
-
-def make_optimizer(name: str, lr) -> keras.optimizers.Optimizer:
-    """adam is Keras's Adam with each variable's update fused into one kernel (stacked.FusedAdam)."""
-    from .stacked import FusedAdam
-
-    return {"adam": FusedAdam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop,
-            "adamw": keras.optimizers.AdamW}[name](learning_rate=lr)
 
 
 def compile_model(model: keras.Model, checked: Checked, lr: float | None = None,
