@@ -20,9 +20,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-import os
 import re
-import stat
 import threading
 from contextlib import contextmanager
 from functools import lru_cache
@@ -34,6 +32,7 @@ from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from . import ast
+from ..util.cache import user_cache_dir
 from ..util.files import write_atomic
 from .diagnostics import SOURCES, Diagnostic, TangleError, did_you_mean
 # the caps are part of the parser's interface: MAX_NESTING, MAX_TOKENS, MAX_EXPR_DEPTH
@@ -68,17 +67,12 @@ def open_grammar(**options) -> Lark:
 
 
 def _grammar_cache(kind: str) -> str | bool:
-    """Where Lark keeps its analysis of the grammar: a file in the user's own cache folder (mode 0700,
-    checked to be theirs), never a predictable name in the shared temporary folder — Lark's cache is a
-    pickle, and a file planted there by another user would run code. False (analyse again, ~0.1 s)
-    when no such folder can be had."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tanglec"
-    try:
-        base.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = os.lstat(base)
-    except OSError:
-        return False
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+    """Where Lark keeps its analysis of the grammar: a file in the user's own cache folder
+    (util.cache), never a predictable name in the shared temporary folder — Lark's cache is a pickle,
+    and a file planted there by another user would run code. False (analyse again, ~0.1 s) when no
+    such folder can be had."""
+    base = user_cache_dir()
+    if base is None:
         return False
     digest = hashlib.sha256(grammar_path().read_bytes()).hexdigest()[:16]
     return str(base / f"grammar-{kind}-{digest}-lark{lark.__version__}.cache")
