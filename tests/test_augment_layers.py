@@ -134,3 +134,13 @@ def test_training_with_augmentation_is_reproducible_from_the_spec_seed(tmp_path)
     spec.write_text(SPEC + "train steps 40 batch 16 adam 0.01 seed 5\n")
     first, second = (train(spec).result.model.get_weights() for _ in range(2))
     assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+def test_augmented_models_train_outside_xla():
+    """XLA has no CPU kernel for the image transform, so a long run (where XLA would pay off) must not use it."""
+    from tanglec.backend.codegen import build_model
+    from tanglec.backend.train import xla_compiles
+
+    assert not xla_compiles(build_model(check_spec(parse(SPEC, "spec.tangle")), seed=0))
+    plain = SPEC.replace("shift 1, rotate 10, zoom 0.2, ", "")
+    assert xla_compiles(build_model(check_spec(parse(plain, "spec.tangle")), seed=0))

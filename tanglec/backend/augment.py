@@ -36,6 +36,9 @@ class Zoom(keras.layers.RandomZoom):
         return super().call(data, training=training)
 
 
+AUGMENTATION_LAYERS = (Shift, Rotate, Zoom)
+
+
 def augmentation_layer(kind: str, amount: float, image_shape: tuple[int, int], seed: int, name: str):
     """The layer for `kind amount` on an image of `image_shape` (height, width)."""
     if kind == "shift":
