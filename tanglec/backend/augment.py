@@ -36,7 +36,9 @@ class Zoom(keras.layers.RandomZoom):
         return super().call(data, training=training)
 
 
-AUGMENTATION_LAYERS = (Shift, Rotate, Zoom)
+def augments(model: keras.Model) -> bool:
+    """Whether the model has a `shift`, `rotate` or `zoom` layer (XLA has no CPU kernel for their transform)."""
+    return any(isinstance(layer, (Shift, Rotate, Zoom)) for layer in model._flatten_layers())
 
 
 def augmentation_layer(kind: str, amount: float, image_shape: tuple[int, int], seed: int, name: str):
