@@ -13,9 +13,11 @@ import tensorflow as tf
 
 from ..data.codecs import table_rows
 from ..lang import ast
+from ..lang.vocabulary import AUGMENT_LAYERS
 from ..spec.check_limits import estimate_parameters
 from ..spec.checked import Checked
 from ..spec.graph import codec_width
+from .augment import augmentation_layer
 from .mux import Multiplexer
 from .mux_cost import choose_strategy
 from .mux_timing import MEASURE_MIN_PARAMETERS, measured_candidates, measured_strategy
@@ -227,6 +229,9 @@ def module_model(decl: ast.ModuleDecl, seed: int) -> keras.Model:
                                        kernel_initializer=init, name=f"dense_{idx}")(x)
             elif kind == "dropout":
                 x = keras.layers.Dropout(float(layer.args[0]), seed=seed + idx, name=f"dropout_{idx}")(x)
+            elif kind in AUGMENT_LAYERS:
+                x = augmentation_layer(kind, float(layer.args[0]), tuple(x.shape[1:3]), seed + idx,
+                                       f"{kind}_{idx}")(x)
             elif kind == "norm":
                 x = keras.layers.LayerNormalization(name=f"norm_{idx}")(x)
             elif kind == "residual":

@@ -115,12 +115,13 @@ def xla_pays_off_for(checked: Checked, steps: int) -> bool:
 
 
 def xla_compiles(model: keras.Model) -> bool:
-    """Whether XLA can compile the model's train step on this machine's terms: small enough
-    (mux_cost.XLA_MAX_PARAMETERS) and only multiplexers with static shapes (mux_cost.XLA_STRATEGIES)."""
+    """Whether XLA can compile the model's train step here: small enough (mux_cost.XLA_MAX_PARAMETERS), only
+    multiplexers with static shapes (mux_cost.XLA_STRATEGIES), no `shift`/`rotate`/`zoom` (no XLA CPU kernel)."""
+    from .augment import augments
     from .mux import Multiplexer
 
     strategies = {layer.strategy for layer in model._flatten_layers() if isinstance(layer, Multiplexer)}
-    return strategies <= XLA_STRATEGIES and model.count_params() <= XLA_MAX_PARAMETERS
+    return not augments(model) and strategies <= XLA_STRATEGIES and model.count_params() <= XLA_MAX_PARAMETERS
 
 
 def chunk_train_steps(model: keras.Model, steps: int, arrays, xla: bool) -> None:

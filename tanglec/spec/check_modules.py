@@ -7,7 +7,7 @@ import os
 
 from ..lang import ast, expr
 from ..lang.diagnostics import Related, did_you_mean
-from ..lang.vocabulary import ACTIVATIONS, CODECS, LAYER_KINDS, SIZED_CODECS
+from ..lang.vocabulary import ACTIVATIONS, AUGMENT_LAYERS, CODECS, LAYER_KINDS, SIZED_CODECS
 from .graph import codec_width
 from .check_limits import MAX_WIDTH
 from .check_tables import table_usable
@@ -147,6 +147,8 @@ class ModuleChecks:
         args = layer.args
         if kind in ("image", "conv2d", "pool"):
             return self.check_image_layer(layer, width)
+        if kind in AUGMENT_LAYERS:
+            return self.check_augmentation(layer, width)
         if kind == "dense":
             if not args or not isinstance(args[0], int) or args[0] < 1:
                 self.error("E111", "dense needs a positive number of units: `dense 64 relu`", layer.span)
@@ -209,6 +211,32 @@ class ModuleChecks:
             return None
         return None if shape is None else (shape[0] // numbers[0], shape[1] // numbers[0], shape[2])
 
+    def check_augmentation(self, layer: ast.Layer, shape: Shape) -> Shape:
+        """`shift P` (pixels), `rotate D` (degrees), `zoom F` (a fraction): random changes of an image while
+        training, none in evaluation or prediction. The image's shape is unchanged."""
+        kind, args = layer.kind.text, layer.args
+        example = AUGMENT_EXAMPLES[kind]
+        if shape is not None and not isinstance(shape, tuple):
+            self.error("E111", f"{kind} changes an image: put it after `image H W` and before any dense layer",
+                       layer.span, hints=[f"read the vector as an image first: `image 8 8, {example}`"])
+            return None
+        amount = args[0] if len(args) == 1 and isinstance(args[0], (int, float)) else None
+        if amount is None or isinstance(amount, bool):
+            self.error("E111", f"{kind} takes one number: `{example}`", layer.span,
+                       hints=[AUGMENT_RANGES[kind]])
+            return shape
+        largest = min(shape[:2]) if kind == "shift" and shape is not None else None
+        if amount < 0 or (kind == "rotate" and amount > 180) or (kind == "zoom" and amount >= 1) or \
+                (largest is not None and amount >= largest):
+            where = f" on this {shape[0]} x {shape[1]} image" if largest is not None else ""
+            self.error("E111", f"{kind} {amount} is out of range{where}", layer.span, hints=[AUGMENT_RANGES[kind]])
+        return shape
+
+
+AUGMENT_EXAMPLES = {"shift": "shift 1", "rotate": "rotate 10", "zoom": "zoom 0.1"}
+AUGMENT_RANGES = {"shift": "shift takes the largest move in pixels, at least 0 and less than the image's side",
+                  "rotate": "rotate takes the largest turn in degrees, 0 to 180",
+                  "zoom": "zoom takes the largest zoom in or out as a fraction, in [0, 1)"}
 
 Shape = int | tuple[int, int, int] | None  # a flat width, an image's height, width and channels, or unknown
 
