@@ -11,34 +11,32 @@ import keras
 FILL_MODE = "nearest"  # an image's border pixels fill what a shift uncovers (digits: background)
 
 
+class TrainingOnly:
+    """Act only when called with `training=True`; the default is off, as for `dropout`."""
+
+    def call(self, data, training=False):
+        return super().call(data, training=training)
+
+
 @keras.saving.register_keras_serializable(package="tanglec")
-class Shift(keras.layers.RandomTranslation):
+class Shift(TrainingOnly, keras.layers.RandomTranslation):
     """`shift P`: a random translation by up to P pixels along each axis, while training (bilinear: moving
     whole pixels instead did worse on specs/digits.tangle, docs/transfer.md)."""
 
-    def call(self, data, training=False):
-        return super().call(data, training=training)
-
 
 @keras.saving.register_keras_serializable(package="tanglec")
-class Rotate(keras.layers.RandomRotation):
+class Rotate(TrainingOnly, keras.layers.RandomRotation):
     """`rotate D`: a random rotation by up to D degrees either way, while training."""
 
-    def call(self, data, training=False):
-        return super().call(data, training=training)
-
 
 @keras.saving.register_keras_serializable(package="tanglec")
-class Zoom(keras.layers.RandomZoom):
+class Zoom(TrainingOnly, keras.layers.RandomZoom):
     """`zoom F`: a random zoom in or out by up to the fraction F, while training."""
-
-    def call(self, data, training=False):
-        return super().call(data, training=training)
 
 
 def augments(model: keras.Model) -> bool:
     """Whether the model has a `shift`, `rotate` or `zoom` layer (XLA has no CPU kernel for their transform)."""
-    return any(isinstance(layer, (Shift, Rotate, Zoom)) for layer in model._flatten_layers())
+    return any(isinstance(layer, TrainingOnly) for layer in model._flatten_layers())
 
 
 def augmentation_layer(kind: str, amount: float, image_shape: tuple[int, int], seed: int, name: str):
