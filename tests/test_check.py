@@ -165,3 +165,20 @@ def test_graph_lists_routes():
     as_json = json.loads(call_tanglec("graph", str(ARITH), "--json").stdout)
     assert {n["id"] for n in as_json["nodes"]} >= {"x", "binary", "decimal", "plus1", "times2", "to_binary"}
     assert len(as_json["routes"]) == 4
+
+
+@pytest.mark.parametrize("layers, warned", [
+    ("norm, dense 16 relu, dense 8", ["1 value"]),
+    ("dense 2, norm, dense 8", ["2 values"]),
+    ("dense 3, norm, dense 8", []),
+    ("residual(norm, dense 1), dense 8", ["1 value"]),
+])
+def test_norm_over_one_or_two_values_warns_where_it_stands(layers, warned):
+    text = ("input x: float 0..1\n"
+            f"module enc: scalar -> latent(8) = {layers}\n"
+            "module dec: latent(8) -> scalar = dense 1\n"
+            "route x -> enc -> dec\ntarget y = x\ndecode dec as y\ndata sample 10\n")
+    found = [d for d in diagnostics_of(text) if d.code == "W208"]
+    assert [d.message.split("over ")[1].split(" leaves")[0] for d in found] == warned
+    for d in found:
+        assert (d.span.line, d.span.col) == line_col(text, "norm")

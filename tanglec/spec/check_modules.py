@@ -170,9 +170,20 @@ class ModuleChecks:
             if len(args) != 1 or isinstance(args[0], ast.Name) or not 0 <= args[0] < 1:
                 self.error("E111", "dropout takes one rate in [0, 1): `dropout 0.1`", layer.span)
             return width
-        if kind == "norm" and args:
-            self.error("E111", "norm takes no arguments", layer.span)
+        if kind == "norm":
+            if args:
+                self.error("E111", "norm takes no arguments", layer.span)
+            elif isinstance(width, int) and width <= 2:
+                self.warn_narrow_norm(layer, width)
         return width
+
+    def warn_narrow_norm(self, layer: ast.Layer, width: int) -> None:
+        """Layer normalisation rescales one example's values to mean 0 and variance 1: over one value that
+        leaves a constant, over two only which of them is larger, so whatever follows can't learn from it."""
+        kept = "the same value for every example" if width == 1 else "only which of the two values is larger"
+        self.warn("W208", f"norm over {width} value{'s' if width > 1 else ''} leaves {kept}", layer.span,
+                  hints=["norm normalises across one example's values (layer normalisation), not each value "
+                         "across examples; remove it here, or put it after a wider dense layer"])
 
     def check_image_layer(self, layer: ast.Layer, shape: Shape) -> Shape:
         """`image H W [C]` reads a flat vector as an H x W x C image; `conv2d FILTERS KERNEL [activation]`
