@@ -68,3 +68,22 @@ def test_check_counts_in_the_singular_when_there_is_one(write_spec):
                       "target y = x\ndecode m as y\n")
     assert "ok — 1 module, 1 route, 1 decoder" in call_tanglec("check", str(spec)).stdout
 
+
+
+def test_habits_from_other_languages_get_a_hint_each(write_spec):
+    spec = write_spec("// a C-style comment\n" + SEED.replace("= dense 64 relu, dense 4", "= dense(64, relu), dense 4")
+                      .replace("= dense 64 relu, dense 10", "= dense 64 relu, dense 10 softmax"))
+    err = _check(spec)
+    assert "1:1: error[E001]: unexpected '//'\n" in err
+    assert "hint: comments start with `#` and run to the end of the line" in err
+    assert "error[E001]: unexpected number '64'\n" in err
+    assert "hint: a layer's arguments follow its name without brackets, e.g. `dense 64 relu`" in err
+    assert "error[E111]: unknown activation 'softmax'" in err
+    assert "hint: end with a linear `dense N`: a decoder's codec applies the softmax (onehot)" in err
+
+
+def test_a_trailing_c_style_comment_gets_the_hint_and_a_bad_division_does_not(write_spec):
+    err = _check(write_spec(SEED.replace("dense 32 relu, dense 12", "dense 32 relu, dense 12  // the op", 1)))
+    assert "error[E001]: unexpected '//'" in err and "hint: comments start with `#`" in err
+    err = _check(write_spec(SEED.replace("(x * 2) % 10 }", "(x * 2) // }")))
+    assert "error[E001]: unexpected '}'" in err and "comments start with" not in err

@@ -35,6 +35,7 @@ from . import ast
 from ..util.cache import user_cache_dir
 from ..util.files import write_atomic
 from .diagnostics import SOURCES, Diagnostic, TangleError, did_you_mean
+from .vocabulary import LAYER_KINDS
 # the caps are part of the parser's interface: MAX_NESTING, MAX_TOKENS, MAX_EXPR_DEPTH
 from .prescan import MAX_NESTING, MAX_TOKENS, STATEMENT_KEYWORDS, prescan_problem, token_count  # noqa: F401
 from .transform import MAX_EXPR_DEPTH, AstBuilder, depth_problems  # noqa: F401
@@ -204,6 +205,8 @@ def _syntax_diagnostic(err: UnexpectedInput, file: str, line_offset: int, source
             hints = did_you_mean(str(tok), keywords) + hints
         elif str(tok) == "=" and "COMPARE" in err.expected:
             hints = ["to compare, write `==` (`=` only names a target or a module's layers)"] + hints
+        hints = _habit_hints(tok, err.expected, source_lines[line - line_offset - 1][:col - 1]
+                             if 0 < line - line_offset <= len(source_lines) else "") + hints
         return Diagnostic("E001", f"unexpected {_describe_token(tok)}", span, hints=hints)
     assert isinstance(err, UnexpectedCharacters)
     char = err.char if hasattr(err, "char") else "?"
@@ -213,12 +216,30 @@ def _syntax_diagnostic(err: UnexpectedInput, file: str, line_offset: int, source
     return Diagnostic("E003", f"unexpected character {char!r}", span, hints=hints)
 
 
+_TOKEN_KINDS = {"NAME": "name", "INT": "integer", "SIGNED_INT": "integer", "NUMBER": "number",
+                "SIGNED_NUMBER": "number", "STRING": "string"}
+_LAYER_EXAMPLES = {"dense": "dense 64 relu", "dropout": "dropout 0.1", "norm": "norm", "image": "image 8 8",
+                   "conv2d": "conv2d 16 3 relu", "pool": "pool 2", "shift": "shift 1", "rotate": "rotate 10",
+                   "zoom": "zoom 0.1"}
+_BRACKETED_LAYER = re.compile(r"\b(%s)\s*\(\s*$" % "|".join(sorted(LAYER_KINDS - {"residual"})))
+
+
 def _describe_token(tok: Token) -> str:
-    if tok.type == "NAME":
-        return f"name '{tok}'"
-    if tok.type in _TERMINAL_WORDS:
-        return f"{_TERMINAL_WORDS[tok.type]} '{tok}'"
-    return f"'{tok}'"
+    """`name 'x'`, `number '64'`, or an operator or keyword as written."""
+    kind = _TOKEN_KINDS.get(tok.type)
+    return f"{kind} '{tok}'" if kind else f"'{tok}'"
+
+
+def _habit_hints(tok: Token, expected: set[str], before: str) -> list[str]:
+    """What another language's habit meant, from the unexpected token, what the grammar expected there and the
+    text before it on its line."""
+    if str(tok) in ("/", "//") and "MUL_OP" not in expected:  # not a division: a C-style comment
+        return ["comments start with `#` and run to the end of the line"]
+    layer = _BRACKETED_LAYER.search(before)
+    if layer:
+        return [f"a layer's arguments follow its name without brackets, e.g. `{_LAYER_EXAMPLES[layer.group(1)]}`; "
+                "only a block such as residual(...) holds layers in brackets"]
+    return []
 
 
 def _join_or(items: list[str]) -> str:

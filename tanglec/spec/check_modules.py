@@ -160,8 +160,10 @@ class ModuleChecks:
                 if not isinstance(act, ast.Name) or act.text not in ACTIVATIONS:
                     text = act.text if isinstance(act, ast.Name) else str(act)
                     span = act.span if isinstance(act, ast.Name) else layer.span
+                    output_hint = ["end with a linear `dense N`: a decoder's codec applies the softmax (onehot) or "
+                                   "sigmoid (bits) itself, in its loss and when it decodes"] if text == "softmax" else []
                     self.error("E111", f"unknown activation '{text}'", span,
-                               hints=did_you_mean(text, ACTIVATIONS) + [", ".join(sorted(ACTIVATIONS))])
+                               hints=output_hint + did_you_mean(text, ACTIVATIONS) + [", ".join(sorted(ACTIVATIONS))])
             if args[0] > 100_000:
                 self.error("E111", f"dense {args[0]} is wider than the 100000-unit limit", layer.span)
                 return None
