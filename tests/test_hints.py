@@ -87,3 +87,14 @@ def test_a_trailing_c_style_comment_gets_the_hint_and_a_bad_division_does_not(wr
     assert "error[E001]: unexpected '//'" in err and "hint: comments start with `#`" in err
     err = _check(write_spec(SEED.replace("(x * 2) % 10 }", "(x * 2) // }")))
     assert "error[E001]: unexpected '}'" in err and "comments start with" not in err
+
+
+def test_other_tools_spellings_point_at_tanglecs(write_spec):
+    cases = [("int 0..9", "int[0..9]", "hint: a range is two bounds and `..`: `int 0..9`"),
+             ("int 0..9", "category a, b", "hint: values are separated by `|`: `category red | green | blue`"),
+             ("binary | decimal\n", "binary, decimal\n", "hint: values are separated by `|`: `select op: plus1 | times2`"),
+             ("-> to_binary, to_decimal", "=> to_binary, to_decimal", "hint: a route's stages are joined by `->`"),
+             ("train steps 300", "train epochs 10", "hint: training is counted in steps, one batch each"),
+             ("train steps 300", "train learning_rate 0.1 steps 300", "hint: tanglec calls it `lr`")]
+    for old, new, hint in cases:
+        assert hint in _check(write_spec(SEED.replace(old, new, 1))), new

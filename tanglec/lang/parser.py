@@ -205,8 +205,8 @@ def _syntax_diagnostic(err: UnexpectedInput, file: str, line_offset: int, source
             hints = did_you_mean(str(tok), keywords) + hints
         elif str(tok) == "=" and "COMPARE" in err.expected:
             hints = ["to compare, write `==` (`=` only names a target or a module's layers)"] + hints
-        hints = _habit_hints(tok, err.expected, source_lines[line - line_offset - 1][:col - 1]
-                             if 0 < line - line_offset <= len(source_lines) else "") + hints
+        text_line = source_lines[line - line_offset - 1] if 0 < line - line_offset <= len(source_lines) else ""
+        hints = _habit_hints(tok, err.expected, text_line[:col - 1], text_line[col - 1:]) + hints
         return Diagnostic("E001", f"unexpected {_describe_token(tok)}", span, hints=hints)
     assert isinstance(err, UnexpectedCharacters)
     char = err.char if hasattr(err, "char") else "?"
@@ -230,11 +230,19 @@ def _describe_token(tok: Token) -> str:
     return f"{kind} '{tok}'" if kind else f"'{tok}'"
 
 
-def _habit_hints(tok: Token, expected: set[str], before: str) -> list[str]:
+def _habit_hints(tok: Token, expected: set[str], before: str, rest: str) -> list[str]:
     """What another language's habit meant, from the unexpected token, what the grammar expected there and the
-    text before it on its line."""
+    text of its line before it and from it on."""
     if str(tok) in ("/", "//") and "MUL_OP" not in expected:  # not a division: a C-style comment
         return ["comments start with `#` and run to the end of the line"]
+    if str(tok) in ("[", "(") and re.search(r"\b(int|float)\s*$", before):
+        return ["a range is two bounds and `..`: `int 0..9`, `float -1..1`"]
+    listing = re.match(r"\s*(select\b|(input|target)\b.*\bcategory\b)", before)
+    if str(tok) == "," and listing:
+        example = "select op: plus1 | times2" if listing.group(1) == "select" else "category red | green | blue"
+        return [f"values are separated by `|`: `{example}`"]
+    if rest.startswith("=>"):
+        return ["a route's stages are joined by `->`"]
     layer = _BRACKETED_LAYER.search(before)
     if layer:
         return [f"a layer's arguments follow its name without brackets, e.g. `{_LAYER_EXAMPLES[layer.group(1)]}`; "

@@ -24,6 +24,9 @@ STREAM_MODES = ("auto", "always", "never")  # how a data file is read: in chunks
 TRAIN_KEYS = frozenset({"steps", "batch", "lr", "seed", "until", "weight", "mux", "eval_every", "optimizer",
                         "strategy", "memory", "schedule", "warmup", "decay", "decay_every", "patience", "update",
                         "batches"}) | OPTIMIZERS
+# other tools' names for a training setting: the E115 hint names tanglec's
+TRAIN_KEY_ALIASES = {"epochs": "steps", "epoch": "steps", "iterations": "steps", "iters": "steps",
+                     "learning_rate": "lr", "batch_size": "batch", "optim": "optimizer", "random_seed": "seed"}
 UPDATE_MODES = ("dense", "lazy")  # `train update lazy`: a stacked multiplexer's branches move only when they get rows
 BATCH_MODES = ("mixed", "grouped")  # `train batches grouped`: every batch holds the rows of one route
 SCHEDULES = ("constant", "cosine", "step")  # `train schedule cosine warmup 50` (backend/schedules.py)
@@ -33,3 +36,13 @@ ALIGN_KEYS = frozenset({"weight"})
 UNTIL_VALUES = frozenset({"exact", "loss"})  # `until exact`; `until loss patience N` (evaluation loss)
 
 FUNCTIONS = {"min": (2, None), "max": (2, None), "abs": (1, 1)}  # name: (fewest, most) arguments
+
+
+def alias_hint(key: str) -> list[str]:
+    """Another tool's name for a training setting: tanglec's, and for epochs what a step is."""
+    ours = TRAIN_KEY_ALIASES.get(key.lower())
+    if ours is None:
+        return []
+    if ours == "steps":
+        return ["training is counted in steps, one batch each (an epoch is rows / batch steps): `steps 2000`"]
+    return [f"tanglec calls it `{ours}`"]

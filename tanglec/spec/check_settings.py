@@ -8,7 +8,7 @@ from pathlib import Path
 from ..lang import ast
 from ..lang.diagnostics import Related, did_you_mean
 from ..lang.vocabulary import (BATCH_MODES, DATA_KEYS, DISTRIBUTE_STRATEGIES, MUX_STRATEGIES, OPTIMIZERS, SCHEDULES,
-                               STREAM_MODES, TRAIN_KEYS, UNTIL_VALUES, UPDATE_MODES)
+                               STREAM_MODES, TRAIN_KEYS, UNTIL_VALUES, UPDATE_MODES, alias_hint)
 from ..util.files import data_file_problem
 from .composition import check_data_limits
 from .check_limits import MAX_SAMPLE
@@ -65,7 +65,7 @@ class SettingChecks:
         key, t = s.key.text, self.train
         if key not in TRAIN_KEYS:
             self.error("E115", f"unknown training setting '{key}'", s.key.span,
-                       hints=did_you_mean(key, TRAIN_KEYS) + ["settings: " + ", ".join(sorted(TRAIN_KEYS))])
+                       hints=alias_hint(key) + did_you_mean(key, TRAIN_KEYS) + ["settings: " + ", ".join(sorted(TRAIN_KEYS))])
         elif key in ("steps", "batch", "eval_every", "decay_every", "patience"):
             v = self._number(s, 1, 10_000_000, True)
             if v is not None:
@@ -171,3 +171,4 @@ class SettingChecks:
                        hints=did_you_mean(name, self.g.inputs))
         else:
             self.data.group = name
+

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..lang import ast, expr
 from ..lang.diagnostics import Diagnostic, Related, did_you_mean
-from ..lang.vocabulary import OPTIMIZERS, PHASE_KEYS
+from ..lang.vocabulary import OPTIMIZERS, PHASE_KEYS, alias_hint
 
 
 # The weight of an `align` term without `weight W`. The term is normalised (codegen.Disagreement: the
@@ -262,7 +262,7 @@ def _phase(checker, decl: ast.PhaseDecl) -> PhaseConfig:
         key = s.key.text
         if key not in PHASE_KEYS:
             checker.error("E115", f"unknown phase setting '{key}'", s.key.span,
-                          hints=did_you_mean(key, PHASE_KEYS) + ["settings: " + ", ".join(sorted(PHASE_KEYS))])
+                          hints=alias_hint(key) + did_you_mean(key, PHASE_KEYS) + ["settings: " + ", ".join(sorted(PHASE_KEYS))])
         elif key in ("steps", "batch"):
             v = checker._number(s, 1, 10_000_000, True)
             if v is not None:
