@@ -22,6 +22,7 @@ from .mux import Multiplexer
 from .mux_cost import choose_strategy
 from .mux_timing import MEASURE_MIN_PARAMETERS, measured_candidates, measured_strategy
 from .stacked import BranchSlice, stack_specs
+from .standardize import Standardize
 
 
 @keras.saving.register_keras_serializable(package="tanglec")
@@ -191,7 +192,7 @@ def field_input(name: str, t: ast.FieldType):
     return keras.Input(shape=(), dtype=dtype, name=name)
 
 
-def _encoder(field: ast.InputDecl, codec: ast.Codec, name: str) -> Encode | TableEncode:
+def field_encoder(field: ast.InputDecl, codec: ast.Codec, name: str) -> Encode | TableEncode:
     t = field.type
     if codec.table is not None:
         offset, patterns = table_rows(codec.table, t)
@@ -234,6 +235,8 @@ def module_model(decl: ast.ModuleDecl, seed: int) -> keras.Model:
                                        f"{kind}_{idx}")(x)
             elif kind == "norm":
                 x = keras.layers.LayerNormalization(name=f"norm_{idx}")(x)
+            elif kind == "standardize":
+                x = Standardize(name=f"standardize_{idx}")(x)
             elif kind == "residual":
                 x = ResidualAdd(name=f"residual_{idx}")([x, stack(x, layer.children)])
         return x
@@ -265,7 +268,7 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
             key = (producer, str(codec))
             if key not in encoders:
                 label = f"encode_{producer}_{codec.kind.text}{codec.size or ''}"
-                encoders[key] = _encoder(g.inputs[producer], codec, label)
+                encoders[key] = field_encoder(g.inputs[producer], codec, label)
             return encoders[key](inputs[producer])
         if g.kind(producer) == "module" and producer in soft:
             return soft[producer]
@@ -330,7 +333,7 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
         for name, latent in zip(group.step_inputs, chain_steps[group.chain]):
             for m in group.modules:
                 field = g.encoded_field(m)
-                encode = _encoder(g.inputs[field], g.modules[m].input, f"encode_{name}_{m}")
+                encode = field_encoder(g.inputs[field], g.modules[m].input, f"encode_{name}_{m}")
                 sources = [group.chain, m]
                 parts.append(Disagreement(sources, _fixed(checked, sources), name=f"{group.output_name}_{name}_{m}")(
                     [latent, modules[m](encode(inputs[name]))]))

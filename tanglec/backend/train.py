@@ -21,7 +21,8 @@ import tensorflow as tf
 from ..lang.ast import PhaseDecl, TrainDecl
 from ..spec.check_limits import estimate_parameters
 from ..spec.checked import Checked
-from .codegen import build_model, module_layers, set_teachers, training_device
+from .codegen import build_model, field_encoder, module_layers, set_teachers, training_device
+from .standardize import Standardize, fit_standardizers
 from .datasets import dataset, grouped_index_batches, in_chunks, index_batches, stream_dataset
 from .predict import Predictor
 from ..data.features import encode_inputs, training_arrays
@@ -323,6 +324,7 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
     loaded = load_init(model, (init_weights() if init_weights else None) or {})
     x, y, w = (training_arrays(checked, examples, examples.train_index) if stream is None
                else stream.fingerprint_arrays())
+    fit_input_statistics(model, checked, examples, x, stream, seed, set(loaded))
     close_board = None
     if tensorboard:
         on_progress, close_board = tensorboard_hook(tensorboard, on_progress)
@@ -412,6 +414,19 @@ def set_trainable(model: keras.Model, checked: Checked, only: list[str] | None) 
     for name, layer in layers.items():
         layer.trainable = trainable[name]
     set_teachers(model, trainable)
+
+
+def fit_input_statistics(model: keras.Model, checked: Checked, examples: Examples, x: dict, stream, seed: int,
+                         loaded: set[str]) -> None:
+    """`standardize` layers learn their statistics from the training rows (a streamed file: its first chunk's)."""
+    modules = module_layers(model)
+    if not any(isinstance(layer, Standardize) for m in modules.values() for layer in getattr(m, "layers", [])):
+        return
+    if stream is None:
+        carried = {f: np.asarray(rows, bool)[examples.train_index] for f, rows in examples.present.items()}
+    else:
+        x, carried = next(stream.chunks(seed, 0), ({}, {}, {}))[0], {}
+    fit_standardizers(modules, checked, x, carried, loaded, field_encoder)
 
 
 def load_init(model: keras.Model, weights: dict[str, list[np.ndarray]]) -> list[str]:

@@ -295,7 +295,7 @@ EXAMPLES = [
             table("3: 11", "3: 10").replace("latent(4) -> two = dense 2", "latent(4) -> onehot(4) = dense 4")),
     Example("W208", "norm over one or two values", "A `norm` (layer normalisation: one example's values "
             "rescaled to mean 0 and variance 1) reads one value, which it turns into a constant, or two, of which "
-            "it keeps only which is larger. Scaling an input field's values across examples is not what it does.",
+            "it keeps only which is larger. Scaling an input field's values across examples is `standardize`'s work.",
             "input x: float 0..100\nmodule enc: scalar -> latent(8) = norm, dense 16 relu, dense 8\n"
             "module dec: latent(8) -> scalar = dense 16 relu, dense 1\nroute x -> enc -> dec\ntarget y = x / 2\n"
             "decode dec as y\ndata sample 200\n", show=["module enc: scalar -> latent(8) = norm, dense 16 relu, dense 8"]),

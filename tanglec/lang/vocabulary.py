@@ -13,7 +13,7 @@ CODECS = DATA_CODECS | LATENT_CODECS
 SIZED_CODECS = frozenset({"bits", "gray", "onehot", "latent", "vector"})
 
 AUGMENT_LAYERS = frozenset({"shift", "rotate", "zoom"})  # random image changes while training, like dropout
-LAYER_KINDS = frozenset({"dense", "dropout", "norm", "residual", "image", "conv2d", "pool"}) | AUGMENT_LAYERS
+LAYER_KINDS = frozenset({"dense", "dropout", "norm", "standardize", "residual", "image", "conv2d", "pool"}) | AUGMENT_LAYERS
 ACTIVATIONS = frozenset({"relu", "gelu", "tanh", "sigmoid", "elu", "selu", "swish", "softplus", "linear",
                          "leaky_relu"})
 OPTIMIZERS = frozenset({"adam", "sgd", "rmsprop", "adamw"})

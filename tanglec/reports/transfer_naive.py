@@ -32,7 +32,7 @@ def naive_model(checked, route, seed: int):
     fresh weights and no multiplexers: a plain network from the raw input field to the route's decoders."""
     import keras
 
-    from ..backend.codegen import _encoder, field_input, module_model
+    from ..backend.codegen import field_encoder, field_input, module_model
 
     g = checked.graph
     inputs, tensors = {}, {}
@@ -41,7 +41,7 @@ def naive_model(checked, route, seed: int):
         if g.kind(producer) == "input":
             if producer not in inputs:
                 inputs[producer] = field_input(producer, g.inputs[producer].type)
-            x = _encoder(g.inputs[producer], g.modules[node].input, f"encode_{producer}")(inputs[producer])
+            x = field_encoder(g.inputs[producer], g.modules[node].input, f"encode_{producer}")(inputs[producer])
         else:
             x = tensors[producer]
             kind = g.modules[producer].output.family

@@ -131,7 +131,7 @@ def domain_size(t: ast.IntType | ast.CategoryType) -> int:
 def estimate_parameters(m: ast.ModuleDecl) -> int:
     """Weights a module will have, computed from the spec alone (before TensorFlow builds anything)."""
     width = codec_width(m.input) or 0
-    channels = 1  # the last axis: what a layer's weights see (an image's channels, else the width)
+    channels = width  # the last axis: what a layer's weights see (an image's channels, else the width)
     total = 0
     for layer in _flatten(m.layers):
         kind, numbers = layer.kind.text, [a for a in layer.args if isinstance(a, int)]
@@ -139,7 +139,7 @@ def estimate_parameters(m: ast.ModuleDecl) -> int:
             units = layer.args[0]
             total += width * units + units
             width = channels = units
-        elif kind == "norm":
+        elif kind in ("norm", "standardize"):
             total += 2 * channels
         elif kind == "image" and len(numbers) >= 2:
             channels = numbers[2] if len(numbers) > 2 else 1

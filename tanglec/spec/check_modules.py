@@ -103,6 +103,7 @@ class ModuleChecks:
     def check_module(self, m: ast.ModuleDecl) -> None:
         ok_in = self.check_codec(m.input)
         ok_out = self.check_codec(m.output)
+        self.check_standardize(m)
         width = codec_width(m.input) if ok_in else None
         width = flat_width(self.check_layers(m.layers, width))
         if ok_out and width is not None and width != codec_width(m.output):
@@ -111,6 +112,22 @@ class ModuleChecks:
                                f"{m.output} needs {codec_width(m.output)}", last,
                        hints=[f"end the layer stack with `dense {codec_width(m.output)}`"],
                        related=[Related(m.output.span, "output interface declared here")])
+
+    def check_standardize(self, m: ast.ModuleDecl) -> None:
+        """`standardize` scales an input field's values by their statistics over the training rows, so it
+        comes first, in a module that reads an input field (a latent's statistics change as it trains)."""
+        for layer in _all_layers(m.layers):
+            if layer.kind.text != "standardize":
+                continue
+            if layer is not m.layers[0]:
+                self.error("E111", "standardize must be the module's first layer: it scales the input field's "
+                                   "values", layer.span, hints=["start the stack with it: `= standardize, ...`"])
+            producers = self.g.predecessors(m.name.text) if m.name.text in self.g.modules else []
+            if producers and self.g.encoded_field(m.name.text) is None:
+                self.error("E111", f"standardize scales an input field's values, but '{m.name.text}' reads "
+                                   f"'{producers[0]}'", layer.span,
+                           hints=["use it in an encoder, a module an input field feeds; between modules, `norm` "
+                                  "normalises each example's values"])
 
     def check_layers(self, layers: list[ast.Layer], width: int | None) -> int | None:
         for layer in layers:
@@ -172,6 +189,10 @@ class ModuleChecks:
             if len(args) != 1 or isinstance(args[0], ast.Name) or not 0 <= args[0] < 1:
                 self.error("E111", "dropout takes one rate in [0, 1): `dropout 0.1`", layer.span)
             return width
+        if kind == "standardize":
+            if args:
+                self.error("E111", "standardize takes no arguments", layer.span)
+            return width
         if kind == "norm":
             if args:
                 self.error("E111", "norm takes no arguments", layer.span)
@@ -184,8 +205,8 @@ class ModuleChecks:
         leaves a constant, over two only which of them is larger, so whatever follows can't learn from it."""
         kept = "the same value for every example" if width == 1 else "only which of the two values is larger"
         self.warn("W208", f"norm over {width} value{'s' if width > 1 else ''} leaves {kept}", layer.span,
-                  hints=["norm normalises across one example's values (layer normalisation), not each value "
-                         "across examples; remove it here, or put it after a wider dense layer"])
+                  hints=["norm normalises across one example's values (layer normalisation); to scale each input "
+                         "value by its spread over the training rows, start an encoder with `standardize`"])
 
     def check_image_layer(self, layer: ast.Layer, shape: Shape) -> Shape:
         """`image H W [C]` reads a flat vector as an H x W x C image; `conv2d FILTERS KERNEL [activation]`
@@ -259,3 +280,11 @@ def flat_width(shape: Shape) -> int | None:
     if isinstance(shape, tuple):
         return shape[0] * shape[1] * shape[2]
     return shape
+
+
+def _all_layers(layers: list[ast.Layer]):
+    """Every layer of a stack, those inside blocks too."""
+    for layer in layers:
+        yield layer
+        if layer.is_block:
+            yield from _all_layers(layer.children)
