@@ -42,3 +42,32 @@ def test_the_check_finds_a_broken_link(tmp_path):
                     "```\n[in a code block](skipped.md)\n```\n")
     assert _links(page) == ["#top", "missing.md", "#nowhere"]
     assert _anchors(page) == {"top"}
+
+
+def _cli_sections() -> dict[str, str]:
+    text = (ROOT / "docs" / "cli.md").read_text()  # usage lines are in code blocks
+    parts = re.split(r"^## +(\S+).*$", text, flags=re.M)
+    return {name: body for name, body in zip(parts[1::2], parts[2::2])}
+
+
+def test_every_command_and_option_is_in_cli_md():
+    import click
+
+    from tanglec.cli import cli
+
+    sections = _cli_sections()
+    missing = []
+    for name, command in cli.commands.items():
+        if name == "completion":
+            section = sections.get("Shell", "")
+        else:
+            section = sections.get(name)
+        if section is None:
+            missing.append(name)
+            continue
+        for param in command.params:
+            # --json is every command's (the Conventions section); -o or --output, either spelling will do
+            if isinstance(param, click.Option) and not param.hidden and not {"--help", "--json"} & set(param.opts):
+                if not any(re.search(re.escape(opt) + r"\b", section) for opt in param.opts):
+                    missing.append(f"{name} {max(param.opts, key=len)}")
+    assert not missing, f"not in docs/cli.md: {missing}"
