@@ -94,3 +94,24 @@ def test_it_trains_what_raw_readings_do_not_and_the_run_keeps_its_statistics(tmp
     run = open_run(tmp_path / "run")
     answers = run.predict({"reading": np.array([[5000.0, 0.002], [5000.0, -0.002]], np.float32)})
     assert answers["dec"].tolist() == [1, 0]
+
+
+def test_an_init_runs_module_keeps_the_statistics_it_was_trained_with(tmp_path):
+    from tanglec.pipeline import train
+
+    (tmp_path / "base.tangle").write_text(spec().replace("steps 150", "steps 20"))
+    base = train(tmp_path / "base.tangle", tmp_path / "base_run")
+    shifted = "\n".join(line if i == 0 else f"{float(line.split()[0]) + 1000} {line.split(' ', 1)[1]}"
+                        for i, line in enumerate((tmp_path / "rows.csv").read_text().strip().split("\n")))
+    (tmp_path / "shifted.csv").write_text(shifted + "\n")
+    transfer = spec().replace("steps 150", "steps 10").replace('"rows.csv"', '"shifted.csv"') + \
+        'init "base_run"\nfreeze enc\n'
+    (tmp_path / "transfer.tangle").write_text(transfer)
+    moved = train(tmp_path / "transfer.tangle")
+
+    def mean(result):
+        enc = result.result.model.get_layer("enc")
+        return next(layer for layer in enc.layers if layer.name.startswith("standardize")).mean.numpy()
+
+    np.testing.assert_array_equal(mean(moved), mean(base))
+    assert moved.metrics["modules"]["loaded"] == ["dec", "enc"]
