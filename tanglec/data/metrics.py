@@ -9,6 +9,7 @@ from ..spec.checks import Checked
 from . import codecs
 from .rows import Examples
 from .selection import route_mask
+from .values import plain
 
 
 def decoder_metrics(checked: Checked, examples: Examples, outputs: dict[str, np.ndarray]) -> dict[str, dict]:
@@ -69,7 +70,7 @@ def wrong_answers(checked: Checked, examples: Examples, outputs: dict[str, np.nd
         line = None if examples.lines is None else int(examples.lines[row])
         route = next(r for r in routes if route_mask(g, examples.columns, r, np.array([row]))[0])
         out.append({"row": row, "where": f"{source}:{line}" if source and line else None, "route": route.name,
-                    "decoder": d, "value": _plain(value), "expected": _plain(expected)})
+                    "decoder": d, "value": plain(value), "expected": plain(expected)})
     return out
 
 
@@ -84,11 +85,3 @@ def _decoded_rows(checked: Checked, examples: Examples, decoder: str) -> np.ndar
     if target.ndim == 1:
         reached &= ~np.isnan(target.astype(np.float64))
     return np.flatnonzero(reached)
-
-
-def _plain(v):
-    v = np.asarray(v)
-    if v.ndim:
-        return [round(float(x), 6) for x in v]
-    f = float(v)
-    return int(f) if f.is_integer() else round(f, 6)
