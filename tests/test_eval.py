@@ -166,3 +166,22 @@ def test_the_evaluation_split_is_stratified_by_route(tmp_path):
     routes = {r["selection"]["gate"]: r for r in json.loads(proc.stdout)["routes"]}
     assert {g: r["cases"] for g, r in routes.items()} == {"and": 2, "or": 1, "xor": 8}
     assert {g: r["training_rows"] for g, r in routes.items()} == {"and": 7, "or": 1, "xor": 22}
+
+
+def test_eval_data_is_scored_a_chunk_at_a_time_with_the_figures_of_the_whole_file(gates_run):
+    """`eval --data` reads the file in chunks (bounded memory): chunks of 7 rows give the report one
+    chunk gives, failures and their rows included; a bad row in a later chunk is E119 at its cell."""
+    from tanglec import pipeline
+
+    run = gates_run / "run"
+    checked, rows = pipeline.evaluation_inputs(run, _new_csv(gates_run))
+    model = pipeline.load_run_model(run, checked)
+    whole = pipeline.evaluate(checked, rows, model, failures=50)
+    rows.chunk_rows = 7
+    assert pipeline.evaluate(checked, rows, model, failures=50) == whole
+    assert whole["cases"] == 72 and whole["failures"] and whole["failures"][-1]["row"] > 7
+    bad = gates_run / "late_bad.csv"
+    bad.write_text(_new_csv(gates_run).read_text() + "0 0 0 0 0 0,nand,0\n")
+    proc = call_tanglec("eval", str(run), "--data", str(bad), "--json")
+    assert proc.returncode == 1 and json.loads(proc.stdout)["diagnostics"][0]["code"] == "E119"
+    assert f"{bad}:74:" in call_tanglec("eval", str(run), "--data", str(bad)).stderr
