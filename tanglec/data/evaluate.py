@@ -35,7 +35,7 @@ def route_counts(checked: Checked, examples: Examples, outputs: dict[str, np.nda
             if d not in decoded:
                 continue
             target = examples.targets[g.decoders[d]][rows]
-            live = ~np.isnan(target.astype(np.float64)) if target.ndim == 1 else np.ones(len(rows), bool)
+            live = codecs.defined(target)
             ok = np.ones(len(rows), dtype=bool)
             ok[live] = codecs.exact(g.modules[d].output, decoded[d][rows][live], target[live], checked.tolerance(d))
             case_ok &= ok

@@ -207,7 +207,9 @@ def rows_jsonl(checked, examples: Examples) -> str:
         values = data[name].tolist()
         if t == "selector" or isinstance(t, ast.CategoryType):
             names = [v.text for v in (g.selectors[name] if t == "selector" else t).values]
-            values = [names[int(v)] for v in values]
+            values = [names[int(v)] if v == v else None for v in values]  # NaN: a target left out (not written)
+        elif isinstance(t, ast.IntType):
+            values = [int(v) if v == v else None for v in values]
         columns[name] = values
     present = {name: examples.present[name].tolist() for name in columns if name in examples.present}
     lines = []

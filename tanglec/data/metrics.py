@@ -104,7 +104,4 @@ def _decoded_rows(checked: Checked, examples: Examples, decoder: str) -> np.ndar
     for route in g.routes():
         if decoder in route.decoders:
             reached |= route_mask(g, examples.columns, route)
-    target = examples.targets[g.decoders[decoder]]
-    if target.ndim == 1:
-        reached &= ~np.isnan(target.astype(np.float64))
-    return np.flatnonzero(reached)
+    return np.flatnonzero(reached & codecs.defined(examples.targets[g.decoders[decoder]]))
