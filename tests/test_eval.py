@@ -225,3 +225,24 @@ def test_a_target_the_rows_route_does_not_decode_may_be_left_out_and_is_never_sc
     proc = call_tanglec("eval", str(tmp_path / "run"), "--data", str(tmp_path / "bad.csv"))
     assert proc.returncode == 1 and "bad.csv:2:10: error[E119]: y: missing, and this row's route " \
                                    "(task=digit) decodes it" in proc.stderr
+
+
+def test_a_category_targets_answers_are_shown_by_name(tmp_path):
+    """eval's confusion labels and failures, query's answer and predict's cells name a category
+    target's values (they showed the value's index)."""
+    spec = HALF.replace("scalar   ", "onehot(3)").replace("dense 1\n", "dense 3\n") \
+        .replace("target y = x / 2", "target y: category low | mid | high from data") \
+        .replace(" tolerance 0.1", "").replace("data enumerate", 'data file "rows.csv"').replace("steps 60", "steps 3")
+    (tmp_path / "rows.csv").write_text("x,y\n" + "".join(f"{x},{['low', 'mid', 'high'][x // 4]}\n" for x in range(10)))
+    (tmp_path / "cat.tangle").write_text(spec)
+    proc = call_tanglec("compile", str(tmp_path / "cat.tangle"), "-o", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    run = str(tmp_path / "run")
+    report = json.loads(call_tanglec("eval", run, "--failures", "10", "--json").stdout)
+    names = {"low", "mid", "high"}
+    assert set(report["decoders"]["half"]["confusion"]["labels"]) <= names
+    assert report["failures"], "3 steps leave wrong answers"
+    assert all({f["value"], f["expected"]} <= names for f in report["failures"])
+    assert json.loads(call_tanglec("query", run, "x=9", "--json").stdout)["answers"][0]["value"] in names
+    predicted = call_tanglec("predict", run, str(tmp_path / "rows.csv")).stdout.splitlines()
+    assert predicted[0] == "x,half,half_confidence" and {line.split(",")[1] for line in predicted[1:]} <= names

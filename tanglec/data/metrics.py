@@ -11,7 +11,7 @@ from . import codecs
 from .evaluate import RouteCounts, add_counts, report_from_counts, route_counts
 from .rows import Examples
 from .selection import route_mask
-from .values import plain
+from .values import answer, category_names
 
 
 class Tally:
@@ -61,9 +61,10 @@ class Tally:
         for row, d, value, expected in wrong[:self.limit - len(self.failures)]:
             line = None if examples.lines is None else int(examples.lines[row])
             route = next(r for r in routes if route_mask(g, examples.columns, r, np.array([row]))[0])
+            names = category_names(self.checked, d)
             self.failures.append({"row": first_row + row, "where": f"{self.source}:{line}" if self.source and line
-                                  else None, "route": route.name, "decoder": d, "value": plain(value),
-                                  "expected": plain(expected)})
+                                  else None, "route": route.name, "decoder": d, "value": answer(names, value),
+                                  "expected": answer(names, expected)})
 
     def report(self) -> dict:
         """The route report with `decoders` and `failures` (as `pipeline.evaluate` returns it)."""
@@ -82,19 +83,19 @@ class Tally:
             out.update(tolerance=self.checked.tolerance(d), mae=entry["error"] / values if values else None,
                        rmse=float(np.sqrt(entry["squared"] / values)) if values else None)
         else:
-            out["confusion"] = confusion(entry["pairs"])
+            out["confusion"] = confusion(entry["pairs"], category_names(self.checked, d))
         return out
 
 
-def confusion(pairs: dict[tuple[int, int], int]) -> dict:
+def confusion(pairs: dict[tuple[int, int], int], names: list[str] | None = None) -> dict:
     """Counts of (expected, answered) pairs over the values that occur: `matrix[i][j]` rows expected
-    `labels[i]` that were answered `labels[j]`."""
-    labels = sorted({v for pair in pairs for v in pair})
-    index = {v: i for i, v in enumerate(labels)}
-    matrix = [[0] * len(labels) for _ in labels]
+    `labels[i]` that were answered `labels[j]` (a category target's values by name, `names`)."""
+    values = sorted({v for pair in pairs for v in pair})
+    index = {v: i for i, v in enumerate(values)}
+    matrix = [[0] * len(values) for _ in values]
     for (expected, answered), count in pairs.items():
         matrix[index[expected]][index[answered]] += count
-    return {"labels": labels, "matrix": matrix}
+    return {"labels": [answer(names, v) for v in values], "matrix": matrix}
 
 
 def _decoded_rows(checked: Checked, examples: Examples, decoder: str) -> np.ndarray:

@@ -16,7 +16,7 @@ from . import codecs
 from .reader import Chunk, Reader
 from .rows import wanted_columns
 from .selection import route_mask
-from .values import text
+from .values import answer, category_names, text
 
 
 def input_columns(checked) -> dict:
@@ -48,7 +48,8 @@ def rows(checked, chunk: Chunk, outputs: dict[str, np.ndarray]) -> list[list[str
         for route in g.routes():
             if decoder in route.decoders:
                 reached |= route_mask(g, chunk.inputs, route)
-        answers = [text(v) for v in value]
+        names = category_names(checked, decoder)
+        answers = [text(v) if names is None else str(answer(names, v)) for v in value]
         confidences = [""] * chunk.n if confidence is None else [f"{c:.6f}" for c in confidence]
         columns.append([a if r else "" for a, r in zip(answers, reached)])
         columns.append([c if r else "" for c, r in zip(confidences, reached)])

@@ -29,3 +29,19 @@ def text(value) -> str:
     if isinstance(shown, list):
         return " ".join(text(v) for v in np.asarray(value))
     return repr(shown)
+
+
+def category_names(checked, decoder: str) -> list[str] | None:
+    """The value names of the category target `decoder` decodes (None for a numeric target)."""
+    from ..lang import ast
+
+    declared = checked.graph.targets[checked.graph.decoders[decoder]].type
+    return [v.text for v in declared.values] if isinstance(declared, ast.CategoryType) else None
+
+
+def answer(names: list[str] | None, value) -> int | float | list | str:
+    """A decoded answer or target value as shown: a category's by its name (`category_names`), a
+    number as `plain` (also an index no category has: a decoder wider than its target's values)."""
+    if names is not None and 0 <= int(value) < len(names):
+        return names[int(value)]
+    return plain(value)
