@@ -84,7 +84,7 @@ def table_scores(patterns: np.ndarray, raw: np.ndarray) -> np.ndarray:
 def defined(targets: np.ndarray) -> np.ndarray:
     """Which rows' targets are defined: not NaN (a target undefined for the row, or left out of it)."""
     undefined = np.isnan(targets.astype(np.float64))
-    return ~undefined.reshape(len(targets), -1).any(axis=1)
+    return ~undefined.any(axis=tuple(range(1, undefined.ndim))) if undefined.ndim > 1 else ~undefined
 
 
 def target_array(codec: ast.Codec, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
