@@ -1,8 +1,9 @@
 """Which input fields a row must carry: those its route reads (plus, when targets are computed, those
-the targets and alignments read, and the targets read from data that its route decodes). A branch `value from field` reads its own field, so a row whose
-route takes it needs that field and not the route's source; a field no module on the row's route
-reads may be left empty (CSV) or out (JSONL), and is then filled with a neutral value and marked
-absent in `Examples.present`.
+the targets and alignments read, and the targets read from data that its route decodes). A branch
+`value from field` reads its own field, so a row whose route takes it needs that field and not the
+route's source; a field no module on the row's route reads may be left empty (CSV) or out (JSONL),
+and is then filled with a neutral value (a target: NaN, undefined) and marked absent in
+`Examples.present`.
 """
 from __future__ import annotations
 
