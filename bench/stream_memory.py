@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Peak memory of training on a large CSV: streamed in chunks (tanglec/stream.py) vs loaded whole.
+"""Peak memory of training on a large CSV: streamed in chunks (tanglec/stream.py) vs loaded whole;
+and of `tanglec eval --data` on it, which reads it a chunk at a time.
 
     .venv/bin/python bench/stream_memory.py                 # 1,000,000 rows, 20 steps
     .venv/bin/python bench/stream_memory.py --rows 200000   # quicker
+    .venv/bin/python bench/stream_memory.py --only baseline --only eval   # just the eval cases
     .venv/bin/python bench/stream_memory.py --json out.json
 
 Writes a gates-like CSV (a 6-bit `pair` vector, a `gate` selector, the 3-bit result `out`) and its
@@ -13,7 +15,8 @@ fresh process and reads that process's peak resident memory from the kernel (`os
 * `tanglec compile --stream` (a few steps) and `tanglec compile --no-stream` (the same steps);
 * the data alone, without TensorFlow: `stream.scan` (the streamed validation pass) and
   `data.build_examples` with the file in memory (what `--no-stream` holds before training);
-* a baseline: the same compile on a 1,000-row file (TensorFlow's and the model's own memory).
+* a baseline: the same compile on a 1,000-row file (TensorFlow's and the model's own memory);
+* `tanglec eval BASELINE_RUN --data` on the large file and on the 1,000-row file.
 
 Prints one JSON object and a markdown table.
 """
@@ -89,7 +92,7 @@ def measure(cmd: list[str], folder: Path, name: str, timeout: float) -> dict:
     if proc.returncode != 0:
         result["error"] = err.read_text()[-2000:]
     if isinstance(payload, dict):
-        result.update({k: payload[k] for k in ("steps_run", "accuracy", "rows", "sample") if k in payload})
+        result.update({k: payload[k] for k in ("steps_run", "accuracy", "rows", "sample", "cases") if k in payload})
     return result
 
 
@@ -118,6 +121,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (its path is printed)")
     ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--only", action="append", default=None, metavar="TEXT",
+                    help="run only the cases whose name holds TEXT (repeatable; the eval cases need the baseline)")
     args = ap.parse_args(argv)
 
     folder = Path(tempfile.mkdtemp(prefix="tanglec-stream-bench-"))
@@ -140,7 +145,13 @@ def main(argv=None) -> int:
                                                 str(folder / "run_memory"), "--no-stream", "--json"],
             "data only: streamed scan": [py, str(folder / "data_only.py"), str(spec), "stream"],
             "data only: in-memory load": [py, str(folder / "data_only.py"), str(spec), "memory"],
+            "eval --data, 1,000 rows": [py, "-m", "tanglec.cli", "eval", str(folder / "run_small"), "--data",
+                                        str(folder / "small.csv"), "--failures", "10", "--json"],
+            f"eval --data, {args.rows:,} rows": [py, "-m", "tanglec.cli", "eval", str(folder / "run_small"),
+                                                 "--data", str(folder / "rows.csv"), "--failures", "10", "--json"],
         }
+        if args.only:
+            cases = {name: cmd for name, cmd in cases.items() if any(text in name for text in args.only)}
         results = {"rows": args.rows, "file_mb": round(size / 2**20, 1), "steps": args.steps, "cases": {}}
         for name, cmd in cases.items():
             print(f"running {name} ...", file=sys.stderr, flush=True)

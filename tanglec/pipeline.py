@@ -265,10 +265,11 @@ def load_run_model(run: Path, checked: Checked):
 
 def evaluation_inputs(run: Path, data: Path | None = None):
     """(checked, examples) `evaluate` needs, read without TensorFlow (a damaged run fails here): the
-    run's evaluation rows, or every row of `data`, a CSV/JSONL file with the spec's fields (E119 when
-    it can't be read, file:row:column for its bad cells)."""
+    run's evaluation rows, or every row of `data`, a CSV/JSONL file with the spec's fields, as
+    `data.examples.FileRows` (read a chunk at a time as `evaluate` scores them: E119 when the file can't
+    be read here, file:row:column for its bad cells there)."""
     from .artifacts.run import evaluation_examples, load_report, loaded_modules
-    from .data.examples import file_examples
+    from .data.examples import FileRows
 
     checked = load_run(run)
     loaded = loaded_modules(run)
@@ -283,27 +284,32 @@ def evaluation_inputs(run: Path, data: Path | None = None):
         raise TangleError([Diagnostic("E119", f"{problem}: {data}", span,
                                       hints=["--data takes a CSV or JSONL file with the spec's input columns"])])
     checked = replace(checked, data=replace(checked.data, source="file", path=Path(data), in_run=False, span=span))
-    examples = file_examples(checked)
-    examples.route_rows = [r["training_rows"] for r in load_report(run, checked)["routes"]]
-    return checked, examples
+    return checked, FileRows(checked, [r["training_rows"] for r in load_report(run, checked)["routes"]])
 
 
 def evaluate(checked: Checked, examples, model, *, failures: int = 0) -> dict:
-    """Over the evaluation rows: the accuracy of every route, each marked as it was learned; per
-    decoder its accuracy and a confusion matrix (categorical) or MAE/RMSE (numeric); and the first
-    `failures` wrong answers, file:line where the rows come from a file."""
-    from .backend.predict import predict_raw
+    """Over the evaluation rows (or every row of a `FileRows`, a chunk at a time through one compiled
+    function): the accuracy of every route, each marked as it was learned; per decoder its accuracy and
+    a confusion matrix (categorical) or MAE/RMSE (numeric); and the first `failures` wrong answers,
+    file:line where the rows come from a file. A bad row of a `FileRows` is a DataError (E119)."""
     from .backend.train import annotate_routes
-    from .data.evaluate import route_report
-    from .data.metrics import decoder_metrics, wrong_answers
+    from .data.examples import FileRows
+    from .data.metrics import Tally
 
-    ev = examples.take(examples.eval_index)
-    outputs = predict_raw(model, checked, ev.columns)
-    report = annotate_routes(checked, examples, route_report(checked, ev, outputs))
-    report["decoders"] = decoder_metrics(checked, ev, outputs)
     source = str(checked.data.path) if checked.data.source == "file" else None
-    report["failures"] = wrong_answers(checked, ev, outputs, failures, source) if failures else []
-    return report
+    tally = Tally(checked, failures, source)
+    if isinstance(examples, FileRows):
+        from .backend.predict import Predictor
+
+        predictor = Predictor(model, checked)
+        for rows, first_row in examples.chunks():
+            tally.add(rows, predictor(rows.columns), first_row)
+    else:
+        from .backend.predict import predict_raw
+
+        ev = examples.take(examples.eval_index)
+        tally.add(ev, predict_raw(model, checked, ev.columns))
+    return annotate_routes(checked, examples, tally.report())
 
 
 def ask(checked: Checked, model, columns: dict):

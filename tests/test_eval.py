@@ -166,3 +166,83 @@ def test_the_evaluation_split_is_stratified_by_route(tmp_path):
     routes = {r["selection"]["gate"]: r for r in json.loads(proc.stdout)["routes"]}
     assert {g: r["cases"] for g, r in routes.items()} == {"and": 2, "or": 1, "xor": 8}
     assert {g: r["training_rows"] for g, r in routes.items()} == {"and": 7, "or": 1, "xor": 22}
+
+
+def test_eval_data_is_scored_a_chunk_at_a_time_with_the_figures_of_the_whole_file(gates_run):
+    """`eval --data` reads the file in chunks (bounded memory): chunks of 7 rows give the report one
+    chunk gives, failures and their rows included; a bad row in a later chunk is E119 at its cell."""
+    from tanglec import pipeline
+
+    run = gates_run / "run"
+    checked, rows = pipeline.evaluation_inputs(run, _new_csv(gates_run))
+    model = pipeline.load_run_model(run, checked)
+    whole = pipeline.evaluate(checked, rows, model, failures=50)
+    rows.chunk_rows = 7
+    assert pipeline.evaluate(checked, rows, model, failures=50) == whole
+    assert whole["cases"] == 72 and whole["failures"] and whole["failures"][-1]["row"] > 7
+    bad = gates_run / "late_bad.csv"
+    bad.write_text(_new_csv(gates_run).read_text() + "0 0 0 0 0 0,nand,0\n")
+    proc = call_tanglec("eval", str(run), "--data", str(bad), "--json")
+    assert proc.returncode == 1 and json.loads(proc.stdout)["diagnostics"][0]["code"] == "E119"
+    assert f"{bad}:74:" in call_tanglec("eval", str(run), "--data", str(bad)).stderr
+
+
+TWO_TASKS = """\
+input x: int 0..9
+input v: vector(3)
+select task: digit | vec
+module enc : onehot(10) -> latent(8) = dense 16 relu, dense 8
+module venc: vector(3)  -> latent(8) = dense 16 relu, dense 8
+module to_y: latent(8)  -> onehot(10) = dense 10
+module to_w: latent(8)  -> onehot(10) = dense 10
+route x -> [digit: enc | vec: venc from v] by task -> [digit: to_y | vec: to_w] by task
+target y: int 0..9 from data
+target w: int 0..9 from data
+decode to_y as y
+decode to_w as w
+data file "rows.csv" eval 0.5 seed 0
+train steps 5 seed 0
+"""
+
+
+def test_a_target_the_rows_route_does_not_decode_may_be_left_out_and_is_never_scored(tmp_path):
+    """`w` is empty on `digit` rows (and `y` on `vec` rows): no dummy value is trained on, kept, scored
+    or listed as a failure; left out on a row whose route decodes it, it is E119."""
+    rows = ["x,v,task,y,w"] + [f"{x},,digit,{(x + 1) % 10}," for x in range(10)] + \
+        [f",{x} 1 0,vec,,{x}" for x in range(10)]
+    (tmp_path / "rows.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "two.tangle").write_text(TWO_TASKS)
+    proc = call_tanglec("compile", str(tmp_path / "two.tangle"), "-o", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    kept = [json.loads(line) for line in (tmp_path / "run" / "eval_rows.jsonl").read_text().splitlines()]
+    assert kept and all(set(r) == ({"x", "task", "y"} if r["task"] == "digit" else {"v", "task", "w"}) for r in kept)
+    report = json.loads(call_tanglec("eval", str(tmp_path / "run"), "--data", str(tmp_path / "rows.csv"),
+                                     "--failures", "40", "--json").stdout)
+    assert {d: r["cases"] for d, r in report["decoders"].items()} == {"to_y": 10, "to_w": 10}
+    assert report["failures"] and all(
+        (f["decoder"], f["route"]) in (("to_y", "enc"), ("to_w", "venc")) for f in report["failures"])
+    (tmp_path / "bad.csv").write_text("x,v,task,y,w\n3,,digit,,5\n")
+    proc = call_tanglec("eval", str(tmp_path / "run"), "--data", str(tmp_path / "bad.csv"))
+    assert proc.returncode == 1 and "bad.csv:2:10: error[E119]: y: missing, and this row's route " \
+                                   "(task=digit) decodes it" in proc.stderr
+
+
+def test_a_category_targets_answers_are_shown_by_name(tmp_path):
+    """eval's confusion labels and failures, query's answer and predict's cells name a category
+    target's values (they showed the value's index)."""
+    spec = HALF.replace("scalar   ", "onehot(3)").replace("dense 1\n", "dense 3\n") \
+        .replace("target y = x / 2", "target y: category low | mid | high from data") \
+        .replace(" tolerance 0.1", "").replace("data enumerate", 'data file "rows.csv"').replace("steps 60", "steps 3")
+    (tmp_path / "rows.csv").write_text("x,y\n" + "".join(f"{x},{['low', 'mid', 'high'][x // 4]}\n" for x in range(10)))
+    (tmp_path / "cat.tangle").write_text(spec)
+    proc = call_tanglec("compile", str(tmp_path / "cat.tangle"), "-o", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    run = str(tmp_path / "run")
+    report = json.loads(call_tanglec("eval", run, "--failures", "10", "--json").stdout)
+    names = {"low", "mid", "high"}
+    assert set(report["decoders"]["half"]["confusion"]["labels"]) <= names
+    assert report["failures"], "3 steps leave wrong answers"
+    assert all({f["value"], f["expected"]} <= names for f in report["failures"])
+    assert json.loads(call_tanglec("query", run, "x=9", "--json").stdout)["answers"][0]["value"] in names
+    predicted = call_tanglec("predict", run, str(tmp_path / "rows.csv")).stdout.splitlines()
+    assert predicted[0] == "x,half,half_confidence" and {line.split(",")[1] for line in predicted[1:]} <= names

@@ -8,6 +8,9 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+
 from support import call_tanglec
 
 ROWS = [(7, "binary", "times2"), (3, "decimal", "plus1"), (0, "decimal", "times2"), (9, "binary", "plus1")]
@@ -93,3 +96,48 @@ def test_each_bad_query_is_named_by_its_number(arith_run):
                        "encoding=binary", "op=plus1")
     assert proc.returncode == 1
     assert "query 2: x: 12 is outside 0..9" in proc.stderr and "query 1" not in proc.stderr
+
+
+VECTOR_SPEC = """\
+input v: vector(2)
+module lin: vector(2) -> vector(2) = dense 2
+route v -> lin
+target w: vector(2) from data
+decode lin as w tolerance 0.001
+data file "rows.csv"
+train steps 5 seed 0
+"""
+
+
+@pytest.fixture(scope="module")
+def vector_run(tmp_path_factory):
+    """A vector decoder trained 5 steps: its answers are float32 numbers with no short float64 form."""
+    folder = tmp_path_factory.mktemp("vector")
+    (folder / "spec.tangle").write_text(VECTOR_SPEC)
+    (folder / "rows.csv").write_text("v,w\n" + "".join(f"0.{i} 0.3,0.1 0.{i}\n" for i in range(1, 9)))
+    proc = call_tanglec("compile", str(folder / "spec.tangle"), "-o", str(folder / "run"))
+    assert proc.returncode == 0, proc.stderr
+    return folder
+
+
+def _shortest_float32(cell: str) -> list[float]:
+    """A cell's numbers, each asserted to be the shortest text of the float32 it reads back as."""
+    texts = cell.split()
+    assert texts == [str(np.float32(float(t))).removesuffix(".0") for t in texts]
+    return [float(t) for t in texts]
+
+
+def test_vector_answers_are_the_shortest_text_of_their_float32_everywhere(vector_run):
+    run, rows = vector_run / "run", vector_run / "rows.csv"
+    table = list(csv.DictReader(io.StringIO(call_tanglec("predict", str(run), str(rows)).stdout)))
+    assert [r["v"] for r in table] == [f"0.{i} 0.3" for i in range(1, 9)]  # read as float32, written back as given
+    predicted = [_shortest_float32(r["lin"]) for r in table]
+    assert any(len(t.split(".")[-1]) > 6 for r in table for t in r["lin"].split()), "needs more than 6 decimals"
+    answer = json.loads(call_tanglec("query", str(run), "v=0.1 0.3", "--json").stdout)["answers"][0]
+    assert answer["value"] == predicted[0]
+    assert json.dumps(answer["value"]) == "[" + ", ".join(table[0]["lin"].split()) + "]"
+    report = json.loads(call_tanglec("eval", str(run), "--failures", "8", "--json").stdout)
+    assert len(report["failures"]) == 8, "5 steps answer nothing within 0.001"
+    for failure in report["failures"]:
+        assert failure["value"] == predicted[failure["row"]]
+        assert failure["expected"] == [0.1, float(f"0.{failure['row'] + 1}")]

@@ -158,18 +158,56 @@ def test_split_sample_and_route_counts(tmp_path, monkeypatch):
     ex = data.build_examples(checked)
     assert isinstance(ex, stream.StreamedExamples) and ex.stream is not None and ex.file_rows == 5000
     assert ex.n == 300 and len(ex.eval_index) == 300 and len(ex.train_index) == 0  # bounded sample
-    keys = stream.uniform(checked.data.seed, np.arange(5000))
-    is_eval = keys < 0.25
-    assert 1100 < is_eval.sum() < 1400
+    whole_inputs, whole_targets = data.read_file(checked)
+    is_eval = stream.Split(checked).is_eval(whole_inputs, whole_targets, 5000)
+    assert 1240 <= is_eval.sum() <= 1260
     scan = stream.scan(checked)
     assert set(scan.sample_rows.tolist()) <= set(np.flatnonzero(is_eval).tolist())
     # the sample holds the rows' real values
-    whole_inputs, whole_targets = data.read_file(checked)
     np.testing.assert_array_equal(ex.columns["gate"], whole_inputs["gate"][scan.sample_rows])
     np.testing.assert_array_equal(ex.targets["out"], whole_targets["out"][scan.sample_rows])
     # training rows per route (gate) over the whole file
     train = ~is_eval
     assert ex.route_rows == [int((whole_inputs["gate"][train] == k).sum()) for k in range(3)]
+
+
+def _rare_class_rows(path: Path, rows: int = 10_000, rare: int = 5) -> np.ndarray:
+    """Gates rows whose `out` is 0..6, but 7 on `rare` rows spread over the file; the `out` column."""
+    rng = np.random.default_rng(4)
+    out = rng.integers(0, 7, rows)
+    out[np.linspace(rows // 10, rows - 1, rare).astype(int)] = 7
+    pairs = rng.integers(0, 2, (rows, 6))
+    gates = rng.choice(["and", "or", "xor"], rows)
+    path.write_text("pair,gate,out\n" + "".join(f"{' '.join(map(str, p))},{g},{o}\n"
+                                               for p, g, o in zip(pairs, gates, out)))
+    return out
+
+
+def test_the_streamed_split_is_stratified_by_class_whatever_the_chunks(tmp_path, monkeypatch):
+    """A class of 5 rows in 10,000 has rows in validation (and in training); every class gives its
+    share; the split is the same twice and for any chunk size, in the scan and in training."""
+    out = _rare_class_rows(tmp_path / "rows.csv")
+    checked = checked_for(gates_spec(tmp_path, data_line='data file "rows.csv" eval 0.1 seed 1'), "always")
+    assert stream.class_target(checked) == "out"
+
+    def split(chunk_rows: int) -> np.ndarray:
+        splitter = stream.Split(checked)
+        return np.concatenate([splitter.is_eval(c.inputs, c.data_targets, c.n)
+                               for c in reader.Reader(checked, chunk_rows=chunk_rows).chunks()])
+
+    is_eval = split(50_000)
+    for chunk_rows in (50_000, 7, 1000, 4093):
+        np.testing.assert_array_equal(split(chunk_rows), is_eval)
+    assert 1 <= is_eval[out == 7].sum() < 5
+    for value in range(7):
+        assert abs(is_eval[out == value].mean() - 0.1) < 0.002
+    monkeypatch.setattr(reader, "CHUNK_ROWS", 777)
+    scan = stream.scan(checked, sample=50)
+    assert len(scan.sample_rows) == 50 and set(scan.sample_targets["out"].tolist()) == set(range(8))
+    assert set(scan.sample_rows.tolist()) <= set(np.flatnonzero(is_eval).tolist())
+    ex = data.build_examples(checked)
+    trained = np.concatenate([y["to_value"] for _, y, _ in ex.stream.chunks(seed=0, epoch=0)])
+    assert len(trained) == (~is_eval).sum() and (trained == 7).sum() == (~is_eval[out == 7]).sum()
 
 
 def test_holdouts_only_and_fewshot_when_streaming(tmp_path):
@@ -234,7 +272,7 @@ def test_streamed_training_rows_and_encoding_match_in_memory(tmp_path):
     parts = list(ex.stream.chunks(seed=0, epoch=0))
     streamed = {k: np.concatenate([p[i][k] for p in parts]) for i in range(3) for k in parts[0][i]}
     inputs, targets = data.read_file(checked)
-    rows = np.flatnonzero(stream.uniform(checked.data.seed, np.arange(700)) >= 0.25)
+    rows = np.flatnonzero(~stream.Split(checked).is_eval(inputs, targets, 700))
     x, y, w = training_arrays(checked, data.Examples(inputs, targets, rows, rows), rows)
     whole = {**x, **y, **w}
     assert set(streamed) == set(whole)

@@ -445,12 +445,11 @@ def annotate_routes(checked: Checked, examples: Examples, report: dict | None) -
     if report is None:
         return None
     g = checked.graph
-    train_rows = examples.train_index
     new = checked.new_modules if checked.init_modules else set()
-    streamed = getattr(examples, "route_rows", None)  # a streamed file: counted over the whole file
+    streamed = getattr(examples, "route_rows", None)  # a streamed file or eval --data: the compile's counts
     for index, (route, entry) in enumerate(zip(g.routes(), report["routes"])):
-        mask = route_mask(g, examples.columns, route, train_rows)
-        count = int(mask.sum()) if streamed is None else streamed[index]
+        count = int(route_mask(g, examples.columns, route, examples.train_index).sum()) if streamed is None \
+            else streamed[index]
         entry["training_rows"] = count
         entry["status"] = route_status(checked, route, count)
         entry["new_modules"] = [m for m in route.modules if m in new]

@@ -124,7 +124,10 @@ def eval_(run: Path, data: Path | None, failures: int, plot: Path | None, overwr
     except TangleError as err:
         fail(as_json, err)
     model = load_model_or_fail(run, checked, as_json)
-    report = pipeline.evaluate(checked, examples, model, failures=failures)
+    try:
+        report = pipeline.evaluate(checked, examples, model, failures=failures)  # --data: read as it is scored
+    except TangleError as err:
+        fail(as_json, err)
     from ..reports.evaluation import decoder_text, write_confusion_png
 
     if plot is not None:

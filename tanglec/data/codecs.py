@@ -81,10 +81,16 @@ def table_scores(patterns: np.ndarray, raw: np.ndarray) -> np.ndarray:
     return log_on @ patterns.T.astype(np.float64) + log_off @ (1 - patterns.T.astype(np.float64))
 
 
+def defined(targets: np.ndarray) -> np.ndarray:
+    """Which rows' targets are defined: not NaN (a target undefined for the row, or left out of it)."""
+    undefined = np.isnan(targets.astype(np.float64))
+    return ~undefined.any(axis=tuple(range(1, undefined.ndim))) if undefined.ndim > 1 else ~undefined
+
+
 def target_array(codec: ast.Codec, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(training target, per-example weight); rows whose target is undefined (NaN) get weight 0."""
-    live = ~np.isnan(values.astype(np.float64)) if values.ndim == 1 else np.ones(len(values), bool)
-    clean = np.where(live, values, 0) if values.ndim == 1 else values
+    live = defined(values)
+    clean = np.where(live.reshape((-1,) + (1,) * (values.ndim - 1)), values, 0)
     if codec.table is not None:
         return _table_target(codec.table, clean, live)
     kind = codec.kind.text

@@ -14,10 +14,19 @@ def route_report(checked: Checked, examples: Examples, outputs: dict[str, np.nda
 
     `outputs` are the model's raw outputs for `examples` (all rows, in order).
     """
+    return report_from_counts(checked, route_counts(checked, examples, outputs))
+
+
+RouteCounts = list[tuple[int, int, dict[str, int]]]  # per route: cases, exact cases, exact cases per decoder
+
+
+def route_counts(checked: Checked, examples: Examples, outputs: dict[str, np.ndarray]) -> RouteCounts:
+    """Per route (graph.routes() order): its cases, exact cases, and each reached decoder's exact cases
+    (a row whose target is undefined counts as exact for that decoder): counts, so that the counts of
+    a file's chunks add up to the whole file's."""
     g = checked.graph
     decoded = {d: codecs.decode(g.modules[d].output, outputs[d])[0] for d in outputs if d in g.decoders}
-    routes = []
-    total_cases = total_exact = 0
+    counts = []
     for route in g.routes():
         rows = np.flatnonzero(route_mask(g, examples.columns, route))
         case_ok = np.ones(len(rows), dtype=bool)
@@ -26,16 +35,33 @@ def route_report(checked: Checked, examples: Examples, outputs: dict[str, np.nda
             if d not in decoded:
                 continue
             target = examples.targets[g.decoders[d]][rows]
-            live = ~np.isnan(target.astype(np.float64)) if target.ndim == 1 else np.ones(len(rows), bool)
+            live = codecs.defined(target)
             ok = np.ones(len(rows), dtype=bool)
             ok[live] = codecs.exact(g.modules[d].output, decoded[d][rows][live], target[live], checked.tolerance(d))
             case_ok &= ok
-            per_decoder[d] = float(ok.mean()) if len(rows) else None
-        cases, exact = int(len(rows)), int(case_ok.sum())
+            per_decoder[d] = int(ok.sum())
+        counts.append((int(len(rows)), int(case_ok.sum()), per_decoder))
+    return counts
+
+
+def add_counts(total: RouteCounts | None, more: RouteCounts) -> RouteCounts:
+    """Two tallies of route counts as one."""
+    if total is None:
+        return more
+    return [(c1 + c2, e1 + e2, {d: n + d2.get(d, 0) for d, n in d1.items()})
+            for (c1, e1, d1), (c2, e2, d2) in zip(total, more)]
+
+
+def report_from_counts(checked: Checked, counts: RouteCounts) -> dict:
+    """The route report of `route_counts` (accuracies, totals, and by chain length for a chain)."""
+    routes = []
+    total_cases = total_exact = 0
+    for route, (cases, exact, per_decoder) in zip(checked.graph.routes(), counts):
         total_cases += cases
         total_exact += exact
         routes.append({**route.to_json(), "cases": cases, "exact": exact,
-                       "accuracy": exact / cases if cases else None, "decoders_accuracy": per_decoder})
+                       "accuracy": exact / cases if cases else None,
+                       "decoders_accuracy": {d: n / cases if cases else None for d, n in per_decoder.items()}})
     report = {"accuracy": total_exact / total_cases if total_cases else None, "cases": total_cases,
               "exact": total_exact, "routes": routes}
     if routes and "length" in routes[0]:

@@ -9,6 +9,7 @@ import itertools
 import json
 import math
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -206,7 +207,9 @@ def rows_jsonl(checked, examples: Examples) -> str:
         values = data[name].tolist()
         if t == "selector" or isinstance(t, ast.CategoryType):
             names = [v.text for v in (g.selectors[name] if t == "selector" else t).values]
-            values = [names[int(v)] for v in values]
+            values = [names[int(v)] if v == v else None for v in values]  # NaN: a target left out (not written)
+        elif isinstance(t, ast.IntType):
+            values = [int(v) if v == v else None for v in values]
         columns[name] = values
     present = {name: examples.present[name].tolist() for name in columns if name in examples.present}
     lines = []
@@ -225,6 +228,27 @@ def file_examples(checked) -> Examples:
     rows = np.arange(chunk.n)
     return Examples(chunk.inputs, targets, rows, np.arange(0), np.asarray(chunk.lines, dtype=np.int64),
                     chunk.present)
+
+
+@dataclass
+class FileRows:
+    """Every row of a data file as evaluation rows, read a chunk at a time (`eval --data`: memory bounded
+    whatever the file's size); `route_rows` are the run's training rows per route (annotate_routes)."""
+
+    checked: object
+    route_rows: list[int] | None = None
+    chunk_rows: int | None = None
+
+    def chunks(self):
+        """(examples, index of its first row in the file) per chunk, each row with its line in the file;
+        DataError at file:row:column for bad rows (the chunks before them have been given)."""
+        from .reader import Reader
+
+        for chunk in Reader(self.checked, chunk_rows=self.chunk_rows).chunks():
+            targets = evaluate_targets(self.checked, chunk.inputs, chunk.data_targets)
+            rows = np.arange(chunk.n)
+            yield Examples(chunk.inputs, targets, rows, np.arange(0), np.asarray(chunk.lines, dtype=np.int64),
+                           chunk.present), chunk.start
 
 
 def read_file(checked) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

@@ -16,6 +16,7 @@ from . import codecs
 from .reader import Chunk, Reader
 from .rows import wanted_columns
 from .selection import route_mask
+from .values import answer, category_names, text
 
 
 def input_columns(checked) -> dict:
@@ -47,7 +48,8 @@ def rows(checked, chunk: Chunk, outputs: dict[str, np.ndarray]) -> list[list[str
         for route in g.routes():
             if decoder in route.decoders:
                 reached |= route_mask(g, chunk.inputs, route)
-        answers = [_text(v) for v in value]
+        names = category_names(checked, decoder)
+        answers = [text(v) if names is None else str(answer(names, v)) for v in value]
         confidences = [""] * chunk.n if confidence is None else [f"{c:.6f}" for c in confidence]
         columns.append([a if r else "" for a, r in zip(answers, reached)])
         columns.append([c if r else "" for c, r in zip(confidences, reached)])
@@ -62,15 +64,4 @@ def _cells(g, name: str, t, values: np.ndarray) -> list[str]:
     if isinstance(t, ast.CategoryType):
         names = [v.text for v in t.values]
         return [names[i] for i in values]
-    return [_text(v) for v in values]
-
-
-def _text(value) -> str:
-    """A number or vector as a cell: integers without a point, vectors space-separated."""
-    value = np.asarray(value)
-    if value.ndim:
-        return " ".join(_text(v) for v in value)
-    if np.issubdtype(value.dtype, np.integer):
-        return str(int(value))
-    number = float(value)
-    return str(int(number)) if number.is_integer() else repr(number)
+    return [text(v) for v in values]

@@ -10,6 +10,7 @@ from . import codecs
 from ..spec.checks import Checked
 from .needs import FieldNeeds, target_fields
 from .rows import convert_value, evaluate_targets
+from .values import answer, category_names, plain
 from ..lang.diagnostics import Diagnostic, TangleError, did_you_mean
 
 
@@ -124,27 +125,17 @@ def answers(checked: Checked, columns: dict[str, np.ndarray], outputs: dict[str,
     for d, target in g.decoders.items():
         if d not in outputs or d not in active:
             continue
-        codec = g.modules[d].output
+        codec, names = g.modules[d].output, category_names(checked, d)
         value, conf = codecs.decode(codec, outputs[d][:1])
         expected = correct = None
         if target in expected_values:
             ev = expected_values[target][:1]
             if not np.isnan(ev.astype(np.float64)).any():
-                expected = _plain(ev[0])
+                expected = answer(names, ev[0])
                 correct = bool(codecs.exact(codec, value[:1], ev, checked.tolerance(d))[0])
-        result.append(Answer(d, target, _plain(value[0]), None if conf is None else float(conf[0]), expected,
-                             correct))
+        result.append(Answer(d, target, answer(names, value[0]), None if conf is None else float(plain(conf[0])),
+                             expected, correct))
     return result
-
-
-def _plain(v):
-    v = np.asarray(v)
-    if v.ndim:
-        return [float(x) for x in v]
-    if np.issubdtype(v.dtype, np.integer):
-        return int(v)
-    f = float(v)
-    return int(f) if f.is_integer() else f
 
 
 def route_for(checked: Checked, columns: dict[str, np.ndarray]):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import itertools
+import math
 import os
 import re
 import stat
@@ -357,7 +358,7 @@ class Reader:
                 if name in present:
                     present[name].append(value is not _ABSENT)
                     if value is _ABSENT:
-                        value = neutral_value(self.types[name])
+                        value = self._absent_value(name)
                 values[name].append(value)
             numbers.append(lineno)
             if len(numbers) >= self.chunk_rows:
@@ -370,6 +371,14 @@ class Reader:
         self.raise_problems()
         if self.rows == 0:
             raise DataError([Diagnostic("E119", "the data file has no rows", ast.Span(str(self.path), 1, 1, 1, 2))])
+
+    def _absent_value(self, name: str):
+        """What a row that leaves out `name` holds: an input's neutral value, a target's NaN (undefined:
+        no loss, never scored)."""
+        t = self.types[name]
+        if name not in self.checked.graph.targets:
+            return neutral_value(t)
+        return [math.nan] * t.size if isinstance(t, ast.VectorType) else math.nan
 
     def _convert(self, lineno: int, text: str, row, header, columns) -> dict[str, object]:
         """One row's typed values by column name; its problems are added (a value None)."""
@@ -420,7 +429,8 @@ class Reader:
             if name not in needed:
                 continue
             why = self.needs.why(name, codes, self.checked.graph)
-            message = f"{name}: missing, and this row's route ({why}) reads it"
+            verb = "decodes" if name in self.needs.targets else "reads"
+            message = f"{name}: missing, and this row's route ({why}) {verb} it"
             if self.jsonl or index is None:
                 self._add(lineno, 1, message, text)
             else:

@@ -144,7 +144,7 @@ def column_arrays(checked, wanted, values: dict[str, list]) -> tuple[dict[str, n
         col = values[name]
         if isinstance(t, ast.VectorType):
             arr = np.asarray(col, dtype=np.float32).reshape(len(col), t.size)
-        elif isinstance(t, ast.FloatType):
+        elif isinstance(t, ast.FloatType) or name in g.targets and any(v != v for v in col):  # NaN: left out
             arr = np.asarray(col, dtype=np.float64)
         else:
             arr = np.asarray(col, dtype=np.int64)

@@ -12,18 +12,21 @@ rows of every selector combination, keeps a bounded evaluation sample and hashes
 checkpoint fingerprint). Memory: one chunk of `reader.CHUNK_ROWS` rows plus the sample, whatever the size
 of the file.
 
-Rows are split and sampled by a seeded hash of their row number (splitmix64 of `data seed` and the
-row index), not by a permutation of all rows (which needs memory proportional to the file):
+Rows are split without a permutation of all rows (which needs memory proportional to the file):
 
-* evaluation rows: those whose hash is below `eval FRACTION` (all rows when the fraction is 0, or when
-  no row falls below it in a tiny file); training rows: the others, less held-out routes and `only`
-  filters, exactly as in memory;
-* the evaluation sample: the (at most) `EVAL_SAMPLE` evaluation rows with the smallest hashes, a
-  uniform random sample; progress, `until exact` and the final report are computed on it;
+* evaluation rows: stratified (`Split`) by the class of the first decoded target that is a class
+  (`class_target`), else by route: the rows of each stratum, in file order, evaluate at the rate `eval
+  FRACTION` from a seeded phase, its second row always, so a class of 5 rows in 10,000 still has one in
+  validation (all rows evaluate when the fraction is 0, or when no row falls in it in a tiny file);
+  training rows: the others, less held-out routes and `only` filters, exactly as in memory. A row's side
+  depends on the rows before it, never on the chunk size;
+* the evaluation sample: each stratum's first evaluation row, then the evaluation rows with the
+  smallest seeded hashes of their row numbers (splitmix64 of `data seed` and the row index), at most
+  `EVAL_SAMPLE` in all; progress, `until exact` and the final report are computed on it;
 * few-shot settings (`limit`, `per_route`) pick the training rows with the smallest hashes (a second
   salt), per route and then overall, in a second pass; those few rows then train from memory.
 
-So the split is the same *kind* of random split as in memory, not the same rows.
+So the split is stratified (as in memory, where it is by route), not the same rows.
 
 Training (`backend.datasets.stream_dataset`) reads the file again, chunk by chunk, in a Python generator behind
 `tf.data.Dataset.from_generator`: each chunk is encoded with `features.training_arrays` (the same
@@ -41,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from ..lang import ast
+from ..lang.vocabulary import NUMERIC_CODECS
 from .features import training_arrays
 from .selection import route_mask, select_training_rows
 from ..lang.diagnostics import Diagnostic
@@ -49,7 +53,7 @@ from .rows import SUMMARY_VALUES, DataError, Examples, evaluate_targets
 
 STREAM_BYTES = 50 * 2**20  # `stream auto` streams files larger than this
 EVAL_SAMPLE = 10_000  # evaluation rows kept in memory (progress, until exact, the report)
-_SPLIT_SALT, _FEWSHOT_SALT = 0, 0x5F3759DF
+_SPLIT_SALT, _FEWSHOT_SALT, _STRATUM_SALT = 0, 0x5F3759DF, 0x2545F491
 
 
 def stream_threshold() -> int:
@@ -146,8 +150,86 @@ class Scan:
     target_summary: dict[str, list] = field(default_factory=dict)  # per 1-D target: as examples.summarise
 
 
-def _is_eval(checked, keys: np.ndarray) -> np.ndarray:
-    return keys < checked.data.eval_fraction
+MAX_CLASSES = 4096  # a target with more possible values than this is not split by class
+
+
+def class_target(checked) -> str | None:
+    """The target the split is stratified by: the first decoded one that is a class (decoded by a
+    bits/gray/onehot/table codec, or declared a category), if it has at most `MAX_CLASSES` values."""
+    g = checked.graph
+    for decoder, target in g.decoders.items():
+        codec, declared = g.modules[decoder].output, g.targets[target].type
+        if isinstance(declared, ast.CategoryType):
+            return target
+        if codec.family in NUMERIC_CODECS:
+            continue
+        values = len(codec.table.valid_entries()) if codec.table is not None else \
+            codec.size if codec.family == "onehot" else 2 ** min(codec.size, 62)
+        if values <= MAX_CLASSES:
+            return target
+    return None
+
+
+class Split:
+    """Which rows of a streamed file evaluate, stratified by stratum: the row's class (its value of
+    `class_target`) when the spec decodes a class, else its route (its multiplexer selectors' values).
+
+    A stratum's rows are taken in file order, and its i-th row (from 0) evaluates when
+    floor((i + 1)·f + u) > floor(i·f + u), f the `eval` fraction, u a phase drawn per stratum from the
+    data seed: every stratum gives floor(n·f + u) of its n rows, its 2nd row always (u >= 1 - 2f), its
+    1st never (u < 1 - f), so a stratum of two rows or more gives at least one and keeps one. A row's side
+    depends on the rows before it only, never on how the file is cut into chunks: give `is_eval` every
+    chunk of a pass over the file, in order, to one Split."""
+
+    def __init__(self, checked):
+        g = checked.graph
+        self.fraction, self.seed = checked.data.eval_fraction, checked.data.seed
+        self.target = class_target(checked)
+        self.selectors = g.mux_selectors()
+        self.seen: dict[tuple, int] = {}  # stratum -> its rows in the chunks before
+
+    def strata(self, inputs: dict[str, np.ndarray], targets: dict[str, np.ndarray], n: int) -> np.ndarray:
+        """[n, k] int64: each row's stratum (a class undefined for a row is a class of its own)."""
+        if self.target is not None:
+            values = targets[self.target].astype(np.float64)
+            return np.where(np.isnan(values), -2**62, np.nan_to_num(values)).astype(np.int64).reshape(n, 1)
+        keys = [inputs[s].astype(np.int64) for s in self.selectors]
+        return np.stack(keys, axis=1) if keys else np.zeros((n, 0), np.int64)
+
+    def is_eval(self, inputs: dict[str, np.ndarray], targets: dict[str, np.ndarray], n: int) -> np.ndarray:
+        """The next `n` rows of the file (a chunk's inputs and targets): which evaluate."""
+        return self.sides(inputs, targets, n)[0]
+
+    def sides(self, inputs: dict[str, np.ndarray], targets: dict[str, np.ndarray],
+              n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The next `n` rows: which evaluate, and which are their stratum's first evaluation row."""
+        if self.fraction <= 0 or n == 0:
+            return np.zeros(n, bool), np.zeros(n, bool)
+        strata, inverse, counts = np.unique(self.strata(inputs, targets, n), axis=0, return_inverse=True,
+                                            return_counts=True)
+        inverse = inverse.reshape(-1)
+        keys = list(map(tuple, strata.tolist()))
+        before = np.array([self.seen.get(k, 0) for k in keys], np.int64)
+        for key, count in zip(keys, counts.tolist()):
+            self.seen[key] = self.seen.get(key, 0) + count
+        order = np.argsort(inverse, kind="stable")
+        rank = np.empty(n, np.int64)
+        rank[order] = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)
+        index = (before[inverse] + rank).astype(np.float64)
+        f = self.fraction
+        low = max(0.0, 1 - 2 * f)
+        phase = low + (1 - f - low) * (0.001 + 0.998 * _stratum_uniform(self.seed, strata))  # off the edges
+        u = phase[inverse]
+        return np.floor((index + 1) * f + u) > np.floor(index * f + u), index == 1
+
+
+def _stratum_uniform(seed: int, strata: np.ndarray) -> np.ndarray:
+    """A uniform number in [0, 1) per stratum (a row of `strata`), from the seed and its values only."""
+    mixed = np.zeros(len(strata), np.uint64)
+    with np.errstate(over="ignore"):
+        for column in strata.T:
+            mixed = (mixed ^ column.astype(np.uint64)) * np.uint64(0x100000001B3)
+    return uniform(seed, mixed, _STRATUM_SALT)
 
 
 def _combo_counts(selectors: list[str], columns: dict[str, np.ndarray], mask: np.ndarray, into: dict) -> None:
@@ -199,7 +281,9 @@ def scan(checked, sample: int | None = None) -> Scan:
     cfg, g = checked.data, checked.graph
     selectors = list(g.selectors)
     reader = Reader(checked, digest=True)
-    keep = BottomK(sample)
+    split = Split(checked)
+    evaluated = BottomK(sample)  # each stratum's first evaluation row, then those with the smallest hashes
+    every = BottomK(sample) if cfg.eval_fraction > 0 else None  # a uniform sample of all rows, until one evaluates
     combos: dict[tuple, int] = {}
     combos_all: dict[tuple, int] = {}
     summary: dict[str, list] = {}
@@ -207,25 +291,22 @@ def scan(checked, sample: int | None = None) -> Scan:
     for chunk in reader.chunks():
         targets = evaluate_targets(checked, chunk.inputs, chunk.data_targets)
         keys = uniform(cfg.seed, chunk.rows)
-        keep.add(keys, chunk.rows, chunk.inputs, targets, present=chunk.present)
-        every = np.ones(chunk.n, dtype=bool)
-        _combo_counts(selectors, chunk.inputs, every, combos_all)
-        if cfg.eval_fraction > 0:
-            _combo_counts(selectors, chunk.inputs, ~_is_eval(checked, keys), combos)
+        is_eval, opens = split.sides(chunk.inputs, targets, chunk.n)
+        if cfg.eval_fraction <= 0:
+            is_eval = np.ones(chunk.n, bool)
+        evaluated.add(np.where(opens, -1.0, keys), chunk.rows, chunk.inputs, targets, is_eval, chunk.present)
+        if is_eval.any():
+            every = None  # a row evaluates: the split holds
+        if every is not None:
+            every.add(keys, chunk.rows, chunk.inputs, targets, present=chunk.present)
+        _combo_counts(selectors, chunk.inputs, np.ones(chunk.n, dtype=bool), combos_all)
+        _combo_counts(selectors, chunk.inputs, ~is_eval, combos)
         _summarise(summary, targets)
         _distinct(distinct, targets)
     summary.update({name: sorted(values) for name, values in distinct.items() if values is not None})
-    rows, columns, targets, keys, present = keep.sorted()
-    eval_all = cfg.eval_fraction <= 0 or reader.rows <= 1
-    if not eval_all:
-        mask = _is_eval(checked, keys)
-        if mask.any():
-            rows, keys = rows[mask], keys[mask]
-            columns = {k: v[mask] for k, v in columns.items()}
-            targets = {k: v[mask] for k, v in targets.items()}
-            present = {k: v[mask] for k, v in present.items()}
-        else:
-            eval_all = True  # a tiny file where no row fell below the fraction: evaluate on every row
+    eval_all = cfg.eval_fraction <= 0 or every is not None  # no row fell in the evaluation fraction (a tiny
+    # file): every row evaluates and trains
+    rows, columns, targets, _, present = (every if every is not None else evaluated).sorted()
     return Scan(str(checked.data.path), reader.rows, reader.hash.hexdigest(), eval_all, rows, columns, targets,
                 present, dict(combos_all) if eval_all else combos, combos_all, summary)
 
@@ -271,12 +352,13 @@ def _route_counts(checked, combos: dict[tuple, int]) -> tuple[list[int], int]:
     return out, int(weights[live].sum())
 
 
-def _training_rows(checked, chunk: Chunk, eval_all: bool) -> np.ndarray:
-    """Chunk-local indices of the rows that train (not evaluation rows; held-out routes and `only`
-    filters applied as in memory)."""
+def _training_rows(checked, chunk: Chunk, targets: dict[str, np.ndarray], split: Split | None) -> np.ndarray:
+    """Chunk-local indices of the rows that train (not evaluation rows, by `split`, which has seen the
+    chunks before this one; None: every row trains), held-out routes and `only` filters applied as in
+    memory."""
     local = np.arange(chunk.n)
-    if not eval_all:
-        local = local[~_is_eval(checked, uniform(checked.data.seed, chunk.rows))]
+    if split is not None:
+        local = local[~split.is_eval(chunk.inputs, targets, chunk.n)]
     return select_training_rows(_without_fewshot(checked), chunk.inputs, local)
 
 
@@ -308,9 +390,10 @@ def _fewshot_examples(checked, result: Scan) -> StreamedExamples:
     routes = list(g.routes())
     per_route = [BottomK(cfg.per_route) for _ in routes] if cfg.per_route else None
     overall = BottomK(cfg.limit) if cfg.limit and not cfg.per_route else None
+    split = None if result.eval_all else Split(checked)
     for chunk in Reader(checked, strict=True).chunks():
         targets = evaluate_targets(checked, chunk.inputs, chunk.data_targets)
-        local = _training_rows(checked, chunk, result.eval_all)
+        local = _training_rows(checked, chunk, targets, split)
         mask = np.zeros(chunk.n, dtype=bool)
         mask[local] = True
         keys = uniform(cfg.seed, chunk.rows, _FEWSHOT_SALT)
@@ -357,9 +440,10 @@ class Stream:
 
     def chunks(self, seed: int, epoch: int):
         """Encoded (x, y, w) per chunk, rows permuted (seeded by epoch and chunk)."""
+        split = None if self.scan.eval_all else Split(self.checked)
         for chunk in Reader(self.checked, strict=True).chunks():
             targets = evaluate_targets(self.checked, chunk.inputs, chunk.data_targets)
-            rows = _training_rows(self.checked, chunk, self.scan.eval_all)
+            rows = _training_rows(self.checked, chunk, targets, split)
             if not len(rows):
                 continue
             rows = np.random.default_rng([seed, epoch, chunk.start]).permutation(rows)
