@@ -67,6 +67,8 @@ class Editing:
         self.model, self.model_origin, self.model_how = None, "", ""
         await self.query_one("#graph-pane").recompose()
         await self._mount_views()
+        if not self._has("#status"):
+            return  # the app closed while the views were rebuilt: nothing left to update
         self._update_titles()
         self._update_status()
         self.build_examples()
