@@ -30,14 +30,16 @@ from pathlib import Path
 import lark
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.parsers.lalr_analysis import Reduce
 
 from . import ast
 from ..util.cache import user_cache_dir
 from ..util.files import write_atomic
+from .lexer import FastContextualLexer
 from .diagnostics import SOURCES, Diagnostic, TangleError, did_you_mean
 # the caps are part of the parser's interface: MAX_NESTING, MAX_TOKENS, MAX_EXPR_DEPTH
 from .prescan import MAX_NESTING, MAX_TOKENS, STATEMENT_KEYWORDS, prescan_problem, token_count  # noqa: F401
-from .transform import MAX_EXPR_DEPTH, AstBuilder, depth_problems  # noqa: F401
+from .transform import MAX_EXPR_DEPTH, AstBuilder, depth_problems, reductions  # noqa: F401
 
 _STATEMENT_START = re.compile(r"^[ \t]*(?:%s)\b" % "|".join(STATEMENT_KEYWORDS), re.M)
 MAX_SOURCE_BYTES = 2_000_000
@@ -88,8 +90,11 @@ def lark_parser() -> Lark:
 def _ast_parser() -> tuple[Lark, AstBuilder]:
     """The parser every spec goes through, building the AST while it parses (see transform.py)."""
     builder = AstBuilder()
-    parser = open_grammar(cache=_grammar_cache("ast"), keep_all_tokens=True, transformer=builder, propagate_positions=False)
-    builder.punctuation = _punctuation()
+    parser = open_grammar(cache=_grammar_cache("ast"), keep_all_tokens=True, propagate_positions=False,
+                          lexer=FastContextualLexer)
+    table = parser.parser.parser.parser  # Lark's LALR parser: its parse table and the callbacks it calls
+    table.callbacks = reductions(builder, {rule for state in table.parse_table.states.values()
+                                           for action, rule in state.values() if action is Reduce}, _punctuation())
     return parser, builder
 
 

@@ -5,28 +5,28 @@ Lark can't hand positions to callbacks of this mode, so every rule is given all 
 `propagate_positions` would: keywords included, and an expression in brackets counts its brackets
 when it begins or ends a larger rule. The punctuation is then dropped and the rule's method sees
 the same children as a tree transformer would.
+
+The parser calls the functions `reductions` makes, not Lark's wrappers around a transformer: they do
+the same (a repetition's items inlined into the rule that holds it, a `?rule` of one child passed
+through) with the work per rule decided once, and cost a fraction of Lark's generic ones.
 """
 from __future__ import annotations
 
-from functools import wraps
-
 from lark import Token
+from lark.exceptions import GrammarError
 
 from . import ast
 from .diagnostics import Diagnostic
 from .expr import INT_LIMIT, children
 
 MAX_EXPR_DEPTH = 200  # operators nested in one expression (`1+1+...` nests one per `+`)
+_new_span = tuple.__new__  # ast.Span(...) without the NamedTuple's Python-level __new__
 
 
 def _rule(method):
-    """A grammar rule's callback: `method(self, span, children)` without the rule's punctuation."""
-    @wraps(method)
-    def reduce(self, c):
-        punctuation = self.punctuation
-        return method(self, self.rule_span(c),
-                      [x for x in c if not (isinstance(x, Token) and x.type in punctuation)])
-    return reduce
+    """A grammar rule's callback: `method(self, span, children)`, its children without the rule's punctuation."""
+    method.spans = True
+    return method
 
 
 class AstBuilder:
@@ -40,7 +40,6 @@ class AstBuilder:
     the grammar's mirror image."""
 
     def __init__(self):
-        self.punctuation: frozenset[str] = frozenset()  # terminals the AST leaves out, set by the parser
         self.begin("<spec>")
 
     def begin(self, file: str, line_offset: int = 0) -> None:
@@ -51,7 +50,9 @@ class AstBuilder:
 
     def literal(self, tok: Token, integer: bool = False) -> int | float:
         """A number token's value; 0 and an E007 diagnostic when it is too large to compute with."""
-        text = str(tok)
+        text = tok.value
+        if len(text) < 16 and text.isdigit():  # plain digits (the common case): exact and within range
+            return int(text)
         digits = len(text.lstrip("+-").split(".")[0].split("e")[0].split("E")[0])
         value = None
         if digits <= 30:
@@ -67,8 +68,8 @@ class AstBuilder:
 
     # -- positions
     def span(self, tok: Token) -> ast.Span:
-        return ast.Span(self.file, tok.line + self.line_offset, tok.column,
-                        tok.end_line + self.line_offset, tok.end_column)
+        offset = self.line_offset
+        return _new_span(ast.Span, (self.file, tok.line + offset, tok.column, tok.end_line + offset, tok.end_column))
 
     def _start(self, child) -> tuple[int, int]:
         """Where `child` starts: a token, an ast node, an expression in brackets (at its `(`), a list or
@@ -93,12 +94,22 @@ class AstBuilder:
             child = child.span if hasattr(child, "span") else child[-1]
         return child.end_line + self.line_offset, child.end_column
 
-    def rule_span(self, children: list) -> ast.Span:
-        """From the first token of a rule to its last, keywords and brackets included."""
-        return ast.Span(self.file, *self._start(children[0]), *self._end(children[-1]))
+    def rule_span(self, first, last) -> ast.Span:
+        """From a rule's first token to its last, keywords and brackets included (`first` and `last`:
+        its first and last child)."""
+        offset = self.line_offset
+        if first.__class__ is Token:  # most rules start with a keyword or a name
+            line, col = first.line + offset, first.column
+        else:
+            line, col = self._start(first)
+        if last.__class__ is Token:
+            return _new_span(ast.Span, (self.file, line, col, last.end_line + offset, last.end_column))
+        return _new_span(ast.Span, (self.file, line, col, *self._end(last)))
 
     def name(self, tok: Token) -> ast.Name:
-        return ast.Name(str(tok), self.span(tok))
+        offset = self.line_offset
+        return ast.Name(tok.value, _new_span(ast.Span, (self.file, tok.line + offset, tok.column,
+                                                        tok.end_line + offset, tok.end_column)))
 
     def names(self, children) -> list[ast.Name]:
         return [self.name(c) for c in children if isinstance(c, Token) and c.type == "NAME"]
@@ -348,6 +359,82 @@ class AstBuilder:
     def case(self, span, c):
         value = None if c[0].type == "WILDCARD" else self.name(c[0])
         return ast.MatchCase(value, c[1], span)
+
+
+def reductions(builder: AstBuilder, rules, punctuation: frozenset[str]) -> dict:
+    """The parser's callback for each rule of its parse table (keyed by the table's own Rule objects):
+    what Lark would make of `builder` as a transformer with `keep_all_tokens`, less the `punctuation`
+    terminals in the rules that compute a span. GrammarError for a rule this can't serve."""
+    repetitions = {rule.origin.name for rule in rules if _is_repetition(rule)}
+    trailing_punctuation = {rule.origin.name for rule in rules if rule.origin.name in repetitions
+                            and rule.expansion and _is_punctuation(rule.expansion[-1], punctuation)}
+    return {rule: _reduction(builder, rule, punctuation, repetitions, trailing_punctuation) for rule in rules}
+
+
+def _is_repetition(rule) -> bool:
+    """`x*`, `("," x)+`: Lark's own rules, inlined into the rule that holds them."""
+    return rule.origin.name.startswith("_")
+
+
+def _is_punctuation(symbol, punctuation: frozenset[str]) -> bool:
+    return symbol.is_term and symbol.name in punctuation
+
+
+def _reduction(builder: AstBuilder, rule, punctuation, repetitions, trailing_punctuation):
+    symbols = rule.expansion
+    name = rule.alias or rule.origin.name
+    kept = [i for i, sym in enumerate(symbols) if not _is_punctuation(sym, punctuation)]
+    inlined = [i for i in kept if symbols[i].name in repetitions]
+    if _is_repetition(rule):
+        if inlined[:1] == [0]:  # `items , x`: the list so far, extended in place (as Lark does)
+            return _extension(kept[1:], inlined[1:])
+        return lambda c: _children(c, kept, inlined)
+    if rule.options.expand1 and not rule.alias and len(symbols) == 1 and not inlined:
+        return _only_child  # a `?rule` of one child is that child
+    method = getattr(builder, name, None)
+    if method is None or rule.options.expand1 and not rule.alias and inlined:
+        raise GrammarError(f"rule {name}: no AstBuilder method, or a `?rule` holding a repetition")
+    if not getattr(method, "spans", False):  # as Lark gives them: repetitions inlined, every token
+        every = list(range(len(symbols)))
+        return lambda c: method(_children(c, every, [i for i in every if symbols[i].name in repetitions]))
+    if not symbols or symbols[0].name in repetitions or symbols[-1].name in trailing_punctuation:
+        raise GrammarError(f"rule {name}: its span can't be found from its first and last items")
+    ends_in_list = symbols[-1].name in repetitions
+    rule_span = builder.rule_span
+    if not inlined:
+        return lambda c: method(rule_span(c[0], c[-1]), [c[i] for i in kept])
+    return lambda c: method(rule_span(c[0], c[-1][-1] if ends_in_list else c[-1]), _children(c, kept, inlined))
+
+
+def _extension(kept: list[int], inlined: list[int]):
+    if len(kept) == 1 and not inlined:
+        item = kept[0]
+
+        def extend_by_one(c):
+            items = c[0]
+            items.append(c[item])
+            return items
+        return extend_by_one
+
+    def extend(c):
+        items = c[0]
+        items += _children(c, kept, inlined)
+        return items
+    return extend
+
+
+def _only_child(c):
+    return c[0]
+
+
+def _children(c: list, kept: list[int], inlined: list[int]) -> list:
+    out = []
+    for i in kept:
+        if i in inlined:
+            out += c[i]
+        else:
+            out.append(c[i])
+    return out
 
 
 def _number(text: str) -> int | float:
