@@ -90,11 +90,11 @@ def lark_parser() -> Lark:
 def _ast_parser() -> tuple[Lark, AstBuilder]:
     """The parser every spec goes through, building the AST while it parses (see transform.py)."""
     builder = AstBuilder()
-    parser = open_grammar(cache=_grammar_cache("ast"), keep_all_tokens=True, propagate_positions=False,
+    parser = open_grammar(cache=_grammar_cache("ast-fastlexer"), keep_all_tokens=True, propagate_positions=False,
                           lexer=FastContextualLexer)
-    table = parser.parser.parser.parser  # Lark's LALR parser: its parse table and the callbacks it calls
-    table.callbacks = reductions(builder, {rule for state in table.parse_table.states.values()
-                                           for action, rule in state.values() if action is Reduce}, _punctuation())
+    lalr = parser.parser.parser.parser  # Lark's LALR parser: its parse table and the callbacks it calls
+    lalr.callbacks = reductions(builder, {rule for actions in lalr.parse_table.states.values()
+                                         for action, rule in actions.values() if action is Reduce}, _punctuation())
     return parser, builder
 
 

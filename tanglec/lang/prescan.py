@@ -5,6 +5,7 @@ too deep). The token cap is set from measurements (parser.py).
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from . import ast
 from .diagnostics import Diagnostic
@@ -42,6 +43,39 @@ def prescan_problem(source: str, file: str) -> Diagnostic | None:
     """Refuse, before the LALR parse: more than MAX_TOKENS tokens (E005), brackets nested deeper than
     MAX_NESTING or an operator chain longer than MAX_EXPR_DEPTH (E004). The caps bound the parse's time
     (figures in parser.py) and no later stage can recurse too deep."""
+    if _within_caps(source):
+        return None
+    return _first_problem(source, file)
+
+
+_OPENING, _BRACKETS = ("(", "[", "{"), frozenset("()[]{}")
+_OPERATORS = (*_PRECEDENCE, "not")  # what a chain counts: binary operators, and `not`/`-` before an operand
+
+
+def _within_caps(source: str) -> bool:
+    """Whether no cap can be reached, from counts the regex engine makes (a tenth of the token walk's
+    time): tokens, operators (a chain is made of them) and brackets (their depth, when they are many)."""
+    tokens = _PRESCAN_TOKEN.findall(source)
+    counts = Counter(tokens)
+    skipped = sum(n for token, n in counts.items() if token[0] in '"#')
+    if len(tokens) - skipped > MAX_TOKENS or sum(counts[op] for op in _OPERATORS) >= MAX_EXPR_DEPTH:
+        return False
+    if sum(counts[bracket] for bracket in _OPENING) <= MAX_NESTING:
+        return True
+    depth = 0
+    for token in tokens:
+        if token in _BRACKETS:
+            if token in _OPENING:
+                depth += 1
+                if depth > MAX_NESTING:
+                    return False
+            elif depth:
+                depth -= 1
+    return True
+
+
+def _first_problem(source: str, file: str) -> Diagnostic | None:
+    """The token walk: the first cap reached, where."""
     runs, tokens, operand_before = [_Run()], 0, False
     for m in _PRESCAN_TOKEN.finditer(source):
         text = m.group()

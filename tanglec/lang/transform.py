@@ -388,22 +388,55 @@ def _reduction(builder: AstBuilder, rule, punctuation, repetitions, trailing_pun
     if _is_repetition(rule):
         if inlined[:1] == [0]:  # `items , x`: the list so far, extended in place (as Lark does)
             return _extension(kept[1:], inlined[1:])
-        return lambda c: _children(c, kept, inlined)
+        return _gatherer(kept, inlined)
     if rule.options.expand1 and not rule.alias and len(symbols) == 1 and not inlined:
         return _only_child  # a `?rule` of one child is that child
     method = getattr(builder, name, None)
     if method is None or rule.options.expand1 and not rule.alias and inlined:
         raise GrammarError(f"rule {name}: no AstBuilder method, or a `?rule` holding a repetition")
     if not getattr(method, "spans", False):  # as Lark gives them: repetitions inlined, every token
-        every = list(range(len(symbols)))
-        return lambda c: method(_children(c, every, [i for i in every if symbols[i].name in repetitions]))
+        every = range(len(symbols))
+        if not any(symbols[i].name in repetitions for i in every):
+            return method
+        gather = _gatherer(list(every), [i for i in every if symbols[i].name in repetitions])
+        return lambda c: method(gather(c))
     if not symbols or symbols[0].name in repetitions or symbols[-1].name in trailing_punctuation:
         raise GrammarError(f"rule {name}: its span can't be found from its first and last items")
-    ends_in_list = symbols[-1].name in repetitions
     rule_span = builder.rule_span
     if not inlined:
         return lambda c: method(rule_span(c[0], c[-1]), [c[i] for i in kept])
-    return lambda c: method(rule_span(c[0], c[-1][-1] if ends_in_list else c[-1]), _children(c, kept, inlined))
+    gather = _gatherer(kept, inlined)
+    if symbols[-1].name in repetitions:
+        return lambda c: method(rule_span(c[0], c[-1][-1]), gather(c))
+    return lambda c: method(rule_span(c[0], c[-1]), gather(c))
+
+
+def _gatherer(kept: list[int], inlined: list[int]):
+    """c -> the children at the `kept` places, the repetitions' lists (at `inlined`) spliced in."""
+    if not inlined:
+        if len(kept) == 1:
+            only = kept[0]
+            return lambda c: [c[only]]
+        return lambda c: [c[i] for i in kept]
+    plain = [i for i in kept if i not in inlined]
+    if inlined == kept[-1:]:  # the usual `x ("," x)*`: one repetition, last
+        last = inlined[0]
+
+        def gather(c):
+            out = [c[i] for i in plain]
+            out += c[last]
+            return out
+        return gather
+
+    def gather_all(c):
+        out = []
+        for i in kept:
+            if i in inlined:
+                out += c[i]
+            else:
+                out.append(c[i])
+        return out
+    return gather_all
 
 
 def _extension(kept: list[int], inlined: list[int]):
@@ -415,26 +448,17 @@ def _extension(kept: list[int], inlined: list[int]):
             items.append(c[item])
             return items
         return extend_by_one
+    gather = _gatherer(kept, inlined)
 
     def extend(c):
         items = c[0]
-        items += _children(c, kept, inlined)
+        items += gather(c)
         return items
     return extend
 
 
 def _only_child(c):
     return c[0]
-
-
-def _children(c: list, kept: list[int], inlined: list[int]) -> list:
-    out = []
-    for i in kept:
-        if i in inlined:
-            out += c[i]
-        else:
-            out.append(c[i])
-    return out
 
 
 def _number(text: str) -> int | float:
