@@ -118,8 +118,9 @@ def check_composition(checker) -> None:
     spec, g = checker.spec, checker.g
     for decl in spec.of(ast.AlignDecl):
         _check_align(checker, decl)
-    acyclic = g.is_dag()  # routes need a DAG (a cycle is reported as E103)
-    for decl in spec.of(ast.HoldoutDecl):
+    holdouts = spec.of(ast.HoldoutDecl)
+    acyclic = bool(holdouts) and g.is_dag()  # routes need a DAG (a cycle is reported as E103)
+    for decl in holdouts:
         if decl.lengths:
             _check_holdout_length(checker, decl, acyclic)
             continue
