@@ -27,23 +27,19 @@ _SKIP = r"(?:[ \t\r\f]*+(?:#[^\n]*+)?(\n))*+[ \t\r\f]*+"
 _REST_IGNORED = re.compile(r"(?:[ \t\r\n\f]|#[^\n]*)*+\Z")
 
 
-class _StateScanner:
-    """One parser state's scanner: `match(text, pos)` skips what is ignored and matches the first of the
-    state's terminals in Lark's order; a NAME that spells a keyword of the state becomes that keyword."""
-
-    __slots__ = ("match", "keywords", "multiline")
-
-    def __init__(self, conf: LexerConf, accepts: frozenset[str]):
-        terminals = [conf.terminals_by_name[name] for name in accepts | set(conf.ignore)
-                     if name in conf.terminals_by_name]
-        basic = BasicLexer(_unvalidated(conf, terminals))  # sorts them as Lark's contextual lexer does
-        terminals, callbacks = _create_unless(basic.terminals, conf.g_regex_flags, conf.re_module, conf.use_bytes)
-        scanned = [t for t in terminals if t.name not in conf.ignore]
-        pattern = "|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in scanned)
-        self.match = re.compile(f"{_SKIP}(?:{pattern or '(?!)'})", conf.g_regex_flags).match
-        self.keywords = {kind: {t.pattern.value: t.name for t in unless.scanner.terminals}
-                         for kind, unless in callbacks.items()}
-        self.multiline = frozenset(t.name for t in scanned if t.name in basic.newline_types)
+def _state_scanner(conf: LexerConf, accepts: frozenset[str]) -> tuple:
+    """One parser state's scanner, (match, keywords, multiline): `match(text, pos)` skips what is ignored
+    and matches the first of the state's terminals in Lark's order; `keywords[kind]` maps the text of a
+    token of that kind (NAME) to the keyword of the state it spells; `multiline`: the kinds a newline may
+    be part of."""
+    terminals = [conf.terminals_by_name[name] for name in accepts | set(conf.ignore) if name in conf.terminals_by_name]
+    basic = BasicLexer(_unvalidated(conf, terminals))  # sorts them as Lark's contextual lexer does
+    terminals, callbacks = _create_unless(basic.terminals, conf.g_regex_flags, conf.re_module, conf.use_bytes)
+    scanned = [t for t in terminals if t.name not in conf.ignore]
+    pattern = "|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in scanned)
+    keywords = {kind: {t.pattern.value: t.name for t in unless.scanner.terminals} for kind, unless in callbacks.items()}
+    return (re.compile(f"{_SKIP}(?:{pattern or '(?!)'})", conf.g_regex_flags).match, keywords,
+            frozenset(t.name for t in scanned if t.name in basic.newline_types))
 
 
 def _unvalidated(conf: LexerConf, terminals: list) -> LexerConf:
@@ -69,8 +65,8 @@ class FastContextualLexer(Lexer):
     def __init__(self, conf: LexerConf):
         self.conf = conf
         self.fits = _fits(conf)
-        self.scanners: dict[int, _StateScanner] = {}  # parser state -> its scanner, made on first use
-        self.by_accepts: dict[frozenset[str], _StateScanner] = {}  # states accepting the same terminals share one
+        self.scanners: list[tuple | None] = []  # by parser state: its scanner, made on first use
+        self.by_accepts: dict[frozenset[str], tuple] = {}  # states accepting the same terminals share one
         self.lark_lexer: ContextualLexer | None = None
 
     def lex(self, lexer_state: LexerState, parser_state) -> Iterator[Token]:
@@ -80,13 +76,16 @@ class FastContextualLexer(Lexer):
             yield from self._lark(parser_state).lex(lexer_state, parser_state)
             return
         text = text.text
-        stack, table, scanners = parser_state.state_stack, parser_state.parse_conf.states, self.scanners
-        new_token = str.__new__
+        stack, table = parser_state.state_stack, parser_state.parse_conf.states
+        if not self.scanners:
+            self.scanners = [None] * (max(table) + 1)  # Lark numbers an LALR table's states 0, 1, ...
+        scanners, new_token = self.scanners, str.__new__
         pos, line, line_start, token = 0, 1, 0, None
         while True:
             state = stack[-1]
-            scanner = scanners.get(state) or self._scanner(state, table)
-            found = scanner.match(text, pos)
+            scanner = scanners[state] or self._scanner(state, table)
+            match, keywords, multiline = scanner
+            found = match(text, pos)
             if found is None:
                 break
             newline = found.end(1)
@@ -94,15 +93,15 @@ class FastContextualLexer(Lexer):
                 line += text.count("\n", pos, newline)
                 line_start = newline
             kind = found.lastgroup
-            value = found.group(kind)
+            value = found[kind]
             pos = found.end()
             start = pos - len(value)
-            if kind in scanner.keywords:
-                kind = scanner.keywords[kind].get(value, kind)
+            if kind in keywords:
+                kind = keywords[kind].get(value, kind)
             token = new_token(Token, value)
             token.type, token.value, token.start_pos, token.end_pos = kind, value, start, pos
             token.line, token.column = line, start - line_start + 1
-            if kind in scanner.multiline and "\n" in value:
+            if kind in multiline and "\n" in value:
                 line += value.count("\n")
                 line_start = start + value.rfind("\n") + 1
             token.end_line, token.end_column = line, pos - line_start + 1
@@ -116,11 +115,11 @@ class FastContextualLexer(Lexer):
         rest = LexerState(lexer_state.text, counter, token)
         yield from self._lark(parser_state).lex(rest, parser_state)
 
-    def _scanner(self, state: int, table: dict) -> _StateScanner:
+    def _scanner(self, state: int, table: dict) -> tuple:
         accepts = frozenset(table[state])  # its terminals (the rules' names in it match no terminal)
         scanner = self.by_accepts.get(accepts)
         if scanner is None:
-            scanner = self.by_accepts[accepts] = _StateScanner(self.conf, accepts)
+            scanner = self.by_accepts[accepts] = _state_scanner(self.conf, accepts)
         self.scanners[state] = scanner
         return scanner
 
