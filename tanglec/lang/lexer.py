@@ -24,7 +24,7 @@ from lark.lexer import BasicLexer, ContextualLexer, Lexer, LexerState, LineCount
 _IGNORED = {"#[^\n]*", "[ \t\r\n\x0c]+"}  # as Lark writes them: real tabs and newlines
 # blank space and comments up to a token; group 1 ends at the last newline skipped (-1 if none)
 _SKIP = r"(?:[ \t\r\f]*+(?:#[^\n]*+)?(\n))*+[ \t\r\f]*+"
-_REST_IGNORED = re.compile(r"(?:[ \t\r\n\f]|#[^\n]*)*+\Z")
+REST_IGNORED = re.compile(r"(?:[ \t\r\n\f]|#[^\n]*)*+\Z")
 
 
 def _state_scanner(conf: LexerConf, accepts: frozenset[str]) -> tuple:
@@ -77,14 +77,11 @@ class FastContextualLexer(Lexer):
             return
         text = text.text
         stack, table = parser_state.state_stack, parser_state.parse_conf.states
-        if not self.scanners:
-            self.scanners = [None] * (max(table) + 1)  # Lark numbers an LALR table's states 0, 1, ...
-        scanners, new_token = self.scanners, str.__new__
+        scanners, new_token = self.state_scanners(table), str.__new__
         pos, line, line_start, token = 0, 1, 0, None
         while True:
             state = stack[-1]
-            scanner = scanners[state] or self._scanner(state, table)
-            match, keywords, multiline = scanner
+            match, keywords, multiline = scanners[state] or self.scanner(state, table)
             found = match(text, pos)
             if found is None:
                 break
@@ -106,7 +103,7 @@ class FastContextualLexer(Lexer):
                 line_start = start + value.rfind("\n") + 1
             token.end_line, token.end_column = line, pos - line_start + 1
             yield token
-        if _REST_IGNORED.match(text, pos):
+        if REST_IGNORED.match(text, pos):
             return
         # no terminal of the state matches here: Lark's lexer goes on from this point (and reports the error)
         counter = LineCounter("\n")
@@ -115,7 +112,13 @@ class FastContextualLexer(Lexer):
         rest = LexerState(lexer_state.text, counter, token)
         yield from self._lark(parser_state).lex(rest, parser_state)
 
-    def _scanner(self, state: int, table: dict) -> tuple:
+    def state_scanners(self, table: dict) -> list[tuple | None]:
+        """By parser state: its scanner (see _state_scanner) once made, else None (`scanner` makes it)."""
+        if not self.scanners:
+            self.scanners = [None] * (max(table) + 1)  # Lark numbers an LALR table's states 0, 1, ...
+        return self.scanners
+
+    def scanner(self, state: int, table: dict) -> tuple:
         accepts = frozenset(table[state])  # its terminals (the rules' names in it match no terminal)
         scanner = self.by_accepts.get(accepts)
         if scanner is None:

@@ -35,6 +35,7 @@ from lark.parsers.lalr_analysis import Reduce
 from . import ast
 from ..util.cache import user_cache_dir
 from ..util.files import write_atomic
+from .fastparse import TableParser, Unusual
 from .lexer import FastContextualLexer
 from .diagnostics import SOURCES, Diagnostic, TangleError, did_you_mean
 # the caps are part of the parser's interface: MAX_NESTING, MAX_TOKENS, MAX_EXPR_DEPTH
@@ -87,15 +88,16 @@ def lark_parser() -> Lark:
 
 
 @lru_cache(maxsize=1)
-def _ast_parser() -> tuple[Lark, AstBuilder]:
-    """The parser every spec goes through, building the AST while it parses (see transform.py)."""
+def _ast_parser() -> tuple[Lark, AstBuilder, TableParser]:
+    """The parser every spec goes through, building the AST while it parses (see transform.py), and the
+    loop that runs its table on a spec without syntax errors (fastparse.py)."""
     builder = AstBuilder()
     parser = open_grammar(cache=_grammar_cache("ast-fastlexer"), keep_all_tokens=True, propagate_positions=False,
                           lexer=FastContextualLexer)
     lalr = parser.parser.parser.parser  # Lark's LALR parser: its parse table and the callbacks it calls
     lalr.callbacks = reductions(builder, {rule for actions in lalr.parse_table.states.values()
                                          for action, rule in actions.values() if action is Reduce}, _punctuation())
-    return parser, builder
+    return parser, builder, TableParser(parser)
 
 
 def _punctuation() -> frozenset[str]:
@@ -144,10 +146,14 @@ def _collector_paused():
 def _parse_ast(text: str, file: str, line_offset: int) -> tuple[list, list[Diagnostic]]:
     """Statements, and the problems only visible once parsed (number literals, expression depth);
     UnexpectedInput on a syntax error."""
-    parser, builder = _ast_parser()
+    parser, builder, table_parser = _ast_parser()
     with _PARSING, _collector_paused():
         builder.begin(file, line_offset)
-        statements = parser.parse(text)
+        try:
+            statements = table_parser.parse(text)
+        except Unusual:  # Lark's own parse, for its exact error
+            builder.begin(file, line_offset)
+            statements = parser.parse(text)
         problems = builder.problems
     return statements, problems + depth_problems(statements)
 

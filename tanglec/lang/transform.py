@@ -153,6 +153,7 @@ class AstBuilder:
         """The token, kept for its position; the rule using it takes its value."""
         return c[0]
 
+    signed_int.passes_child = True
     signed_number = signed_int
 
     @_rule
@@ -390,8 +391,10 @@ def _reduction(builder: AstBuilder, rule, punctuation, repetitions, trailing_pun
             return _extension(kept[1:], inlined[1:])
         return _gatherer(kept, inlined)
     if rule.options.expand1 and not rule.alias and len(symbols) == 1 and not inlined:
-        return _only_child  # a `?rule` of one child is that child
+        return only_child  # a `?rule` of one child is that child
     method = getattr(builder, name, None)
+    if getattr(method, "passes_child", False) and len(symbols) == 1 and not inlined:
+        return only_child
     if method is None or rule.options.expand1 and not rule.alias and inlined:
         raise GrammarError(f"rule {name}: no AstBuilder method, or a `?rule` holding a repetition")
     if not getattr(method, "spans", False):  # as Lark gives them: repetitions inlined, every token
@@ -457,7 +460,8 @@ def _extension(kept: list[int], inlined: list[int]):
     return extend
 
 
-def _only_child(c):
+def only_child(c):
+    """The reduction of a rule that is its one child (the table parser just moves to the rule's state)."""
     return c[0]
 
 
