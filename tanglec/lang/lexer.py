@@ -119,7 +119,7 @@ class FastContextualLexer(Lexer):
         return self.scanners
 
     def scanner(self, state: int, table: dict) -> tuple:
-        accepts = frozenset(table[state])  # its terminals (the rules' names in it match no terminal)
+        accepts = frozenset(name for name in table[state] if name in self.conf.terminals_by_name)
         scanner = self.by_accepts.get(accepts)
         if scanner is None:
             scanner = self.by_accepts[accepts] = _state_scanner(self.conf, accepts)
