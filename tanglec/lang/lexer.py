@@ -18,7 +18,7 @@ from copy import copy
 from typing import Iterator
 
 from lark.common import LexerConf
-from lark.lexer import BasicLexer, ContextualLexer, Lexer, LexerState, LineCounter, TextSlice, Token, _create_unless
+from lark.lexer import BasicLexer, ContextualLexer, Lexer, LexerState, TextSlice, Token, _create_unless
 
 # what this lexer skips between tokens: exactly the grammar's `%ignore`s (checked at construction)
 _IGNORED = {"#[^\n]*", "[ \t\r\n\x0c]+"}  # as Lark writes them: real tabs and newlines
@@ -70,15 +70,16 @@ class FastContextualLexer(Lexer):
         self.lark_lexer: ContextualLexer | None = None
 
     def lex(self, lexer_state: LexerState, parser_state) -> Iterator[Token]:
+        """Lark's Lexer interface: the tokens from where `lexer_state` stands, which follows them (its
+        line counter and last token, as Lark's lexers keep it, so a parse can resume)."""
         text = lexer_state.text
-        if not self.fits or not isinstance(text, TextSlice) or not text.is_complete_text() \
-                or lexer_state.line_ctr.char_pos:
+        if not self.fits or not isinstance(text, TextSlice) or not text.is_complete_text():
             yield from self._lark(parser_state).lex(lexer_state, parser_state)
             return
-        text = text.text
+        text, counter = text.text, lexer_state.line_ctr
         stack, table = parser_state.state_stack, parser_state.parse_conf.states
         scanners, new_token = self.state_scanners(table), str.__new__
-        pos, line, line_start, token = 0, 1, 0, None
+        pos, line, line_start = counter.char_pos, counter.line, counter.line_start_pos
         while True:
             state = stack[-1]
             match, keywords, multiline = scanners[state] or self.scanner(state, table)
@@ -102,15 +103,14 @@ class FastContextualLexer(Lexer):
                 line += value.count("\n")
                 line_start = start + value.rfind("\n") + 1
             token.end_line, token.end_column = line, pos - line_start + 1
+            counter.char_pos, counter.line, counter.line_start_pos = pos, line, line_start
+            counter.column = pos - line_start + 1
+            lexer_state.last_token = token
             yield token
         if REST_IGNORED.match(text, pos):
             return
         # no terminal of the state matches here: Lark's lexer goes on from this point (and reports the error)
-        counter = LineCounter("\n")
-        counter.char_pos, counter.line, counter.line_start_pos = pos, line, line_start
-        counter.column = pos - line_start + 1
-        rest = LexerState(lexer_state.text, counter, token)
-        yield from self._lark(parser_state).lex(rest, parser_state)
+        yield from self._lark(parser_state).lex(lexer_state, parser_state)
 
     def state_scanners(self, table: dict) -> list[tuple | None]:
         """By parser state: its scanner (see _state_scanner) once made, else None (`scanner` makes it)."""
