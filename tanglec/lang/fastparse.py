@@ -15,7 +15,7 @@ from lark import Lark, Token
 from lark.parsers.lalr_analysis import Shift
 
 from .lexer import REST_IGNORED, FastContextualLexer
-from .transform import only_child
+from .reductions import only_child
 
 
 class Unusual(Exception):

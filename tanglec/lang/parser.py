@@ -40,7 +40,8 @@ from .lexer import FastContextualLexer
 from .diagnostics import SOURCES, Diagnostic, TangleError, did_you_mean
 # the caps are part of the parser's interface: MAX_NESTING, MAX_TOKENS, MAX_EXPR_DEPTH
 from .prescan import MAX_NESTING, MAX_TOKENS, STATEMENT_KEYWORDS, prescan_problem, token_count  # noqa: F401
-from .transform import MAX_EXPR_DEPTH, AstBuilder, depth_problems, reductions  # noqa: F401
+from .reductions import reductions
+from .transform import MAX_EXPR_DEPTH, AstBuilder, depth_problems  # noqa: F401
 
 _STATEMENT_START = re.compile(r"^[ \t]*(?:%s)\b" % "|".join(STATEMENT_KEYWORDS), re.M)
 MAX_SOURCE_BYTES = 2_000_000
