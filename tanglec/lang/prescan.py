@@ -48,29 +48,39 @@ def prescan_problem(source: str, file: str) -> Diagnostic | None:
     return _first_problem(source, file)
 
 
-_OPENING, _BRACKETS = ("(", "[", "{"), frozenset("()[]{}")
-_OPERATORS = (*_PRECEDENCE, "not")  # what a chain counts: binary operators, and `not`/`-` before an operand
+_OPENING, _CLOSING = frozenset("([{"), frozenset(")]}")
+_OPERATORS = frozenset((*_PRECEDENCE, "not"))  # what a chain counts: binary operators, `not`/`-` before an operand
 
 
 def _within_caps(source: str) -> bool:
     """Whether no cap can be reached, from counts the regex engine makes (a tenth of the token walk's
-    time): tokens, operators (a chain is made of them) and brackets (their depth, when they are many)."""
+    time): tokens; then, when operators or brackets are many, their count per run and the depth."""
     tokens = _PRESCAN_TOKEN.findall(source)
     counts = Counter(tokens)
-    skipped = sum(n for token, n in counts.items() if token[0] in '"#')
-    if len(tokens) - skipped > MAX_TOKENS or sum(counts[op] for op in _OPERATORS) >= MAX_EXPR_DEPTH:
+    if len(tokens) - sum(n for token, n in counts.items() if token[0] in '"#') > MAX_TOKENS:
         return False
-    if sum(counts[bracket] for bracket in _OPENING) <= MAX_NESTING:
+    if sum(counts[op] for op in _OPERATORS) < MAX_EXPR_DEPTH and sum(counts[b] for b in _OPENING) <= MAX_NESTING:
         return True
-    depth = 0
+    return _shallow(tokens)
+
+
+def _shallow(tokens: list[str]) -> bool:
+    """No bracket deeper than MAX_NESTING, and fewer than MAX_EXPR_DEPTH operators in every run (the
+    token walk's chains count operators within a run, so none reaches the cap)."""
+    runs = [0]  # operators in the run at each bracket level
     for token in tokens:
-        if token in _BRACKETS:
-            if token in _OPENING:
-                depth += 1
-                if depth > MAX_NESTING:
-                    return False
-            elif depth:
-                depth -= 1
+        if token in _OPERATORS:
+            runs[-1] += 1
+            if runs[-1] >= MAX_EXPR_DEPTH:
+                return False
+        elif token in _RUN_BREAKS:
+            runs[-1] = 0
+        elif token in _OPENING:
+            runs.append(0)
+            if len(runs) > MAX_NESTING + 1:
+                return False
+        elif token in _CLOSING and len(runs) > 1:
+            runs.pop()
     return True
 
 
