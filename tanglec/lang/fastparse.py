@@ -46,10 +46,19 @@ class TableParser:
                         reductions[arg] = (len(arg.expansion), arg.origin.name,
                                            None if callback is only_child else callback)
                     self.actions[state][symbol] = reductions[arg]
+        self.passed: dict[tuple[int, int, str], int] = {}  # (state below, state, token kind) -> see parse
+
+    def _pass_through(self, below: int, state: int, kind: str) -> int:
+        """The state a chain of one-child rules ends in, from `state` over `below`, before `kind`."""
+        action = self.actions[state].get(kind)
+        while action.__class__ is tuple and action[2] is None:
+            state = self.actions[below][action[1]]
+            action = self.actions[state].get(kind)
+        return state
 
     def parse(self, text: str):
         """What the start rule's callback returns; Unusual where Lark would report an error."""
-        lexer, actions, end = self.lexer, self.actions, self.end
+        lexer, actions, end, passed = self.lexer, self.actions, self.end, self.passed
         if not lexer.fits:
             raise Unusual("a grammar this lexer doesn't serve")
         scanners = lexer.state_scanners(self.states)
@@ -88,10 +97,12 @@ class TableParser:
                 if action is None:
                     raise Unusual(kind)
                 size, name, callback = action
-                if callback is None:  # a rule that is its one child: only the state changes
-                    del stack[-1]
-                    state = actions[stack[-1]][name]
-                    stack.append(state)
+                if callback is None:  # rules that are their one child: only the top state changes, to
+                    key = (stack[-2], state, kind)  # where the chain of them ends (the same for the same
+                    state = passed.get(key)  # state below, state and token)
+                    if state is None:
+                        state = passed[key] = self._pass_through(stack[-2], key[1], kind)
+                    stack[-1] = state
                     continue
                 if size:
                     children = values[-size:]
