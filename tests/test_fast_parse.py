@@ -54,8 +54,9 @@ def _tokens(lark, text: str):
                         token.end_line, token.end_column))
         interactive.resume_parse()
         ending = "ok"
-    except UnexpectedInput as err:
-        ending = (type(err).__name__, str(err))
+    except UnexpectedInput as err:  # what the diagnostics read (its text lists sets in hash order)
+        ending = (type(err).__name__, err.line, err.column, err.pos_in_stream, repr(getattr(err, "token", None)),
+                  sorted(getattr(err, "expected", None) or getattr(err, "allowed", None) or ()))
     return fed, ending
 
 
