@@ -1,19 +1,24 @@
 """Source text -> AST. The Lark grammar is tangle.lark next to this module (LALR).
 
-The parse builds the AST as it goes (Lark's tree-less mode, callbacks in transform.py) and Lark's
-grammar analysis is cached on disk (in the user's private cache folder, never next to the package, so a
-read-only install works; when the cache can't be written Lark just analyses the grammar again, ~0.1 s).
+The parse builds the AST as it goes (Lark's tree-less mode, callbacks in transform.py made into
+reductions by reductions.py) and Lark's grammar analysis is cached on disk (in the user's private cache
+folder, never next to the package, so a read-only install works; when the cache can't be written Lark
+just analyses the grammar again, ~0.1 s). A spec is parsed by one loop over Lark's LALR table that also
+lexes (fastparse.py, with lexer.py's contextual lexer, which makes Lark's token choices); where Lark
+would report an error the text is parsed again by Lark's own loop, so every syntax error is Lark's.
 
 Syntax errors do not stop at the first: when the whole file fails to parse, each statement (a run of
 lines starting at a statement keyword) is parsed on its own, so one pass reports every broken
 statement and still yields the good ones.
 
 The token cap (prescan.MAX_TOKENS, 200,000) is set from the CPU time of `tanglec check`, whole process
-(x86_64, Python 3.11, Lark 1.3): issue 15's dense spec (specs/arith.tangle's modules replicated over 10,000
-lines, 197k tokens, `bench/spec_gen.py --dense`) takes 1.7-1.8 s (3.0 s with a parse tree and the
-collector running; 0.2 s of it is start-up); the slowest shape at the cap, if-expressions nested 150
-deep, 2.1-2.3 s, nearly all LALR parsing (~10 reductions a token through the precedence rules); the
-seed spec 0.2 s. Lark's parser in Python costs ~5 us a token, so the cap can't rise much further.
+(x86_64, 2 cores, Python 3.11, Lark 1.3). On the machine of 2026-12-07, 2.8x slower than that of
+2026-12-02 at pure Python, with two other jobs running (load average 4-5), best of 3: issue 15's dense
+spec (specs/arith.tangle's modules replicated over 10,000 lines, 197k tokens, `bench/spec_gen.py
+--dense`) takes 1.6-2.2 s (4.6-4.9 s through Lark's lexer and loop; the parse ~1.0 s of it, the checks
+~0.5 s, start-up and imports ~0.4 s); the slowest shape at the cap, if-expressions nested 150 deep, ~3 s
+(5.9 s before), a million reductions through the precedence rules; the seed spec 0.3-0.4 s, nearly all
+imports. The parse costs ~5 us a token here, so the cap can't rise much further.
 """
 from __future__ import annotations
 
