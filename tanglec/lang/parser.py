@@ -13,12 +13,12 @@ statement and still yields the good ones.
 
 The token cap (prescan.MAX_TOKENS, 200,000) is set from the CPU time of `tanglec check`, whole process
 (x86_64, 2 cores, Python 3.11, Lark 1.3). On the machine of 2026-12-07, 2.8x slower than that of
-2026-12-02 at pure Python, with two other jobs running (load average 4-5), best of 3: issue 15's dense
-spec (specs/arith.tangle's modules replicated over 10,000 lines, 197k tokens, `bench/spec_gen.py
---dense`) takes 1.6-2.2 s (4.6-4.9 s through Lark's lexer and loop; the parse ~1.0 s of it, the checks
-~0.5 s, start-up and imports ~0.4 s); the slowest shape at the cap, if-expressions nested 150 deep, ~3 s
-(5.9 s before), a million reductions through the precedence rules; the seed spec 0.3-0.4 s, nearly all
-imports. The parse costs ~5 us a token here, so the cap can't rise much further.
+2026-12-02 at pure Python, with two other jobs running (load average 3-5), best of 3 or 5: issue 15's
+dense spec (specs/arith.tangle's modules replicated over 10,000 lines, 197k tokens, `bench/spec_gen.py
+--dense`) takes 1.6-2.6 s (4.6-5.9 s through Lark's lexer and loop in the same runs): the parse ~1.0 s,
+the checks ~0.5 s, start-up and imports ~0.4 s. The slowest shape at the cap, if-expressions nested 150
+deep, takes 3.7-4.2 s (5.9-7.7 s before), a million reductions through the precedence rules; the seed
+spec 0.3-0.5 s, nearly all imports. The parse costs ~5 us a token here, so the cap can't rise much further.
 """
 from __future__ import annotations
 
