@@ -3,7 +3,8 @@ how many steps the seed spec needs to be exact, over 5 seeds.
 
 Every figure is the wall time of the real `tanglec` command in a fresh process (as a user runs
 it), best and median of `--repeat` runs, so other jobs on the machine show up as spread, not as
-a slower best; beside it the process's CPU time, which a loaded machine doesn't inflate. Specs of 1k-10k lines come from bench/spec_gen.py.
+a slower best; beside it the process's CPU time, which a loaded machine inflates less (the load
+average before and after is recorded: a busy 2-core machine still slowed CPU time by ~20% here). Specs of 1k-10k lines come from bench/spec_gen.py.
 
     python bench/latency.py [--repeat 5] [--check-only] [--json bench/results/latency.json]
 """
@@ -63,7 +64,8 @@ def main() -> None:
     args = parser.parse_args()
     arith = str(ROOT / "specs" / "arith.tangle")
     result: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-                    "repeat": args.repeat}
+                    "measured": time.strftime("%Y-%m-%d"), "repeat": args.repeat,
+                    "load_average_before": round(os.getloadavg()[0], 2)}
     result["check_seed_spec"] = wall(["check", arith], args.repeat)
     result["python_startup"] = wall(["--version"], args.repeat)  # the floor every command pays
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,8 +80,9 @@ def main() -> None:
         dense.write_text(generate_dense(10_000))
         result["check_dense"] = {"lines": len(dense.read_text().splitlines()),
                                  **wall(["check", str(dense)], args.repeat)}
+        result["load_average_after"] = round(os.getloadavg()[0], 2)
         if args.check_only:
-            return report(result, args.json)
+            return report(_with_earlier_compiles(result, args.json), args.json)
         compiles = []
         for seed in range(5):  # (d) and compile latency: the demo's compile, per seed
             out = Path(tmp) / f"run{seed}"
@@ -93,6 +96,18 @@ def main() -> None:
                              "compile_wall_s": round(seconds, 2)})
         result["compile_seed_spec"] = compiles
     report(result, args.json)
+
+
+def _with_earlier_compiles(result: dict, json_path: Path | None) -> dict:
+    """--check-only re-measures `check` alone: the compile figures of the file it rewrites are kept,
+    with the date they were measured (unknown for files from before this field)."""
+    if json_path is None or not json_path.is_file():
+        return result
+    earlier = json.loads(json_path.read_text())
+    if "compile_seed_spec" not in earlier:
+        return result
+    return {**result, "compile_seed_spec": earlier["compile_seed_spec"],
+            "compile_measured": earlier.get("compile_measured", earlier.get("measured", "an earlier run"))}
 
 
 def report(result: dict, json_path: Path | None) -> None:

@@ -92,7 +92,8 @@ EXAMPLES = [
                                                             "times2: (x * 2) % 10 }"]),
     Example("E005", "spec too large", "A spec over 2 MB (or a `use`d file over 2 MB), or over 200,000 "
             "tokens (names, numbers and operators; comments and strings don't count), refused before parsing: "
-            "every spec under both caps is checked in about 2 s of CPU (a 10,000-line spec of modules in 1.7 s).", produce="E005"),
+            "every spec under both caps is checked in seconds of CPU (a 10,000-line spec of modules in about 2 s).",
+            produce="E005"),
     Example("E006", "spec not readable", "The spec file is not UTF-8 text, or not a regular file.",
             produce="E006"),
     Example("E007", "number too large", "An integer literal beyond ±2**53 or a float literal that is not "

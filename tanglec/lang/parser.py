@@ -1,19 +1,24 @@
 """Source text -> AST. The Lark grammar is tangle.lark next to this module (LALR).
 
-The parse builds the AST as it goes (Lark's tree-less mode, callbacks in transform.py) and Lark's
-grammar analysis is cached on disk (in the user's private cache folder, never next to the package, so a
-read-only install works; when the cache can't be written Lark just analyses the grammar again, ~0.1 s).
+The parse builds the AST as it goes (Lark's tree-less mode, callbacks in transform.py made into
+reductions by reductions.py) and Lark's grammar analysis is cached on disk (in the user's private cache
+folder, never next to the package, so a read-only install works; when the cache can't be written Lark
+just analyses the grammar again, ~0.1 s). A spec is parsed by one loop over Lark's LALR table that also
+lexes (fastparse.py, with lexer.py's contextual lexer, which makes Lark's token choices); where Lark
+would report an error the text is parsed again by Lark's own loop, so every syntax error is Lark's.
 
 Syntax errors do not stop at the first: when the whole file fails to parse, each statement (a run of
 lines starting at a statement keyword) is parsed on its own, so one pass reports every broken
 statement and still yields the good ones.
 
 The token cap (prescan.MAX_TOKENS, 200,000) is set from the CPU time of `tanglec check`, whole process
-(x86_64, Python 3.11, Lark 1.3): issue 15's dense spec (specs/arith.tangle's modules replicated over 10,000
-lines, 197k tokens, `bench/spec_gen.py --dense`) takes 1.7-1.8 s (3.0 s with a parse tree and the
-collector running; 0.2 s of it is start-up); the slowest shape at the cap, if-expressions nested 150
-deep, 2.1-2.3 s, nearly all LALR parsing (~10 reductions a token through the precedence rules); the
-seed spec 0.2 s. Lark's parser in Python costs ~5 us a token, so the cap can't rise much further.
+(x86_64, 2 cores, Python 3.11, Lark 1.3). On the machine of 2026-12-07, 2.8x slower than that of
+2026-12-02 at pure Python, with two other jobs running (load average 3-5), best of 3 or 5: issue 15's
+dense spec (specs/arith.tangle's modules replicated over 10,000 lines, 197k tokens, `bench/spec_gen.py
+--dense`) takes 1.6-2.6 s (4.6-5.9 s through Lark's lexer and loop in the same runs): the parse ~1.0 s,
+the checks ~0.5 s, start-up and imports ~0.4 s. The slowest shape at the cap, if-expressions nested 150
+deep, takes 3.7-4.2 s (5.9-7.7 s before), a million reductions through the precedence rules; the seed
+spec 0.3-0.5 s, nearly all imports. The parse costs ~5 us a token here, so the cap can't rise much further.
 """
 from __future__ import annotations
 
@@ -30,14 +35,18 @@ from pathlib import Path
 import lark
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.parsers.lalr_analysis import Reduce
 
 from . import ast
 from ..util.cache import user_cache_dir
 from ..util.files import write_atomic
+from .fastparse import TableParser, Unusual
+from .lexer import FastContextualLexer
 from .diagnostics import SOURCES, Diagnostic, TangleError, did_you_mean
 from .vocabulary import LAYER_KINDS
 # the caps are part of the parser's interface: MAX_NESTING, MAX_TOKENS, MAX_EXPR_DEPTH
 from .prescan import MAX_NESTING, MAX_TOKENS, STATEMENT_KEYWORDS, prescan_problem, token_count  # noqa: F401
+from .reductions import reductions
 from .transform import MAX_EXPR_DEPTH, AstBuilder, depth_problems  # noqa: F401
 
 _STATEMENT_START = re.compile(r"^[ \t]*(?:%s)\b" % "|".join(STATEMENT_KEYWORDS), re.M)
@@ -86,12 +95,16 @@ def lark_parser() -> Lark:
 
 
 @lru_cache(maxsize=1)
-def _ast_parser() -> tuple[Lark, AstBuilder]:
-    """The parser every spec goes through, building the AST while it parses (see transform.py)."""
+def _ast_parser() -> tuple[Lark, AstBuilder, TableParser]:
+    """The parser every spec goes through, building the AST while it parses (see transform.py), and the
+    loop that runs its table on a spec without syntax errors (fastparse.py)."""
     builder = AstBuilder()
-    parser = open_grammar(cache=_grammar_cache("ast"), keep_all_tokens=True, transformer=builder, propagate_positions=False)
-    builder.punctuation = _punctuation()
-    return parser, builder
+    parser = open_grammar(cache=_grammar_cache("ast-fastlexer"), keep_all_tokens=True, propagate_positions=False,
+                          lexer=FastContextualLexer)
+    lalr = parser.parser.parser.parser  # Lark's LALR parser: its parse table and the callbacks it calls
+    lalr.callbacks = reductions(builder, {rule for actions in lalr.parse_table.states.values()
+                                         for action, rule in actions.values() if action is Reduce}, _punctuation())
+    return parser, builder, TableParser(parser)
 
 
 def _punctuation() -> frozenset[str]:
@@ -140,10 +153,14 @@ def _collector_paused():
 def _parse_ast(text: str, file: str, line_offset: int) -> tuple[list, list[Diagnostic]]:
     """Statements, and the problems only visible once parsed (number literals, expression depth);
     UnexpectedInput on a syntax error."""
-    parser, builder = _ast_parser()
+    parser, builder, table_parser = _ast_parser()
     with _PARSING, _collector_paused():
         builder.begin(file, line_offset)
-        statements = parser.parse(text)
+        try:
+            statements = table_parser.parse(text)
+        except Unusual:  # Lark's own parse, for its exact error
+            builder.begin(file, line_offset)
+            statements = parser.parse(text)
         problems = builder.problems
     return statements, problems + depth_problems(statements)
 

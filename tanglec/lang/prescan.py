@@ -5,6 +5,7 @@ too deep). The token cap is set from measurements (parser.py).
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from . import ast
 from .diagnostics import Diagnostic
@@ -42,6 +43,49 @@ def prescan_problem(source: str, file: str) -> Diagnostic | None:
     """Refuse, before the LALR parse: more than MAX_TOKENS tokens (E005), brackets nested deeper than
     MAX_NESTING or an operator chain longer than MAX_EXPR_DEPTH (E004). The caps bound the parse's time
     (figures in parser.py) and no later stage can recurse too deep."""
+    if _within_caps(source):
+        return None
+    return _first_problem(source, file)
+
+
+_OPENING, _CLOSING = frozenset("([{"), frozenset(")]}")
+_OPERATORS = frozenset((*_PRECEDENCE, "not"))  # what a chain counts: binary operators, `not`/`-` before an operand
+
+
+def _within_caps(source: str) -> bool:
+    """Whether no cap can be reached, from counts the regex engine makes (a tenth of the token walk's
+    time): tokens; then, when operators or brackets are many, their count per run and the depth."""
+    tokens = _PRESCAN_TOKEN.findall(source)
+    counts = Counter(tokens)
+    if len(tokens) - sum(n for token, n in counts.items() if token[0] in '"#') > MAX_TOKENS:
+        return False
+    if sum(counts[op] for op in _OPERATORS) < MAX_EXPR_DEPTH and sum(counts[b] for b in _OPENING) <= MAX_NESTING:
+        return True
+    return _shallow(tokens)
+
+
+def _shallow(tokens: list[str]) -> bool:
+    """No bracket deeper than MAX_NESTING, and fewer than MAX_EXPR_DEPTH operators in every run (the
+    token walk's chains count operators within a run, so none reaches the cap)."""
+    runs = [0]  # operators in the run at each bracket level
+    for token in tokens:
+        if token in _OPERATORS:
+            runs[-1] += 1
+            if runs[-1] >= MAX_EXPR_DEPTH:
+                return False
+        elif token in _RUN_BREAKS:
+            runs[-1] = 0
+        elif token in _OPENING:
+            runs.append(0)
+            if len(runs) > MAX_NESTING + 1:
+                return False
+        elif token in _CLOSING and len(runs) > 1:
+            runs.pop()
+    return True
+
+
+def _first_problem(source: str, file: str) -> Diagnostic | None:
+    """The token walk: the first cap reached, where."""
     runs, tokens, operand_before = [_Run()], 0, False
     for m in _PRESCAN_TOKEN.finditer(source):
         text = m.group()

@@ -5,10 +5,11 @@ Lark can't hand positions to callbacks of this mode, so every rule is given all 
 `propagate_positions` would: keywords included, and an expression in brackets counts its brackets
 when it begins or ends a larger rule. The punctuation is then dropped and the rule's method sees
 the same children as a tree transformer would.
+
+The parser calls the functions reductions.py makes of these methods, not Lark's wrappers around a
+transformer.
 """
 from __future__ import annotations
-
-from functools import wraps
 
 from lark import Token
 
@@ -17,16 +18,13 @@ from .diagnostics import Diagnostic
 from .expr import INT_LIMIT, children
 
 MAX_EXPR_DEPTH = 200  # operators nested in one expression (`1+1+...` nests one per `+`)
+_new_span = tuple.__new__  # ast.Span(...) without the NamedTuple's Python-level __new__
 
 
 def _rule(method):
-    """A grammar rule's callback: `method(self, span, children)` without the rule's punctuation."""
-    @wraps(method)
-    def reduce(self, c):
-        punctuation = self.punctuation
-        return method(self, self.rule_span(c),
-                      [x for x in c if not (isinstance(x, Token) and x.type in punctuation)])
-    return reduce
+    """A grammar rule's callback: `method(self, span, children)`, its children without the rule's punctuation."""
+    method.spans = True
+    return method
 
 
 class AstBuilder:
@@ -40,7 +38,6 @@ class AstBuilder:
     the grammar's mirror image."""
 
     def __init__(self):
-        self.punctuation: frozenset[str] = frozenset()  # terminals the AST leaves out, set by the parser
         self.begin("<spec>")
 
     def begin(self, file: str, line_offset: int = 0) -> None:
@@ -51,7 +48,9 @@ class AstBuilder:
 
     def literal(self, tok: Token, integer: bool = False) -> int | float:
         """A number token's value; 0 and an E007 diagnostic when it is too large to compute with."""
-        text = str(tok)
+        text = tok.value
+        if len(text) < 16 and text.isdigit():  # plain digits (the common case): exact and within range
+            return int(text)
         digits = len(text.lstrip("+-").split(".")[0].split("e")[0].split("E")[0])
         value = None
         if digits <= 30:
@@ -67,8 +66,8 @@ class AstBuilder:
 
     # -- positions
     def span(self, tok: Token) -> ast.Span:
-        return ast.Span(self.file, tok.line + self.line_offset, tok.column,
-                        tok.end_line + self.line_offset, tok.end_column)
+        offset = self.line_offset
+        return _new_span(ast.Span, (self.file, tok.line + offset, tok.column, tok.end_line + offset, tok.end_column))
 
     def _start(self, child) -> tuple[int, int]:
         """Where `child` starts: a token, an ast node, an expression in brackets (at its `(`), a list or
@@ -93,12 +92,22 @@ class AstBuilder:
             child = child.span if hasattr(child, "span") else child[-1]
         return child.end_line + self.line_offset, child.end_column
 
-    def rule_span(self, children: list) -> ast.Span:
-        """From the first token of a rule to its last, keywords and brackets included."""
-        return ast.Span(self.file, *self._start(children[0]), *self._end(children[-1]))
+    def rule_span(self, first, last) -> ast.Span:
+        """From a rule's first token to its last, keywords and brackets included (`first` and `last`:
+        its first and last child)."""
+        offset = self.line_offset
+        if first.__class__ is Token:  # most rules start with a keyword or a name
+            line, col = first.line + offset, first.column
+        else:
+            line, col = self._start(first)
+        if last.__class__ is Token:
+            return _new_span(ast.Span, (self.file, line, col, last.end_line + offset, last.end_column))
+        return _new_span(ast.Span, (self.file, line, col, *self._end(last)))
 
     def name(self, tok: Token) -> ast.Name:
-        return ast.Name(str(tok), self.span(tok))
+        offset = self.line_offset
+        return ast.Name(tok.value, _new_span(ast.Span, (self.file, tok.line + offset, tok.column,
+                                                        tok.end_line + offset, tok.end_column)))
 
     def names(self, children) -> list[ast.Name]:
         return [self.name(c) for c in children if isinstance(c, Token) and c.type == "NAME"]
@@ -142,6 +151,7 @@ class AstBuilder:
         """The token, kept for its position; the rule using it takes its value."""
         return c[0]
 
+    signed_int.passes_child = True
     signed_number = signed_int
 
     @_rule

@@ -114,7 +114,8 @@ def memory_estimate(g: TangleGraph, examples: int | None, parameters: dict[str, 
         for layer in _flatten(m.layers):
             units = layer.args[0] if layer.kind.text == "dense" and layer.args and isinstance(layer.args[0], int) else 0
             widths += units
-            widest = max(widest, (units, layer.span), key=lambda w: w[0])
+            if units > widest[0]:  # the first of the widest
+                widest = (units, layer.span)
     parts["a step"] = (8 * batch * widths, f"a batch of {batch:,} through {widths:,} units (widest: {widest[0]:,})",
                        widest[1])
     return parts

@@ -141,6 +141,7 @@ def range_problems(g: TangleGraph, values: dict[str, list]) -> list[Diagnostic]:
     """E112 for each decoded target whose values (or a [min, max(, a non-integer)] summary of them)
     its decoder's codec can't represent."""
     out, tables_checked = [], set()
+    problems: dict[tuple, str | None] = {}  # (codec kind, size, target) -> its problem: decoders often share one
     for decoder, target in g.decoders.items():
         if decoder not in g.modules or target not in values:
             continue
@@ -152,7 +153,10 @@ def range_problems(g: TangleGraph, values: dict[str, list]) -> list[Diagnostic]:
             tables_checked.add((codec.table.name.text, target))
             out += _table_problems(codec.table, decoder, target, t, [v for v in values[target] if v is not None])
             continue
-        problem = _range_problem(codec, [v for v in values[target] if v is not None])
+        key = (codec.kind.text, codec.size, target)
+        if key not in problems:
+            problems[key] = _range_problem(codec, [v for v in values[target] if v is not None])
+        problem = problems[key]
         if problem:
             where = t.expr.span if t.expr is not None else t.span
             out.append(Diagnostic("E112", f"target '{target}' {problem} for decoder '{decoder}' ({codec})", where,

@@ -137,23 +137,26 @@ class TangleGraph:
         chain contributes its chosen modules in position order."""
         selectors = self.mux_selectors()
         choices = [[v.text for v in self.selectors[s].values] for s in selectors]
-        routes, order_all, in_chains = [], self.topological(), self.chain_branches()
-        has_chain = any(m.is_chain for m in self.muxes.values())
+        in_chains = self.chain_branches()
+        chains = {name: mux for name, mux in self.muxes.items() if mux.is_chain}
+        kinds = dict(self.g.nodes(data="kind"))
+        # the nodes a route may list, producers first: modules outside chains, and the chains
+        steps = [n for n in self.topological() if kinds[n] == "module" and n not in in_chains or n in chains]
+        routes, decoding = [], self.decoders
         for combo in itertools.islice(itertools.product(*choices), MAX_ROUTES):
             selection = dict(zip(selectors, combo))
             active = self.active_nodes(selection)
             order, length = [], 0
-            for n in order_all:
+            for n in steps:
                 if n not in active:
                     continue
-                if self.kind(n) == "module" and n not in in_chains:
+                if n not in chains:
                     order.append(n)
-                elif self.kind(n) == "mux" and self.muxes[n].is_chain:
-                    applied = [self.muxes[n].module_for(v) for v in self.muxes[n].chosen(selection) or []]
-                    order += [m for m in applied if m is not None]
-                    length += sum(m is not None for m in applied)
-            decoders = [n for n in order if n in self.decoders]
-            routes.append(Route(selection, order, decoders, length if has_chain else None))
+                    continue
+                applied = [chains[n].module_for(v) for v in chains[n].chosen(selection) or []]
+                order += [m for m in applied if m is not None]
+                length += sum(m is not None for m in applied)
+            routes.append(Route(selection, order, [n for n in order if n in decoding], length if chains else None))
         return routes
 
     def route_count(self) -> int:
@@ -167,11 +170,12 @@ class TangleGraph:
         its own, not `nx.descendants` on `route_view`: the view's per-edge filter made this half of
         `tanglec check` on a spec with thousands of modules."""
         follows = self._follows(selection)
+        successors = self.g._succ  # networkx's own dict of dicts: its views cost more than this whole search
         stack = [n for n, kind in self.g.nodes(data="kind") if kind == "input"]
         active = set(stack)
         while stack:
             u = stack.pop()
-            for v, data in self.g.adj[u].items():
+            for v, data in successors[u].items():
                 if v not in active and follows(u, v, data):
                     active.add(v)
                     stack.append(v)

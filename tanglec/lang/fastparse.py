@@ -1,0 +1,132 @@
+"""The parse of a spec that has no syntax error: Lark's LALR table for tangle.lark, driven by one loop that
+also lexes.
+
+Lark parses a token with two Python calls and a generator switch (its lexer yields, its parser state
+feeds); on a 200k-token spec those calls cost as much as the lexing itself. This loop does the same
+work inline: it lexes with the contextual lexer's scanners (lexer.py: the terminals the current parser
+state accepts, chosen as Lark chooses), and shifts and reduces by Lark's own parse table, calling the
+same reduction callbacks with the same children. It does nothing Lark wouldn't, and gives up on anything
+Lark would report — a character no accepted terminal matches, a token the state has no action for —
+by raising Unusual: the caller parses the text again with Lark itself, for Lark's exact error.
+"""
+from __future__ import annotations
+
+from lark import Lark, Token
+from lark.parsers.lalr_analysis import Shift
+
+from .lexer import REST_IGNORED, FastContextualLexer
+from .reductions import only_child
+
+
+class Unusual(Exception):
+    """The text is not a spec this loop can parse alone (a syntax error, most likely): ask Lark."""
+
+
+class TableParser:
+    """Parses with a Lark LALR parser's table, lexer (FastContextualLexer) and callbacks."""
+
+    def __init__(self, lark: Lark, start: str = "start"):
+        lexer = lark.parser.lexer
+        if not isinstance(lexer, FastContextualLexer):
+            raise TypeError("the table parser lexes with FastContextualLexer")
+        lalr = lark.parser.parser.parser
+        table, callbacks = lalr.parse_table, lalr.callbacks
+        self.lexer = lexer
+        self.states = table.states
+        self.start, self.end = table.start_states[start], table.end_states[start]
+        reductions: dict = {}  # rule -> (its length, its name, its callback)
+        self.actions: list[dict] = [{} for _ in range(max(table.states) + 1)]
+        for state, actions in table.states.items():
+            for symbol, (action, arg) in actions.items():
+                if action is Shift:
+                    self.actions[state][symbol] = arg  # the state shifted to (an int)
+                else:
+                    if arg not in reductions:
+                        callback = callbacks[arg]
+                        reductions[arg] = (len(arg.expansion), arg.origin.name,
+                                           None if callback is only_child else callback)
+                    self.actions[state][symbol] = reductions[arg]
+        self.passed: dict[tuple[int, int, str], int] = {}  # (state below, state, token kind) -> see parse
+
+    def _pass_through(self, below: int, state: int, kind: str) -> int:
+        """The state a chain of one-child rules ends in, from `state` over `below`, before `kind`."""
+        action = self.actions[state].get(kind)
+        while action.__class__ is tuple and action[2] is None:
+            state = self.actions[below][action[1]]
+            action = self.actions[state].get(kind)
+        return state
+
+    def parse(self, text: str):
+        """What the start rule's callback returns; Unusual where Lark would report an error."""
+        lexer, actions, end, passed = self.lexer, self.actions, self.end, self.passed
+        if not lexer.fits:
+            raise Unusual("a grammar this lexer doesn't serve")
+        scanners = lexer.state_scanners(self.states)
+        new_token = str.__new__
+        stack, values = [self.start], []
+        pos, line, line_start = 0, 1, 0
+        while True:
+            state = stack[-1]
+            match, keywords, multiline = scanners[state] or lexer.scanner(state, self.states)
+            found = match(text, pos)
+            if found is None:
+                break
+            newline = found.end(1)
+            if newline >= 0:
+                line += text.count("\n", pos, newline)
+                line_start = newline
+            kind = found.lastgroup
+            value = found[kind]
+            pos = found.end()
+            start = pos - len(value)
+            if kind in keywords:
+                kind = keywords[kind].get(value, kind)
+            token = new_token(Token, value)
+            token.type, token.value, token.start_pos, token.end_pos = kind, value, start, pos
+            token.line, token.column = line, start - line_start + 1
+            if kind in multiline and "\n" in value:
+                line += value.count("\n")
+                line_start = start + value.rfind("\n") + 1
+            token.end_line, token.end_column = line, pos - line_start + 1
+            while True:  # Lark's feed_token: reduce as the table says, then shift
+                action = actions[state].get(kind)
+                if action.__class__ is int:
+                    stack.append(action)
+                    values.append(token)
+                    break
+                if action is None:
+                    raise Unusual(kind)
+                size, name, callback = action
+                if callback is None:  # rules that are their one child: only the top state changes, to
+                    key = (stack[-2], state, kind)  # where the chain of them ends (the same for the same
+                    state = passed.get(key)  # state below, state and token)
+                    if state is None:
+                        state = passed[key] = self._pass_through(stack[-2], key[1], kind)
+                    stack[-1] = state
+                    continue
+                if size:
+                    children = values[-size:]
+                    del values[-size:]
+                    del stack[-size:]
+                else:
+                    children = []
+                state = actions[stack[-1]][name]
+                stack.append(state)
+                values.append(callback(children))
+        if not REST_IGNORED.match(text, pos):
+            raise Unusual("a character no terminal of the state matches")
+        while True:  # the end of the input: reduce until the start rule is complete
+            action = actions[stack[-1]].get("$END")
+            if action is None or action.__class__ is int:
+                raise Unusual("$END")
+            size, name, callback = action
+            if size:
+                children = values[-size:]
+                del values[-size:]
+                del stack[-size:]
+            else:
+                children = []
+            stack.append(actions[stack[-1]][name])
+            values.append(children[0] if callback is None else callback(children))
+            if stack[-1] == end:
+                return values[-1]
