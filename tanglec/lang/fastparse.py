@@ -11,7 +11,7 @@ by raising Unusual: the caller parses the text again with Lark itself, for Lark'
 """
 from __future__ import annotations
 
-from lark import Lark, Token
+from lark import Lark
 from lark.parsers.lalr_analysis import Shift
 
 from .lexer import REST_IGNORED, FastContextualLexer
@@ -61,33 +61,9 @@ class TableParser:
         lexer, actions, end, passed = self.lexer, self.actions, self.end, self.passed
         if not lexer.fits:
             raise Unusual("a grammar this lexer doesn't serve")
-        scanners = lexer.state_scanners(self.states)
-        new_token = str.__new__
-        stack, values = [self.start], []
-        pos, line, line_start = 0, 1, 0
-        while True:
-            state = stack[-1]
-            match, keywords, multiline = scanners[state] or lexer.scanner(state, self.states)
-            found = match(text, pos)
-            if found is None:
-                break
-            newline = found.end(1)
-            if newline >= 0:
-                line += text.count("\n", pos, newline)
-                line_start = newline
-            kind = found.lastgroup
-            value = found[kind]
-            pos = found.end()
-            start = pos - len(value)
-            if kind in keywords:
-                kind = keywords[kind].get(value, kind)
-            token = new_token(Token, value)
-            token.type, token.value, token.start_pos, token.end_pos = kind, value, start, pos
-            token.line, token.column = line, start - line_start + 1
-            if kind in multiline and "\n" in value:
-                line += value.count("\n")
-                line_start = start + value.rfind("\n") + 1
-            token.end_line, token.end_column = line, pos - line_start + 1
+        stack, values, pos = [self.start], [], 0
+        for token in lexer.scan(text, stack, self.states):
+            state, kind, pos = stack[-1], token.type, token.end_pos
             while True:  # Lark's feed_token: reduce as the table says, then shift
                 action = actions[state].get(kind)
                 if action.__class__ is int:

@@ -76,16 +76,30 @@ class FastContextualLexer(Lexer):
         if not self.fits or not isinstance(text, TextSlice) or not text.is_complete_text():
             yield from self._lark(parser_state).lex(lexer_state, parser_state)
             return
-        text, counter = text.text, lexer_state.line_ctr
-        stack, table = parser_state.state_stack, parser_state.parse_conf.states
+        counter = lexer_state.line_ctr
+        for token in self.scan(text.text, parser_state.state_stack, parser_state.parse_conf.states,
+                               counter.char_pos, counter.line, counter.line_start_pos):
+            counter.char_pos, counter.line, counter.column = token.end_pos, token.end_line, token.end_column
+            counter.line_start_pos = token.end_pos - token.end_column + 1
+            lexer_state.last_token = token
+            yield token
+        if REST_IGNORED.match(text.text, counter.char_pos):
+            return
+        # no terminal of the state matches here: Lark's lexer goes on from this point (and reports the error)
+        yield from self._lark(parser_state).lex(lexer_state, parser_state)
+
+    def scan(self, text: str, stack: list[int], table: dict, pos: int = 0, line: int = 1,
+             line_start: int = 0) -> Iterator[Token]:
+        """The tokens of `text` from `pos` (on `line`, which starts at `line_start`), each matched with the
+        scanner of the parser state on top of `stack` when it is asked for (the parser shifts in between);
+        it stops where the rest is ignored text or no terminal of the state matches."""
         scanners, new_token = self.state_scanners(table), str.__new__
-        pos, line, line_start = counter.char_pos, counter.line, counter.line_start_pos
         while True:
             state = stack[-1]
             match, keywords, multiline = scanners[state] or self.scanner(state, table)
             found = match(text, pos)
             if found is None:
-                break
+                return
             newline = found.end(1)
             if newline >= 0:
                 line += text.count("\n", pos, newline)
@@ -103,14 +117,7 @@ class FastContextualLexer(Lexer):
                 line += value.count("\n")
                 line_start = start + value.rfind("\n") + 1
             token.end_line, token.end_column = line, pos - line_start + 1
-            counter.char_pos, counter.line, counter.line_start_pos = pos, line, line_start
-            counter.column = pos - line_start + 1
-            lexer_state.last_token = token
             yield token
-        if REST_IGNORED.match(text, pos):
-            return
-        # no terminal of the state matches here: Lark's lexer goes on from this point (and reports the error)
-        yield from self._lark(parser_state).lex(lexer_state, parser_state)
 
     def state_scanners(self, table: dict) -> list[tuple | None]:
         """By parser state: its scanner (see _state_scanner) once made, else None (`scanner` makes it)."""
