@@ -5,11 +5,15 @@ biases), the K branches' weights are kept as one variable per layer, ``[K, in, o
 ``[K, out]`` biases. A batch is sorted by branch and split at the branch counts; every layer runs
 each branch's own rows through its slice of the stack, and the outputs go back to the rows' places.
 Rows never leave their own branch, so the outputs and the gradients are those of ``partition``.
-On CPU that is K small matmuls per layer: one batched ``tf.linalg.matmul`` over a zero-padded
-``[K, n_max, d]`` block was slower on a machine without AVX-512 (TensorFlow's batched matmul of
-few rows is several times slower there) and pays for the padding, ~2.5x the rows under random
-routing at K = 32 and K x the rows when a batch is one route. The lazy update keeps the block
-(`lazy_stacked_forward`): it runs only the branches a batch uses, so there is no padding to pay.
+How a layer runs depends on TensorFlow's matmul library. With Eigen (TensorFlow's default on CPUs
+without AVX-512) it is K small matmuls of each branch's exact rows: Eigen's batched matmul of a few
+rows per batch is several times slower. With oneDNN (``TF_ENABLE_ONEDNN_OPTS=1``, the default on
+CPUs with AVX-512) it is one batched ``tf.linalg.matmul`` per layer over a zero-padded
+``[K, n_max, d]`` block, whose weight gradient is written straight into the ``[K, in, out]`` stack:
+at K = 32 that step took 0.7 of the time of the K matmuls, although the block holds ~2x the rows
+under random routing. A batch whose block would hold more than `PADDED_ROWS_LIMIT` x its rows (a
+batch of one route holds K x) takes the K matmuls there too. The lazy update keeps the block
+(`lazy_stacked_forward`): it runs only the branches a batch uses, so there is little padding to pay.
 
 The optimizer then sees one variable per layer instead of K: `FusedAdam` updates each with a single
 ``ResourceApplyAdam`` kernel (one pass over weights, gradient and both moments), which is Keras's
@@ -25,10 +29,13 @@ does not stack a multiplexer with frozen branches under adamw.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+PADDED_ROWS_LIMIT = 3  # a padded block of more rows than this x the batch's runs as K matmuls instead
 
 
 @dataclass(frozen=True)
@@ -86,9 +93,36 @@ def group_slots(index: tf.Tensor, n_branches: int):
 
 def stacked_forward(x, index, n_branches, layers, keep=None):
     """Rows of `x` through their branch's Dense chain; `layers` = [(spec, kernel, bias)] with stacked
-    weights, `keep`: bool [K], False for frozen slices (their gradient is zeroed). Rows are sorted by
-    branch and split at the branch counts, and every layer is K matmuls of each branch's own rows
-    with its slice of the stack (no padding: a skewed batch costs what a balanced one does)."""
+    weights, `keep`: bool [K], False for frozen slices (their gradient is zeroed). With oneDNN, one
+    batched matmul per layer on the rows' padded block unless the padding would multiply the rows
+    by more than `PADDED_ROWS_LIMIT`; otherwise K matmuls of each branch's exact rows."""
+    if not onednn_enabled():
+        return _split_forward(x, index, n_branches, layers, keep)
+    slots, n_max = group_slots(index, n_branches)
+    rows = tf.shape(x)[0]
+
+    def padded():
+        block = tf.scatter_nd(slots, x, tf.stack([n_branches, n_max, tf.shape(x)[-1]]))
+        return tf.gather_nd(_through_layers(block, layers, keep), slots)
+
+    return tf.cond(n_branches * n_max <= PADDED_ROWS_LIMIT * rows, padded,
+                   lambda: _split_forward(x, index, n_branches, layers, keep))
+
+
+@lru_cache(maxsize=1)
+def onednn_enabled() -> bool:
+    """Whether TensorFlow runs its CPU kernels with oneDNN (fixed when TensorFlow is imported)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:  # pragma: no cover - a TensorFlow that moved it: keep the Eigen path
+        return False
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def _split_forward(x, index, n_branches, layers, keep):
+    """Rows sorted by branch and split at the branch counts; every layer is K matmuls of each
+    branch's own rows with its slice of the stack (no padding: a skewed batch costs what a balanced
+    one does)."""
     order = tf.argsort(index, stable=True)
     counts = tf.math.bincount(index, minlength=n_branches, maxlength=n_branches, dtype=tf.int32)
     parts = tf.split(tf.gather(x, order), counts, num=n_branches)
