@@ -434,7 +434,8 @@ def test_stacked_matches_partition_values_and_gradients(case, stacked_layout):
 
 def test_stacked_layouts_agree_in_a_graph_with_unknown_batch(monkeypatch):
     """In a tf.function, the padded block (a spread batch) and its fallback to K matmuls (a batch of
-    one route, whose block would hold K x its rows) give partition's outputs and gradients."""
+    one route, whose block would hold K x its rows) give partition's outputs and gradients (within
+    the float rounding that oneDNN's kernels, when they are on, change)."""
     monkeypatch.setattr(stacked_module, "onednn_enabled", lambda: True)
     branches, _, _, xs = stackable_case(5, [0] * 12, True)
     partition, stacked = Multiplexer(branches, strategy="partition"), Multiplexer(branches, strategy="stacked")
@@ -455,10 +456,10 @@ def test_stacked_layouts_agree_in_a_graph_with_unknown_batch(monkeypatch):
         index = tf.constant(index, tf.int32)
         y_p, g_p = run_p(index, tf.constant(xs[0]))
         y_s, g_s = run_s(index, tf.constant(xs[0]))
-        np.testing.assert_allclose(y_s.numpy(), y_p.numpy(), rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(g_s[0].numpy(), g_p[0].numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(y_s.numpy(), y_p.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(g_s[0].numpy(), g_p[0].numpy(), rtol=1e-4, atol=1e-5)
         for j, g in enumerate(g_s[1:]):
-            np.testing.assert_allclose(g.numpy(), np.stack([w.numpy() for w in g_p[1 + j::4]]), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(g.numpy(), np.stack([w.numpy() for w in g_p[1 + j::4]]), rtol=1e-4, atol=1e-5)
 
 
 def test_stacked_keeps_garbage_rows_out_of_gradients(stacked_layout):
