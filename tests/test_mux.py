@@ -405,6 +405,7 @@ def stacked_layout(request, monkeypatch):
     """Both ways `stacked` runs a layer: K matmuls of exact rows (Eigen) and one batched matmul on
     a padded block (oneDNN; a block that would be too big still takes the K matmuls)."""
     monkeypatch.setattr(stacked_module, "onednn_enabled", lambda: request.param == "padded")
+    monkeypatch.setattr(stacked_module, "PADDED_MIN_BRANCHES", 2)  # the test cases have 2 to 5 branches
     return request.param
 
 
@@ -437,6 +438,7 @@ def test_stacked_layouts_agree_in_a_graph_with_unknown_batch(monkeypatch):
     one route, whose block would hold K x its rows) give partition's outputs and gradients (within
     the float rounding that oneDNN's kernels, when they are on, change)."""
     monkeypatch.setattr(stacked_module, "onednn_enabled", lambda: True)
+    monkeypatch.setattr(stacked_module, "PADDED_MIN_BRANCHES", 5)
     branches, _, _, xs = stackable_case(5, [0] * 12, True)
     partition, stacked = Multiplexer(branches, strategy="partition"), Multiplexer(branches, strategy="stacked")
     sig = [tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, 3], tf.float32)]

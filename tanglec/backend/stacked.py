@@ -12,7 +12,8 @@ is one batched ``tf.linalg.matmul`` over a zero-padded ``[K, n_max, d]`` block o
 weight gradient is written straight into the ``[K, in, out]`` stack: at K = 32 (width 256, batch
 256, Adam) a training step took 0.77-0.87 of the time of the K matmuls, although the block holds
 ~2x the rows under random routing. A batch whose block would hold more than `PADDED_ROWS_LIMIT` x
-its rows (a batch of one route holds K x) takes the K matmuls there too. The lazy update keeps the
+its rows (a batch of one route holds K x), and a multiplexer of fewer than `PADDED_MIN_BRANCHES` branches
+(whose few matmuls have many rows each), take the K matmuls there too. The lazy update keeps the
 block (`lazy_stacked_forward`): it runs only the branches a batch uses, so there is little padding.
 
 The optimizer then sees one variable per layer instead of K: `FusedAdam` updates each with a single
@@ -36,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 PADDED_ROWS_LIMIT = 3  # a padded block of more rows than this x the batch's runs as K matmuls instead
+PADDED_MIN_BRANCHES = 8  # with fewer branches the K matmuls are few and of many rows: no block
 
 
 @dataclass(frozen=True)
@@ -93,10 +95,11 @@ def group_slots(index: tf.Tensor, n_branches: int):
 
 def stacked_forward(x, index, n_branches, layers, keep=None):
     """Rows of `x` through their branch's Dense chain; `layers` = [(spec, kernel, bias)] with stacked
-    weights, `keep`: bool [K], False for frozen slices (their gradient is zeroed). With oneDNN, one
-    batched matmul per layer on the rows' padded block unless the padding would multiply the rows
-    by more than `PADDED_ROWS_LIMIT`; otherwise K matmuls of each branch's exact rows."""
-    if not onednn_enabled():
+    weights, `keep`: bool [K], False for frozen slices (their gradient is zeroed). With oneDNN and
+    `PADDED_MIN_BRANCHES` or more branches, one batched matmul per layer on the rows' padded block
+    unless the padding would multiply the rows by more than `PADDED_ROWS_LIMIT`; otherwise K
+    matmuls of each branch's exact rows."""
+    if n_branches < PADDED_MIN_BRANCHES or not onednn_enabled():
         return _split_forward(x, index, n_branches, layers, keep)
     slots, n_max = group_slots(index, n_branches)
     rows = tf.shape(x)[0]
