@@ -39,6 +39,7 @@ time per step is recorded too (``cpu_ratio_to_one``), a cross-check that hardly
 moves when other processes compete for the cores.
 
     taskset -c 1 python bench/mux_sweep.py --k 32 --batch 256 --xla-max-batch -1 --threads 1   # acceptance cell
+    TF_ENABLE_ONEDNN_OPTS=1 python bench/mux_sweep.py ...   # the same with oneDNN's kernels (`stacked`'s padded block)
     python bench/mux_sweep.py --quick --json runs/mux_quick.json   # ~1.5-3 min on 2 cores
     python bench/mux_sweep.py --json runs/mux_full.json            # ~13 min with other load
 
@@ -68,7 +69,7 @@ from tanglec.backend.mux import STRATEGIES, Multiplexer  # noqa: E402
 from tanglec.backend.mux_cost import choose_strategy  # noqa: E402
 from tanglec.backend.mux_timing import (MEASURE_MIN_PARAMETERS, cpu_model, measured_candidates,  # noqa: E402
                                         measured_strategy)
-from tanglec.backend.stacked import FusedAdam  # noqa: E402
+from tanglec.backend.stacked import FusedAdam, onednn_enabled  # noqa: E402
 
 FULL_K = (2, 8, 32, 64)
 FULL_B = (32, 256, 4096)
@@ -426,6 +427,7 @@ def main(argv=None) -> int:
             "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
             "tf_threads": [tf.config.threading.get_intra_op_parallelism_threads(),
                            tf.config.threading.get_inter_op_parallelism_threads()],
+            "onednn": onednn_enabled(),
             "loadavg_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
@@ -458,7 +460,7 @@ def main(argv=None) -> int:
             f"{r.get('stacked', float('nan')) / r.get('limit', float('nan')):.3f} (goal >= 0.8); "
             f"best {key['best']} {r[key['best']]:.3f}x; lazy {r.get('lazy', float('nan')):.3f}x of one branch"
             + (" (goal >= 0.5 with grouped batches)" if key["routing"] == "grouped" else "")
-            + f"; load {os.getloadavg()[0]:.2f}"
+            + f"; load {os.getloadavg()[0]:.2f}; oneDNN {'on' if onednn_enabled() else 'off'}"
         )
     return 0
 

@@ -13,6 +13,7 @@ import tensorflow as tf  # noqa: E402
 
 from tanglec.backend.mux import STRATEGIES, Multiplexer  # noqa: E402
 from tanglec.backend.mux_cost import choose_strategy  # noqa: E402
+from tanglec.backend import stacked as stacked_module  # noqa: E402
 from tanglec.backend.stacked import BranchSlice, FusedAdam  # noqa: E402
 
 PER_BRANCH = ("where", "partition", "gather")  # strategies that take any branches (stacked: one Dense chain)
@@ -399,8 +400,17 @@ def stackable_case(n, index, shared_input, seed=0):
     return list(branches), list(params), np.asarray(index, "int32"), xs
 
 
+@pytest.fixture(params=["split", "padded"])
+def stacked_layout(request, monkeypatch):
+    """Both ways `stacked` runs a layer: K matmuls of exact rows (Eigen) and one batched matmul on
+    a padded block (oneDNN; a block that would be too big still takes the K matmuls)."""
+    monkeypatch.setattr(stacked_module, "onednn_enabled", lambda: request.param == "padded")
+    monkeypatch.setattr(stacked_module, "PADDED_MIN_BRANCHES", 2)  # the test cases have 2 to 5 branches
+    return request.param
+
+
 @pytest.mark.parametrize("case", list(CASES))
-def test_stacked_matches_partition_values_and_gradients(case):
+def test_stacked_matches_partition_values_and_gradients(case, stacked_layout):
     """Outputs, weight gradients (slice k of a stacked gradient = branch k's) and input gradients;
     the cases include a batch of one and branches that get no row."""
     n, index, shared = CASES[case]
@@ -423,7 +433,38 @@ def test_stacked_matches_partition_values_and_gradients(case):
         assert all(np.all(g[k] == 0) for g in gw_s)
 
 
-def test_stacked_keeps_garbage_rows_out_of_gradients():
+def test_stacked_layouts_agree_in_a_graph_with_unknown_batch(monkeypatch):
+    """In a tf.function, the padded block (a spread batch) and its fallback to K matmuls (a batch of
+    one route, whose block would hold K x its rows) give partition's outputs and gradients (within
+    the float rounding that oneDNN's kernels, when they are on, change)."""
+    monkeypatch.setattr(stacked_module, "onednn_enabled", lambda: True)
+    monkeypatch.setattr(stacked_module, "PADDED_MIN_BRANCHES", 5)
+    branches, _, _, xs = stackable_case(5, [0] * 12, True)
+    partition, stacked = Multiplexer(branches, strategy="partition"), Multiplexer(branches, strategy="stacked")
+    sig = [tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, 3], tf.float32)]
+
+    def step(mux):
+        @tf.function(input_signature=sig)
+        def run(index, x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = mux([index] + [x] * 5)
+                loss = tf.reduce_sum(y * y)
+            return y, [tf.convert_to_tensor(g) for g in tape.gradient(loss, [x] + mux.trainable_variables)]
+        return run
+
+    run_p, run_s = step(partition), step(stacked)
+    for index in ([0, 3, 1, 4, 2, 0, 1, 3, 4, 2, 2, 0], [3] * 12):
+        index = tf.constant(index, tf.int32)
+        y_p, g_p = run_p(index, tf.constant(xs[0]))
+        y_s, g_s = run_s(index, tf.constant(xs[0]))
+        np.testing.assert_allclose(y_s.numpy(), y_p.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(g_s[0].numpy(), g_p[0].numpy(), rtol=1e-4, atol=1e-5)
+        for j, g in enumerate(g_s[1:]):
+            np.testing.assert_allclose(g.numpy(), np.stack([w.numpy() for w in g_p[1 + j::4]]), rtol=1e-4, atol=1e-5)
+
+
+def test_stacked_keeps_garbage_rows_out_of_gradients(stacked_layout):
     """The NaN guard: slot k's input holds inf-producing garbage on rows branch k does not own;
     each branch sees only its own rows (and zero pads), so output and gradients stay finite."""
     rng = np.random.default_rng(7)
