@@ -403,6 +403,7 @@ class Run:
         from .backend.predict import predict_raw
         from .data import codecs
         from .data.selection import route_mask
+        from .data.values import answer, category_names
 
         g = self.checked.graph
         columns = predict_columns(self.checked, table)
@@ -415,24 +416,33 @@ class Run:
                 if d in route.decoders:
                     reached |= route_mask(g, columns, route)
             values = codecs.decode(g.modules[d].output, outputs[d])[0]
+            names = category_names(self.checked, d)
             answers = np.empty(n, dtype=object)
-            answers[:] = [v if ok else None for v, ok in zip(list(values), reached)]
+            answers[:] = [(v if names is None else answer(names, v)) if ok else None
+                          for v, ok in zip(list(values), reached)]
             result[d] = answers
         return result
 
     def correct(self, answers: dict[str, np.ndarray], expected: dict[str, object]) -> dict[str, np.ndarray]:
         """Per decoder, whether each answer is right for its target's expected values (`expected` by
-        target name), under the decoder's tolerance (Checked.tolerance): the rule eval and query use."""
+        target name; a category's values by name or index), under the decoder's tolerance
+        (Checked.tolerance): the rule eval and query use."""
         import numpy as np
 
         from .data import codecs
+        from .data.values import category_names
 
         g = self.checked.graph
         out = {}
         for d, target in g.decoders.items():
             if target in expected and d in answers:
-                values = np.asarray([v for v in answers[d]], dtype=np.float64)
-                out[d] = codecs.exact(g.modules[d].output, values, np.asarray(expected[target]),
+                names = category_names(self.checked, d) or []
+                index = {name: i for i, name in enumerate(names)}  # a category's values may be given by name
+
+                def numbers(column):
+                    return np.asarray([index.get(v, v) if isinstance(v, str) else v for v in column], dtype=np.float64)
+
+                out[d] = codecs.exact(g.modules[d].output, numbers(answers[d]), numbers(expected[target]),
                                       self.checked.tolerance(d))
         return out
 

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
+import tanglec
 from support import SPECS, call_tanglec
 
 HALF = """\
@@ -246,3 +247,9 @@ def test_a_category_targets_answers_are_shown_by_name(tmp_path):
     assert json.loads(call_tanglec("query", run, "x=9", "--json").stdout)["answers"][0]["value"] in names
     predicted = call_tanglec("predict", run, str(tmp_path / "rows.csv")).stdout.splitlines()
     assert predicted[0] == "x,half,half_confidence" and {line.split(",")[1] for line in predicted[1:]} <= names
+    api = tanglec.open_run(run)  # the Python API answers by name too, and scores names
+    answers = api.predict({"x": list(range(10))})
+    assert [a for a in answers["half"]] == [line.split(",")[1] for line in predicted[1:]]
+    right = api.correct(answers, {"y": [["low", "mid", "high"][x // 4] for x in range(10)]})
+    assert report["decoders"]["half"]["cases"] == 10
+    assert int(right["half"].sum()) == report["decoders"]["half"]["exact"]
