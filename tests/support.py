@@ -87,6 +87,17 @@ class TrainedRun:
         return folder
 
 
+def rewrite_shipped_csv(script: str, out: Path) -> str:
+    """Run a shipped data script (`specs/data/<script>.py`, it needs scikit-learn) writing to `out`; its text."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(script, SPECS / "data" / f"{script}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main([str(out)]) == 0
+    return out.read_text()
+
+
 def shared_folder(base_temp: Path) -> Path:
     """The folder every worker of this pytest session sees (xdist gives each worker its own basetemp)."""
     return base_temp.parent if os.environ.get("PYTEST_XDIST_WORKER") else base_temp
