@@ -182,3 +182,14 @@ def test_norm_over_one_or_two_values_warns_where_it_stands(layers, warned):
     assert [d.message.split("over ")[1].split(" leaves")[0] for d in found] == warned
     for d in found:
         assert (d.span.line, d.span.col) == line_col(text, "norm")
+
+
+def test_a_zero_pool_window_and_a_nul_in_a_data_path_are_diagnostics_not_crashes():
+    """Two fuzz finds (bench/fuzz.py --seed 22): each used to end `tanglec check` with exit 3."""
+    pooled = ("input img: vector(16)\ninput x: int 0..3\n"
+              "module enc: vector(16) -> onehot(4) = image 4 4, conv2d 2 3 relu, pool -0, dense 4\n"
+              "route img -> enc\ntarget y = x\ndecode enc as y\ndata sample 10\n")
+    assert any(d.code == "E111" and "pool" in d.message for d in errors_of(pooled))
+    nul = mutate("data enumerate", 'data file "rows\0.csv"')
+    assert [(d.code, d.message.split(":")[0]) for d in errors_of(nul)] == [("E119", "the data file's path holds a NUL "
+                                                                                  "character")]

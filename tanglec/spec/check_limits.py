@@ -148,7 +148,7 @@ def estimate_parameters(m: ast.ModuleDecl) -> int:
             filters, size = numbers[:2]
             total += size * size * channels * filters + filters
             width, channels = width // max(channels, 1) * filters, filters
-        elif kind == "pool" and numbers:
+        elif kind == "pool" and numbers and numbers[0] >= 1:  # a window below 1 is E111, estimated as none
             width //= numbers[0] ** 2
     return total
 

@@ -389,6 +389,8 @@ def data_file_problem(path: Path) -> str | None:
         return "the data file does not exist"
     except OSError as err:
         return f"can't read the data file: {err.strerror or err}"
+    except ValueError:  # a NUL character: no file can have that name
+        return "the data file's path holds a NUL character"
     if stat.S_ISDIR(mode):
         return "the data file is a directory"
     if not stat.S_ISREG(mode):
