@@ -18,6 +18,7 @@ from ..spec.check_limits import estimate_parameters
 from ..spec.checked import Checked
 from ..spec.graph import codec_width
 from .augment import augmentation_layer
+from .ngrams import NgramEncode
 from .mux import Multiplexer
 from .mux_cost import choose_strategy
 from .mux_timing import MEASURE_MIN_PARAMETERS, measured_candidates, measured_strategy
@@ -188,12 +189,16 @@ def module_layers(model: keras.Model) -> dict[str, keras.Model | BranchSlice]:
 def field_input(name: str, t: ast.FieldType):
     if isinstance(t, ast.VectorType):
         return keras.Input(shape=(t.size,), dtype="float32", name=name)
+    if isinstance(t, ast.TextType):
+        return keras.Input(shape=(), dtype="string", name=name)
     dtype = "float32" if isinstance(t, ast.FloatType) else "int32"
     return keras.Input(shape=(), dtype=dtype, name=name)
 
 
-def field_encoder(field: ast.InputDecl, codec: ast.Codec, name: str) -> Encode | TableEncode:
+def field_encoder(field: ast.InputDecl, codec: ast.Codec, name: str) -> Encode | TableEncode | NgramEncode:
     t = field.type
+    if codec.kind.text == "ngrams":
+        return NgramEncode(codec_width(codec), name=name)
     if codec.table is not None:
         offset, patterns = table_rows(codec.table, t)
         return TableEncode(patterns.tolist(), offset, name=name)

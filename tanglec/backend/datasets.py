@@ -10,6 +10,12 @@ import tensorflow as tf
 SHUFFLE_ROWS = 16_384  # rows in tf.data's shuffle buffer (on top of the permutation within a chunk)
 
 
+def array_spec(array: np.ndarray) -> tf.TensorSpec:
+    """The spec of a batch of `array`'s rows; a text field's rows are Python strings (dtype object)."""
+    dtype = tf.string if array.dtype == object else tf.as_dtype(array.dtype)
+    return tf.TensorSpec((None,) + array.shape[1:], dtype)
+
+
 def index_batches(n: int, batch: int, seed: int) -> tf.data.Dataset:
     """Batches of row indices, shuffled as `dataset` shuffles rows (same seed, same order)."""
     ds = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True).repeat()
@@ -40,7 +46,7 @@ def stream_dataset(stream, batch: int, seed: int) -> tf.data.Dataset:
     x, y, w = stream.probe()
 
     def spec(arrays):
-        return {k: tf.TensorSpec((None,) + a.shape[1:], tf.as_dtype(a.dtype)) for k, a in arrays.items()}
+        return {k: array_spec(a) for k, a in arrays.items()}
 
     epochs = itertools.count()
 

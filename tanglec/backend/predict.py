@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from ..data.features import encode_inputs
 from ..spec.checks import Checked
+from .datasets import array_spec
 
 
 class Predictor:
@@ -23,7 +24,7 @@ class Predictor:
         self._call = None
 
     def _compile(self, x: dict[str, np.ndarray]):
-        signature = {k: tf.TensorSpec((None,) + v.shape[1:], tf.as_dtype(v.dtype)) for k, v in x.items()}
+        signature = {k: array_spec(v) for k, v in x.items()}
 
         def outputs(inputs):
             out = self.model(inputs, training=False)

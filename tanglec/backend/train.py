@@ -117,12 +117,14 @@ def xla_pays_off_for(checked: Checked, steps: int) -> bool:
 
 def xla_compiles(model: keras.Model) -> bool:
     """Whether XLA can compile the model's train step here: small enough (mux_cost.XLA_MAX_PARAMETERS), only
-    multiplexers with static shapes (mux_cost.XLA_STRATEGIES), no `shift`/`rotate`/`zoom` (no XLA CPU kernel)."""
+    multiplexers with static shapes (mux_cost.XLA_STRATEGIES), no `shift`/`rotate`/`zoom` and no text field
+    (no XLA kernels for their image transform and string ops)."""
     from .augment import augments
     from .mux import Multiplexer
+    from .ngrams import has_text_input
 
     strategies = {layer.strategy for layer in model._flatten_layers() if isinstance(layer, Multiplexer)}
-    return not augments(model) and strategies <= XLA_STRATEGIES and model.count_params() <= XLA_MAX_PARAMETERS
+    return not augments(model) and not has_text_input(model) and strategies <= XLA_STRATEGIES and model.count_params() <= XLA_MAX_PARAMETERS
 
 
 def chunk_train_steps(model: keras.Model, steps: int, arrays, xla: bool) -> None:
@@ -142,7 +144,7 @@ def chunk_train_steps(model: keras.Model, steps: int, arrays, xla: bool) -> None
     """
     keras_step = type(model).train_step
     tensors = tf.nest.map_structure(tf.constant, arrays)
-    model._symbolic_build(data_batch=tf.nest.map_structure(lambda a: a[:1], arrays))  # see the docstring
+    model._symbolic_build(data_batch=tf.nest.map_structure(lambda t: t[:1], tensors))  # see the docstring
 
     def run_chunk(indices, count):
         def body(i):

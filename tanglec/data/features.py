@@ -21,9 +21,8 @@ def encode_inputs(checked: Checked, columns: dict[str, np.ndarray]) -> dict[str,
     out = {}
     rows = len(next(iter(columns.values()))) if columns else 0
     for n, d in g.inputs.items():
-        dtype = np.float32 if isinstance(d.type, (ast.FloatType, ast.VectorType)) else np.int32
         column = columns[n] if n in columns else np.asarray([neutral_value(d.type)] * rows)
-        out[n] = column.astype(dtype)
+        out[n] = column.astype(_input_dtype(d.type))
     for n in g.mux_selectors():
         out[n] = columns[n].astype(np.int32)
     for group in checked.composition.aligns:
@@ -31,6 +30,13 @@ def encode_inputs(checked: Checked, columns: dict[str, np.ndarray]) -> dict[str,
             steps = expr_numpy.fold_steps(g.targets[group.field].expr, columns, checked.expr_scope())
             out.update({name: np.nan_to_num(step).astype(np.int32) for name, step in zip(group.step_inputs, steps[1:])})
     return out
+
+
+def _input_dtype(t: ast.FieldType) -> type:
+    """A field's array type: text stays Python strings (the model hashes them, backend/ngrams.py)."""
+    if isinstance(t, ast.TextType):
+        return object
+    return np.float32 if isinstance(t, (ast.FloatType, ast.VectorType)) else np.int32
 
 
 def training_arrays(checked: Checked, examples: Examples, rows: np.ndarray):

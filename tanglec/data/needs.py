@@ -82,6 +82,8 @@ def neutral_value(t: ast.FieldType):
         return [0.0] * t.size
     if isinstance(t, ast.CategoryType):
         return 0
+    if isinstance(t, ast.TextType):
+        return ""
     if isinstance(t, ast.IntType):
         return min(max(0, t.lo), t.hi)
     if isinstance(t, ast.FloatType) and t.lo is not None:

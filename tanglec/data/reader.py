@@ -92,6 +92,16 @@ def _fast_converter(t):
 
         return convert_vector
 
+    if isinstance(t, ast.TextType):
+
+        def convert_text(raw):
+            text = raw.strip()  # a JSON number has no strip(): the reference says what is wrong
+            if not text:
+                raise ValueError
+            return text
+
+        return convert_text
+
     def reference(raw):
         raise ValueError
 

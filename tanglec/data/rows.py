@@ -144,6 +144,8 @@ def column_arrays(checked, wanted, values: dict[str, list]) -> tuple[dict[str, n
         col = values[name]
         if isinstance(t, ast.VectorType):
             arr = np.asarray(col, dtype=np.float32).reshape(len(col), t.size)
+        elif isinstance(t, ast.TextType):
+            arr = np.asarray(col, dtype=object)
         elif isinstance(t, ast.FloatType) or name in g.targets and any(v != v for v in col):  # NaN: left out
             arr = np.asarray(col, dtype=np.float64)
         else:
@@ -166,6 +168,8 @@ def _json_type_problem(raw, t) -> str | None:
         ok, want = isinstance(raw, int) and not isinstance(raw, bool), "an integer"
     elif isinstance(t, ast.FloatType):
         ok, want = number(raw), "a number"
+    elif isinstance(t, ast.TextType):
+        ok, want = isinstance(raw, str), "a string"
     elif isinstance(t, ast.VectorType):
         ok, want = isinstance(raw, list) and all(number(x) for x in raw), "an array of numbers"
         if isinstance(raw, list) and not ok:
@@ -237,4 +241,9 @@ def convert_value(raw, t):
         if not all(math.isfinite(x) for x in vec):
             raise ValueError("a vector holds finite numbers only")
         return vec
+    if isinstance(t, ast.TextType):
+        text = str(raw).strip()
+        if not text:
+            raise ValueError("the text is empty")
+        return text
     raise ValueError(f"unsupported type {t}")

@@ -4,15 +4,18 @@ A number is written with the fewest digits that read back as the same value *at 
 held in*: a model's output is a float32, so its 0.3 is written `0.3` (not the float64 expansion
 0.30000001192092896, nor a rounding to six places that loses bits); a float read from data is a
 float64 and keeps all of its digits. Whole numbers have no point; vectors are lists (JSON) or
-space-separated numbers (a cell).
+space-separated numbers (a cell); a text field's value is written as read.
 """
 from __future__ import annotations
 
 import numpy as np
 
 
-def plain(value) -> int | float | list:
-    """A number or vector as JSON holds it, reading back (as its own dtype) to exactly `value`."""
+def plain(value) -> int | float | list | str:
+    """A number or vector as JSON holds it, reading back (as its own dtype) to exactly `value`; a text
+    field's value as it is."""
+    if isinstance(value, str):
+        return value
     value = np.asarray(value)
     if value.ndim:
         return [plain(v) for v in value]
@@ -28,7 +31,7 @@ def text(value) -> str:
     shown = plain(value)
     if isinstance(shown, list):
         return " ".join(text(v) for v in np.asarray(value))
-    return repr(shown)
+    return shown if isinstance(shown, str) else repr(shown)
 
 
 def category_names(checked, decoder: str) -> list[str] | None:

@@ -77,7 +77,16 @@ class VectorType:
         return f"vector({self.size})"
 
 
-FieldType = Union[IntType, FloatType, CategoryType, VectorType]
+@dataclass
+class TextType:
+    """A string of any length: a word or a sentence, read by the `ngrams(n)` codec."""
+    span: Span
+
+    def describe(self) -> str:
+        return "text"
+
+
+FieldType = Union[IntType, FloatType, CategoryType, VectorType, TextType]
 
 
 # ---- expressions ---------------------------------------------------------------

@@ -23,7 +23,7 @@ from . import vocabulary
 STATEMENTS = ("input", "select", "module", "route", "target", "decode", "data", "train")
 KEYWORDS = ("by", "using", "as", "from", "enumerate", "sample", "file", "if", "then", "else", "match",
             "and", "or", "not")
-FIELD_TYPES = ("int", "float", "category", "vector")
+FIELD_TYPES = ("int", "float", "category", "vector", "text")
 CODECS = tuple(sorted(vocabulary.CODECS))
 LAYERS = tuple(sorted(vocabulary.LAYER_KINDS))
 ACTIVATIONS = tuple(sorted(vocabulary.ACTIVATIONS))

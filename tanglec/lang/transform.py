@@ -147,6 +147,10 @@ class AstBuilder:
     def vector_type(self, span, c):
         return ast.VectorType(self.literal(c[0], integer=True), span)
 
+    @_rule
+    def text_type(self, span, c):
+        return ast.TextType(span)
+
     def signed_int(self, c):
         """The token, kept for its position; the rule using it takes its value."""
         return c[0]

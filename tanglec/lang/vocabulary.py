@@ -9,8 +9,9 @@ DATA_CODECS = frozenset({"bits", "gray", "onehot", "scalar", "vector"})
 NUMERIC_CODECS = frozenset({"scalar", "vector"})  # compared within a tolerance (`decode ... tolerance 0.1`)
 DECODE_KEYS = frozenset({"tolerance"})
 LATENT_CODECS = frozenset({"latent"})
-CODECS = DATA_CODECS | LATENT_CODECS
-SIZED_CODECS = frozenset({"bits", "gray", "onehot", "latent", "vector"})
+TEXT_CODECS = frozenset({"ngrams"})  # read a text field; never a module's output
+CODECS = DATA_CODECS | LATENT_CODECS | TEXT_CODECS
+SIZED_CODECS = frozenset({"bits", "gray", "onehot", "latent", "vector", "ngrams"})
 
 AUGMENT_LAYERS = frozenset({"shift", "rotate", "zoom"})  # random image changes while training, like dropout
 LAYER_KINDS = frozenset({"dense", "dropout", "norm", "standardize", "residual", "image", "conv2d", "pool"}) | AUGMENT_LAYERS

@@ -55,6 +55,11 @@ class LimitChecks:
         """Examples the data holds, from the spec alone (None for a file); E125 when an enumeration
         is impossible or over MAX_ENUMERATION (counted without building the product)."""
         if self.data.source == "sample":
+            for name, decl in self.g.inputs.items():
+                if isinstance(decl.type, ast.TextType):  # no distribution of words to draw from
+                    self.error("E125", f"can't sample '{name}' (text)", decl.type.span,
+                               hints=["read the examples from a file: `data file \"rows.csv\"`"])
+                    return None
             return self.data.count
         if self.data.source != "enumerate":
             return None

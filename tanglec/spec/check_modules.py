@@ -7,7 +7,7 @@ import os
 
 from ..lang import ast, expr
 from ..lang.diagnostics import Related, did_you_mean
-from ..lang.vocabulary import ACTIVATIONS, AUGMENT_LAYERS, CODECS, LAYER_KINDS, SIZED_CODECS
+from ..lang.vocabulary import ACTIVATIONS, AUGMENT_LAYERS, CODECS, LAYER_KINDS, SIZED_CODECS, TEXT_CODECS
 from .graph import codec_width
 from .check_limits import MAX_WIDTH
 from .check_tables import table_usable
@@ -81,7 +81,7 @@ class ModuleChecks:
         if kind not in CODECS:
             self.error("E114", f"unknown codec '{kind}'", codec.kind.span,
                        hints=did_you_mean(kind, CODECS | set(self.g.tables)) +
-                       ["codecs: bits(n), gray(n), onehot(n), scalar, latent(n), vector(n), or a `codec ... table`"])
+                       ["codecs: bits(n), gray(n), onehot(n), scalar, latent(n), vector(n), ngrams(n), or a `codec ... table`"])
             return False
         if kind in SIZED_CODECS and codec.size is None:
             self.error("E114", f"{kind} needs a size, e.g. {kind}(8)", codec.span)
@@ -103,6 +103,10 @@ class ModuleChecks:
     def check_module(self, m: ast.ModuleDecl) -> None:
         ok_in = self.check_codec(m.input)
         ok_out = self.check_codec(m.output)
+        if ok_out and m.output.kind.text in TEXT_CODECS:
+            self.error("E114", f"{m.output} reads a text field: it can be a module's input, not its output",
+                       m.output.span, hints=["output latent(n) to other modules, or a data codec to a target"])
+            ok_out = False
         self.check_standardize(m)
         width = codec_width(m.input) if ok_in else None
         width = flat_width(self.check_layers(m.layers, width))

@@ -319,6 +319,9 @@ def _input_codec_problem(field_decl: ast.InputDecl, module: ast.ModuleDecl) -> s
     elif kind == "vector":
         if not isinstance(t, ast.VectorType) or t.size != codec.size:
             return f"{codec} needs a vector({codec.size}) field, but '{name}' is {t.describe()}"
+    elif kind == "ngrams":
+        if not isinstance(t, ast.TextType):
+            return f"{codec} reads a text field, but '{name}' is {t.describe()}"
     return None
 
 

@@ -24,7 +24,11 @@ class TargetChecks:
         scope = Checked(self.spec, self.g, self.train, self.data, []).expr_scope()
         bad_expr = set()
         for name, t in self.g.targets.items():
-            if t.type is not None:
+            if isinstance(t.type, ast.TextType):
+                self.error("E112", f"target '{name}' is text: a decoder answers with a number, a category or a "
+                                   "vector, not free text", t.type.span,
+                           hints=["list the answers: `target t: category a | b | c from data`"])
+            elif t.type is not None:
                 self.check_field_type(t.type)
             if t.expr is None:
                 if self.data.source != "file":
