@@ -123,6 +123,8 @@ def serving_signature(checked: Checked) -> dict:
         t = decl.type
         if isinstance(t, ast.CategoryType):
             inputs[name] = {"dtype": "string", "shape": [None], "values": [v.text for v in t.values]}
+        elif isinstance(t, ast.TextType):
+            inputs[name] = {"dtype": "string", "shape": [None]}
         elif isinstance(t, ast.VectorType):
             inputs[name] = {"dtype": "float32", "shape": [None, t.size]}
         elif isinstance(t, ast.FloatType):
@@ -155,6 +157,8 @@ def _keras_signature(checked: Checked) -> dict:
             inputs[name] = {"dtype": "float32", "shape": [None, t.size]}
         elif isinstance(t, ast.FloatType):
             inputs[name] = {"dtype": "float32", "shape": [None]}
+        elif isinstance(t, ast.TextType):
+            inputs[name] = {"dtype": "string", "shape": [None]}
         else:
             inputs[name] = {"dtype": "int32", "shape": [None]}
             if isinstance(t, ast.CategoryType):
@@ -347,6 +351,8 @@ def raw_fields(checked: Checked, columns: dict[str, np.ndarray]) -> dict:
         t, col = decl.type, columns[name]
         if isinstance(t, ast.CategoryType):
             out[name] = tf.constant(np.asarray([t.values[int(i)].text for i in col]))
+        elif isinstance(t, ast.TextType):
+            out[name] = tf.constant(np.asarray(col, dtype=object))
         elif isinstance(t, (ast.FloatType, ast.VectorType)):
             out[name] = tf.constant(col.astype(np.float32))
         else:

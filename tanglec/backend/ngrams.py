@@ -1,9 +1,8 @@
 """The `ngrams(n)` codec: a text field as a fixed-width vector a Dense layer can read.
 
 A text is lowercased, each of its words is marked at both ends (`<seventy><three>` for "Seventy-three":
-a word is a run of letters and digits), and it is cut into its character 1-, 2- and 3-grams (`<`, `s`,
-..., `<s`, `se`, ..., `<se`, `sev`, ..., `ee>`), so a word inside a text shares the pieces of the
-word alone; each n-gram is hashed (TensorFlow's
+a word is a run of letters and digits), and it is cut into its character 2- and 3-grams (`<s`, `se`,
+..., `<se`, `sev`, ..., `ee>`), so a word inside a text shares the pieces of the word alone; each n-gram is hashed (TensorFlow's
 FarmHash fingerprint, the same on every machine and in every process) into one of n buckets, and the
 bucket counts are scaled to unit length. Words that share pieces land near each other ("seventeen"
 and "seventy" share `<se`, `sev`, `eve`, `ven`), so an encoder generalises to words it never saw, and
@@ -18,7 +17,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-GRAM_SIZES = (1, 2, 3)
+GRAM_SIZES = (2, 3)  # single letters, shared by most words, made unrelated words look alike
 SEPARATORS = r"[^\pL\pN]+"  # what ends a word: any run of characters that are neither letters nor digits
 
 

@@ -99,7 +99,8 @@ def group_split(checked, columns: dict[str, np.ndarray], n: int) -> tuple[np.nda
     distinct values (at least one, never all) is drawn, and every row holding one of them evaluates, so
     nothing evaluated was trained on under another route."""
     values = columns[checked.data.group]
-    _, group_of = np.unique(values, axis=0, return_inverse=True)
+    by_row = {} if values.dtype == object else {"axis": 0}  # a text field's strings: numpy has no axis for them
+    _, group_of = np.unique(values, return_inverse=True, **by_row)
     group_of = group_of.reshape(-1)
     groups = int(group_of.max()) + 1
     if groups < 2:

@@ -98,6 +98,8 @@ def _describe(checked: Checked, name: str) -> str:
     if isinstance(t, ast.VectorType):
         example = " ".join(["0"] * min(t.size, 4)) + (" ..." if t.size > 4 else "")
         return f'{t.describe()}, {t.size} numbers separated by spaces or commas: {name}="{example}"'
+    if isinstance(t, ast.TextType):
+        return f'text, any words (quote them if they hold spaces): {name}="seventy three"'
     return t.describe()
 
 
