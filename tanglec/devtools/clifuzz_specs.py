@@ -70,7 +70,7 @@ def generate_spec(rng: random.Random) -> Spec:
     shape: list[str] = []
     latent = rng.choice([4, 6, 8])
     hidden = rng.choice([4, 8, 12])
-    kind = rng.choices(["int", "category", "float", "vector"], [5, 2, 2, 2])[0]
+    kind = rng.choices(["int", "category", "float", "vector", "text"], [5, 2, 2, 2, 1])[0]
     shape.append(f"input:{kind}")
     lines: list[str] = []
     query: list[str] = []
@@ -97,6 +97,12 @@ def generate_spec(rng: random.Random) -> Spec:
         in_codecs = ["scalar"]
         query.append(f"x={rng.uniform(lo, hi):.3f}")
         columns["x"] = lambda r, a=lo, b=hi: round(r.uniform(a, b), 4)
+    elif kind == "text":
+        words = ["seven", "Seventy-one", "sept", "soixante et onze", "élan", "日本", "x y"]
+        lines.append("input x: text")
+        in_codecs = [f"ngrams({rng.choice([8, 32, 128])})"]
+        query.append(f"x={rng.choice(words)}")
+        columns["x"] = lambda r, w=words: r.choice(w)
     else:
         size = rng.randint(1, 5)
         lines.append(f"input x: vector({size})")
@@ -145,7 +151,7 @@ def generate_spec(rng: random.Random) -> Spec:
     data_kind = rng.choice(["enumerate", "sample", "csv", "jsonl"] if enumerable else
                            ["sample", "csv", "jsonl"] if kind == "float" else ["csv", "jsonl"])
     modulus = rng.choice([2, 3, 4, 8, 10])
-    from_data = data_kind in ("csv", "jsonl") and (kind == "vector" or rng.random() < 0.4)
+    from_data = data_kind in ("csv", "jsonl") and (kind in ("vector", "text") or rng.random() < 0.4)
     targets: list[str] = []
     if from_data:
         targets.append(f"target y: int 0..{modulus - 1} from data")
