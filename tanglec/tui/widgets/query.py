@@ -26,6 +26,8 @@ def default_value(t: ast.FieldType) -> str:
         return t.values[0].text if t.values else ""
     if isinstance(t, ast.VectorType):
         return " ".join(["0"] * t.size)
+    if isinstance(t, ast.TextType):
+        return "text"  # any word answers; an empty text is a missing value
     return ""
 
 
