@@ -143,3 +143,26 @@ def test_number_words_never_trained_come_out_right_when_they_are_compounds_throu
     outputs = model({"word": tf.constant(["quatre-vingt-dix-sept"]), "n": tf.constant([0]),
                      "language": tf.constant([1])}, training=False)
     assert int(np.argmax(outputs["to_tens"][0])) == answers["to_tens"]
+
+
+def test_a_wrong_answer_names_its_example_by_its_inputs(tmp_path):
+    """`eval --failures` says which example went wrong: the row's text, numbers and category names."""
+    lines = ["word,label"] + [f"{w},{i % 2}" for i, w in enumerate(["cat", "dog", "multi\nline", "x" * 90] * 10)]
+    (tmp_path / "rows.csv").write_text("\n".join(f'"{ln.split(",")[0]}",{ln.split(",")[1]}' if i else ln
+                                                 for i, ln in enumerate(lines)) + "\n")
+    text = spec(data='data file "rows.csv"') + "train steps 1 batch 4 adam 0.001 seed 0\n"
+    (tmp_path / "words.tangle").write_text(text)
+    assert call_tanglec("compile", "words.tangle", "-o", "run", cwd=tmp_path).returncode == 0
+    report = json.loads(call_tanglec("eval", "run", "--failures", "40", "--json", cwd=tmp_path).stdout)
+    assert report["failures"] and {f["inputs"]["word"] for f in report["failures"]} <= {"cat", "dog", "multi\nline",
+                                                                                        "x" * 90}
+    shown = call_tanglec("eval", "run", "--failures", "40", cwd=tmp_path).stdout
+    first = report["failures"][0]["inputs"]["word"]
+    assert f"word={first[:10].replace(chr(10), chr(92) + 'n')}" in shown and "x" * 60 not in shown
+
+
+def test_a_value_in_the_failures_table_stays_on_one_short_line():
+    from tanglec.reports.evaluation import _brief
+
+    assert _brief("multi\nline") == "multi\\nline"
+    assert _brief("x" * 90) == "x" * 39 + "…"

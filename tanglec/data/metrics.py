@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..lang import ast
 from ..lang.vocabulary import NUMERIC_CODECS
 from ..spec.checks import Checked
 from . import codecs
 from .evaluate import RouteCounts, add_counts, report_from_counts, route_counts
 from .rows import Examples
 from .selection import route_mask
-from .values import answer, category_names
+from .values import answer, category_names, plain
 
 
 class Tally:
@@ -64,7 +65,19 @@ class Tally:
             names = category_names(self.checked, d)
             self.failures.append({"row": first_row + row, "where": f"{self.source}:{line}" if self.source and line
                                   else None, "route": route.name, "decoder": d, "value": answer(names, value),
-                                  "expected": answer(names, expected)})
+                                  "expected": answer(names, expected), "inputs": self._inputs(examples, row)})
+
+    def _inputs(self, examples: Examples, row: int) -> dict:
+        """A wrong answer's example as a person recognises it: the one-value inputs the row carries (a number,
+        a category's name, a text); vectors are left out (an image's 64 numbers say nothing at a glance)."""
+        shown = {}
+        for name, decl in self.checked.graph.inputs.items():
+            carried = examples.present.get(name)
+            if isinstance(decl.type, ast.VectorType) or (carried is not None and not carried[row]):
+                continue
+            value = examples.columns[name][row]
+            shown[name] = decl.type.values[int(value)].text if isinstance(decl.type, ast.CategoryType) else plain(value)
+        return shown
 
     def report(self) -> dict:
         """The route report with `decoders` and `failures` (as `pipeline.evaluate` returns it)."""

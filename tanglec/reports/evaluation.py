@@ -34,13 +34,20 @@ def decoder_text(report: dict) -> str:
         console.print(table)
     if report.get("failures"):
         table = Table(title=f"first {len(report['failures'])} wrong answers", title_justify="left")
-        for column in ("where", "route", "decoder", "answer", "expected"):
+        for column in ("where", "inputs", "route", "decoder", "answer", "expected"):
             table.add_column(column)
         for f in report["failures"]:
-            table.add_row(f["where"] or f"row {f['row']}", f["route"], f["decoder"], str(f["value"]),
+            inputs = " ".join(f"{k}={_brief(v)}" for k, v in f.get("inputs", {}).items())
+            table.add_row(f["where"] or f"row {f['row']}", inputs, f["route"], f["decoder"], str(f["value"]),
                           str(f["expected"]))
         console.print(table)
     return console.export_text()
+
+
+def _brief(value, width: int = 40) -> str:
+    """An input's value on one line of a table: line breaks escaped, at most `width` characters."""
+    text = str(value).replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _cell(count: int, diagonal: bool) -> str:
