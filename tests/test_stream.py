@@ -210,6 +210,20 @@ def test_the_streamed_split_is_stratified_by_class_whatever_the_chunks(tmp_path,
     assert len(trained) == (~is_eval).sum() and (trained == 7).sum() == (~is_eval[out == 7]).sum()
 
 
+def test_the_streamed_split_is_not_in_step_with_rows_that_take_turns(tmp_path):
+    """Rows of two kinds taking turns within every class (two languages, one row each per number): each
+    kind evaluates its share, where taking every 4th row of a class would evaluate one kind only."""
+    rows = "".join(f"0 0 0 0 0 {i % 2},{('and', 'or')[i % 2]},{i // 2 % 7}\n" for i in range(5600))
+    checked = checked_for(gates_spec(tmp_path, "pair,gate,out\n" + rows), "always")
+    inputs, targets = data.read_file(checked)
+    is_eval = stream.Split(checked).is_eval(inputs, targets, 5600)
+    for out in range(7):
+        for gate in (0, 1):
+            share = is_eval[(targets["out"] == out) & (inputs["gate"] == gate)].mean()
+            assert 0.15 < share < 0.35, (out, gate, share)
+    assert abs(is_eval.mean() - 0.25) < 0.01
+
+
 def test_holdouts_only_and_fewshot_when_streaming(tmp_path):
     write_rows(tmp_path / "rows.csv", 2000, seed=3)
     spec = gates_spec(tmp_path, extra="holdout reader -> xor\n")

@@ -53,7 +53,8 @@ from .rows import SUMMARY_VALUES, DataError, Examples, evaluate_targets
 
 STREAM_BYTES = 50 * 2**20  # `stream auto` streams files larger than this
 EVAL_SAMPLE = 10_000  # evaluation rows kept in memory (progress, until exact, the report)
-_SPLIT_SALT, _FEWSHOT_SALT, _STRATUM_SALT = 0, 0x5F3759DF, 0x2545F491
+_SPLIT_SALT, _FEWSHOT_SALT, _STRATUM_SALT, _PLACE_SALT = 0, 0x5F3759DF, 0x2545F491, 0x1B873593
+SPLIT_BLOCK = 16  # a stratum's rows per block of the streamed split (Split), a power of two
 
 
 def stream_threshold() -> int:
@@ -174,12 +175,14 @@ class Split:
     """Which rows of a streamed file evaluate, stratified by stratum: the row's class (its value of
     `class_target`) when the spec decodes a class, else its route (its multiplexer selectors' values).
 
-    A stratum's rows are taken in file order, and its i-th row (from 0) evaluates when
-    floor((i + 1)·f + u) > floor(i·f + u), f the `eval` fraction, u a phase drawn per stratum from the
-    data seed: every stratum gives floor(n·f + u) of its n rows, its 2nd row always (u >= 1 - 2f), its
-    1st never (u < 1 - f), so a stratum of two rows or more gives at least one and keeps one. A row's side
-    depends on the rows before it only, never on how the file is cut into chunks: give `is_eval` every
-    chunk of a pass over the file, in order, to one Split."""
+    A stratum's rows are counted in file order in blocks of `SPLIT_BLOCK`; block b gives
+    floor((b + 1)·B·f + u) - floor(b·B·f + u) of its B rows (f the `eval` fraction, u a phase drawn per
+    stratum from the data seed), so every complete block gives its exact share, and the rows it gives are
+    at places drawn per block from the seed: a file whose rows repeat a pattern (two languages taking turns,
+    rows sorted by a field) is not sampled in step with it, as taking every 1/f-th row would. The first
+    block gives its 2nd row always and its 1st never (its share is at least one, u >= 1 - 2f, and less than
+    B), so a stratum of two rows or more gives at least one and keeps one. A row's side depends on its place in its stratum only, never on how the
+    file is cut into chunks: give `is_eval` every chunk of a pass over the file, in order, to one Split."""
 
     def __init__(self, checked):
         g = checked.graph
@@ -215,21 +218,37 @@ class Split:
         order = np.argsort(inverse, kind="stable")
         rank = np.empty(n, np.int64)
         rank[order] = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)
-        index = (before[inverse] + rank).astype(np.float64)
-        f = self.fraction
+        index = before[inverse] + rank
+        f, size = self.fraction, SPLIT_BLOCK
         low = max(0.0, 1 - 2 * f)
-        phase = low + (1 - f - low) * (0.001 + 0.998 * _stratum_uniform(self.seed, strata))  # off the edges
+        mixed = _mix(strata)
+        phase = low + (1 - f - low) * (0.001 + 0.998 * uniform(self.seed, mixed, _STRATUM_SALT))  # off the edges
         u = phase[inverse]
-        return np.floor((index + 1) * f + u) > np.floor(index * f + u), index == 1
+        block, place = np.divmod(index, size)
+        start = (block * size).astype(np.float64)
+        quota = np.floor((start + size) * f + u) - np.floor(start * f + u)
+        # the block's places in an order drawn per block (an odd multiplier and an offset: a bijection
+        # mod the power of two `size`); its first `quota` places evaluate
+        with np.errstate(over="ignore"):
+            drawn = uniform(self.seed, (mixed[inverse] ^ block.astype(np.uint64)) * np.uint64(0x100000001B3),
+                            _PLACE_SALT)
+        draw = (drawn * size * size).astype(np.int64)
+        step, offset = 2 * (draw // size) + 1, draw % size
+        turn = (place * step + offset) % size
+        # the first block: its 2nd row first and its 1st row last, the others in their drawn order
+        turn_first, turn_second = offset, (step + offset) % size
+        opening = np.where(place == 1, 0, np.where(place == 0, size - 1,
+                                                   1 + turn - (turn_first < turn) - (turn_second < turn)))
+        return np.where(block == 0, opening, turn) < quota, index == 1
 
 
-def _stratum_uniform(seed: int, strata: np.ndarray) -> np.ndarray:
-    """A uniform number in [0, 1) per stratum (a row of `strata`), from the seed and its values only."""
+def _mix(strata: np.ndarray) -> np.ndarray:
+    """A 64-bit number per stratum (a row of `strata`), from its values only."""
     mixed = np.zeros(len(strata), np.uint64)
     with np.errstate(over="ignore"):
         for column in strata.T:
             mixed = (mixed ^ column.astype(np.uint64)) * np.uint64(0x100000001B3)
-    return uniform(seed, mixed, _STRATUM_SALT)
+    return mixed
 
 
 def _combo_counts(selectors: list[str], columns: dict[str, np.ndarray], mask: np.ndarray, into: dict) -> None:
