@@ -154,6 +154,14 @@ def test_expression_failures_are_diagnostics_in_both_evaluators(expr, what, data
     assert what in d.message and "first failing example" in d.hints[0]
 
 
+def test_an_expression_failure_names_its_example_without_vector_fields():
+    """A failing example is shown by the values an expression can read; a vector beside them is left out
+    (its values once ended the check with exit 3)."""
+    text = with_target("10 // (x - 3)").replace("input x: int 0..9", "input x: int 0..9\ninput v: vector(3)")
+    d = first(text.replace("data enumerate", "data sample 50"), "E110")
+    assert "first failing example: " in d.hints[0] and "x=3" in d.hints[0] and "v=" not in d.hints[0]
+
+
 @pytest.mark.parametrize("data", ["data enumerate", "data sample 40"])
 def test_boolean_arithmetic_works_in_both_evaluators(data):
     text = with_target("(x > 3) - (x > 5) + -(x < 2) + 1").replace("data enumerate", data)

@@ -18,10 +18,10 @@ from ..spec.check_limits import estimate_parameters
 from ..spec.checked import Checked
 from ..spec.graph import codec_width
 from .augment import augmentation_layer
-from .ngrams import NgramEncode
 from .mux import Multiplexer
 from .mux_cost import choose_strategy
 from .mux_timing import MEASURE_MIN_PARAMETERS, measured_candidates, measured_strategy
+from .ngrams import NgramEncode
 from .stacked import BranchSlice, stack_specs
 from .standardize import Standardize
 

@@ -124,7 +124,8 @@ def xla_compiles(model: keras.Model) -> bool:
     from .ngrams import has_text_input
 
     strategies = {layer.strategy for layer in model._flatten_layers() if isinstance(layer, Multiplexer)}
-    return not augments(model) and not has_text_input(model) and strategies <= XLA_STRATEGIES and model.count_params() <= XLA_MAX_PARAMETERS
+    return (not augments(model) and not has_text_input(model) and strategies <= XLA_STRATEGIES
+            and model.count_params() <= XLA_MAX_PARAMETERS)
 
 
 def chunk_train_steps(model: keras.Model, steps: int, arrays, xla: bool) -> None:

@@ -119,7 +119,8 @@ class _Evaluator:
 
     def _failure(self, node: ast.Expr, what: str, mask: np.ndarray, rows: np.ndarray) -> Diagnostic:
         row = int(rows[int(np.argmax(mask))])
-        example = ", ".join(f"{k}={self._show(k, row)}" for k in sorted(self.columns))
+        usable = self.scope.numeric | set(self.scope.categorical)  # a vector or a text is no expression's value
+        example = ", ".join(f"{k}={self._show(k, row)}" for k in sorted(self.columns) if k in usable)
         return Diagnostic("E110", f"{what} (for {int(mask.sum())} of the examples)", node.span,
                           hints=[f"first failing example: {example}" if example else "it fails for every example"])
 

@@ -135,7 +135,8 @@ _TOKEN = re.compile(r"\s+|[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|
 KEYWORDS = ["input", "select", "module", "route", "target", "decode", "data", "train", "int", "float",
             "category", "vector", "by", "using", "from", "as", "enumerate", "sample", "file", "if", "then",
             "else", "or", "and", "not", "match", "exact", "until", "dense", "dropout", "norm", "residual",
-            "relu", "bits", "onehot", "scalar", "latent", "steps", "seed", "batch", "weight", "eval", "mux"]
+            "relu", "bits", "onehot", "scalar", "latent", "steps", "seed", "batch", "weight", "eval", "mux",
+            "text", "ngrams"]
 SYMBOLS = [":", "|", "->", "=", ",", "(", ")", "[", "]", "{", "}", "..", "**", "//", "%", "+", "-", "*", "/",
            "==", "!=", "<", ">=", "_", '"x"', '"rows.csv"', '"rows.jsonl"', '"../x"', '""', "#", "\n", " ", "."]
 NUMBERS = ["0", "1", "-1", "2", "7", "62", "63", "64", "100001", "0.5", "1e9", "1e308", "1e999", "-0", "00",
