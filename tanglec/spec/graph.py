@@ -112,15 +112,19 @@ class TangleGraph:
 
     # -- the adjacency, as networkx's DiGraph keeps it
     def add_node(self, node: str, **attrs) -> None:
-        self.nodes.setdefault(node, {}).update(attrs)
-        self.succ.setdefault(node, {})
-        self.pred.setdefault(node, {})
+        """A node; adding it again updates its attributes, not its place."""
+        if node in self.nodes:
+            self.nodes[node].update(attrs)
+        else:
+            self.nodes[node], self.succ[node], self.pred[node] = attrs, {}, {}
 
     def add_edge(self, u: str, v: str, **attrs) -> None:
         """An edge between two added nodes; adding it again updates its attributes, not its place."""
-        data = self.succ[u].setdefault(v, {})
-        data.update(attrs)
-        self.pred[v][u] = data
+        data = self.succ[u].get(v)
+        if data is None:
+            self.succ[u][v] = self.pred[v][u] = attrs
+        else:
+            data.update(attrs)
 
     def edge(self, u: str, v: str) -> dict:
         return self.succ[u][v]
