@@ -4,6 +4,7 @@ domain evaluated row by row in plain Python (larger data is data.validate's, thr
 Mixed into the checker (spec/checks.py): methods report through self.error/self.warn."""
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from graphlib import CycleError, TopologicalSorter
@@ -81,16 +82,12 @@ class TargetChecks:
         # each target after the expression targets it uses (the others are known values)
         uses = TopologicalSorter({n: expr.referenced_names(t.expr) & set(exprs) for n, t in exprs.items()})
         declared = {n: i for i, n in enumerate(exprs)}.__getitem__  # declaration order within a generation
-        try:
+        with contextlib.suppress(CycleError):  # on a cycle the order goes as far as the cycle lets it
             uses.prepare()
-        except CycleError:
-            cyclic = True
-        else:
-            cyclic = False
-        while generation := uses.get_ready():  # on a cycle, as far as it lets the order go
+        while generation := uses.get_ready():
             self.target_order += sorted(generation, key=declared)
             uses.done(*generation)
-        if cyclic:
+        if len(self.target_order) < len(exprs):
             stuck = [n for n in exprs if n not in self.target_order]
             self.error("E103", "targets depend on each other in a cycle: " + ", ".join(stuck),
                        self.g.targets[stuck[0]].name.span,
