@@ -79,8 +79,8 @@ def test_the_spec_checks_without_e117_or_e128():
     assert errors(checked) == []
     g = checked.graph
     assert g.encoded_field("pixels") == "img" and g.encoded_field("binary") == "x"
-    edge = g.g.edges["img", "pixels"]
-    assert edge["mux"] == g.g.edges["x", "binary"]["mux"] and edge["value"] == "pixels"
+    edge = g.edge("img", "pixels")
+    assert edge["mux"] == g.edge("x", "binary")["mux"] and edge["value"] == "pixels"
     assert g.field_readers("img") == {"encoding": {"pixels"}}
     assert g.field_readers("x") == {"encoding": {"binary", "decimal"}}
     needs = FieldNeeds(checked, with_targets=False)

@@ -130,6 +130,15 @@ def test_brackets_in_comments_and_strings_are_not_nesting():
     assert codes(SEED + "\n# " + "(" * 200 + "\n") == []
 
 
+@pytest.mark.parametrize("before", ["", ")" * 3], ids=["balanced", "stray-closers-first"])
+def test_nesting_past_the_cap_among_many_shallow_brackets_is_E004(before):
+    """Many brackets, each shallow, and one place too deep; stray closing brackets open no level."""
+    shallow = "".join(f"module m{i} : latent(12) -> latent(12) = dense 12\n" for i in range(40))
+    deep = "(" * (MAX_NESTING + 1) + "x" + ")" * (MAX_NESTING + 1)
+    assert "E004" in codes(SEED + shallow + f"target t = {before}{deep}\n")
+    assert "E004" not in codes(SEED + shallow + f"target t = {before}(((x)))\n")
+
+
 @pytest.mark.parametrize("where,literal", [("int 0..9", "9" * 5000), ("int 0..9", "9" * 40),
                                             ("int 0..9", "9007199254740992"), ("(x + 1)", "1e999"),
                                             ("(x + 1)", "9" * 400), ("dense 12", "9" * 31)])

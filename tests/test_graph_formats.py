@@ -42,7 +42,7 @@ def test_dot_of_arith():
     assert "peripheries=2" in text  # decoders are double boxes
     # every module-graph edge is drawn
     assert len([e for e in edges if not e[0].startswith(("select:",)) and "target:" not in e[1]]) == \
-        len(tg.g.edges())
+        len(list(tg.edges()))
 
 
 def test_mermaid_of_arith():

@@ -17,8 +17,8 @@ import pytest
 
 from support import ARITH, ROOT
 
-# what `tanglec check` and `tanglec fmt` import (TensorFlow, numpy, rich are not needed)
-LIGHT_DEPS = ("lark", "click", "networkx")
+# what `tanglec check` and `tanglec fmt` import (TensorFlow, numpy, rich, networkx are not needed)
+LIGHT_DEPS = ("lark", "click")
 
 
 def _pip(*args: str, cwd: Path | None = None, timeout: float = 240) -> subprocess.CompletedProcess:

@@ -284,7 +284,7 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
     soft: dict[str, object] = {}
     for producer in g.modules:
         kind = g.modules[producer].output.family
-        if kind in ("onehot", "bits", "gray", "table") and any(g.kind(s) == "module" for s in g.g.successors(producer)):
+        if kind in ("onehot", "bits", "gray", "table") and any(g.kind(s) == "module" for s in g.successors(producer)):
             soft[producer] = None
 
     for node in g.topological():
@@ -321,7 +321,7 @@ def build_model(checked: Checked, mux: str | None = None, batch_size: int | None
             tensors[node] = layer([inputs[mux_node.selector.text], *branch_inputs])
         elif _needed_standalone(g, node):
             preds = g.predecessors(node)
-            producer = next((p for p in preds if not g.g.edges[p, node].get("mux")), preds[0])
+            producer = next((p for p in preds if not g.edge(p, node).get("mux")), preds[0])
             tensors[node] = modules[node](feed(producer, node))
             if node in soft:
                 activation = "softmax" if g.modules[node].output.kind.text == "onehot" else "sigmoid"
@@ -412,7 +412,7 @@ def _stackable(checked: Checked, mux_id: str, branch_modules: list[str], modules
         return False
     aligned = {m for group in checked.composition.aligns for m in group.modules}
     for m in branch_modules:
-        if m in aligned or _needed_standalone(g, m) or any(s != mux_id for s in g.g.successors(m)):
+        if m in aligned or _needed_standalone(g, m) or any(s != mux_id for s in g.successors(m)):
             return False
     optimizers = {checked.train.optimizer} | {p.optimizer for p in checked.composition.phases if p.optimizer}
     partial = bool(checked.composition.frozen) or any(p.modules for p in checked.composition.phases)
@@ -425,13 +425,13 @@ def _chain_producer(g, chain: str, branch: str) -> str:
 
 
 def _feeds_branch(g, producer: str, module: str, mux_id: str) -> bool:
-    return g.g.edges[producer, module].get("mux") == mux_id
+    return g.edge(producer, module).get("mux") == mux_id
 
 
 def _needed_standalone(g, module: str) -> bool:
     """A module runs on its own (outside a multiplexer) when it is fed or read directly."""
-    fed_directly = any(not g.g.edges[p, module].get("mux") for p in g.predecessors(module))
-    read_directly = any(g.kind(s) != "mux" for s in g.g.successors(module)) or module in g.decoders
+    fed_directly = any(not g.edge(p, module).get("mux") for p in g.predecessors(module))
+    read_directly = any(g.kind(s) != "mux" for s in g.successors(module)) or module in g.decoders
     return fed_directly or read_directly
 
 

@@ -65,8 +65,8 @@ def graph(spec: Path, fmt: str, out: Path | None, overwrite: bool, as_json: bool
 
 
 def _graph_json(g) -> str:
-    nodes = [{"id": n, **{k: v for k, v in d.items() if k != "span"}} for n, d in g.g.nodes(data=True)]
-    edges = [{"from": u, "to": v, **{k: x for k, x in d.items() if k != "span"}} for u, v, d in g.g.edges(data=True)]
+    nodes = [{"id": n, **{k: v for k, v in d.items() if k != "span"}} for n, d in g.nodes.items()]
+    edges = [{"from": u, "to": v, **{k: x for k, x in d.items() if k != "span"}} for u, v, d in g.edges()]
     return strict_json.dumps({"nodes": nodes, "edges": edges, "routes": [r.to_json() for r in g.routes()]}, indent=2)
 
 

@@ -49,7 +49,7 @@ def _coverage_gaps(checked, examples) -> list[Diagnostic]:
     problems = []
     train = examples.train_index
     for name in sorted(checked.new_modules, key=list(g.modules).index):
-        feeders = [p for p in g.g.predecessors(name) if p in g.decoders]
+        feeders = [p for p in g.predecessors(name) if p in g.decoders]
         for feeder in feeders:
             if g.modules[feeder].output.kind.text in NUMERIC_CODECS:
                 continue

@@ -4,8 +4,6 @@ reachability and decoders.
 Mixed into the checker (spec/checks.py): methods report through self.error/self.warn."""
 from __future__ import annotations
 
-import networkx as nx
-
 from ..lang import ast
 from ..lang.diagnostics import Related, did_you_mean
 from ..lang.vocabulary import CODECS, DATA_CODECS, DECODE_KEYS, MUX_STRATEGIES, NUMERIC_CODECS, SIZED_CODECS
@@ -221,24 +219,22 @@ class RouteChecks:
         for name in self.g.modules:
             producers = self.g.predecessors(name)
             if len(producers) > 1:
-                spans = [self.g.g.edges[p, name]["span"] for p in producers]
+                spans = [self.g.edge(p, name)["span"] for p in producers]
                 names = ", ".join("a multiplexer" if p.startswith("mux:") else f"'{p}'" for p in producers)
                 self.error("E128", f"module '{name}' is fed by {names}; a module reads one producer", spans[-1],
                            related=[Related(spans[0], "first producer here")],
                            hints=["choose between them per example with a multiplexer: `[a | b] by selector`"])
 
     def check_cycles(self) -> None:
-        try:
-            cycle = nx.find_cycle(self.g.g)
-        except nx.NetworkXNoCycle:
+        cycle = self.g.find_cycle()
+        if cycle is None:
             return
-        u, v = cycle[-1]
-        path = " -> ".join([e[0] for e in cycle] + [cycle[0][0]])
-        self.error("E103", f"cycle in the module graph: {_pretty(path)}", self.g.g.edges[u, v]["span"],
+        path = " -> ".join(cycle)
+        self.error("E103", f"cycle in the module graph: {_pretty(path)}", self.g.edge(cycle[-2], cycle[-1])["span"],
                    hints=["a tangle is a DAG: route each module's output forward only"])
 
     def check_reachability(self) -> None:
-        reachable = set(self.g.inputs).union(*(nx.descendants(self.g.g, n) for n in self.g.inputs))
+        reachable = self.g.reachable(self.g.inputs)
         for name, m in self.g.modules.items():
             if name not in reachable and name not in self.misspelled:
                 self.error("E107", f"no route reaches module '{name}'", m.name.span,

@@ -4,10 +4,10 @@ domain evaluated row by row in plain Python (larger data is data.validate's, thr
 Mixed into the checker (spec/checks.py): methods report through self.error/self.warn."""
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
-
-import networkx as nx
+from graphlib import CycleError, TopologicalSorter
 
 from ..lang import ast, expr
 from ..lang.diagnostics import Diagnostic, Related
@@ -83,14 +83,15 @@ class TargetChecks:
     def order_targets(self) -> None:
         """Expression targets in dependency order (a target may use another); a cycle is an error."""
         exprs = {n: t for n, t in self.g.targets.items() if t.expr is not None}
-        uses = nx.DiGraph()  # used -> user, between expression targets (the others are known values)
-        uses.add_nodes_from(exprs)
-        uses.add_edges_from((used, n) for n, t in exprs.items() for used in expr.referenced_names(t.expr) & set(exprs))
+        # each target after the expression targets it uses (the others are known values)
+        uses = TopologicalSorter({n: expr.referenced_names(t.expr) & set(exprs) for n, t in exprs.items()})
         declared = {n: i for i, n in enumerate(exprs)}.__getitem__  # declaration order within a generation
-        try:
-            for generation in nx.topological_generations(uses):
-                self.target_order += sorted(generation, key=declared)
-        except nx.NetworkXUnfeasible:
+        with contextlib.suppress(CycleError):  # on a cycle the order goes as far as the cycle lets it
+            uses.prepare()
+        while generation := uses.get_ready():
+            self.target_order += sorted(generation, key=declared)
+            uses.done(*generation)
+        if len(self.target_order) < len(exprs):
             stuck = [n for n in exprs if n not in self.target_order]
             self.error("E103", "targets depend on each other in a cycle: " + ", ".join(stuck),
                        self.g.targets[stuck[0]].name.span,

@@ -347,7 +347,7 @@ def check_alignment_coverage(checker) -> None:
             chosen = mux.module_for(route.selection.get(mux.selector.text, ""))
             if chosen is None or chosen not in route.modules or chosen in g.decoders:
                 continue
-            after = [m for m in g.g.successors(mux.id) if m in route.modules]  # what reads the mux's output
+            after = [m for m in g.successors(mux.id) if m in route.modules]  # what reads the mux's output
             unseen = [d for d in after if not seen_together(chosen, d)]
             if not unseen or (chosen, mux.id) in warned:
                 continue

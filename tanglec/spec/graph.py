@@ -1,32 +1,35 @@
 """AST -> module graph and the routes through it.
 
-The graph is a `networkx.DiGraph`. Nodes are named after the spec: an input field, a module, or a
-multiplexer (`mux:<selector>:<n>`), with a `kind` attribute (and `selector` on a multiplexer). An
-edge into a multiplexer's branch module carries `mux` and `value`, so a route — one value per
-selector — is what is reachable from the inputs when each multiplexer follows only its chosen
-branch (`route_view`). A branch `value from field` is fed by that input field's edge instead of
-the stage's producer. Ordering, cycle finding and reachability are networkx's algorithms.
+The graph is `TangleGraph`'s own adjacency: `nodes` (node -> attributes) and `succ`/`pred` (node ->
+neighbour -> the edge's attributes, one dict shared by both), in insertion order, as networkx keeps
+its `_succ`. Nodes are named after the spec: an input field, a module, or a multiplexer
+(`mux:<selector>:<n>`), with a `kind` attribute (and `selector` on a multiplexer). An edge into a
+multiplexer's branch module carries `mux` and `value`, so a route — one value per selector — is what
+is reachable from the inputs when each multiplexer follows only its chosen branch (`active_nodes`).
+A branch `value from field` is fed by that input field's edge instead of the stage's producer.
+The order is Kahn's, a generation at a time with ties in insertion order, and a cycle is the one the
+standard library's `graphlib` meets first; both are what networkx's `topological_sort` and
+`find_cycle` give (tests/test_graph.py compares them on random graphs). Reachability is a search.
 
-`import networkx` (3.6) costs ~0.1 s here: `python -X importtime` says 82-88 ms; on a quiet machine
-the best of 10 cold processes took 0.11 s against 0.02 s for an empty interpreter. Nearly all of it
-is loading ~290 networkx modules and wrapping ~1,300 functions for backend dispatch, both done
-eagerly by `networkx/__init__.py` (its maintainers declined lazy subpackages, networkx#2900);
-backend discovery through `importlib.metadata.entry_points` is ~2 ms, so no NETWORKX_* setting
-helps, and a submodule can't be imported without the package. `tanglec check specs/arith.tangle`
-uses 0.19 s of CPU with it (0.12 s without; best of 10 cold processes), TensorFlow-free. Without
-networkx its wall time on a quiet machine equalled its CPU time (0.12 s); with it, the best of 10
-stayed under 0.5 s wall even at a load average of 6-8 (0.39-0.47 s).
+networkx is not imported here: `import networkx` (3.6) costs 0.17–0.35 s of a cold process on this
+machine (loading ~290 modules and wrapping ~1,300 functions for backend dispatch, eagerly, in
+`networkx/__init__.py`). With it `tanglec check specs/arith.tangle` took 0.40 s of CPU, without it
+0.20 s (best of 10 cold processes, 2026-12-07, pinned to one core). `to_networkx()` builds a
+`networkx.DiGraph` for the code that wants its algorithms (the TUI's layout).
 """
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-
-import networkx as nx
+from graphlib import CycleError, TopologicalSorter
+from typing import TYPE_CHECKING
 
 from ..lang import ast
 from ..lang.vocabulary import CODECS
+
+if TYPE_CHECKING:
+    import networkx
 
 
 MAX_ROUTES = 4096
@@ -105,20 +108,102 @@ class TangleGraph:
     decoders: dict[str, str] = field(default_factory=dict)  # decoder module -> target name
     tables: dict[str, ast.CodecDecl] = field(default_factory=dict)  # `codec name: bits(n) table {...}`
     muxes: dict[str, MuxNode] = field(default_factory=dict)
-    g: nx.DiGraph = field(default_factory=nx.DiGraph)
+    nodes: dict[str, dict] = field(default_factory=dict)  # node -> attributes, in insertion order
+    succ: dict[str, dict[str, dict]] = field(default_factory=dict)  # u -> v -> the edge's attributes
+    pred: dict[str, dict[str, dict]] = field(default_factory=dict)  # v -> u -> the same attributes
+
+    # -- the adjacency, as networkx's DiGraph keeps it
+    def add_node(self, node: str, **attrs) -> None:
+        """A node; adding it again updates its attributes, not its place."""
+        if node in self.nodes:
+            self.nodes[node].update(attrs)
+        else:
+            self.nodes[node], self.succ[node], self.pred[node] = attrs, {}, {}
+
+    def add_edge(self, u: str, v: str, **attrs) -> None:
+        """An edge between two added nodes; adding it again updates its attributes, not its place."""
+        data = self.succ[u].get(v)
+        if data is None:
+            self.succ[u][v] = self.pred[v][u] = attrs
+        else:
+            data.update(attrs)
+
+    def edge(self, u: str, v: str) -> dict:
+        return self.succ[u][v]
+
+    def edges(self) -> Iterator[tuple[str, str, dict]]:
+        """Every edge with its attributes: by source in insertion order, then by target in insertion order."""
+        for u, targets in self.succ.items():
+            for v, data in targets.items():
+                yield u, v, data
+
+    def successors(self, node: str) -> list[str]:
+        return list(self.succ[node])
+
+    def predecessors(self, node: str) -> list[str]:
+        return list(self.pred[node])
+
+    def to_networkx(self) -> networkx.DiGraph:
+        """The graph as a `networkx.DiGraph` (same nodes, edges, attributes and orders), for networkx's algorithms."""
+        import networkx
+
+        g = networkx.DiGraph()
+        g.add_nodes_from(self.nodes.items())
+        g.add_edges_from(self.edges())
+        return g
 
     # -- queries used by codegen, training, the TUI
     def kind(self, node: str) -> str:
-        return self.g.nodes[node]["kind"]
+        return self.nodes[node]["kind"]
 
     def topological(self) -> list[str]:
-        """Every node, producers before consumers: Kahn's order, ties in insertion (declaration) order.
-        Raises networkx.NetworkXUnfeasible on a cycle."""
-        return list(nx.topological_sort(self.g))
+        """Every node, producers before consumers: Kahn's order by generations, ties in insertion (declaration)
+        order (networkx's `topological_sort`). Raises graphlib.CycleError on a cycle."""
+        order = self._sorted()
+        if len(order) < len(self.nodes):
+            raise CycleError("nodes are in a cycle", self.find_cycle())
+        return order
+
+    def find_cycle(self) -> list[str] | None:
+        """A cycle as its nodes, the first repeated last, or None: the first a depth-first search meets, from
+        the nodes in insertion order along edges in insertion order (graphlib's; the one networkx finds)."""
+        sorter = TopologicalSorter()
+        for node in self.nodes:
+            sorter.add(node)
+        for u, v, _ in self.edges():
+            sorter.add(v, u)
+        try:
+            sorter.prepare()
+        except CycleError as cycle:
+            return cycle.args[1]
+        return None
 
     def is_dag(self) -> bool:
         """No cycle: routes, an order and reachability are defined (a cycle is reported as E103)."""
-        return nx.is_directed_acyclic_graph(self.g)
+        return len(self._sorted()) == len(self.nodes)
+
+    def reachable(self, sources: Iterable[str]) -> set[str]:
+        """The sources and every node a path from one of them reaches."""
+        stack = list(sources)
+        seen = set(stack)
+        while stack:
+            for v in self.succ[stack.pop()]:
+                if v not in seen:
+                    seen.add(v)
+                    stack.append(v)
+        return seen
+
+    def _sorted(self) -> list[str]:
+        """Kahn's order, a generation at a time (the list grows as it is read); the nodes on or after a cycle
+        are left out. Not graphlib's: its per-edge bookkeeping took twice as long on a spec of 10k nodes."""
+        waiting = {v: len(producers) for v, producers in self.pred.items() if producers}
+        order = [v for v, producers in self.pred.items() if not producers]
+        for u in order:
+            for v in self.succ[u]:
+                waiting[v] -= 1
+                if not waiting[v]:
+                    order.append(v)
+        return order
 
     def module_order(self) -> list[str]:
         return [n for n in self.topological() if self.kind(n) == "module"]
@@ -139,7 +224,7 @@ class TangleGraph:
         choices = [[v.text for v in self.selectors[s].values] for s in selectors]
         in_chains = self.chain_branches()
         chains = {name: mux for name, mux in self.muxes.items() if mux.is_chain}
-        kinds = dict(self.g.nodes(data="kind"))
+        kinds = {n: attrs["kind"] for n, attrs in self.nodes.items()}
         # the nodes a route may list, producers first: modules outside chains, and the chains
         steps = [n for n in self.topological() if kinds[n] == "module" and n not in in_chains or n in chains]
         routes, decoding = [], self.decoders
@@ -167,11 +252,11 @@ class TangleGraph:
 
     def active_nodes(self, selection: dict[str, str]) -> set[str]:
         """Nodes reachable from the inputs when each multiplexer follows the selected branch. A search of
-        its own, not `nx.descendants` on `route_view`: the view's per-edge filter made this half of
-        `tanglec check` on a spec with thousands of modules."""
+        its own, not a filtered view of the graph: a per-edge filter made this half of `tanglec check` on a
+        spec with thousands of modules."""
         follows = self._follows(selection)
-        successors = self.g._succ  # networkx's own dict of dicts: its views cost more than this whole search
-        stack = [n for n, kind in self.g.nodes(data="kind") if kind == "input"]
+        successors = self.succ
+        stack = [n for n, attrs in self.nodes.items() if attrs["kind"] == "input"]
         active = set(stack)
         while stack:
             u = stack.pop()
@@ -186,18 +271,20 @@ class TangleGraph:
         multiplexer), else selector -> the values whose branch reads it (a branch `value from field`
         reads its own field, so a route need not read the route's source)."""
         readers: dict[str, set[str]] = {}
-        for _, _, data in self.g.out_edges(field, data=True):
+        for data in self.succ[field].values():
             if "mux" not in data:
                 return None
             for selector in self.muxes[data["mux"]].selectors:
                 readers.setdefault(selector.text, set()).add(data["value"])
         return readers
 
-    def route_view(self, selection: dict[str, str]) -> nx.DiGraph:
+    def route_view(self, selection: dict[str, str]) -> networkx.DiGraph:
         """The graph without the edges a selection turns off: into a branch module its selector didn't
         choose, and from that module into the multiplexer (a selector missing from `selection` keeps all)."""
-        follows = self._follows(selection)
-        return nx.subgraph_view(self.g, filter_edge=lambda u, v: follows(u, v, self.g.edges[u, v]))
+        import networkx
+
+        follows, g = self._follows(selection), self.to_networkx()
+        return networkx.subgraph_view(g, filter_edge=lambda u, v: follows(u, v, g.edges[u, v]))
 
     def _follows(self, selection: dict[str, str]) -> Callable[[str, str, dict], bool]:
         """Whether a selection keeps the edge u -> v (with its data); each multiplexer's choice computed once."""
@@ -214,9 +301,6 @@ class TangleGraph:
             return True
 
         return follows
-
-    def predecessors(self, node: str) -> list[str]:
-        return list(self.g.predecessors(node))
 
     def sources_of(self, module: str) -> list[str]:
         """Producers feeding a module (inputs, modules or multiplexers)."""
@@ -255,9 +339,9 @@ def build(spec: ast.Spec) -> TangleGraph:
         for codec in (decl.input, decl.output):
             codec.table = tg.tables.get(codec.kind.text) if codec.size is None else None
     for name, decl in tg.inputs.items():
-        tg.g.add_node(name, kind="input", span=decl.span)
+        tg.add_node(name, kind="input", span=decl.span)
     for name, decl in tg.modules.items():
-        tg.g.add_node(name, kind="module", span=decl.span)
+        tg.add_node(name, kind="module", span=decl.span)
     counter = itertools.count()
     for route in spec.of(ast.RouteDecl):
         _add_route(tg, route, counter)
@@ -265,24 +349,24 @@ def build(spec: ast.Spec) -> TangleGraph:
 
 
 def _add_route(tg: TangleGraph, route: ast.RouteDecl, counter) -> None:
-    producers = [route.source.text] if route.source.text in tg.g else []
+    producers = [route.source.text] if route.source.text in tg.nodes else []
     for stage in route.stages:
         if isinstance(stage, ast.FanOut):
             consumers = [m.text for m in stage.modules if m.text in tg.modules]
             for p in producers:
                 for c in consumers:
-                    tg.g.add_edge(p, c, span=stage.span)
+                    tg.add_edge(p, c, span=stage.span)
             producers = consumers
         else:
             mid = mux_id(stage.selector.text, next(counter))
             tg.muxes[mid] = MuxNode(mid, stage.selectors, stage.branches, stage.strategy, stage.span)
-            tg.g.add_node(mid, kind="mux", span=stage.span, selector=stage.selector.text,
+            tg.add_node(mid, kind="mux", span=stage.span, selector=stage.selector.text,
                           selectors=[s.text for s in stage.selectors])
             for branch in stage.branches:
                 module = branch.module.text
                 if branch.identity:  # the chain's input passes straight through for this value
                     for p in producers:
-                        tg.g.add_edge(p, mid, span=branch.span, mux=mid, value=branch.value.text)
+                        tg.add_edge(p, mid, span=branch.span, mux=mid, value=branch.value.text)
                     continue
                 if module not in tg.modules:
                     continue
@@ -291,8 +375,8 @@ def _add_route(tg: TangleGraph, route: ast.RouteDecl, counter) -> None:
                     # `value from field`: the branch reads its own field (elsewhere `from` is an error, E135)
                     feeding = [branch.source.text] if branch.source.text in tg.inputs else []
                 for p in feeding:
-                    tg.g.add_edge(p, module, span=branch.span, mux=mid, value=branch.value.text)
-                tg.g.add_edge(module, mid, span=branch.span)
+                    tg.add_edge(p, module, span=branch.span, mux=mid, value=branch.value.text)
+                tg.add_edge(module, mid, span=branch.span)
             producers = [mid]
 
 
@@ -301,7 +385,7 @@ def describe(tg: TangleGraph) -> str:
     lines = []
     for node in tg.topological():
         kind = tg.kind(node)
-        succ = list(tg.g.successors(node))
+        succ = tg.successors(node)
         if kind == "input":
             head = f"input  {node}: {tg.inputs[node].type.describe()}"
         elif kind == "mux":

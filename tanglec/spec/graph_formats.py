@@ -42,11 +42,11 @@ def _elements(tg: TangleGraph):
             m = tg.modules[node]
             role = "decoder" if node in tg.decoders else "module"
             nodes.append((f"module:{node}", role, node, f"{m.input} → {m.output}"))
-    ids = {n: (f"{tg.kind(n)}:{n}" if tg.kind(n) != "mux" else n) for n in tg.g}
+    ids = {n: (f"{tg.kind(n)}:{n}" if tg.kind(n) != "mux" else n) for n in tg.nodes}
     for name, decl in tg.selectors.items():
         if any(s.text == name for m in tg.muxes.values() for s in m.selectors):
             nodes.append((f"select:{name}", "selector", name, " | ".join(v.text for v in decl.values)))
-    for u, v, data in tg.g.edges(data=True):
+    for u, v, data in tg.edges():
         edges.append((ids[u], ids[v], data.get("value") or "", False))
     for mid, mux in tg.muxes.items():
         for position, sel in enumerate(mux.selectors, 1):

@@ -73,7 +73,7 @@ def describe_node(tg: TangleGraph, node: str | None, model=None, checked=None, w
     parameter count is the model's once one is loaded, else estimated from the spec.
     """
     text = Text()
-    if node is None or node not in tg.g:
+    if node is None or node not in tg.nodes:
         return Text("Move through the graph with the arrow keys.", style="italic")
     kind = tg.kind(node)
 
@@ -88,7 +88,7 @@ def describe_node(tg: TangleGraph, node: str | None, model=None, checked=None, w
         text.append(f"{node}", style="bold underline")
         text.append("  input field\n")
         row("type", decl.type.describe())
-        row("read by", ", ".join(tg.g.successors(node)) or "nothing")
+        row("read by", ", ".join(tg.successors(node)) or "nothing")
     elif kind == "mux":
         mux = tg.muxes[node]
         text.append(f"multiplexer by {mux.selector.text}", style="bold underline")
@@ -96,7 +96,7 @@ def describe_node(tg: TangleGraph, node: str | None, model=None, checked=None, w
         for b in mux.branches:
             row(f"  {b.value.text}", f"→ {b.module.text}")
         row("strategy", mux.strategy.text if mux.strategy else "train default")
-        row("feeds", ", ".join(tg.g.successors(node)) or "nothing")
+        row("feeds", ", ".join(tg.successors(node)) or "nothing")
     else:
         m = tg.modules[node]
         text.append(node, style="bold underline")

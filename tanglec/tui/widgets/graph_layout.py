@@ -65,7 +65,7 @@ class GraphLayout:
         self.arrows: dict[tuple[int, int], set] = {}
         self.ports: dict[tuple[int, int], set] = {}
         self.width = self.height = 0
-        if len(tg.g):
+        if tg.nodes:
             self._layer()
             self._order()
             self._place()
@@ -74,12 +74,11 @@ class GraphLayout:
     # -- layering --------------------------------------------------------------------
     def _forward_edges(self) -> list[tuple[str, str]]:
         """Every edge except the back edges of a depth-first search (a spec with a cycle still gets a picture)."""
-        g = self.tg.g
         if self.tg.is_dag():
-            return [(u, v) for u in self.tg.topological() for v in g.successors(u)]
+            return [(u, v) for u in self.tg.topological() for v in self.tg.successors(u)]
         on_path: set[str] = set()
         edges = []
-        for u, v, kind in nx.dfs_labeled_edges(g):
+        for u, v, kind in nx.dfs_labeled_edges(self.tg.to_networkx()):
             if kind == "forward":
                 on_path.add(v)
                 if u != v:  # (root, root) opens a search tree
@@ -91,7 +90,7 @@ class GraphLayout:
         return edges
 
     def _layer(self) -> None:
-        tg, g = self.tg, self.tg.g
+        tg, g = self.tg, self.tg.nodes
         edges = self._forward_edges()
         forward = nx.DiGraph(edges)
         forward.add_nodes_from(g)
@@ -276,7 +275,7 @@ def lit_edges(tg: TangleGraph, selection: dict[str, str] | None) -> tuple[set[st
         return set(), set()
     active = tg.active_nodes(selection)
     edges = set()
-    for u, v, data in tg.g.edges(data=True):
+    for u, v, data in tg.edges():
         if u not in active or v not in active:
             continue
         mux = data.get("mux")
