@@ -36,7 +36,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-PADDED_ROWS_LIMIT = 3  # a padded block of more rows than this x the batch's runs as K matmuls instead
+from .branch_chain import PADDED_ROWS_LIMIT, chain_by_branch
+
 PADDED_MIN_BRANCHES = 8  # with fewer branches the K matmuls are few and of many rows: no block
 
 
@@ -125,20 +126,13 @@ def onednn_enabled() -> bool:
 def _split_forward(x, index, n_branches, layers, keep):
     """Rows sorted by branch and split at the branch counts; every layer is K matmuls of each
     branch's own rows with its slice of the stack (no padding: a skewed batch costs what a balanced
-    one does)."""
-    order = tf.argsort(index, stable=True)
-    counts = tf.math.bincount(index, minlength=n_branches, maxlength=n_branches, dtype=tf.int32)
-    parts = tf.split(tf.gather(x, order), counts, num=n_branches)
-    for spec, kernel, bias in layers:
-        if keep is not None:
-            kernel = _masked_gradient(kernel, keep)
-            bias = None if bias is None else _masked_gradient(bias, keep)
-        kernels = tf.unstack(kernel, num=n_branches)
-        biases = [None] * n_branches if bias is None else tf.unstack(bias, num=n_branches)
-        activation = keras.activations.get(spec.activation)
-        parts = [activation(p @ w if b is None else tf.nn.bias_add(p @ w, b))
-                 for p, w, b in zip(parts, kernels, biases)]
-    return tf.gather(tf.concat(parts, 0), tf.math.invert_permutation(order))
+    one does), and a hand-written gradient (`branch_chain`)."""
+    if keep is not None:
+        layers = [(spec, _masked_gradient(kernel, keep), None if bias is None else _masked_gradient(bias, keep))
+                  for spec, kernel, bias in layers]
+    return chain_by_branch(x, index, n_branches, [spec for spec, _, _ in layers],
+                           [(tf.convert_to_tensor(kernel), None if bias is None else tf.convert_to_tensor(bias))
+                            for _, kernel, bias in layers])
 
 
 def lazy_stacked_forward(x, index, layers, keep=None):
