@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tanglec.backend import stacked as stacked_module
+from tanglec.backend import branch_chain, stacked as stacked_module
 from tanglec.backend.mux import Multiplexer
 
 WIDTH = 4
@@ -54,9 +54,12 @@ def run(strategy, branches, index, xs, w_out):
 
 @pytest.fixture(params=["split", "padded"])
 def layout(request, monkeypatch):
-    """`stacked` on Eigen (K matmuls, hand-written gradient) and with oneDNN's padded block."""
+    """`stacked` on Eigen (K matmuls, hand-written gradient) and with oneDNN's padded block; `partition`
+    runs these small branches as a chain too."""
     monkeypatch.setattr(stacked_module, "onednn_enabled", lambda: request.param == "padded")
     monkeypatch.setattr(stacked_module, "PADDED_MIN_BRANCHES", 2)
+    monkeypatch.setattr(branch_chain, "CHAIN_MIN_BRANCHES", 2)
+    monkeypatch.setattr(branch_chain, "CHAIN_MIN_PARAMETERS", 0)
 
 
 @pytest.mark.parametrize("strategy", ["partition", "stacked"])
@@ -79,7 +82,21 @@ def test_chain_matches_tensorflows_gradient(strategy, case, layout):
         assert all(np.all(g == 0) for g in gw[5 * k:5 * k + 5])
 
 
-def test_partition_chain_leaves_a_frozen_branch_alone():
+def test_partition_takes_the_chain_for_many_branches_with_many_weights():
+    """Where the chain was measured faster: 8 or more branches, 100,000 weights or more together."""
+    def branches(n, width):
+        return [keras.Model(i, keras.layers.Dense(width)(keras.layers.Dense(width, activation="relu")(i)))
+                for i in (keras.Input((width,)) for _ in range(n))]
+
+    def chained(n, width):
+        return Multiplexer(branches(n, width), strategy="partition")._chain_specs is not None
+
+    assert chained(8, 128) and chained(32, 64)
+    assert not chained(2, 256)  # 128 rows per branch at batch 256: TensorFlow's gradient is faster
+    assert not chained(8, 32)  # 17,000 weights: the extra ops cost more than they save
+
+
+def test_partition_chain_leaves_a_frozen_branch_alone(layout):
     """A frozen branch's weights are not trainable variables, so nothing updates them, while the
     other branches and the inputs get their gradients as before."""
     rng = np.random.default_rng(1)

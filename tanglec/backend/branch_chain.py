@@ -1,7 +1,7 @@
 """K Dense chains over one batch, each row through its own branch's chain, with the gradient written by hand.
 
-`partition` (branches keep their own variables) and `stacked` on Eigen (``[K, in, out]`` variables)
-both run a multiplexer of same-shaped Dense chains this way: rows sorted by branch and split at the
+`partition` (branches keep their own variables; many branches, `chain_pays_off`) and `stacked` on
+Eigen (``[K, in, out]`` variables) run a multiplexer of same-shaped Dense chains this way: rows sorted by branch and split at the
 branch counts, K matmuls per layer of each branch's exact rows, then one bias add and one activation
 over all rows. TensorFlow's own gradient of that graph is slow on Eigen CPUs for a few rows per
 branch, in two places: the input gradient ``dz @ w^T`` is a matmul with a transposed right operand,
@@ -17,6 +17,17 @@ import keras
 import tensorflow as tf
 
 PADDED_ROWS_LIMIT = 3  # a padded block of more rows than this x the batch's takes K matmuls instead
+# `partition` runs its branches as a chain from this many branches and weights (all branches together):
+# there the few rows per branch make TensorFlow's gradient slow (K = 8 to 64, width 256 or K = 32, width
+# 64, batch 256: 12-18% more steps/s). With 2 branches (128 rows each), or 8 small ones, the sort and
+# the extra ops cost more than they save (10-31% fewer steps/s; `bench/mux_sweep.py --tfgrad`).
+CHAIN_MIN_BRANCHES = 8
+CHAIN_MIN_PARAMETERS = 100_000
+
+
+def chain_pays_off(branches) -> bool:
+    """Whether `partition` should run `branches` (one Dense chain) by `chain_by_branch`."""
+    return len(branches) >= CHAIN_MIN_BRANCHES and sum(b.count_params() for b in branches) >= CHAIN_MIN_PARAMETERS
 
 
 def chain_by_branch(x, index, n_branches, specs, layers):

@@ -15,10 +15,10 @@ the same function and the same gradients (up to float rounding):
     the gradients (0 * inf). Cost: N x the work of one branch.
 ``partition``
     ``tf.dynamic_partition`` splits the rows by index, each branch runs on its
-    own rows only, ``tf.dynamic_stitch`` puts the outputs back in order. Branches
-    that are the same chain of Dense layers run as one chain of K matmuls per layer
-    with a hand-written gradient instead (:mod:`tanglec.backend.branch_chain`), each
-    on its own variables.
+    own rows only, ``tf.dynamic_stitch`` puts the outputs back in order. Many
+    branches that are the same chain of Dense layers run as one chain of K matmuls
+    per layer with a hand-written gradient instead (:mod:`tanglec.backend.branch_chain`),
+    each on its own variables.
 ``gather``
     Per branch, ``tf.where(index == k)`` gives its row ids, ``tf.gather_nd``
     takes the rows, the branch runs on them, and one ``tf.scatter_nd`` puts
@@ -46,7 +46,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .branch_chain import chain_by_branch
+from .branch_chain import chain_by_branch, chain_pays_off
 from .stacked import stacked_forward, lazy_stacked_forward, stack_specs
 
 STRATEGIES = ("where", "partition", "gather", "stacked")
@@ -103,8 +103,9 @@ class Multiplexer(keras.layers.Layer):
             self._untracked = _Untracked(branches)
         else:
             self._tracked_branches = branches  # a tracked list: branch weights are ours too
-            # partition over one Dense chain: the branches' own weights, run by branch_chain
-            self._chain_specs = stack_specs(branches) if strategy == "partition" else None
+            # partition over many branches of one Dense chain: their own weights, run by branch_chain
+            chain = strategy == "partition" and chain_pays_off(branches)
+            self._chain_specs = stack_specs(branches) if chain else None
 
     @property
     def branches(self) -> list:
