@@ -1,9 +1,9 @@
-"""K Dense chains over one batch, each row through its own branch's chain, with the gradient written by hand.
+"""K Dense chains over one batch, each row through its own branch's chain, the gradient written by hand.
 
 `partition` (branches keep their own variables; many branches, `chain_pays_off`) and `stacked` on
-Eigen (``[K, in, out]`` variables) run a multiplexer of same-shaped Dense chains this way: rows sorted by branch and split at the
-branch counts, K matmuls per layer of each branch's exact rows, then one bias add and one activation
-over all rows. TensorFlow's own gradient of that graph is slow on Eigen CPUs for a few rows per
+Eigen (``[K, in, out]`` variables) run a multiplexer of same-shaped Dense chains this way: rows
+sorted by branch and split at the branch counts, K matmuls per layer of each branch's exact rows,
+then one bias add and one activation over all rows. TensorFlow's own gradient of that graph is slow on Eigen CPUs for a few rows per
 branch, in two places: the input gradient ``dz @ w^T`` is a matmul with a transposed right operand,
 ~1.7x slower than ``(w @ dz^T)^T`` at 8-16 rows (K = 32, width 256, one thread), and a stacked
 kernel's gradient stacks K per-branch gradients (a copy of every kernel per step). Here the input
@@ -27,7 +27,8 @@ CHAIN_MIN_PARAMETERS = 100_000
 
 def chain_pays_off(branches) -> bool:
     """Whether `partition` should run `branches` (one Dense chain) by `chain_by_branch`."""
-    return len(branches) >= CHAIN_MIN_BRANCHES and sum(b.count_params() for b in branches) >= CHAIN_MIN_PARAMETERS
+    weights = sum(b.count_params() for b in branches)
+    return len(branches) >= CHAIN_MIN_BRANCHES and weights >= CHAIN_MIN_PARAMETERS
 
 
 def chain_by_branch(x, index, n_branches, specs, layers):
