@@ -4,12 +4,13 @@
 Eigen (``[K, in, out]`` variables) run a multiplexer of same-shaped Dense chains this way: rows
 sorted by branch and split at the branch counts, K matmuls per layer of each branch's exact rows,
 then one bias add and one activation over all rows. TensorFlow's own gradient of that graph is slow
-on Eigen CPUs for a few rows per branch, in two places: the input gradient ``dz @ w^T`` is a matmul with a transposed right operand,
-~1.7x slower than ``(w @ dz^T)^T`` at 8-16 rows (K = 32, width 256, one thread), and a stacked
-kernel's gradient stacks K per-branch gradients (a copy of every kernel per step). Here the input
-gradient is ``(w @ dz^T)^T`` per branch, and a stacked kernel's gradient is one batched matmul on
-the rows' zero-padded ``[K, n_max, d]`` blocks. Same arithmetic as the layers' own gradients (up to
-float summation order); a branch without rows gets exactly zero gradient.
+on Eigen CPUs for a few rows per branch, in two places: the input gradient ``dz @ w^T`` is a matmul
+with a transposed right operand, ~1.7x slower than ``(w @ dz^T)^T`` at 8-16 rows (K = 32, width 256,
+one thread), and a stacked kernel's gradient stacks K per-branch gradients (a copy of every kernel
+per step). Here the input gradient is ``(w @ dz^T)^T`` per branch, and a stacked kernel's gradient
+is one batched matmul on the rows' zero-padded ``[K, n_max, d]`` blocks. Same arithmetic as the
+layers' own gradients (up to float summation order); a branch without rows gets exactly zero
+gradient.
 """
 from __future__ import annotations
 
