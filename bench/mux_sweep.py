@@ -17,6 +17,9 @@ For every cell (K branches, batch size B) the script builds, in one process:
 * ``lazy``     -- ``stacked`` with ``lazy=True`` (``train update lazy``): only the branches that hold
   rows of the batch run and are updated; with ``--routing grouped`` (every batch to one branch, as
   ``train batches grouped`` makes them) that is one branch's work whatever K is;
+* ``partition-tfgrad`` (``--tfgrad``) -- ``partition`` with TensorFlow's own gradient of the branch
+  models instead of the hand-written one it uses for branches of one Dense chain
+  (``tanglec.backend.branch_chain``): what that gradient gains, side by side;
 * ``noroute``  -- a reference, not a strategy: the K branches each run on a fixed,
   contiguous B/K slice of the batch. Same FLOPs and same K-fold parameters as the
   multiplexed models but no routing ops at all, so it is the ceiling any routing
@@ -110,6 +113,10 @@ def build(kind: str, k: int, width: int) -> keras.Model:
         y = branch_mlp(width)(x)
     elif kind == "noroute":
         y = StaticSlices([branch_mlp(width) for _ in range(k)])(x)
+    elif kind == "partition-tfgrad":
+        mux = Multiplexer([branch_mlp(width) for _ in range(k)], strategy="partition")
+        mux._chain_specs = None  # the branches run as Keras models, differentiated by TensorFlow
+        y = mux([sel] + [x] * k)
     elif kind == "lazy":
         y = Multiplexer([branch_mlp(width) for _ in range(k)], strategy="stacked", lazy=True)([sel] + [x] * k)
     else:
@@ -242,7 +249,7 @@ def bench_cell(k, batch, width, kinds, optimizer, rounds, target_s, max_steps, s
     best = max(strat, key=strat.get) if strat else None
     cpu_strat = {s: cpu_ratio[s] for s in STRATEGIES if s in cpu_ratio}
     cpu_best = max(cpu_strat, key=cpu_strat.get) if cpu_strat else None
-    routed = {kk: v for kk, v in ratio.items() if kk not in ("noroute", "one+xla", "limit")}
+    routed = {kk: v for kk, v in ratio.items() if kk not in ("noroute", "one+xla", "limit", "partition-tfgrad")}
     cell = {
         "K": k,
         "batch": batch,
@@ -281,7 +288,8 @@ def markdown(cells, metric: str = "ratio_to_one") -> str:
     """
     xla = [kk for kk in XLA_KINDS if any(kk in c["ratio_to_one"] for c in cells)]
     wall = metric == "ratio_to_one"
-    cols = ["routing", "K", "batch", "one steps/s", "limit", *STRATEGIES, "lazy", *xla]
+    tfgrad = ["partition-tfgrad"] if any("partition-tfgrad" in c[metric] for c in cells) else []
+    cols = ["routing", "K", "batch", "one steps/s", "limit", *STRATEGIES, *tfgrad, "lazy", *xla]
     cols += ["auto (pick)", "best", "auto ≤10% off"]
     cols += ["noroute (ceiling)", "one+xla"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -297,7 +305,7 @@ def markdown(cells, metric: str = "ratio_to_one") -> str:
             return "err" if kind in c.get("errors", {}) else "–"
 
         row = [c["routing"], str(c["K"]), str(c["batch"]), f"{c['steps_per_s']['one']:.0f}", f("limit")]
-        row += [f(s) for s in STRATEGIES] + [f("lazy")] + [f(kk) for kk in xla]
+        row += [f(s) for s in STRATEGIES] + [f(kk) for kk in tfgrad] + [f("lazy")] + [f(kk) for kk in xla]
         row += [
             f"{r.get(c['auto'], float('nan')):.3f} ({c['auto']})",
             str(best),
@@ -365,6 +373,8 @@ def main(argv=None) -> int:
         help="time the XLA variants only for K <= this (default: 8 with --quick, else 32)",
     )
     ap.add_argument("--no-noroute", action="store_true", help="skip the no-routing reference")
+    ap.add_argument("--tfgrad", action="store_true",
+                    help="also time partition with TensorFlow's own gradient (partition-tfgrad)")
     ap.add_argument("--threads", type=int, help="TensorFlow's intra- and inter-op threads (default: TF's own)")
     ap.add_argument("--auto-cache", action="store_true",
                     help="let auto's measurements use the user's cache folder (default: a fresh one, so every "
@@ -390,7 +400,7 @@ def main(argv=None) -> int:
     named = {"both": ("random", "balanced"), "all": ("random", "balanced", "grouped")}
     routings = tuple(dict.fromkeys(r for name in args.routing for r in named.get(name, (name,))))
     for routing, batch, k in [(r, b, k) for r in routings for b in bs for k in ks]:
-            kinds = ["one", "limit", *STRATEGIES, "lazy"]
+            kinds = ["one", "limit", *STRATEGIES, "lazy"] + (["partition-tfgrad"] if args.tfgrad else [])
             if 0 <= batch <= args.xla_max_batch and k <= xla_max_k:
                 kinds += ["gather+xla", "where+xla"]
             if args.xla_max_batch >= 0:

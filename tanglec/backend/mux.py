@@ -15,7 +15,10 @@ the same function and the same gradients (up to float rounding):
     the gradients (0 * inf). Cost: N x the work of one branch.
 ``partition``
     ``tf.dynamic_partition`` splits the rows by index, each branch runs on its
-    own rows only, ``tf.dynamic_stitch`` puts the outputs back in order.
+    own rows only, ``tf.dynamic_stitch`` puts the outputs back in order. Many
+    branches that are the same chain of Dense layers run as one chain of K matmuls
+    per layer with a hand-written gradient instead (:mod:`tanglec.backend.branch_chain`),
+    each on its own variables.
 ``gather``
     Per branch, ``tf.where(index == k)`` gives its row ids, ``tf.gather_nd``
     takes the rows, the branch runs on them, and one ``tf.scatter_nd`` puts
@@ -43,6 +46,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .branch_chain import chain_by_branch, chain_pays_off
 from .stacked import stacked_forward, lazy_stacked_forward, stack_specs
 
 STRATEGIES = ("where", "partition", "gather", "stacked")
@@ -99,6 +103,9 @@ class Multiplexer(keras.layers.Layer):
             self._untracked = _Untracked(branches)
         else:
             self._tracked_branches = branches  # a tracked list: branch weights are ours too
+            # partition over many branches of one Dense chain: their own weights, run by branch_chain
+            chain = strategy == "partition" and chain_pays_off(branches)
+            self._chain_specs = stack_specs(branches) if chain else None
 
     @property
     def branches(self) -> list:
@@ -245,6 +252,13 @@ class Multiplexer(keras.layers.Layer):
 
     def _call_partition(self, index, xs, training):
         n = self.n_branches
+        if self._chain_specs is not None:
+            layers = [[(layer.kernel, layer.bias) for layer in b.layers if isinstance(layer, keras.layers.Dense)]
+                      for b in self.branches]
+            return chain_by_branch(_own_slot_rows(index, xs), index, n, self._chain_specs[1:], [
+                ([tf.convert_to_tensor(per[j][0]) for per in layers],
+                 None if layers[0][j][1] is None else [tf.convert_to_tensor(per[j][1]) for per in layers])
+                for j in range(len(layers[0]))])
         batch = tf.shape(index)[0]
         row_parts = tf.dynamic_partition(tf.range(batch), index, n)
         first = self._dedupe(xs)
@@ -267,11 +281,7 @@ class Multiplexer(keras.layers.Layer):
         return _scatter_rows(rows, outs, batch)
 
     def _call_stacked(self, index, xs):
-        if all(x is xs[0] for x in xs):
-            x = xs[0]
-        else:  # row i of the slot its branch reads
-            rows = tf.stack([index, tf.range(tf.shape(index)[0])], axis=1)
-            x = tf.gather_nd(tf.stack(xs), rows)
+        x = _own_slot_rows(index, xs)
         self._pull_loaded_branches()
         keep = [b.trainable for b in self.branches]
         keep = None if all(keep) else tf.constant(keep)
@@ -300,6 +310,13 @@ class Multiplexer(keras.layers.Layer):
         config = dict(config)
         branches = [keras.saving.deserialize_keras_object(b) for b in config.pop("branches")]
         return cls(branches=branches, **config)
+
+
+def _own_slot_rows(index, xs):
+    """Row i of the slot its branch reads (the one input when all slots share it)."""
+    if all(x is xs[0] for x in xs):
+        return xs[0]
+    return tf.gather_nd(tf.stack(xs), tf.stack([index, tf.range(tf.shape(index)[0])], axis=1))
 
 
 class _Untracked:

@@ -6,8 +6,10 @@ biases), the K branches' weights are kept as one variable per layer, ``[K, in, o
 Rows never leave their own branch, so the outputs and the gradients are those of ``partition``.
 How a layer runs depends on TensorFlow's CPU kernels. With Eigen (the default on CPUs without
 AVX-512, e.g. AMD EPYC) the rows are sorted by branch and split at the branch counts, and a layer is
-K small matmuls of each branch's exact rows: Eigen's batched matmul of a few rows per batch is several
-times slower. With oneDNN (``TF_ENABLE_ONEDNN_OPTS=1``; on by default on newer Intel CPUs) a layer
+K small matmuls of each branch's exact rows on slices of the stack, with the hand-written gradient of
+`branch_chain` (which `partition` uses for many branches, on their own weights): Eigen's batched
+matmul of a few rows per batch is several times slower in the forward pass. With oneDNN
+(``TF_ENABLE_ONEDNN_OPTS=1``; on by default on newer Intel CPUs) a layer
 is one batched ``tf.linalg.matmul`` over a zero-padded ``[K, n_max, d]`` block of the rows, whose
 weight gradient is written straight into the ``[K, in, out]`` stack: at K = 32 (width 256, batch
 256, Adam) a training step took 0.77-0.87 of the time of the K matmuls, although the block holds
@@ -36,7 +38,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-PADDED_ROWS_LIMIT = 3  # a padded block of more rows than this x the batch's runs as K matmuls instead
+from .branch_chain import PADDED_ROWS_LIMIT, chain_by_branch
+
 PADDED_MIN_BRANCHES = 8  # with fewer branches the K matmuls are few and of many rows: no block
 
 
@@ -125,20 +128,13 @@ def onednn_enabled() -> bool:
 def _split_forward(x, index, n_branches, layers, keep):
     """Rows sorted by branch and split at the branch counts; every layer is K matmuls of each
     branch's own rows with its slice of the stack (no padding: a skewed batch costs what a balanced
-    one does)."""
-    order = tf.argsort(index, stable=True)
-    counts = tf.math.bincount(index, minlength=n_branches, maxlength=n_branches, dtype=tf.int32)
-    parts = tf.split(tf.gather(x, order), counts, num=n_branches)
-    for spec, kernel, bias in layers:
-        if keep is not None:
-            kernel = _masked_gradient(kernel, keep)
-            bias = None if bias is None else _masked_gradient(bias, keep)
-        kernels = tf.unstack(kernel, num=n_branches)
-        biases = [None] * n_branches if bias is None else tf.unstack(bias, num=n_branches)
-        activation = keras.activations.get(spec.activation)
-        parts = [activation(p @ w if b is None else tf.nn.bias_add(p @ w, b))
-                 for p, w, b in zip(parts, kernels, biases)]
-    return tf.gather(tf.concat(parts, 0), tf.math.invert_permutation(order))
+    one does), and a hand-written gradient (`branch_chain`)."""
+    if keep is not None:
+        layers = [(spec, _masked_gradient(kernel, keep), None if bias is None else _masked_gradient(bias, keep))
+                  for spec, kernel, bias in layers]
+    return chain_by_branch(x, index, n_branches, [spec for spec, _, _ in layers],
+                           [(tf.convert_to_tensor(kernel), None if bias is None else tf.convert_to_tensor(bias))
+                            for _, kernel, bias in layers])
 
 
 def lazy_stacked_forward(x, index, layers, keep=None):
