@@ -166,3 +166,15 @@ def test_a_value_in_the_failures_table_stays_on_one_short_line():
 
     assert _brief("multi\nline") == "multi\\nline"
     assert _brief("x" * 90) == "x" * 39 + "…"
+
+
+def test_a_checkpoint_fingerprint_of_text_is_its_strings_not_where_they_sit():
+    """A resumed run compares the training data's fingerprint with its checkpoint's: equal texts in another
+    process (other string objects) must give the same one, or --resume is refused (E141)."""
+    from tanglec.backend.checkpoint import _digest
+
+    words = ["seventy-" + str(3), "soixante-" + "treize"]
+    again = np.array(["".join(w) for w in words], dtype=object)  # equal strings, other objects
+    assert _digest(np.array(words, dtype=object)) == _digest(again)
+    assert _digest(np.array(words, dtype=object)) != _digest(np.array(words[::-1], dtype=object))
+    assert _digest(np.array(["ab", "c"], dtype=object)) != _digest(np.array(["a", "bc"], dtype=object))

@@ -62,7 +62,12 @@ class Position:
 def _digest(*parts) -> str:
     h = hashlib.sha256()
     for p in parts:
-        if isinstance(p, np.ndarray):
+        if isinstance(p, np.ndarray) and p.dtype == object:  # a text field: its strings (the bytes of an
+            h.update(f"text{p.shape}".encode())              # object array are pointers, new every process)
+            for item in p.ravel():
+                data = str(item).encode("utf-8", "surrogatepass")
+                h.update(len(data).to_bytes(8, "little") + data)
+        elif isinstance(p, np.ndarray):
             h.update(f"{p.dtype.str}{p.shape}".encode())
             h.update(np.ascontiguousarray(p).tobytes())
         else:
