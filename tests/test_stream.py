@@ -171,6 +171,17 @@ def test_split_sample_and_route_counts(tmp_path, monkeypatch):
     assert ex.route_rows == [int((whole_inputs["gate"][train] == k).sum()) for k in range(3)]
 
 
+def test_a_streamed_spec_without_selectors_counts_its_one_routes_rows(tmp_path):
+    """With no selector column the route's rows were counted over none: 0 rows, reported `unseen`."""
+    (tmp_path / "rows.csv").write_text("pair,out\n" + "".join(f"0 0 0 0 1 {i % 2},{i % 2}\n" for i in range(40)))
+    spec = tmp_path / "one.tangle"
+    spec.write_text('input pair: vector(6)\nmodule enc: vector(6) -> latent(4) = dense 4\n'
+                    'module dec: latent(4) -> onehot(2) = dense 2\nroute pair -> enc -> dec\n'
+                    'target out: int 0..1 from data\ndecode dec as out\ndata file "rows.csv" eval 0.25 seed 1\n')
+    ex = data.build_examples(checked_for(spec, "always"))
+    assert ex.route_rows == [30]
+
+
 def _rare_class_rows(path: Path, rows: int = 10_000, rare: int = 5) -> np.ndarray:
     """Gates rows whose `out` is 0..6, but 7 on `rare` rows spread over the file; the `out` column."""
     rng = np.random.default_rng(4)

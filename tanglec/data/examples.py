@@ -15,7 +15,7 @@ import numpy as np
 
 from ..lang import ast
 from ..lang.diagnostics import Diagnostic
-from .rows import SUMMARY_VALUES, DataError, Examples, evaluate_targets, wanted_columns
+from .rows import SUMMARY_VALUES, DataError, Examples, evaluate_targets, field_sources, wanted_columns
 from .selection import select_training_rows
 
 MAX_ENUMERATION = 1_000_000
@@ -198,10 +198,11 @@ def _sample(g, count: int, seed: int) -> dict[str, np.ndarray]:
 
 def rows_jsonl(checked, examples: Examples) -> str:
     """`examples` as JSONL that `read_file` reads back to the same columns (a category or selector by
-    its name, a vector as a list; a field a row does not carry left out): how a run keeps its
-    evaluation rows (tanglec/run.py)."""
+    its name, a vector as a list or, read from several columns, a number under each; a field a row does
+    not carry left out): how a run keeps its evaluation rows (tanglec/run.py)."""
     g = checked.graph
     wanted = wanted_columns(checked)
+    sources = field_sources(checked, wanted)
     data = {**examples.columns, **examples.targets}
     columns = {}
     for name, t in wanted.items():
@@ -215,8 +216,14 @@ def rows_jsonl(checked, examples: Examples) -> str:
     present = {name: examples.present[name].tolist() for name in columns if name in examples.present}
     lines = []
     for index, row in enumerate(zip(*columns.values())):
-        cells = {name: value for name, value in zip(columns, row)
-                 if name not in present or present[name][index]}
+        cells = {}
+        for name, value in zip(columns, row):
+            if name in present and not present[name][index]:
+                continue
+            if len(sources[name]) > 1:
+                cells.update(zip(sources[name], value))
+            else:
+                cells[sources[name][0]] = value
         lines.append(json.dumps(cells) + "\n")
     return "".join(lines)
 

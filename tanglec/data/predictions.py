@@ -1,7 +1,7 @@
 """`tanglec predict`: a file's rows with every decoder's answer, a chunk at a time (numpy only).
 
-A row's columns are the spec's inputs and selectors as read (empty where the row doesn't carry a
-field its route doesn't read), then for each decoder its answer (a
+A row's columns are the spec's inputs and selectors as read, under the names of the file's columns
+they came from (empty where the row doesn't carry a field its route doesn't read), then for each decoder its answer (a
 column named after the decoder) and `<decoder>_confidence`; both are empty where the row's route
 does not reach the decoder, or the codec has no confidence.
 """
@@ -14,7 +14,7 @@ import numpy as np
 from ..lang import ast
 from . import codecs
 from .reader import Chunk, Reader
-from .rows import wanted_columns
+from .rows import field_sources, wanted_columns
 from .selection import route_mask
 from .values import answer, category_names, text
 
@@ -31,17 +31,29 @@ def reader(checked, path: Path, skip_bad: bool, chunk_rows: int | None = None) -
 
 
 def header(checked) -> list[str]:
-    return list(input_columns(checked)) + [c for d in checked.graph.decoders for c in (d, f"{d}_confidence")]
+    return _echoed(checked) + [c for d in checked.graph.decoders for c in (d, f"{d}_confidence")]
+
+
+def _echoed(checked) -> list[str]:
+    """The input columns written back, once each (two fields may read one column)."""
+    sources = field_sources(checked, input_columns(checked))
+    return list(dict.fromkeys(c for columns in sources.values() for c in columns))
 
 
 def rows(checked, chunk: Chunk, outputs: dict[str, np.ndarray]) -> list[list[str]]:
     """The chunk's rows as output cells (text), from the model's raw outputs for them."""
     g = checked.graph
-    columns = []
-    for name, t in input_columns(checked).items():
-        cells = _cells(g, name, t, chunk.inputs[name])
-        carried = chunk.present.get(name)
-        columns.append(cells if carried is None else [c if here else "" for c, here in zip(cells, carried)])
+    wanted = input_columns(checked)
+    sources = field_sources(checked, wanted)
+    echoed: dict[str, list[str]] = {}
+    for name, t in wanted.items():
+        values = chunk.inputs[name]
+        spread = sources[name] if len(sources[name]) > 1 else None
+        for i, column in enumerate(spread or sources[name]):
+            cells = _cells(g, name, t, values[:, i] if spread else values)
+            carried = chunk.present.get(name)
+            echoed.setdefault(column, cells if carried is None else [c if here else "" for c, here in zip(cells, carried)])
+    columns = list(echoed.values())
     for decoder in g.decoders:
         value, confidence = codecs.decode(g.modules[decoder].output, outputs[decoder])
         reached = np.zeros(chunk.n, bool)

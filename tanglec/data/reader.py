@@ -7,9 +7,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import itertools
-import math
 import os
-import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +17,11 @@ import numpy as np
 from ..lang import ast
 from ..lang.diagnostics import SOURCES, Diagnostic
 from ..util.files import data_file_problem
-from .needs import FieldNeeds, neutral_value, target_fields
-from .rows import DataError, RowProblems, column_arrays, convert_value, jsonl_cells, wanted_columns
+from .needs import FieldNeeds, target_fields
+from .row_cells import ABSENT, LINE_BREAK, NUMBER, RowCells, csv_cell_starts, fast_converter, spread_converter
+from .rows import DataError, RowProblems, column_arrays, field_sources, wanted_columns
 
 CHUNK_ROWS = 50_000  # rows parsed, converted and encoded at a time
-_ABSENT = object()  # an optional field's empty cell (CSV) or left-out key (JSONL)
 
 
 @dataclass
@@ -43,71 +41,6 @@ class Chunk:
         return np.arange(self.start, self.start + self.n, dtype=np.int64)
 
 
-def _fast_converter(t):
-    """A quick conversion for valid cells of type `t`; anything it does not accept outright raises, and
-    `rows.convert_value` (the reference, with the messages) decides instead."""
-    if isinstance(t, (ast.SelectDecl, ast.CategoryType)):
-        index = {v.text: i for i, v in enumerate(t.values)}
-        return lambda raw: index[raw.strip()]
-    if isinstance(t, ast.IntType):
-        lo, hi = t.lo, t.hi
-
-        def convert_int(raw):
-            if type(raw) is not int:
-                raw = raw.strip()
-                if not (raw.isascii() and raw.isdigit() and len(raw) <= 30):
-                    raise ValueError
-                raw = int(raw)
-            if lo <= raw <= hi:
-                return raw
-            raise ValueError
-
-        return convert_int
-    if isinstance(t, ast.FloatType):
-        lo, hi = t.lo, t.hi
-
-        def convert_float(raw):
-            if type(raw) is str and ("_" in raw or not raw.isascii()):  # float() takes 1_0 and ٣: refused
-                raise ValueError
-            v = float(raw)
-            if v - v != 0 or (lo is not None and not lo <= v <= hi):  # inf or nan, or out of range
-                raise ValueError
-            return v
-
-        return convert_float
-    if isinstance(t, ast.VectorType):
-        size = t.size
-
-        def convert_vector(raw):
-            if type(raw) is str and ("_" in raw or not raw.isascii()):
-                raise ValueError
-            items = raw.split() if type(raw) is str else raw
-            if len(items) != size:
-                raise ValueError
-            vec = [float(x) for x in items]
-            total = sum(vec)
-            if total - total != 0:  # some value is inf or nan (or the sum overflowed: the reference decides)
-                raise ValueError
-            return vec
-
-        return convert_vector
-
-    if isinstance(t, ast.TextType):
-
-        def convert_text(raw):
-            text = raw.strip()  # a JSON number has no strip(): the reference says what is wrong
-            if not text:
-                raise ValueError
-            return text
-
-        return convert_text
-
-    def reference(raw):
-        raise ValueError
-
-    return reference
-
-
 class _SparseLines:
     """The rows of a data file that diagnostics quote (not the whole file)."""
 
@@ -124,35 +57,6 @@ class _SparseLines:
 MAX_ROW_BYTES = 16 * 2**20  # one row: a JSONL line, or a CSV record with the line breaks of its quoted cells
 MAX_HEADER_BYTES = 2**20  # a CSV header
 _BLOCK_BYTES = 2**16  # read from the file at a time (more while a line continues: its copies stay linear)
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-
-
-def _csv_cell_starts(text: str, upto: int | None = None) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
-    """Where the cells of a CSV record start, as (rows after the record's first, column), read as the csv
-    module reads them: a quote opens a quoted cell only at the cell's start, `""` inside is a quote, a
-    line break inside moves to the next row. Also where a quoted cell that is never closed opens (or None).
-    Stops after cell `upto` (a cell of a million-field row is found without walking the rest)."""
-    starts: list[tuple[int, int]] = []
-    i, row, row_start = 0, 0, 0
-    while upto is None or len(starts) <= upto:
-        starts.append((row, i - row_start + 1))
-        if text.startswith('"', i):
-            opened, j = (row, i - row_start + 1), i + 1
-            while True:
-                j = text.find('"', j)
-                if j < 0:
-                    return starts, opened
-                if not text.startswith('"', j + 1):
-                    break
-                j += 2
-            for brk in _LINE_BREAK.finditer(text, i, j):
-                row, row_start = row + 1, brk.end()
-            i = j + 1
-        i = text.find(",", i)
-        if i < 0:
-            break
-        i += 1
-    return starts, None
 
 
 def csv_header(path: Path, row: int, text: str, cells: list[str], wanted, optional=()) -> list[str]:
@@ -162,13 +66,13 @@ def csv_header(path: Path, row: int, text: str, cells: list[str], wanted, option
     seen: set[str] = set()
     for index, name in enumerate(header):
         if name in seen:
-            rows, col = _csv_cell_starts(text, index)[0][index]
+            rows, col = csv_cell_starts(text, index)[0][index]
             raise DataError([Diagnostic("E119", f"column {name} appears more than once in the header",
                                         ast.Span(str(path), row + rows, col, row + rows, col + max(1, len(name))))])
         seen.add(name)
     missing = [c for c in wanted if c not in seen and c not in optional]
     if missing:
-        raise DataError([Diagnostic("E119", f"missing column{'s' * (len(missing) > 1)}: {', '.join(missing)}",
+        raise DataError([Diagnostic("E119", f"missing column{'s' * (len(missing) > 1)}: {_some(missing)}",
                                     ast.Span(str(path), row, 1, row, len(text.split("\n")[0]) + 1),
                                     hints=[f"the header has: {_some(header)}"])])
     return header
@@ -184,7 +88,7 @@ def _without_line_break(text: str) -> str:
     return text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith(("\r", "\n")) else text
 
 
-class Reader:
+class Reader(RowCells):
     """Rows of a CSV/JSONL file, chunk by chunk, validated (`data.read_file` is this reader in one chunk).
 
     The file is read in blocks and split into rows here, so a row longer than `MAX_ROW_BYTES` (a CSV
@@ -212,6 +116,12 @@ class Reader:
         self.skipped = 0
         g = checked.graph
         self.types = {n: (g.selectors[n] if t == "selector" else t) for n, t in self.wanted.items()}
+        self.sources = field_sources(checked, self.wanted)
+        self.cell_types: dict[str, object] = {}  # file column -> what its cells are read as
+        for name, t in self.types.items():
+            for column in self.sources[name]:
+                self.cell_types.setdefault(column, NUMBER if len(self.sources[name]) > 1 else t)
+        self.optional_cells = [c for name in self.optional for c in self.sources[name]]
         self.jsonl = self.path.suffix.lower() in (".jsonl", ".ndjson")
         self.chunk_rows = chunk_rows or CHUNK_ROWS
         self.strict = strict
@@ -306,14 +216,14 @@ class Reader:
         cells = next(csv.reader(itertools.chain([line], continuation())))
         text = _without_line_break("".join(parts))
         if unfinished:
-            opened = _csv_cell_starts(text)[1]
+            opened = csv_cell_starts(text)[1]
             if opened:
                 self._quote(number, text)
                 self._stop(number + opened[0], opened[1], "a quoted cell opened here is never closed")
         return number, text, cells
 
     def _quote(self, number: int, text: str) -> None:
-        for i, line in enumerate(_LINE_BREAK.split(text)):
+        for i, line in enumerate(LINE_BREAK.split(text)):
             self.quoted[number + i] = line
 
     def _add(self, lineno: int, col: int, message: str, text: str, cell_row: int = 0) -> None:
@@ -345,13 +255,26 @@ class Reader:
                     raise DataError([Diagnostic("E119", "the data file is empty",
                                                 ast.Span(str(self.path), 1, 1, 1, 2))])
                 self._quote(first[0], first[1])
-                header = csv_header(self.path, *first, self.wanted, self.optional)
+                header = csv_header(self.path, *first, self.cell_types, self._optional_columns(first[2]))
                 self.in_header = False
             yield from self._rows(records, header)
 
+    def _optional_columns(self, header: list[str]) -> list[str]:
+        """The columns a CSV header may lack: those of optional fields it has none of (a vector spread over
+        columns is there whole or not at all)."""
+        names = {h.strip() for h in header}
+        return [c for name in self.optional if not names.intersection(self.sources[name]) for c in self.sources[name]]
+
     def _rows(self, records, header):
-        columns = [(name, (header.index(name) if name in header else None) if header else -1, _fast_converter(t), t)
-                   for name, t in self.types.items()]
+        at = {column: i for i, column in reversed(list(enumerate(header)))} if header else {}
+        columns = []  # (field, where its cells are: CSV index or JSONL key, list of them when spread, converter, type)
+        for name, t in self.types.items():
+            sources = self.sources[name]
+            places = [at.get(c) for c in sources] if header else sources
+            if len(sources) > 1:
+                columns.append((name, places, spread_converter(), t))
+            else:
+                columns.append((name, places[0], fast_converter(t), t))
         start, numbers = 0, []
         values: dict[str, list] = {k: [] for k in self.wanted}
         present: dict[str, list] = {k: [] for k in self.optional}
@@ -366,8 +289,8 @@ class Reader:
             self.rows += 1
             for name, value in converted.items():
                 if name in present:
-                    present[name].append(value is not _ABSENT)
-                    if value is _ABSENT:
+                    present[name].append(value is not ABSENT)
+                    if value is ABSENT:
                         value = self._absent_value(name)
                 values[name].append(value)
             numbers.append(lineno)
@@ -381,92 +304,6 @@ class Reader:
         self.raise_problems()
         if self.rows == 0:
             raise DataError([Diagnostic("E119", "the data file has no rows", ast.Span(str(self.path), 1, 1, 1, 2))])
-
-    def _absent_value(self, name: str):
-        """What a row that leaves out `name` holds: an input's neutral value, a target's NaN (undefined:
-        no loss, never scored)."""
-        t = self.types[name]
-        if name not in self.checked.graph.targets:
-            return neutral_value(t)
-        return [math.nan] * t.size if isinstance(t, ast.VectorType) else math.nan
-
-    def _convert(self, lineno: int, text: str, row, header, columns) -> dict[str, object]:
-        """One row's typed values by column name; its problems are added (a value None)."""
-        if self.jsonl:
-            cells = self._jsonl_cells(lineno, text)
-            if cells is None:
-                return {}
-        elif len(row) != len(header):
-            self._add(lineno, 1, f"{len(row)} fields, the header has {len(header)}", text)
-            return {}
-        converted, absent = {}, []
-        for name, index, fast, t in columns:
-            if self.jsonl:
-                if name not in cells:
-                    converted[name] = _ABSENT if name in self.optional_set else None
-                    if name in self.optional_set:
-                        absent.append((name, index))
-                    continue
-                raw = cells[name][0]
-            else:
-                raw = row[index] if index is not None else ""
-            if name in self.optional_set and (raw is None or isinstance(raw, str) and not raw.strip()):
-                converted[name] = _ABSENT
-                absent.append((name, index))
-                continue
-            try:
-                value = fast(raw)
-            except Exception:  # noqa: BLE001 - the reference conversion decides, with its message
-                try:
-                    if name in self.target_fields and isinstance(raw, str) and not raw.strip():
-                        raise ValueError("missing, and the targets are computed from it on every row")
-                    value = convert_value(raw, t)
-                except ValueError as err:
-                    self._bad_cell(lineno, text, index if not self.jsonl else cells[name][1], name, err)
-                    value = None
-            converted[name] = value
-        if absent:
-            self._missing_on_route(lineno, text, converted, absent)
-        return converted
-
-    def _missing_on_route(self, lineno: int, text: str, converted: dict, absent: list) -> None:
-        """E119 for an empty (CSV) or left-out (JSONL) field that the row's route reads."""
-        codes = {s: converted.get(s) for s in self.needs.selectors}
-        if None in codes.values():
-            return  # a bad selector is reported already: the route is unknown
-        needed = self.needs.needed(codes)
-        for name, index in absent:
-            if name not in needed:
-                continue
-            why = self.needs.why(name, codes, self.checked.graph)
-            verb = "decodes" if name in self.needs.targets else "reads"
-            message = f"{name}: missing, and this row's route ({why}) {verb} it"
-            if self.jsonl or index is None:
-                self._add(lineno, 1, message, text)
-            else:
-                self._bad_cell_at(lineno, text, index, message)
-
-    def _bad_cell(self, lineno: int, text: str, where: int, name: str, err: ValueError) -> None:
-        """A cell that does not convert: at its row and column (`where`: the JSONL column, or the CSV
-        cell index, located only when the problem is shown)."""
-        self._bad_cell_at(lineno, text, where, f"{name}: {err}")
-
-    def _bad_cell_at(self, lineno: int, text: str, where: int, message: str) -> None:
-        row, col = 0, where
-        if not self.jsonl:
-            row, col = (0, 1) if self.problems.full else _csv_cell_starts(text, where)[0][where]
-        self._add(lineno + row, col, message, text, cell_row=row)
-
-    def _jsonl_cells(self, lineno: int, text: str):
-        count = self.problems.count
-        shown = self.problems.full
-        cells = jsonl_cells(lineno, text, self.wanted, self.problems, self.optional)
-        if self.problems.count > count:
-            if not shown:
-                self._quote(lineno, text)
-            if self.strict:
-                self.raise_problems()
-        return cells
 
     def _chunk(self, start: int, numbers: list[int], values: dict[str, list], present: dict[str, list]) -> Chunk:
         inputs, targets = column_arrays(self.checked, self.wanted, values)

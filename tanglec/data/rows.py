@@ -13,6 +13,7 @@ import numpy as np
 
 from ..lang import ast, expr
 from ..lang.diagnostics import Diagnostic, TangleError
+from ..spec.columns import source_columns
 from . import expr_numpy
 
 MAX_REPORTED = 10
@@ -101,6 +102,13 @@ def wanted_columns(checked) -> dict[str, ast.FieldType | str]:
     cols.update({n: "selector" for n in g.selectors})
     cols.update({n: t.type for n, t in g.targets.items() if t.expr is None and t.type is not None})
     return cols
+
+
+def field_sources(checked, wanted) -> dict[str, list[str]]:
+    """Field -> the file columns it is read from: its own name, or what `input ... from` names
+    (spec/columns.py; a vector may spread over several)."""
+    inputs = checked.graph.inputs
+    return {name: source_columns(inputs[name]) if name in inputs else [name] for name in wanted}
 
 
 def jsonl_cells(lineno: int, text: str, wanted, problems: RowProblems,

@@ -365,8 +365,8 @@ def _route_counts(checked, combos: dict[tuple, int]) -> tuple[list[int], int]:
     live = np.zeros(len(items), dtype=bool)
     live[kept] = True
     out = []
-    for route in g.routes():
-        mask = live & route_mask(g, columns, route)
+    for route in g.routes():  # rows given: with no selectors, `columns` can't tell how many there are
+        mask = live & route_mask(g, columns, route, np.arange(len(items)))
         out.append(int(weights[mask].sum()))
     return out, int(weights[live].sum())
 

@@ -205,6 +205,11 @@ EXAMPLES = [
             "multiplexer right after the route's source reads a field of its own; later stages and chains read what "
             "the stage before gives, an identity branch `value: _` runs no module.",
             seed("input x: int 0..9", "input x: int 0..9\ninput img: vector(4)").replace("times2] by", "times2 from img] by")),
+    Example("E136", "an input's columns can't be read", "`input v: vector(n) from ...` names the data file's "
+            "columns a field is read from: a vector takes n columns (or one holding all n numbers), any other field "
+            "one. A run `pixel0..pixel63` goes up between two names that differ only in their number; no column "
+            "may be named twice.",
+            seed("input x: int 0..9", 'input x: int 0..9\ninput img: vector(4) from "px 1", px2..px4, px2')),
     Example("E140", "run directory problem", "A run that is missing (for `init`: when compile needs its "
             "weights; `check` only warns, W206), foreign, from an incompatible tanglec or Keras version or "
             "an older run format (tanglec-run/1: recompile it), whose manifest doesn't match its own digest "

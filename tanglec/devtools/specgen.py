@@ -90,14 +90,30 @@ data file "rows.jsonl" eval 0.5
 train adamw 0.001 steps 20 rmsprop 0.01
 """
 
+COLUMNS = """\
+input img: vector(4) from px0..px3
+input age: float 0..100 from "Age (years)"
+select s: pic | years
+module pic  : vector(4) -> latent(4) = dense 4
+module years: scalar -> latent(4) = dense 4
+module d    : latent(4) -> onehot(2) = dense 2
+route img -> [pic | years from age] by s -> d
+target k: int 0..1 from data
+decode d as k
+data file "columns.csv" eval 0.25
+train steps 20
+"""
+
 DATA_FILES = {
+    "columns.csv": "px0,px1,px2,px3,Age (years),s,k\n" + "".join(
+        f"{i},{-i},0.5,{i % 3},,pic,{i % 2}\n" if i % 2 else f",,,,{i * 3},years,{i % 3 % 2}\n" for i in range(16)),
     "rows.jsonl": "".join(json.dumps({"n": i % 4, "tag": "pq"[i % 2], "v": [i, -i], "s": "uw"[i % 2], "k": (i * 3) % 4})
                           + "\n" for i in range(16)),
     "rows.csv": "n,s,k\n" + "".join(f"{i % 4},{'uw'[i % 2]},{(i + 1) % 4}\n" for i in range(16)),
 }
 
 
-OWN = {"everything.tangle": EVERYTHING, "sampled.tangle": SAMPLED, "jsonl.tangle": JSONL}
+OWN = {"everything.tangle": EVERYTHING, "sampled.tangle": SAMPLED, "jsonl.tangle": JSONL, "columns.tangle": COLUMNS}
 
 
 def corpus(work: Path | None = None) -> dict[str, str]:

@@ -169,10 +169,21 @@ Expr = Union[Number, Ref, BinOp, UnaryOp, Call, IfElse, Match, Fold]
 # ---- statements ----------------------------------------------------------------
 
 @dataclass
+class Column:
+    """A data file's column as `input ... from` names it (quotes removed), or a run `first..last` of
+    columns whose names end in numbers."""
+
+    first: Name
+    last: Name | None
+    span: Span
+
+
+@dataclass
 class InputDecl:
     name: Name
     type: FieldType
     span: Span
+    columns: list[Column] = field(default_factory=list)  # `from ...`: where a data file holds it (spec.columns)
 
 
 @dataclass

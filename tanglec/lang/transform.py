@@ -124,7 +124,23 @@ class AstBuilder:
 
     @_rule
     def input_decl(self, span, c):
-        return ast.InputDecl(self.name(c[0]), c[1], span)
+        return ast.InputDecl(self.name(c[0]), c[1], span, c[2] if len(c) > 2 else [])
+
+    @_rule
+    def input_columns(self, span, c):
+        return list(c)
+
+    @_rule
+    def column(self, span, c):
+        first, last = (self.column_name(t) for t in (c[0], c[-1]))
+        return ast.Column(first, last if len(c) > 1 else None, span)
+
+    def column_name(self, tok: Token) -> ast.Name:
+        """A column as named: a name, or a "string" without its quotes (a header like "petal length")."""
+        name = self.name(tok)
+        if tok.type == "STRING":
+            return ast.Name(name.text[1:-1], name.span)
+        return name
 
     @_rule
     def select_decl(self, span, c):

@@ -11,6 +11,7 @@ from ..lang.vocabulary import ACTIVATIONS, AUGMENT_LAYERS, CODECS, LAYER_KINDS, 
 from .graph import codec_width
 from .check_limits import MAX_WIDTH
 from .check_tables import table_usable
+from .columns import columns_problem
 
 
 class ModuleChecks:
@@ -61,6 +62,12 @@ class ModuleChecks:
             self.error("E116", "a vector needs at least 1 element", t.span)
         elif isinstance(t, ast.VectorType) and t.size > MAX_WIDTH:
             self.error("E127", f"vector({t.size}) exceeds the limit of {MAX_WIDTH:,} values", t.span)
+
+    def check_input_columns(self, decl: ast.InputDecl) -> None:
+        problem = columns_problem(decl)
+        if problem is not None:
+            message, span, hints = problem
+            self.error("E136", f"input '{decl.name.text}': {message}", span, hints=hints)
 
     def check_selector(self, decl: ast.SelectDecl) -> None:
         used = any(s.text == decl.name.text for m in self.g.muxes.values() for s in m.selectors)

@@ -81,6 +81,8 @@ class _Checker(ModuleChecks, RouteChecks, SettingChecks, TargetChecks, LimitChec
         self.check_names()
         for decl in self.g.inputs.values():
             self.check_field_type(decl.type)
+            if decl.columns:
+                self.check_input_columns(decl)
         for decl in self.spec.of(ast.SelectDecl):
             self.check_selector(decl)
         self.check_tables()
