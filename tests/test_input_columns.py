@@ -176,3 +176,38 @@ def test_the_iris_data_set_as_published_trains_predicts_and_keeps_its_rows(tmp_p
     assert rows[1][:4] == ["5.1", "3.5", "1.4", "0.2"]
     right = sum(row[4] == iris.target_names[y] for row, y in zip(rows[1:], iris.target))
     assert right >= 0.9 * 150
+
+
+UCI_SPEC = """\
+input flower: vector(2) from "petal length", "petal width"
+input size: category small | "very big"
+select view: petals | sizes
+module enc: vector(2) -> latent(4) = dense 4
+module senc: sized -> latent(4) = dense 4
+module to_class: latent(4) -> onehot(2) = dense 2
+route flower -> [petals: enc | sizes: senc from size] by view -> to_class
+target class: category "Iris-setosa" | "Iris-virginica" from data
+target big = match size { small: 0, "very big": 1 }
+decode to_class as class
+codec sized: bits(2) table { small: 01, "very big": 10 }
+data file "uci.csv"
+"""
+
+
+def test_category_values_as_the_data_spells_them_are_quoted_everywhere_they_are_named(tmp_path):
+    (tmp_path / "uci.csv").write_text("petal length,petal width,size,view,class\n1.4,0.2,small,petals,Iris-setosa\n"
+                                      "6.0,2.5, very big ,sizes,Iris-virginica\n")
+    decl = parse(UCI_SPEC, "s").statements[7]
+    assert [v.text for v in decl.type.values] == ["Iris-setosa", "Iris-virginica"]
+    assert errors(UCI_SPEC) == []
+    chunk = read(UCI_SPEC)
+    assert chunk.data_targets["class"].tolist() == [0, 1] and chunk.inputs["size"].tolist() == [0, 1]
+    formatted = format_source(UCI_SPEC, "s")
+    assert 'category "Iris-setosa" | "Iris-virginica"' in formatted and '"very big": 1' in formatted
+    assert format_source(formatted, "s") == formatted
+
+
+@pytest.mark.parametrize("values", ['"" | b', '" a" | b', 'a | "b "'])
+def test_a_quoted_category_value_that_no_cell_can_hold_is_E116(values):
+    found = errors(UCI_SPEC.replace('small | "very big"', values))
+    assert [c for c, m, _, _ in found if "empty or starts or ends with a space" in m] == ["E116"], found

@@ -137,7 +137,8 @@ EXAMPLES = [
             seed("bits(4)    -> latent(12)", "bitz(4)    -> latent(12)")),
     Example("E115", "bad setting", "Unknown training/data/phase setting, or a value out of its range.",
             seed("batch 64", "bacth 64")),
-    Example("E116", "bad field type", "An empty range or an empty vector.", seed("int 0..9", "int 9..0")),
+    Example("E116", "bad field type", "An empty range, an empty vector, or a quoted category value that is empty "
+            "or starts or ends with a space (cells are read without the spaces around them).", seed("int 0..9", "int 9..0")),
     Example("E117", "field and codec don't fit", "An input's values don't fit the codec of the module that "
             "reads it.", seed("input x: int 0..9", "input x: int 0..19")),
     Example("E118", "decoder with a latent output", "Only bits, onehot, scalar, vector, gray and table codec outputs can "

@@ -132,11 +132,12 @@ class AstBuilder:
 
     @_rule
     def column(self, span, c):
-        first, last = (self.column_name(t) for t in (c[0], c[-1]))
+        first, last = (self.label(t) for t in (c[0], c[-1]))
         return ast.Column(first, last if len(c) > 1 else None, span)
 
-    def column_name(self, tok: Token) -> ast.Name:
-        """A column as named: a name, or a "string" without its quotes (a header like "petal length")."""
+    def label(self, tok: Token) -> ast.Name:
+        """A name, or a "string" without its quotes: a column ("petal length (cm)"), a category value as
+        the data spells it ("Iris-setosa"), a match case or table key of such a value."""
         name = self.name(tok)
         if tok.type == "STRING":
             return ast.Name(name.text[1:-1], name.span)
@@ -157,7 +158,7 @@ class AstBuilder:
 
     @_rule
     def category_type(self, span, c):
-        return ast.CategoryType(self.names(c), span)
+        return ast.CategoryType([self.label(t) for t in c if t.type in ("NAME", "STRING")], span)
 
     @_rule
     def vector_type(self, span, c):
@@ -192,7 +193,7 @@ class AstBuilder:
 
     @_rule
     def table_entry(self, span, c):
-        return ast.TableEntry(self.name(c[0]), self.name(c[1]), span)
+        return ast.TableEntry(self.label(c[0]), self.name(c[1]), span)
 
     @_rule
     def layer(self, span, c):
@@ -376,7 +377,7 @@ class AstBuilder:
 
     @_rule
     def case(self, span, c):
-        value = None if c[0].type == "WILDCARD" else self.name(c[0])
+        value = None if c[0].type == "WILDCARD" else self.label(c[0])
         return ast.MatchCase(value, c[1], span)
 
 

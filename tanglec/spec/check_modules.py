@@ -14,6 +14,9 @@ from .check_tables import table_usable
 from .columns import columns_problem
 
 
+_BLANK = " \t"  # what a quoted category value may not start or end with (a cell is read stripped)
+
+
 class ModuleChecks:
     def check_names(self) -> None:
         seen: dict[str, ast.Name] = {}
@@ -58,6 +61,10 @@ class ModuleChecks:
             self.error("E116", f"empty range {t.lo}..{t.hi}", t.span)
         elif isinstance(t, ast.CategoryType):
             self._unique_values(t.values, "category")
+            for v in t.values:
+                if v.text != v.text.strip(_BLANK) or not v.text:
+                    self.error("E116", f"category value \"{v.text}\" is empty or starts or ends with a space",
+                               v.span, hints=["a data file's cells are read without the spaces around them"])
         elif isinstance(t, ast.VectorType) and t.size < 1:
             self.error("E116", "a vector needs at least 1 element", t.span)
         elif isinstance(t, ast.VectorType) and t.size > MAX_WIDTH:
