@@ -78,7 +78,8 @@ def test_formatting_keeps_the_columns():
     ("input m: vector(3) from a1..b3", "'a1..b3' is not a run of numbered columns", 25),
     ("input m: vector(3) from x3..x1", "'x3..x1' counts down", 25),
     ("input m: vector(3) from x01..x3", "the same number of digits", 25),
-    ("input m: vector(3) from x1..x1000001", "names 1,000,001 columns", 25),
+    ("input m: vector(3) from x1..x1000001", "`from` names 1,000,001", 25),
+    ("input m: vector(3) from x1..x" + "9" * 5000, "is not a run of numbered columns", 25),
 ])
 def test_columns_that_cant_be_read_are_E136_at_their_place(field, message, col):
     found = errors(SPEC.replace(SPEC.splitlines()[0], field))

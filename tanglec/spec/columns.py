@@ -11,17 +11,15 @@ from __future__ import annotations
 import re
 
 from ..lang import ast
+from .check_limits import MAX_WIDTH
 
-MAX_RUN = 1_000_000  # columns in one run; a vector is bounded more tightly by MAX_WIDTH (E127)
-_NUMBERED = re.compile(r"(.*?)([0-9]+)\Z", re.S)
+_NUMBERED = re.compile(r"(.*?)([0-9]{1,18})\Z", re.S)  # a run's end: a name, then its number
 
 
-def run_names(column: ast.Column) -> list[str]:
-    """The column names `column` stands for (ValueError with the reason when a run can't be counted)."""
-    first = column.first.text
-    if column.last is None:
-        return [first]
-    last = column.last.text
+def _run(column: ast.Column) -> tuple[str, int, int, int]:
+    """(prefix, first number, last number, digits to pad to) of a run `first..last` (ValueError with the
+    reason when it can't be counted)."""
+    first, last = column.first.text, column.last.text
     start, end = _NUMBERED.match(first), _NUMBERED.match(last)
     if not start or not end or start[1] != end[1]:
         raise ValueError(f"'{first}..{last}' is not a run of numbered columns: both ends must be one name "
@@ -33,10 +31,22 @@ def run_names(column: ast.Column) -> list[str]:
                          "when one has leading zeros")
     if low > high:
         raise ValueError(f"'{first}..{last}' counts down: write the lower number first")
-    if high - low >= MAX_RUN:
-        raise ValueError(f"'{first}..{last}' names {high - low + 1:,} columns, more than {MAX_RUN:,}")
-    width = len(start[2]) if padded else 0
-    return [f"{start[1]}{i:0{width}d}" for i in range(low, high + 1)]
+    return start[1], low, high, len(start[2]) if padded else 0
+
+
+def _count(column: ast.Column) -> int:
+    if column.last is None:
+        return 1
+    _, low, high, _ = _run(column)
+    return high - low + 1
+
+
+def run_names(column: ast.Column) -> list[str]:
+    """The column names `column` stands for (ValueError with the reason when a run can't be counted)."""
+    if column.last is None:
+        return [column.first.text]
+    prefix, low, high, width = _run(column)
+    return [f"{prefix}{i:0{width}d}" for i in range(low, high + 1)]
 
 
 def source_columns(decl: ast.InputDecl) -> list[str]:
@@ -50,26 +60,28 @@ def columns_problem(decl: ast.InputDecl) -> tuple[str, ast.Span, list[str]] | No
     """(message, where, hints) for a `from` that can't be read: a run that can't be counted, a column
     named twice, or a count the field's type can't take (a vector: its size, or one column holding all
     its values; any other field: one column)."""
-    names: list[str] = []
-    seen: dict[str, ast.Column] = {}
+    count = 0
     for column in decl.columns:
         try:
-            run = run_names(column)
+            count += _count(column)
         except ValueError as err:
             return str(err), column.span, []
-        for name in run:
+    t = decl.type
+    first, last = decl.columns[0].span, decl.columns[-1].span
+    span = ast.Span(first.file, first.line, first.col, last.end_line, last.end_col)
+    if isinstance(t, ast.VectorType):
+        if count not in (1, t.size):
+            return (f"vector({t.size}) is read from {t.size:,} columns (or one holding all {t.size:,} numbers); "
+                    f"`from` names {count:,}", span, [])
+    elif count != 1:
+        return f"{t.describe()} is read from one column; `from` names {count:,}", span, ["only a vector spreads over several columns"]
+    if count > MAX_WIDTH:
+        return None  # the vector's own size is refused (E127)
+    seen: set[str] = set()
+    for column in decl.columns:
+        for name in run_names(column):
             if name in seen:
                 return f"column '{name}' is named twice", column.span, []
-            seen[name] = column
-        names += run
-    t = decl.type
-    span = ast.Span(decl.columns[0].span.file, decl.columns[0].span.line, decl.columns[0].span.col,
-                    decl.columns[-1].span.end_line, decl.columns[-1].span.end_col)
-    if isinstance(t, ast.VectorType):
-        if len(names) not in (1, t.size):
-            return (f"vector({t.size}) is read from {t.size} columns (or one holding all {t.size} numbers); "
-                    f"`from` names {len(names)}", span, [])
-    elif len(names) != 1:
-        return (f"{t.describe()} is read from one column; `from` names {len(names)}", span,
-                ["only a vector spreads over several columns"])
+            seen.add(name)
     return None
+
