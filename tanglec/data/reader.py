@@ -18,7 +18,7 @@ from ..lang import ast
 from ..lang.diagnostics import SOURCES, Diagnostic
 from ..util.files import data_file_problem
 from .needs import FieldNeeds, target_fields
-from .row_cells import ABSENT, LINE_BREAK, NUMBER, RowCells, csv_cell_starts, fast_converter, spread_converter
+from .row_cells import ABSENT, LINE_BREAK, NUMBER, RowCells, Spread, csv_cell_starts, fast_converter, spread_converter
 from .rows import DataError, RowProblems, column_arrays, field_sources, wanted_columns
 
 CHUNK_ROWS = 50_000  # rows parsed, converted and encoded at a time
@@ -267,12 +267,14 @@ class Reader(RowCells):
 
     def _rows(self, records, header):
         at = {column: i for i, column in reversed(list(enumerate(header)))} if header else {}
-        columns = []  # (field, where its cells are: CSV index or JSONL key, list of them when spread, converter, type)
+        columns = []  # (field, where its cells are: CSV index or JSONL key, a Spread of them, converter, type)
         for name, t in self.types.items():
             sources = self.sources[name]
             places = [at.get(c) for c in sources] if header else sources
             if len(sources) > 1:
-                columns.append((name, places, spread_converter(), t))
+                consecutive = bool(header) and None not in places and places == list(range(places[0], places[0] + len(places)))
+                spread = Spread(places, slice(places[0], places[-1] + 1) if consecutive else None)
+                columns.append((name, spread, spread_converter(self.jsonl), t))
             else:
                 columns.append((name, places[0], fast_converter(t), t))
         start, numbers = 0, []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 
 from ..lang import ast
 from .needs import neutral_value
@@ -56,7 +57,7 @@ def fast_converter(t):
             items = raw.split() if type(raw) is str else raw
             if len(items) != size:
                 raise ValueError
-            vec = [float(x) for x in items]
+            vec = list(map(float, items))
             total = sum(vec)
             if total - total != 0:  # some value is inf or nan (or the sum overflowed: the reference decides)
                 raise ValueError
@@ -80,22 +81,39 @@ def fast_converter(t):
     return reference
 
 
-def spread_converter():
-    """A quick conversion of a vector's cells read from several columns (as fast_converter)."""
+@dataclass(frozen=True)
+class Spread:
+    """Where the cells of a vector spread over columns are: CSV cell indices (None: a column the header
+    lacks) or JSONL keys, and `run`, the slice of them when they are consecutive CSV cells."""
 
-    def convert_cells(raws):
-        strings = [raw for raw in raws if raw.__class__ is str]
-        if strings:
-            joined = "".join(strings)
-            if "_" in joined or not joined.isascii():
-                raise ValueError
-        vec = [float(x) for x in raws]
+    places: list
+    run: slice | None = None
+
+
+def spread_converter(jsonl: bool):
+    """A quick conversion of a vector's cells read from several columns (as fast_converter): CSV cells
+    are text, JSONL values numbers (a string there is the reference's to refuse)."""
+
+    def convert_text_cells(raws):
+        joined = "".join(raws)
+        if "_" in joined or not joined.isascii():
+            raise ValueError
+        vec = list(map(float, raws))
         total = sum(vec)
         if total - total != 0:
             raise ValueError
         return vec
 
-    return convert_cells
+    def convert_numbers(raws):
+        if str in set(map(type, raws)):
+            raise ValueError
+        vec = list(map(float, raws))
+        total = sum(vec)
+        if total - total != 0:
+            raise ValueError
+        return vec
+
+    return convert_numbers if jsonl else convert_text_cells
 
 
 def csv_cell_starts(text: str, upto: int | None = None) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
@@ -150,10 +168,10 @@ class RowCells:
             return {}
         converted, absent = {}, []
         for name, index, fast, t in columns:
-            if index.__class__ is list:
+            if index.__class__ is Spread:
                 converted[name] = self._spread_vector(lineno, text, row, cells, name, index, fast, reported)
                 if converted[name] is ABSENT:
-                    absent.append((name, next((i for i in index if i is not None), None)))
+                    absent.append((name, next((i for i in index.places if i is not None), None)))
                 continue
             if self.jsonl:
                 if index not in cells:
@@ -183,10 +201,11 @@ class RowCells:
             self._missing_on_route(lineno, text, converted, absent)
         return converted
 
-    def _spread_vector(self, lineno: int, text: str, row, cells, name: str, places: list, fast, reported: bool):
+    def _spread_vector(self, lineno: int, text: str, row, cells, name: str, spread: Spread, fast, reported: bool):
         """A vector spread over several columns (`input v: vector(n) from a, b, ...`): its value, ABSENT
         (an optional field with every cell empty), or None with the first bad cell reported at its place
         (`reported`: the JSONL row's keys have problems reported already)."""
+        places = spread.places
         if self.jsonl:
             if any(key not in cells for key in places):  # left out, null or not a number
                 if name in self.optional_set and not any(key in cells for key in places):
@@ -195,6 +214,8 @@ class RowCells:
                     self._add(lineno, 1, f"{name}: some of its columns are missing, and others are not", text)
                 return None  # a required key's absence or a value of the wrong type is reported already
             raws = [cells[key][0] for key in places]
+        elif spread.run is not None:
+            raws = row[spread.run]
         else:
             raws = [row[i] if i is not None else "" for i in places]
         try:
