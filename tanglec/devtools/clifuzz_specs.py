@@ -87,7 +87,11 @@ def generate_spec(rng: random.Random) -> Spec:
         columns["x"] = lambda r, t=top: r.randint(0, t)
     elif kind == "category":
         values = ["red", "green", "blue", "cyan"][: rng.randint(2, 4)]
-        lines.append(f"input x: category {' | '.join(values)}")
+        if rng.random() < 0.3:  # values as a data file spells them
+            values = ["light red", "dark-green", "Iris-setosa", ">50K"][: len(values)]
+            shape.append("category:quoted")
+        category_values = [v if v.isidentifier() else f'"{v}"' for v in values]  # as the spec writes them
+        lines.append("input x: category " + " | ".join(category_values))
         in_codecs = [f"onehot({len(values) + rng.randint(0, 1)})"]
         query.append(f"x={rng.choice(values)}")
         columns["x"] = lambda r, v=values: r.choice(v)
@@ -104,11 +108,11 @@ def generate_spec(rng: random.Random) -> Spec:
         query.append(f"x={rng.choice(words)}")
         columns["x"] = lambda r, w=words: r.choice(w)
     else:
-        size = rng.randint(1, 5)
-        lines.append(f"input x: vector({size})")
-        in_codecs = [f"vector({size})"]
-        query.append("x=" + ",".join(str(rng.randint(0, 3)) for _ in range(size)))
-        columns["x"] = lambda r, n=size: [r.randint(0, 3) for _ in range(n)]
+        vector_size = rng.randint(1, 5)
+        lines.append(f"input x: vector({vector_size})")
+        in_codecs = [f"vector({vector_size})"]
+        query.append("x=" + ",".join(str(rng.randint(0, 3)) for _ in range(vector_size)))
+        columns["x"] = lambda r, n=vector_size: [r.randint(0, 3) for _ in range(n)]
 
     # encoders: one, or a multiplexer over 2..4 of them
     route = "x"
@@ -162,7 +166,8 @@ def generate_spec(rng: random.Random) -> Spec:
             forms = ["(x + {k}) % {m}", "(x * {k}) % {m}", "min(x, {k}) % {m}", "abs(x - {k}) % {m}",
                      "(x // 2 + {k}) % {m}", "if x > {k} then 1 else 0"]
         elif kind == "category":
-            forms = ["match x {{ red: {k} % {m}, _: 0 }}", "match x {{ green: 1, _: {k} % {m} }}"]
+            first, second = category_values[:2]
+            forms = [f"match x {{{{ {first}: {{k}} % {{m}}, _: 0 }}}}", f"match x {{{{ {second}: 1, _: {{k}} % {{m}} }}}}"]
         else:
             forms = ["if x > 0.5 then 1 else 0", "if x < 0 or x > 1 then 0 else 1"]
         per_op = [rng.choice(forms).format(k=rng.randint(0, 5), m=modulus) for _ in ops]
@@ -234,7 +239,12 @@ def generate_spec(rng: random.Random) -> Spec:
     else:
         name = f"data/rows.{data_kind}"
         rows = rng.randint(20, 60)
-        files[name] = _data_file(rng, data_kind, columns, rows)
+        spread = {}
+        if kind == "vector" and vector_size > 1 and rng.random() < 0.4:  # one column per value, as data sets have it
+            spread["x"] = [f"px{i}" for i in range(vector_size)]
+            lines[lines.index(f"input x: vector({vector_size})")] += f" from px0..px{vector_size - 1}"
+            shape.append("input:columns")
+        files[name] = _data_file(rng, data_kind, columns, rows, spread)
         if rng.random() < 0.2:
             settings.append(f"stream {rng.choice(['always', 'never', 'auto'])}")
         lines.append(" ".join([f'data file "{name}"', *settings]))
@@ -273,11 +283,16 @@ def generate_spec(rng: random.Random) -> Spec:
     return Spec("\n".join(lines) + "\n", files, query, shape, phase_steps)
 
 
-def _data_file(rng: random.Random, kind: str, columns: dict, rows: int) -> bytes:
-    """Rows of typed values as CSV (a vector as numbers separated by spaces) or JSON Lines."""
+def _data_file(rng: random.Random, kind: str, columns: dict, rows: int, spread: dict) -> bytes:
+    """Rows of typed values as CSV (a vector as numbers separated by spaces) or JSON Lines; a vector in
+    `spread` as one column per value (named there)."""
     names = list(columns)
     rng.shuffle(names)
     table = [{n: columns[n](rng) for n in names} for _ in range(rows)]
+    for field_name, parts in spread.items():
+        for row in table:
+            row.update(zip(parts, row.pop(field_name)))
+        names[names.index(field_name):names.index(field_name) + 1] = parts
     if kind == "jsonl":
         return ("\n".join(json.dumps(row) for row in table) + "\n").encode()
 
