@@ -212,3 +212,43 @@ def test_category_values_as_the_data_spells_them_are_quoted_everywhere_they_are_
 def test_a_quoted_category_value_that_no_cell_can_hold_is_E116(values):
     found = errors(UCI_SPEC.replace('small | "very big"', values))
     assert [c for c, m, _, _ in found if "empty or starts or ends with a space" in m] == ["E116"], found
+
+
+def test_long_column_lists_fill_lines_of_the_formatters_width():
+    columns = ", ".join(f"pixel_column_{i}" for i in range(40))
+    formatted = format_source(f"input img: vector(40) from {columns}\n", "s")
+    lines = formatted.splitlines()
+    assert len(lines) == 7 and max(map(len, lines)) <= 120 and all(line.startswith("    ") for line in lines[1:])
+    assert format_source(formatted, "s") == formatted
+    assert parse(formatted, "s").statements[0].columns[39].first.text == "pixel_column_39"
+
+
+def test_standardize_learns_from_the_rows_whose_route_runs_its_module(tmp_path):
+    """Both views read the same columns here; the colour encoder's statistics are of the colour rows only."""
+    from tanglec.backend.train import module_layers
+    from tanglec.pipeline import load, prepare, train
+
+    rows = ["a,b,view,y"] + [f"{i},{1000 + i},big,{i % 2}" for i in range(20)] + \
+           [f"{i},{i * 2},small,{i % 2}" for i in range(20)]
+    (tmp_path / "rows.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "two.tangle").write_text("""\
+input pair: vector(2) from a, b
+input same: vector(2) from a, b
+select view: big | small
+module big  : vector(2) -> latent(4) = standardize, dense 4
+module small: vector(2) -> latent(4) = standardize, dense 4
+module dec  : latent(4) -> onehot(2) = dense 2
+route pair -> [big | small from same] by view -> dec
+target y: int 0..1 from data
+decode dec as y
+data file "rows.csv" eval 0.25 seed 0
+train steps 5
+""")
+    result = train(tmp_path / "two.tangle")
+    examples = prepare(load(tmp_path / "two.tangle", training=True))
+    trained = examples.train_index
+    modules = module_layers(result.result.model)
+    for module, view in (("big", 0), ("small", 1)):
+        layer = next(x for x in modules[module].layers if x.name.startswith("standardize"))
+        mine = trained[examples.columns["view"][trained] == view]
+        np.testing.assert_allclose(layer.mean.numpy(), examples.columns["pair"][mine].mean(0), rtol=1e-5)

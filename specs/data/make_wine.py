@@ -8,9 +8,10 @@ differ by four orders of magnitude (hue around 1, proline around 750). scikit-le
 nothing is downloaded; tanglec itself only reads the CSV, and only this script needs scikit-learn
 (`pip install tanglec[digits]`).
 
-Each wine is written once per view: `chemistry` rows carry all 13 readings (`chem`), `colour` rows only
-the three colour readings (`colour`: colour intensity, hue, OD280/OD315), the other field left empty.
-Columns: chem, colour, view, cultivar (`class_0`, `class_1`, `class_2`, scikit-learn's names).
+The file is laid out as the data set is published, one column per reading under scikit-learn's names,
+then `view` and `cultivar` (`class_0`, `class_1`, `class_2`, scikit-learn's names). Each wine is written
+once per view (`chemistry`, `colour`); the spec reads all 13 readings for the one and the three colour
+readings (colour intensity, hue, OD280/OD315) for the other, through `input ... from` columns.
 
     python specs/data/make_wine.py              # writes specs/data/wine.csv next to this script
 """
@@ -20,26 +21,22 @@ import csv
 import sys
 from pathlib import Path
 
-COLOUR = ("color_intensity", "hue", "od280/od315_of_diluted_wines")
-
-
 def rows():
-    """(chem, colour, view, cultivar) for every wine and view, wines in scikit-learn's order."""
+    """The header, then (13 readings, view, cultivar) for every wine and view, wines in scikit-learn's order."""
     from sklearn.datasets import load_wine
 
     wine = load_wine()
-    colour = [wine.feature_names.index(name) for name in COLOUR]
+    yield [*wine.feature_names, "view", "cultivar"]
     for readings, label in zip(wine.data, wine.target):
         cultivar = str(wine.target_names[label])
-        yield " ".join(f"{v:g}" for v in readings), "", "chemistry", cultivar
-        yield "", " ".join(f"{readings[i]:g}" for i in colour), "colour", cultivar
+        for view in ("chemistry", "colour"):
+            yield [*(f"{v:g}" for v in readings), view, cultivar]
 
 
 def main(argv: list[str]) -> int:
     out = Path(argv[0]) if argv else Path(__file__).resolve().parent / "wine.csv"
     with out.open("w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["chem", "colour", "view", "cultivar"])
         writer.writerows(rows())
     print(f"wrote {out}")
     return 0

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ..data.selection import route_mask
 from ..spec.checked import Checked
 
 # a value whose spread over the training rows is below this is constant there: it is centred, not
@@ -47,8 +48,9 @@ class Standardize(keras.layers.Layer):
 
 def fit_standardizers(modules: dict[str, keras.Model], checked: Checked, inputs: dict[str, np.ndarray],
                       carried: dict[str, np.ndarray], skip: set[str], encoder: Callable) -> list[str]:
-    """Fit every module's `standardize` on its field's encoded values over the training rows that carry the
-    field (`carried`: field -> bool per row; a field not there is on every row). Modules in `skip` (their
+    """Fit every module's `standardize` on its field's encoded values over the training rows whose route runs
+    the module and that carry the field (`carried`: field -> bool per row; a field not there is on every
+    row): what the module reads in training, not the rows of other routes that happen to hold the field. Modules in `skip` (their
     weights came from an `init` run) keep the statistics they were trained with. `encoder(field, codec, name)`
     makes the layer that encodes a field for a module (codegen's). Returns the modules fitted."""
     g, fitted = checked.graph, []
@@ -57,9 +59,10 @@ def fit_standardizers(modules: dict[str, keras.Model], checked: Checked, inputs:
         field = g.encoded_field(name)
         if not layers or name in skip or field is None or field not in inputs:
             continue
-        rows = inputs[field]
+        reads = _rows_running(g, inputs, name)
         if field in carried:
-            rows = rows[np.asarray(carried[field], bool)]
+            reads &= np.asarray(carried[field], bool)
+        rows = inputs[field][reads]
         if not len(rows):
             continue
         features = np.asarray(encoder(g.inputs[field], g.modules[name].input, f"{name}_fit")(rows))
@@ -67,3 +70,13 @@ def fit_standardizers(modules: dict[str, keras.Model], checked: Checked, inputs:
             layer.fit(features)
         fitted.append(name)
     return fitted
+
+
+def _rows_running(g, columns: dict[str, np.ndarray], module: str) -> np.ndarray:
+    """Which rows take a route that runs `module`."""
+    rows = np.arange(len(next(iter(columns.values()))))
+    runs = np.zeros(len(rows), bool)
+    for route in g.routes():
+        if module in route.modules:
+            runs |= route_mask(g, columns, route, rows)
+    return runs

@@ -285,6 +285,20 @@ def _align_labels(it: _Item, block) -> None:
             colon.pad = width - len(label.text)
 
 
+def _fill(toks: list[_Tok], breaks: list[int]) -> None:
+    """Break a long statement before the token at some of `breaks` (indices), as few as keep each line
+    within WIDTH: an input's long list of columns fills its lines."""
+    starts = [0, *breaks, len(toks)]
+    width = 0
+    for begin, end in zip(starts, starts[1:]):
+        piece = _flat(toks[begin:end])
+        if begin and width + 1 + len(piece) > WIDTH:
+            toks[begin].break_before = "cont"
+            width = len(INDENT) + len(piece)
+        else:
+            width += (1 if begin else 0) + len(piece)
+
+
 def _has_comments(tokens: list[_Tok]) -> bool:
     return any(t.trailing is not None or t.leading for t in tokens)
 
@@ -292,7 +306,8 @@ def _has_comments(tokens: list[_Tok]) -> bool:
 def _layout(it: _Item) -> None:
     """A `{ }` block explodes when it ends with a comma or holds a comment, and, outermost first, when
     a line holding its `{` is wider than WIDTH; a block around an exploded block explodes too. A
-    route wider than WIDTH breaks before each `->` after its first stage."""
+    route wider than WIDTH breaks before each `->` after its first stage; an input's columns fill
+    lines of WIDTH."""
     blocks = _brace_blocks(it)
     toks = it.tokens
     must = [b for b in blocks if b[3] or _has_comments(toks[b[0]:b[1]]) or toks[b[1]].leading]
@@ -310,6 +325,8 @@ def _layout(it: _Item) -> None:
         for block in outer:
             _explode(it, block)
             exploded.append(block)
+    if it.rule == "input_decl" and len(_flat(toks)) > WIDTH and not _has_comments(toks):
+        _fill(toks, [i + 1 for i, t in enumerate(toks) if t.text == "," and t.parent == "input_columns"])
     if it.rule == "route_decl" and len(_flat(toks)) > WIDTH:
         arrows = [t for t in toks if t.text == "->" and t.parent == it.rule]
         for t in arrows[1:]:
