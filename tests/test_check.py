@@ -193,3 +193,19 @@ def test_a_zero_pool_window_and_a_nul_in_a_data_path_are_diagnostics_not_crashes
     nul = mutate("data enumerate", 'data file "rows\0.csv"')
     assert [(d.code, d.message.split(":")[0]) for d in errors_of(nul)] == [("E119", "the data file's path holds a NUL "
                                                                                   "character")]
+
+
+@pytest.mark.parametrize("decoder, activation, code", [
+    ("to_binary", "sigmoid", "E111"), ("to_binary", "relu", "E111"), ("to_binary", "tanh", "W209"),
+    ("to_decimal", "relu", "W209"), ("to_decimal", "tanh", "W209"), ("to_decimal", "linear", None),
+])
+def test_an_activation_on_a_decoders_logits_is_refused_or_warned(decoder, activation, code):
+    """The codec applies the sigmoid or softmax itself: `dense 4 sigmoid` on bits(4) made every bit read 1."""
+    width = 4 if decoder == "to_binary" else 10
+    last = f"dense {width}\n"
+    line = next(line for line in SEED.splitlines(keepends=True) if line.startswith(f"module {decoder}"))
+    text = SEED.replace(line, line.replace(last, f"dense {width} {activation}\n"))
+    found = [(d.code, d.span.line) for d in check_spec(parse(text, "spec.tangle")).diagnostics
+             if d.code in ("E111", "W209")]
+    line_number = SEED[:SEED.index(line)].count("\n") + 1
+    assert found == ([(code, line_number)] if code else [])

@@ -306,4 +306,9 @@ EXAMPLES = [
             "input x: float 0..100\nmodule enc: scalar -> latent(8) = norm, dense 16 relu, dense 8\n"
             "module dec: latent(8) -> scalar = dense 16 relu, dense 1\nroute x -> enc -> dec\ntarget y = x / 2\n"
             "decode dec as y\ndata sample 200\n", show=["module enc: scalar -> latent(8) = norm, dense 16 relu, dense 8"]),
+    Example("W209", "decoder ending with an activation", "A bits, gray, onehot or table decoder's last layer gives "
+            "logits, which the codec turns into probabilities itself (sigmoid or softmax): an activation there bounds "
+            "them, so the confidences stay low and training slows. One that is never negative (relu, sigmoid, "
+            "softplus) on a bit-pattern output is an error instead (E111): every bit would read 1.",
+            seed("dense 64 relu, dense 10\n", "dense 64 relu, dense 10 tanh\n")),
 ]

@@ -17,6 +17,10 @@ from .columns import columns_problem
 _BLANK = " \t"  # what a quoted category value may not start or end with (a cell is read stripped)
 
 
+_LOGIT_CODECS = frozenset({"bits", "gray", "onehot"})  # outputs whose last layer gives logits (and tables')
+_NEVER_NEGATIVE = frozenset({"relu", "sigmoid", "softplus"})
+
+
 class ModuleChecks:
     def check_names(self) -> None:
         seen: dict[str, ast.Name] = {}
@@ -130,6 +134,31 @@ class ModuleChecks:
                                f"{m.output} needs {codec_width(m.output)}", last,
                        hints=[f"end the layer stack with `dense {codec_width(m.output)}`"],
                        related=[Related(m.output.span, "output interface declared here")])
+        if ok_out:
+            self.check_logits(m)
+
+    def check_logits(self, m: ast.ModuleDecl) -> None:
+        """A bits, gray, onehot or table output's last layer gives logits, which the codec turns into
+        probabilities itself: an activation there squashes them. One that is never negative makes every
+        bit's probability at least one half, so every bit reads 1 (E111); any other bounds the logits, so
+        the confidences stay low and training slows (W209)."""
+        kind = m.output.kind.text
+        last = m.layers[-1] if m.layers else None
+        if kind not in _LOGIT_CODECS and kind not in self.g.tables or last is None or last.kind.text != "dense":
+            return
+        act = last.args[1] if len(last.args) == 2 and isinstance(last.args[1], ast.Name) else None
+        if act is None or act.text == "linear" or act.text not in ACTIVATIONS:
+            return
+        squash = "sigmoid" if kind != "onehot" else "softmax"
+        hints = [f"end with a linear `dense {last.args[0]}`: the codec applies the {squash} itself, in its loss "
+                 "and when it decodes"]
+        if act.text in _NEVER_NEGATIVE and kind != "onehot":
+            self.error("E111", f"'{m.name.text}' ends with {act.text}, which is never negative: every bit of its "
+                               f"{m.output} output would read 1", act.span, hints=hints)
+        else:
+            self.warn("W209", f"'{m.name.text}' ends with {act.text}: the {m.output} codec reads that layer's "
+                              f"outputs as logits, which {act.text} squashes, so the answers stay unsure", act.span,
+                      hints=hints)
 
     def check_standardize(self, m: ast.ModuleDecl) -> None:
         """`standardize` scales an input field's values by their statistics over the training rows, so it
