@@ -252,3 +252,11 @@ train steps 5
         layer = next(x for x in modules[module].layers if x.name.startswith("standardize"))
         mine = trained[examples.columns["view"][trained] == view]
         np.testing.assert_allclose(layer.mean.numpy(), examples.columns["pair"][mine].mean(0), rtol=1e-5)
+
+
+def test_a_target_may_be_read_from_a_column_of_another_name(tmp_path):
+    (tmp_path / "rows.csv").write_text('a b,c1,c2,the k,view,Is it?\n1,2,3,4,whole,0\n,,,5,k_only,1\n')
+    text = SPEC.replace("target y: int 0..1 from data", 'target y: int 0..1 from data "Is it?"')
+    assert errors(text) == []
+    assert read(text).data_targets["y"].tolist() == [0, 1]
+    assert problems(text.replace('"Is it?"', "missing_one")) == ["1:1 missing column: missing_one"]

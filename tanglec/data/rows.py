@@ -106,9 +106,16 @@ def wanted_columns(checked) -> dict[str, ast.FieldType | str]:
 
 def field_sources(checked, wanted) -> dict[str, list[str]]:
     """Field -> the file columns it is read from: its own name, or what `input ... from` names
-    (spec/columns.py; a vector may spread over several)."""
-    inputs = checked.graph.inputs
-    return {name: source_columns(inputs[name]) if name in inputs else [name] for name in wanted}
+    (spec/columns.py; a vector may spread over several), or a target's `from data "column"`."""
+    g = checked.graph
+    sources = {}
+    for name in wanted:
+        if name in g.inputs:
+            sources[name] = source_columns(g.inputs[name])
+        else:
+            column = g.targets[name].column if name in g.targets else None
+            sources[name] = [column.text if column is not None else name]
+    return sources
 
 
 def jsonl_cells(lineno: int, text: str, wanted, problems: RowProblems,

@@ -314,6 +314,7 @@ class TargetDecl:
     type: FieldType | None
     expr: Expr | None  # None: the target is a column of the data file
     span: Span
+    column: Name | None = None  # `from data "Species"`: the column it is read from (default: its own name)
 
 
 @dataclass

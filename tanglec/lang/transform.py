@@ -242,7 +242,7 @@ class AstBuilder:
 
     @_rule
     def target_data(self, span, c):
-        return ast.TargetDecl(self.name(c[0]), c[1], None, span)
+        return ast.TargetDecl(self.name(c[0]), c[1], None, span, self.label(c[2]) if len(c) > 2 else None)
 
     @_rule
     def decode_decl(self, span, c):
