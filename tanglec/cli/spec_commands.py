@@ -205,3 +205,36 @@ def explore(target: Path, out: Path | None, screenshot: Path | None, train_first
     code, note = render_screenshot(target, out, screenshot, (int(columns), int(rows)), train_first)
     click.echo(note, err=code != 0)
     sys.exit(code)
+
+
+@cli.command()
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--target", default=None, help="The column to predict (default: the last one).")
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the spec to this file (default: stdout); its `data file` path is made relative to it.")
+@overwrite_option
+@json_option
+def draft(data: Path, target: str | None, out: Path | None, overwrite: bool, as_json: bool) -> None:
+    """Draft a spec for a CSV/JSONL data file, from what its columns hold: one encoder over its number
+    columns (or a text, vector or category column), one decoder of the target. A start to edit."""
+    from ..data.draft import draft_spec, relative_data_path
+    from ..data.rows import DataError
+
+    if out is not None:
+        refuse_bad_output(as_json, out, "file", overwrite=overwrite, inputs=[data])
+    named = relative_data_path(data, out.parent if out is not None else Path.cwd())
+    try:
+        result = draft_spec(data, target, named)
+    except DataError as err:
+        fail(as_json, err)
+    summary = {"ok": True, "target": result.target, "read": result.read, "left_out": result.left_out,
+               "rows_sampled": result.rows}
+    if out is None:
+        emit(True, {**summary, "text": result.text}) if as_json else click.echo(result.text, nl=False)
+        return
+    from ..util.files import write_atomic
+
+    write_atomic(out, result.text.encode("utf-8"))
+    emit(as_json, {**summary, "output": str(out)},
+         f"wrote {out}: target {result.target}, reading {count(len(result.read), 'column')}; "
+         f"next: tanglec check {out} && tanglec compile {out} -o runs/{out.stem}")

@@ -201,7 +201,7 @@ _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+
                       re.IGNORECASE)
 
 
-def _number(raw) -> float | None:
+def cell_number(raw) -> float | None:
     """A JSON number, or a cell in ASCII decimal syntax (float() also takes `1_0` and other scripts' digits)."""
     if isinstance(raw, bool):
         return None
@@ -238,7 +238,7 @@ def convert_value(raw, t):
             raise ValueError(f"{v} is outside {t.lo}..{t.hi}")
         return v
     if isinstance(t, ast.FloatType):
-        v = _number(raw)
+        v = cell_number(raw)
         if v is None:
             raise ValueError(f"{_shown(str(raw))} is not a number")
         if not math.isfinite(v):
@@ -250,7 +250,7 @@ def convert_value(raw, t):
         items = raw if isinstance(raw, list) else str(raw).split()
         if len(items) != t.size:
             raise ValueError(f"{len(items)} values, expected {t.size}")
-        vec = [_number(x) for x in items]
+        vec = [cell_number(x) for x in items]
         if None in vec:
             raise ValueError("a vector holds numbers only")
         if not all(math.isfinite(x) for x in vec):
