@@ -120,3 +120,43 @@ def test_it_never_writes_over_a_file(tmp_path):
     assert (tmp_path / "mine.tangle").read_text() == "# my own spec\n"
     assert call_tanglec("draft", "d.csv", "-o", "d.csv", cwd=tmp_path).returncode == 1
     assert (tmp_path / "d.csv").read_text().startswith("x,y")
+
+
+def test_edge_values_still_make_a_spec_that_checks(tmp_path):
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
+        {"": 1, "x": 1e300, "y": 5.5}, {"": 2, "x": 10**30, "y": 5.5}, {"": 3, "x": -2, "y": 5.5}]))
+    text = draft("d.jsonl", cwd=tmp_path)
+    assert "# Not read: (unnamed): no name in the header" in text
+    assert "target y: float from data" in text  # one value: no range to write
+    checks_clean(text, tmp_path)
+
+
+def test_random_files_draft_a_spec_that_checks_or_are_refused(tmp_path):
+    """Seeded random CSV and JSONL files (odd headers, keywords, quotes, mixed kinds, ragged rows): the
+    draft is refused (E119) or parses and checks, but for the file's own data problems."""
+    import random
+
+    from tanglec.data.draft import draft_spec
+    from tanglec.data.rows import DataError
+
+    rng = random.Random(5)
+    names = ["a", "b c", "data", "from", "x1", "x2", "", "Ωmega", "1st", "id", "a,b", "text"]
+    cells = ["1", "2", "-3", "0.5", "1e3", "nan", "", "red", "two words", '"q, c"', "1 2 3", "1_0", "00"]
+    values = [1, -3, 0.5, 1e300, None, True, "red", "two words", [1, 2], [1, "a"], {"k": 1}, "", 10 ** 30]
+    for case in range(150):
+        columns = rng.sample(names, rng.randint(1, 5))
+        if case % 2:
+            path = tmp_path / f"c{case}.csv"
+            rows = [",".join(rng.choice(cells) for _ in range(len(columns) + (rng.random() < 0.1)))
+                    for _ in range(rng.randint(0, 25))]
+            path.write_text(",".join(f'"{c}"' if "," in c else c for c in columns) + "\n" + "\n".join(rows) + "\n")
+        else:
+            path = tmp_path / f"j{case}.jsonl"
+            path.write_text("".join(json.dumps({c: rng.choice(values) for c in columns if rng.random() < 0.9}) + "\n"
+                                    for _ in range(rng.randint(0, 25))))
+        try:
+            result = draft_spec(path, rng.choice(columns) if rng.random() < 0.3 else None)
+        except DataError:
+            continue
+        checked = check_spec(parse(result.text, str(tmp_path / "drafted.tangle")))
+        assert [d.message for d in checked.errors if d.code != "E119"] == [], (path.read_text(), result.text)

@@ -238,6 +238,8 @@ def _inputs(columns: list[Column], goal: Column) -> tuple[list[Column], dict[str
 
 
 def _unusable(c: Column) -> str | None:
+    if not c.name:
+        return "no name in the header: an index a program wrote"
     if c.kind == "empty":
         return "empty"
     if c.missing:
@@ -266,7 +268,7 @@ def _wordy(c: Column) -> bool:
 # ---- writing the spec ------------------------------------------------------------------------------
 
 def _header(path: Path, rows: int, goal: Column, read: list[Column], left_out: dict[str, str]) -> list[str]:
-    lines = [f"# Drafted by `tanglec draft` from {path.name} ({rows:,} rows read): a start to edit.",
+    lines = [f"# Drafted by `tanglec draft` from {path.name} ({rows:,} row{'s' * (rows != 1)} read): a start to edit.",
              f"# Target: {goal.name} ({goal.describe()}); read: {_some([c.name for c in read])}."]
     for name, why in left_out.items():
         lines.append(f"# Not read: {name or '(unnamed)'}: {why}.")
@@ -324,7 +326,8 @@ def _target_type(goal: Column) -> tuple[str, str, int]:
     if kind == "category" or kind == "int" and few:
         values = sorted(goal.values, key=lambda v: (float(v), v) if kind == "int" else (0, v))
         return "category " + " | ".join(_label(v, keywords) for v in values), f"onehot({len(values)})", len(values)
-    return f"float {_number_text(goal.lo)}..{_number_text(goal.hi)}", "scalar", 1
+    bounds = f" {_number_text(goal.lo)}..{_number_text(goal.hi)}" if goal.lo < goal.hi else ""
+    return f"float{bounds}", "scalar", 1
 
 
 def _tolerance(goal: Column, codec: str) -> str:
@@ -395,7 +398,10 @@ def _keywords() -> set[str]:
 
 
 def _number_text(value: float | None) -> str:
-    return "" if value is None else str(int(value)) if value == int(value) else repr(value)
+    """A number as a spec writes it: whole numbers as integers while exact (within ±2**53), else floats."""
+    if value is None:
+        return ""
+    return str(int(value)) if value == int(value) and abs(value) < 2**53 else f"{value:.15g}"
 
 
 def _some(names: list[str], shown: int = 8) -> str:

@@ -185,8 +185,9 @@ def _json_type_problem(raw, t) -> str | None:
         ok, want = number(raw), "a number"
     elif isinstance(t, ast.TextType):
         ok, want = isinstance(raw, str), "a string"
-    elif isinstance(t, ast.VectorType):
-        ok, want = isinstance(raw, list) and all(number(x) for x in raw), "an array of numbers"
+    elif isinstance(t, ast.VectorType):  # a vector of one value may be written as that number
+        ok = isinstance(raw, list) and all(number(x) for x in raw) or t.size == 1 and number(raw)
+        want = "an array of numbers"
         if isinstance(raw, list) and not ok:
             return "expected an array of numbers, got an array holding other values"
     else:
@@ -247,7 +248,7 @@ def convert_value(raw, t):
             raise ValueError(f"{v} is outside {t.lo}..{t.hi}")
         return v
     if isinstance(t, ast.VectorType):
-        items = raw if isinstance(raw, list) else str(raw).split()
+        items = raw if isinstance(raw, list) else [raw] if isinstance(raw, (int, float)) else str(raw).split()
         if len(items) != t.size:
             raise ValueError(f"{len(items)} values, expected {t.size}")
         vec = [cell_number(x) for x in items]
