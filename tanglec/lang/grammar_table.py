@@ -9,6 +9,7 @@ again when the grammar or the installed Lark changes (the file's name says which
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Callable
@@ -21,19 +22,23 @@ FORMAT = 1  # of the table's JSON: a new format makes a new file
 
 
 def cached(path: Path | None, describe: Callable[[], dict]) -> dict:
-    """The table kept at `path` or, when there is none (or it can't be read as one), `describe()`'s,
-    kept there for the next process when it can be written (`path` None: never kept)."""
+    """The table kept at `path` or, when there is none (or a damaged one), `describe()`'s, kept there
+    for the next process when it can be written (`path` None: never kept). The file is the SHA-256 of
+    the table's JSON, a newline, and that JSON."""
     if path is not None:
         try:
-            table = json.loads(path.read_text())
-            if table.get("format") == FORMAT:
-                return table
-        except (OSError, ValueError, AttributeError):
+            digest, _, text = path.read_text().partition("\n")
+            if digest == hashlib.sha256(text.encode()).hexdigest():
+                table = json.loads(text)
+                if table["format"] == FORMAT:
+                    return table
+        except (OSError, ValueError, KeyError, TypeError):
             pass
     table = describe()
     if path is not None:
+        text = json.dumps(table, separators=(",", ":"))
         try:
-            write_atomic(path, json.dumps(table, separators=(",", ":")))
+            write_atomic(path, hashlib.sha256(text.encode()).hexdigest() + "\n" + text)
         except OSError:
             pass
     return table

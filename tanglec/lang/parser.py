@@ -4,8 +4,10 @@ The parse builds the AST as it goes (Lark's tree-less mode, callbacks in transfo
 reductions by reductions.py) and Lark's grammar analysis is cached on disk (in the user's private cache
 folder, never next to the package, so a read-only install works; when the cache can't be written Lark
 just analyses the grammar again, ~0.1 s). A spec is parsed by one loop over Lark's LALR table that also
-lexes (fastparse.py, with lexer.py's contextual lexer, which makes Lark's token choices); where Lark
-would report an error the text is parsed again by Lark's own loop, so every syntax error is Lark's.
+lexes (fastparse.py, with the scanners of lexer.py's contextual lexer, which makes Lark's token
+choices), read from the grammar table (grammar_table.py), so a spec that parses never imports Lark;
+where Lark would report an error the text is parsed again by Lark's own loop, so every syntax error is
+Lark's (syntax_errors.py words it).
 
 Syntax errors do not stop at the first: when the whole file fails to parse, each statement (a run of
 lines starting at a statement keyword) is parsed on its own, so one pass reports every broken
