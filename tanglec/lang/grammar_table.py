@@ -3,7 +3,7 @@ LALR parse table, its rules and each state's scanner (lexer.py) — as plain JSO
 cache folder beside Lark's own caches, so a spec that parses never imports Lark.
 
 Lark's analysis as Lark keeps it is a pickle of Lark's objects: loading it needs Lark imported (~0.05 s)
-and rebuilt (~0.03 s), a third of a `tanglec check` of a small spec. The table is plain data (JSON, not a
+and rebuilt (~0.03 s), a quarter of a `tanglec check` of a small spec. The table is plain data (JSON, not a
 pickle: reading it runs no code) and stands alone: it is made from Lark's parser the first time, and
 again when the grammar or the installed Lark changes (the file's name says which).
 """

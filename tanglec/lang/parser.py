@@ -27,7 +27,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import importlib.util
-import json
 import os
 import re
 import threading
@@ -38,7 +37,6 @@ from pathlib import Path
 
 from . import ast, grammar_table
 from ..util.cache import user_cache_dir
-from ..util.files import write_atomic
 from .fastparse import TableParser, Unusual
 from .diagnostics import SOURCES, Diagnostic, TangleError, did_you_mean
 # the caps are part of the parser's interface: MAX_NESTING, MAX_TOKENS, MAX_EXPR_DEPTH
