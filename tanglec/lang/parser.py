@@ -14,13 +14,16 @@ lines starting at a statement keyword) is parsed on its own, so one pass reports
 statement and still yields the good ones.
 
 The token cap (prescan.MAX_TOKENS, 200,000) is set from the CPU time of `tanglec check`, whole process
-(x86_64, 2 cores, Python 3.11, Lark 1.3). On the machine of 2026-12-07, 2.8x slower than that of
-2026-12-02 at pure Python, with two other jobs running (load average 3-5), best of 3 or 5: issue 15's
-dense spec (specs/arith.tangle's modules replicated over 10,000 lines, 197k tokens, `bench/spec_gen.py
---dense`) takes 1.6-2.6 s (4.6-5.9 s through Lark's lexer and loop in the same runs): the parse ~1.0 s,
-the checks ~0.5 s, start-up and imports ~0.4 s. The slowest shape at the cap, if-expressions nested 150
-deep, takes 3.7-4.2 s (5.9-7.7 s before), a million reductions through the precedence rules; the seed
-spec 0.3-0.5 s, nearly all imports. The parse costs ~5 us a token here, so the cap can't rise much further.
+(x86_64, 2 cores, Python 3.11, Lark 1.3). On the machine of 2026-12-07 (2.8x slower than that of
+2026-12-02 at pure Python), pinned to one core while other jobs ran on the other (load average 1.1-1.8),
+30 cold processes each, interleaved: issue 15's dense spec (specs/arith.tangle's modules replicated over
+10,000 lines, 197k tokens, `bench/spec_gen.py --dense`) takes 1.38 s best, 1.85 s median (1.46 s and
+2.03 s with Lark imported and ast.Name frozen; 4.6-5.9 s through Lark's lexer and loop):
+the parse 0.65-0.9 s, the checks 0.3-0.4 s, the prescan 0.07 s, start-up and imports ~0.15 s. The
+slowest shape at the cap, if-expressions nested 150 deep, took 3.7-4.2 s (5.9-7.7 s through Lark's own
+loop; load 3-5), a million reductions through the precedence rules; the seed spec takes 0.17 s best,
+0.19 s median (0.22 s and 0.25 s with Lark imported), nearly all imports. The parse costs ~4 us a token
+here, so the cap can't rise much further.
 """
 from __future__ import annotations
 

@@ -97,9 +97,9 @@ def syntax_diagnostic(err: UnexpectedInput, file: str, line_offset: int, source_
 
 _TOKEN_KINDS = {"NAME": "name", "INT": "integer", "SIGNED_INT": "integer", "NUMBER": "number",
                 "SIGNED_NUMBER": "number", "STRING": "string"}
-_LAYER_EXAMPLES = {"dense": "dense 64 relu", "dropout": "dropout 0.1", "norm": "norm", "standardize": "standardize", "image": "image 8 8",
-                   "conv2d": "conv2d 16 3 relu", "pool": "pool 2", "shift": "shift 1", "rotate": "rotate 10",
-                   "zoom": "zoom 0.1"}
+_LAYER_EXAMPLES = {"dense": "dense 64 relu", "dropout": "dropout 0.1", "norm": "norm", "standardize": "standardize",
+                   "image": "image 8 8", "conv2d": "conv2d 16 3 relu", "pool": "pool 2", "shift": "shift 1",
+                   "rotate": "rotate 10", "zoom": "zoom 0.1"}
 _BRACKETED_LAYER = re.compile(r"\b(%s)\s*\(\s*$" % "|".join(sorted(LAYER_KINDS - {"residual"})))
 
 
