@@ -26,9 +26,11 @@ class Span(NamedTuple):
                 "end_line": self.end_line, "end_col": self.end_col}
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)
 class Name:
-    """An identifier as written, with where it was written (so diagnostics can point at it)."""
+    """An identifier as written, with where it was written (so diagnostics can point at it). Hashed by
+    its text and span, and never changed once made; not declared frozen, which would make each of the
+    tens of thousands a big spec holds twice as slow to create (every field set through object.__setattr__)."""
 
     text: str
     span: Span

@@ -11,11 +11,10 @@ by raising Unusual: the caller parses the text again with Lark itself, for Lark'
 """
 from __future__ import annotations
 
-from lark import Lark
-from lark.parsers.lalr_analysis import Shift
-
-from .lexer import REST_IGNORED, FastContextualLexer
-from .reductions import only_child
+from .grammar_table import rules
+from .reductions import only_child, reductions
+from .scanning import REST_IGNORED, Scanners, scan
+from .transform import AstBuilder
 
 
 class Unusual(Exception):
@@ -23,29 +22,20 @@ class Unusual(Exception):
 
 
 class TableParser:
-    """Parses with a Lark LALR parser's table, lexer (FastContextualLexer) and callbacks."""
+    """Parses with a grammar table (grammar_table.py: Lark's LALR table, rules and scanners), building
+    the AST with `builder`'s callbacks."""
 
-    def __init__(self, lark: Lark, start: str = "start"):
-        lexer = lark.parser.lexer
-        if not isinstance(lexer, FastContextualLexer):
-            raise TypeError("the table parser lexes with FastContextualLexer")
-        lalr = lark.parser.parser.parser
-        table, callbacks = lalr.parse_table, lalr.callbacks
-        self.lexer = lexer
-        self.states = table.states
-        self.start, self.end = table.start_states[start], table.end_states[start]
-        reductions: dict = {}  # rule -> (its length, its name, its callback)
-        self.actions: list[dict] = [{} for _ in range(max(table.states) + 1)]
-        for state, actions in table.states.items():
-            for symbol, (action, arg) in actions.items():
-                if action is Shift:
-                    self.actions[state][symbol] = arg  # the state shifted to (an int)
-                else:
-                    if arg not in reductions:
-                        callback = callbacks[arg]
-                        reductions[arg] = (len(arg.expansion), arg.origin.name,
-                                           None if callback is only_child else callback)
-                    self.actions[state][symbol] = reductions[arg]
+    def __init__(self, table: dict, builder: AstBuilder):
+        by_index = rules(table)
+        callbacks = reductions(builder, by_index, frozenset(table["punctuation"]))
+        # a reduction: (the rule's length, its name, its callback, None for a rule that is its one child)
+        reduced = [(len(rule.expansion), rule.origin, None if callbacks[rule] is only_child else callbacks[rule])
+                   for rule in by_index]
+        self.actions: list[dict] = [{symbol: arg if arg >= 0 else reduced[-1 - arg] for symbol, arg in state.items()}
+                                    for state in table["states"]]  # a shift: the state shifted to (an int)
+        self.start, self.end = table["start"], table["end"]
+        self.fits = table["fits"]  # the scanners make Lark's choices (lexer.py), else Lark parses every text
+        self.scanners = Scanners(table["scanners"], table["scanner_of_state"])
         self.passed: dict[tuple[int, int, str], int] = {}  # (state below, state, token kind) -> see parse
 
     def _pass_through(self, below: int, state: int, kind: str) -> int:
@@ -58,11 +48,11 @@ class TableParser:
 
     def parse(self, text: str):
         """What the start rule's callback returns; Unusual where Lark would report an error."""
-        lexer, actions, end, passed = self.lexer, self.actions, self.end, self.passed
-        if not lexer.fits:
-            raise Unusual("a grammar this lexer doesn't serve")
+        actions, end, passed = self.actions, self.end, self.passed
+        if not self.fits:
+            raise Unusual("a grammar the fast lexer doesn't serve")
         stack, values, pos = [self.start], [], 0
-        for token in lexer.scan(text, stack, self.states):
+        for token in scan(text, stack, self.scanners):
             state, kind, pos = stack[-1], token.type, token.end_pos
             while True:  # Lark's feed_token: reduce as the table says, then shift
                 action = actions[state].get(kind)

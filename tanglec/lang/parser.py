@@ -4,61 +4,58 @@ The parse builds the AST as it goes (Lark's tree-less mode, callbacks in transfo
 reductions by reductions.py) and Lark's grammar analysis is cached on disk (in the user's private cache
 folder, never next to the package, so a read-only install works; when the cache can't be written Lark
 just analyses the grammar again, ~0.1 s). A spec is parsed by one loop over Lark's LALR table that also
-lexes (fastparse.py, with lexer.py's contextual lexer, which makes Lark's token choices); where Lark
-would report an error the text is parsed again by Lark's own loop, so every syntax error is Lark's.
+lexes (fastparse.py, with the scanners of lexer.py's contextual lexer, which makes Lark's token
+choices), read from the grammar table (grammar_table.py), so a spec that parses never imports Lark;
+where Lark would report an error the text is parsed again by Lark's own loop, so every syntax error is
+Lark's (syntax_errors.py words it).
 
 Syntax errors do not stop at the first: when the whole file fails to parse, each statement (a run of
 lines starting at a statement keyword) is parsed on its own, so one pass reports every broken
 statement and still yields the good ones.
 
 The token cap (prescan.MAX_TOKENS, 200,000) is set from the CPU time of `tanglec check`, whole process
-(x86_64, 2 cores, Python 3.11, Lark 1.3). On the machine of 2026-12-07, 2.8x slower than that of
-2026-12-02 at pure Python, with two other jobs running (load average 3-5), best of 3 or 5: issue 15's
-dense spec (specs/arith.tangle's modules replicated over 10,000 lines, 197k tokens, `bench/spec_gen.py
---dense`) takes 1.6-2.6 s (4.6-5.9 s through Lark's lexer and loop in the same runs): the parse ~1.0 s,
-the checks ~0.5 s, start-up and imports ~0.4 s. The slowest shape at the cap, if-expressions nested 150
-deep, takes 3.7-4.2 s (5.9-7.7 s before), a million reductions through the precedence rules; the seed
-spec 0.3-0.5 s, nearly all imports. The parse costs ~5 us a token here, so the cap can't rise much further.
+(x86_64, 2 cores, Python 3.11, Lark 1.3). On the machine of 2026-12-07 (2.8x slower than that of
+2026-12-02 at pure Python), pinned to one core while other jobs ran on the other (load average 1.1-1.8),
+30 cold processes each, interleaved: issue 15's dense spec (specs/arith.tangle's modules replicated over
+10,000 lines, 197k tokens, `bench/spec_gen.py --dense`) takes 1.38 s best, 1.85 s median (1.46 s and
+2.03 s with Lark imported and ast.Name frozen; 4.6-5.9 s through Lark's lexer and loop):
+the parse 0.65-0.9 s, the checks 0.3-0.4 s, the prescan 0.07 s, start-up and imports ~0.15 s. The
+slowest shape at the cap, if-expressions nested 150 deep, took 3.7-4.2 s (5.9-7.7 s through Lark's own
+loop; load 3-5), a million reductions through the precedence rules; the seed spec takes 0.17 s best,
+0.19 s median (0.22 s and 0.25 s with Lark imported), nearly all imports. The parse costs ~4 us a token
+here, so the cap can't rise much further.
 """
 from __future__ import annotations
 
 import gc
 import hashlib
-import json
+import importlib.util
+import os
 import re
 import threading
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 from pathlib import Path
 
-import lark
-from lark import Lark, Token
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from lark.parsers.lalr_analysis import Reduce
-
-from . import ast
+from . import ast, grammar_table
 from ..util.cache import user_cache_dir
-from ..util.files import write_atomic
 from .fastparse import TableParser, Unusual
-from .lexer import FastContextualLexer
 from .diagnostics import SOURCES, Diagnostic, TangleError, did_you_mean
-from .vocabulary import LAYER_KINDS
 # the caps are part of the parser's interface: MAX_NESTING, MAX_TOKENS, MAX_EXPR_DEPTH
 from .prescan import MAX_NESTING, MAX_TOKENS, STATEMENT_KEYWORDS, prescan_problem, token_count  # noqa: F401
-from .reductions import reductions
+from .syntax_errors import syntax_diagnostic
 from .transform import MAX_EXPR_DEPTH, AstBuilder, depth_problems  # noqa: F401
+
+if TYPE_CHECKING:  # Lark is imported only to parse what has a syntax error (grammar_table.py)
+    from lark import Lark
+    from lark.exceptions import UnexpectedInput
 
 _STATEMENT_START = re.compile(r"^[ \t]*(?:%s)\b" % "|".join(STATEMENT_KEYWORDS), re.M)
 MAX_SOURCE_BYTES = 2_000_000
 _BLANK = " \t\r\n\f"  # the grammar's whitespace (str.strip() would also strip \v, \x1c, \u2028... which it rejects)
 BOM = "\ufeff"  # editors on Windows start UTF-8 files with it; it is not part of the text
 
-_TERMINAL_WORDS = {
-    "NAME": "a name", "INT": "an integer", "SIGNED_INT": "an integer", "NUMBER": "a number",
-    "SIGNED_NUMBER": "a number", "STRING": 'a "string"', "COMPARE": "a comparison",
-    "ADD_OP": "'+' or '-'", "MUL_OP": "'*', '/', '//' or '%'", "WILDCARD": "'_'", "$END": "end of file",
-}
 
 
 GRAMMAR_FILE = "tangle.lark"
@@ -72,20 +69,32 @@ def grammar_path() -> Path:
 def open_grammar(**options) -> Lark:
     """A Lark parser of the grammar: LALR with positions propagated; `options` add to those (the formatter
     keeps every token and its comments). The one place that reads the grammar file."""
+    from lark import Lark
+
     return Lark.open(GRAMMAR_FILE, rel_to=__file__, parser="lalr", **{"propagate_positions": True,
                      "maybe_placeholders": False, **options})
 
 
-def _grammar_cache(kind: str) -> str | bool:
-    """Where Lark keeps its analysis of the grammar: a file in the user's own cache folder
-    (util.cache), never a predictable name in the shared temporary folder — Lark's cache is a pickle,
-    and a file planted there by another user would run code. False (analyse again, ~0.1 s) when no
-    such folder can be had."""
+def _grammar_cache(kind: str, lark_version: str | None = None) -> str | bool:
+    """Where Lark's analysis of the grammar is kept: a file in the user's own cache folder (util.cache),
+    never a predictable name in the shared temporary folder — Lark's cache is a pickle, and a file
+    planted there by another user would run code. False (analyse again, ~0.1 s) when no such folder can
+    be had. `lark_version`: what tells the installed Lark apart (default: its version, imported)."""
     base = user_cache_dir()
     if base is None:
         return False
+    if lark_version is None:
+        import lark
+        lark_version = lark.__version__
     digest = hashlib.sha256(grammar_path().read_bytes()).hexdigest()[:16]
-    return str(base / f"grammar-{kind}-{digest}-lark{lark.__version__}.cache")
+    return str(base / f"grammar-{kind}-{digest}-lark{lark_version}.cache")
+
+
+def _lark_stamp() -> str:
+    """The installed Lark told apart without importing it (what the grammar table spares): the size and
+    time of its package's __init__.py."""
+    info = os.stat(importlib.util.find_spec("lark").origin)
+    return f"{info.st_size:x}.{info.st_mtime_ns:x}"
 
 
 @lru_cache(maxsize=1)
@@ -95,36 +104,52 @@ def lark_parser() -> Lark:
 
 
 @lru_cache(maxsize=1)
-def _ast_parser() -> tuple[Lark, AstBuilder, TableParser]:
-    """The parser every spec goes through, building the AST while it parses (see transform.py), and the
-    loop that runs its table on a spec without syntax errors (fastparse.py)."""
+def _fast_parser() -> tuple[AstBuilder, TableParser]:
+    """The parser every spec goes through, building the AST while it parses (see transform.py): one
+    loop over the grammar table (fastparse.py, grammar_table.py), without Lark."""
     builder = AstBuilder()
-    parser = open_grammar(cache=_grammar_cache("ast-fastlexer"), keep_all_tokens=True, propagate_positions=False,
-                          lexer=FastContextualLexer)
-    lalr = parser.parser.parser.parser  # Lark's LALR parser: its parse table and the callbacks it calls
-    lalr.callbacks = reductions(builder, {rule for actions in lalr.parse_table.states.values()
-                                         for action, rule in actions.values() if action is Reduce}, _punctuation())
-    return parser, builder, TableParser(parser)
+    return builder, TableParser(_table(), builder)
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict:
+    cache = _grammar_cache("table", _lark_stamp())
+    return grammar_table.cached(Path(cache) if cache else None, _describe_grammar)
+
+
+def _describe_grammar() -> dict:
+    from .lexer import state_scanners
+
+    parser = _lark_ast_grammar()
+    lexer, states = parser.parser.lexer, parser.parser.parser.parser.parse_table.states
+    return grammar_table.describe(parser, _punctuation(), state_scanners(lexer.conf, states), lexer.fits)
+
+
+@lru_cache(maxsize=1)
+def _lark_ast_grammar() -> Lark:
+    from .lexer import FastContextualLexer
+
+    return open_grammar(cache=_grammar_cache("ast-fastlexer"), keep_all_tokens=True, propagate_positions=False,
+                        lexer=FastContextualLexer)
+
+
+@lru_cache(maxsize=1)
+def _ast_parser() -> tuple[Lark, AstBuilder, TableParser]:
+    """Lark's own parser of the grammar with the fast parser's builder and callbacks, for what the table
+    loop leaves to it (a syntax error, for Lark's exact report); then the builder and the table loop."""
+    builder, table_parser = _fast_parser()
+    parser = _lark_ast_grammar()
+    parser.parser.parser.parser.callbacks = grammar_table.lark_callbacks(builder, parser,
+                                                                         frozenset(_table()["punctuation"]))
+    return parser, builder, table_parser
 
 
 def _punctuation() -> frozenset[str]:
     """The terminals the grammar filters out of the tree (keywords, brackets): `keep_all_tokens` clears
-    that flag in the AST parser, so it is read from the rules parser once and kept beside the grammar
-    cache, which spares every later start the rules parser's load (~0.06 s of a 0.3 s `tanglec check`)."""
-    cache = _grammar_cache("punctuation")
-    if cache:
-        try:
-            return frozenset(json.loads(Path(cache).read_text()))
-        except (OSError, ValueError):
-            pass
-    names = frozenset(sym.name for rule in lark_parser().rules for sym in rule.expansion
-                      if sym.is_term and sym.filter_out)
-    if cache:
-        try:
-            write_atomic(Path(cache), json.dumps(sorted(names)))
-        except OSError:
-            pass
-    return names
+    that flag in the AST parser, so they are read from the rules parser (once: the grammar table keeps
+    them)."""
+    return frozenset(sym.name for rule in lark_parser().rules for sym in rule.expansion
+                     if sym.is_term and sym.filter_out)
 
 
 _PARSING = threading.Lock()  # one builder holds the state of the parse in progress
@@ -150,129 +175,37 @@ def _collector_paused():
             gc.enable()
 
 
+class Unparsed(Exception):
+    """A syntax error: Lark's report of it (`error`, an UnexpectedInput)."""
+
+    def __init__(self, error: UnexpectedInput):
+        super().__init__(error)
+        self.error = error
+
+
 def _parse_ast(text: str, file: str, line_offset: int) -> tuple[list, list[Diagnostic]]:
     """Statements, and the problems only visible once parsed (number literals, expression depth);
-    UnexpectedInput on a syntax error."""
-    parser, builder, table_parser = _ast_parser()
+    Unparsed on a syntax error."""
+    builder, table_parser = _fast_parser()
     with _PARSING, _collector_paused():
         builder.begin(file, line_offset)
         try:
             statements = table_parser.parse(text)
         except Unusual:  # Lark's own parse, for its exact error
-            builder.begin(file, line_offset)
-            statements = parser.parse(text)
+            statements = _lark_parse(text, builder, file, line_offset)
         problems = builder.problems
     return statements, problems + depth_problems(statements)
 
 
-def _describe_terminal(name: str) -> str:
-    if name in _TERMINAL_WORDS:
-        return _TERMINAL_WORDS[name]
+def _lark_parse(text: str, builder: AstBuilder, file: str, line_offset: int) -> list:
+    from lark.exceptions import UnexpectedInput
+
+    parser = _ast_parser()[0]
+    builder.begin(file, line_offset)
     try:
-        pattern = lark_parser().get_terminal(name).pattern
-    except KeyError:
-        return name
-    return f"'{pattern.value}'" if pattern.type == "str" else name
-
-
-_FIRST_WORD = re.compile(r"^([ \t]*)([A-Za-z][A-Za-z0-9_]*)")
-
-
-def _misspelled_statement(err: UnexpectedInput, file: str, line_offset: int,
-                          source_lines: list[str]) -> Diagnostic | None:
-    """`rout x -> ...` parses as part of the statement above and fails later; name the real culprit."""
-    line = getattr(err, "line", None)
-    if not line or line < 1 or line > len(source_lines):
-        return None
-    m = _FIRST_WORD.match(source_lines[line - 1])
-    if not m or m.group(2) in STATEMENT_KEYWORDS:
-        return None
-    hints = did_you_mean(m.group(2), STATEMENT_KEYWORDS)
-    if not hints:
-        return None
-    col = len(m.group(1)) + 1
-    span = ast.Span(file, line + line_offset, col, line + line_offset, col + len(m.group(2)))
-    return Diagnostic("E001", f"unknown statement '{m.group(2)}'", span,
-                      hints=hints + ["statements: " + ", ".join(STATEMENT_KEYWORDS)])
-
-
-def _syntax_diagnostic(err: UnexpectedInput, file: str, line_offset: int, source_lines: list[str]) -> Diagnostic:
-    misspelled = _misspelled_statement(err, file, line_offset, source_lines)
-    if misspelled:
-        return misspelled
-    line = (err.line if err.line and err.line > 0 else len(source_lines) or 1) + line_offset
-    col = err.column if err.column and err.column > 0 else 1
-    if isinstance(err, UnexpectedToken) and err.token.type == "$END" or isinstance(err, UnexpectedEOF):
-        while len(source_lines) > 1 and not source_lines[-1].strip():
-            source_lines = source_lines[:-1]  # point after the last written text, not at trailing blank lines
-        last = len(source_lines) + line_offset
-        last_line = source_lines[-1] if source_lines else ""
-        span = ast.Span(file, max(last, 1), len(last_line) + 1, max(last, 1), len(last_line) + 2)
-        expected = sorted({_describe_terminal(t) for t in err.expected})
-        return Diagnostic("E002", "unexpected end of input", span,
-                          hints=[f"expected {', '.join(expected)}"] if expected else [])
-    if isinstance(err, UnexpectedToken):
-        tok = err.token
-        width = max(len(str(tok)), 1)
-        span = ast.Span(file, line, col, line, col + width)
-        expected = sorted({_describe_terminal(t) for t in err.expected})
-        hints = [f"expected {_join_or(expected)}"] if expected else []
-        if tok.type == "NAME":
-            keywords = [e.strip("'") for e in expected if e.startswith("'") and e[1:-1].isalpha()]
-            hints = did_you_mean(str(tok), keywords) + hints
-        elif str(tok) == "=" and "COMPARE" in err.expected:
-            hints = ["to compare, write `==` (`=` only names a target or a module's layers)"] + hints
-        text_line = source_lines[line - line_offset - 1] if 0 < line - line_offset <= len(source_lines) else ""
-        hints = _habit_hints(tok, err.expected, text_line[:col - 1], text_line[col - 1:]) + hints
-        return Diagnostic("E001", f"unexpected {_describe_token(tok)}", span, hints=hints)
-    assert isinstance(err, UnexpectedCharacters)
-    char = err.char if hasattr(err, "char") else "?"
-    span = ast.Span(file, line, col, line, col + 1)
-    allowed = sorted({_describe_terminal(t) for t in (err.allowed or ())})
-    hints = [f"expected {_join_or(allowed)}"] if allowed else []
-    return Diagnostic("E003", f"unexpected character {char!r}", span, hints=hints)
-
-
-_TOKEN_KINDS = {"NAME": "name", "INT": "integer", "SIGNED_INT": "integer", "NUMBER": "number",
-                "SIGNED_NUMBER": "number", "STRING": "string"}
-_LAYER_EXAMPLES = {"dense": "dense 64 relu", "dropout": "dropout 0.1", "norm": "norm", "standardize": "standardize", "image": "image 8 8",
-                   "conv2d": "conv2d 16 3 relu", "pool": "pool 2", "shift": "shift 1", "rotate": "rotate 10",
-                   "zoom": "zoom 0.1"}
-_BRACKETED_LAYER = re.compile(r"\b(%s)\s*\(\s*$" % "|".join(sorted(LAYER_KINDS - {"residual"})))
-
-
-def _describe_token(tok: Token) -> str:
-    """`name 'x'`, `number '64'`, or an operator or keyword as written."""
-    kind = _TOKEN_KINDS.get(tok.type)
-    return f"{kind} '{tok}'" if kind else f"'{tok}'"
-
-
-def _habit_hints(tok: Token, expected: set[str], before: str, rest: str) -> list[str]:
-    """What another language's habit meant, from the unexpected token, what the grammar expected there and the
-    text of its line before it and from it on."""
-    if str(tok) in ("/", "//") and "MUL_OP" not in expected:  # not a division: a C-style comment
-        return ["comments start with `#` and run to the end of the line"]
-    if str(tok) in ("[", "(") and re.search(r"\b(int|float)\s*$", before):
-        return ["a range is two bounds and `..`: `int 0..9`, `float -1..1`"]
-    listing = re.match(r"\s*(select\b|(input|target)\b.*\bcategory\b)", before)
-    if str(tok) == "," and listing:
-        example = "select op: plus1 | times2" if listing.group(1) == "select" else "category red | green | blue"
-        return [f"values are separated by `|`: `{example}`"]
-    if rest.startswith("=>"):
-        return ["a route's stages are joined by `->`"]
-    layer = _BRACKETED_LAYER.search(before)
-    if layer:
-        return [f"a layer's arguments follow its name without brackets, e.g. `{_LAYER_EXAMPLES[layer.group(1)]}`; "
-                "only a block such as residual(...) holds layers in brackets"]
-    return []
-
-
-def _join_or(items: list[str]) -> str:
-    if len(items) <= 1:
-        return "".join(items)
-    if len(items) > 8:
-        return ", ".join(items[:8]) + ", …"
-    return ", ".join(items[:-1]) + " or " + items[-1]
+        return parser.parse(text)
+    except UnexpectedInput as err:
+        raise Unparsed(err) from None
 
 
 def _parse_text(source: str, file: str) -> tuple[list, list[Diagnostic]]:
@@ -286,10 +219,10 @@ def _parse_text(source: str, file: str) -> tuple[list, list[Diagnostic]]:
         return [], [refused]
     try:
         statements, problems = _parse_ast(source, file, 0)
-    except UnexpectedInput as failure:
+    except Unparsed as failure:
         statements, diagnostics = _parse_statement_by_statement(source, file)
         if not diagnostics:  # never fail without saying where
-            diagnostics = [_syntax_diagnostic(failure, file, 0, source.split("\n"))]
+            diagnostics = [syntax_diagnostic(failure.error, file, 0, source.split("\n"), lark_parser)]
         return statements, diagnostics
     lines = [d.span.line for d in problems]
     return [st for st in statements if not any(st.span.line <= n <= st.span.end_line for n in lines)], problems
@@ -456,8 +389,8 @@ def _parse_statement_by_statement(source: str, file: str) -> tuple[list, list[Di
             continue
         try:
             found, problems = _parse_ast(chunk, file, offset)
-        except UnexpectedInput as err:
-            diagnostics.append(_syntax_diagnostic(err, file, offset, chunk.split("\n")))
+        except Unparsed as failure:
+            diagnostics.append(syntax_diagnostic(failure.error, file, offset, chunk.split("\n"), lark_parser))
             continue
         if problems:
             diagnostics += problems

@@ -8,46 +8,64 @@ changes the parser's state.
 """
 from __future__ import annotations
 
-from lark.exceptions import GrammarError
+from typing import NamedTuple
 
 from .transform import AstBuilder
 
 
+class Symbol(NamedTuple):
+    name: str
+    is_term: bool
+
+
+class Rule(NamedTuple):
+    """A grammar rule as the callbacks need it (Lark's Rule, or the grammar table's cache of it)."""
+
+    origin: str
+    alias: str | None
+    expand1: bool  # a `?rule`: one child is passed up as it is
+    expansion: tuple[Symbol, ...]
+
+
+class GrammarMismatch(Exception):
+    """A grammar rule the AST builder can't serve."""
+
+
 def reductions(builder: AstBuilder, rules, punctuation: frozenset[str]) -> dict:
-    """The parser's callback for each rule of its parse table (keyed by the table's own Rule objects):
-    what Lark would make of `builder` as a transformer with `keep_all_tokens`, less the `punctuation`
-    terminals in the rules that compute a span. GrammarError for a rule this can't serve."""
-    repetitions = {rule.origin.name for rule in rules if _is_repetition(rule)}
-    trailing_punctuation = {rule.origin.name for rule in rules if rule.origin.name in repetitions
+    """The parser's callback for each of its `rules` (Rule): what Lark would make of `builder` as a
+    transformer with `keep_all_tokens`, less the `punctuation` terminals in the rules that compute a
+    span. GrammarMismatch for a rule this can't serve."""
+    repetitions = {rule.origin for rule in rules if _is_repetition(rule)}
+    trailing_punctuation = {rule.origin for rule in rules if rule.origin in repetitions
                             and rule.expansion and _is_punctuation(rule.expansion[-1], punctuation)}
     return {rule: _reduction(builder, rule, punctuation, repetitions, trailing_punctuation) for rule in rules}
 
 
-def _is_repetition(rule) -> bool:
+def _is_repetition(rule: Rule) -> bool:
     """`x*`, `("," x)+`: Lark's own rules, inlined into the rule that holds them."""
-    return rule.origin.name.startswith("_")
+    return rule.origin.startswith("_")
 
 
-def _is_punctuation(symbol, punctuation: frozenset[str]) -> bool:
+def _is_punctuation(symbol: Symbol, punctuation: frozenset[str]) -> bool:
     return symbol.is_term and symbol.name in punctuation
 
 
-def _reduction(builder: AstBuilder, rule, punctuation, repetitions, trailing_punctuation):
+def _reduction(builder: AstBuilder, rule: Rule, punctuation, repetitions, trailing_punctuation):
     symbols = rule.expansion
-    name = rule.alias or rule.origin.name
+    name = rule.alias or rule.origin
     kept = [i for i, sym in enumerate(symbols) if not _is_punctuation(sym, punctuation)]
     inlined = [i for i in kept if symbols[i].name in repetitions]
     if _is_repetition(rule):
         if inlined[:1] == [0]:  # `items , x`: the list so far, extended in place (as Lark does)
             return _extension(kept[1:], inlined[1:])
         return _gatherer(kept, inlined)
-    if rule.options.expand1 and not rule.alias and len(symbols) == 1 and not inlined:
+    if rule.expand1 and not rule.alias and len(symbols) == 1 and not inlined:
         return only_child  # a `?rule` of one child is that child
     method = getattr(builder, name, None)
     if getattr(method, "passes_child", False) and len(symbols) == 1 and not inlined:
         return only_child
-    if method is None or rule.options.expand1 and not rule.alias and inlined:
-        raise GrammarError(f"rule {name}: no AstBuilder method, or a `?rule` holding a repetition")
+    if method is None or rule.expand1 and not rule.alias and inlined:
+        raise GrammarMismatch(f"rule {name}: no AstBuilder method, or a `?rule` holding a repetition")
     if not getattr(method, "spans", False):  # as Lark gives them: repetitions inlined, every token
         every = range(len(symbols))
         if not any(symbols[i].name in repetitions for i in every):
@@ -55,7 +73,7 @@ def _reduction(builder: AstBuilder, rule, punctuation, repetitions, trailing_pun
         gather = _gatherer(list(every), [i for i in every if symbols[i].name in repetitions])
         return lambda c: method(gather(c))
     if not symbols or symbols[0].name in repetitions or symbols[-1].name in trailing_punctuation:
-        raise GrammarError(f"rule {name}: its span can't be found from its first and last items")
+        raise GrammarMismatch(f"rule {name}: its span can't be found from its first and last items")
     rule_span = builder.rule_span
     if not inlined:
         return lambda c: method(rule_span(c[0], c[-1]), [c[i] for i in kept])

@@ -11,7 +11,7 @@ transformer.
 """
 from __future__ import annotations
 
-from lark import Token
+from .scanning import Token
 
 from . import ast
 from .diagnostics import Diagnostic
