@@ -57,11 +57,7 @@ def fast_converter(t):
             items = raw.split() if type(raw) is str else raw
             if len(items) != size:
                 raise ValueError
-            vec = list(map(float, items))
-            total = sum(vec)
-            if total - total != 0:  # some value is inf or nan (or the sum overflowed: the reference decides)
-                raise ValueError
-            return vec
+            return finite(list(map(float, items)))
 
         return convert_vector
 
@@ -90,6 +86,14 @@ class Spread:
     run: slice | None = None
 
 
+def finite(vec: list[float]) -> list[float]:
+    """`vec`, or ValueError when a value is inf or nan (or the sum overflows: the reference decides)."""
+    total = sum(vec)
+    if total - total != 0:
+        raise ValueError
+    return vec
+
+
 def spread_converter(jsonl: bool):
     """A quick conversion of a vector's cells read from several columns (as fast_converter): CSV cells
     are text, JSONL values numbers (a string there is the reference's to refuse)."""
@@ -98,20 +102,12 @@ def spread_converter(jsonl: bool):
         joined = "".join(raws)
         if "_" in joined or not joined.isascii():
             raise ValueError
-        vec = list(map(float, raws))
-        total = sum(vec)
-        if total - total != 0:
-            raise ValueError
-        return vec
+        return finite(list(map(float, raws)))
 
     def convert_numbers(raws):
         if str in set(map(type, raws)):
             raise ValueError
-        vec = list(map(float, raws))
-        total = sum(vec)
-        if total - total != 0:
-            raise ValueError
-        return vec
+        return finite(list(map(float, raws)))
 
     return convert_numbers if jsonl else convert_text_cells
 
