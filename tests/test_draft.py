@@ -160,3 +160,19 @@ def test_random_files_draft_a_spec_that_checks_or_are_refused(tmp_path):
             continue
         checked = check_spec(parse(result.text, str(tmp_path / "drafted.tangle")))
         assert [d.message for d in checked.errors if d.code != "E119"] == [], (path.read_text(), result.text)
+
+
+def test_draft_never_imports_tensorflow(tmp_path):
+    import subprocess
+    import sys
+
+    from support import ROOT
+
+    write_csv(tmp_path / "d.csv", ["x", "y"], [[1, 0], [2, 1], [5, 0]])
+    code = ("import sys; from tanglec.cli import cli\n"
+            "try:\n    cli.main(['draft', sys.argv[1]], standalone_mode=False)\n"
+            "finally:\n    print('HEAVY', sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "d.csv")], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "target y: int 0..1 from data" in proc.stdout and "HEAVY []" in proc.stdout
