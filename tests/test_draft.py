@@ -82,7 +82,7 @@ def test_columns_it_cant_use_are_left_out_and_said_why(tmp_path):
     text = draft("mixed.csv", cwd=tmp_path)
     assert "# Not read: Id: counts up by one from row to row: a row number." in text
     assert "# Not read: sometimes: 1 of the rows sampled leave it empty." in text
-    assert "# Not read: colour: category, 2 values: the draft reads the number columns" in text
+    assert "# Not read: colour: category, 2 values: the draft reads the number columns (an encoder" in text
     assert "input features: vector(1) from x" in text
     assert 'target target: int 0..2 from data "data"' in text  # a keyword as a column: quoted, renamed
     checks_clean(text, tmp_path)

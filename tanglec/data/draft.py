@@ -225,14 +225,14 @@ def _inputs(columns: list[Column], goal: Column) -> tuple[list[Column], dict[str
             others.append(c)
     if numbers:
         for c in others:
-            left_out[c.name] = f"{c.describe()}: the draft reads the number columns; a second encoder can read it"
+            left_out[c.name] = f"{c.describe()}: the draft reads the number columns (an encoder of its own could read it)"
         return numbers, left_out
     for kind in ("vector", "text", "category"):
         chosen = [c for c in others if _final_kind(c) == kind]
         if chosen:
             for c in others:
                 if c is not chosen[0]:
-                    left_out[c.name] = f"{c.describe()}: the draft reads one column; a second encoder can read it"
+                    left_out[c.name] = f"{c.describe()}: the draft reads one column (an encoder of its own could read it)"
             return [chosen[0]], left_out
     return [], left_out
 
