@@ -47,7 +47,9 @@ class Column:
     last: float | None = None  # the last number seen
 
     def describe(self) -> str:
-        if self.kind in ("category",) or self.kind == "int" and len(self.values) <= MAX_CATEGORIES:
+        if self.kind == "category" and len(self.values) > MAX_CATEGORIES:
+            return f"text, over {MAX_CATEGORIES} values"
+        if self.kind == "category" or self.kind == "int" and len(self.values) <= MAX_CATEGORIES:
             return f"{self.kind}, {len(self.values)} values"
         if self.kind in ("int", "float"):
             return f"{self.kind} {_number_text(self.lo)}..{_number_text(self.hi)}"
