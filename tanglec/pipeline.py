@@ -201,16 +201,16 @@ def compile_resumable(checked: Checked, examples, *, out: Path, overrides: Overr
                       on_progress: Callable | None = None, resume: bool = False, checkpoint_every: int | None = None,
                       tensorboard: Path | None = None, log: Callable[[str], None] | None = None
                       ) -> tuple[Compiled, Interruption | None]:
-    """`compile` with checkpoints beside `out` (every `checkpoint_every` steps and on Ctrl-C/SIGTERM, which
-    finish the chunk, save and stop), resumed from one with `resume`; only the chief writes. A
+    """`compile` with checkpoints beside `out` (every `checkpoint_every` steps; by default every 100 steps and
+    30 s; and on Ctrl-C/SIGTERM, which finish the chunk, save and stop), resumed from one with `resume`; only the chief writes. A
     multiworker peer that stopped is E170; the checkpoints go once the run is written."""
-    from .backend.checkpoint import DEFAULT_EVERY, Checkpointer
+    from .backend.checkpoint import DEFAULT_EVERY, DEFAULT_SECONDS, Checkpointer
     from .backend.distribute import peer_failure
     from .util.files import checkpoint_dir
 
     chief = writes_run(checked, overrides)
-    every = DEFAULT_EVERY if checkpoint_every is None else checkpoint_every
-    checkpointer = Checkpointer(checkpoint_dir(out), every=every if chief else 0, resume=resume,
+    every, seconds = (DEFAULT_EVERY, DEFAULT_SECONDS) if checkpoint_every is None else (checkpoint_every, 0.0)
+    checkpointer = Checkpointer(checkpoint_dir(out), every=every if chief else 0, seconds=seconds, resume=resume,
                                 handle_signals=chief, log=log)  # other workers only read it to resume
     with checkpointer:
         try:

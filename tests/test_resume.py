@@ -272,3 +272,23 @@ def test_checkpoint_from_other_settings_or_spec_is_refused(tmp_path):
     resumed.start(build_model(checked), obs, checked, arrays, plan_phases(checked, 100), seed=0, mux=None)
     assert resumed.position == Position(0, 2, False) and obs.steps_run == 40
 
+
+
+def test_default_checkpoints_also_wait_their_seconds_an_explicit_every_does_not(tmp_path, monkeypatch):
+    """A save (fsynced twice) took 0.1-0.3 s here: every 100 steps alone, a small model saved more than it
+    trained. By default a periodic checkpoint waits for 100 steps and 30 s; `--checkpoint-every N` is exact."""
+    from types import SimpleNamespace
+
+    from tanglec.backend.checkpoint import DEFAULT_SECONDS, Checkpointer
+
+    for seconds, expected in ((DEFAULT_SECONDS, []), (0.0, [10, 20])):
+        saved = []
+        checkpointer = Checkpointer(tmp_path, every=10, seconds=seconds, handle_signals=False)
+        checkpointer.observer = SimpleNamespace(steps_run=0, stopped_early=False)
+        checkpointer.epochs, checkpointer.phase = 5, 0
+        monkeypatch.setattr(checkpointer, "save", lambda position, c=checkpointer: (
+            saved.append(c.observer.steps_run), setattr(c, "saved_step", c.observer.steps_run)))
+        for epoch in range(2):
+            checkpointer.observer.steps_run += 10
+            checkpointer.on_epoch_end(epoch)
+        assert saved == expected

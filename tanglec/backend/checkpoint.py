@@ -32,6 +32,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -46,6 +47,9 @@ from ..util.files import atomic_file
 FORMAT = "tanglec-checkpoint/1"
 FILE = "checkpoint.npz"
 DEFAULT_EVERY = 100
+# by default a periodic checkpoint also waits this long after the last: a save (fsynced twice) took
+# 0.1-0.3 s here, so a small model checkpointed every 100 steps spent more time saving than training
+DEFAULT_SECONDS = 30.0
 
 
 def checkpoint_error(path: Path, message: str, hints=()) -> TangleError:
@@ -79,15 +83,18 @@ class Checkpointer(keras.callbacks.Callback):
     """Saves and restores training state; use as a context manager around `train(..., checkpoint=)`.
 
     `every`: steps between checkpoints (rounded up to whole chunks of `eval_every`; 0: only on a
-    signal). `resume`: restore the checkpoint in `directory` if there is one.
+    signal); `seconds`: and at least this long since the last one (or the start). `resume`: restore the
+    checkpoint in `directory` if there is one.
     """
 
-    def __init__(self, directory: Path, *, every: int = DEFAULT_EVERY, resume: bool = False,
+    def __init__(self, directory: Path, *, every: int = DEFAULT_EVERY, seconds: float = 0.0, resume: bool = False,
                  handle_signals: bool = True, log=None):
         super().__init__()
         self.log = log  # called with a line of text when resuming (the CLI prints it)
         self.directory = Path(directory)
         self.every = every
+        self.seconds = seconds
+        self.saved_at = time.monotonic()
         self.resume = resume
         self.handle_signals = handle_signals
         self.signal_received: int | None = None
@@ -175,7 +182,8 @@ class Checkpointer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None) -> None:
         obs = self.observer
         finished = obs.stopped_early or epoch + 1 >= self.epochs
-        due = self.every and (obs.steps_run - (self.saved_step or self.resumed_step or 0)) >= self.every
+        due = self.every and (obs.steps_run - (self.saved_step or self.resumed_step or 0)) >= self.every \
+            and time.monotonic() - self.saved_at >= self.seconds
         if due or self.signal_received is not None:
             self.save(Position(self.phase, epoch + 1, finished))
         if self.signal_received is not None:
@@ -206,6 +214,7 @@ class Checkpointer(keras.callbacks.Callback):
                     self.directory.rmdir()
             raise write_error(self.path, err) from None
         self.saved_step = obs.steps_run
+        self.saved_at = time.monotonic()
 
     def _restore(self, model: keras.Model, observer) -> None:
         if not self.path.is_file():

@@ -27,7 +27,8 @@ from .common import (
               help="Start from a trained run: load its weights module by module, by name.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted compile of this run from its checkpoint.")
 @click.option("--checkpoint-every", "checkpoint_every", type=click.IntRange(min=0), default=None, metavar="N",
-              help="Save a checkpoint every N steps (default 100; 0: only on Ctrl-C/SIGTERM).")
+              help="Save a checkpoint every N steps (default: every 100 steps and 30 s; 0: only on "
+                   "Ctrl-C/SIGTERM).")
 @click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default=None,
               help="tf.distribute strategy (default: the spec's `train strategy`, else default); "
                    "multiworker reads TF_CONFIG. See docs/distributed.md.")

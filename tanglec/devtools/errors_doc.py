@@ -207,7 +207,7 @@ checks that any input gets diagnostics positioned inside the file and never a tr
 limits below (E004, E005, E007, E127, E150, E151) bound what a spec can make tanglec do before any
 model exists.
 
-Interrupted compiles: `tanglec compile` saves a checkpoint every 100 steps (`--checkpoint-every N`)
+Interrupted compiles: `tanglec compile` saves a checkpoint every 100 steps and 30 s (`--checkpoint-every N`)
 beside the run (`runs/.arith.ckpt/` for `runs/arith`) and on Ctrl-C or SIGTERM, after finishing the
 current chunk of steps; it then exits 130/143 and prints the command that continues, the same one
 with `--resume`. A resumed run ends bit-identical to an uninterrupted one; a run directory is
