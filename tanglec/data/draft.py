@@ -102,7 +102,7 @@ def _sample(path: Path) -> tuple[list[Column], int]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        if err.start < len(data) - 4:  # not a character cut by the sample's end
+        if len(data) < SAMPLE_BYTES or err.start < len(data) - 4:  # not a character the sample's end cut
             line = data[:err.start].count(b"\n") + 1
             raise _error(path, f"the data file is not UTF-8 text ({err.reason} at byte {err.start})", line) from None
         text = data[:err.start].decode("utf-8-sig")
