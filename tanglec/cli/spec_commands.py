@@ -230,7 +230,10 @@ def draft(data: Path, target: str | None, out: Path | None, overwrite: bool, as_
     summary = {"ok": True, "target": result.target, "read": result.read, "left_out": result.left_out,
                "rows_sampled": result.rows}
     if out is None:
-        emit(True, {**summary, "text": result.text}) if as_json else click.echo(result.text, nl=False)
+        if as_json:
+            emit(True, {**summary, "text": result.text})
+        else:
+            click.echo(result.text, nl=False)
         return
     from ..util.files import write_atomic
 

@@ -20,7 +20,7 @@ from ..lang import ast
 from ..lang.diagnostics import Diagnostic
 from ..lang.fmt import format_source
 from ..util.files import data_file_problem
-from .rows import DataError, cell_number
+from .rows import DataError, cell_number, some_names
 
 SAMPLE_ROWS = 10_000
 SAMPLE_BYTES = 64 * 2**20  # read at most this much of the file
@@ -75,7 +75,7 @@ def draft_spec(path: Path, target: str | None = None, data_path: str | None = No
     if target is None:
         target = columns[-1].name
     elif target not in by_name:
-        raise _error(path, f"no column '{target}' in the data file", hints=[f"columns: {_some(list(by_name))}"])
+        raise _error(path, f"no column '{target}' in the data file", hints=[f"columns: {some_names(list(by_name))}"])
     goal = by_name[target]
     if _final_kind(goal) in ("text", "empty"):
         raise _error(path, f"the target column '{target}' holds {'no values' if goal.kind == 'empty' else 'text'}: "
@@ -271,7 +271,7 @@ def _wordy(c: Column) -> bool:
 
 def _header(path: Path, rows: int, goal: Column, read: list[Column], left_out: dict[str, str]) -> list[str]:
     lines = [f"# Drafted by `tanglec draft` from {path.name} ({rows:,} row{'s' * (rows != 1)} read): a start to edit.",
-             f"# Target: {goal.name} ({goal.describe()}); read: {_some([c.name for c in read])}."]
+             f"# Target: {goal.name} ({goal.describe()}); read: {some_names([c.name for c in read], 8)}."]
     for name, why in left_out.items():
         lines.append(f"# Not read: {name or '(unnamed)'}: {why}.")
     return lines + [""]
@@ -280,7 +280,7 @@ def _header(path: Path, rows: int, goal: Column, read: list[Column], left_out: d
 def _body(read: list[Column], goal: Column, data_path: str) -> list[str]:
     keywords = _keywords()
     target = _field_name(goal.name, keywords, "target")
-    target_type, out_codec, width = _target_type(goal)
+    target_type, out_codec, width = _target_type(goal, keywords)
     from_column = "" if target == goal.name else f" {_quoted(goal.name)}"
     source = read[0]
     if source.kind in ("int", "float"):
@@ -315,10 +315,9 @@ def _body(read: list[Column], goal: Column, data_path: str) -> list[str]:
             "train steps 3000 batch 32 adam 0.003 seed 0 until loss patience 20"]
 
 
-def _target_type(goal: Column) -> tuple[str, str, int]:
+def _target_type(goal: Column, keywords: set[str]) -> tuple[str, str, int]:
     """(the target's type, its decoder's codec, that codec's width)."""
     kind = _final_kind(goal)
-    keywords = _keywords()
     if kind == "vector":
         return f"vector({goal.width})", f"vector({goal.width})", goal.width
     few = len(goal.values) <= MAX_CATEGORIES
@@ -404,11 +403,6 @@ def _number_text(value: float | None) -> str:
     if value is None:
         return ""
     return str(int(value)) if value == int(value) and abs(value) < 2**53 else f"{value:.15g}"
-
-
-def _some(names: list[str], shown: int = 8) -> str:
-    extra = len(names) - shown
-    return ", ".join(names[:shown]) + (f" and {extra} more" if extra > 0 else "")
 
 
 def _error(path: Path, message: str, line: int = 1, hints=()) -> DataError:

@@ -19,7 +19,7 @@ from ..lang.diagnostics import SOURCES, Diagnostic
 from ..util.files import data_file_problem
 from .needs import FieldNeeds, target_fields
 from .row_cells import ABSENT, LINE_BREAK, NUMBER, RowCells, Spread, csv_cell_starts, fast_converter, spread_converter
-from .rows import DataError, RowProblems, column_arrays, field_sources, wanted_columns
+from .rows import DataError, RowProblems, column_arrays, field_sources, some_names, wanted_columns
 
 CHUNK_ROWS = 50_000  # rows parsed, converted and encoded at a time
 
@@ -72,16 +72,10 @@ def csv_header(path: Path, row: int, text: str, cells: list[str], wanted, option
         seen.add(name)
     missing = [c for c in wanted if c not in seen and c not in optional]
     if missing:
-        raise DataError([Diagnostic("E119", f"missing column{'s' * (len(missing) > 1)}: {_some(missing)}",
+        raise DataError([Diagnostic("E119", f"missing column{'s' * (len(missing) > 1)}: {some_names(missing)}",
                                     ast.Span(str(path), row, 1, row, len(text.split("\n")[0]) + 1),
-                                    hints=[f"the header has: {_some(header)}"])])
+                                    hints=[f"the header has: {some_names(header)}"])])
     return header
-
-
-def _some(names: list[str], shown: int = 20) -> str:
-    """Names for a message: the first `shown`, then how many more."""
-    extra = len(names) - shown
-    return ", ".join(names[:shown]) + (f" and {extra:,} more" if extra > 0 else "")
 
 
 def _without_line_break(text: str) -> str:

@@ -104,6 +104,12 @@ def wanted_columns(checked) -> dict[str, ast.FieldType | str]:
     return cols
 
 
+def some_names(names: list[str], shown: int = 20) -> str:
+    """Names for a message: the first `shown`, then how many more."""
+    extra = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {extra:,} more" if extra > 0 else "")
+
+
 def field_sources(checked, wanted) -> dict[str, list[str]]:
     """Field -> the file columns it is read from: its own name, or what `input ... from` names
     (spec/columns.py; a vector may spread over several), or a target's `from data "column"`."""
