@@ -2,8 +2,9 @@
 
 The baseline is what a person writes from the essay: the same modules (same layer sizes), `tf.where`
 multiplexers, summed losses, Adam, a `@tf.function` train step called once per step from Python over
-a tf.data iterator. tanglec trains the model it compiles from specs/arith.tangle as `tanglec compile` does: Keras `fit`,
-one call per chunk of `eval_every` steps run in one TensorFlow loop, rows gathered from index
+a tf.data iterator. tanglec trains the model it compiles from specs/arith.tangle as `tanglec compile` does:
+one call per chunk of steps run in one TensorFlow loop (`eval_every` steps while every chunk is
+evaluated, up to LONGEST_CHUNK between sparse evaluations), rows gathered from blocks of index
 batches, as one XLA program when the run is long enough to earn the compilation back
 (`tanglec.backend.mux_cost.xla_pays_off`). Everything runs in this process, on the same data and batch size,
 after a warm-up (tracing and compiling excluded); the hand-written loop runs first and last, and
@@ -40,8 +41,8 @@ from tanglec.pipeline import load  # noqa: E402
 from tanglec.backend.codegen import build_model  # noqa: E402
 from tanglec.data.examples import build_examples  # noqa: E402
 from tanglec.backend.mux_cost import XLA_MIN_STEPS  # noqa: E402
-from tanglec.backend.datasets import dataset, in_chunks, index_batches  # noqa: E402
-from tanglec.backend.train import compile_model, xla_compiles, xla_pays_off_for  # noqa: E402
+from tanglec.backend.datasets import dataset, in_blocks, index_batches  # noqa: E402
+from tanglec.backend.train import LONGEST_CHUNK, compile_model, xla_pays_off_for  # noqa: E402
 from tanglec.data.features import training_arrays  # noqa: E402
 
 BATCH = 64
@@ -103,10 +104,11 @@ def baseline_rate(steps: int) -> float:
 
 
 def tanglec_rate(steps: int, planned: int, eval_every: int | None = None, mux: str | None = None,
-                 chunked: bool = True) -> tuple[float, bool]:
+                 chunked: bool = True, longest: bool = False) -> tuple[float, bool]:
     """(steps/s, XLA on) for the seed spec as the essay has it (no alignment term, which the
-    hand-written loop lacks), trained as `tanglec.backend.train.train` does: chunks of `eval_every` steps
-    per call (`chunked`), as XLA programs when a run of `planned` steps earns the compilation back
+    hand-written loop lacks), trained as `tanglec.backend.train.train` does: a chunk of steps per call
+    (`chunked`; a block of `eval_every` steps, or LONGEST_CHUNK steps if `longest`, as between
+    sparse evaluations), as XLA programs when a run of `planned` steps earns the compilation back
     (`mux_cost.xla_pays_off`), or Keras's loop with `steps_per_execution`."""
     from tanglec.spec.checks import check_or_raise
     from tanglec.lang.parser import parse
@@ -121,14 +123,25 @@ def tanglec_rate(steps: int, planned: int, eval_every: int | None = None, mux: s
     xla = chunked and xla_pays_off_for(checked, planned)
     model = build_model(checked, mux=mux, xla=xla)
     x, y, w = training_arrays(checked, examples, examples.train_index)
-    compile_model(model, checked, chunk_arrays=(x, y, w) if chunked else None, xla=xla)
-    calls_per_chunk = 1 if chunked else per
-    ds = in_chunks(index_batches(len(x["x"]), BATCH, 0), per) if chunked else dataset(x, y, w, BATCH, 0)
-    model.fit(ds, steps_per_epoch=calls_per_chunk * 5, epochs=1, verbose=0)  # warm-up: trace and compile
-    chunks = steps // per
+    trainer = compile_model(model, checked, chunk_arrays=(x, y, w) if chunked else None, xla=xla)
+    if not chunked:
+        ds = dataset(x, y, w, BATCH, 0)
+        model.fit(ds, steps_per_epoch=per * 5, epochs=1, verbose=0)  # warm-up: trace and compile
+        start = time.perf_counter()
+        model.fit(ds, steps_per_epoch=steps // per * per, epochs=1, verbose=0)
+        return steps // per * per / (time.perf_counter() - start), False
+    blocks = in_blocks(index_batches(len(x["x"]), BATCH, 0), per)
+    take = trainer.longest if longest else 1
+
+    def chunks(n: int) -> None:
+        for _ in range(n):
+            trainer.run([next(blocks) for _ in range(take)], take * per)
+
+    chunks(5)  # warm-up: trace and compile
+    calls = max(1, steps // (take * per))
     start = time.perf_counter()
-    model.fit(ds, steps_per_epoch=chunks * calls_per_chunk, epochs=1, verbose=0)
-    return chunks * per / (time.perf_counter() - start), xla and xla_compiles(model)
+    chunks(calls)
+    return calls * take * per / (time.perf_counter() - start), trainer.xla
 
 
 def cli_compile_seconds(steps: int, folder: Path) -> tuple[float, float]:
@@ -186,7 +199,8 @@ def main() -> None:
     variants = {
         f"tanglec default, a run of {long_run} steps (auto mux: where + XLA)": {"planned": long_run},
         f"tanglec default, the spec's {spec_run} steps (auto mux: partition, no XLA)": {"planned": spec_run},
-        "tanglec, where + XLA, chunks of 50 steps (eval_every 50)": {"planned": long_run, "eval_every": 50},
+        f"tanglec, where + XLA, chunks of {LONGEST_CHUNK} steps (between sparse evaluations)":
+            {"planned": long_run, "longest": True},
         "tanglec, Keras's loop instead of chunks (steps_per_execution 10)": {"planned": spec_run, "chunked": False},
         "tanglec, Keras's loop, steps_per_execution 1": {"planned": spec_run, "chunked": False, "eval_every": 1},
     }

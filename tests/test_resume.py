@@ -290,5 +290,5 @@ def test_default_checkpoints_also_wait_their_seconds_an_explicit_every_does_not(
             saved.append(c.observer.steps_run), setattr(c, "saved_step", c.observer.steps_run)))
         for epoch in range(2):
             checkpointer.observer.steps_run += 10
-            checkpointer.on_epoch_end(epoch)
+            checkpointer.end_chunk(epoch, 10, {})
         assert saved == expected

@@ -1,4 +1,4 @@
-"""The chunked training loop (tanglec.backend.train.chunk_train_steps): a chunk of steps per call, in one
+"""The chunked training loop (tanglec.backend.train.ChunkTrainer): a chunk of steps per call, in one
 XLA program for small models, trains exactly what Keras's own loop trains on the same batches."""
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def weights_after(checked, mux: str, chunked: bool) -> tuple[list[np.ndarray], b
     import keras
 
     from tanglec.backend.codegen import build_model
-    from tanglec.backend.datasets import dataset, in_chunks, index_batches
+    from tanglec.backend.datasets import dataset, in_blocks, index_batches
     from tanglec.backend.train import compile_model, set_determinism, training_arrays, xla_compiles
 
     set_determinism(0)
@@ -29,10 +29,11 @@ def weights_after(checked, mux: str, chunked: bool) -> tuple[list[np.ndarray], b
     x, y, w = training_arrays(checked, examples, examples.train_index)
     model = build_model(checked, mux=mux, seed=0)
     per = checked.train.eval_every
-    if chunked:
-        compile_model(model, checked, chunk_arrays=(x, y, w), xla=True)
-        data = in_chunks(index_batches(len(x["x"]), checked.train.batch, 0), per)
-        model.fit(data, steps_per_epoch=1, epochs=STEPS // per, verbose=0, shuffle=False)
+    if chunked:  # one call of all three blocks (a chunk between sparse evaluations)
+        trainer = compile_model(model, checked, chunk_arrays=(x, y, w), xla=True)
+        blocks = in_blocks(index_batches(len(x["x"]), checked.train.batch, 0), per)
+        logs = trainer.run([next(blocks) for _ in range(STEPS // per)], STEPS)
+        assert np.isfinite(logs["loss"])
     else:
         compile_model(model, checked)
         model.fit(dataset(x, y, w, checked.train.batch, 0), steps_per_epoch=per, epochs=STEPS // per,
@@ -93,3 +94,57 @@ def test_xla_only_for_small_models_on_long_runs():
     assert long.xla and strategies(long.model) == {"where"} and long.steps_run == XLA_MIN_STEPS
     assert long.report["accuracy"] == 1.0
     assert not train(load(SPECS / "clock.tangle"), build_examples(load(SPECS / "clock.tangle")), steps=10).xla
+
+
+def test_a_call_trains_up_to_the_next_evaluation_and_trains_what_one_block_per_call_trains(monkeypatch):
+    """Between sparse evaluations a call takes several blocks of `eval_every` steps (up to LONGEST_CHUNK
+    steps); the evaluations fall on the same steps and the weights are the same as with a call per block."""
+    import keras
+
+    import tanglec.backend.train as train_module
+    from tanglec.backend.train import ChunkTrainer, set_determinism, train
+
+    checked = load(ARITH)
+    checked.train.until_exact, checked.train.eval_every = False, 2
+    examples = build_examples(checked)
+    calls = []
+    run = ChunkTrainer.run
+    monkeypatch.setattr(ChunkTrainer, "run", lambda self, blocks, count: (calls.append(count),
+                                                                          run(self, blocks, count))[1])
+
+    def trained(longest: int):
+        calls.clear()
+        monkeypatch.setattr(train_module, "LONGEST_CHUNK", longest)
+        set_determinism(0)
+        result = train(checked, examples, steps=400, seed=0)
+        weights = result.model.get_weights()
+        keras.backend.clear_session()
+        return result, weights, list(calls)
+
+    longest = train_module.LONGEST_CHUNK
+    per_block, reference, block_calls = trained(2)
+    chunked, weights, chunk_calls = trained(longest)
+    assert block_calls == [2] * 200 and sum(chunk_calls) == 400
+    assert len(chunk_calls) < 120 and max(chunk_calls) == 8  # 400 // (2 x 50) blocks between evaluations at most
+    assert [h["step"] for h in chunked.history] == [h["step"] for h in per_block.history]
+    assert [h["accuracy"] for h in chunked.history] == [h["accuracy"] for h in per_block.history]
+    ends = np.cumsum(chunk_calls)
+    assert set(h["step"] for h in chunked.history) <= set(ends)  # every evaluation at a call's end
+    for a, b in zip(weights, reference):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_exact_checkpoints_end_a_call_where_they_fall_due_timed_ones_do_not(tmp_path):
+    from types import SimpleNamespace
+
+    from tanglec.backend.checkpoint import Checkpointer
+
+    exact = Checkpointer(tmp_path, every=25, handle_signals=False)
+    exact.observer = SimpleNamespace(steps_run=10)
+    assert exact.blocks_before_save([10] * 20) == 2  # 25 steps rounded up to whole blocks: 30
+    exact.saved_step = 10
+    assert exact.blocks_before_save([10] * 20) == 3
+    timed = Checkpointer(tmp_path, every=25, seconds=30.0, handle_signals=False)
+    timed.observer = SimpleNamespace(steps_run=40)  # due by steps, waiting for its seconds: no limit
+    assert timed.blocks_before_save([10] * 20) == 20
+    assert Checkpointer(tmp_path, every=0, handle_signals=False).blocks_before_save([10] * 5) == 5

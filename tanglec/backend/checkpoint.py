@@ -59,7 +59,7 @@ def checkpoint_error(path: Path, message: str, hints=()) -> TangleError:
 @dataclass
 class Position:
     phase: int  # index of the phase the checkpoint was taken in
-    epochs_done: int  # epochs (chunks of eval_every steps) finished in that phase
+    epochs_done: int  # blocks of eval_every steps finished in that phase (a Keras loop's epochs)
     finished: bool  # the phase is over (its last epoch ran, or `until exact` stopped it)
 
 
@@ -79,7 +79,7 @@ def _digest(*parts) -> str:
     return h.hexdigest()
 
 
-class Checkpointer(keras.callbacks.Callback):
+class Checkpointer:
     """Saves and restores training state; use as a context manager around `train(..., checkpoint=)`.
 
     `every`: steps between checkpoints (rounded up to whole chunks of `eval_every`; 0: only on a
@@ -89,7 +89,6 @@ class Checkpointer(keras.callbacks.Callback):
 
     def __init__(self, directory: Path, *, every: int = DEFAULT_EVERY, seconds: float = 0.0, resume: bool = False,
                  handle_signals: bool = True, log=None):
-        super().__init__()
         self.log = log  # called with a line of text when resuming (the CLI prints it)
         self.directory = Path(directory)
         self.every = every
@@ -179,16 +178,33 @@ class Checkpointer(keras.callbacks.Callback):
             v.assign(a)
         return data.skip(pos.epochs_done * self.eval_every), pos.epochs_done
 
-    def on_epoch_end(self, epoch, logs=None) -> None:
+    def end_chunk(self, block: int, steps: int, logs: dict) -> None:
+        """After a chunk of training that ended with block `block` of the phase (blocks of `eval_every`
+        steps; train.train_in_chunks): save if due or on a signal."""
         obs = self.observer
-        finished = obs.stopped_early or epoch + 1 >= self.epochs
-        due = self.every and (obs.steps_run - (self.saved_step or self.resumed_step or 0)) >= self.every \
+        finished = obs.stopped_early or block + 1 >= self.epochs
+        due = self.every and self.steps_since_save() >= self.every \
             and time.monotonic() - self.saved_at >= self.seconds
         if due or self.signal_received is not None:
-            self.save(Position(self.phase, epoch + 1, finished))
+            self.save(Position(self.phase, block + 1, finished))
         if self.signal_received is not None:
             obs.interrupted = True
-            self.model.stop_training = True
+            self.model_ref.stop_training = True
+
+    def steps_since_save(self) -> int:
+        return self.observer.steps_run - (self.saved_step or self.resumed_step or 0)
+
+    def blocks_before_save(self, sizes: list[int]) -> int:
+        """How many of the next blocks (of `sizes` steps) a chunk may take and still end where a save
+        every `every` steps falls due (`every` rounded up to whole blocks); any number if never, or if
+        the save is due by steps and waits for its `seconds`."""
+        left, count = (self.every - self.steps_since_save() if self.every else 0), 0
+        if left <= 0:
+            return len(sizes)
+        while count < len(sizes) and left > 0:
+            left -= sizes[count]
+            count += 1
+        return count
 
     # -- files ------------------------------------------------------------------------------------
     @property

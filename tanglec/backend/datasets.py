@@ -22,14 +22,10 @@ def index_batches(n: int, batch: int, seed: int) -> tf.data.Dataset:
     return ds.batch(batch, drop_remainder=False)
 
 
-def in_chunks(data: tf.data.Dataset, steps: int, sizes: list[int] | None = None) -> tf.data.Dataset:
-    """Batches stacked `steps` at a time, each with the number of steps to train on it (`sizes`,
-    then `steps` for ever): one element per call of a chunked train step. The counts stay an endless
-    dataset like the batches, so Keras never restarts the pipeline at the end of a phase."""
-    counts = tf.data.Dataset.from_tensor_slices(np.asarray(sizes or [steps], np.int32)).concatenate(
-        tf.data.Dataset.from_tensors(np.int32(steps)).repeat())
-    blocks = data.batch(steps, drop_remainder=True)
-    return tf.data.Dataset.zip((blocks, counts)).prefetch(tf.data.AUTOTUNE)
+def in_blocks(data: tf.data.Dataset, steps: int):
+    """An endless iterator of [steps, batch] NumPy blocks of `data`'s batches of row indices (one
+    block per `steps` training steps; the chunked loop trains one or more per call)."""
+    return data.batch(steps, drop_remainder=True).prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
 
 
 def dataset(x, y, w, batch: int, seed: int) -> tf.data.Dataset:

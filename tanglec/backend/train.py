@@ -2,10 +2,11 @@
 
 Every decoder is trained on every example whose route reaches it and whose target is defined (a
 per-output sample weight masks the rest); the per-decoder losses are summed with the spec's weights,
-as in the seed essay. `fit` runs `eval_every` steps per epoch with `steps_per_execution`, so there is
-no per-step Python work; between epochs every route is evaluated and `until exact` stops training.
-A phase of `steps` trains exactly that many steps: its last epoch is shorter (`chunk_sizes`). A loss
-or weight that stops being finite ends training with E171 (`diverged`).
+as in the seed essay. Training runs in chunks of `eval_every` steps with no per-step Python work
+(`ChunkTrainer`, or Keras's loop with `steps_per_execution`); between chunks every route is
+evaluated and `until exact` stops training. A phase of `steps` trains exactly that many steps: its
+last chunk is shorter (`chunk_sizes`). A loss or weight that stops being finite ends training with
+E171 (`diverged`).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from ..spec.check_limits import estimate_parameters
 from ..spec.checked import Checked
 from .codegen import build_model, field_encoder, module_layers, set_teachers, training_device
 from .standardize import Standardize, fit_standardizers
-from .datasets import dataset, grouped_index_batches, in_chunks, index_batches, stream_dataset
+from .datasets import dataset, grouped_index_batches, in_blocks, index_batches, stream_dataset
 from .predict import Predictor
 from ..data.features import encode_inputs, training_arrays
 from ..data.rows import Examples
@@ -90,12 +91,12 @@ def losses_for(checked: Checked) -> dict:
 
 def compile_model(model: keras.Model, checked: Checked, lr: float | None = None,
                   optimizer: str | None = None, chunk_arrays=None, xla: bool = False,
-                  steps: int | None = None) -> None:
-    """Compile for `fit`. With `chunk_arrays` (the (x, y, w) training arrays) one train-function
-    call runs a chunk of up to `eval_every` steps on a dataset of row indices (`chunk_train_steps`),
-    as one XLA program if `xla` and the model allows it; otherwise Keras loops over (x, y, w)
-    batches with `steps_per_execution`: `eval_every`, or a divisor of it that also divides the
-    phase's `steps`, so the phase can stop on its exact last step."""
+                  steps: int | None = None) -> "ChunkTrainer | None":
+    """Compile the model for training. With `chunk_arrays` (the (x, y, w) training arrays) returns the
+    ChunkTrainer that trains it a chunk of steps per call, as one XLA program if `xla` and the model
+    allows it. Without, Keras's `fit` loops over (x, y, w) batches with `steps_per_execution`:
+    `eval_every`, or a divisor of it that also divides the phase's `steps`, so the phase can stop on
+    its exact last step."""
     cfg = checked.train
     weights = {d: cfg.weights.get(d, 1.0) for d in checked.graph.decoders}
     weights.update({a.output_name: a.weight for a in checked.composition.aligns})
@@ -104,8 +105,7 @@ def compile_model(model: keras.Model, checked: Checked, lr: float | None = None,
     rate = learning_rate(cfg, lr or cfg.lr, steps or cfg.steps)
     model.compile(optimizer=make_optimizer(optimizer or cfg.optimizer, rate), loss=losses_for(checked),
                   loss_weights=weights, steps_per_execution=per_execution, jit_compile=False)
-    if chunked:
-        chunk_train_steps(model, cfg.eval_every, chunk_arrays, xla=xla and xla_compiles(model))
+    return ChunkTrainer(model, cfg.eval_every, chunk_arrays, xla=xla and xla_compiles(model)) if chunked else None
 
 
 def xla_pays_off_for(checked: Checked, steps: int) -> bool:
@@ -128,53 +128,108 @@ def xla_compiles(model: keras.Model) -> bool:
             and model.count_params() <= XLA_MAX_PARAMETERS)
 
 
-def chunk_train_steps(model: keras.Model, steps: int, arrays, xla: bool) -> None:
-    """Make one call of the model's train step run up to `steps` of Keras's own steps in a
-    tf.while_loop (one XLA program when `xla`). A dataset element is a [steps, batch] block of row
-    indices (`index_batches`) and how many of its rows of indices to train on (`in_chunks`: fewer in
-    a phase's last chunk); the rows are gathered inside, from the training arrays held as tensors.
+LONGEST_CHUNK = 100  # steps per call at most, when no evaluation falls sooner (ChunkTrainer)
+
+
+class ChunkTrainer:
+    """Trains a chunk of steps per call: `run(blocks, count)` trains `count` steps in a tf.while_loop
+    (one XLA program when `xla`), step i on the rows of indices `blocks[i]`, gathered inside from the
+    training arrays held as tensors. A block is `every` steps' batches of indices (`eval_every`); a
+    call takes from one block, while every chunk is evaluated, up to `longest` blocks (LONGEST_CHUNK
+    steps) once evaluations are sparse (`_Observer.blocks_before_evaluation`).
 
     Why: Keras compiles a single step and loops over `steps_per_execution` outside it, paying the
     launch of every op (and of an XLA program) per step, and a tf.data pipeline that shuffles and
-    batches dicts of tensors costs about as much again; on small models these overheads are most
-    of the step. Keras also turns its own `jit_compile` off under op determinism, which training keeps on;
-    an inner XLA function is not affected. Each inner step is `keras.Model.train_step` unchanged (losses,
-    sample weights, loss trackers, optimizer), so logs and checkpoints are as with plain `fit`. The
-    optimizer's and metrics' variables are built first, from one row's shapes: built in the first trace
-    (Keras's way), they make tf.function trace the chunk twice (~5 s of CPU on a small spec here).
+    batches dicts of tensors costs about as much again; on small models these overheads are most of
+    the step. A call, with Keras's `fit` around it, cost about as much as ten of the seed spec's steps
+    here (bench/train_rate.py: chunks of 10 steps 785 steps/s, of 50 steps 1,574). Keras also turns
+    its own `jit_compile` off under op determinism, which training keeps on; an inner XLA function is
+    not affected. Each inner step is `keras.Model.train_step` unchanged (losses, sample weights, loss
+    trackers, optimizer), so losses and checkpoints are as with plain `fit`. The optimizer's and
+    metrics' variables are built first, from one row's shapes: built in the first trace (Keras's way),
+    they make tf.function trace the chunk twice (~5 s of CPU on a small spec here).
     """
-    keras_step = type(model).train_step
-    tensors = tf.nest.map_structure(tf.constant, arrays)
-    model._symbolic_build(data_batch=tf.nest.map_structure(lambda t: t[:1], tensors))  # see the docstring
 
-    def run_chunk(indices, count):
-        def body(i):
-            keras_step(model, tf.nest.map_structure(lambda t: tf.gather(t, indices[i]), tensors))
-            return i + 1
+    def __init__(self, model: keras.Model, every: int, arrays, xla: bool):
+        self.model, self.every, self.xla = model, every, xla
+        self.longest = max(1, LONGEST_CHUNK // every)
+        tensors = tf.nest.map_structure(tf.constant, arrays)
+        model._symbolic_build(data_batch=tf.nest.map_structure(lambda t: t[:1], tensors))  # see the docstring
 
-        tf.while_loop(lambda i: i < count, body, [tf.constant(0)], maximum_iterations=steps)
+        def steps(indices, count):
+            def body(i):
+                model.train_step(tf.nest.map_structure(lambda t: tf.gather(t, indices[i]), tensors))
+                return i + 1
 
-    chunk = tf.function(run_chunk, jit_compile=xla)
+            tf.while_loop(lambda i: i < count, body, [tf.constant(0)], maximum_iterations=self.longest * every)
 
-    def train_step(block):
-        chunk(*block)
-        return model.get_metrics_result()
+        inner = tf.function(steps, jit_compile=xla)
 
-    model.train_step = train_step
+        def chunk(indices, count):
+            model.reset_metrics()  # the chunk's losses are its own steps'
+            inner(indices, count)
+            return model.get_metrics_result()
+
+        self.chunk = tf.function(chunk, input_signature=[tf.TensorSpec([self.longest * every, None], tf.int64),
+                                                         tf.TensorSpec([], tf.int32)])
+
+    def run(self, blocks: list[np.ndarray], count: int) -> dict[str, float]:
+        """Train the first `count` steps of `blocks` (at most `longest` of them); the chunk's mean losses."""
+        indices = np.concatenate(blocks)
+        padding = self.longest * self.every - len(indices)
+        indices = np.pad(indices, ((0, padding), (0, 0))) if padding else indices
+        logs = self.chunk(indices, np.int32(count))
+        return {name: float(value) for name, value in logs.items()}
 
 
 def chunk_sizes(steps: int, every: int) -> list[int]:
-    """The steps of each epoch of a phase of `steps`: `every` each, the last one shorter if need be."""
+    """The steps of each chunk of a phase of `steps`: `every` each, the last one shorter if need be."""
     return [every] * (steps // every) + ([steps % every] if steps % every else [])
 
 
-class _Observer(keras.callbacks.Callback):
+class _EpochChunks(keras.callbacks.Callback):
+    """Keras's loop (tf.distribute, a streamed file): each epoch is a chunk of `eval_every` steps, its
+    batches `steps_per_execution` steps, passed to each listener's `end_chunk`; stop at the phase's last step."""
+
+    def __init__(self, listeners, sizes: list[int]):
+        super().__init__()
+        self.listeners, self.sizes, self.epoch = listeners, sizes, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch + 1 >= self.sizes[self.epoch] and self.epoch == len(self.sizes) - 1:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        for listener in self.listeners:
+            listener.end_chunk(epoch, self.sizes[epoch], logs or {})
+
+
+def train_in_chunks(trainer: ChunkTrainer, blocks, first: int, observer: "_Observer", checkpoint) -> None:
+    """The phase's blocks from `first` on, as few calls of `trainer` as its evaluations (and exact
+    checkpoints) allow; the observer and checkpointer see each call's end."""
+    sizes, block = observer.sizes, first
+    trainer.model.stop_training = False
+    while block < len(sizes) and not trainer.model.stop_training:
+        count = observer.blocks_before_evaluation(block, trainer.longest)
+        if checkpoint is not None:
+            count = min(count, checkpoint.blocks_before_save(sizes[block:]))
+        steps = sum(sizes[block:block + count])
+        logs = trainer.run([next(blocks) for _ in range(count)], steps)
+        block += count
+        for listener in [observer] + ([checkpoint] if checkpoint is not None else []):
+            listener.end_chunk(block - 1, steps, logs)
+
+
+class _Observer:
     """After each chunk of `eval_every` steps: E171 as soon as the loss is not finite; at each
     evaluation (`evaluation_due`) also a weight: evaluate every route, report, stop when exact (if
     asked)."""
 
-    def __init__(self, checked, examples, total_steps, on_progress, should_stop):
-        super().__init__()
+    def __init__(self, model, checked, examples, total_steps, on_progress, should_stop):
+        self.model = model
         self.checked, self.examples = checked, examples
         self.eval_examples = examples.take(examples.eval_index)
         self.eval_inputs = encode_inputs(checked, self.eval_examples.columns)
@@ -191,7 +246,6 @@ class _Observer(keras.callbacks.Callback):
         self.until_exact = checked.train.until_exact
         self.phase: Phase | None = None
         self.sizes: list[int] = []
-        self.epoch = 0
         self.longest_gap = max(1, total_steps // (checked.train.eval_every * EVALUATIONS_AT_LEAST))
 
     def begin_phase(self, phase: "Phase", sizes: list[int]) -> None:
@@ -210,35 +264,37 @@ class _Observer(keras.callbacks.Callback):
             self.stopped_early = True
             self.model.stop_training = True
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        """Keras's own loop runs whole epochs of `eval_every` steps: stop at the phase's last step."""
-        if batch + 1 >= self.sizes[self.epoch] and self.epoch == len(self.sizes) - 1:
-            self.model.stop_training = True
-
-    def evaluation_due(self, last_chunk: bool) -> bool:
-        """Every chunk while the accuracy moves; once it has stayed the same for n evaluations, every
-        2**n chunks, at most `longest_gap` (a run's evaluations number at least about
-        EVALUATIONS_AT_LEAST, so short runs evaluate every chunk); always at a phase's last step.
+    def evaluation_due(self, step: int, last_block: bool) -> bool:
+        """Every block of `eval_every` steps while the accuracy moves; once it has stayed the same for n
+        evaluations, every 2**n blocks, at most `longest_gap` (a run's evaluations number at least about
+        EVALUATIONS_AT_LEAST, so short runs evaluate every block); always at a phase's last step.
         Decided from the history alone, so a resumed run evaluates where the whole run would have."""
-        if last_chunk or not self.history:
+        if last_block or not self.history:
             return True
         accuracies = [h["accuracy"] for h in self.history]
         unchanged = next((n for n, (a, b) in enumerate(zip(accuracies[::-1], accuracies[-2::-1])) if a != b),
                          len(accuracies) - 1)
         gap = min(self.longest_gap, 2 ** min(unchanged, 20))
-        return self.steps_run - self.history[-1]["step"] >= gap * self.checked.train.eval_every
+        return step - self.history[-1]["step"] >= gap * self.checked.train.eval_every
 
-    def on_epoch_end(self, epoch, logs=None):
+    def blocks_before_evaluation(self, block: int, longest: int) -> int:
+        """How many blocks from `block` on up to the next evaluation (counting its block), at most `longest`."""
+        step = self.steps_run
+        for count, index in enumerate(range(block, min(block + longest, len(self.sizes))), 1):
+            step += self.sizes[index]
+            if self.evaluation_due(step, index == len(self.sizes) - 1):
+                return count
+        return longest
+
+    def end_chunk(self, block: int, steps: int, logs: dict) -> None:
+        """After a chunk of `steps` steps that ended with block `block` of the phase."""
         first = (self.history[-1]["step"] if self.history else 0) + 1
-        self.steps_run += self.sizes[epoch]
-        losses = {k[:-5]: float(v) for k, v in (logs or {}).items() if k.endswith("_loss")}
-        losses["total"] = float((logs or {}).get("loss", np.nan))
-        due = self.evaluation_due(epoch == len(self.sizes) - 1)
+        self.steps_run += steps
+        losses = {k[:-5]: float(v) for k, v in logs.items() if k.endswith("_loss")}
+        losses["total"] = float(logs.get("loss", np.nan))
+        due = self.evaluation_due(self.steps_run, block == len(self.sizes) - 1)
         if not due:  # the weights are checked at evaluations, the loss after every chunk
-            first = self.steps_run - self.sizes[epoch] + 1
+            first = self.steps_run - steps + 1
         diverged(self.checked, self.phase, self.model, losses, first, self.steps_run, weights=due)
         if due:
             self.evaluate(losses)
@@ -314,7 +370,7 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
     dist = make_strategy(strategy or cfg.strategy, devices)  # first: multiworker must start before TF runs
     set_determinism(seed)
     stream = getattr(examples, "stream", None)  # tanglec.data.stream: a large data file, read in chunks
-    # Chunks of eval_every steps per call (chunk_train_steps) on one device with data in memory;
+    # Chunks of eval_every steps per call (ChunkTrainer, train_in_chunks) on one device with data in memory;
     # under tf.distribute each replica must see its own slice of every batch, so Keras loops there.
     chunked = dist.name == DEFAULT and stream is None
     phases = plan_phases(checked, steps)
@@ -331,7 +387,7 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
     close_board = None
     if tensorboard:
         on_progress, close_board = tensorboard_hook(tensorboard, on_progress)
-    observer = _Observer(checked, examples, total, on_progress, should_stop)
+    observer = _Observer(model, checked, examples, total, on_progress, should_stop)
     if checkpoint is not None:
         checkpoint.start(model, observer, checked, (x, y, w), phases, seed=seed, mux=mux)
     started = time.perf_counter()
@@ -339,12 +395,12 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
         for index, phase in enumerate(phases):
             set_trainable(model, checked, phase.modules)
             with dist.scope():  # the optimizer's variables too
-                compile_model(model, checked, lr=phase.lr, optimizer=phase.optimizer,
-                              chunk_arrays=(x, y, w) if chunked else None, xla=xla, steps=phase.steps)
+                trainer = compile_model(model, checked, lr=phase.lr, optimizer=phase.optimizer,
+                                        chunk_arrays=(x, y, w) if chunked else None, xla=xla, steps=phase.steps)
             dist.adapt(model)
             sizes = chunk_sizes(phase.steps, cfg.eval_every)
             observer.begin_phase(phase, sizes)
-            epochs = len(sizes)
+            blocks = len(sizes)
             rows = len(next(iter(x.values())))
             if chunked and cfg.batches == "grouped":
                 keys = [x[s] for s in checked.graph.mux_selectors()] or [np.zeros(rows)]  # no selector: one route
@@ -358,14 +414,13 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
             initial = 0
             if checkpoint is not None:  # skip what the checkpoint already did (before distributing it)
                 with dist.scope():
-                    data, initial = checkpoint.enter_phase(index, data, epochs)
-            if chunked:
-                data = in_chunks(data, cfg.eval_every, sizes[initial:])
-            data = dist.prepare_dataset(data)  # phase.batch is the global batch
-            if initial < epochs:
-                model.fit(data, steps_per_epoch=1 if chunked else cfg.eval_every, epochs=epochs, initial_epoch=initial,
-                          callbacks=[observer] + ([checkpoint] if checkpoint is not None else []),
-                          verbose=0, shuffle=False)
+                    data, initial = checkpoint.enter_phase(index, data, blocks)
+            if initial < blocks and chunked:
+                train_in_chunks(trainer, in_blocks(data, cfg.eval_every), initial, observer, checkpoint)
+            elif initial < blocks:
+                ends = _EpochChunks([observer] + ([checkpoint] if checkpoint is not None else []), sizes)
+                model.fit(dist.prepare_dataset(data), steps_per_epoch=cfg.eval_every, epochs=blocks,
+                          initial_epoch=initial, callbacks=[ends], verbose=0, shuffle=False)
             if observer.interrupted:
                 break
     finally:
