@@ -186,7 +186,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--cli-steps", type=int, default=3000)
-    parser.add_argument("--cli-repeats", type=int, default=3)
+    parser.add_argument("--cli-repeats", type=int, default=5)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     long_run, spec_run = max(args.steps, XLA_MIN_STEPS), 300

@@ -10,6 +10,7 @@ import click
 
 from .. import __version__
 from ..util import strict_json
+from ..util.cache import use_xla_cache
 from ..lang.diagnostics import TangleError, printable, render_all
 
 
@@ -21,6 +22,7 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "tensorflow" in sys.modules:
         return
+    use_xla_cache()
     sys.stderr.flush()
     saved = os.dup(2)
     try:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from .. import pipeline
 from ..lang.diagnostics import Diagnostic, TangleError
 from ..spec.checks import Checked
+from ..util.cache import use_xla_cache
 from .session import Session, TrainControl
 
 
@@ -29,6 +30,7 @@ def build_examples(checked: Checked) -> tuple[Any, list[Diagnostic]]:
 def import_tensorflow() -> str | None:
     """Import TensorFlow, Keras and the stages that use them; returns why that failed, or None."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    use_xla_cache()
     try:
         import keras  # noqa: F401
         import tensorflow  # noqa: F401

@@ -8,8 +8,12 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 import tempfile
+import time
 from pathlib import Path
+
+XLA_CACHE_BYTES = 256 * 2**20  # compiled XLA programs kept, the oldest dropped first (~1.5 MB for the seed spec)
 
 
 def user_cache_dir() -> Path | None:
@@ -59,3 +63,43 @@ def write_record(name: str, value: dict) -> bool:
         except OSError:
             pass
         return False
+
+
+def use_xla_cache() -> None:
+    """Keep the XLA programs that training compiles in ``<cache>/xla`` (TensorFlow's persistent
+    compilation cache), so a run of a spec compiled before loads its program instead of compiling it:
+    ~5 s of a 3,000-step `tanglec compile` of the seed spec here. TensorFlow reads the flag when it is
+    imported: call this before that; it does nothing once TensorFlow is imported, when the user's
+    TF_XLA_FLAGS name a cache of their own, or when no cache folder can be had. TensorFlow writes
+    each entry to a temporary file and renames it, and keys it by the program, so a changed spec
+    compiles anew; the folder is trimmed to XLA_CACHE_BYTES here."""
+    flags = os.environ.get("TF_XLA_FLAGS", "")
+    if "tensorflow" in sys.modules or "persistent_cache_directory" in flags:
+        return
+    base = user_cache_dir()
+    if base is None:
+        return
+    folder = base / "xla"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        _trim(folder)
+    except OSError:
+        return
+    os.environ["TF_XLA_FLAGS"] = f"{flags} --tf_xla_persistent_cache_directory={folder}".strip()
+
+
+def _trim(folder: Path) -> None:
+    """Drop the oldest entries past XLA_CACHE_BYTES, and temporary files an interrupted write left (an hour old)."""
+    entries, now = [], time.time()
+    for path in folder.iterdir():
+        info = path.stat()
+        if path.name.endswith(".tmp") and now - info.st_mtime > 3600:
+            path.unlink(missing_ok=True)
+        elif path.name.startswith("xla_compile_cache__") and path.name.endswith(".pb"):
+            entries.append((info.st_mtime, info.st_size, path))
+    kept = sum(size for _, size, _ in entries)
+    for _, size, path in sorted(entries):
+        if kept <= XLA_CACHE_BYTES:
+            break
+        path.unlink(missing_ok=True)
+        kept -= size
