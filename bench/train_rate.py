@@ -42,7 +42,8 @@ from tanglec.backend.codegen import build_model  # noqa: E402
 from tanglec.data.examples import build_examples  # noqa: E402
 from tanglec.backend.mux_cost import XLA_MIN_STEPS  # noqa: E402
 from tanglec.backend.datasets import dataset, in_blocks, index_batches  # noqa: E402
-from tanglec.backend.train import LONGEST_CHUNK, compile_model, xla_pays_off_for  # noqa: E402
+from tanglec.backend.chunks import LONGEST_CHUNK  # noqa: E402
+from tanglec.backend.train import compile_model, xla_pays_off_for  # noqa: E402
 from tanglec.data.features import training_arrays  # noqa: E402
 
 BATCH = 64

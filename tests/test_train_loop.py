@@ -1,4 +1,4 @@
-"""The chunked training loop (tanglec.backend.train.ChunkTrainer): a chunk of steps per call, in one
+"""The chunked training loop (tanglec.backend.chunks.ChunkTrainer): a chunk of steps per call, in one
 XLA program for small models, trains exactly what Keras's own loop trains on the same batches."""
 from __future__ import annotations
 
@@ -101,8 +101,9 @@ def test_a_call_trains_up_to_the_next_evaluation_and_trains_what_one_block_per_c
     steps); the evaluations fall on the same steps and the weights are the same as with a call per block."""
     import keras
 
-    import tanglec.backend.train as train_module
-    from tanglec.backend.train import ChunkTrainer, set_determinism, train
+    import tanglec.backend.chunks as chunks_module
+    from tanglec.backend.chunks import ChunkTrainer
+    from tanglec.backend.train import set_determinism, train
 
     checked = load(ARITH)
     checked.train.until_exact, checked.train.eval_every = False, 2
@@ -114,14 +115,14 @@ def test_a_call_trains_up_to_the_next_evaluation_and_trains_what_one_block_per_c
 
     def trained(longest: int):
         calls.clear()
-        monkeypatch.setattr(train_module, "LONGEST_CHUNK", longest)
+        monkeypatch.setattr(chunks_module, "LONGEST_CHUNK", longest)
         set_determinism(0)
         result = train(checked, examples, steps=400, seed=0)
         weights = result.model.get_weights()
         keras.backend.clear_session()
         return result, weights, list(calls)
 
-    longest = train_module.LONGEST_CHUNK
+    longest = chunks_module.LONGEST_CHUNK
     per_block, reference, block_calls = trained(2)
     chunked, weights, chunk_calls = trained(longest)
     assert block_calls == [2] * 200 and sum(chunk_calls) == 400

@@ -180,7 +180,7 @@ class Checkpointer:
 
     def end_chunk(self, block: int, steps: int, logs: dict) -> None:
         """After a chunk of training that ended with block `block` of the phase (blocks of `eval_every`
-        steps; train.train_in_chunks): save if due or on a signal."""
+        steps; chunks.train_in_chunks): save if due or on a signal."""
         obs = self.observer
         finished = obs.stopped_early or block + 1 >= self.epochs
         due = self.every and self.steps_since_save() >= self.every \

@@ -15,7 +15,7 @@ _CPU_STACK_BRANCHES = range(8, 33)  # where stacked won or tied on CPU (choose_s
 _GPU_WHERE_MAX_WASTED_FLOPS = 1e8  # GPU: NOT calibrated (no GPU was available), an estimate
 _XLA_WHERE_MAX_WASTED_FLOPS = 1e7  # CPU + XLA: ~1 ms of wasted compute at most; seed spec: 7e5
 
-# XLA (CPU): a small model's chunk of steps runs as one XLA program (tanglec.backend.train.ChunkTrainer)
+# XLA (CPU): a small model's chunk of steps runs as one XLA program (tanglec.backend.chunks.ChunkTrainer)
 # when the run is long enough to earn back the compilation. Per-op overhead is what XLA removes,
 # and it dominates only small models: on the seed spec (15k parameters, 2 cores) a step took
 # ~0.3-0.4 ms as where + XLA against ~0.8 ms as partition without XLA, in the same chunked loop,
@@ -66,7 +66,7 @@ def choose_strategy(
     (2 x multiply-adds; a Dense(a -> b) layer is 2ab). ``device`` is ``"CPU"``
     or ``"GPU"`` (``"/device:GPU:0"`` style names are accepted). ``xla``: training
     will run the model as one XLA program (``xla_pays_off``: a small model and a
-    long run; ``tanglec.backend.train.ChunkTrainer``).
+    long run; ``tanglec.backend.chunks.ChunkTrainer``).
 
     Small models under XLA (CPU): ``where`` when its wasted work
     ``(n - 1) * B * f`` is at most ``_XLA_WHERE_MAX_WASTED_FLOPS``. XLA fuses

@@ -24,6 +24,7 @@ from ..spec.check_limits import estimate_parameters
 from ..spec.checked import Checked
 from .codegen import build_model, field_encoder, module_layers, set_teachers, training_device
 from .standardize import Standardize, fit_standardizers
+from .chunks import ChunkTrainer, EpochChunks, chunk_sizes, train_in_chunks
 from .datasets import dataset, grouped_index_batches, in_blocks, index_batches, stream_dataset
 from .predict import Predictor
 from ..data.features import encode_inputs, training_arrays
@@ -126,101 +127,6 @@ def xla_compiles(model: keras.Model) -> bool:
     strategies = {layer.strategy for layer in model._flatten_layers() if isinstance(layer, Multiplexer)}
     return (not augments(model) and not has_text_input(model) and strategies <= XLA_STRATEGIES
             and model.count_params() <= XLA_MAX_PARAMETERS)
-
-
-LONGEST_CHUNK = 100  # steps per call at most, when no evaluation falls sooner (ChunkTrainer)
-
-
-class ChunkTrainer:
-    """Trains a chunk of steps per call: `run(blocks, count)` trains `count` steps in a tf.while_loop
-    (one XLA program when `xla`), step i on the rows of indices `blocks[i]`, gathered inside from the
-    training arrays held as tensors. A block is `every` steps' batches of indices (`eval_every`); a
-    call takes from one block, while every chunk is evaluated, up to `longest` blocks (LONGEST_CHUNK
-    steps) once evaluations are sparse (`_Observer.blocks_before_evaluation`).
-
-    Why: Keras compiles a single step and loops over `steps_per_execution` outside it, paying the
-    launch of every op (and of an XLA program) per step, and a tf.data pipeline that shuffles and
-    batches dicts of tensors costs about as much again; on small models these overheads are most of
-    the step. A call, with Keras's `fit` around it, cost about as much as ten of the seed spec's steps
-    here (bench/train_rate.py: chunks of 10 steps 785 steps/s, of 50 steps 1,574). Keras also turns
-    its own `jit_compile` off under op determinism, which training keeps on; an inner XLA function is
-    not affected. Each inner step is `keras.Model.train_step` unchanged (losses, sample weights, loss
-    trackers, optimizer), so losses and checkpoints are as with plain `fit`. The optimizer's and
-    metrics' variables are built first, from one row's shapes: built in the first trace (Keras's way),
-    they make tf.function trace the chunk twice (~5 s of CPU on a small spec here).
-    """
-
-    def __init__(self, model: keras.Model, every: int, arrays, xla: bool):
-        self.model, self.every, self.xla = model, every, xla
-        self.longest = max(1, LONGEST_CHUNK // every)
-        tensors = tf.nest.map_structure(tf.constant, arrays)
-        model._symbolic_build(data_batch=tf.nest.map_structure(lambda t: t[:1], tensors))  # see the docstring
-
-        def steps(indices, count):
-            def body(i):
-                model.train_step(tf.nest.map_structure(lambda t: tf.gather(t, indices[i]), tensors))
-                return i + 1
-
-            tf.while_loop(lambda i: i < count, body, [tf.constant(0)], maximum_iterations=self.longest * every)
-
-        inner = tf.function(steps, jit_compile=xla)
-
-        def chunk(indices, count):
-            model.reset_metrics()  # the chunk's losses are its own steps'
-            inner(indices, count)
-            return model.get_metrics_result()
-
-        self.chunk = tf.function(chunk, input_signature=[tf.TensorSpec([self.longest * every, None], tf.int64),
-                                                         tf.TensorSpec([], tf.int32)])
-
-    def run(self, blocks: list[np.ndarray], count: int) -> dict[str, float]:
-        """Train the first `count` steps of `blocks` (at most `longest` of them); the chunk's mean losses."""
-        indices = np.concatenate(blocks)
-        padding = self.longest * self.every - len(indices)
-        indices = np.pad(indices, ((0, padding), (0, 0))) if padding else indices
-        logs = self.chunk(indices, np.int32(count))
-        return {name: float(value) for name, value in logs.items()}
-
-
-def chunk_sizes(steps: int, every: int) -> list[int]:
-    """The steps of each chunk of a phase of `steps`: `every` each, the last one shorter if need be."""
-    return [every] * (steps // every) + ([steps % every] if steps % every else [])
-
-
-class _EpochChunks(keras.callbacks.Callback):
-    """Keras's loop (tf.distribute, a streamed file): each epoch is a chunk of `eval_every` steps, its
-    batches `steps_per_execution` steps, passed to each listener's `end_chunk`; stop at the phase's last step."""
-
-    def __init__(self, listeners, sizes: list[int]):
-        super().__init__()
-        self.listeners, self.sizes, self.epoch = listeners, sizes, 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if batch + 1 >= self.sizes[self.epoch] and self.epoch == len(self.sizes) - 1:
-            self.model.stop_training = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        for listener in self.listeners:
-            listener.end_chunk(epoch, self.sizes[epoch], logs or {})
-
-
-def train_in_chunks(trainer: ChunkTrainer, blocks, first: int, observer: "_Observer", checkpoint) -> None:
-    """The phase's blocks from `first` on, as few calls of `trainer` as its evaluations (and exact
-    checkpoints) allow; the observer and checkpointer see each call's end."""
-    sizes, block = observer.sizes, first
-    trainer.model.stop_training = False
-    while block < len(sizes) and not trainer.model.stop_training:
-        count = observer.blocks_before_evaluation(block, trainer.longest)
-        if checkpoint is not None:
-            count = min(count, checkpoint.blocks_before_save(sizes[block:]))
-        steps = sum(sizes[block:block + count])
-        logs = trainer.run([next(blocks) for _ in range(count)], steps)
-        block += count
-        for listener in [observer] + ([checkpoint] if checkpoint is not None else []):
-            listener.end_chunk(block - 1, steps, logs)
 
 
 class _Observer:
@@ -418,7 +324,7 @@ def train(checked: Checked, examples: Examples, *, steps: int | None = None, see
             if initial < blocks and chunked:
                 train_in_chunks(trainer, in_blocks(data, cfg.eval_every), initial, observer, checkpoint)
             elif initial < blocks:
-                ends = _EpochChunks([observer] + ([checkpoint] if checkpoint is not None else []), sizes)
+                ends = EpochChunks([observer] + ([checkpoint] if checkpoint is not None else []), sizes)
                 model.fit(dist.prepare_dataset(data), steps_per_epoch=cfg.eval_every, epochs=blocks,
                           initial_epoch=initial, callbacks=[ends], verbose=0, shuffle=False)
             if observer.interrupted:
