@@ -130,9 +130,9 @@ def xla_compiles(model: keras.Model) -> bool:
 
 
 class _Observer:
-    """After each chunk of `eval_every` steps: E171 as soon as the loss is not finite; at each
-    evaluation (`evaluation_due`) also a weight: evaluate every route, report, stop when exact (if
-    asked)."""
+    """After each chunk of steps (chunks.py): E171 as soon as the loss is not finite; at each
+    evaluation (`evaluation_due`, counted in blocks of `eval_every` steps) also a weight: evaluate
+    every route, report, stop when exact (if asked)."""
 
     def __init__(self, model, checked, examples, total_steps, on_progress, should_stop):
         self.model = model
