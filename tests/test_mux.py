@@ -551,6 +551,7 @@ def test_fused_adam_is_keras_adam():
     step = tf.function(lambda gs: opt.apply(gs, variables))
     ops = [op.type for op in step.get_concrete_function([tf.constant(g) for g in grads[0]]).graph.get_operations()]
     assert ops.count("ResourceApplyAdam") == len(variables) and "Sqrt" not in ops
+    assert ops.count("Pow") == 2  # the step's beta powers, built once for all the variables
 
 
 @pytest.mark.slow

@@ -218,21 +218,41 @@ class FusedAdam(keras.optimizers.Adam):
     updates) and the same optimizer variables, so checkpoints are interchangeable; variables the
     kernel cannot take (sparse gradients, amsgrad, distributed variables) use Keras's update."""
 
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        self._step_scalars = {}  # dtype -> this step's scalars, shared by all its variables' updates
+        try:
+            super()._backend_update_step(grads, trainable_variables, learning_rate)
+        finally:
+            self._step_scalars = None
+
+    def _scalars(self, dtype, learning_rate) -> dict:
+        """Step, lr, betas, their powers and epsilon as `dtype` tensors, built once per step: with
+        many variables (one per branch and layer) the per-variable copies were most of the update's ops."""
+        shared = getattr(self, "_step_scalars", None)
+        if shared is not None and dtype in shared:
+            return shared[dtype]
+        step = tf.cast(self.iterations + 1, dtype)
+        beta1, beta2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        scalars = {"step": step, "lr": tf.cast(learning_rate, dtype), "beta1": beta1, "beta2": beta2,
+                   "beta1_power": tf.pow(beta1, step), "beta2_power": tf.pow(beta2, step),
+                   "epsilon": tf.cast(self.epsilon, dtype)}
+        if shared is not None:
+            shared[dtype] = scalars
+        return scalars
+
     def update_step(self, gradient, variable, learning_rate):
         target = variable.value if isinstance(variable, keras.Variable) else variable
         if self.amsgrad or not hasattr(target, "handle") or type(target).__name__ != "ResourceVariable":
             return super().update_step(gradient, variable, learning_rate)
         index = self._get_variable_index(variable)
         dtype = target.dtype
-        step = tf.cast(self.iterations + 1, dtype)
+        scalars = self._scalars(dtype, learning_rate)
         if isinstance(gradient, tf.IndexedSlices):
-            return self._lazy_update(gradient, target, index, step, tf.cast(learning_rate, dtype))
+            return self._lazy_update(gradient, target, index, scalars["step"], scalars["lr"])
         tf.raw_ops.ResourceApplyAdam(
             var=target.handle, m=self._momentums[index].value.handle, v=self._velocities[index].value.handle,
-            beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step),
-            beta2_power=tf.pow(tf.cast(self.beta_2, dtype), step),
-            lr=tf.cast(learning_rate, dtype), beta1=tf.cast(self.beta_1, dtype),
-            beta2=tf.cast(self.beta_2, dtype), epsilon=tf.cast(self.epsilon, dtype),
+            beta1_power=scalars["beta1_power"], beta2_power=scalars["beta2_power"], lr=scalars["lr"],
+            beta1=scalars["beta1"], beta2=scalars["beta2"], epsilon=scalars["epsilon"],
             grad=tf.cast(gradient, dtype), use_locking=False)
 
     def _lazy_update(self, gradient, target, index, step, learning_rate):
