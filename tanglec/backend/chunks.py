@@ -21,8 +21,9 @@ class ChunkTrainer:
     Why: Keras compiles a single step and loops over `steps_per_execution` outside it, paying the
     launch of every op (and of an XLA program) per step, and a tf.data pipeline that shuffles and
     batches dicts of tensors costs about as much again; on small models these overheads are most of
-    the step. A call, with Keras's `fit` around it, cost about as much as ten of the seed spec's steps
-    here (bench/train_rate.py: chunks of 10 steps 785 steps/s, of 50 steps 1,574). Keras also turns
+    the step. A call costs ~4 ms beside its steps on the seed spec here (bench/train_rate.py: a call per
+    10 steps 1,550 steps/s, per 100 steps 3,596), and a Keras epoch around each call cost as much again:
+    hence calls as long as the evaluations allow, made here rather than by `fit`. Keras also turns
     its own `jit_compile` off under op determinism, which training keeps on; an inner XLA function is
     not affected. Each inner step is `keras.Model.train_step` unchanged (losses, sample weights, loss
     trackers, optimizer), so losses and checkpoints are as with plain `fit`. The optimizer's and
