@@ -149,3 +149,27 @@ def test_exact_checkpoints_end_a_call_where_they_fall_due_timed_ones_do_not(tmp_
     timed.observer = SimpleNamespace(steps_run=40)  # due by steps, waiting for its seconds: no limit
     assert timed.blocks_before_save([10] * 20) == 20
     assert Checkpointer(tmp_path, every=0, handle_signals=False).blocks_before_save([10] * 5) == 5
+
+
+def test_a_large_model_keeps_a_call_per_block():
+    """Past LONG_CHUNKS_MAX_PARAMETERS weights a step costs enough that a call's overhead doesn't matter, and a
+    stop should wait for no more than `eval_every` of its steps."""
+    import keras
+
+    from tanglec.backend.chunks import LONG_CHUNKS_MAX_PARAMETERS, ChunkTrainer
+    from tanglec.backend.codegen import build_model
+    from tanglec.backend.train import compile_model, training_arrays
+
+    checked = load(ARITH)
+    examples = build_examples(checked)
+    arrays = training_arrays(checked, examples, examples.train_index)
+    small = compile_model(build_model(checked), checked, chunk_arrays=arrays)
+    assert small.longest == 10
+    wide = check_or_raise(parse(ARITH.read_text().replace("dense 64 relu, dense 64 relu",
+                                                          "dense 512 relu, dense 512 relu"), str(ARITH)))
+    model = build_model(wide)
+    assert model.count_params() > LONG_CHUNKS_MAX_PARAMETERS
+    large = compile_model(model, wide, chunk_arrays=training_arrays(wide, build_examples(wide),
+                                                                    build_examples(wide).train_index))
+    assert isinstance(large, ChunkTrainer) and large.longest == 1
+    keras.backend.clear_session()

@@ -9,6 +9,9 @@ import tensorflow as tf
 
 
 LONGEST_CHUNK = 100  # steps per call at most, when no evaluation falls sooner (ChunkTrainer)
+# A larger model's step costs enough that a call's own ~4 ms doesn't matter: it keeps a call per block
+# of `eval_every` steps, so a stop (Ctrl-C, the TUI) waits for at most that many of its steps.
+LONG_CHUNKS_MAX_PARAMETERS = 200_000
 
 
 class ChunkTrainer:
@@ -16,7 +19,8 @@ class ChunkTrainer:
     (one XLA program when `xla`), step i on the rows of indices `blocks[i]`, gathered inside from the
     training arrays held as tensors. A block is `every` steps' batches of indices (`eval_every`); a
     call takes from one block, while every chunk is evaluated, up to `longest` blocks (LONGEST_CHUNK
-    steps) once evaluations are sparse (`_Observer.blocks_before_evaluation`).
+    steps) once evaluations are sparse (`_Observer.blocks_before_evaluation`); one block for a model of
+    more than LONG_CHUNKS_MAX_PARAMETERS weights.
 
     Why: Keras compiles a single step and loops over `steps_per_execution` outside it, paying the
     launch of every op (and of an XLA program) per step, and a tf.data pipeline that shuffles and
@@ -33,7 +37,8 @@ class ChunkTrainer:
 
     def __init__(self, model: keras.Model, every: int, arrays, xla: bool):
         self.model, self.every, self.xla = model, every, xla
-        self.longest = max(1, LONGEST_CHUNK // every)
+        small = model.count_params() <= LONG_CHUNKS_MAX_PARAMETERS
+        self.longest = max(1, LONGEST_CHUNK // every) if small else 1
         tensors = tf.nest.map_structure(tf.constant, arrays)
         model._symbolic_build(data_batch=tf.nest.map_structure(lambda t: t[:1], tensors))  # see the docstring
 
