@@ -169,7 +169,7 @@ def test_a_large_model_keeps_a_call_per_block():
                                                           "dense 512 relu, dense 512 relu"), str(ARITH)))
     model = build_model(wide)
     assert model.count_params() > LONG_CHUNKS_MAX_PARAMETERS
-    large = compile_model(model, wide, chunk_arrays=training_arrays(wide, build_examples(wide),
-                                                                    build_examples(wide).train_index))
+    wide_examples = build_examples(wide)
+    large = compile_model(model, wide, chunk_arrays=training_arrays(wide, wide_examples, wide_examples.train_index))
     assert isinstance(large, ChunkTrainer) and large.longest == 1
     keras.backend.clear_session()
