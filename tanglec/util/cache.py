@@ -92,7 +92,10 @@ def _trim(folder: Path) -> None:
     """Drop the oldest entries past XLA_CACHE_BYTES, and temporary files an interrupted write left (an hour old)."""
     entries, now = [], time.time()
     for path in folder.iterdir():
-        info = path.stat()
+        try:
+            info = path.stat()
+        except FileNotFoundError:  # another process trimmed it, or TensorFlow renamed its temporary file
+            continue
         if path.name.endswith(".tmp") and now - info.st_mtime > 3600:
             path.unlink(missing_ok=True)
         elif path.name.startswith("xla_compile_cache__") and path.name.endswith(".pb"):
