@@ -57,6 +57,27 @@ def test_pick_is_measured_once_then_read_from_the_users_cache(cache_home, monkey
         measured_strategy(mux_branches, ["partition", "gather", "stacked"], 32, "adam", grouped=False)
 
 
+def test_a_pick_is_not_reused_under_other_kernels_or_another_cpu(cache_home, monkeypatch):
+    """Two VMs of one CPU name ranked the strategies differently: one ran oneDNN's kernels (AVX-512)."""
+    mux_branches = branches(3)
+    key = mux_timing._cache_key(mux_branches, mux_timing._branch_shapes(mux_branches), ["partition"], 16, "adam", False)
+    flipped = not mux_timing.onednn_enabled()
+    monkeypatch.setattr(mux_timing, "onednn_enabled", lambda: flipped)
+    other_kernels = mux_timing._cache_key(mux_branches, mux_timing._branch_shapes(mux_branches), ["partition"], 16,
+                                          "adam", False)
+    monkeypatch.undo()
+    monkeypatch.setattr(mux_timing, "cpu_features", lambda: "another instruction set")
+    other_cpu = mux_timing._cache_key(mux_branches, mux_timing._branch_shapes(mux_branches), ["partition"], 16,
+                                      "adam", False)
+    assert len({key, other_kernels, other_cpu}) == 3
+
+
+def test_cpu_features_digest_is_stable():
+    assert mux_timing.cpu_features() == mux_timing.cpu_features()
+    if os.path.exists("/proc/cpuinfo"):
+        assert len(mux_timing.cpu_features()) == 16
+
+
 def test_rates_side_by_side_and_branch_variables_put_back(cache_home):
     mux_branches = branches(2, dropout=True)
     before = [[np.array(v.numpy()) for v in b.variables] for b in mux_branches]

@@ -26,6 +26,7 @@ import tensorflow as tf
 from ..util.cache import read_record, write_record
 from .mux import STRATEGIES, Multiplexer
 from .optimizers import make_optimizer
+from .stacked import onednn_enabled
 
 MEASURE_MIN_PARAMETERS = 100_000  # branches' weights together; below, a step is too cheap for the choice to matter
 CACHE_FILE = "mux-strategies.json"
@@ -136,14 +137,16 @@ def _branch_shapes(branches) -> list[tuple[int, int]] | None:
 
 
 def _cache_key(branches, shapes, candidates, batch_size, optimizer, grouped) -> str:
-    """What the ranking depends on: the machine, TensorFlow and its threads, the branches'
-    architecture (not their weights) and the run's batch, routing and optimizer."""
+    """What the ranking depends on: the machine, TensorFlow's kernels and threads, the branches'
+    architecture (not their weights) and the run's batch, routing and optimizer. Two VMs both named
+    "AMD EPYC" ranked the strategies differently: one had AVX-512, so TensorFlow ran oneDNN's kernels
+    there by default; hence the CPU's instruction sets and the kernels in use, not the name alone."""
     architecture = [[shape, [[type(layer).__name__, _layer_signature(layer)] for layer in branch.layers]]
                     for branch, shape in zip(branches, shapes)]
     key = {
-        "machine": [platform.machine(), cpu_model(), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                    else os.cpu_count()],
-        "software": [tf.__version__, keras.__version__, os.environ.get("TF_ENABLE_ONEDNN_OPTS", ""),
+        "machine": [platform.machine(), cpu_model(), cpu_features(),
+                    len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()],
+        "software": [tf.__version__, keras.__version__, onednn_enabled(),
                      tf.config.threading.get_intra_op_parallelism_threads(),
                      tf.config.threading.get_inter_op_parallelism_threads()],
         "branches": architecture, "shared": len({id(b) for b in branches}),
@@ -156,6 +159,16 @@ def _layer_signature(layer) -> str:
     config = {k: v for k, v in layer.get_config().items() if k not in ("name", "seed", "kernel_initializer",
                                                                         "bias_initializer")}
     return json.dumps(config, sort_keys=True, default=str)
+
+
+def cpu_features() -> str:
+    """A digest of the CPU's feature flags (instruction sets), "" where /proc/cpuinfo has none."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = next((line.split(":", 1)[1] for line in info if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        return ""
+    return hashlib.sha256(" ".join(sorted(flags.split())).encode()).hexdigest()[:16] if flags else ""
 
 
 def cpu_model() -> str:
