@@ -278,6 +278,14 @@ def test_training_progress_repaints_the_train_view_once_per_batch_with_every_poi
 
 
 
+def start_then_pause(app) -> None:
+    """`s` then `p` as a person types them, back to back. Pilot's `press` waits after each key until the
+    process is idle, up to a second or two: on a fast machine the seed spec's whole training (~1.5 s
+    there) ran inside that wait, so `p` came after the end and nothing paused."""
+    app.simulate_key("s")
+    app.simulate_key("p")
+
+
 @pytest.mark.slow
 def test_training_from_the_ui_reaches_compile_accuracy_and_stops_safely(in_tmp, arith_run):
     run_dir = in_tmp / "runs" / "arith"
@@ -289,7 +297,7 @@ def test_training_from_the_ui_reaches_compile_accuracy_and_stops_safely(in_tmp, 
             await pilot.press("2")
             await pilot.pause()
             # start, pause at the first evaluation (nothing runs while paused), resume: it finishes
-            await pilot.press("s", "p")
+            start_then_pause(app)
             await wait_for(pilot, lambda: app.train_state == "paused", 300, "the pause")
             step = app.history[-1]["step"]
             await pilot.pause(0.5)
@@ -324,7 +332,7 @@ def test_training_from_the_ui_reaches_compile_accuracy_and_stops_safely(in_tmp, 
 
             # and again, paused then stopped mid-way: the last good run stays exactly as it was
             files = {p.name: p.read_bytes() for p in run_dir.iterdir()}
-            await pilot.press("s", "p")
+            start_then_pause(app)
             await wait_for(pilot, lambda: app.train_state == "paused", 300, "the pause")
             await pilot.press("x")
             await wait_for(pilot, lambda: app.train_state == "stopped", 120, "the stop")
