@@ -51,7 +51,8 @@ def op_times(logdir: str) -> dict[tuple[str, str], float]:
                 if ":" not in name or name.startswith(("__inference", "KernelAndDeviceFunc", "ExecutorState")):
                     continue
                 op_name, op_type = name.rsplit(":", 1)
-                if op_type in CONTAINERS or not op_type.lstrip("_")[:1].isupper():  # oneDNN kernels are `_Mkl...`
+                kernel = op_type[:1].isupper() or op_type.startswith(("_Mkl", "_Fused"))  # oneDNN's are `_Mkl...`
+                if op_type in CONTAINERS or not kernel:
                     continue
                 totals[(op_name, op_type)] += event.duration_ps / 1e6
     return totals
