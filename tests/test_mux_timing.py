@@ -60,16 +60,19 @@ def test_pick_is_measured_once_then_read_from_the_users_cache(cache_home, monkey
 def test_a_pick_is_not_reused_under_other_kernels_or_another_cpu(cache_home, monkeypatch):
     """Two VMs of one CPU name ranked the strategies differently: one ran oneDNN's kernels (AVX-512)."""
     mux_branches = branches(3)
-    key = mux_timing._cache_key(mux_branches, mux_timing._branch_shapes(mux_branches), ["partition"], 16, "adam", False)
+
+    def key():
+        return mux_timing._cache_key(mux_branches, mux_timing._branch_shapes(mux_branches), ["partition"], 16,
+                                     "adam", False)
+
+    here = key()
     flipped = not mux_timing.onednn_enabled()
     monkeypatch.setattr(mux_timing, "onednn_enabled", lambda: flipped)
-    other_kernels = mux_timing._cache_key(mux_branches, mux_timing._branch_shapes(mux_branches), ["partition"], 16,
-                                          "adam", False)
+    other_kernels = key()
     monkeypatch.undo()
     monkeypatch.setattr(mux_timing, "cpu_features", lambda: "another instruction set")
-    other_cpu = mux_timing._cache_key(mux_branches, mux_timing._branch_shapes(mux_branches), ["partition"], 16,
-                                      "adam", False)
-    assert len({key, other_kernels, other_cpu}) == 3
+    other_cpu = key()
+    assert len({here, other_kernels, other_cpu}) == 3
 
 
 def test_cpu_features_digest_is_stable():
