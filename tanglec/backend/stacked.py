@@ -8,15 +8,16 @@ How a layer runs depends on TensorFlow's CPU kernels. With Eigen (TensorFlow's d
 without AVX-512's neural-network extensions, e.g. an AMD EPYC before Zen 4) the rows are sorted by
 branch and split at the branch counts, and a layer is K small matmuls of each branch's exact rows on
 slices of the stack, with the hand-written gradient of `branch_chain` (which `partition` uses for many
-branches, on their own weights): Eigen's batched matmul of a few rows per batch is several times
-slower in the forward pass. With oneDNN (``TF_ENABLE_ONEDNN_OPTS=1``; on by default on CPUs with
-AVX512_VNNI or AVX512_BF16, newer Intel and Zen 4 AMD) a layer is one batched ``tf.linalg.matmul``
-over a zero-padded ``[K, n_max, d]`` block of the rows, whose weight gradient is written straight
-into the ``[K, in, out]`` stack: at K = 32 (width 256, batch 256, Adam) a training step took 0.77-0.87 of the time of the K matmuls, although the block holds
-~2x the rows under random routing. A batch whose block would hold more than `PADDED_ROWS_LIMIT` x
-its rows (a batch of one route holds K x), and a multiplexer of fewer than `PADDED_MIN_BRANCHES` branches
-(whose few matmuls have many rows each), take the K matmuls there too. The lazy update keeps the
-block (`lazy_stacked_forward`): it runs only the branches a batch uses, so there is little padding.
+branches, on their own weights): Eigen's batched matmul of a few rows per batch is several times slower
+in the forward pass. With oneDNN (``TF_ENABLE_ONEDNN_OPTS=1``; on by default on CPUs with AVX512_VNNI or
+AVX512_BF16, newer Intel and Zen 4 AMD) a layer is one batched ``tf.linalg.matmul`` over a zero-padded
+``[K, n_max, d]`` block of the rows, whose weight gradient is written straight into the ``[K, in, out]``
+stack: at K = 32 (width 256, batch 256, Adam) a training step took 0.77-0.87 of the time of the K
+matmuls, although the block holds ~2x the rows under random routing. A batch whose block would hold more
+than `PADDED_ROWS_LIMIT` x its rows (a batch of one route holds K x), and a multiplexer of fewer than
+`PADDED_MIN_BRANCHES` branches (whose few matmuls have many rows each), take the K matmuls there too.
+The lazy update keeps the block (`lazy_stacked_forward`): it runs only the branches a batch uses, so
+there is little padding.
 
 The optimizer then sees one variable per layer instead of K: `FusedAdam` updates each with a single
 ``ResourceApplyAdam`` kernel (one pass over weights, gradient and both moments), which is Keras's
